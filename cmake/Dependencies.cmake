@@ -1,0 +1,11 @@
+# Debian ships .pc files for all of these; Debian's HiredisConfig.cmake defines no targets.
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
+if(JOBQ_WITH_LMDB)
+  pkg_check_modules(LMDB REQUIRED IMPORTED_TARGET lmdb)
+  pkg_check_modules(MSGPACK REQUIRED IMPORTED_TARGET msgpack)
+endif()
+if(JOBQ_WITH_REDIS)
+  pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+endif()

@@ -1,0 +1,12 @@
+# JOBQ_SANITIZE: "" | "address,undefined" | "thread" (ASan and TSan exclude each other).
+if(JOBQ_SANITIZE)
+  if(JOBQ_SANITIZE MATCHES "thread" AND JOBQ_SANITIZE MATCHES "address")
+    message(FATAL_ERROR "JOBQ_SANITIZE: address and thread sanitizers exclude each other")
+  endif()
+  set(jobq_san_flags -fsanitize=${JOBQ_SANITIZE} -fno-omit-frame-pointer)
+  if(JOBQ_SANITIZE MATCHES "undefined")
+    list(APPEND jobq_san_flags -fno-sanitize-recover=undefined)
+  endif()
+  add_compile_options(${jobq_san_flags})
+  add_link_options(${jobq_san_flags})
+endif()

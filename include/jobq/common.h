@@ -1,0 +1,65 @@
+/*
+ * jobq — common definitions: export macro, version, allocator hook, small output types.
+ *
+ * Threading rule for the whole library: a jobq_store and a jobq_queue may be used from any
+ * number of threads at once; a jobq_job only inside the process callback that received it (or,
+ * in manual mode, by the one thread that fetched it); error messages are per thread.
+ */
+#ifndef JOBQ_COMMON_H
+#define JOBQ_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define JOBQ_EXTERN __attribute__((visibility("default")))
+#else
+#define JOBQ_EXTERN
+#endif
+
+#define JOBQ_VERSION_MAJOR 0
+#define JOBQ_VERSION_MINOR 1
+#define JOBQ_VERSION_PATCH 0
+#define JOBQ_VERSION       "0.1.0"
+
+/** Longest job id, queue name and job name in bytes (without the NUL). */
+#define JOBQ_ID_MAX         127
+#define JOBQ_QUEUE_NAME_MAX 200
+#define JOBQ_JOB_NAME_MAX   1024
+
+/** A job id, by value, so adding a job allocates nothing for its id. */
+typedef struct jobq_job_id {
+	char str[JOBQ_ID_MAX + 1];
+} jobq_job_id;
+
+/** A list of strings returned to the caller; free with jobq_strings_free(). */
+typedef struct jobq_strings {
+	size_t count;
+	char **items;
+} jobq_strings;
+
+/** Frees a list returned by the library. NULL is a no-op. Thread safety: any thread. */
+JOBQ_EXTERN void jobq_strings_free(jobq_strings *list);
+
+/**
+ * Allocator hook, set once before any other call. hiredis, msgpack-c and LMDB allocate with
+ * libc and ignore it. Thread safety: call before any other thread uses the library.
+ */
+typedef struct jobq_allocator {
+	void *ctx;
+	void *(*malloc)(void *ctx, size_t size);
+	void *(*realloc)(void *ctx, void *ptr, size_t size);
+	void (*free)(void *ctx, void *ptr);
+} jobq_allocator;
+
+/** Installs `a` (copied), or restores libc's allocator when `a` is NULL. */
+JOBQ_EXTERN int jobq_set_allocator(const jobq_allocator *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

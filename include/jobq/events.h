@@ -1,0 +1,63 @@
+/*
+ * jobq — the lifecycle events of a queue, with BullMQ's event names and fields: added,
+ * waiting, delayed, active, progress, completed, failed, retries-exhausted, stalled, drained,
+ * removed, cleaned, paused, resumed, duplicated, deduplicated.
+ */
+#ifndef JOBQ_EVENTS_H
+#define JOBQ_EVENTS_H
+
+#include "common.h"
+#include "queue.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct jobq_event_field {
+	const char *key;
+	const char *value;
+} jobq_event_field;
+
+/** One event. `id` is its cursor: events are ordered by it. */
+typedef struct jobq_event {
+	const char *id;
+	const char *event;  /* "completed", ... */
+	const char *job_id; /* NULL for queue events (drained, paused, ...) */
+	size_t nfields;     /* the other fields: prev, returnvalue, failedReason, delay, ... */
+	const jobq_event_field *fields;
+} jobq_event;
+
+typedef struct jobq_event_list jobq_event_list;
+JOBQ_EXTERN size_t jobq_event_list_count(const jobq_event_list *list);
+JOBQ_EXTERN const jobq_event *jobq_event_list_at(const jobq_event_list *list, size_t i);
+/** The cursor after the last event of the list (or the one read from, if empty). */
+JOBQ_EXTERN const char *jobq_event_list_cursor(const jobq_event_list *list);
+JOBQ_EXTERN void jobq_event_list_free(jobq_event_list *list);
+/** Value of field `key` of `e` ("jobId" and "event" included), or NULL. */
+JOBQ_EXTERN const char *jobq_event_get(const jobq_event *e, const char *key);
+
+#define JOBQ_EVENTS_START "0" /* cursor before the oldest retained event */
+#define JOBQ_EVENTS_NOW   "$" /* cursor after the newest event */
+
+/**
+ * Reads up to `max` events after cursor `after` (JOBQ_EVENTS_START, JOBQ_EVENTS_NOW or an
+ * event id). If none is there, waits up to `timeout_ms` of real time (0: do not wait; < 0:
+ * forever) for one. An empty list is not an error. Thread safety: any thread.
+ */
+JOBQ_EXTERN int jobq_events_read(jobq_event_list **out, jobq_queue *q, const char *after,
+                                 size_t max, int64_t timeout_ms);
+
+typedef struct jobq_subscription jobq_subscription;
+/** Called on the subscription's thread for each event; return non-zero to stop. */
+typedef int (*jobq_event_fn)(const jobq_event *e, void *payload);
+
+/** Calls `fn` for every event after `after`, from a thread of its own, until unsubscribed. */
+JOBQ_EXTERN int jobq_events_subscribe(jobq_subscription **out, jobq_queue *q, const char *after,
+                                      jobq_event_fn fn, void *payload);
+/** Stops and joins the subscription thread, then frees. Not from inside `fn`. */
+JOBQ_EXTERN void jobq_events_unsubscribe(jobq_subscription *sub);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,199 @@
+/*
+ * jobq — stores and queues. A store is one storage backend (opened by URL); it holds any
+ * number of named queues. Thread safety: stores and queues may be used from any number of
+ * threads at once.
+ */
+#ifndef JOBQ_QUEUE_H
+#define JOBQ_QUEUE_H
+
+#include "common.h"
+#include "clock.h"
+#include "job.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct jobq_store jobq_store;
+typedef struct jobq_queue jobq_queue;
+typedef struct jobq_backend jobq_backend;
+
+typedef struct jobq_store_options {
+	unsigned int version; /* JOBQ_STORE_OPTIONS_VERSION */
+	jobq_clock *clock;    /* NULL: the system clock. Must outlive the store. */
+} jobq_store_options;
+
+#define JOBQ_STORE_OPTIONS_VERSION 1
+#define JOBQ_STORE_OPTIONS_INIT                                                                    \
+	{ JOBQ_STORE_OPTIONS_VERSION, NULL }
+JOBQ_EXTERN int jobq_store_options_init(jobq_store_options *opts, unsigned int version);
+
+/**
+ * Opens a store by URL: `mem://` (private), `mem://NAME` (shared by every handle of NAME in
+ * this process), `lmdb:///abs/dir`, `lmdb:rel/dir`, `redis://[user:pass@]host:port[/db]
+ * [?prefix=bull]`, `redis+unix:///path.sock`. JOBQ_EINVAL for a malformed URL,
+ * JOBQ_ENOTSUP for a backend not built in. Thread safety: any thread.
+ */
+JOBQ_EXTERN int jobq_store_open(jobq_store **out, const char *url, const jobq_store_options *opts);
+/** Opens a store over a backend built by the caller; takes ownership of `backend` even on failure.
+ */
+JOBQ_EXTERN int jobq_store_open_backend(jobq_store **out, jobq_backend *backend,
+                                        const jobq_store_options *opts);
+/** Closes the store. Close its workers and queues first. NULL is a no-op. */
+JOBQ_EXTERN void jobq_store_close(jobq_store *store);
+/** The backend's name: "memory", "lmdb" or "redis". */
+JOBQ_EXTERN const char *jobq_store_backend_name(const jobq_store *store);
+JOBQ_EXTERN jobq_clock *jobq_store_clock(const jobq_store *store);
+
+/**
+ * Opens the queue `name` (1..JOBQ_QUEUE_NAME_MAX bytes of printable characters, no ':').
+ * The store must outlive the queue.
+ */
+JOBQ_EXTERN int jobq_queue_open(jobq_queue **out, jobq_store *store, const char *name);
+/** Closes the handle; waits in blocking calls on it return JOBQ_ECLOSED. NULL is a no-op. */
+JOBQ_EXTERN void jobq_queue_close(jobq_queue *q);
+JOBQ_EXTERN const char *jobq_queue_name(const jobq_queue *q);
+JOBQ_EXTERN jobq_store *jobq_queue_store(const jobq_queue *q);
+
+/* --- adding jobs ------------------------------------------------------------------------- */
+
+typedef enum jobq_add_outcome {
+	JOBQ_ADD_CREATED = 0, /* a new job */
+	JOBQ_ADD_DUPLICATE,   /* the custom id existed: its job is returned, nothing added */
+	JOBQ_ADD_DEDUPLICATED /* the dedup id had a live owner: the owner is returned */
+} jobq_add_outcome;
+
+/**
+ * Adds a job. `opts` NULL means defaults. On success `out` holds the new (or existing) id and
+ * the return value is a jobq_add_outcome (>= 0). Thread safety: any thread.
+ */
+JOBQ_EXTERN int jobq_queue_add(jobq_job_id *out, jobq_queue *q, const char *name, const void *data,
+                               size_t len, const jobq_job_options *opts);
+
+typedef struct jobq_job_spec {
+	const char *name;
+	const void *data;
+	size_t len;
+	const jobq_job_options *opts; /* NULL: defaults */
+} jobq_job_spec;
+
+/**
+ * Adds `n` jobs in one step: all are added or, on error, none. `out` (n entries) gets the ids
+ * and `outcomes` (optional, n entries) each job's jobq_add_outcome.
+ */
+JOBQ_EXTERN int jobq_queue_add_bulk(jobq_job_id *out, int *outcomes, jobq_queue *q,
+                                    const jobq_job_spec *jobs, size_t n);
+
+/* --- reading ----------------------------------------------------------------------------- */
+
+/** Gets a job with every field. JOBQ_ENOTFOUND if it does not exist. */
+JOBQ_EXTERN int jobq_queue_get_job(jobq_job **out, jobq_queue *q, const char *id);
+JOBQ_EXTERN int jobq_queue_get_state(jobq_state *out, jobq_queue *q, const char *id);
+
+typedef struct jobq_job_list {
+	size_t count;
+	jobq_job **jobs;
+} jobq_job_list;
+JOBQ_EXTERN void jobq_job_list_free(jobq_job_list *list);
+
+/**
+ * Lists jobs in `state`, skipping `offset`, at most `limit`. Order: waiting, prioritized,
+ * delayed and active in the order they run (next first); completed and failed newest first.
+ */
+JOBQ_EXTERN int jobq_queue_list(jobq_job_list **out, jobq_queue *q, jobq_state state, size_t offset,
+                                size_t limit);
+
+typedef struct jobq_counts {
+	uint64_t waiting;
+	uint64_t active;
+	uint64_t delayed;
+	uint64_t prioritized;
+	uint64_t completed;
+	uint64_t failed;
+	uint64_t paused; /* jobs in the legacy BullMQ 5 paused list; 0 elsewhere */
+	uint64_t waiting_children;
+} jobq_counts;
+JOBQ_EXTERN int jobq_queue_counts(jobq_counts *out, jobq_queue *q);
+JOBQ_EXTERN int jobq_queue_is_paused(int *out, jobq_queue *q);
+
+/** Log lines of a job, from `start` (0-based), at most `limit` (0: all). */
+JOBQ_EXTERN int jobq_queue_get_logs(jobq_strings **out, jobq_queue *q, const char *id, size_t start,
+                                    size_t limit);
+
+/* --- administration ---------------------------------------------------------------------- */
+
+/** Removes a job in any state but active-and-locked (JOBQ_ESTATE). JOBQ_ENOTFOUND if absent. */
+JOBQ_EXTERN int jobq_queue_remove(jobq_queue *q, const char *id);
+/** Pause: fetching stops, adds continue. Resume restarts fetching. Both emit events. */
+JOBQ_EXTERN int jobq_queue_pause(jobq_queue *q);
+JOBQ_EXTERN int jobq_queue_resume(jobq_queue *q);
+/** Removes every waiting and prioritized job, and delayed ones when `include_delayed`. */
+JOBQ_EXTERN int jobq_queue_drain(jobq_queue *q, int include_delayed);
+/**
+ * Removes up to `limit` (0: no limit) jobs in `state` older than `grace_ms`; returns their ids
+ * in `removed` (optional). Active jobs are removed only if unlocked.
+ */
+JOBQ_EXTERN int jobq_queue_clean(jobq_strings **removed, jobq_queue *q, jobq_state state,
+                                 int64_t grace_ms, size_t limit);
+/** Deletes the queue and all its jobs. Refuses (JOBQ_ESTATE) with active jobs unless `force`. */
+JOBQ_EXTERN int jobq_queue_obliterate(jobq_queue *q, int force);
+/** Makes a delayed job ready now; `id` NULL promotes all. Returns how many were promoted. */
+JOBQ_EXTERN int jobq_queue_promote(jobq_queue *q, const char *id);
+/** Moves a failed job back to waiting; `id` NULL retries all failed. Returns how many. */
+JOBQ_EXTERN int jobq_queue_retry(jobq_queue *q, const char *id);
+/** Progress (JSON text) of any job; emits a `progress` event. */
+JOBQ_EXTERN int jobq_queue_update_progress(jobq_queue *q, const char *id, const char *json);
+/** Appends a log line; returns the number of lines kept. */
+JOBQ_EXTERN int jobq_queue_add_log(jobq_queue *q, const char *id, const char *line);
+
+/* --- manual mode ------------------------------------------------------------------------- */
+
+/**
+ * Fetches the next job (waiting before prioritized; due delayed jobs are promoted first) and
+ * locks it for `lock_ms` with a fresh token (jobq_job_token). JOBQ_ENOJOB if none (or paused).
+ * Complete, fail or extend it with the calls below. Deferred failures (a job past its stall
+ * limit) are failed here and skipped.
+ */
+JOBQ_EXTERN int jobq_queue_fetch(jobq_job **out, jobq_queue *q, int64_t lock_ms);
+
+/** Completes job `id` if `token` holds its lock (else JOBQ_ELOCKLOST, nothing changes). */
+JOBQ_EXTERN int jobq_queue_complete(jobq_queue *q, const char *id, const char *token,
+                                    const char *result_json);
+/**
+ * Fails an attempt of job `id` under `token`. The core applies the job's attempts and backoff:
+ * the job is retried (waiting or delayed) or fails for good. Returns the job's new state.
+ */
+JOBQ_EXTERN int jobq_queue_fail(jobq_queue *q, const char *id, const char *token,
+                                const char *reason, unsigned int flags);
+/** Extends the lock of job `id` held by `token` to `lock_ms` from now. */
+JOBQ_EXTERN int jobq_queue_extend_lock(jobq_queue *q, const char *id, const char *token,
+                                       int64_t lock_ms);
+/** The same three on a fetched job handle. */
+JOBQ_EXTERN int jobq_job_complete(jobq_job *job, const char *result_json);
+JOBQ_EXTERN int jobq_job_fail(jobq_job *job, const char *reason, unsigned int flags);
+JOBQ_EXTERN int jobq_job_extend_lock(jobq_job *job, int64_t lock_ms);
+
+/**
+ * Runs one stalled-job check now: active jobs whose lock expired go back to waiting, or are
+ * failed past `max_stalled`. Returns the number of jobs recovered. Workers run it on their own.
+ */
+JOBQ_EXTERN int jobq_queue_check_stalled(jobq_queue *q, uint32_t max_stalled);
+
+/* --- request / response ------------------------------------------------------------------ */
+
+/**
+ * Waits until job `id` is completed or failed, up to `timeout_ms` of real time (< 0: forever).
+ * Woken by the store's events, not by polling. `out` (optional) gets the finished job. Returns
+ * 0 if it completed, JOBQ_ESTATE if it failed, JOBQ_ETIMEDOUT, JOBQ_ENOTFOUND.
+ */
+JOBQ_EXTERN int jobq_queue_wait_job(jobq_job **out, jobq_queue *q, const char *id,
+                                    int64_t timeout_ms);
+/** Adds a job and waits for its outcome, as jobq_queue_add then jobq_queue_wait_job. */
+JOBQ_EXTERN int jobq_queue_request(jobq_job **out, jobq_queue *q, const char *name,
+                                   const void *data, size_t len, const jobq_job_options *opts,
+                                   int64_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

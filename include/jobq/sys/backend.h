@@ -1,0 +1,277 @@
+/*
+ * jobq — the storage vtable, for backend writers.
+ *
+ * A backend owns atomic storage steps; the core owns policy (defaults, validation, attempts,
+ * backoff, lock renewal, reaper schedule, keep policies resolved per job). The contract:
+ *
+ * - Atomic and linearizable. Each operation is one step: one critical section (memory), one
+ *   write transaction (LMDB), one Lua script (Redis). A failed operation changes nothing.
+ * - Compare-and-swap on the lock token. extend_lock, complete, fail, release (and progress
+ *   with a token) check "active and token matches and lock not expired" inside that step; on
+ *   a mismatch they return JOBQ_ELOCKLOST and change nothing, so a stale call is harmless.
+ * - Backends never read a clock (but in wait_for_work): `now_ms` comes from the core. A backend
+ * without JOBQ_CAP_LOGICAL_CLOCK (Redis) may use its own server time for lock expiry.
+ * - Any operation may be called from any thread at the same time.
+ * - Inputs are borrowed for the call only; backends copy what they keep. Everything returned
+ *   through an out-parameter is allocated with jobq__malloc & co. so the core can free it.
+ * - Events are written by the backend inside the step that causes them, with BullMQ's names
+ *   and fields (bullmq-protocol.md §5); see each slot for which.
+ * - Errors: return a negative JOBQ_E* and set the detail with jobq_error_set().
+ * - Slots are only ever appended; a backend sets `version` to the JOBQ_BACKEND_VERSION it was
+ *   written for. Optional slots may be NULL; the core checks them in one place.
+ */
+#ifndef JOBQ_SYS_BACKEND_H
+#define JOBQ_SYS_BACKEND_H
+
+#include "../common.h"
+#include "../errors.h"
+#include "../job.h"
+#include "../queue.h"
+#include "../events.h"
+#include "../clock.h"
+#include "alloc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JOBQ_BACKEND_VERSION 1
+
+enum {
+	JOBQ_CAP_BLOCKING_WAIT = 1u << 0, /* wait_for_work and events_read really block */
+	JOBQ_CAP_DURABLE = 1u << 1,       /* survives a process restart */
+	JOBQ_CAP_MULTIPROCESS = 1u << 2,  /* several processes may share a queue */
+	JOBQ_CAP_LOGICAL_CLOCK = 1u << 3, /* lock expiry and due times follow now_ms only */
+	JOBQ_CAP_JSON_DATA = 1u << 4      /* job data must be JSON text (BullMQ interop) */
+};
+
+/* Sets the calling thread's error detail and returns `code`. */
+JOBQ_EXTERN int jobq_error_set(int code, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Clears the calling thread's error detail. */
+JOBQ_EXTERN void jobq_error_clear(void);
+
+/*
+ * A job as backends build it: allocate with jobq_job__new(), fill the fields with memory from
+ * jobq__malloc & co.; jobq_job_free() frees every pointer below. Users see it only through
+ * the accessors of jobq/job.h.
+ */
+struct jobq_job {
+	char *id;
+	char *name;
+	void *data; /* data_len bytes plus a NUL */
+	size_t data_len;
+	jobq_job_options opts; /* opts.job_id, opts.dedup_id, opts.backoff.custom_type owned */
+	jobq_state state;
+	int64_t timestamp;
+	int64_t processed_on;
+	int64_t finished_on;
+	int64_t delay_ms;
+	uint32_t priority;
+	uint32_t attempts_started;
+	uint32_t attempts_made;
+	uint32_t stalled_count;
+	char *progress;      /* JSON text or NULL */
+	char *result;        /* JSON text or NULL */
+	char *failed_reason; /* or NULL */
+	char **stacktrace;   /* stacktrace_count strings */
+	size_t stacktrace_count;
+	char *deferred_failure; /* BullMQ `defa`: fail at the next fetch without running */
+	char *token;            /* set by fetch: the lock token */
+	/* Owned by the core; backends leave it NULL. */
+	struct jobq_job_runtime *rt;
+};
+
+/* A zeroed job, or NULL on ENOMEM (error set). */
+JOBQ_EXTERN jobq_job *jobq_job__new(void);
+/* Copies `src`'s strings (job_id, dedup_id, backoff.custom_type) into `dst`. */
+JOBQ_EXTERN int jobq_job_options__copy(jobq_job_options *dst, const jobq_job_options *src);
+/* Frees the strings owned by an options struct filled by jobq_job_options__copy. */
+JOBQ_EXTERN void jobq_job_options__clear(jobq_job_options *opts);
+
+/* Building lists for the caller. */
+JOBQ_EXTERN int jobq_strings__append(jobq_strings **list, const char *s, size_t len);
+JOBQ_EXTERN int jobq_job_list__append(jobq_job_list **list, jobq_job *job); /* takes `job` */
+
+/* Event lists: backends append events in order; the list copies the strings. */
+JOBQ_EXTERN int jobq_event_list__new(jobq_event_list **out);
+/* Appends one event with `nfields` key/value pairs after the two fixed ones. */
+JOBQ_EXTERN int jobq_event_list__append(jobq_event_list *list, const char *id, const char *event,
+                                        const char *job_id, size_t nfields,
+                                        const jobq_event_field *fields);
+/* Sets the cursor reported by jobq_event_list_cursor (the last event's id by default). */
+JOBQ_EXTERN int jobq_event_list__set_cursor(jobq_event_list *list, const char *cursor);
+
+/* An add, as validated by the core: `opts` is never NULL and `opts->timestamp` is set. */
+typedef struct jobq_add_request {
+	const char *name;
+	const void *data;
+	size_t len;
+	const jobq_job_options *opts;
+} jobq_add_request;
+
+/* One failed attempt, decided by the core. */
+typedef struct jobq_failure {
+	const char *reason;  /* failedReason */
+	const char *stack;   /* appended to stacktrace (may be NULL) */
+	int64_t retry_at_ms; /* < 0: fail for good; <= now: back to waiting; > now: delayed */
+	jobq_keep keep;      /* resolved remove-on-fail policy (final failure only) */
+	uint32_t attempts;   /* the job's attempts option, for retries-exhausted */
+} jobq_failure;
+
+/* What fetch found out besides the job. */
+typedef struct jobq_fetch_info {
+	int64_t next_due_ms; /* due time of the earliest delayed job, or 0 if none */
+} jobq_fetch_info;
+
+typedef struct jobq_backend_queue jobq_backend_queue; /* each backend defines it */
+
+struct jobq_backend {
+	unsigned int version; /* JOBQ_BACKEND_VERSION */
+	const char *name;     /* "memory" | "lmdb" | "redis" */
+	uint32_t caps;        /* JOBQ_CAP_* */
+
+	/* -- version 1; mandatory unless marked optional -------------------------------------- */
+
+	/* Opens the backend's handle for queue `name` (validated by the core). */
+	int (*queue_open)(jobq_backend_queue **out, jobq_backend *b, const char *name);
+	void (*queue_close)(jobq_backend_queue *q);
+
+	/*
+	 * Adds `n` jobs in one step (all or none). Per job, as BullMQ's add: a custom id that
+	 * exists → outcome JOBQ_ADD_DUPLICATE, event `duplicated`, nothing else changes; a dedup
+	 * id whose key is live → JOBQ_ADD_DEDUPLICATED with the owner's id, event
+	 * `deduplicated`; else the job is created (generated ids are increasing integers per
+	 * queue, and the counter advances on every add): event `added`, then delay > 0 →
+	 * delayed (event `delayed`, field delay = due time), priority > 0 → prioritized, else
+	 * waiting (front when lifo) with event `waiting`. `outcomes` has n entries.
+	 */
+	int (*add)(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q,
+	           const jobq_add_request *reqs, size_t n, int64_t now_ms);
+
+	/*
+	 * Promotes due delayed jobs (event `waiting` prev delayed), then, unless paused, takes
+	 * the next job: waiting first (FIFO, lifo jobs at the front), then prioritized (lowest
+	 * priority number, FIFO within one). Locks it with `token` until now + lock_ms, sets
+	 * processed_on = now, attempts_started += 1, state active; event `active` prev waiting.
+	 * Returns the whole job (token set), or JOBQ_ENOJOB. `info` (optional) gets the next due
+	 * time whether or not a job was found.
+	 */
+	int (*fetch)(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q,
+	             const char *token, int64_t lock_ms, int64_t now_ms);
+
+	/* Sets the lock of active job `id` held by `token` to expire at now + lock_ms. */
+	int (*extend_lock)(jobq_backend_queue *q, const char *id, const char *token,
+	                   int64_t lock_ms, int64_t now_ms);
+
+	/*
+	 * Completes active job `id` held by `token`: attempts_made += 1, finished_on = now,
+	 * result, state completed; event `completed` (returnvalue, prev active); then applies
+	 * `keep` (resolved, never JOBQ_KEEP_DEFAULT) to the completed set; releases a dedup id
+	 * the job owns; event `drained` if nothing is waiting, prioritized or active.
+	 */
+	int (*complete)(jobq_backend_queue *q, const char *id, const char *token,
+	                const char *result_json, const jobq_keep *keep, int64_t now_ms);
+
+	/*
+	 * Fails an attempt of active job `id` held by `token`: attempts_made += 1,
+	 * failed_reason, stack appended. Then per f->retry_at_ms: back to waiting (event
+	 * `waiting` prev active), delayed until retry_at (event `delayed`), or failed for good
+	 * (finished_on, event `failed` with failedReason and prev active, then
+	 * `retries-exhausted` if attempts_made >= f->attempts, keep policy, dedup release,
+	 * `drained` as for complete). A job with deferred_failure is failed here too; the field
+	 * is cleared when the job lands in failed.
+	 */
+	int (*fail)(jobq_backend_queue *q, const char *id, const char *token, const jobq_failure *f,
+	            int64_t now_ms);
+
+	/*
+	 * Puts active job `id` held by `token` back at the front of waiting (or its priority)
+	 * without counting an attempt; event `waiting` prev active. Used on close.
+	 */
+	int (*release)(jobq_backend_queue *q, const char *id, const char *token, int64_t now_ms);
+
+	/*
+	 * The stalled check: every active job whose lock expired (logical clock: lock expiry <=
+	 * now) gets stalled_count += 1, goes to the front of waiting (events `waiting` prev
+	 * active, then `stalled`), and past `max_stalled` gets deferred_failure "job stalled
+	 * more than allowable limit", so the next fetch fails it. Returns the number recovered
+	 * (ids in `recovered`, optional). Backends that need BullMQ's two-phase protocol may
+	 * recover a job only on the second call after its lock expired.
+	 */
+	int (*reap_stalled)(jobq_strings **recovered, jobq_backend_queue *q, uint32_t max_stalled,
+	                    int64_t stalled_interval_ms, int64_t now_ms);
+
+	/* The whole job with its state; JOBQ_ENOTFOUND if absent. */
+	int (*get)(jobq_job **out, jobq_backend_queue *q, const char *id);
+	/* Lists `state` (order as jobq_queue_list); an empty list may be NULL. */
+	int (*list)(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t offset,
+	            size_t limit);
+	int (*counts)(jobq_counts *out, jobq_backend_queue *q);
+
+	/* Removes a job and its logs; JOBQ_ESTATE if active and locked. Event `removed` (prev). */
+	int (*remove)(jobq_backend_queue *q, const char *id, int64_t now_ms);
+	/* Pause or resume (event `paused` / `resumed`), and its state. */
+	int (*set_paused)(jobq_backend_queue *q, int paused, int64_t now_ms);
+	int (*is_paused)(int *out, jobq_backend_queue *q);
+	/* Deletes waiting and prioritized jobs (and delayed if asked). No events. */
+	int (*drain)(jobq_backend_queue *q, int include_delayed, int64_t now_ms);
+	/*
+	 * Removes up to `limit` (0: all) jobs of `state` whose age (finished_on, else
+	 * processed_on, else timestamp) is <= now - grace_ms; active ones only if unlocked
+	 * (lock expired). Event `cleaned` (count). Returns the count; ids in `removed`.
+	 */
+	int (*clean)(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,
+	             int64_t grace_ms, size_t limit, int64_t now_ms);
+	/* Deletes every job, event and setting of the queue; JOBQ_ESTATE with active jobs unless
+	 * `force`. The queue stays usable (empty, not paused). */
+	int (*obliterate)(jobq_backend_queue *q, int force, int64_t now_ms);
+	/* Moves delayed job `id` (NULL: all) to waiting/prioritized. Returns how many. Event
+	 * `waiting` prev delayed. JOBQ_ENOTFOUND / JOBQ_ESTATE for an absent / not delayed id. */
+	int (*promote)(jobq_backend_queue *q, const char *id, int64_t now_ms);
+	/* Moves failed job `id` (NULL: all failed) back to waiting, clearing finished_on,
+	 * processed_on, failed_reason (attempts kept). Returns how many. Event `waiting` prev
+	 * failed. */
+	int (*retry_failed)(jobq_backend_queue *q, const char *id, int64_t now_ms);
+
+	/* Sets progress (JSON, validated by the core); event `progress` (data). `token` NULL: no
+	 * lock check. */
+	int (*progress)(jobq_backend_queue *q, const char *id, const char *token, const char *json,
+	                int64_t now_ms);
+	/* Appends a log line, keeping the last `keep` (0: all). Returns the number kept. */
+	int (*add_log)(jobq_backend_queue *q, const char *id, const char *line, int64_t keep);
+	int (*get_logs)(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t start,
+	                size_t limit);
+
+	/*
+	 * Events after cursor `after` (JOBQ_EVENTS_START, JOBQ_EVENTS_NOW or an id), at most
+	 * `max`; when there are none, waits up to `timeout_ms` of real time (< 0 forever) if the
+	 * backend has JOBQ_CAP_BLOCKING_WAIT, else returns at once. Never returns a NULL list.
+	 * The retained history is at least the newest 10,000 events.
+	 */
+	int (*events_read)(jobq_event_list **out, jobq_backend_queue *q, const char *after,
+	                   size_t max, int64_t timeout_ms);
+
+	/*
+	 * Optional. Blocks up to `timeout_ms` of real time (< 0 forever) until work may be
+	 * available on `q`: returns at once if, under the backend's lock, the queue is not paused
+	 * and has a waiting or prioritized job, or a delayed job due at jobq_clock_now(clock)
+	 * (read under that lock, so that a manual clock's advance, which calls wake(), is never
+	 * missed). Otherwise sleeps until an add, retry, release, stall recovery, resume or
+	 * promote on `q`, or wake(). Returns 0 on a wake-up or timeout; spurious wake-ups are
+	 * allowed. This is the one place a backend reads the (core's) clock.
+	 */
+	int (*wait_for_work)(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms);
+	/* Optional. Wakes every wait_for_work and events_read in progress on this backend. */
+	void (*wake)(jobq_backend *b);
+
+	void (*free)(jobq_backend *b);
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,83 @@
+/*
+ * jobq — workers: `concurrency` handler threads fed by one fetch loop, a lock heartbeat and a
+ * stalled-job reaper. Callbacks run on worker threads, never under a library lock.
+ */
+#ifndef JOBQ_WORKER_H
+#define JOBQ_WORKER_H
+
+#include "common.h"
+#include "job.h"
+#include "queue.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct jobq_worker jobq_worker;
+
+/**
+ * Processes one job. Return 0 to complete it (with the result set by jobq_job_set_result,
+ * else JSON null), or a negative value to fail the attempt (reason from jobq_job_set_error).
+ */
+typedef int (*jobq_process_fn)(jobq_job *job, void *payload);
+
+/**
+ * Custom backoff: sets *delay_ms for the retry of attempt `attempts_made` (1-based) of a job
+ * whose backoff type is JOBQ_BACKOFF_CUSTOM (or any type, if no built-in applies). Return 0,
+ * or a negative value to fail the job for good.
+ */
+typedef int (*jobq_backoff_fn)(int64_t *delay_ms, const jobq_job *job, uint32_t attempts_made,
+                               const char *custom_type, const char *reason, void *payload);
+
+typedef struct jobq_worker_options {
+	unsigned int version;         /* JOBQ_WORKER_OPTIONS_VERSION */
+	unsigned int concurrency;     /* handler threads, default 1 */
+	int64_t lock_ms;              /* default 30000 */
+	int64_t lock_renew_ms;        /* heartbeat period; 0: lock_ms / 2 */
+	int64_t stalled_interval_ms;  /* reaper period, default 30000; < 0 disables the reaper */
+	uint32_t max_stalled;         /* stalls a job survives before failing, default 1 */
+	jobq_keep remove_on_complete; /* for jobs that do not set their own */
+	jobq_keep remove_on_fail;
+	jobq_backoff_fn backoff_fn; /* optional */
+	void *backoff_payload;
+} jobq_worker_options;
+
+#define JOBQ_WORKER_OPTIONS_VERSION 1
+#define JOBQ_WORKER_OPTIONS_INIT                                                                   \
+	{ JOBQ_WORKER_OPTIONS_VERSION, 1, 30000, 0, 30000, 1 }
+JOBQ_EXTERN int jobq_worker_options_init(jobq_worker_options *opts, unsigned int version);
+
+/**
+ * Creates a worker on `q` with a default handler (`fn` may be NULL if every job name gets its
+ * own handler through jobq_worker_on). The worker does not run until jobq_worker_start. Jobs
+ * whose name has no handler and no default fail with a clear reason.
+ */
+JOBQ_EXTERN int jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payload,
+                                const jobq_worker_options *opts);
+/** Registers the handler for jobs named `name`. Only before jobq_worker_start. */
+JOBQ_EXTERN int jobq_worker_on(jobq_worker *w, const char *name, jobq_process_fn fn, void *payload);
+JOBQ_EXTERN int jobq_worker_start(jobq_worker *w);
+/**
+ * Graceful close: stops fetching, lets running handlers finish for up to `deadline_ms` of
+ * real time (< 0: no limit), then sets their cancellation flag and waits for them; jobs whose
+ * handler fails after cancellation go back to waiting without using an attempt. Joins all
+ * threads. Thread safety: any thread, not from inside a handler.
+ */
+JOBQ_EXTERN int jobq_worker_close(jobq_worker *w, int64_t deadline_ms);
+/** Asks the worker to stop fetching, without waiting. Callable from a handler or signal-safe
+ * contexts other than a signal handler. */
+JOBQ_EXTERN void jobq_worker_stop(jobq_worker *w);
+/** Closes (if needed, with no deadline) and frees. NULL is a no-op. */
+JOBQ_EXTERN void jobq_worker_free(jobq_worker *w);
+
+typedef struct jobq_worker_stats {
+	uint64_t completed; /* jobs this worker completed */
+	uint64_t failed;    /* attempts that failed (retried or not) */
+	uint64_t running;   /* handlers running now */
+} jobq_worker_stats;
+JOBQ_EXTERN void jobq_worker_get_stats(jobq_worker_stats *out, jobq_worker *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
