@@ -1,0 +1,26 @@
+/*
+ * Backend dispatch: open a backend from a store URL, and the one place where optional vtable
+ * slots are checked. Each built-in backend provides its URL opener below.
+ */
+#ifndef JOBQ_BACKENDS_BACKEND_H
+#define JOBQ_BACKENDS_BACKEND_H
+
+#include "jobq/sys/backend.h"
+
+/* Opens the backend named by `url` (see jobq_store_open). */
+int jobq__backend_open_url(jobq_backend **out, const char *url);
+/* Checks a backend's version and mandatory slots; JOBQ_EVERSION / JOBQ_EINVAL if unusable. */
+int jobq__backend_check(const jobq_backend *b);
+
+/* URL openers of the built-in backends; each gets the whole URL. */
+int jobq__memory_open_url(jobq_backend **out, const char *url);
+#ifdef JOBQ_HAVE_LMDB
+/* `url` is the whole URL: lmdb:///abs/dir, lmdb:rel/dir (query options allowed). */
+int jobq__lmdb_open_url(jobq_backend **out, const char *url);
+#endif
+#ifdef JOBQ_HAVE_REDIS
+/* `url` is the whole URL: redis://..., rediss:// is refused, redis+unix:///path.sock. */
+int jobq__redis_open_url(jobq_backend **out, const char *url);
+#endif
+
+#endif
