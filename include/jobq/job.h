@@ -83,7 +83,7 @@ typedef struct jobq_job_options {
 
 #define JOBQ_JOB_OPTIONS_VERSION 1
 #define JOBQ_JOB_OPTIONS_INIT                                                                      \
-	{ JOBQ_JOB_OPTIONS_VERSION }
+	{ .version = JOBQ_JOB_OPTIONS_VERSION }
 #define JOBQ_PRIORITY_MAX 2097151u
 
 /** Fills `opts` with the defaults. JOBQ_EVERSION if `version` is not supported. */

@@ -44,7 +44,10 @@ typedef struct jobq_worker_options {
 
 #define JOBQ_WORKER_OPTIONS_VERSION 1
 #define JOBQ_WORKER_OPTIONS_INIT                                                                   \
-	{ JOBQ_WORKER_OPTIONS_VERSION, 1, 30000, 0, 30000, 1 }
+	{                                                                                          \
+		.version = JOBQ_WORKER_OPTIONS_VERSION, .concurrency = 1, .lock_ms = 30000,        \
+		.stalled_interval_ms = 30000, .max_stalled = 1                                     \
+	}
 JOBQ_EXTERN int jobq_worker_options_init(jobq_worker_options *opts, unsigned int version);
 
 /**

@@ -1,0 +1,62 @@
+/*
+ * Opening backends by URL, and the check of a backend's vtable: the one place where the
+ * version and the mandatory slots are verified.
+ */
+#include <string.h>
+
+#include "backends/backend.h"
+
+static int
+has_prefix(const char *s, const char *prefix) {
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int
+jobq__backend_open_url(jobq_backend **out, const char *url) {
+	if (url == NULL || url[0] == '\0')
+		return jobq_error_set(JOBQ_EINVAL, "store URL is empty");
+	if (has_prefix(url, "mem:"))
+		return jobq__memory_open_url(out, url);
+	if (has_prefix(url, "lmdb:")) {
+#ifdef JOBQ_HAVE_LMDB
+		return jobq__lmdb_open_url(out, url);
+#else
+		return jobq_error_set(JOBQ_ENOTSUP, "'%s': this jobq was built without LMDB", url);
+#endif
+	}
+	if (has_prefix(url, "redis:") || has_prefix(url, "redis+unix:") ||
+	    has_prefix(url, "rediss:")) {
+#ifdef JOBQ_HAVE_REDIS
+		return jobq__redis_open_url(out, url);
+#else
+		return jobq_error_set(JOBQ_ENOTSUP, "'%s': this jobq was built without Redis", url);
+#endif
+	}
+	return jobq_error_set(JOBQ_EINVAL,
+	                      "store URL '%s' has an unknown scheme (expected mem://, lmdb:, "
+	                      "redis:// or redis+unix://)",
+	                      url);
+}
+
+int
+jobq__backend_check(const jobq_backend *b) {
+	if (b == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "backend is NULL");
+	if (b->version == 0 || b->version > JOBQ_BACKEND_VERSION)
+		return jobq_error_set(JOBQ_EVERSION,
+		                      "backend '%s' has version %u; this jobq knows 1..%d",
+		                      b->name ? b->name : "?", b->version, JOBQ_BACKEND_VERSION);
+		/* Every version-1 slot but wait_for_work and wake is mandatory. */
+#define NEED(slot)                                                                                 \
+	if (b->slot == NULL)                                                                       \
+		return jobq_error_set(JOBQ_EINVAL, "backend '%s' lacks the mandatory slot " #slot, \
+		                      b->name ? b->name : "?");
+	NEED(queue_open)
+	NEED(queue_close) NEED(add) NEED(fetch) NEED(extend_lock) NEED(complete) NEED(fail)
+	    NEED(release) NEED(reap_stalled) NEED(get) NEED(list) NEED(counts) NEED(remove)
+	        NEED(set_paused) NEED(is_paused) NEED(drain) NEED(clean) NEED(obliterate)
+	            NEED(promote) NEED(retry_failed) NEED(progress) NEED(add_log) NEED(get_logs)
+	                NEED(events_read) NEED(free)
+#undef NEED
+	                    return 0;
+}

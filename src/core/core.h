@@ -1,0 +1,98 @@
+/*
+ * Internal declarations shared by the files of src/core. Never included by backends.
+ */
+#ifndef JOBQ_CORE_H
+#define JOBQ_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "jobq.h"
+#include "jobq/sys/backend.h"
+
+/* --- clock (clock.c) ---------------------------------------------------------------------- */
+
+typedef void (*jobq_clock_listener_fn)(void *arg);
+/* Calls `fn(arg)` after every advance of a manual clock (no-op for the system clock). */
+int jobq_clock__listen(jobq_clock *clock, jobq_clock_listener_fn fn, void *arg);
+void jobq_clock__unlisten(jobq_clock *clock, jobq_clock_listener_fn fn, void *arg);
+int jobq_clock__is_manual(const jobq_clock *clock);
+/* Monotonic real time in ms, for real-time deadlines. */
+int64_t jobq_clock__monotonic_ms(void);
+/* A timespec for pthread_cond_timedwait on a CLOCK_MONOTONIC condvar, `ms` from now. */
+void jobq_clock__deadline(struct timespec *ts, int64_t ms);
+/* Initializes a condvar that waits on CLOCK_MONOTONIC. */
+int jobq_clock__cond_init(pthread_cond_t *cond);
+
+/* --- validation (validate.c) -------------------------------------------------------------- */
+
+int jobq__validate_queue_name(const char *name);
+int jobq__validate_job_name(const char *name);
+int jobq__validate_custom_id(const char *id);
+int jobq__validate_job_options(const jobq_job_options *opts);
+int jobq__validate_json(const char *what, const char *json, size_t len);
+
+/* --- retry policy (retry.c) --------------------------------------------------------------- */
+
+/*
+ * The delay before retrying attempt `attempts_made` (1-based count including the one that just
+ * failed) under `backoff`; `rand01` in [0,1) drives jitter. Returns 0 and sets *delay_ms, or
+ * JOBQ_ENOTSUP for a custom type (the caller asks the worker's callback).
+ */
+int jobq__backoff_delay(int64_t *delay_ms, const jobq_backoff *backoff, uint32_t attempts_made,
+                        double rand01);
+/* A uniform random number in [0,1), thread-safe. */
+double jobq__random01(void);
+
+/* --- stores and queues (store.c) ---------------------------------------------------------- */
+
+struct jobq_store {
+	jobq_backend *backend;
+	jobq_clock *clock;
+	atomic_uint_fast64_t token_counter;
+	char instance_id[24]; /* random, makes lock tokens unique across processes */
+};
+
+struct jobq_queue {
+	jobq_store *store;
+	jobq_backend_queue *bq;
+	char *name;
+	atomic_int closed;
+};
+
+/* A fresh lock token "<instance>:<n>" written to buf (at least 48 bytes). */
+void jobq_store__new_token(jobq_store *s, char *buf, size_t size);
+int64_t jobq_queue__now(const jobq_queue *q);
+
+/*
+ * Fails an attempt of a fetched job: applies attempts, backoff (and the worker's callback),
+ * unrecoverable flag and keep policy. `worker_keep` may be NULL. Returns the new state or < 0.
+ */
+typedef struct jobq_fail_policy {
+	const jobq_keep *worker_keep_on_fail;
+	jobq_backoff_fn backoff_fn;
+	void *backoff_payload;
+} jobq_fail_policy;
+int jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, const char *reason,
+                         unsigned int flags, const jobq_fail_policy *policy);
+/* Resolves a keep policy: the job's own, else the worker's, else keep all. */
+jobq_keep jobq__resolve_keep(const jobq_keep *job_keep, const jobq_keep *worker_keep);
+/* Fetch for workers and manual mode: fails deferred-failure jobs and fetches again. */
+int jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const char *token,
+                      int64_t lock_ms, const jobq_fail_policy *policy);
+
+/* --- jobs (job.c) ------------------------------------------------------------------------- */
+
+/* What the core attaches to a job handed to a handler or fetched in manual mode. */
+struct jobq_job_runtime {
+	jobq_queue *queue;
+	char *result; /* set by jobq_job_set_result */
+	char *error;  /* set by jobq_job_set_error */
+	unsigned int error_flags;
+	const atomic_int *cancelled; /* owned by the worker, or NULL */
+	atomic_int lock_lost;
+};
+
+int jobq_job__attach(jobq_job *job, jobq_queue *q);
+
+#endif

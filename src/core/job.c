@@ -1,0 +1,342 @@
+/* Jobs: construction for backends, read accessors, and the calls a handler makes on its job. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core.h"
+
+static const char *const state_names[JOBQ_STATE__COUNT] = {
+    [JOBQ_STATE_UNKNOWN] = "unknown",
+    [JOBQ_STATE_WAITING] = "waiting",
+    [JOBQ_STATE_PRIORITIZED] = "prioritized",
+    [JOBQ_STATE_DELAYED] = "delayed",
+    [JOBQ_STATE_ACTIVE] = "active",
+    [JOBQ_STATE_COMPLETED] = "completed",
+    [JOBQ_STATE_FAILED] = "failed",
+    [JOBQ_STATE_PAUSED] = "paused",
+    [JOBQ_STATE_WAITING_CHILDREN] = "waiting-children",
+};
+
+const char *
+jobq_state_name(jobq_state state) {
+	if ((unsigned)state >= JOBQ_STATE__COUNT)
+		return "unknown";
+	return state_names[state];
+}
+
+int
+jobq_state_parse(jobq_state *out, const char *name) {
+	if (name == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "state: name is NULL");
+	if (strcmp(name, "wait") == 0) {
+		*out = JOBQ_STATE_WAITING;
+		return 0;
+	}
+	for (int s = JOBQ_STATE_WAITING; s < JOBQ_STATE__COUNT; s++) {
+		if (strcmp(name, state_names[s]) == 0) {
+			*out = (jobq_state)s;
+			return 0;
+		}
+	}
+	return jobq_error_set(JOBQ_EINVAL,
+	                      "unknown state '%s' (expected waiting, prioritized, delayed, active, "
+	                      "completed, failed, paused or waiting-children)",
+	                      name);
+}
+
+int
+jobq_job_options_init(jobq_job_options *opts, unsigned int version) {
+	if (opts == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "job options: NULL");
+	if (version != JOBQ_JOB_OPTIONS_VERSION)
+		return jobq_error_set(JOBQ_EVERSION,
+		                      "job options: version %u not supported (want %u)", version,
+		                      JOBQ_JOB_OPTIONS_VERSION);
+	*opts = (jobq_job_options)JOBQ_JOB_OPTIONS_INIT;
+	return 0;
+}
+
+int
+jobq_job_options__copy(jobq_job_options *dst, const jobq_job_options *src) {
+	jobq_job_options copy = *src;
+	copy.job_id = NULL;
+	copy.dedup_id = NULL;
+	copy.backoff.custom_type = NULL;
+	if ((src->job_id && (copy.job_id = jobq__strdup(src->job_id)) == NULL) ||
+	    (src->dedup_id && (copy.dedup_id = jobq__strdup(src->dedup_id)) == NULL) ||
+	    (src->backoff.custom_type &&
+	     (copy.backoff.custom_type = jobq__strdup(src->backoff.custom_type)) == NULL)) {
+		jobq_job_options__clear(&copy);
+		return JOBQ_ENOMEM;
+	}
+	*dst = copy;
+	return 0;
+}
+
+void
+jobq_job_options__clear(jobq_job_options *opts) {
+	jobq__free((char *)(uintptr_t)opts->job_id);
+	jobq__free((char *)(uintptr_t)opts->dedup_id);
+	jobq__free((char *)(uintptr_t)opts->backoff.custom_type);
+	opts->job_id = NULL;
+	opts->dedup_id = NULL;
+	opts->backoff.custom_type = NULL;
+}
+
+jobq_job *
+jobq_job__new(void) {
+	return jobq__calloc(1, sizeof(jobq_job));
+}
+
+int
+jobq_job__attach(jobq_job *job, jobq_queue *q) {
+	if (job->rt == NULL) {
+		job->rt = jobq__calloc(1, sizeof(*job->rt));
+		if (job->rt == NULL)
+			return JOBQ_ENOMEM;
+	}
+	job->rt->queue = q;
+	return 0;
+}
+
+void
+jobq_job_free(jobq_job *job) {
+	if (job == NULL)
+		return;
+	jobq__free(job->id);
+	jobq__free(job->name);
+	jobq__free(job->data);
+	jobq_job_options__clear(&job->opts);
+	jobq__free(job->progress);
+	jobq__free(job->result);
+	jobq__free(job->failed_reason);
+	for (size_t i = 0; i < job->stacktrace_count; i++)
+		jobq__free(job->stacktrace[i]);
+	jobq__free(job->stacktrace);
+	jobq__free(job->deferred_failure);
+	jobq__free(job->token);
+	if (job->rt != NULL) {
+		jobq__free(job->rt->result);
+		jobq__free(job->rt->error);
+		jobq__free(job->rt);
+	}
+	jobq__free(job);
+}
+
+int
+jobq_job_list__append(jobq_job_list **list, jobq_job *job) {
+	if (*list == NULL) {
+		*list = jobq__calloc(1, sizeof(**list));
+		if (*list == NULL)
+			return JOBQ_ENOMEM;
+	}
+	jobq_job_list *l = *list;
+	if ((l->count & (l->count - 1)) == 0) {
+		size_t cap = l->count ? l->count * 2 : 4;
+		jobq_job **jobs = jobq__realloc(l->jobs, cap * sizeof(*jobs));
+		if (jobs == NULL)
+			return JOBQ_ENOMEM;
+		l->jobs = jobs;
+	}
+	l->jobs[l->count++] = job;
+	return 0;
+}
+
+void
+jobq_job_list_free(jobq_job_list *list) {
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < list->count; i++)
+		jobq_job_free(list->jobs[i]);
+	jobq__free(list->jobs);
+	jobq__free(list);
+}
+
+/* --- accessors ---------------------------------------------------------------------------- */
+
+const char *
+jobq_job_id_of(const jobq_job *job) {
+	return job->id;
+}
+
+const char *
+jobq_job_name(const jobq_job *job) {
+	return job->name;
+}
+
+const char *
+jobq_job_queue_name(const jobq_job *job) {
+	return job->rt && job->rt->queue ? job->rt->queue->name : NULL;
+}
+
+const void *
+jobq_job_data(const jobq_job *job, size_t *len) {
+	if (len != NULL)
+		*len = job->data_len;
+	return job->data ? job->data : "";
+}
+
+const jobq_job_options *
+jobq_job_options_of(const jobq_job *job) {
+	return &job->opts;
+}
+
+jobq_state
+jobq_job_state(const jobq_job *job) {
+	return job->state;
+}
+
+int64_t
+jobq_job_timestamp(const jobq_job *job) {
+	return job->timestamp;
+}
+
+int64_t
+jobq_job_processed_on(const jobq_job *job) {
+	return job->processed_on;
+}
+
+int64_t
+jobq_job_finished_on(const jobq_job *job) {
+	return job->finished_on;
+}
+
+int64_t
+jobq_job_delay(const jobq_job *job) {
+	return job->delay_ms;
+}
+
+uint32_t
+jobq_job_priority(const jobq_job *job) {
+	return job->priority;
+}
+
+uint32_t
+jobq_job_attempts_started(const jobq_job *job) {
+	return job->attempts_started;
+}
+
+uint32_t
+jobq_job_attempts_made(const jobq_job *job) {
+	return job->attempts_made;
+}
+
+uint32_t
+jobq_job_stalled_count(const jobq_job *job) {
+	return job->stalled_count;
+}
+
+const char *
+jobq_job_progress(const jobq_job *job) {
+	return job->progress;
+}
+
+const char *
+jobq_job_result(const jobq_job *job) {
+	return job->result;
+}
+
+const char *
+jobq_job_failed_reason(const jobq_job *job) {
+	return job->failed_reason;
+}
+
+size_t
+jobq_job_stacktrace_count(const jobq_job *job) {
+	return job->stacktrace_count;
+}
+
+const char *
+jobq_job_stacktrace_at(const jobq_job *job, size_t i) {
+	return i < job->stacktrace_count ? job->stacktrace[i] : NULL;
+}
+
+const char *
+jobq_job_token(const jobq_job *job) {
+	return job->token;
+}
+
+/* --- handler side ------------------------------------------------------------------------- */
+
+static int
+need_runtime(const jobq_job *job, const char *what) {
+	if (job == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "%s: job is NULL", what);
+	if (job->rt == NULL || job->rt->queue == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "%s: job %s was not fetched by this process",
+		                      what, job->id ? job->id : "?");
+	return 0;
+}
+
+int
+jobq_job_set_result(jobq_job *job, const char *json, size_t len) {
+	int rc = need_runtime(job, "set result");
+	if (rc < 0)
+		return rc;
+	if (json == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "set result: json is NULL");
+	if ((rc = jobq__validate_json("result", json, len)) < 0)
+		return rc;
+	char *copy = jobq__strndup(json, len);
+	if (copy == NULL)
+		return JOBQ_ENOMEM;
+	jobq__free(job->rt->result);
+	job->rt->result = copy;
+	return 0;
+}
+
+int
+jobq_job_set_error(jobq_job *job, unsigned int flags, const char *fmt, ...) {
+	int rc = need_runtime(job, "set error");
+	if (rc < 0)
+		return rc;
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt ? fmt : "failed", ap);
+	va_end(ap);
+	char *copy = jobq__strdup(buf);
+	if (copy == NULL)
+		return JOBQ_ENOMEM;
+	jobq__free(job->rt->error);
+	job->rt->error = copy;
+	job->rt->error_flags = flags;
+	return JOBQ_EUSER;
+}
+
+int
+jobq_job_update_progress(jobq_job *job, const char *json) {
+	int rc = need_runtime(job, "progress");
+	if (rc < 0)
+		return rc;
+	if (json == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "progress: json is NULL");
+	if ((rc = jobq__validate_json("progress", json, strlen(json))) < 0)
+		return rc;
+	jobq_queue *q = job->rt->queue;
+	rc = q->store->backend->progress(q->bq, job->id, job->token, json, jobq_queue__now(q));
+	if (rc == JOBQ_ELOCKLOST)
+		atomic_store(&job->rt->lock_lost, 1);
+	return rc;
+}
+
+int
+jobq_job_log(jobq_job *job, const char *line) {
+	int rc = need_runtime(job, "log");
+	if (rc < 0)
+		return rc;
+	if (line == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "log: line is NULL");
+	jobq_queue *q = job->rt->queue;
+	return q->store->backend->add_log(q->bq, job->id, line, job->opts.keep_logs);
+}
+
+int
+jobq_job_is_cancelled(const jobq_job *job) {
+	return job->rt && job->rt->cancelled && atomic_load(job->rt->cancelled);
+}
+
+int
+jobq_job_lock_lost(const jobq_job *job) {
+	return job->rt && atomic_load(&job->rt->lock_lost);
+}

@@ -1,0 +1,751 @@
+/*
+ * Stores and queues: option defaults and validation, then one backend step per call. The
+ * retry decision for a failed attempt lives here too (jobq_queue__fail_job), shared by
+ * workers and manual mode.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core.h"
+#include "backends/backend.h"
+
+/* --- stores ------------------------------------------------------------------------------- */
+
+static void
+wake_backend(void *arg) {
+	jobq_store *s = arg;
+	if (s->backend->wake != NULL)
+		s->backend->wake(s->backend);
+}
+
+int
+jobq_store_options_init(jobq_store_options *opts, unsigned int version) {
+	if (opts == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "store options: NULL");
+	if (version != JOBQ_STORE_OPTIONS_VERSION)
+		return jobq_error_set(JOBQ_EVERSION, "store options: version %u not supported",
+		                      version);
+	*opts = (jobq_store_options)JOBQ_STORE_OPTIONS_INIT;
+	return 0;
+}
+
+int
+jobq_store_open_backend(jobq_store **out, jobq_backend *backend, const jobq_store_options *opts) {
+	int rc = 0;
+	if (out == NULL)
+		rc = jobq_error_set(JOBQ_EINVAL, "store open: out is NULL");
+	else if (opts != NULL && opts->version != JOBQ_STORE_OPTIONS_VERSION)
+		rc = jobq_error_set(JOBQ_EVERSION, "store options: version %u not supported",
+		                    opts->version);
+	else
+		rc = jobq__backend_check(backend);
+	if (rc < 0) {
+		if (backend != NULL && backend->free != NULL)
+			backend->free(backend);
+		return rc;
+	}
+	jobq_store *s = jobq__calloc(1, sizeof(*s));
+	if (s == NULL) {
+		backend->free(backend);
+		return JOBQ_ENOMEM;
+	}
+	s->backend = backend;
+	s->clock = (opts && opts->clock) ? opts->clock : jobq_clock_system();
+	/* A random instance id keeps lock tokens unique across processes and restarts. */
+	snprintf(s->instance_id, sizeof(s->instance_id), "%08llx%08llx",
+	         (unsigned long long)(jobq__random01() * 4294967296.0),
+	         (unsigned long long)(jobq__random01() * 4294967296.0));
+	if ((rc = jobq_clock__listen(s->clock, wake_backend, s)) < 0) {
+		backend->free(backend);
+		jobq__free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+int
+jobq_store_open(jobq_store **out, const char *url, const jobq_store_options *opts) {
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "store open: out is NULL");
+	jobq_backend *b = NULL;
+	int rc = jobq__backend_open_url(&b, url);
+	if (rc < 0)
+		return rc;
+	return jobq_store_open_backend(out, b, opts);
+}
+
+void
+jobq_store_close(jobq_store *s) {
+	if (s == NULL)
+		return;
+	jobq_clock__unlisten(s->clock, wake_backend, s);
+	s->backend->free(s->backend);
+	jobq__free(s);
+}
+
+const char *
+jobq_store_backend_name(const jobq_store *s) {
+	return s->backend->name;
+}
+
+jobq_clock *
+jobq_store_clock(const jobq_store *s) {
+	return s->clock;
+}
+
+void
+jobq_store__new_token(jobq_store *s, char *buf, size_t size) {
+	uint64_t n = atomic_fetch_add(&s->token_counter, 1) + 1;
+	snprintf(buf, size, "%s:%llu", s->instance_id, (unsigned long long)n);
+}
+
+/* --- queues ------------------------------------------------------------------------------- */
+
+int
+jobq_queue_open(jobq_queue **out, jobq_store *store, const char *name) {
+	if (out == NULL || store == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "queue open: out and store are required");
+	int rc = jobq__validate_queue_name(name);
+	if (rc < 0)
+		return rc;
+	jobq_queue *q = jobq__calloc(1, sizeof(*q));
+	if (q == NULL)
+		return JOBQ_ENOMEM;
+	q->store = store;
+	q->name = jobq__strdup(name);
+	if (q->name == NULL) {
+		jobq__free(q);
+		return JOBQ_ENOMEM;
+	}
+	if ((rc = store->backend->queue_open(&q->bq, store->backend, name)) < 0) {
+		jobq__free(q->name);
+		jobq__free(q);
+		return rc;
+	}
+	*out = q;
+	return 0;
+}
+
+void
+jobq_queue_close(jobq_queue *q) {
+	if (q == NULL)
+		return;
+	atomic_store(&q->closed, 1);
+	q->store->backend->queue_close(q->bq);
+	jobq__free(q->name);
+	jobq__free(q);
+}
+
+const char *
+jobq_queue_name(const jobq_queue *q) {
+	return q->name;
+}
+
+jobq_store *
+jobq_queue_store(const jobq_queue *q) {
+	return q->store;
+}
+
+int64_t
+jobq_queue__now(const jobq_queue *q) {
+	return jobq_clock_now(q->store->clock);
+}
+
+/* Every public call on a queue starts here. */
+static int
+check_queue(const jobq_queue *q, const char *what) {
+	if (q == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "%s: queue is NULL", what);
+	if (atomic_load(&q->closed))
+		return jobq_error_set(JOBQ_ECLOSED, "%s: queue '%s' is closed", what, q->name);
+	return 0;
+}
+
+static int
+check_id(const char *id, const char *what) {
+	if (id == NULL || id[0] == '\0')
+		return jobq_error_set(JOBQ_EINVAL, "%s: job id is empty", what);
+	if (strlen(id) > JOBQ_ID_MAX)
+		return jobq_error_set(JOBQ_ENOTFOUND,
+		                      "%s: no job '%.40s...' (ids are at most %d bytes)", what, id,
+		                      JOBQ_ID_MAX);
+	return 0;
+}
+
+#define BACKEND(q) ((q)->store->backend)
+
+/* --- adding ------------------------------------------------------------------------------- */
+
+static const jobq_job_options default_job_options = JOBQ_JOB_OPTIONS_INIT;
+
+/* Validates one add and fills `opts_out` (a copy with the timestamp set). */
+static int
+prepare_add(jobq_job_options *opts_out, const jobq_queue *q, const jobq_job_spec *spec,
+            int64_t now) {
+	const jobq_job_options *opts = spec->opts ? spec->opts : &default_job_options;
+	int rc;
+	if ((rc = jobq__validate_job_name(spec->name)) < 0 ||
+	    (rc = jobq__validate_job_options(opts)) < 0)
+		return rc;
+	if (spec->data == NULL && spec->len > 0)
+		return jobq_error_set(JOBQ_EINVAL, "add: data is NULL but its length is %zu",
+		                      spec->len);
+	if (opts->size_limit > 0 && spec->len > opts->size_limit)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "add: data is %zu bytes, over the job's size limit of %zu",
+		                      spec->len, opts->size_limit);
+	if (BACKEND(q)->caps & JOBQ_CAP_JSON_DATA) {
+		if (spec->len == 0)
+			return jobq_error_set(JOBQ_EINVAL,
+			                      "add: this store needs JSON data (BullMQ); got none");
+		if ((rc = jobq__validate_json("job data", spec->data, spec->len)) < 0)
+			return rc;
+	}
+	*opts_out = *opts;
+	if (opts_out->timestamp == 0)
+		opts_out->timestamp = now;
+	return 0;
+}
+
+int
+jobq_queue_add_bulk(jobq_job_id *out, int *outcomes, jobq_queue *q, const jobq_job_spec *jobs,
+                    size_t n) {
+	int rc = check_queue(q, "add");
+	if (rc < 0)
+		return rc;
+	if (out == NULL || (jobs == NULL && n > 0))
+		return jobq_error_set(JOBQ_EINVAL, "add: ids and jobs are required");
+	if (n == 0)
+		return 0;
+	jobq_add_request one_req;
+	jobq_job_options one_opts;
+	int one_outcome;
+	jobq_add_request *reqs = n == 1 ? &one_req : jobq__malloc(n * sizeof(*reqs));
+	jobq_job_options *opts = n == 1 ? &one_opts : jobq__malloc(n * sizeof(*opts));
+	int *outc = outcomes ? outcomes : (n == 1 ? &one_outcome : jobq__malloc(n * sizeof(int)));
+	if (reqs == NULL || opts == NULL || outc == NULL) {
+		rc = JOBQ_ENOMEM;
+		goto done;
+	}
+	int64_t now = jobq_queue__now(q);
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = prepare_add(&opts[i], q, &jobs[i], now)) < 0) {
+			if (n > 1) {
+				char detail[512];
+				snprintf(detail, sizeof(detail), "%s", jobq_error_message());
+				jobq_error_set(rc, "job %zu of %zu: %s", i + 1, n, detail);
+			}
+			goto done;
+		}
+		reqs[i] = (jobq_add_request){jobs[i].name, jobs[i].data, jobs[i].len, &opts[i]};
+	}
+	rc = BACKEND(q)->add(out, outc, q->bq, reqs, n, now);
+	if (rc >= 0)
+		rc = n == 1 ? outc[0] : 0;
+done:
+	if (n > 1) {
+		jobq__free(reqs);
+		jobq__free(opts);
+	}
+	if (outc != outcomes && outc != &one_outcome)
+		jobq__free(outc);
+	return rc;
+}
+
+int
+jobq_queue_add(jobq_job_id *out, jobq_queue *q, const char *name, const void *data, size_t len,
+               const jobq_job_options *opts) {
+	jobq_job_spec spec = {name, data, len, opts};
+	return jobq_queue_add_bulk(out, NULL, q, &spec, 1);
+}
+
+/* --- reading ------------------------------------------------------------------------------ */
+
+int
+jobq_queue_get_job(jobq_job **out, jobq_queue *q, const char *id) {
+	int rc = check_queue(q, "get job");
+	if (rc < 0 || (rc = check_id(id, "get job")) < 0)
+		return rc;
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "get job: out is NULL");
+	*out = NULL;
+	if ((rc = BACKEND(q)->get(out, q->bq, id)) < 0)
+		return rc;
+	if ((rc = jobq_job__attach(*out, q)) < 0) {
+		jobq_job_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int
+jobq_queue_get_state(jobq_state *out, jobq_queue *q, const char *id) {
+	jobq_job *job = NULL;
+	int rc = jobq_queue_get_job(&job, q, id);
+	if (rc < 0)
+		return rc;
+	*out = job->state;
+	jobq_job_free(job);
+	return 0;
+}
+
+int
+jobq_queue_list(jobq_job_list **out, jobq_queue *q, jobq_state state, size_t offset, size_t limit) {
+	int rc = check_queue(q, "list");
+	if (rc < 0)
+		return rc;
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "list: out is NULL");
+	if (state <= JOBQ_STATE_UNKNOWN || state >= JOBQ_STATE__COUNT)
+		return jobq_error_set(JOBQ_EINVAL, "list: invalid state %d", (int)state);
+	*out = NULL;
+	if ((rc = BACKEND(q)->list(out, q->bq, state, offset, limit)) < 0)
+		return rc;
+	if (*out == NULL)
+		*out = jobq__calloc(1, sizeof(**out));
+	if (*out == NULL)
+		return JOBQ_ENOMEM;
+	for (size_t i = 0; i < (*out)->count; i++)
+		if ((rc = jobq_job__attach((*out)->jobs[i], q)) < 0) {
+			jobq_job_list_free(*out);
+			*out = NULL;
+			return rc;
+		}
+	return 0;
+}
+
+int
+jobq_queue_counts(jobq_counts *out, jobq_queue *q) {
+	int rc = check_queue(q, "counts");
+	if (rc < 0)
+		return rc;
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "counts: out is NULL");
+	memset(out, 0, sizeof(*out));
+	return BACKEND(q)->counts(out, q->bq);
+}
+
+int
+jobq_queue_is_paused(int *out, jobq_queue *q) {
+	int rc = check_queue(q, "is paused");
+	if (rc < 0)
+		return rc;
+	return BACKEND(q)->is_paused(out, q->bq);
+}
+
+int
+jobq_queue_get_logs(jobq_strings **out, jobq_queue *q, const char *id, size_t start, size_t limit) {
+	int rc = check_queue(q, "get logs");
+	if (rc < 0 || (rc = check_id(id, "get logs")) < 0)
+		return rc;
+	*out = NULL;
+	rc = BACKEND(q)->get_logs(out, q->bq, id, start, limit);
+	if (rc >= 0 && *out == NULL && (*out = jobq__calloc(1, sizeof(**out))) == NULL)
+		rc = JOBQ_ENOMEM;
+	return rc;
+}
+
+/* --- administration ----------------------------------------------------------------------- */
+
+int
+jobq_queue_remove(jobq_queue *q, const char *id) {
+	int rc = check_queue(q, "remove");
+	if (rc < 0 || (rc = check_id(id, "remove")) < 0)
+		return rc;
+	return BACKEND(q)->remove(q->bq, id, jobq_queue__now(q));
+}
+
+int
+jobq_queue_pause(jobq_queue *q) {
+	int rc = check_queue(q, "pause");
+	return rc < 0 ? rc : BACKEND(q)->set_paused(q->bq, 1, jobq_queue__now(q));
+}
+
+int
+jobq_queue_resume(jobq_queue *q) {
+	int rc = check_queue(q, "resume");
+	return rc < 0 ? rc : BACKEND(q)->set_paused(q->bq, 0, jobq_queue__now(q));
+}
+
+int
+jobq_queue_drain(jobq_queue *q, int include_delayed) {
+	int rc = check_queue(q, "drain");
+	return rc < 0 ? rc : BACKEND(q)->drain(q->bq, include_delayed, jobq_queue__now(q));
+}
+
+int
+jobq_queue_clean(jobq_strings **removed, jobq_queue *q, jobq_state state, int64_t grace_ms,
+                 size_t limit) {
+	int rc = check_queue(q, "clean");
+	if (rc < 0)
+		return rc;
+	if (grace_ms < 0)
+		return jobq_error_set(JOBQ_EINVAL, "clean: grace %lld ms is negative",
+		                      (long long)grace_ms);
+	switch (state) {
+	case JOBQ_STATE_WAITING:
+	case JOBQ_STATE_PRIORITIZED:
+	case JOBQ_STATE_DELAYED:
+	case JOBQ_STATE_ACTIVE:
+	case JOBQ_STATE_COMPLETED:
+	case JOBQ_STATE_FAILED:
+	case JOBQ_STATE_PAUSED:
+		break;
+	default:
+		return jobq_error_set(JOBQ_EINVAL, "clean: cannot clean state '%s'",
+		                      jobq_state_name(state));
+	}
+	if (removed != NULL)
+		*removed = NULL;
+	return BACKEND(q)->clean(removed, q->bq, state, grace_ms, limit, jobq_queue__now(q));
+}
+
+int
+jobq_queue_obliterate(jobq_queue *q, int force) {
+	int rc = check_queue(q, "obliterate");
+	return rc < 0 ? rc : BACKEND(q)->obliterate(q->bq, force, jobq_queue__now(q));
+}
+
+int
+jobq_queue_promote(jobq_queue *q, const char *id) {
+	int rc = check_queue(q, "promote");
+	if (rc < 0 || (id != NULL && (rc = check_id(id, "promote")) < 0))
+		return rc;
+	return BACKEND(q)->promote(q->bq, id, jobq_queue__now(q));
+}
+
+int
+jobq_queue_retry(jobq_queue *q, const char *id) {
+	int rc = check_queue(q, "retry");
+	if (rc < 0 || (id != NULL && (rc = check_id(id, "retry")) < 0))
+		return rc;
+	return BACKEND(q)->retry_failed(q->bq, id, jobq_queue__now(q));
+}
+
+int
+jobq_queue_update_progress(jobq_queue *q, const char *id, const char *json) {
+	int rc = check_queue(q, "progress");
+	if (rc < 0 || (rc = check_id(id, "progress")) < 0)
+		return rc;
+	if (json == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "progress: json is NULL");
+	if ((rc = jobq__validate_json("progress", json, strlen(json))) < 0)
+		return rc;
+	return BACKEND(q)->progress(q->bq, id, NULL, json, jobq_queue__now(q));
+}
+
+int
+jobq_queue_add_log(jobq_queue *q, const char *id, const char *line) {
+	int rc = check_queue(q, "add log");
+	if (rc < 0 || (rc = check_id(id, "add log")) < 0)
+		return rc;
+	if (line == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "add log: line is NULL");
+	jobq_job *job = NULL;
+	if ((rc = BACKEND(q)->get(&job, q->bq, id)) < 0)
+		return rc;
+	int64_t keep = job->opts.keep_logs;
+	jobq_job_free(job);
+	return BACKEND(q)->add_log(q->bq, id, line, keep);
+}
+
+/* --- attempts: complete, fail, extend ------------------------------------------------------ */
+
+jobq_keep
+jobq__resolve_keep(const jobq_keep *job_keep, const jobq_keep *worker_keep) {
+	if (job_keep != NULL && job_keep->mode != JOBQ_KEEP_DEFAULT)
+		return *job_keep;
+	if (worker_keep != NULL && worker_keep->mode != JOBQ_KEEP_DEFAULT)
+		return *worker_keep;
+	return (jobq_keep){JOBQ_KEEP_ALL, -1, -1};
+}
+
+int
+jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, const char *reason,
+                     unsigned int flags, const jobq_fail_policy *policy) {
+	const jobq_job_options *o = &job->opts;
+	uint32_t made = job->attempts_made + 1; /* counting the attempt that just failed */
+	int64_t now = jobq_queue__now(q);
+	int retry = !(flags & JOBQ_FAIL_UNRECOVERABLE) && job->deferred_failure == NULL &&
+	            made < o->attempts;
+	int64_t delay = 0;
+	if (retry) {
+		int rc = jobq__backoff_delay(&delay, &o->backoff, made, jobq__random01());
+		if (rc == JOBQ_ENOTSUP) {
+			/* A custom strategy: only the worker's callback knows it. */
+			if (policy == NULL || policy->backoff_fn == NULL ||
+			    policy->backoff_fn(&delay, job, made, o->backoff.custom_type, reason,
+			                       policy->backoff_payload) < 0 ||
+			    delay < 0)
+				retry = 0;
+			else if (o->backoff.max_delay_ms > 0 && delay > o->backoff.max_delay_ms)
+				delay = o->backoff.max_delay_ms;
+		}
+	}
+	jobq_failure f = {
+	    .reason = reason ? reason : "failed",
+	    .stack = reason ? reason : "failed",
+	    .retry_at_ms = retry ? now + delay : -1,
+	    .keep =
+	        jobq__resolve_keep(&o->remove_on_fail, policy ? policy->worker_keep_on_fail : NULL),
+	    .attempts = o->attempts,
+	};
+	int rc = BACKEND(q)->fail(q->bq, job->id, token, &f, now);
+	if (rc < 0)
+		return rc;
+	if (!retry)
+		return JOBQ_STATE_FAILED;
+	if (delay > 0)
+		return JOBQ_STATE_DELAYED;
+	return job->priority > 0 ? JOBQ_STATE_PRIORITIZED : JOBQ_STATE_WAITING;
+}
+
+int
+jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const char *token,
+                  int64_t lock_ms, const jobq_fail_policy *policy) {
+	/* Jobs past their stall limit come back marked; fail them here and look again. */
+	for (;;) {
+		jobq_job *job = NULL;
+		int rc = BACKEND(q)->fetch(&job, info, q->bq, token, lock_ms, jobq_queue__now(q));
+		if (rc < 0)
+			return rc;
+		if (job->deferred_failure == NULL) {
+			if ((rc = jobq_job__attach(job, q)) < 0) {
+				jobq_job_free(job);
+				return rc;
+			}
+			*out = job;
+			return 0;
+		}
+		rc = jobq_queue__fail_job(q, job, token, job->deferred_failure,
+		                          JOBQ_FAIL_UNRECOVERABLE, policy);
+		jobq_job_free(job);
+		if (rc < 0 && rc != JOBQ_ELOCKLOST)
+			return rc;
+	}
+}
+
+int
+jobq_queue_fetch(jobq_job **out, jobq_queue *q, int64_t lock_ms) {
+	int rc = check_queue(q, "fetch");
+	if (rc < 0)
+		return rc;
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "fetch: out is NULL");
+	if (lock_ms <= 0)
+		return jobq_error_set(JOBQ_EINVAL, "fetch: lock duration %lld ms must be positive",
+		                      (long long)lock_ms);
+	char token[64];
+	jobq_store__new_token(q->store, token, sizeof(token));
+	*out = NULL;
+	return jobq_queue__fetch(out, NULL, q, token, lock_ms, NULL);
+}
+
+static int
+complete_with(jobq_queue *q, const char *id, const char *token, const char *result_json,
+              const jobq_keep *keep) {
+	int rc;
+	if (result_json == NULL)
+		result_json = "null";
+	else if ((rc = jobq__validate_json("result", result_json, strlen(result_json))) < 0)
+		return rc;
+	return BACKEND(q)->complete(q->bq, id, token, result_json, keep, jobq_queue__now(q));
+}
+
+static int
+check_attempt_args(jobq_queue *q, const char *id, const char *token, const char *what) {
+	int rc = check_queue(q, what);
+	if (rc < 0 || (rc = check_id(id, what)) < 0)
+		return rc;
+	if (token == NULL || token[0] == '\0')
+		return jobq_error_set(JOBQ_EINVAL, "%s: token is empty", what);
+	return 0;
+}
+
+int
+jobq_queue_complete(jobq_queue *q, const char *id, const char *token, const char *result_json) {
+	int rc = check_attempt_args(q, id, token, "complete");
+	if (rc < 0)
+		return rc;
+	jobq_job *job = NULL;
+	if ((rc = BACKEND(q)->get(&job, q->bq, id)) < 0)
+		return rc;
+	jobq_keep keep = jobq__resolve_keep(&job->opts.remove_on_complete, NULL);
+	jobq_job_free(job);
+	return complete_with(q, id, token, result_json, &keep);
+}
+
+int
+jobq_queue_fail(jobq_queue *q, const char *id, const char *token, const char *reason,
+                unsigned int flags) {
+	int rc = check_attempt_args(q, id, token, "fail");
+	if (rc < 0)
+		return rc;
+	jobq_job *job = NULL;
+	if ((rc = BACKEND(q)->get(&job, q->bq, id)) < 0)
+		return rc;
+	rc = jobq_queue__fail_job(q, job, token, reason, flags, NULL);
+	jobq_job_free(job);
+	return rc;
+}
+
+int
+jobq_queue_extend_lock(jobq_queue *q, const char *id, const char *token, int64_t lock_ms) {
+	int rc = check_attempt_args(q, id, token, "extend lock");
+	if (rc < 0)
+		return rc;
+	if (lock_ms <= 0)
+		return jobq_error_set(JOBQ_EINVAL, "extend lock: duration %lld ms must be positive",
+		                      (long long)lock_ms);
+	return BACKEND(q)->extend_lock(q->bq, id, token, lock_ms, jobq_queue__now(q));
+}
+
+static int
+check_fetched(const jobq_job *job, const char *what) {
+	if (job == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "%s: job is NULL", what);
+	if (job->rt == NULL || job->rt->queue == NULL || job->token == NULL)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "%s: job %s was not fetched (it has no lock token)", what,
+		                      job->id ? job->id : "?");
+	return 0;
+}
+
+int
+jobq_job_complete(jobq_job *job, const char *result_json) {
+	int rc = check_fetched(job, "complete");
+	if (rc < 0 || (rc = check_queue(job->rt->queue, "complete")) < 0)
+		return rc;
+	jobq_keep keep = jobq__resolve_keep(&job->opts.remove_on_complete, NULL);
+	return complete_with(job->rt->queue, job->id, job->token, result_json, &keep);
+}
+
+int
+jobq_job_fail(jobq_job *job, const char *reason, unsigned int flags) {
+	int rc = check_fetched(job, "fail");
+	if (rc < 0 || (rc = check_queue(job->rt->queue, "fail")) < 0)
+		return rc;
+	return jobq_queue__fail_job(job->rt->queue, job, job->token, reason, flags, NULL);
+}
+
+int
+jobq_job_extend_lock(jobq_job *job, int64_t lock_ms) {
+	int rc = check_fetched(job, "extend lock");
+	if (rc < 0)
+		return rc;
+	return jobq_queue_extend_lock(job->rt->queue, job->id, job->token, lock_ms);
+}
+
+int
+jobq_queue_check_stalled(jobq_queue *q, uint32_t max_stalled) {
+	int rc = check_queue(q, "check stalled");
+	if (rc < 0)
+		return rc;
+	return BACKEND(q)->reap_stalled(NULL, q->bq, max_stalled, 0, jobq_queue__now(q));
+}
+
+/* --- request / response ------------------------------------------------------------------- */
+
+/* Reads events in rounds of at most this long, re-checking the job between rounds, so that a
+ * trimmed event history can never leave a waiter stuck. */
+enum { WAIT_ROUND_MS = 1000 };
+
+static int
+finished_outcome(jobq_job **out, jobq_job *job) {
+	int rc = job->state == JOBQ_STATE_COMPLETED ? 0 : JOBQ_ESTATE;
+	if (rc < 0)
+		jobq_error_set(JOBQ_ESTATE, "job %s failed: %s", job->id,
+		               job->failed_reason ? job->failed_reason : "(no reason)");
+	if (out != NULL)
+		*out = job;
+	else
+		jobq_job_free(job);
+	return rc;
+}
+
+int
+jobq_queue_wait_job(jobq_job **out, jobq_queue *q, const char *id, int64_t timeout_ms) {
+	int rc = check_queue(q, "wait job");
+	if (rc < 0 || (rc = check_id(id, "wait job")) < 0)
+		return rc;
+	if (out != NULL)
+		*out = NULL;
+	/* Take the event cursor before looking at the job, so no outcome falls in between. */
+	jobq_event_list *list = NULL;
+	if ((rc = jobq_events_read(&list, q, JOBQ_EVENTS_NOW, 1, 0)) < 0)
+		return rc;
+	const char *c = jobq_event_list_cursor(list);
+	char *cursor = jobq__strdup(c ? c : JOBQ_EVENTS_START);
+	jobq_event_list_free(list);
+	if (cursor == NULL)
+		return JOBQ_ENOMEM;
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX : jobq_clock__monotonic_ms() + timeout_ms;
+	int blocking = (BACKEND(q)->caps & JOBQ_CAP_BLOCKING_WAIT) != 0;
+	for (;;) {
+		jobq_job *job = NULL;
+		if ((rc = jobq_queue_get_job(&job, q, id)) < 0)
+			break;
+		if (job->state == JOBQ_STATE_COMPLETED || job->state == JOBQ_STATE_FAILED) {
+			rc = finished_outcome(out, job);
+			break;
+		}
+		jobq_job_free(job);
+		/* Read events until this job's outcome shows up or the round ends. */
+		int seen = 0;
+		int64_t round_end = jobq_clock__monotonic_ms() + WAIT_ROUND_MS;
+		while (!seen) {
+			int64_t now = jobq_clock__monotonic_ms();
+			int64_t left = (deadline < round_end ? deadline : round_end) - now;
+			if (left <= 0)
+				break;
+			if (!blocking) {
+				struct timespec ts = {0,
+				                      10 * 1000000L}; /* no blocking read: poll */
+				nanosleep(&ts, NULL);
+			}
+			if ((rc = jobq_events_read(&list, q, cursor, 256, blocking ? left : 0)) < 0)
+				goto out;
+			for (size_t i = 0; i < jobq_event_list_count(list); i++) {
+				const jobq_event *e = jobq_event_list_at(list, i);
+				if (e->job_id != NULL && strcmp(e->job_id, id) == 0 &&
+				    (strcmp(e->event, "completed") == 0 ||
+				     strcmp(e->event, "failed") == 0 ||
+				     strcmp(e->event, "removed") == 0))
+					seen = 1;
+			}
+			c = jobq_event_list_cursor(list);
+			if (c != NULL && strcmp(c, cursor) != 0) {
+				char *next = jobq__strdup(c);
+				if (next == NULL) {
+					jobq_event_list_free(list);
+					rc = JOBQ_ENOMEM;
+					goto out;
+				}
+				jobq__free(cursor);
+				cursor = next;
+			}
+			jobq_event_list_free(list);
+		}
+		if (!seen && jobq_clock__monotonic_ms() >= deadline) {
+			rc = jobq_error_set(JOBQ_ETIMEDOUT,
+			                    "wait job: job %s did not finish in %lld ms", id,
+			                    (long long)timeout_ms);
+			break;
+		}
+	}
+out:
+	jobq__free(cursor);
+	return rc;
+}
+
+int
+jobq_queue_request(jobq_job **out, jobq_queue *q, const char *name, const void *data, size_t len,
+                   const jobq_job_options *opts, int64_t timeout_ms) {
+	jobq_job_id id;
+	int rc = jobq_queue_add(&id, q, name, data, len, opts);
+	if (rc < 0)
+		return rc;
+	return jobq_queue_wait_job(out, q, id.str, timeout_ms);
+}

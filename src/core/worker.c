@@ -1,0 +1,522 @@
+/*
+ * The worker runtime: `concurrency` handler threads, each fetching and running jobs, with one
+ * of them at a time blocked in the backend's wait for work while the others wait on the
+ * worker's condvar; and one timer thread for the lock heartbeat and the stalled-job reaper.
+ * Handlers run with no library lock held.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core.h"
+
+typedef struct handler {
+	char *name;
+	jobq_process_fn fn;
+	void *payload;
+} handler;
+
+/* What the heartbeat needs of a running job; the handler thread owns `job` itself. */
+typedef struct slot {
+	int busy;
+	uint64_t seq; /* bumped per job, so a late heartbeat result never hits the next job */
+	char id[JOBQ_ID_MAX + 1];
+	char token[64];
+	atomic_int *lock_lost;
+} slot;
+
+struct jobq_worker {
+	jobq_queue *q;
+	jobq_worker_options opts;
+	jobq_process_fn default_fn;
+	void *default_payload;
+	handler *handlers;
+	size_t nhandlers;
+	jobq_fail_policy policy;
+
+	pthread_mutex_t mu;
+	pthread_cond_t idle_cv;  /* handler threads waiting for the waiter's news */
+	pthread_cond_t timer_cv; /* the timer thread; also signalled by a manual clock */
+	pthread_cond_t done_cv;  /* a handler finished a job or a thread exited */
+	int waiter_active;
+	uint64_t work_gen;
+	uint64_t clock_gen;
+	unsigned int alive;
+	slot *slots;
+
+	pthread_t *threads;
+	pthread_t timer;
+	int started;
+	int closed;
+	atomic_int stopping;
+	atomic_int cancelled;
+	atomic_int timer_stop;
+	atomic_uint_fast64_t completed;
+	atomic_uint_fast64_t failed;
+	atomic_uint_fast64_t running;
+};
+
+typedef struct thread_arg {
+	jobq_worker *w;
+	unsigned int index;
+} thread_arg;
+
+/* An idle worker re-checks the store at least this often (BullMQ's drainDelay). */
+enum { IDLE_WAIT_MS = 5000, ERROR_BACKOFF_MIN_MS = 50, ERROR_BACKOFF_MAX_MS = 5000 };
+
+int
+jobq_worker_options_init(jobq_worker_options *opts, unsigned int version) {
+	if (opts == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "worker options: NULL");
+	if (version != JOBQ_WORKER_OPTIONS_VERSION)
+		return jobq_error_set(JOBQ_EVERSION, "worker options: version %u not supported",
+		                      version);
+	*opts = (jobq_worker_options)JOBQ_WORKER_OPTIONS_INIT;
+	return 0;
+}
+
+static int
+validate_worker_options(const jobq_worker_options *o) {
+	if (o->version != JOBQ_WORKER_OPTIONS_VERSION)
+		return jobq_error_set(JOBQ_EVERSION,
+		                      "worker options: version %u not supported (want %u)",
+		                      o->version, JOBQ_WORKER_OPTIONS_VERSION);
+	if (o->concurrency == 0 || o->concurrency > 10000)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "worker options: concurrency %u is not in 1..10000",
+		                      o->concurrency);
+	if (o->lock_ms <= 0)
+		return jobq_error_set(JOBQ_EINVAL, "worker options: lock_ms %lld must be positive",
+		                      (long long)o->lock_ms);
+	if (o->lock_renew_ms < 0 || o->lock_renew_ms >= o->lock_ms)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "worker options: lock_renew_ms %lld must be in 0..lock_ms-1",
+		                      (long long)o->lock_renew_ms);
+	if (o->stalled_interval_ms == 0)
+		return jobq_error_set(JOBQ_EINVAL, "worker options: stalled_interval_ms is 0 (use "
+		                                   "a negative value to disable the reaper)");
+	return 0;
+}
+
+static void
+clock_advanced(void *arg) {
+	jobq_worker *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->clock_gen++;
+	pthread_cond_broadcast(&w->timer_cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int
+jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payload,
+                const jobq_worker_options *opts) {
+	static const jobq_worker_options defaults = JOBQ_WORKER_OPTIONS_INIT;
+	if (out == NULL || q == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "worker: out and queue are required");
+	if (atomic_load(&q->closed))
+		return jobq_error_set(JOBQ_ECLOSED, "worker: queue '%s' is closed", q->name);
+	if (opts == NULL)
+		opts = &defaults;
+	int rc = validate_worker_options(opts);
+	if (rc < 0)
+		return rc;
+	jobq_worker *w = jobq__calloc(1, sizeof(*w));
+	if (w == NULL)
+		return JOBQ_ENOMEM;
+	w->q = q;
+	w->opts = *opts;
+	if (w->opts.lock_renew_ms == 0)
+		w->opts.lock_renew_ms = w->opts.lock_ms / 2;
+	w->default_fn = fn;
+	w->default_payload = payload;
+	w->policy.worker_keep_on_fail = &w->opts.remove_on_fail;
+	w->policy.backoff_fn = w->opts.backoff_fn;
+	w->policy.backoff_payload = w->opts.backoff_payload;
+	w->slots = jobq__calloc(opts->concurrency, sizeof(*w->slots));
+	w->threads = jobq__calloc(opts->concurrency, sizeof(*w->threads));
+	if (w->slots == NULL || w->threads == NULL) {
+		jobq__free(w->slots);
+		jobq__free(w->threads);
+		jobq__free(w);
+		return JOBQ_ENOMEM;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	jobq_clock__cond_init(&w->idle_cv);
+	jobq_clock__cond_init(&w->timer_cv);
+	jobq_clock__cond_init(&w->done_cv);
+	*out = w;
+	return 0;
+}
+
+int
+jobq_worker_on(jobq_worker *w, const char *name, jobq_process_fn fn, void *payload) {
+	if (w == NULL || name == NULL || fn == NULL)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "worker on: worker, name and handler are required");
+	if (w->started)
+		return jobq_error_set(JOBQ_ESTATE, "worker on: the worker is already started");
+	for (size_t i = 0; i < w->nhandlers; i++)
+		if (strcmp(w->handlers[i].name, name) == 0) {
+			w->handlers[i].fn = fn;
+			w->handlers[i].payload = payload;
+			return 0;
+		}
+	handler *h = jobq__realloc(w->handlers, (w->nhandlers + 1) * sizeof(*h));
+	if (h == NULL)
+		return JOBQ_ENOMEM;
+	w->handlers = h;
+	char *copy = jobq__strdup(name);
+	if (copy == NULL)
+		return JOBQ_ENOMEM;
+	w->handlers[w->nhandlers++] = (handler){copy, fn, payload};
+	return 0;
+}
+
+static const handler *
+find_handler(const jobq_worker *w, const char *name, handler *fallback) {
+	for (size_t i = 0; i < w->nhandlers; i++)
+		if (strcmp(w->handlers[i].name, name) == 0)
+			return &w->handlers[i];
+	if (w->default_fn == NULL)
+		return NULL;
+	*fallback = (handler){NULL, w->default_fn, w->default_payload};
+	return fallback;
+}
+
+/* --- running one job ---------------------------------------------------------------------- */
+
+static void
+finish_job(jobq_worker *w, jobq_job *job, int rc) {
+	jobq_queue *q = w->q;
+	if (atomic_load(&job->rt->lock_lost))
+		return; /* someone else owns it now; its outcome is not ours to write */
+	if (rc >= 0) {
+		jobq_keep keep =
+		    jobq__resolve_keep(&job->opts.remove_on_complete, &w->opts.remove_on_complete);
+		const char *result = job->rt->result ? job->rt->result : "null";
+		rc = q->store->backend->complete(q->bq, job->id, job->token, result, &keep,
+		                                 jobq_queue__now(q));
+		if (rc >= 0)
+			atomic_fetch_add(&w->completed, 1);
+		return;
+	}
+	atomic_fetch_add(&w->failed, 1);
+	if (atomic_load(&w->cancelled)) {
+		/* Closing past the deadline: give the job back without using an attempt. */
+		q->store->backend->release(q->bq, job->id, job->token, jobq_queue__now(q));
+		return;
+	}
+	char fallback[160];
+	const char *reason = job->rt->error;
+	if (reason == NULL) {
+		snprintf(fallback, sizeof(fallback), "handler returned %d (%s)", rc,
+		         jobq_strerror(rc));
+		reason = fallback;
+	}
+	jobq_queue__fail_job(q, job, job->token, reason, job->rt->error_flags, &w->policy);
+}
+
+static void
+run_job(jobq_worker *w, unsigned int index, jobq_job *job) {
+	slot *s = &w->slots[index];
+	job->rt->cancelled = &w->cancelled;
+	pthread_mutex_lock(&w->mu);
+	s->busy = 1;
+	s->seq++;
+	snprintf(s->id, sizeof(s->id), "%s", job->id);
+	snprintf(s->token, sizeof(s->token), "%s", job->token);
+	s->lock_lost = &job->rt->lock_lost;
+	pthread_mutex_unlock(&w->mu);
+	atomic_fetch_add(&w->running, 1);
+
+	handler fallback;
+	const handler *h = find_handler(w, job->name, &fallback);
+	int rc;
+	if (h == NULL)
+		rc = jobq_job_set_error(job, JOBQ_FAIL_UNRECOVERABLE,
+		                        "no handler for job name '%s' and no default handler",
+		                        job->name);
+	else
+		rc = h->fn(job, h->payload);
+
+	pthread_mutex_lock(&w->mu);
+	s->busy = 0;
+	pthread_mutex_unlock(&w->mu);
+	finish_job(w, job, rc);
+	atomic_fetch_sub(&w->running, 1);
+	pthread_mutex_lock(&w->mu);
+	pthread_cond_broadcast(&w->done_cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* --- waiting for work --------------------------------------------------------------------- */
+
+static void
+wait_real_ms(jobq_worker *w, pthread_cond_t *cv, int64_t ms) {
+	struct timespec ts;
+	jobq_clock__deadline(&ts, ms);
+	pthread_mutex_lock(&w->mu);
+	if (!atomic_load(&w->stopping))
+		pthread_cond_timedwait(cv, &w->mu, &ts);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* One thread blocks in the backend; the others wait for it to come back with news. */
+static void
+wait_for_work(jobq_worker *w, int64_t next_due_ms) {
+	jobq_queue *q = w->q;
+	jobq_clock *clock = q->store->clock;
+	pthread_mutex_lock(&w->mu);
+	if (w->waiter_active) {
+		uint64_t gen = w->work_gen;
+		while (w->work_gen == gen && !atomic_load(&w->stopping))
+			pthread_cond_wait(&w->idle_cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+		return;
+	}
+	w->waiter_active = 1;
+	pthread_mutex_unlock(&w->mu);
+
+	int64_t timeout = IDLE_WAIT_MS;
+	if (jobq_clock__is_manual(clock)) {
+		timeout = -1; /* the clock's advance wakes the backend */
+	} else if (next_due_ms > 0) {
+		int64_t until_due = next_due_ms - jobq_clock_now(clock);
+		if (until_due < timeout)
+			timeout = until_due < 0 ? 0 : until_due;
+	}
+	if (q->store->backend->wait_for_work != NULL)
+		q->store->backend->wait_for_work(q->bq, clock, timeout);
+	else
+		wait_real_ms(w, &w->timer_cv, timeout < 0 || timeout > 50 ? 50 : timeout);
+
+	pthread_mutex_lock(&w->mu);
+	w->waiter_active = 0;
+	w->work_gen++;
+	pthread_cond_broadcast(&w->idle_cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void *
+handler_thread(void *arg) {
+	thread_arg *ta = arg;
+	jobq_worker *w = ta->w;
+	unsigned int index = ta->index;
+	jobq__free(ta);
+	int64_t error_backoff = ERROR_BACKOFF_MIN_MS;
+	while (!atomic_load(&w->stopping)) {
+		char token[64];
+		jobq_store__new_token(w->q->store, token, sizeof(token));
+		jobq_job *job = NULL;
+		jobq_fetch_info info = {0};
+		int rc = jobq_queue__fetch(&job, &info, w->q, token, w->opts.lock_ms, &w->policy);
+		if (rc == JOBQ_ENOJOB) {
+			error_backoff = ERROR_BACKOFF_MIN_MS;
+			wait_for_work(w, info.next_due_ms);
+		} else if (rc < 0) {
+			/* The store is unwell (e.g. Redis restarting): back off and try again. */
+			wait_real_ms(w, &w->idle_cv, error_backoff);
+			error_backoff = error_backoff * 2 > ERROR_BACKOFF_MAX_MS
+			                    ? ERROR_BACKOFF_MAX_MS
+			                    : error_backoff * 2;
+		} else {
+			error_backoff = ERROR_BACKOFF_MIN_MS;
+			run_job(w, index, job);
+			jobq_job_free(job);
+		}
+	}
+	pthread_mutex_lock(&w->mu);
+	w->alive--;
+	pthread_cond_broadcast(&w->done_cv);
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* --- heartbeat and reaper ----------------------------------------------------------------- */
+
+static void
+renew_locks(jobq_worker *w) {
+	jobq_queue *q = w->q;
+	for (unsigned int i = 0; i < w->opts.concurrency; i++) {
+		slot copy;
+		pthread_mutex_lock(&w->mu);
+		copy = w->slots[i];
+		pthread_mutex_unlock(&w->mu);
+		if (!copy.busy)
+			continue;
+		int rc = q->store->backend->extend_lock(q->bq, copy.id, copy.token, w->opts.lock_ms,
+		                                        jobq_queue__now(q));
+		if (rc == JOBQ_ELOCKLOST) {
+			pthread_mutex_lock(&w->mu);
+			if (w->slots[i].busy && w->slots[i].seq == copy.seq)
+				atomic_store(w->slots[i].lock_lost, 1);
+			pthread_mutex_unlock(&w->mu);
+		}
+	}
+}
+
+static void *
+timer_thread(void *arg) {
+	jobq_worker *w = arg;
+	jobq_queue *q = w->q;
+	jobq_clock *clock = q->store->clock;
+	int reaping = w->opts.stalled_interval_ms > 0;
+	int64_t now = jobq_clock_now(clock);
+	int64_t next_renew = now + w->opts.lock_renew_ms;
+	int64_t next_reap = now; /* check once at start, as BullMQ does */
+	/* Runs until close has joined the handler threads, so running jobs keep their locks. */
+	while (!atomic_load(&w->timer_stop)) {
+		now = jobq_clock_now(clock);
+		if (reaping && now >= next_reap) {
+			q->store->backend->reap_stalled(NULL, q->bq, w->opts.max_stalled,
+			                                w->opts.stalled_interval_ms, now);
+			next_reap = now + w->opts.stalled_interval_ms;
+		}
+		if (now >= next_renew) {
+			renew_locks(w);
+			next_renew = now + w->opts.lock_renew_ms;
+		}
+		int64_t next = reaping && next_reap < next_renew ? next_reap : next_renew;
+		pthread_mutex_lock(&w->mu);
+		if (!atomic_load(&w->timer_stop)) {
+			if (jobq_clock__is_manual(clock)) {
+				uint64_t gen = w->clock_gen;
+				while (w->clock_gen == gen && !atomic_load(&w->timer_stop))
+					pthread_cond_wait(&w->timer_cv, &w->mu);
+			} else {
+				struct timespec ts;
+				jobq_clock__deadline(&ts, next - jobq_clock_now(clock));
+				pthread_cond_timedwait(&w->timer_cv, &w->mu, &ts);
+			}
+		}
+		pthread_mutex_unlock(&w->mu);
+	}
+	return NULL;
+}
+
+/* --- lifecycle ---------------------------------------------------------------------------- */
+
+int
+jobq_worker_start(jobq_worker *w) {
+	if (w == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "worker start: worker is NULL");
+	if (w->started)
+		return jobq_error_set(JOBQ_ESTATE, "worker start: already started");
+	if (atomic_load(&w->q->closed))
+		return jobq_error_set(JOBQ_ECLOSED, "worker start: queue '%s' is closed",
+		                      w->q->name);
+	int rc = jobq_clock__listen(w->q->store->clock, clock_advanced, w);
+	if (rc < 0)
+		return rc;
+	w->started = 1;
+	int err = pthread_create(&w->timer, NULL, timer_thread, w);
+	if (err != 0) {
+		w->started = 0;
+		jobq_clock__unlisten(w->q->store->clock, clock_advanced, w);
+		return jobq_error_set(JOBQ_ERROR, "worker start: cannot create a thread (error %d)",
+		                      err);
+	}
+	for (unsigned int i = 0; i < w->opts.concurrency; i++) {
+		thread_arg *ta = jobq__malloc(sizeof(*ta));
+		if (ta != NULL) {
+			*ta = (thread_arg){w, i};
+			pthread_mutex_lock(&w->mu);
+			w->alive++;
+			pthread_mutex_unlock(&w->mu);
+			err = pthread_create(&w->threads[i], NULL, handler_thread, ta);
+		}
+		if (ta == NULL || err != 0) {
+			if (ta != NULL) {
+				jobq__free(ta);
+				pthread_mutex_lock(&w->mu);
+				w->alive--;
+				pthread_mutex_unlock(&w->mu);
+			}
+			w->opts.concurrency = i; /* close joins the threads that did start */
+			jobq_worker_close(w, 0);
+			return ta == NULL
+			           ? JOBQ_ENOMEM
+			           : jobq_error_set(
+			                 JOBQ_ERROR,
+			                 "worker start: cannot create a thread (error %d)", err);
+		}
+	}
+	return 0;
+}
+
+static void
+wake_all(jobq_worker *w) {
+	if (w->q->store->backend->wake != NULL)
+		w->q->store->backend->wake(w->q->store->backend);
+	pthread_mutex_lock(&w->mu);
+	pthread_cond_broadcast(&w->idle_cv);
+	pthread_cond_broadcast(&w->timer_cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void
+jobq_worker_stop(jobq_worker *w) {
+	if (w == NULL)
+		return;
+	atomic_store(&w->stopping, 1);
+	wake_all(w);
+}
+
+int
+jobq_worker_close(jobq_worker *w, int64_t deadline_ms) {
+	if (w == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "worker close: worker is NULL");
+	if (!w->started || w->closed)
+		return 0;
+	w->closed = 1;
+	atomic_store(&w->stopping, 1);
+	int64_t deadline = deadline_ms < 0 ? INT64_MAX : jobq_clock__monotonic_ms() + deadline_ms;
+	/* Wake the waiter again and again: a wake-up can fall just before it starts waiting. */
+	for (;;) {
+		wake_all(w);
+		pthread_mutex_lock(&w->mu);
+		unsigned int alive = w->alive;
+		if (alive > 0 && atomic_load(&w->running) > 0 &&
+		    jobq_clock__monotonic_ms() >= deadline)
+			atomic_store(&w->cancelled, 1);
+		if (alive > 0) {
+			struct timespec ts;
+			jobq_clock__deadline(&ts, 20);
+			pthread_cond_timedwait(&w->done_cv, &w->mu, &ts);
+		}
+		pthread_mutex_unlock(&w->mu);
+		if (alive == 0)
+			break;
+	}
+	for (unsigned int i = 0; i < w->opts.concurrency; i++)
+		pthread_join(w->threads[i], NULL);
+	atomic_store(&w->timer_stop, 1);
+	wake_all(w);
+	pthread_join(w->timer, NULL);
+	jobq_clock__unlisten(w->q->store->clock, clock_advanced, w);
+	return 0;
+}
+
+void
+jobq_worker_free(jobq_worker *w) {
+	if (w == NULL)
+		return;
+	jobq_worker_close(w, -1);
+	for (size_t i = 0; i < w->nhandlers; i++)
+		jobq__free(w->handlers[i].name);
+	jobq__free(w->handlers);
+	jobq__free(w->slots);
+	jobq__free(w->threads);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->idle_cv);
+	pthread_cond_destroy(&w->timer_cv);
+	pthread_cond_destroy(&w->done_cv);
+	jobq__free(w);
+}
+
+void
+jobq_worker_get_stats(jobq_worker_stats *out, jobq_worker *w) {
+	out->completed = atomic_load(&w->completed);
+	out->failed = atomic_load(&w->failed);
+	out->running = atomic_load(&w->running);
+}
