@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what jobq needs to build and test, if it is missing (Debian/Ubuntu, apt-get).
+# Usage: scripts/deps.sh [--with-node]   (as root, or with sudo available)
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config libhiredis-dev liblmdb-dev libmsgpack-dev
+          libjansson-dev uthash-dev libbsd-dev libcmocka-dev redis-server lmdb-utils)
+if [ "${1:-}" = "--with-node" ]; then
+	command -v node >/dev/null 2>&1 || packages+=(nodejs)
+	command -v npm >/dev/null 2>&1 || packages+=(npm)
+	packages+=(clang-format valgrind)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "jobq: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
