@@ -1,0 +1,168 @@
+/*
+ * jobq command — shared declarations: exit codes, the options parser, store opening, output
+ * helpers and the verbs. Uses the public API only (jobq.h).
+ */
+#ifndef JOBQ_TOOLS_CLI_H
+#define JOBQ_TOOLS_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "jobq.h"
+
+/* Exit codes of the program (documented in `jobq --help`). */
+enum {
+	CLI_EXIT_OK = 0,      /* success */
+	CLI_EXIT_FAILED = 1,  /* a job or an operation failed */
+	CLI_EXIT_USAGE = 2,   /* bad command line or bad input */
+	CLI_EXIT_STORE = 3,   /* store unreachable or unusable */
+	CLI_EXIT_NOTFOUND = 4 /* queue item not found */
+};
+
+#define CLI_DEFAULT_URL "lmdb:jobq-data"
+
+/* --- options ----------------------------------------------------------------------------- */
+
+typedef enum cli_opt_kind {
+	CLI_OPT_FLAG,   /* --name: sets *(int *)dest to 1 */
+	CLI_OPT_INT,    /* --name N: *(int64_t *)dest, checked against min..max */
+	CLI_OPT_STRING, /* --name VALUE: *(const char **)dest */
+	CLI_OPT_OPTINT  /* --name or --name=N: *(int64_t *)dest = N, or `dflt` without a value */
+} cli_opt_kind;
+
+typedef struct cli_opt {
+	const char *name; /* long name without the dashes */
+	char short_name;  /* 0: none */
+	cli_opt_kind kind;
+	void *dest;
+	int64_t min, max; /* CLI_OPT_INT / CLI_OPT_OPTINT */
+	int64_t dflt;     /* CLI_OPT_OPTINT without a value */
+	int *seen;        /* optional: set to 1 when given */
+} cli_opt;
+
+/* Options every verb accepts, filled by the parser. */
+typedef struct cli_globals {
+	const char *url; /* -u / --url; NULL: JOBQ_URL, else CLI_DEFAULT_URL */
+	int json;        /* --json */
+	int help;        /* -h / --help */
+	int quiet;       /* -q / --quiet: no progress line */
+} cli_globals;
+
+extern cli_globals cli_g;
+/* "jobq VERB", for messages. */
+extern const char *cli_verb;
+
+#define CLI_MAX_POSITIONAL 16
+
+typedef struct cli_args {
+	int npos;
+	char *pos[CLI_MAX_POSITIONAL];
+	int nrest; /* after "--" (only when the verb takes a command) */
+	char **rest;
+} cli_args;
+
+/*
+ * Parses `argv[0..argc)` (the words after the verb) against `opts` (terminated by a NULL name)
+ * and the global options. At most `max_pos` positionals; when `want_rest`, everything after
+ * "--" goes to rest. Returns 0, or CLI_EXIT_USAGE after printing one line saying what is wrong.
+ */
+int cli_parse(cli_args *out, int argc, char **argv, const cli_opt *opts, int max_pos,
+              int want_rest);
+/* Parses a whole decimal integer in min..max into *out; 0 or -1. */
+int cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max);
+
+/* --- messages and errors ----------------------------------------------------------------- */
+
+/* Prints "jobq VERB: <message>" on stderr. Returns `code`, for `return cli_fail(...)`. */
+int cli_fail(int code, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Maps a library error to an exit code and prints "jobq VERB: what: detail". */
+int cli_lib_fail(int rc, const char *what);
+/* Exit code for a library error code. */
+int cli_exit_code(int rc);
+/* Prints the usage error hint "Try 'jobq VERB --help'" and returns CLI_EXIT_USAGE. */
+int cli_usage_fail(const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* --- store ------------------------------------------------------------------------------- */
+
+/* The URL in effect: -u, else JOBQ_URL, else CLI_DEFAULT_URL. */
+const char *cli_url(void);
+/* Opens the store; on failure prints why and returns the exit code (> 0). */
+int cli_open_store(jobq_store **out, const char *url);
+/* Opens the store and queue `name`; on failure prints why and returns the exit code. */
+int cli_open_queue(jobq_store **store, jobq_queue **q, const char *name);
+void cli_close(jobq_store *store, jobq_queue *q);
+
+/* --- output ------------------------------------------------------------------------------ */
+
+/* Prints `v` as one compact line on stdout and releases it. Returns 0 or CLI_EXIT_FAILED. */
+int cli_print_json(json_t *v);
+/* Parses JSON text (any value); NULL if it is not JSON. */
+json_t *cli_json_parse(const char *text, size_t len);
+/* A JSON string of arbitrary bytes (invalid UTF-8 replaced by '?'). */
+json_t *cli_json_string(const char *s, size_t len);
+/* A job as BullMQ's Job.toJSON names its fields. */
+json_t *cli_job_json(const jobq_job *job);
+/* The job's options with BullMQ's opts keys. */
+json_t *cli_job_opts_json(const jobq_job_options *o);
+
+/* Progress line on stderr, shown only on a terminal and without --json / --quiet. */
+int cli_progress_enabled(void);
+void cli_progress(const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+void cli_progress_done(void);
+
+/* Monotonic time. */
+int64_t cli_now_us(void);
+/* Formats milliseconds since the epoch as ISO 8601 UTC into buf (or "-" when 0). */
+const char *cli_fmt_time(char *buf, size_t n, int64_t ms);
+
+/* --- verbs ------------------------------------------------------------------------------- */
+
+typedef struct cli_verb_info {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *synopsis; /* one line, after "jobq " */
+	const char *summary;  /* short description for `jobq --help` */
+	const char *help;     /* full text: options and examples */
+} cli_verb_info;
+
+/* Prints the verb's help on stdout. */
+void cli_verb_help(const cli_verb_info *v);
+const cli_verb_info *cli_find_verb(const char *name);
+
+int cli_cmd_add(int argc, char **argv);
+int cli_cmd_get(int argc, char **argv);
+int cli_cmd_wait(int argc, char **argv);
+int cli_cmd_remove(int argc, char **argv);
+int cli_cmd_retry(int argc, char **argv);
+int cli_cmd_promote(int argc, char **argv);
+int cli_cmd_counts(int argc, char **argv);
+int cli_cmd_list(int argc, char **argv);
+int cli_cmd_pause(int argc, char **argv);
+int cli_cmd_resume(int argc, char **argv);
+int cli_cmd_drain(int argc, char **argv);
+int cli_cmd_obliterate(int argc, char **argv);
+int cli_cmd_clean(int argc, char **argv);
+int cli_cmd_work(int argc, char **argv);
+int cli_cmd_events(int argc, char **argv);
+int cli_cmd_bench(int argc, char **argv);
+int cli_cmd_demo(int argc, char **argv);
+
+/* Verb help if --help was given (returns 1 then). */
+int cli_want_help(void);
+
+#endif

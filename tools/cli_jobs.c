@@ -1,0 +1,378 @@
+/*
+ * jobq command — verbs on single jobs: add, get, wait, remove, retry, promote.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Reads all of stdin into a malloc'ed buffer. */
+static char *
+read_stdin(size_t *len) {
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+
+	while (buf) {
+		size_t got;
+		if (n == cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				return NULL;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		got = fread(buf + n, 1, cap - n, stdin);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	*len = n;
+	return buf;
+}
+
+static int
+parse_backoff(jobq_backoff *b, const char *s) {
+	const char *colon = strchr(s, ':');
+	int64_t ms;
+
+	if (!colon)
+		return -1;
+	if (cli_parse_int(&ms, colon + 1, 0, INT32_MAX) < 0)
+		return -1;
+	if ((size_t)(colon - s) == 5 && strncmp(s, "fixed", 5) == 0)
+		b->type = JOBQ_BACKOFF_FIXED;
+	else if ((size_t)(colon - s) == 11 && strncmp(s, "exponential", 11) == 0)
+		b->type = JOBQ_BACKOFF_EXPONENTIAL;
+	else
+		return -1;
+	b->delay_ms = ms;
+	return 0;
+}
+
+static void
+set_keep(jobq_keep *k, int64_t n) {
+	if (n == 0) {
+		k->mode = JOBQ_KEEP_NONE;
+	} else {
+		k->mode = JOBQ_KEEP_LIMIT;
+		k->count = n;
+		k->age_ms = -1;
+	}
+}
+
+int
+cli_cmd_add(int argc, char **argv) {
+	int64_t delay = 0, priority = 0, attempts = 0, roc = -1, rof = -1;
+	int lifo = 0, roc_seen = 0, rof_seen = 0;
+	const char *backoff = NULL, *id = NULL;
+	const cli_opt opts[] = {
+	    {"delay", 0, CLI_OPT_INT, &delay, 0, INT64_MAX / 2, 0, NULL},
+	    {"priority", 0, CLI_OPT_INT, &priority, 0, JOBQ_PRIORITY_MAX, 0, NULL},
+	    {"lifo", 0, CLI_OPT_FLAG, &lifo, 0, 0, 0, NULL},
+	    {"attempts", 0, CLI_OPT_INT, &attempts, 1, 1000000, 0, NULL},
+	    {"backoff", 0, CLI_OPT_STRING, &backoff, 0, 0, 0, NULL},
+	    {"id", 0, CLI_OPT_STRING, &id, 0, 0, 0, NULL},
+	    {"remove-on-complete", 0, CLI_OPT_OPTINT, &roc, 0, INT64_MAX, 0, &roc_seen},
+	    {"remove-on-fail", 0, CLI_OPT_OPTINT, &rof, 0, INT64_MAX, 0, &rof_seen},
+	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
+	};
+	jobq_job_options o;
+	cli_args a;
+	char *data = NULL;
+	size_t len;
+	json_t *parsed;
+	json_error_t jerr;
+	jobq_store *store;
+	jobq_queue *q;
+	jobq_job_id out;
+	int rc;
+
+	if ((rc = cli_parse(&a, argc, argv, opts, 3, 0)) != 0)
+		return rc;
+	if (cli_want_help())
+		return 0;
+	if (a.npos < 1)
+		return cli_usage_fail("missing QUEUE");
+	if (a.npos < 2)
+		return cli_usage_fail("missing job NAME");
+	jobq_job_options_init(&o, JOBQ_JOB_OPTIONS_VERSION);
+	if (backoff) {
+		if (parse_backoff(&o.backoff, backoff) < 0)
+			return cli_usage_fail(
+			    "invalid value '%s' for --backoff: expected fixed:MS or "
+			    "exponential:MS",
+			    backoff);
+	}
+	if (id && (!*id || strlen(id) > JOBQ_ID_MAX))
+		return cli_usage_fail("invalid value '%s' for --id: expected 1 to %d bytes", id,
+		                      JOBQ_ID_MAX);
+	o.delay_ms = delay;
+	o.priority = (uint32_t)priority;
+	o.lifo = lifo;
+	o.attempts = (uint32_t)attempts;
+	o.job_id = id;
+	if (roc_seen)
+		set_keep(&o.remove_on_complete, roc);
+	if (rof_seen)
+		set_keep(&o.remove_on_fail, rof);
+
+	if (a.npos < 3) {
+		data = strdup("{}");
+		len = 2;
+	} else if (strcmp(a.pos[2], "-") == 0) {
+		data = read_stdin(&len);
+	} else {
+		len = strlen(a.pos[2]);
+		data = strdup(a.pos[2]);
+	}
+	if (!data)
+		return cli_fail(CLI_EXIT_FAILED, "out of memory");
+	parsed = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
+	if (!parsed) {
+		free(data);
+		return cli_fail(CLI_EXIT_USAGE, "invalid JSON data: %s (line %d, column %d)",
+		                jerr.text, jerr.line, jerr.column);
+	}
+	json_decref(parsed);
+
+	if ((rc = cli_open_queue(&store, &q, a.pos[0])) != 0) {
+		free(data);
+		return rc;
+	}
+	rc = jobq_queue_add(&out, q, a.pos[1], data, len, &o);
+	free(data);
+	if (rc < 0) {
+		rc = cli_lib_fail(rc, "cannot add the job");
+	} else {
+		const char *outcome = rc == JOBQ_ADD_DUPLICATE      ? "duplicate"
+		                      : rc == JOBQ_ADD_DEDUPLICATED ? "deduplicated"
+		                                                    : "created";
+		if (cli_g.json) {
+			rc = cli_print_json(
+			    json_pack("{s:s,s:s}", "id", out.str, "outcome", outcome));
+		} else {
+			puts(out.str);
+			if (rc != JOBQ_ADD_CREATED)
+				fprintf(stderr, "jobq add: job %s already exists; nothing added\n",
+				        out.str);
+			rc = 0;
+		}
+	}
+	cli_close(store, q);
+	return rc;
+}
+
+static void
+print_job_text(const jobq_job *job) {
+	char t[64];
+	size_t len = 0;
+	const void *data = jobq_job_data(job, &len);
+	const char *s;
+	json_t *opts;
+	char *opts_text;
+
+	printf("id:           %s\n", jobq_job_id_of(job));
+	printf("name:         %s\n", jobq_job_name(job));
+	printf("state:        %s\n", jobq_state_name(jobq_job_state(job)));
+	printf("data:         %.*s\n", (int)(len > 4096 ? 4096 : len),
+	       data ? (const char *)data : "");
+	opts = cli_job_opts_json(jobq_job_options_of(job));
+	opts_text = json_dumps(opts, JSON_COMPACT);
+	json_decref(opts);
+	printf("opts:         %s\n", opts_text ? opts_text : "{}");
+	free(opts_text);
+	printf("attempts:     %u made, %u started\n", jobq_job_attempts_made(job),
+	       jobq_job_attempts_started(job));
+	if (jobq_job_stalled_count(job))
+		printf("stalled:      %u\n", jobq_job_stalled_count(job));
+	if (jobq_job_priority(job))
+		printf("priority:     %u\n", jobq_job_priority(job));
+	if (jobq_job_delay(job))
+		printf("delay:        %lld ms\n", (long long)jobq_job_delay(job));
+	if ((s = jobq_job_progress(job)) != NULL)
+		printf("progress:     %s\n", s);
+	if ((s = jobq_job_result(job)) != NULL)
+		printf("result:       %s\n", s);
+	if ((s = jobq_job_failed_reason(job)) != NULL)
+		printf("failed:       %s\n", s);
+	for (size_t i = 0; i < jobq_job_stacktrace_count(job); i++)
+		printf("  trace:      %s\n", jobq_job_stacktrace_at(job, i));
+	printf("created:      %s\n", cli_fmt_time(t, sizeof(t), jobq_job_timestamp(job)));
+	printf("processed:    %s\n", cli_fmt_time(t, sizeof(t), jobq_job_processed_on(job)));
+	printf("finished:     %s\n", cli_fmt_time(t, sizeof(t), jobq_job_finished_on(job)));
+}
+
+int
+cli_cmd_get(int argc, char **argv) {
+	const cli_opt opts[] = {{NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL}};
+	cli_args a;
+	jobq_store *store;
+	jobq_queue *q;
+	jobq_job *job = NULL;
+	int rc;
+
+	if ((rc = cli_parse(&a, argc, argv, opts, 2, 0)) != 0)
+		return rc;
+	if (cli_want_help())
+		return 0;
+	if (a.npos < 1)
+		return cli_usage_fail("missing QUEUE");
+	if (a.npos < 2)
+		return cli_usage_fail("missing job ID");
+	if ((rc = cli_open_queue(&store, &q, a.pos[0])) != 0)
+		return rc;
+	rc = jobq_queue_get_job(&job, q, a.pos[1]);
+	if (rc == JOBQ_ENOTFOUND) {
+		rc = cli_fail(CLI_EXIT_NOTFOUND, "no job '%s' in queue '%s'", a.pos[1], a.pos[0]);
+	} else if (rc < 0) {
+		rc = cli_lib_fail(rc, "cannot read the job");
+	} else if (cli_g.json) {
+		rc = cli_print_json(cli_job_json(job));
+	} else {
+		print_job_text(job);
+		rc = 0;
+	}
+	jobq_job_free(job);
+	cli_close(store, q);
+	return rc;
+}
+
+int
+cli_cmd_wait(int argc, char **argv) {
+	int64_t timeout = -1;
+	const cli_opt opts[] = {
+	    {"timeout", 0, CLI_OPT_INT, &timeout, 0, INT64_MAX / 2, 0, NULL},
+	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
+	};
+	cli_args a;
+	jobq_store *store;
+	jobq_queue *q;
+	jobq_job *job = NULL;
+	int rc;
+
+	if ((rc = cli_parse(&a, argc, argv, opts, 2, 0)) != 0)
+		return rc;
+	if (cli_want_help())
+		return 0;
+	if (a.npos < 1)
+		return cli_usage_fail("missing QUEUE");
+	if (a.npos < 2)
+		return cli_usage_fail("missing job ID");
+	if ((rc = cli_open_queue(&store, &q, a.pos[0])) != 0)
+		return rc;
+	rc = jobq_queue_wait_job(&job, q, a.pos[1], timeout);
+	if (job && cli_g.json && (rc == 0 || rc == JOBQ_ESTATE))
+		cli_print_json(cli_job_json(job));
+	if (rc == 0) {
+		if (!cli_g.json) {
+			const char *res = job ? jobq_job_result(job) : NULL;
+			puts(res ? res : "null");
+		}
+	} else if (rc == JOBQ_ESTATE) {
+		const char *reason = job ? jobq_job_failed_reason(job) : NULL;
+		rc = cli_fail(CLI_EXIT_FAILED, "job %s failed: %s", a.pos[1],
+		              reason ? reason : "(no reason)");
+	} else if (rc == JOBQ_ETIMEDOUT) {
+		rc = cli_fail(CLI_EXIT_FAILED, "job %s did not finish within %lld ms", a.pos[1],
+		              (long long)timeout);
+	} else if (rc == JOBQ_ENOTFOUND) {
+		rc = cli_fail(CLI_EXIT_NOTFOUND, "no job '%s' in queue '%s'", a.pos[1], a.pos[0]);
+	} else {
+		rc = cli_lib_fail(rc, "cannot wait for the job");
+	}
+	jobq_job_free(job);
+	cli_close(store, q);
+	return rc;
+}
+
+int
+cli_cmd_remove(int argc, char **argv) {
+	const cli_opt opts[] = {{NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL}};
+	cli_args a;
+	jobq_store *store;
+	jobq_queue *q;
+	int rc;
+
+	if ((rc = cli_parse(&a, argc, argv, opts, 2, 0)) != 0)
+		return rc;
+	if (cli_want_help())
+		return 0;
+	if (a.npos < 1)
+		return cli_usage_fail("missing QUEUE");
+	if (a.npos < 2)
+		return cli_usage_fail("missing job ID");
+	if ((rc = cli_open_queue(&store, &q, a.pos[0])) != 0)
+		return rc;
+	rc = jobq_queue_remove(q, a.pos[1]);
+	if (rc == JOBQ_ENOTFOUND)
+		rc = cli_fail(CLI_EXIT_NOTFOUND, "no job '%s' in queue '%s'", a.pos[1], a.pos[0]);
+	else if (rc == JOBQ_ESTATE)
+		rc =
+		    cli_fail(CLI_EXIT_FAILED, "job %s is active and locked; not removed", a.pos[1]);
+	else if (rc < 0)
+		rc = cli_lib_fail(rc, "cannot remove the job");
+	else if (cli_g.json)
+		rc = cli_print_json(json_pack("{s:s,s:b}", "id", a.pos[1], "removed", 1));
+	else
+		rc = 0;
+	cli_close(store, q);
+	return rc;
+}
+
+/* retry and promote: QUEUE (ID | --all-xxx) */
+static int
+move_jobs(int argc, char **argv, const char *all_name, const char *what,
+          int (*op)(jobq_queue *, const char *)) {
+	int all = 0;
+	const cli_opt opts[] = {
+	    {all_name, 0, CLI_OPT_FLAG, &all, 0, 0, 0, NULL},
+	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
+	};
+	cli_args a;
+	jobq_store *store;
+	jobq_queue *q;
+	int rc;
+
+	if ((rc = cli_parse(&a, argc, argv, opts, 2, 0)) != 0)
+		return rc;
+	if (cli_want_help())
+		return 0;
+	if (a.npos < 1)
+		return cli_usage_fail("missing QUEUE");
+	if (a.npos < 2 && !all)
+		return cli_usage_fail("missing job ID (or --%s)", all_name);
+	if (a.npos == 2 && all)
+		return cli_usage_fail("give a job ID or --%s, not both", all_name);
+	if ((rc = cli_open_queue(&store, &q, a.pos[0])) != 0)
+		return rc;
+	rc = op(q, all ? NULL : a.pos[1]);
+	if (rc == JOBQ_ENOTFOUND) {
+		rc = cli_fail(CLI_EXIT_NOTFOUND, "no job '%s' in queue '%s'", a.pos[1], a.pos[0]);
+	} else if (rc == JOBQ_ESTATE) {
+		rc = cli_fail(CLI_EXIT_FAILED, "job %s is not %s", a.pos[1], what);
+	} else if (rc < 0) {
+		rc = cli_lib_fail(rc, "failed");
+	} else if (!all && rc == 0) {
+		rc = cli_fail(CLI_EXIT_FAILED, "job %s is not %s", a.pos[1], what);
+	} else {
+		if (cli_g.json)
+			cli_print_json(json_pack("{s:i}", "count", rc));
+		else
+			printf("%d\n", rc);
+		rc = 0;
+	}
+	cli_close(store, q);
+	return rc;
+}
+
+int
+cli_cmd_retry(int argc, char **argv) {
+	return move_jobs(argc, argv, "all-failed", "failed", jobq_queue_retry);
+}
+
+int
+cli_cmd_promote(int argc, char **argv) {
+	return move_jobs(argc, argv, "all-delayed", "delayed", jobq_queue_promote);
+}

@@ -1,0 +1,315 @@
+/*
+ * jobq — the command-line program: a small dispatcher over the verbs in cli_*.c.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cli_verb_info verbs[] = {
+    {"add", cli_cmd_add,
+     "add QUEUE NAME [DATA] [--delay MS] [--priority N] [--lifo] [--attempts N]\n"
+     "          [--backoff fixed:MS|exponential:MS] [--id JOBID] [--remove-on-complete[=N]]\n"
+     "          [--remove-on-fail[=N]]",
+     "add a job; prints its id",
+     "DATA is JSON text (default {}); '-' reads it from stdin.\n"
+     "\n"
+     "Options:\n"
+     "  --delay MS               run no earlier than MS milliseconds from now\n"
+     "  --priority N             1 (first) .. 2097151; 0 means none\n"
+     "  --lifo                   run before the jobs already waiting\n"
+     "  --attempts N             attempts before the job fails for good (default 1)\n"
+     "  --backoff TYPE:MS        delay between attempts: fixed:MS or exponential:MS\n"
+     "  --id JOBID               custom job id; an existing id is returned, nothing added\n"
+     "  --remove-on-complete[=N] remove when completed, or keep only the newest N\n"
+     "  --remove-on-fail[=N]     remove when failed for good, or keep only the newest N\n"
+     "  --json                   print {\"id\":..., \"outcome\":...}\n"
+     "\n"
+     "Examples:\n"
+     "  jobq add mail send '{\"to\":\"ann@example.com\"}'\n"
+     "  jobq add mail send --attempts 5 --backoff exponential:1000 < payload.json -\n"
+     "  jobq -u redis://localhost:6379 add reports build '{}' --delay 60000\n"},
+    {"get", cli_cmd_get, "get QUEUE ID [--json]",
+     "show a job: state, attempts, progress, result, failure",
+     "Options:\n"
+     "  --json   one JSON object with BullMQ's field names (id, name, state, data, opts,\n"
+     "           progress, returnvalue, failedReason, stacktrace, attemptsMade, ...)\n"
+     "\n"
+     "Exit status 4 when the job does not exist.\n"
+     "\n"
+     "Examples:\n"
+     "  jobq get mail 42\n"
+     "  jobq get mail 42 --json | jq .returnvalue\n"},
+    {"wait", cli_cmd_wait, "wait QUEUE ID [--timeout MS] [--json]",
+     "wait until a job finishes; prints its result",
+     "Prints the job's result (JSON) when it completes and exits 0. Exits 1 when the job\n"
+     "failed (its reason on stderr) or the timeout passed, 4 when the job does not exist.\n"
+     "\n"
+     "Options:\n"
+     "  --timeout MS   give up after MS milliseconds (default: wait forever)\n"
+     "  --json         print the whole job (as `get --json`) instead of the result\n"
+     "\n"
+     "Examples:\n"
+     "  id=$(jobq add render page '{\"url\":\"/\"}') && jobq wait render \"$id\" --timeout "
+     "10000\n"},
+    {"counts", cli_cmd_counts, "counts QUEUE [--json]", "number of jobs in each state",
+     "Options:\n"
+     "  --json   "
+     "{\"waiting\":..,\"active\":..,\"delayed\":..,\"prioritized\":..,\"completed\":..,\n"
+     "           \"failed\":..,\"paused\":..} plus \"isPaused\"\n"
+     "\n"
+     "Examples:\n"
+     "  jobq counts mail\n"
+     "  jobq counts mail --json | jq .failed\n"},
+    {"list", cli_cmd_list, "list QUEUE STATE [--limit N] [--offset N] [--json]",
+     "list jobs in a state",
+     "STATE is one of waiting, prioritized, delayed, active, completed, failed.\n"
+     "Waiting, prioritized, delayed and active jobs are listed in the order they run;\n"
+     "completed and failed ones newest first.\n"
+     "\n"
+     "Options:\n"
+     "  --limit N    at most N jobs (default 100; 0: all)\n"
+     "  --offset N   skip the first N\n"
+     "  --json       a JSON array of jobs (as `get --json`)\n"
+     "\n"
+     "Examples:\n"
+     "  jobq list mail failed --limit 10\n"},
+    {"pause", cli_cmd_pause, "pause QUEUE", "stop workers from taking new jobs",
+     "Adding jobs still works; running jobs finish.\n"
+     "\n"
+     "Examples:\n"
+     "  jobq pause mail && jobq resume mail\n"},
+    {"resume", cli_cmd_resume, "resume QUEUE", "let workers take jobs again",
+     "Examples:\n"
+     "  jobq resume mail\n"},
+    {"drain", cli_cmd_drain, "drain QUEUE [--delayed]", "remove every job waiting to run",
+     "Removes waiting and prioritized jobs (and delayed ones with --delayed); prints how\n"
+     "many jobs it removed.\n"
+     "\n"
+     "Examples:\n"
+     "  jobq drain mail --delayed\n"},
+    {"obliterate", cli_cmd_obliterate, "obliterate QUEUE [--force]",
+     "delete a queue and all its jobs",
+     "Refuses (exit 1) while jobs are active, unless --force.\n"
+     "\n"
+     "Examples:\n"
+     "  jobq obliterate scratch --force\n"},
+    {"clean", cli_cmd_clean, "clean QUEUE STATE --grace MS [--limit N]",
+     "remove old jobs in a state",
+     "Removes jobs in STATE (completed, failed, waiting, prioritized, delayed, active)\n"
+     "older than MS milliseconds; prints how many it removed.\n"
+     "\n"
+     "Options:\n"
+     "  --grace MS   keep jobs younger than this (required; 0 removes all)\n"
+     "  --limit N    remove at most N jobs (default: no limit)\n"
+     "  --json       {\"removed\":N,\"ids\":[...]}\n"
+     "\n"
+     "Examples:\n"
+     "  jobq clean mail completed --grace 86400000\n"},
+    {"retry", cli_cmd_retry, "retry QUEUE (ID | --all-failed)", "move failed jobs back to waiting",
+     "Examples:\n"
+     "  jobq retry mail 42\n"
+     "  jobq retry mail --all-failed\n"},
+    {"promote", cli_cmd_promote, "promote QUEUE (ID | --all-delayed)",
+     "make delayed jobs ready to run now",
+     "Examples:\n"
+     "  jobq promote mail 42\n"
+     "  jobq promote mail --all-delayed\n"},
+    {"remove", cli_cmd_remove, "remove QUEUE ID", "delete a job",
+     "Refuses (exit 1) while the job is active and locked; exit 4 if it does not exist.\n"
+     "\n"
+     "Examples:\n"
+     "  jobq remove mail 42\n"},
+    {"work", cli_cmd_work,
+     "work QUEUE [--concurrency N] [--max-jobs N] [--idle-exit MS] [--timeout MS]\n"
+     "          [--lock-ms MS] [--stalled-interval MS] [--max-stalled N]\n"
+     "          [--shutdown-timeout MS] -- CMD [ARGS...]",
+     "process jobs by running a command for each",
+     "Runs CMD once per job, without a shell: the job data on stdin; JOBQ_QUEUE, JOBQ_JOB_ID,\n"
+     "JOBQ_JOB_NAME and JOBQ_ATTEMPT (1 for the first attempt) in its environment. Its\n"
+     "stdout becomes the job's result (kept as JSON when it is JSON, else stored as a JSON\n"
+     "string, one trailing newline removed). A non-zero exit fails the attempt with the last\n"
+     "line of stderr as the reason; exit status 64 fails the job for good, skipping the\n"
+     "remaining attempts. SIGTERM and SIGINT close gracefully: no new jobs, running commands\n"
+     "may finish until --shutdown-timeout, then they are killed and their jobs go back to\n"
+     "waiting; locks are released.\n"
+     "\n"
+     "Options:\n"
+     "  --concurrency N        commands run at once (default 1)\n"
+     "  --max-jobs N           stop after starting N jobs\n"
+     "  --idle-exit MS         stop after MS milliseconds without a job\n"
+     "  --timeout MS           kill a command running longer and fail the attempt\n"
+     "  --lock-ms MS           job lock time, renewed while the command runs (default 30000)\n"
+     "  --stalled-interval MS  how often to look for stalled jobs (default 30000)\n"
+     "  --max-stalled N        stalls a job survives before it fails (default 1)\n"
+     "  --shutdown-timeout MS  how long running commands may finish on close (default 30000)\n"
+     "\n"
+     "Exit status: 0, or 1 when an attempt failed during the run.\n"
+     "\n"
+     "Examples:\n"
+     "  jobq work images --concurrency 4 -- ./resize.sh\n"
+     "  jobq work mail --max-jobs 1 --timeout 5000 -- python3 send.py\n"},
+    {"events", cli_cmd_events, "events QUEUE [--follow] [--since ID] [--count N] [--json]",
+     "print the queue's events",
+     "Without --follow, prints the retained events and exits. With --follow, prints new\n"
+     "events as they happen (from --since ID if given) until interrupted or --count.\n"
+     "\n"
+     "Options:\n"
+     "  --follow     keep waiting for new events\n"
+     "  --since ID   start after event ID (0: the oldest retained)\n"
+     "  --count N    stop after N events\n"
+     "  --json       one JSON object per event and line: id, event, jobId, other fields\n"
+     "\n"
+     "Examples:\n"
+     "  jobq events mail\n"
+     "  jobq events mail --follow --json | jq -c 'select(.event==\"failed\")'\n"},
+    {"bench", cli_cmd_bench, "bench [--jobs N] [--concurrency N] [--size BYTES] [--json]",
+     "measure add/process throughput and pickup latency",
+     "Adds N jobs one by one and N in bulk, processes them with an empty handler, then\n"
+     "measures the pickup latency of an idle worker (add one job, time until the handler\n"
+     "starts, 200 times). Works on a fresh queue that it deletes at the end. The store is\n"
+     "the default one (lmdb:jobq-data) unless -u is given: use `-u mem://` for memory.\n"
+     "\n"
+     "Options:\n"
+     "  --jobs N          jobs per add phase (default 5000)\n"
+     "  --concurrency N   worker threads (default 4)\n"
+     "  --size BYTES      payload size (default 100)\n"
+     "  --samples N       pickup latency samples (default 200)\n"
+     "  --json            backend, jobs, concurrency, size, add_per_s, add_bulk_per_s,\n"
+     "                    process_per_s, pickup_p50_us, pickup_p99_us\n"
+     "\n"
+     "Examples:\n"
+     "  jobq -u mem:// bench\n"
+     "  jobq -u lmdb:/tmp/bench bench --jobs 20000 --json\n"},
+    {"demo", cli_cmd_demo, "demo [--jobs N] [--concurrency N]",
+     "the quick start: a producer and workers on the default store",
+     "Adds 5000 jobs to the queue jobq-demo (emptied first), processes them with 4 worker\n"
+     "threads while 5% of the jobs fail their first attempt and are retried (3 attempts,\n"
+     "exponential backoff from 10 ms), and prints the counts per state, the throughput and\n"
+     "the retries. Exits 0 when every job completed.\n"
+     "\n"
+     "Options:\n"
+     "  --jobs N          jobs to add (default 5000)\n"
+     "  --concurrency N   worker threads (default 4)\n"
+     "  --json            the summary as one JSON object\n"
+     "\n"
+     "Examples:\n"
+     "  jobq demo\n"
+     "  jobq -u mem:// demo\n"
+     "  jobq counts jobq-demo\n"},
+};
+
+#define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+const cli_verb_info *
+cli_find_verb(const char *name) {
+	for (size_t i = 0; i < NVERBS; i++)
+		if (strcmp(verbs[i].name, name) == 0)
+			return &verbs[i];
+	return NULL;
+}
+
+void
+cli_verb_help(const cli_verb_info *v) {
+	printf("Usage: jobq [-u URL] %s\n\n%s.\n\n%s", v->synopsis, v->summary, v->help);
+	printf("\nGlobal options: -u URL (else $JOBQ_URL, else %s), --json, -q (no progress), "
+	       "-h\n",
+	       CLI_DEFAULT_URL);
+}
+
+static void
+main_help(FILE *f) {
+	fprintf(f, "Usage: jobq [-u URL] [--json] [-q] VERB [ARGS...]\n"
+	           "\n"
+	           "A job queue over memory, LMDB and Redis (BullMQ-compatible) stores.\n"
+	           "\n"
+	           "Verbs:\n");
+	for (size_t i = 0; i < NVERBS; i++)
+		fprintf(f, "  %-11s %s\n", verbs[i].name, verbs[i].summary);
+	fprintf(f,
+	        "\n"
+	        "Options (before or after the verb):\n"
+	        "  -u, --url URL   the store: mem://[NAME], lmdb:DIR, lmdb:///ABS/DIR,\n"
+	        "                  redis://[user:pass@]host:port[/db][?prefix=bull],\n"
+	        "                  redis+unix:///path.sock (default: $JOBQ_URL, else %s)\n"
+	        "  --json          print one JSON document (one per line for events --follow)\n"
+	        "  -q, --quiet     no progress line\n"
+	        "  -h, --help      help; `jobq VERB --help` for a verb\n"
+	        "  --version       print the version\n"
+	        "\n"
+	        "Exit status: 0 success, 1 a job or operation failed, 2 usage error, 3 store\n"
+	        "unreachable or unusable, 4 not found.\n"
+	        "\n"
+	        "Examples:\n"
+	        "  jobq add mail send '{\"to\":\"ann@example.com\"}'\n"
+	        "  jobq work mail --concurrency 4 -- ./send-mail.sh\n"
+	        "  jobq counts mail --json\n"
+	        "  jobq -u mem:// demo\n",
+	        CLI_DEFAULT_URL);
+}
+
+int
+cli_want_help(void) {
+	const cli_verb_info *v;
+
+	if (!cli_g.help)
+		return 0;
+	v = cli_find_verb(cli_verb);
+	if (v)
+		cli_verb_help(v);
+	return 1;
+}
+
+int
+main(int argc, char **argv) {
+	int i = 1;
+	const cli_verb_info *v;
+
+	signal(SIGPIPE, SIG_IGN);
+	cli_verb = "jobq";
+	/* Global options before the verb. */
+	while (i < argc && argv[i][0] == '-' && argv[i][1] != '\0') {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			main_help(stdout);
+			return CLI_EXIT_OK;
+		} else if (strcmp(a, "--version") == 0) {
+			printf("jobq %s\n", JOBQ_VERSION);
+			return CLI_EXIT_OK;
+		} else if (strcmp(a, "--json") == 0) {
+			cli_g.json = 1;
+		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+			cli_g.quiet = 1;
+		} else if (strcmp(a, "-u") == 0 || strcmp(a, "--url") == 0) {
+			if (i + 1 >= argc)
+				return cli_usage_fail("option %s needs a value (a store URL)", a);
+			cli_g.url = argv[++i];
+		} else if (strncmp(a, "--url=", 6) == 0) {
+			cli_g.url = a + 6;
+		} else if (strncmp(a, "-u", 2) == 0) {
+			cli_g.url = a + 2;
+		} else {
+			return cli_usage_fail("unknown option '%s'", a);
+		}
+		i++;
+	}
+	if (i >= argc) {
+		main_help(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		if (i + 1 < argc && (v = cli_find_verb(argv[i + 1])) != NULL) {
+			cli_verb_help(v);
+			return CLI_EXIT_OK;
+		}
+		main_help(stdout);
+		return CLI_EXIT_OK;
+	}
+	v = cli_find_verb(argv[i]);
+	if (!v)
+		return cli_usage_fail("unknown verb '%s'", argv[i]);
+	cli_verb = v->name;
+	return v->run(argc - i - 1, argv + i + 1);
+}
