@@ -1,0 +1,1990 @@
+/*
+ * The memory backend: the reference implementation of the storage semantics (BullMQ 6 on
+ * Redis, minus the wire format), per process, fully driven by the core's logical clock.
+ *
+ * Data structures, per queue (struct jobq_backend_queue):
+ * - jobs: a uthash table by id (O(1) lookup). Each job is ONE allocation holding the struct,
+ *   its id, name, data and option strings; mutable strings (result, reason, progress, token,
+ *   logs) are separate allocations.
+ * - waiting, active, completed, failed: intrusive doubly linked lists (prev/next in the job).
+ *   waiting runs from head to tail (head = next to run; lifo, stalled and released jobs go to
+ *   the head). active is in fetch order. completed/failed are appended when a job finishes;
+ *   the logical clock never goes back, so head = oldest finish, tail = newest.
+ * - prioritized and delayed: red-black trees (<bsd/sys/tree.h>) sharing one node (a job is in
+ *   at most one) keyed (k1, k2): prioritized (priority, insertion counter; a negative,
+ *   decreasing counter puts a released job at the front of its priority), delayed (due time,
+ *   insertion counter).
+ * - dedup: a uthash table dedup id -> owner id (inline) + expiry (0: none; logical clock).
+ * - events: a ring of the newest EV_RING_MAX (16384) events, grown lazily; each event is 64
+ *   bytes (sequence number, type, prev state, a number, and the job id plus up to two string
+ *   values packed inline, or in one heap block when longer) and is formatted only when read.
+ *   Event ids are the sequence numbers in decimal; they keep increasing across obliterate.
+ *
+ * Locking: one mutex per queue; every vtable operation on a queue is one critical section
+ * (validate and allocate first, then mutate, so a failed operation changes nothing; a bulk add
+ * that hits an allocation failure half way rolls back). Each queue has two condition
+ * variables on CLOCK_MONOTONIC: `work_cv` (wait_for_work; signalled when a job becomes ready or
+ * a delayed job is scheduled) and `ev_cv` (events_read; broadcast on every event while someone
+ * waits). wake() bumps the queue's generation counter and broadcasts both, under the queue
+ * mutex, so a wake between a waiter's check and its sleep is never lost.
+ *
+ * Instances: a backend handle (struct mbackend: the vtable plus a pointer) refers to an
+ * instance (struct minstance) that owns the queues; the instance mutex guards only its queue
+ * table (lock order: instance, then queue). Named instances live in a process-wide registry
+ * (registry_mu) and are refcounted; the last backend of a name frees it. Queue handles are the
+ * queue states themselves: they live as long as the instance, so closing and reopening a queue
+ * keeps its jobs.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobq/backends.h"
+#include "jobq/sys/backend.h"
+#include "backends/backend.h"
+
+#define HASH_NONFATAL_OOM    1
+#define uthash_malloc(sz)    jobq__malloc(sz)
+#define uthash_free(ptr, sz) jobq__free(ptr)
+#include <uthash.h>
+#include <bsd/sys/tree.h>
+
+#define EV_RING_MIN   256u
+#define EV_RING_MAX   16384u
+#define EV_INLINE     38
+#define GEN_ID_SPACE  24 /* a generated id: up to 20 digits */
+#define STACK_BATCH   16
+#define STALLED_DEFA  "job stalled more than allowable limit"
+#define NAME_MAX_URL  200
+#define URL_SCHEME    "mem://"
+#define URL_SCHEME_SZ 6
+
+/* --- jobs ------------------------------------------------------------------------------- */
+
+typedef struct mjob mjob;
+struct mjob {
+	UT_hash_handle hh;
+	mjob *prev, *next; /* waiting, active, completed, failed */
+	RB_ENTRY(mjob) rb; /* prioritized, delayed */
+	int64_t k1, k2;
+	const char *id;
+	size_t id_len;
+	const char *name;
+	const char *data;
+	size_t data_len;
+	jobq_job_options opts; /* strings point into this allocation */
+	jobq_state state;
+	int64_t timestamp;
+	int64_t processed_on;
+	int64_t finished_on;
+	int64_t delay_ms;
+	uint32_t priority;
+	uint32_t attempts_started;
+	uint32_t attempts_made;
+	uint32_t stalled_count;
+	char *progress;
+	char *result;
+	char *failed_reason;
+	char **stacktrace;
+	size_t stacktrace_count;
+	const char *defa; /* deferred failure: a static string or NULL */
+	char *token;
+	int64_t lock_expiry;
+	char **logs;
+	size_t nlogs;
+	size_t logs_cap;
+};
+
+typedef struct mlist {
+	mjob *head, *tail;
+	size_t count;
+} mlist;
+
+static int
+job_cmp(const mjob *a, const mjob *b) {
+	if (a->k1 != b->k1)
+		return a->k1 < b->k1 ? -1 : 1;
+	if (a->k2 != b->k2)
+		return a->k2 < b->k2 ? -1 : 1;
+	return 0;
+}
+
+RB_HEAD(mtree, mjob);
+RB_GENERATE_INTERNAL(mtree, mjob, rb, job_cmp, __attribute__((unused)) static)
+
+/* --- deduplication keys ----------------------------------------------------------------- */
+
+typedef struct mdedup {
+	UT_hash_handle hh;
+	int64_t expiry; /* 0: lives until its owner finishes or is removed */
+	size_t owner_len;
+	char owner[JOBQ_ID_MAX + 1];
+	size_t key_len;
+	char key[]; /* NUL-terminated */
+} mdedup;
+
+/* --- events ----------------------------------------------------------------------------- */
+
+enum {
+	EV_ADDED,
+	EV_WAITING,
+	EV_DELAYED,
+	EV_ACTIVE,
+	EV_PROGRESS,
+	EV_COMPLETED,
+	EV_FAILED,
+	EV_RETRIES_EXHAUSTED,
+	EV_STALLED,
+	EV_DRAINED,
+	EV_REMOVED,
+	EV_CLEANED,
+	EV_PAUSED,
+	EV_RESUMED,
+	EV_DUPLICATED,
+	EV_DEDUPLICATED
+};
+
+static const char *const ev_names[] = {"added",    "waiting",   "delayed",    "active",
+                                       "progress", "completed", "failed",     "retries-exhausted",
+                                       "stalled",  "drained",   "removed",    "cleaned",
+                                       "paused",   "resumed",   "duplicated", "deduplicated"};
+
+typedef struct mevent {
+	uint64_t seq;
+	int64_t num;
+	char *heap; /* NULL: the strings are in inl */
+	uint8_t type;
+	uint8_t prev; /* a jobq_state, 0: none */
+	char inl[EV_INLINE];
+} mevent;
+
+typedef struct evring {
+	mevent *buf;
+	size_t cap;     /* 0 or a power of two */
+	uint64_t first; /* oldest retained sequence */
+	uint64_t next;  /* next sequence to assign */
+} evring;
+
+/* --- queues and instances --------------------------------------------------------------- */
+
+typedef struct minstance minstance;
+
+struct jobq_backend_queue {
+	UT_hash_handle hh;
+	minstance *inst;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;
+	pthread_cond_t ev_cv;
+	uint64_t gen;
+	unsigned int work_waiters;
+	unsigned int ev_waiters;
+	mjob *jobs;
+	mlist waiting, active, completed, failed;
+	struct mtree prio, delayed;
+	size_t nprio, ndelayed;
+	int64_t order;       /* increasing insertion counter */
+	int64_t front_order; /* decreasing, for the front of a priority */
+	uint64_t id_counter;
+	int paused;
+	mdedup *dedup;
+	evring ev;
+	char name[]; /* NUL-terminated */
+};
+typedef struct jobq_backend_queue mqueue;
+
+struct minstance {
+	UT_hash_handle hh; /* registry, for named instances */
+	pthread_mutex_t mu;
+	mqueue *queues;
+	unsigned int refs;
+	char *name; /* NULL: private */
+};
+
+typedef struct mbackend {
+	jobq_backend vt; /* first: a jobq_backend * is a mbackend * */
+	minstance *inst;
+} mbackend;
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static minstance *registry;
+
+/* --- small helpers ---------------------------------------------------------------------- */
+
+static const char *
+state_name(int s) {
+	switch (s) {
+	case JOBQ_STATE_WAITING:
+		return "waiting";
+	case JOBQ_STATE_PRIORITIZED:
+		return "prioritized";
+	case JOBQ_STATE_DELAYED:
+		return "delayed";
+	case JOBQ_STATE_ACTIVE:
+		return "active";
+	case JOBQ_STATE_COMPLETED:
+		return "completed";
+	case JOBQ_STATE_FAILED:
+		return "failed";
+	case JOBQ_STATE_PAUSED:
+		return "paused";
+	case JOBQ_STATE_WAITING_CHILDREN:
+		return "waiting-children";
+	default:
+		return "unknown";
+	}
+}
+
+static void
+list_push_back(mlist *l, mjob *j) {
+	j->next = NULL;
+	j->prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->next = j;
+	else
+		l->head = j;
+	l->tail = j;
+	l->count++;
+}
+
+static void
+list_push_front(mlist *l, mjob *j) {
+	j->prev = NULL;
+	j->next = l->head;
+	if (l->head != NULL)
+		l->head->prev = j;
+	else
+		l->tail = j;
+	l->head = j;
+	l->count++;
+}
+
+static void
+list_remove(mlist *l, mjob *j) {
+	if (j->prev != NULL)
+		j->prev->next = j->next;
+	else
+		l->head = j->next;
+	if (j->next != NULL)
+		j->next->prev = j->prev;
+	else
+		l->tail = j->prev;
+	j->prev = j->next = NULL;
+	l->count--;
+}
+
+static mlist *
+list_of(mqueue *q, jobq_state s) {
+	switch (s) {
+	case JOBQ_STATE_WAITING:
+		return &q->waiting;
+	case JOBQ_STATE_ACTIVE:
+		return &q->active;
+	case JOBQ_STATE_COMPLETED:
+		return &q->completed;
+	case JOBQ_STATE_FAILED:
+		return &q->failed;
+	default:
+		return NULL;
+	}
+}
+
+static mjob *
+find_job(mqueue *q, const char *id) {
+	mjob *j = NULL;
+	if (id != NULL)
+		HASH_FIND(hh, q->jobs, id, strlen(id), j);
+	return j;
+}
+
+static mdedup *
+find_dedup(mqueue *q, const char *key) {
+	mdedup *d = NULL;
+	HASH_FIND(hh, q->dedup, key, strlen(key), d);
+	return d;
+}
+
+static void
+cond_init_monotonic(pthread_cond_t *cv) {
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
+static int64_t
+mono_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+ms_to_timespec(struct timespec *ts, int64_t abs_ms) {
+	ts->tv_sec = (time_t)(abs_ms / 1000);
+	ts->tv_nsec = (long)((abs_ms % 1000) * 1000000);
+}
+
+/* --- events ----------------------------------------------------------------------------- */
+
+static int
+ring_grow(evring *r) {
+	size_t ncap = r->cap ? r->cap * 2 : EV_RING_MIN;
+	mevent *nbuf = jobq__malloc(ncap * sizeof(*nbuf));
+	if (nbuf == NULL)
+		return JOBQ_ENOMEM;
+	for (uint64_t s = r->first; s < r->next; s++)
+		nbuf[s & (ncap - 1)] = r->buf[s & (r->cap - 1)];
+	jobq__free(r->buf);
+	r->buf = nbuf;
+	r->cap = ncap;
+	return 0;
+}
+
+static void
+ring_clear(evring *r) {
+	for (uint64_t s = r->first; s < r->next; s++)
+		jobq__free(r->buf[s & (r->cap - 1)].heap);
+	r->first = r->next;
+}
+
+/* Drops the events from sequence `from` on (rollback of a failed add). */
+static void
+ring_truncate(evring *r, uint64_t from) {
+	for (uint64_t s = from > r->first ? from : r->first; s < r->next; s++)
+		jobq__free(r->buf[s & (r->cap - 1)].heap);
+	r->next = from;
+	if (r->first > from)
+		r->first = from;
+}
+
+static void
+ev_wake_readers(mqueue *q) {
+	if (q->ev_waiters)
+		pthread_cond_broadcast(&q->ev_cv);
+}
+
+/*
+ * Appends one event. Never fails: when memory is short the oldest events go earlier, and a
+ * long value that cannot be stored is replaced by an empty string.
+ */
+static void
+ev_push(mqueue *q, int type, const char *job_id, int prev, int64_t num, const char *s1,
+        const char *s2) {
+	evring *r = &q->ev;
+	if (r->next - r->first == r->cap) {
+		if (r->cap >= EV_RING_MAX || ring_grow(r) < 0) {
+			if (r->cap == 0)
+				return;
+			jobq__free(r->buf[r->first & (r->cap - 1)].heap);
+			r->first++;
+		}
+	}
+	mevent *e = &r->buf[r->next & (r->cap - 1)];
+	size_t l0 = job_id ? strlen(job_id) : 0;
+	size_t l1 = s1 ? strlen(s1) : 0;
+	size_t l2 = s2 ? strlen(s2) : 0;
+	size_t total = l0 + l1 + l2 + 3;
+	char *dst = e->inl;
+	e->heap = NULL;
+	if (total > EV_INLINE) {
+		e->heap = jobq__malloc(total);
+		if (e->heap != NULL) {
+			dst = e->heap;
+		} else {
+			l1 = l2 = 0;
+			if (l0 > EV_INLINE - 3)
+				l0 = EV_INLINE - 3;
+		}
+	}
+	memcpy(dst, job_id ? job_id : "", l0);
+	dst[l0] = '\0';
+	memcpy(dst + l0 + 1, s1 ? s1 : "", l1);
+	dst[l0 + 1 + l1] = '\0';
+	memcpy(dst + l0 + l1 + 2, s2 ? s2 : "", l2);
+	dst[l0 + l1 + l2 + 2] = '\0';
+	e->type = (uint8_t)type;
+	e->prev = (uint8_t)prev;
+	e->num = num;
+	e->seq = r->next++;
+	ev_wake_readers(q);
+}
+
+static void
+ev_job(mqueue *q, int type, const mjob *j, int prev) {
+	ev_push(q, type, j->id, prev, 0, NULL, NULL);
+}
+
+/* Formats one stored event into `list`. */
+static int
+ev_format(jobq_event_list *list, const mevent *e) {
+	char id[24], num[24];
+	const char *s0 = e->heap ? e->heap : e->inl;
+	const char *s1 = s0 + strlen(s0) + 1;
+	const char *s2 = s1 + strlen(s1) + 1;
+	jobq_event_field f[3];
+	size_t n = 0;
+	const char *job_id = s0;
+	snprintf(id, sizeof(id), "%" PRIu64, e->seq);
+	snprintf(num, sizeof(num), "%" PRId64, e->num);
+	switch (e->type) {
+	case EV_ADDED:
+		f[n++] = (jobq_event_field){"name", s1};
+		break;
+	case EV_WAITING:
+	case EV_ACTIVE:
+	case EV_REMOVED:
+		if (e->prev)
+			f[n++] = (jobq_event_field){"prev", state_name(e->prev)};
+		break;
+	case EV_DELAYED:
+		f[n++] = (jobq_event_field){"delay", num};
+		break;
+	case EV_PROGRESS:
+		f[n++] = (jobq_event_field){"data", s1};
+		break;
+	case EV_COMPLETED:
+		f[n++] = (jobq_event_field){"returnvalue", s1};
+		f[n++] = (jobq_event_field){"prev", "active"};
+		break;
+	case EV_FAILED:
+		f[n++] = (jobq_event_field){"failedReason", s1};
+		f[n++] = (jobq_event_field){"prev", "active"};
+		break;
+	case EV_RETRIES_EXHAUSTED:
+		f[n++] = (jobq_event_field){"attemptsMade", num};
+		break;
+	case EV_CLEANED:
+		f[n++] = (jobq_event_field){"count", num};
+		job_id = NULL;
+		break;
+	case EV_DRAINED:
+	case EV_PAUSED:
+	case EV_RESUMED:
+		job_id = NULL;
+		break;
+	case EV_DEDUPLICATED:
+		f[n++] = (jobq_event_field){"deduplicationId", s1};
+		f[n++] = (jobq_event_field){"deduplicatedJobId", s2};
+		break;
+	default:
+		break;
+	}
+	return jobq_event_list__append(list, id, ev_names[e->type], job_id, n, f);
+}
+
+/* --- work wake-ups ---------------------------------------------------------------------- */
+
+static void
+work_signal(mqueue *q, int many) {
+	if (q->work_waiters == 0)
+		return;
+	if (many)
+		pthread_cond_broadcast(&q->work_cv);
+	else
+		pthread_cond_signal(&q->work_cv);
+}
+
+/* --- job placement ---------------------------------------------------------------------- */
+
+static void
+tree_insert(mqueue *q, mjob *j, jobq_state s, int64_t k1, int64_t k2) {
+	j->k1 = k1;
+	j->k2 = k2;
+	j->state = s;
+	if (s == JOBQ_STATE_PRIORITIZED) {
+		RB_INSERT(mtree, &q->prio, j);
+		q->nprio++;
+	} else {
+		RB_INSERT(mtree, &q->delayed, j);
+		q->ndelayed++;
+	}
+}
+
+/*
+ * Waiting or prioritized, by the job's priority. `front_wait`: a job without priority runs
+ * next (lifo, release); `front_prio`: a prioritized job runs first within its priority.
+ */
+static void
+make_ready(mqueue *q, mjob *j, int front_wait, int front_prio) {
+	if (j->priority > 0) {
+		tree_insert(q, j, JOBQ_STATE_PRIORITIZED, j->priority,
+		            front_prio ? --q->front_order : ++q->order);
+	} else {
+		j->state = JOBQ_STATE_WAITING;
+		if (front_wait)
+			list_push_front(&q->waiting, j);
+		else
+			list_push_back(&q->waiting, j);
+	}
+}
+
+static void
+make_delayed(mqueue *q, mjob *j, int64_t due) {
+	tree_insert(q, j, JOBQ_STATE_DELAYED, due, ++q->order);
+}
+
+/* Takes the job out of whatever structure holds it (the job stays in the id table). */
+static void
+job_unlink(mqueue *q, mjob *j) {
+	mlist *l = list_of(q, j->state);
+	if (l != NULL) {
+		list_remove(l, j);
+	} else if (j->state == JOBQ_STATE_PRIORITIZED) {
+		RB_REMOVE(mtree, &q->prio, j);
+		q->nprio--;
+	} else if (j->state == JOBQ_STATE_DELAYED) {
+		RB_REMOVE(mtree, &q->delayed, j);
+		q->ndelayed--;
+	}
+	j->state = JOBQ_STATE_UNKNOWN;
+}
+
+static void
+job_free_mem(mjob *j) {
+	jobq__free(j->progress);
+	jobq__free(j->result);
+	jobq__free(j->failed_reason);
+	for (size_t i = 0; i < j->stacktrace_count; i++)
+		jobq__free(j->stacktrace[i]);
+	jobq__free(j->stacktrace);
+	jobq__free(j->token);
+	for (size_t i = 0; i < j->nlogs; i++)
+		jobq__free(j->logs[i]);
+	jobq__free(j->logs);
+	jobq__free(j);
+}
+
+static void
+dedup_delete(mqueue *q, mdedup *d) {
+	HASH_DEL(q->dedup, d);
+	jobq__free(d);
+}
+
+/* On removal or deletion: the dedup key goes if it names this job. */
+static void
+dedup_release_owned(mqueue *q, const mjob *j) {
+	if (j->opts.dedup_id == NULL)
+		return;
+	mdedup *d = find_dedup(q, j->opts.dedup_id);
+	if (d != NULL && d->owner_len == j->id_len && memcmp(d->owner, j->id, j->id_len) == 0)
+		dedup_delete(q, d);
+}
+
+/* On finish: the key goes if its TTL is over, or if it has none and still names this job. */
+static void
+dedup_release_finished(mqueue *q, const mjob *j, int64_t now) {
+	if (j->opts.dedup_id == NULL)
+		return;
+	mdedup *d = find_dedup(q, j->opts.dedup_id);
+	if (d == NULL)
+		return;
+	if (d->expiry > 0) {
+		if (d->expiry <= now)
+			dedup_delete(q, d);
+	} else if (d->owner_len == j->id_len && memcmp(d->owner, j->id, j->id_len) == 0) {
+		dedup_delete(q, d);
+	}
+}
+
+/* Deletes a job with its logs; releases its dedup key if it owns it. */
+static void
+job_delete(mqueue *q, mjob *j) {
+	job_unlink(q, j);
+	HASH_DEL(q->jobs, j);
+	dedup_release_owned(q, j);
+	job_free_mem(j);
+}
+
+static void
+drop_lock(mjob *j) {
+	jobq__free(j->token);
+	j->token = NULL;
+	j->lock_expiry = 0;
+}
+
+static int
+is_ready(const mqueue *q) {
+	return !q->paused && (q->waiting.count > 0 || q->nprio > 0);
+}
+
+static int64_t
+next_due(mqueue *q) {
+	mjob *d = RB_MIN(mtree, &q->delayed);
+	return d ? d->k1 : 0;
+}
+
+static void
+promote_one(mqueue *q, mjob *j) {
+	job_unlink(q, j);
+	j->delay_ms = 0;
+	make_ready(q, j, 0, 0);
+	ev_job(q, EV_WAITING, j, JOBQ_STATE_DELAYED);
+}
+
+/* Moves every delayed job due at `now` to waiting/prioritized. Returns how many. */
+static size_t
+promote_due(mqueue *q, int64_t now) {
+	size_t n = 0;
+	mjob *d;
+	while ((d = RB_MIN(mtree, &q->delayed)) != NULL && d->k1 <= now) {
+		promote_one(q, d);
+		n++;
+	}
+	if (n > 0)
+		work_signal(q, n > 1);
+	return n;
+}
+
+static void
+drained_check(mqueue *q) {
+	if (q->waiting.count == 0 && q->nprio == 0 && q->active.count == 0)
+		ev_push(q, EV_DRAINED, NULL, 0, 0, NULL, NULL);
+}
+
+static void
+apply_keep(mqueue *q, mlist *set, mjob *just, const jobq_keep *keep, int64_t now) {
+	if (keep == NULL)
+		return;
+	switch (keep->mode) {
+	case JOBQ_KEEP_NONE:
+		job_delete(q, just);
+		break;
+	case JOBQ_KEEP_LIMIT:
+		if (keep->age_ms >= 0) {
+			while (set->head != NULL && set->head->finished_on <= now - keep->age_ms)
+				job_delete(q, set->head);
+		}
+		if (keep->count >= 0) {
+			while (set->count > (uint64_t)keep->count)
+				job_delete(q, set->head);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* --- copies for the caller -------------------------------------------------------------- */
+
+static int
+job_copy(jobq_job **out, const mjob *j, int with_token) {
+	jobq_job *c = jobq_job__new();
+	if (c == NULL)
+		return JOBQ_ENOMEM;
+	c->id = jobq__strndup(j->id, j->id_len);
+	c->name = jobq__strdup(j->name);
+	c->data = jobq__memdup(j->data, j->data_len);
+	c->data_len = j->data_len;
+	int rc = jobq_job_options__copy(&c->opts, &j->opts);
+	if (rc < 0 || c->id == NULL || c->name == NULL || c->data == NULL)
+		goto oom;
+	c->state = j->state;
+	c->timestamp = j->timestamp;
+	c->processed_on = j->processed_on;
+	c->finished_on = j->finished_on;
+	c->delay_ms = j->delay_ms;
+	c->priority = j->priority;
+	c->attempts_started = j->attempts_started;
+	c->attempts_made = j->attempts_made;
+	c->stalled_count = j->stalled_count;
+	if ((j->progress && !(c->progress = jobq__strdup(j->progress))) ||
+	    (j->result && !(c->result = jobq__strdup(j->result))) ||
+	    (j->failed_reason && !(c->failed_reason = jobq__strdup(j->failed_reason))) ||
+	    (j->defa && !(c->deferred_failure = jobq__strdup(j->defa))) ||
+	    (with_token && j->token && !(c->token = jobq__strdup(j->token))))
+		goto oom;
+	if (j->stacktrace_count > 0) {
+		c->stacktrace = jobq__calloc(j->stacktrace_count, sizeof(char *));
+		if (c->stacktrace == NULL)
+			goto oom;
+		for (size_t i = 0; i < j->stacktrace_count; i++) {
+			c->stacktrace[i] = jobq__strdup(j->stacktrace[i]);
+			if (c->stacktrace[i] == NULL)
+				goto oom;
+			c->stacktrace_count = i + 1;
+		}
+	}
+	*out = c;
+	return 0;
+oom:
+	jobq_job_free(c);
+	return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory copying job %s", j->id);
+}
+
+/* --- lock checks ------------------------------------------------------------------------ */
+
+static int
+check_lock(mjob **out, mqueue *q, const char *id, const char *token, int64_t now) {
+	mjob *j = find_job(q, id);
+	if (j == NULL)
+		return jobq_error_set(JOBQ_ELOCKLOST, "job %s does not exist in queue %s",
+		                      id ? id : "(null)", q->name);
+	if (j->state != JOBQ_STATE_ACTIVE)
+		return jobq_error_set(JOBQ_ELOCKLOST, "job %s is %s, not active", j->id,
+		                      state_name(j->state));
+	if (token == NULL || j->token == NULL || strcmp(token, j->token) != 0)
+		return jobq_error_set(JOBQ_ELOCKLOST, "job %s is locked by another token", j->id);
+	if (j->lock_expiry <= now)
+		return jobq_error_set(JOBQ_ELOCKLOST,
+		                      "the lock of job %s expired at %" PRId64 " (now %" PRId64 ")",
+		                      j->id, j->lock_expiry, now);
+	*out = j;
+	return 0;
+}
+
+/* --- queues ----------------------------------------------------------------------------- */
+
+static void
+queue_reset(mqueue *q) {
+	mjob *j, *tmp;
+	HASH_ITER(hh, q->jobs, j, tmp) {
+		HASH_DEL(q->jobs, j);
+		job_free_mem(j);
+	}
+	mdedup *d, *dtmp;
+	HASH_ITER(hh, q->dedup, d, dtmp) {
+		dedup_delete(q, d);
+	}
+	memset(&q->waiting, 0, sizeof(q->waiting));
+	memset(&q->active, 0, sizeof(q->active));
+	memset(&q->completed, 0, sizeof(q->completed));
+	memset(&q->failed, 0, sizeof(q->failed));
+	RB_INIT(&q->prio);
+	RB_INIT(&q->delayed);
+	q->nprio = q->ndelayed = 0;
+	q->order = q->front_order = 0;
+	q->id_counter = 0;
+	q->paused = 0;
+	ring_clear(&q->ev);
+}
+
+static void
+queue_destroy(mqueue *q) {
+	queue_reset(q);
+	jobq__free(q->ev.buf);
+	pthread_cond_destroy(&q->work_cv);
+	pthread_cond_destroy(&q->ev_cv);
+	pthread_mutex_destroy(&q->mu);
+	jobq__free(q);
+}
+
+static int
+mem_queue_open(jobq_backend_queue **out, jobq_backend *b, const char *name) {
+	minstance *inst = ((mbackend *)b)->inst;
+	if (out == NULL || name == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: queue_open needs out and name");
+	size_t len = strlen(name);
+	pthread_mutex_lock(&inst->mu);
+	mqueue *q = NULL;
+	HASH_FIND(hh, inst->queues, name, len, q);
+	if (q == NULL) {
+		q = jobq__calloc(1, sizeof(*q) + len + 1);
+		if (q == NULL) {
+			pthread_mutex_unlock(&inst->mu);
+			return jobq_error_set(JOBQ_ENOMEM,
+			                      "memory backend: out of memory opening %s", name);
+		}
+		memcpy(q->name, name, len + 1);
+		q->inst = inst;
+		RB_INIT(&q->prio);
+		RB_INIT(&q->delayed);
+		q->ev.first = q->ev.next = 1;
+		HASH_ADD_KEYPTR(hh, inst->queues, q->name, len, q);
+		if (q->hh.tbl == NULL) {
+			pthread_mutex_unlock(&inst->mu);
+			jobq__free(q);
+			return jobq_error_set(JOBQ_ENOMEM,
+			                      "memory backend: out of memory opening %s", name);
+		}
+		pthread_mutex_init(&q->mu, NULL);
+		cond_init_monotonic(&q->work_cv);
+		cond_init_monotonic(&q->ev_cv);
+	}
+	pthread_mutex_unlock(&inst->mu);
+	*out = q;
+	return 0;
+}
+
+static void
+mem_queue_close(jobq_backend_queue *q) {
+	(void)q; /* the queue's state lives as long as its instance */
+}
+
+/* --- add -------------------------------------------------------------------------------- */
+
+typedef struct addslot {
+	mjob *blk;       /* preallocated job, NULL once used */
+	mdedup *dd;      /* preallocated dedup key, NULL once used */
+	mjob *created;   /* the job this request created */
+	mdedup *dd_new;  /* a dedup key this request inserted */
+	mdedup *dd_upd;  /* a dedup key this request took over (old values in `dd`) */
+	mdedup *dd_keep; /* backup holder for dd_upd */
+} addslot;
+
+static size_t
+add_block_size(const jobq_add_request *r, size_t *name_len) {
+	const jobq_job_options *o = r->opts;
+	*name_len = r->name ? strlen(r->name) : 0;
+	size_t id_space = (o->job_id && o->job_id[0]) ? strlen(o->job_id) + 1 : GEN_ID_SPACE;
+	size_t sz = sizeof(mjob) + id_space + *name_len + 1 + r->len + 1;
+	if (o->dedup_id)
+		sz += strlen(o->dedup_id) + 1;
+	if (o->backoff.custom_type)
+		sz += strlen(o->backoff.custom_type) + 1;
+	return sz;
+}
+
+/* Fills a preallocated block for request `r` with id `id`. */
+static mjob *
+add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len, size_t name_len) {
+	const jobq_job_options *o = r->opts;
+	char *p = (char *)(j + 1);
+	memset(j, 0, sizeof(*j));
+	memcpy(p, id, id_len + 1);
+	j->id = p;
+	j->id_len = id_len;
+	p += id_len + 1;
+	memcpy(p, r->name ? r->name : "", name_len);
+	p[name_len] = '\0';
+	j->name = p;
+	p += name_len + 1;
+	if (r->len > 0)
+		memcpy(p, r->data, r->len);
+	p[r->len] = '\0';
+	j->data = p;
+	j->data_len = r->len;
+	p += r->len + 1;
+	j->opts = *o;
+	j->opts.job_id = (o->job_id && o->job_id[0]) ? j->id : NULL;
+	if (o->dedup_id) {
+		size_t l = strlen(o->dedup_id);
+		memcpy(p, o->dedup_id, l + 1);
+		j->opts.dedup_id = p;
+		p += l + 1;
+	}
+	if (o->backoff.custom_type) {
+		size_t l = strlen(o->backoff.custom_type);
+		memcpy(p, o->backoff.custom_type, l + 1);
+		j->opts.backoff.custom_type = p;
+	}
+	j->timestamp = o->timestamp;
+	j->delay_ms = o->delay_ms > 0 ? o->delay_ms : 0;
+	j->priority = o->priority;
+	return j;
+}
+
+static void
+add_rollback(mqueue *q, addslot *s, size_t upto, uint64_t counter, uint64_t ev_next) {
+	for (size_t i = upto + 1; i-- > 0;) {
+		if (s[i].dd_new != NULL) {
+			HASH_DEL(q->dedup, s[i].dd_new);
+			s[i].dd = s[i].dd_new; /* freed with the unused blocks */
+			s[i].dd_new = NULL;
+		}
+		if (s[i].dd_upd != NULL) {
+			mdedup *d = s[i].dd_upd, *bk = s[i].dd_keep;
+			d->expiry = bk->expiry;
+			d->owner_len = bk->owner_len;
+			memcpy(d->owner, bk->owner, sizeof(d->owner));
+			s[i].dd_upd = NULL;
+		}
+		if (s[i].created != NULL) {
+			job_unlink(q, s[i].created);
+			if (s[i].created->hh.tbl != NULL)
+				HASH_DEL(q->jobs, s[i].created);
+			s[i].blk = s[i].created;
+			s[i].created = NULL;
+		}
+	}
+	q->id_counter = counter;
+	ring_truncate(&q->ev, ev_next);
+}
+
+static int
+mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_request *reqs,
+        size_t n, int64_t now) {
+	if (n == 0)
+		return 0;
+	if (ids == NULL || outcomes == NULL || reqs == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: add needs ids, outcomes, reqs");
+	for (size_t i = 0; i < n; i++) {
+		if (reqs[i].opts == NULL)
+			return jobq_error_set(JOBQ_EINVAL,
+			                      "memory backend: add request %zu has no opts", i);
+	}
+	addslot stack[STACK_BATCH];
+	size_t name_lens_stack[STACK_BATCH];
+	addslot *s = stack;
+	size_t *name_lens = name_lens_stack;
+	int rc = 0;
+	if (n > STACK_BATCH) {
+		s = jobq__calloc(n, sizeof(*s));
+		name_lens = jobq__malloc(n * sizeof(*name_lens));
+		if (s == NULL || name_lens == NULL) {
+			rc = jobq_error_set(JOBQ_ENOMEM,
+			                    "memory backend: out of memory adding %zu jobs", n);
+			goto out;
+		}
+	} else {
+		memset(stack, 0, sizeof(stack));
+	}
+	/* Allocate everything outside the lock. */
+	for (size_t i = 0; i < n; i++) {
+		s[i].blk = jobq__malloc(add_block_size(&reqs[i], &name_lens[i]));
+		if (s[i].blk == NULL)
+			goto oom;
+		if (reqs[i].opts->dedup_id) {
+			size_t kl = strlen(reqs[i].opts->dedup_id);
+			s[i].dd = jobq__malloc(sizeof(mdedup) + kl + 1);
+			if (s[i].dd == NULL)
+				goto oom;
+			memset(s[i].dd, 0, sizeof(mdedup));
+			memcpy(s[i].dd->key, reqs[i].opts->dedup_id, kl + 1);
+			s[i].dd->key_len = kl;
+		}
+	}
+
+	pthread_mutex_lock(&q->mu);
+	uint64_t counter0 = q->id_counter;
+	uint64_t ev0 = q->ev.next;
+	size_t ready = 0;
+	for (size_t i = 0; i < n; i++) {
+		const jobq_add_request *r = &reqs[i];
+		const jobq_job_options *o = r->opts;
+		char gen[GEN_ID_SPACE];
+		const char *id;
+		size_t id_len;
+		q->id_counter++;
+		if (o->job_id && o->job_id[0]) {
+			id = o->job_id;
+			id_len = strlen(id);
+			if (id_len > JOBQ_ID_MAX) {
+				add_rollback(q, s, i, counter0, ev0);
+				pthread_mutex_unlock(&q->mu);
+				rc = jobq_error_set(JOBQ_EINVAL, "job id is longer than %d bytes",
+				                    JOBQ_ID_MAX);
+				goto out;
+			}
+			if (find_job(q, id) != NULL) {
+				memcpy(ids[i].str, id, id_len + 1);
+				outcomes[i] = JOBQ_ADD_DUPLICATE;
+				ev_push(q, EV_DUPLICATED, id, 0, 0, NULL, NULL);
+				continue;
+			}
+		} else {
+			id_len = (size_t)snprintf(gen, sizeof(gen), "%" PRIu64, q->id_counter);
+			id = gen;
+		}
+		mdedup *d = NULL;
+		if (o->dedup_id) {
+			d = find_dedup(q, o->dedup_id);
+			int live = 0;
+			if (d != NULL) {
+				if (d->expiry > 0)
+					live = d->expiry > now;
+				else
+					live = find_job(q, d->owner) != NULL;
+			}
+			if (live) {
+				memcpy(ids[i].str, d->owner, d->owner_len + 1);
+				outcomes[i] = JOBQ_ADD_DEDUPLICATED;
+				ev_push(q, EV_DEDUPLICATED, d->owner, 0, 0, o->dedup_id, id);
+				continue;
+			}
+		}
+		mjob *j = add_fill(s[i].blk, r, id, id_len, name_lens[i]);
+		s[i].blk = NULL;
+		HASH_ADD_KEYPTR(hh, q->jobs, j->id, j->id_len, j);
+		s[i].created = j;
+		if (j->hh.tbl == NULL)
+			goto oom_locked;
+		if (o->dedup_id) {
+			int64_t expiry = o->dedup_ttl_ms > 0 ? now + o->dedup_ttl_ms : 0;
+			if (d != NULL) {
+				/* Take over an expired or stale key; keep its old values for
+				 * rollback. */
+				s[i].dd_keep = s[i].dd;
+				s[i].dd_keep->expiry = d->expiry;
+				s[i].dd_keep->owner_len = d->owner_len;
+				memcpy(s[i].dd_keep->owner, d->owner, sizeof(d->owner));
+				s[i].dd_upd = d;
+			} else {
+				d = s[i].dd;
+				s[i].dd = NULL;
+				HASH_ADD_KEYPTR(hh, q->dedup, d->key, d->key_len, d);
+				if (d->hh.tbl == NULL) {
+					s[i].dd = d;
+					goto oom_locked;
+				}
+				s[i].dd_new = d;
+			}
+			d->expiry = expiry;
+			d->owner_len = id_len;
+			memcpy(d->owner, id, id_len + 1);
+		}
+		memcpy(ids[i].str, id, id_len + 1);
+		outcomes[i] = JOBQ_ADD_CREATED;
+		ev_push(q, EV_ADDED, j->id, 0, 0, j->name, NULL);
+		if (j->delay_ms > 0) {
+			int64_t due = j->timestamp + j->delay_ms;
+			make_delayed(q, j, due);
+			ev_push(q, EV_DELAYED, j->id, 0, due, NULL, NULL);
+			ready++; /* wakes waiters so they re-arm their timers */
+		} else {
+			make_ready(q, j, o->lifo, 0);
+			ev_job(q, EV_WAITING, j, 0);
+			ready++;
+		}
+	}
+	if (ready > 0)
+		work_signal(q, ready > 1);
+	pthread_mutex_unlock(&q->mu);
+	goto out;
+
+oom_locked:
+	add_rollback(q, s, n - 1, counter0, ev0);
+	pthread_mutex_unlock(&q->mu);
+oom:
+	rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory adding %zu jobs", n);
+out:
+	if (s != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			jobq__free(s[i].blk);
+			jobq__free(s[i].dd);
+		}
+	}
+	if (s != stack)
+		jobq__free(s);
+	if (name_lens != name_lens_stack)
+		jobq__free(name_lens);
+	return rc;
+}
+
+/* --- fetch and the active job ----------------------------------------------------------- */
+
+static int
+mem_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
+          int64_t lock_ms, int64_t now) {
+	if (out == NULL || token == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: fetch needs out and a token");
+	char *tok = jobq__strdup(token);
+	char *tok2 = jobq__strdup(token);
+	if (tok == NULL || tok2 == NULL) {
+		jobq__free(tok);
+		jobq__free(tok2);
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
+	}
+	pthread_mutex_lock(&q->mu);
+	promote_due(q, now);
+	mjob *j = NULL;
+	if (!q->paused) {
+		j = q->waiting.head;
+		if (j == NULL)
+			j = RB_MIN(mtree, &q->prio);
+	}
+	if (info != NULL)
+		info->next_due_ms = next_due(q);
+	if (j == NULL) {
+		pthread_mutex_unlock(&q->mu);
+		jobq__free(tok);
+		jobq__free(tok2);
+		jobq_error_set(JOBQ_ENOJOB, "no job to fetch in queue %s%s", q->name,
+		               q->paused ? " (paused)" : "");
+		return JOBQ_ENOJOB;
+	}
+	jobq_job *c;
+	int rc = job_copy(&c, j, 0);
+	if (rc < 0) {
+		pthread_mutex_unlock(&q->mu);
+		jobq__free(tok);
+		jobq__free(tok2);
+		return rc;
+	}
+	job_unlink(q, j);
+	j->state = JOBQ_STATE_ACTIVE;
+	list_push_back(&q->active, j);
+	jobq__free(j->token);
+	j->token = tok;
+	j->lock_expiry = now + lock_ms;
+	j->processed_on = now;
+	j->attempts_started++;
+	ev_job(q, EV_ACTIVE, j, JOBQ_STATE_WAITING);
+	pthread_mutex_unlock(&q->mu);
+	c->state = JOBQ_STATE_ACTIVE;
+	c->processed_on = now;
+	c->attempts_started++;
+	c->token = tok2;
+	*out = c;
+	return 0;
+}
+
+static int
+mem_extend_lock(jobq_backend_queue *q, const char *id, const char *token, int64_t lock_ms,
+                int64_t now) {
+	pthread_mutex_lock(&q->mu);
+	mjob *j;
+	int rc = check_lock(&j, q, id, token, now);
+	if (rc == 0)
+		j->lock_expiry = now + lock_ms;
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+static int
+mem_complete(jobq_backend_queue *q, const char *id, const char *token, const char *result_json,
+             const jobq_keep *keep, int64_t now) {
+	char *res = NULL;
+	if (result_json != NULL && (res = jobq__strdup(result_json)) == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
+	pthread_mutex_lock(&q->mu);
+	mjob *j;
+	int rc = check_lock(&j, q, id, token, now);
+	if (rc < 0) {
+		pthread_mutex_unlock(&q->mu);
+		jobq__free(res);
+		return rc;
+	}
+	job_unlink(q, j);
+	drop_lock(j);
+	j->attempts_made++;
+	j->finished_on = now;
+	jobq__free(j->result);
+	j->result = res;
+	j->state = JOBQ_STATE_COMPLETED;
+	list_push_back(&q->completed, j);
+	ev_push(q, EV_COMPLETED, j->id, 0, 0, res ? res : "null", NULL);
+	dedup_release_finished(q, j, now);
+	apply_keep(q, &q->completed, j, keep, now);
+	drained_check(q);
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+static int
+mem_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_failure *f,
+         int64_t now) {
+	if (f == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: fail needs a failure");
+	char *reason = jobq__strdup(f->reason ? f->reason : "");
+	char *stack = f->stack ? jobq__strdup(f->stack) : NULL;
+	if (reason == NULL || (f->stack && stack == NULL)) {
+		jobq__free(reason);
+		jobq__free(stack);
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
+	}
+	pthread_mutex_lock(&q->mu);
+	mjob *j;
+	int rc = check_lock(&j, q, id, token, now);
+	if (rc == 0 && stack != NULL) {
+		char **st =
+		    jobq__realloc(j->stacktrace, (j->stacktrace_count + 1) * sizeof(char *));
+		if (st == NULL) {
+			rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
+		} else {
+			j->stacktrace = st;
+			st[j->stacktrace_count++] = stack;
+			stack = NULL;
+		}
+	}
+	if (rc < 0) {
+		pthread_mutex_unlock(&q->mu);
+		jobq__free(reason);
+		jobq__free(stack);
+		return rc;
+	}
+	job_unlink(q, j);
+	drop_lock(j);
+	j->attempts_made++;
+	jobq__free(j->failed_reason);
+	j->failed_reason = reason;
+	if (f->retry_at_ms >= 0 && f->retry_at_ms <= now) {
+		make_ready(q, j, j->opts.lifo, 0);
+		ev_job(q, EV_WAITING, j, JOBQ_STATE_ACTIVE);
+		work_signal(q, 0);
+	} else if (f->retry_at_ms > now) {
+		j->delay_ms = f->retry_at_ms - now;
+		make_delayed(q, j, f->retry_at_ms);
+		ev_push(q, EV_DELAYED, j->id, 0, f->retry_at_ms, NULL, NULL);
+		work_signal(q, 1);
+	} else {
+		j->finished_on = now;
+		j->defa = NULL;
+		j->state = JOBQ_STATE_FAILED;
+		list_push_back(&q->failed, j);
+		ev_push(q, EV_FAILED, j->id, 0, 0, reason, NULL);
+		if (j->attempts_made >= f->attempts)
+			ev_push(q, EV_RETRIES_EXHAUSTED, j->id, 0, j->attempts_made, NULL, NULL);
+		dedup_release_finished(q, j, now);
+		apply_keep(q, &q->failed, j, &f->keep, now);
+		drained_check(q);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+static int
+mem_release(jobq_backend_queue *q, const char *id, const char *token, int64_t now) {
+	pthread_mutex_lock(&q->mu);
+	mjob *j;
+	int rc = check_lock(&j, q, id, token, now);
+	if (rc == 0) {
+		job_unlink(q, j);
+		drop_lock(j);
+		make_ready(q, j, 1, 1);
+		ev_job(q, EV_WAITING, j, JOBQ_STATE_ACTIVE);
+		work_signal(q, 0);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+static int
+mem_reap_stalled(jobq_strings **recovered, jobq_backend_queue *q, uint32_t max_stalled,
+                 int64_t stalled_interval_ms, int64_t now) {
+	(void)stalled_interval_ms;
+	jobq_strings *ids = NULL;
+	pthread_mutex_lock(&q->mu);
+	size_t n = 0;
+	for (mjob *j = q->active.head; j != NULL; j = j->next) {
+		if (j->lock_expiry > now)
+			continue;
+		if (recovered != NULL && jobq_strings__append(&ids, j->id, j->id_len) < 0) {
+			pthread_mutex_unlock(&q->mu);
+			jobq_strings_free(ids);
+			return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in reap");
+		}
+		n++;
+	}
+	for (mjob *j = q->active.head, *next; j != NULL && n > 0; j = next) {
+		next = j->next;
+		if (j->lock_expiry > now)
+			continue;
+		job_unlink(q, j);
+		drop_lock(j);
+		j->stalled_count++;
+		if (j->stalled_count > max_stalled)
+			j->defa = STALLED_DEFA;
+		j->state = JOBQ_STATE_WAITING;
+		list_push_front(&q->waiting, j);
+		ev_job(q, EV_WAITING, j, JOBQ_STATE_ACTIVE);
+		ev_job(q, EV_STALLED, j, 0);
+	}
+	if (n > 0)
+		work_signal(q, n > 1);
+	pthread_mutex_unlock(&q->mu);
+	if (recovered != NULL)
+		*recovered = ids;
+	return (int)n;
+}
+
+/* --- reading ---------------------------------------------------------------------------- */
+
+static int
+mem_get(jobq_job **out, jobq_backend_queue *q, const char *id) {
+	pthread_mutex_lock(&q->mu);
+	mjob *j = find_job(q, id);
+	int rc = j ? job_copy(out, j, 0)
+	           : jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s",
+	                            id ? id : "(null)", q->name);
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+static int
+list_add_copy(jobq_job_list **out, const mjob *j) {
+	jobq_job *c;
+	int rc = job_copy(&c, j, 0);
+	if (rc < 0)
+		return rc;
+	rc = jobq_job_list__append(out, c);
+	if (rc < 0)
+		jobq_job_free(c);
+	return rc;
+}
+
+static int
+mem_list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t offset,
+         size_t limit) {
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: list needs out");
+	*out = NULL;
+	jobq_job_list *l = NULL;
+	int rc = 0;
+	size_t skipped = 0, taken = 0;
+	pthread_mutex_lock(&q->mu);
+	mlist *ml = list_of(q, state);
+	if (ml != NULL) {
+		int newest_first = state == JOBQ_STATE_COMPLETED || state == JOBQ_STATE_FAILED;
+		for (mjob *j = newest_first ? ml->tail : ml->head; j != NULL;
+		     j = newest_first ? j->prev : j->next) {
+			if (skipped < offset) {
+				skipped++;
+				continue;
+			}
+			if (limit > 0 && taken >= limit)
+				break;
+			if ((rc = list_add_copy(&l, j)) < 0)
+				break;
+			taken++;
+		}
+	} else if (state == JOBQ_STATE_PRIORITIZED || state == JOBQ_STATE_DELAYED) {
+		struct mtree *t = state == JOBQ_STATE_PRIORITIZED ? &q->prio : &q->delayed;
+		mjob *j;
+		RB_FOREACH(j, mtree, t) {
+			if (skipped < offset) {
+				skipped++;
+				continue;
+			}
+			if (limit > 0 && taken >= limit)
+				break;
+			if ((rc = list_add_copy(&l, j)) < 0)
+				break;
+			taken++;
+		}
+	} else if (state == JOBQ_STATE_UNKNOWN || state >= JOBQ_STATE__COUNT) {
+		rc =
+		    jobq_error_set(JOBQ_EINVAL, "memory backend: cannot list state %d", (int)state);
+	}
+	pthread_mutex_unlock(&q->mu);
+	if (rc < 0) {
+		jobq_job_list_free(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+static int
+mem_counts(jobq_counts *out, jobq_backend_queue *q) {
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: counts needs out");
+	pthread_mutex_lock(&q->mu);
+	out->waiting = q->waiting.count;
+	out->active = q->active.count;
+	out->delayed = q->ndelayed;
+	out->prioritized = q->nprio;
+	out->completed = q->completed.count;
+	out->failed = q->failed.count;
+	out->paused = 0;
+	out->waiting_children = 0;
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+/* --- administration --------------------------------------------------------------------- */
+
+static int
+mem_remove(jobq_backend_queue *q, const char *id, int64_t now) {
+	pthread_mutex_lock(&q->mu);
+	int rc = 0;
+	mjob *j = find_job(q, id);
+	if (j == NULL) {
+		rc = jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s",
+		                    id ? id : "(null)", q->name);
+	} else if (j->state == JOBQ_STATE_ACTIVE && j->lock_expiry > now) {
+		rc = jobq_error_set(JOBQ_ESTATE, "job %s is active and locked", j->id);
+	} else {
+		int prev = (int)j->state;
+		ev_push(q, EV_REMOVED, j->id, prev, 0, NULL, NULL);
+		job_delete(q, j);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+static int
+mem_set_paused(jobq_backend_queue *q, int paused, int64_t now) {
+	(void)now;
+	pthread_mutex_lock(&q->mu);
+	q->paused = paused ? 1 : 0;
+	ev_push(q, paused ? EV_PAUSED : EV_RESUMED, NULL, 0, 0, NULL, NULL);
+	if (!paused)
+		work_signal(q, 1);
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+static int
+mem_is_paused(int *out, jobq_backend_queue *q) {
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: is_paused needs out");
+	pthread_mutex_lock(&q->mu);
+	*out = q->paused;
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+static int
+mem_drain(jobq_backend_queue *q, int include_delayed, int64_t now) {
+	(void)now;
+	pthread_mutex_lock(&q->mu);
+	mjob *j;
+	while ((j = q->waiting.head) != NULL)
+		job_delete(q, j);
+	while ((j = RB_MIN(mtree, &q->prio)) != NULL)
+		job_delete(q, j);
+	if (include_delayed) {
+		while ((j = RB_MIN(mtree, &q->delayed)) != NULL)
+			job_delete(q, j);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+static int64_t
+job_age(const mjob *j) {
+	if (j->finished_on)
+		return j->finished_on;
+	if (j->processed_on)
+		return j->processed_on;
+	return j->timestamp;
+}
+
+static int
+mem_clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state, int64_t grace_ms,
+          size_t limit, int64_t now) {
+	if (state == JOBQ_STATE_UNKNOWN || state >= JOBQ_STATE__COUNT)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: cannot clean state %d",
+		                      (int)state);
+	int64_t cutoff = now - grace_ms;
+	mjob **victims = NULL;
+	size_t nv = 0, cap = 0;
+	jobq_strings *ids = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&q->mu);
+	mlist *ml = list_of(q, state);
+	mjob *j = NULL;
+	if (ml != NULL)
+		j = ml->head;
+	else if (state == JOBQ_STATE_PRIORITIZED)
+		j = RB_MIN(mtree, &q->prio);
+	else if (state == JOBQ_STATE_DELAYED)
+		j = RB_MIN(mtree, &q->delayed);
+	for (; j != NULL && (limit == 0 || nv < limit);
+	     j = ml ? j->next : RB_NEXT(mtree, NULL, j)) {
+		int64_t age = job_age(j);
+		if (age > cutoff) {
+			/* completed/failed are in finish order: nothing older follows */
+			if (state == JOBQ_STATE_COMPLETED || state == JOBQ_STATE_FAILED)
+				break;
+			continue;
+		}
+		if (state == JOBQ_STATE_ACTIVE && j->lock_expiry > now)
+			continue;
+		if (nv == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			mjob **nvict = jobq__realloc(victims, ncap * sizeof(*nvict));
+			if (nvict == NULL)
+				goto oom;
+			victims = nvict;
+			cap = ncap;
+		}
+		victims[nv++] = j;
+		if (removed != NULL && jobq_strings__append(&ids, j->id, j->id_len) < 0)
+			goto oom;
+	}
+	for (size_t i = 0; i < nv; i++)
+		job_delete(q, victims[i]);
+	ev_push(q, EV_CLEANED, NULL, 0, (int64_t)nv, NULL, NULL);
+	pthread_mutex_unlock(&q->mu);
+	jobq__free(victims);
+	if (removed != NULL) {
+		if (ids == NULL)
+			ids = jobq__calloc(1, sizeof(*ids));
+		*removed = ids;
+	}
+	return (int)nv;
+oom:
+	pthread_mutex_unlock(&q->mu);
+	jobq__free(victims);
+	jobq_strings_free(ids);
+	rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in clean");
+	return rc;
+}
+
+static int
+mem_obliterate(jobq_backend_queue *q, int force, int64_t now) {
+	(void)now;
+	pthread_mutex_lock(&q->mu);
+	if (q->active.count > 0 && !force) {
+		size_t n = q->active.count;
+		pthread_mutex_unlock(&q->mu);
+		return jobq_error_set(JOBQ_ESTATE,
+		                      "queue %s has %zu active jobs; obliterate needs force",
+		                      q->name, n);
+	}
+	queue_reset(q);
+	q->gen++;
+	pthread_cond_broadcast(&q->work_cv);
+	pthread_cond_broadcast(&q->ev_cv);
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+static int
+mem_promote(jobq_backend_queue *q, const char *id, int64_t now) {
+	(void)now;
+	int rc = 0;
+	pthread_mutex_lock(&q->mu);
+	if (id != NULL) {
+		mjob *j = find_job(q, id);
+		if (j == NULL)
+			rc = jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s", id,
+			                    q->name);
+		else if (j->state != JOBQ_STATE_DELAYED)
+			rc = jobq_error_set(JOBQ_ESTATE, "job %s is %s, not delayed", id,
+			                    state_name(j->state));
+		else {
+			promote_one(q, j);
+			work_signal(q, 0);
+			rc = 1;
+		}
+	} else {
+		mjob *j;
+		while ((j = RB_MIN(mtree, &q->delayed)) != NULL) {
+			promote_one(q, j);
+			rc++;
+		}
+		if (rc > 0)
+			work_signal(q, rc > 1);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+static void
+retry_one(mqueue *q, mjob *j) {
+	job_unlink(q, j);
+	j->finished_on = 0;
+	j->processed_on = 0;
+	jobq__free(j->failed_reason);
+	j->failed_reason = NULL;
+	make_ready(q, j, 0, 0);
+	ev_job(q, EV_WAITING, j, JOBQ_STATE_FAILED);
+}
+
+static int
+mem_retry_failed(jobq_backend_queue *q, const char *id, int64_t now) {
+	(void)now;
+	int rc = 0;
+	pthread_mutex_lock(&q->mu);
+	if (id != NULL) {
+		mjob *j = find_job(q, id);
+		if (j == NULL)
+			rc = jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s", id,
+			                    q->name);
+		else if (j->state != JOBQ_STATE_FAILED)
+			rc = jobq_error_set(JOBQ_ESTATE, "job %s is %s, not failed", id,
+			                    state_name(j->state));
+		else {
+			retry_one(q, j);
+			work_signal(q, 0);
+			rc = 1;
+		}
+	} else {
+		mjob *j;
+		while ((j = q->failed.head) != NULL) {
+			retry_one(q, j);
+			rc++;
+		}
+		if (rc > 0)
+			work_signal(q, rc > 1);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+static int
+mem_progress(jobq_backend_queue *q, const char *id, const char *token, const char *json,
+             int64_t now) {
+	char *copy = jobq__strdup(json ? json : "0");
+	if (copy == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in progress");
+	pthread_mutex_lock(&q->mu);
+	mjob *j = NULL;
+	int rc = 0;
+	if (token != NULL) {
+		rc = check_lock(&j, q, id, token, now);
+	} else if ((j = find_job(q, id)) == NULL) {
+		rc = jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s",
+		                    id ? id : "(null)", q->name);
+	}
+	if (rc == 0) {
+		jobq__free(j->progress);
+		j->progress = copy;
+		copy = NULL;
+		ev_push(q, EV_PROGRESS, j->id, 0, 0, j->progress, NULL);
+	}
+	pthread_mutex_unlock(&q->mu);
+	jobq__free(copy);
+	return rc;
+}
+
+static int
+mem_add_log(jobq_backend_queue *q, const char *id, const char *line, int64_t keep) {
+	char *copy = jobq__strdup(line ? line : "");
+	if (copy == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in add_log");
+	pthread_mutex_lock(&q->mu);
+	int rc;
+	mjob *j = find_job(q, id);
+	if (j == NULL) {
+		rc = jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s",
+		                    id ? id : "(null)", q->name);
+		goto out;
+	}
+	if (j->nlogs == j->logs_cap) {
+		size_t ncap = j->logs_cap ? j->logs_cap * 2 : 4;
+		char **nl = jobq__realloc(j->logs, ncap * sizeof(char *));
+		if (nl == NULL) {
+			rc =
+			    jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in add_log");
+			goto out;
+		}
+		j->logs = nl;
+		j->logs_cap = ncap;
+	}
+	j->logs[j->nlogs++] = copy;
+	copy = NULL;
+	if (keep > 0 && j->nlogs > (uint64_t)keep) {
+		size_t drop = j->nlogs - (size_t)keep;
+		for (size_t i = 0; i < drop; i++)
+			jobq__free(j->logs[i]);
+		memmove(j->logs, j->logs + drop, (size_t)keep * sizeof(char *));
+		j->nlogs = (size_t)keep;
+	}
+	rc = (int)j->nlogs;
+out:
+	pthread_mutex_unlock(&q->mu);
+	jobq__free(copy);
+	return rc;
+}
+
+static int
+mem_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t start,
+             size_t limit) {
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: get_logs needs out");
+	jobq_strings *l = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&q->mu);
+	mjob *j = find_job(q, id);
+	if (j == NULL) {
+		rc = jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s",
+		                    id ? id : "(null)", q->name);
+	} else {
+		for (size_t i = start; i < j->nlogs && (limit == 0 || i - start < limit); i++) {
+			if (jobq_strings__append(&l, j->logs[i], strlen(j->logs[i])) < 0) {
+				rc = jobq_error_set(JOBQ_ENOMEM,
+				                    "memory backend: out of memory in get_logs");
+				break;
+			}
+		}
+		if (rc == 0 && l == NULL && (l = jobq__calloc(1, sizeof(*l))) == NULL)
+			rc = jobq_error_set(JOBQ_ENOMEM,
+			                    "memory backend: out of memory in get_logs");
+	}
+	pthread_mutex_unlock(&q->mu);
+	if (rc < 0) {
+		jobq_strings_free(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+/* --- events reading --------------------------------------------------------------------- */
+
+/* Parses a cursor: "$" (newest), "0" or a sequence number, optionally "N-M" as a stream id. */
+static int
+parse_cursor(uint64_t *out, mqueue *q, const char *after) {
+	if (after == NULL || strcmp(after, JOBQ_EVENTS_NOW) == 0) {
+		*out = q->ev.next - 1;
+		return 0;
+	}
+	const char *p = after;
+	uint64_t v = 0;
+	if (*p < '0' || *p > '9')
+		goto bad;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			goto bad;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == '-') {
+		p++;
+		if (*p < '0' || *p > '9')
+			goto bad;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p != '\0')
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	return jobq_error_set(JOBQ_EINVAL, "invalid event cursor '%s' (want \"0\", \"$\" or an id)",
+	                      after);
+}
+
+static int
+mem_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, size_t max,
+                int64_t timeout_ms) {
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: events_read needs out");
+	jobq_event_list *list = NULL;
+	int rc = jobq_event_list__new(&list);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&q->mu);
+	uint64_t a;
+	rc = parse_cursor(&a, q, after);
+	if (rc < 0)
+		goto out;
+	if (q->ev.next - 1 <= a && timeout_ms != 0) {
+		uint64_t gen = q->gen;
+		int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+		struct timespec ts;
+		if (timeout_ms > 0)
+			ms_to_timespec(&ts, deadline);
+		q->ev_waiters++;
+		while (q->ev.next - 1 <= a && q->gen == gen) {
+			if (timeout_ms > 0) {
+				if (pthread_cond_timedwait(&q->ev_cv, &q->mu, &ts) != 0 &&
+				    mono_ms() >= deadline)
+					break;
+			} else {
+				pthread_cond_wait(&q->ev_cv, &q->mu);
+			}
+		}
+		q->ev_waiters--;
+	}
+	uint64_t start = a + 1 > q->ev.first ? a + 1 : q->ev.first;
+	size_t n = 0;
+	for (uint64_t s = start; s < q->ev.next && (max == 0 || n < max); s++, n++) {
+		rc = ev_format(list, &q->ev.buf[s & (q->ev.cap - 1)]);
+		if (rc < 0)
+			goto out;
+	}
+	if (n == 0) {
+		char cur[24];
+		uint64_t c = a < q->ev.next - 1 ? a : q->ev.next - 1;
+		snprintf(cur, sizeof(cur), "%" PRIu64, c);
+		rc = jobq_event_list__set_cursor(list, cur);
+	}
+out:
+	pthread_mutex_unlock(&q->mu);
+	if (rc < 0) {
+		jobq_event_list_free(list);
+		return rc;
+	}
+	*out = list;
+	return 0;
+}
+
+/* --- waiting for work ------------------------------------------------------------------- */
+
+static int
+mem_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
+	int64_t start = mono_ms();
+	int64_t deadline = timeout_ms >= 0 ? start + timeout_ms : INT64_MAX;
+	pthread_mutex_lock(&q->mu);
+	uint64_t gen = q->gen;
+	for (;;) {
+		int64_t now = jobq_clock_now(clock);
+		if (is_ready(q))
+			break;
+		int64_t due = next_due(q);
+		if (q->ndelayed > 0 && due <= now)
+			break;
+		if (q->gen != gen)
+			break;
+		int64_t mnow = mono_ms();
+		if (mnow >= deadline)
+			break;
+		int64_t until = deadline;
+		if (q->ndelayed > 0) {
+			int64_t wait = due - now;
+			if (wait < 1)
+				wait = 1;
+			if (mnow + wait < until)
+				until = mnow + wait;
+		}
+		q->work_waiters++;
+		if (until == INT64_MAX) {
+			pthread_cond_wait(&q->work_cv, &q->mu);
+		} else {
+			struct timespec ts;
+			ms_to_timespec(&ts, until);
+			pthread_cond_timedwait(&q->work_cv, &q->mu, &ts);
+		}
+		q->work_waiters--;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+static void
+mem_wake(jobq_backend *b) {
+	minstance *inst = ((mbackend *)b)->inst;
+	pthread_mutex_lock(&inst->mu);
+	for (mqueue *q = inst->queues; q != NULL; q = q->hh.next) {
+		pthread_mutex_lock(&q->mu);
+		q->gen++;
+		pthread_cond_broadcast(&q->work_cv);
+		pthread_cond_broadcast(&q->ev_cv);
+		pthread_mutex_unlock(&q->mu);
+	}
+	pthread_mutex_unlock(&inst->mu);
+}
+
+/* --- instances -------------------------------------------------------------------------- */
+
+static void
+instance_destroy(minstance *inst) {
+	mqueue *q, *tmp;
+	HASH_ITER(hh, inst->queues, q, tmp) {
+		HASH_DEL(inst->queues, q);
+		queue_destroy(q);
+	}
+	pthread_mutex_destroy(&inst->mu);
+	jobq__free(inst->name);
+	jobq__free(inst);
+}
+
+static void
+mem_free(jobq_backend *b) {
+	if (b == NULL)
+		return;
+	minstance *inst = ((mbackend *)b)->inst;
+	if (inst->name == NULL) {
+		instance_destroy(inst);
+	} else {
+		pthread_mutex_lock(&registry_mu);
+		if (--inst->refs == 0)
+			HASH_DEL(registry, inst);
+		else
+			inst = NULL;
+		pthread_mutex_unlock(&registry_mu);
+		if (inst != NULL)
+			instance_destroy(inst);
+	}
+	jobq__free(b);
+}
+
+static const jobq_backend memory_vtable = {
+    .version = JOBQ_BACKEND_VERSION,
+    .name = "memory",
+    .caps = JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_LOGICAL_CLOCK,
+    .queue_open = mem_queue_open,
+    .queue_close = mem_queue_close,
+    .add = mem_add,
+    .fetch = mem_fetch,
+    .extend_lock = mem_extend_lock,
+    .complete = mem_complete,
+    .fail = mem_fail,
+    .release = mem_release,
+    .reap_stalled = mem_reap_stalled,
+    .get = mem_get,
+    .list = mem_list,
+    .counts = mem_counts,
+    .remove = mem_remove,
+    .set_paused = mem_set_paused,
+    .is_paused = mem_is_paused,
+    .drain = mem_drain,
+    .clean = mem_clean,
+    .obliterate = mem_obliterate,
+    .promote = mem_promote,
+    .retry_failed = mem_retry_failed,
+    .progress = mem_progress,
+    .add_log = mem_add_log,
+    .get_logs = mem_get_logs,
+    .events_read = mem_events_read,
+    .wait_for_work = mem_wait_for_work,
+    .wake = mem_wake,
+    .free = mem_free,
+};
+
+static minstance *
+instance_new(const char *name) {
+	minstance *inst = jobq__calloc(1, sizeof(*inst));
+	if (inst == NULL)
+		return NULL;
+	if (name != NULL && (inst->name = jobq__strdup(name)) == NULL) {
+		jobq__free(inst);
+		return NULL;
+	}
+	pthread_mutex_init(&inst->mu, NULL);
+	inst->refs = 1;
+	return inst;
+}
+
+int
+jobq_backend_memory_new(jobq_backend **out, const char *name) {
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: out is NULL");
+	*out = NULL;
+	mbackend *mb = jobq__malloc(sizeof(*mb));
+	if (mb == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory");
+	mb->vt = memory_vtable;
+	if (name == NULL || name[0] == '\0') {
+		mb->inst = instance_new(NULL);
+		if (mb->inst == NULL) {
+			jobq__free(mb);
+			return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory");
+		}
+	} else {
+		pthread_mutex_lock(&registry_mu);
+		minstance *inst = NULL;
+		HASH_FIND(hh, registry, name, strlen(name), inst);
+		if (inst != NULL) {
+			inst->refs++;
+		} else if ((inst = instance_new(name)) != NULL) {
+			HASH_ADD_KEYPTR(hh, registry, inst->name, strlen(inst->name), inst);
+			if (inst->hh.tbl == NULL) {
+				instance_destroy(inst);
+				inst = NULL;
+			}
+		}
+		pthread_mutex_unlock(&registry_mu);
+		if (inst == NULL) {
+			jobq__free(mb);
+			return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory");
+		}
+		mb->inst = inst;
+	}
+	*out = &mb->vt;
+	return 0;
+}
+
+int
+jobq__memory_open_url(jobq_backend **out, const char *url) {
+	if (url == NULL || strncmp(url, URL_SCHEME, URL_SCHEME_SZ) != 0)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "invalid memory store URL '%s': want mem:// or "
+		                      "mem://NAME",
+		                      url ? url : "(null)");
+	const char *name = url + URL_SCHEME_SZ;
+	size_t len = strlen(name);
+	if (len > NAME_MAX_URL)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "invalid memory store URL '%s': the name is longer than %d "
+		                      "characters",
+		                      url, NAME_MAX_URL);
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return jobq_error_set(
+			    JOBQ_EINVAL,
+			    "invalid memory store URL '%s': the name may contain only "
+			    "letters, digits, '.', '_' and '-'",
+			    url);
+	}
+	return jobq_backend_memory_new(out, len ? name : NULL);
+}
