@@ -295,10 +295,8 @@ main(int argc, char **argv) {
 		}
 		i++;
 	}
-	if (i >= argc) {
-		main_help(stderr);
-		return CLI_EXIT_USAGE;
-	}
+	if (i >= argc)
+		return cli_usage_fail("missing VERB");
 	if (strcmp(argv[i], "help") == 0) {
 		if (i + 1 < argc && (v = cli_find_verb(argv[i + 1])) != NULL) {
 			cli_verb_help(v);
