@@ -1,0 +1,86 @@
+--[[
+  Adds one or more jobs in one step (BullMQ's addStandardJob / addDelayedJob /
+  addPrioritizedJob, batched so that a bulk add is all or nothing).
+
+  Input:
+    KEYS[1..16] the queue keys (includes/keys.lua)
+    ARGV[1] key prefix of the queue, "<prefix>:<queue>:"
+    ARGV[2] number of jobs n; then per job 10 arguments:
+      customId ("" for a generated id), name, data (JSON), opts (JSON), timestamp,
+      delay (ms), priority, lifo ("1"/"0"), dedupId ("" none), dedupTtl (ms, 0 none)
+  Output:
+    flat array of n pairs {outcome, id}: 0 created, 1 duplicate custom id (the existing id),
+    2 deduplicated (the owner's id)
+  Events: added, waiting | delayed, duplicated, deduplicated
+]]
+--- @include "includes/keys"
+--- @include "includes/events"
+--- @include "includes/ready"
+
+local n = tonumber(ARGV[2])
+local out = {}
+for i = 0, n - 1 do
+  local b = 3 + i * 10
+  local customId, name, data, opts = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local timestamp, delay, priority = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
+  local lifo, dedupId, dedupTtl = ARGV[b + 7] == "1", ARGV[b + 8], tonumber(ARGV[b + 9])
+
+  local ctr = redis.call("INCR", idKey)
+  local id = customId
+  if id == "" then
+    id = tostring(ctr)
+  end
+  local jk = qp .. id
+  local outcome = 0
+  if customId ~= "" and redis.call("EXISTS", jk) == 1 then
+    emit("duplicated", "jobId", id)
+    outcome = 1
+  elseif dedupId ~= "" then
+    local dk = qp .. "de:" .. dedupId
+    local owner = redis.call("GET", dk)
+    if owner and redis.call("PTTL", dk) == -1 and redis.call("EXISTS", qp .. owner) == 0 then
+      -- stale: the owner vanished without releasing its key
+      redis.call("DEL", dk)
+      owner = nil
+    end
+    if owner then
+      emit("deduplicated", "jobId", owner, "deduplicationId", dedupId, "deduplicatedJobId", id)
+      id = owner
+      outcome = 2
+    elseif dedupTtl > 0 then
+      redis.call("SET", dk, id, "PX", dedupTtl)
+    else
+      redis.call("SET", dk, id)
+    end
+  end
+
+  if outcome == 0 then
+    local fields = {"name", name, "data", data, "opts", opts, "timestamp", timestamp,
+      "delay", delay, "priority", priority}
+    if dedupId ~= "" then
+      fields[#fields + 1] = "deid"
+      fields[#fields + 1] = dedupId
+    end
+    redis.call("HSET", jk, unpack(fields))
+    emit("added", "jobId", id, "name", name)
+    if delay > 0 then
+      local due = timestamp + delay
+      redis.call("ZADD", delayedKey, delayedScore(due), id)
+      emit("delayed", "jobId", id, "delay", due)
+      markNextDelayed()
+    else
+      if priority > 0 then
+        redis.call("ZADD", prioritizedKey, priorityScore(priority), id)
+      elseif lifo then
+        redis.call("RPUSH", waitKey, id)
+      else
+        redis.call("LPUSH", waitKey, id)
+      end
+      wakeWorkers()
+      emit("waiting", "jobId", id)
+    end
+  end
+  out[#out + 1] = outcome
+  out[#out + 1] = id
+end
+return out

@@ -1,0 +1,24 @@
+--[[
+  Extends the lock of an active job (BullMQ's extendLock) and clears it from the stalled
+  suspects. Idempotent: repeating it sets the same token and TTL again.
+
+  Input:
+    KEYS[1..16] the queue keys
+    ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token, ARGV[4] lock ms
+  Output:
+    0 ok, -2 lock missing (expired), -6 held by another token
+]]
+--- @include "includes/keys"
+
+local id, token = ARGV[2], ARGV[3]
+local lockKey = qp .. id .. ":lock"
+local cur = redis.call("GET", lockKey)
+if not cur then
+  return -2
+end
+if cur ~= token then
+  return -6
+end
+redis.call("SET", lockKey, token, "PX", tonumber(ARGV[4]))
+redis.call("SREM", stalledKey, id)
+return 0

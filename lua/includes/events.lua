@@ -1,0 +1,19 @@
+--[[
+  Events stream helpers. maxEvents() reads (and creates when missing) opts.maxLenEvents of
+  the meta hash; emit() appends one entry, trimmed approximately to that length.
+]]
+local maxEventsCache = nil
+local function maxEvents()
+  if maxEventsCache == nil then
+    local v = redis.call("HGET", metaKey, "opts.maxLenEvents")
+    if not v then
+      v = 10000
+      redis.call("HSET", metaKey, "opts.maxLenEvents", v)
+    end
+    maxEventsCache = tonumber(v)
+  end
+  return maxEventsCache
+end
+local function emit(...)
+  redis.call("XADD", eventsKey, "MAXLEN", "~", maxEvents(), "*", "event", ...)
+end

@@ -1,0 +1,21 @@
+--[[
+  The queue keys every script receives, always in this order (numkeys 16), and the key
+  prefix of the queue (ARGV[1], "<prefix>:<queue>:") from which job keys are built.
+]]
+local waitKey = KEYS[1]
+local pausedKey = KEYS[2]
+local activeKey = KEYS[3]
+local prioritizedKey = KEYS[4]
+local pcKey = KEYS[5]
+local delayedKey = KEYS[6]
+local completedKey = KEYS[7]
+local failedKey = KEYS[8]
+local waitingChildrenKey = KEYS[9]
+local stalledKey = KEYS[10]
+local stalledCheckKey = KEYS[11]
+local markerKey = KEYS[12]
+local metaKey = KEYS[13]
+local idKey = KEYS[14]
+local eventsKey = KEYS[15]
+local limiterKey = KEYS[16]
+local qp = ARGV[1]

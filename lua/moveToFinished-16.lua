@@ -1,0 +1,100 @@
+--[[
+  Finishes an active job for good (BullMQ's moveToFinished): completed, or failed after its
+  last attempt. Verifies and drops the lock, applies the keep policy, releases the
+  deduplication id and reports `drained` when no work is left.
+  Not idempotent: a repeated call finds the lock gone (-2).
+
+  Input:
+    KEYS[1..16] the queue keys
+    ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token, ARGV[4] now (ms),
+    ARGV[5] "completed" | "failed", ARGV[6] returnvalue JSON | failedReason,
+    ARGV[7] keep count (-1 all, 0 none, n newest), ARGV[8] keep age ms (-1 none),
+    ARGV[9] the job's attempts option, ARGV[10] "1" if ARGV[11] is a stack to append
+  Output:
+    0 ok, -1 no such job, -2 lock missing, -3 not active, -4 pending children,
+    -6 lock held by another token
+  Events: completed | failed (+ retries-exhausted), drained
+]]
+--- @include "includes/keys"
+--- @include "includes/events"
+--- @include "includes/lock"
+--- @include "includes/remove"
+--- @include "includes/failure"
+
+local id, token, now, target, value = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local keepCount, keepAge, attempts = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local jk = qp .. id
+if redis.call("EXISTS", jk) == 0 then
+  return -1
+end
+if target == "completed" and redis.call("SCARD", jk .. ":dependencies") ~= 0 then
+  return -4
+end
+if token ~= "0" then
+  local rc = unlock(id, token)
+  if rc ~= 0 then
+    return rc
+  end
+end
+if redis.call("LREM", activeKey, -1, id) == 0 then
+  return -3
+end
+if target == "failed" then
+  recordFailure(id, value, ARGV[10], ARGV[11])
+end
+redis.call("XTRIM", eventsKey, "MAXLEN", "~", maxEvents())
+
+local deid = redis.call("HGET", jk, "deid")
+if deid then
+  local dk = qp .. "de:" .. deid
+  if redis.call("PTTL", dk) == -1 and redis.call("GET", dk) == id then
+    redis.call("DEL", dk)
+  end
+end
+
+local atm = redis.call("HINCRBY", jk, "atm", 1)
+local setKey = completedKey
+if target == "failed" then
+  setKey = failedKey
+end
+if keepCount == 0 then
+  removeJobKeys(id)
+else
+  redis.call("ZADD", setKey, now, id)
+  if target == "failed" then
+    redis.call("HSET", jk, "failedReason", value, "finishedOn", now)
+    redis.call("HDEL", jk, "defa")
+  else
+    redis.call("HSET", jk, "returnvalue", value, "finishedOn", now)
+  end
+  if keepAge >= 0 then
+    local old = redis.call("ZRANGEBYSCORE", setKey, 0, now - keepAge, "LIMIT", 0, 1000)
+    for _, oid in ipairs(old) do
+      removeJobKeys(oid)
+      redis.call("ZREM", setKey, oid)
+    end
+  end
+  if keepCount > 0 then
+    local extra = redis.call("ZREVRANGE", setKey, keepCount, -1)
+    for _, oid in ipairs(extra) do
+      removeJobKeys(oid)
+    end
+    if #extra > 0 then
+      redis.call("ZREMRANGEBYRANK", setKey, 0, -(keepCount + 1))
+    end
+  end
+end
+
+if target == "failed" then
+  emit("failed", "jobId", id, "failedReason", value, "prev", "active")
+  if atm >= attempts then
+    emit("retries-exhausted", "jobId", id, "attemptsMade", atm)
+  end
+else
+  emit("completed", "jobId", id, "returnvalue", value, "prev", "active")
+end
+if redis.call("LLEN", waitKey) == 0 and redis.call("LLEN", activeKey) == 0
+    and redis.call("ZCARD", prioritizedKey) == 0 then
+  emit("drained")
+end
+return 0

@@ -1,0 +1,32 @@
+--[[
+  Gives an active job back without counting an attempt (BullMQ's moveJobFromActiveToWait):
+  to the front of the wait list, or of its priority. Not idempotent.
+
+  Input:
+    KEYS[1..16] the queue keys
+    ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token
+  Output:
+    0 ok, -1 no such job, -2 lock missing, -3 not active, -6 lock held by another token
+  Events: waiting (prev active)
+]]
+--- @include "includes/keys"
+--- @include "includes/events"
+--- @include "includes/ready"
+--- @include "includes/lock"
+
+local id, token = ARGV[2], ARGV[3]
+if redis.call("EXISTS", qp .. id) == 0 then
+  return -1
+end
+if token ~= "0" then
+  local rc = unlock(id, token)
+  if rc ~= 0 then
+    return rc
+  end
+end
+if redis.call("LREM", activeKey, -1, id) == 0 then
+  return -3
+end
+makeReady(id, true)
+emit("waiting", "jobId", id, "prev", "active")
+return 0

@@ -1,0 +1,34 @@
+--[[
+  Removes a job in any state but active-and-locked (BullMQ's removeJob without children).
+  Not idempotent (the second call finds nothing: -1).
+
+  Input:
+    KEYS[1..16] the queue keys
+    ARGV[1] key prefix, ARGV[2] job id
+  Output:
+    1 removed, 0 locked (left alone), -1 no such job, -8 current scheduler iteration
+  Events: removed (prev = the state it was in)
+]]
+--- @include "includes/keys"
+--- @include "includes/events"
+--- @include "includes/state"
+--- @include "includes/remove"
+--- @include "includes/scheduler"
+
+local id = ARGV[2]
+local jk = qp .. id
+if redis.call("EXISTS", jk) == 0 then
+  return -1
+end
+if isCurrentIteration(id) then
+  return -8
+end
+if redis.call("EXISTS", jk .. ":lock") == 1 then
+  return 0
+end
+local state = jobState(id)
+takeOut(id, state)
+redis.call("SREM", stalledKey, id)
+removeJobKeys(id)
+emit("removed", "jobId", id, "prev", state)
+return 1

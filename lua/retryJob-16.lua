@@ -1,0 +1,37 @@
+--[[
+  Puts a failed attempt back to ready at once (BullMQ's retryJob): the attempt counts.
+  Not idempotent (a repeated call finds the lock gone).
+
+  Input:
+    KEYS[1..16] the queue keys
+    ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token, ARGV[4] now (ms),
+    ARGV[5] failedReason, ARGV[6] "1" if ARGV[7] is a stack to append
+  Output:
+    0 ok, -1 no such job, -2 lock missing, -3 not active, -6 lock held by another token
+  Events: waiting (prev active)
+]]
+--- @include "includes/keys"
+--- @include "includes/events"
+--- @include "includes/ready"
+--- @include "includes/lock"
+--- @include "includes/failure"
+
+local id, token, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
+promoteDue(now)
+if redis.call("EXISTS", qp .. id) == 0 then
+  return -1
+end
+if token ~= "0" then
+  local rc = unlock(id, token)
+  if rc ~= 0 then
+    return rc
+  end
+end
+if redis.call("LREM", activeKey, -1, id) == 0 then
+  return -3
+end
+recordFailure(id, ARGV[5], ARGV[6], ARGV[7])
+makeReady(id, jobIsLifo(id))
+redis.call("HINCRBY", qp .. id, "atm", 1)
+emit("waiting", "jobId", id, "prev", "active")
+return 0

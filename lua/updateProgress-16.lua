@@ -1,0 +1,31 @@
+--[[
+  Sets a job's progress (JSON) and reports it. Idempotent apart from the repeated event.
+
+  Input:
+    KEYS[1..16] the queue keys
+    ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token ("" for no lock check),
+    ARGV[4] progress JSON
+  Output:
+    0 ok, -1 no such job, -2 lock missing, -6 lock held by another token
+  Events: progress (data)
+]]
+--- @include "includes/keys"
+--- @include "includes/events"
+
+local id, token = ARGV[2], ARGV[3]
+local jk = qp .. id
+if redis.call("EXISTS", jk) == 0 then
+  return -1
+end
+if token ~= "" then
+  local cur = redis.call("GET", jk .. ":lock")
+  if not cur then
+    return -2
+  end
+  if cur ~= token then
+    return -6
+  end
+end
+redis.call("HSET", jk, "progress", ARGV[4])
+emit("progress", "jobId", id, "data", ARGV[4])
+return 0

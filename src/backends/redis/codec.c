@@ -1,0 +1,345 @@
+/*
+ * Redis backend: the job codec. Job options are stored as BullMQ's `opts` JSON (short keys
+ * of bullmq-protocol.md §2.2, "attempts" always present); job hashes are decoded into
+ * jobq_job with every field BullMQ writes. Unknown opts keys written by Node are ignored
+ * here and left untouched in Redis (no script rewrites `opts`).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "redis_int.h"
+
+static const char *const state_names[JOBQ_STATE__COUNT] = {
+    [JOBQ_STATE_UNKNOWN] = "unknown",
+    [JOBQ_STATE_WAITING] = "waiting",
+    [JOBQ_STATE_PRIORITIZED] = "prioritized",
+    [JOBQ_STATE_DELAYED] = "delayed",
+    [JOBQ_STATE_ACTIVE] = "active",
+    [JOBQ_STATE_COMPLETED] = "completed",
+    [JOBQ_STATE_FAILED] = "failed",
+    [JOBQ_STATE_PAUSED] = "paused",
+    [JOBQ_STATE_WAITING_CHILDREN] = "waiting-children",
+};
+
+const char *
+rq_state_name(jobq_state s) {
+	return (unsigned)s < JOBQ_STATE__COUNT ? state_names[s] : "unknown";
+}
+
+int
+rq_state_parse(jobq_state *out, const char *s) {
+	for (int i = 0; i < JOBQ_STATE__COUNT; i++) {
+		if (strcmp(state_names[i], s) == 0) {
+			*out = (jobq_state)i;
+			return 0;
+		}
+	}
+	*out = JOBQ_STATE_UNKNOWN;
+	return JOBQ_EINVAL;
+}
+
+/* removeOnComplete / removeOnFail: true, false, n, or {count, age (seconds)}. */
+static json_t *
+keep_to_json(const jobq_keep *k) {
+	switch (k->mode) {
+	case JOBQ_KEEP_ALL:
+		return json_false();
+	case JOBQ_KEEP_NONE:
+		return json_true();
+	case JOBQ_KEEP_LIMIT:
+		if (k->age_ms < 0)
+			return json_integer(k->count < 0 ? 0 : k->count);
+		json_t *o = json_object();
+		if (o == NULL)
+			return NULL;
+		if (k->count >= 0)
+			json_object_set_new(o, "count", json_integer(k->count));
+		if (k->age_ms % 1000 == 0)
+			json_object_set_new(o, "age", json_integer(k->age_ms / 1000));
+		else
+			json_object_set_new(o, "age", json_real((double)k->age_ms / 1000.0));
+		return o;
+	case JOBQ_KEEP_DEFAULT:
+	default:
+		return NULL;
+	}
+}
+
+int
+rq_opts_to_json(char **out, const jobq_job_options *o) {
+	json_t *j = json_object();
+	if (j == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory (opts JSON)");
+	json_object_set_new(j, "attempts", json_integer(o->attempts));
+	if (o->backoff.type != JOBQ_BACKOFF_NONE) {
+		json_t *bo = json_object();
+		const char *type = o->backoff.type == JOBQ_BACKOFF_FIXED         ? "fixed"
+		                   : o->backoff.type == JOBQ_BACKOFF_EXPONENTIAL ? "exponential"
+		                   : o->backoff.custom_type ? o->backoff.custom_type
+		                                            : "custom";
+		json_object_set_new(bo, "type", json_string(type));
+		json_object_set_new(bo, "delay", json_integer(o->backoff.delay_ms));
+		if (o->backoff.jitter > 0)
+			json_object_set_new(bo, "jitter", json_real(o->backoff.jitter));
+		if (o->backoff.max_delay_ms > 0) /* jobq's own key; BullMQ ignores it */
+			json_object_set_new(bo, "maxDelay", json_integer(o->backoff.max_delay_ms));
+		json_object_set_new(j, "backoff", bo);
+	}
+	if (o->delay_ms > 0)
+		json_object_set_new(j, "delay", json_integer(o->delay_ms));
+	if (o->priority > 0)
+		json_object_set_new(j, "priority", json_integer(o->priority));
+	if (o->lifo)
+		json_object_set_new(j, "lifo", json_true());
+	if (o->job_id != NULL)
+		json_object_set_new(j, "jobId", json_string(o->job_id));
+	json_t *k = keep_to_json(&o->remove_on_complete);
+	if (k != NULL)
+		json_object_set_new(j, "removeOnComplete", k);
+	k = keep_to_json(&o->remove_on_fail);
+	if (k != NULL)
+		json_object_set_new(j, "removeOnFail", k);
+	if (o->keep_logs > 0)
+		json_object_set_new(j, "kl", json_integer(o->keep_logs));
+	if (o->size_limit > 0)
+		json_object_set_new(j, "sizeLimit", json_integer((json_int_t)o->size_limit));
+	if (o->dedup_id != NULL) {
+		json_t *de = json_object();
+		json_object_set_new(de, "id", json_string(o->dedup_id));
+		if (o->dedup_ttl_ms > 0)
+			json_object_set_new(de, "ttl", json_integer(o->dedup_ttl_ms));
+		json_object_set_new(j, "de", de);
+	}
+	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if (text == NULL)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "redis: job options cannot be encoded as JSON (invalid UTF-8 "
+		                      "in the job id, dedup id or backoff type?)");
+	*out = jobq__strdup(text);
+	free(text);
+	return *out ? 0 : jobq_error_set(JOBQ_ENOMEM, "redis: out of memory (opts JSON)");
+}
+
+static int64_t
+json_num(const json_t *v, int64_t dflt) {
+	if (json_is_integer(v))
+		return (int64_t)json_integer_value(v);
+	if (json_is_real(v))
+		return (int64_t)json_real_value(v);
+	if (json_is_string(v))
+		return strtoll(json_string_value(v), NULL, 10);
+	return dflt;
+}
+
+static void
+keep_from_json(jobq_keep *k, const json_t *v) {
+	k->count = -1;
+	k->age_ms = -1;
+	if (v == NULL || json_is_null(v)) {
+		k->mode = JOBQ_KEEP_DEFAULT;
+	} else if (json_is_true(v)) {
+		k->mode = JOBQ_KEEP_NONE;
+	} else if (json_is_false(v)) {
+		k->mode = JOBQ_KEEP_ALL;
+	} else if (json_is_number(v)) {
+		k->mode = JOBQ_KEEP_LIMIT;
+		k->count = json_num(v, 0);
+	} else if (json_is_object(v)) {
+		k->mode = JOBQ_KEEP_LIMIT;
+		json_t *c = json_object_get(v, "count");
+		json_t *a = json_object_get(v, "age");
+		if (c != NULL)
+			k->count = json_num(c, -1);
+		if (json_is_number(a))
+			k->age_ms = (int64_t)(json_number_value(a) * 1000.0);
+	} else {
+		k->mode = JOBQ_KEEP_DEFAULT;
+	}
+}
+
+/* Decodes `opts` JSON (absent or malformed: defaults, as Node reads it). */
+static int
+opts_from_json(jobq_job_options *o, const char *text, size_t len) {
+	memset(o, 0, sizeof(*o));
+	o->version = JOBQ_JOB_OPTIONS_VERSION;
+	o->remove_on_complete.mode = o->remove_on_fail.mode = JOBQ_KEEP_DEFAULT;
+	if (text == NULL)
+		return 0;
+	json_t *j = json_loadb(text, len, 0, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return 0;
+	}
+	int64_t v = json_num(json_object_get(j, "attempts"), 0);
+	o->attempts = v > 0 ? (uint32_t)v : 0;
+	json_t *bo = json_object_get(j, "backoff");
+	if (json_is_number(bo)) {
+		o->backoff.type = JOBQ_BACKOFF_FIXED;
+		o->backoff.delay_ms = json_num(bo, 0);
+	} else if (json_is_object(bo)) {
+		const char *type = json_string_value(json_object_get(bo, "type"));
+		o->backoff.delay_ms = json_num(json_object_get(bo, "delay"), 0);
+		json_t *jit = json_object_get(bo, "jitter");
+		o->backoff.jitter = json_is_number(jit) ? json_number_value(jit) : 0;
+		o->backoff.max_delay_ms = json_num(json_object_get(bo, "maxDelay"), 0);
+		if (type == NULL || strcmp(type, "fixed") == 0) {
+			o->backoff.type = JOBQ_BACKOFF_FIXED;
+		} else if (strcmp(type, "exponential") == 0) {
+			o->backoff.type = JOBQ_BACKOFF_EXPONENTIAL;
+		} else {
+			o->backoff.type = JOBQ_BACKOFF_CUSTOM;
+			o->backoff.custom_type = jobq__strdup(type);
+		}
+	}
+	o->delay_ms = json_num(json_object_get(j, "delay"), 0);
+	v = json_num(json_object_get(j, "priority"), 0);
+	o->priority = v > 0 ? (uint32_t)v : 0;
+	o->lifo = json_is_true(json_object_get(j, "lifo"));
+	const char *jid = json_string_value(json_object_get(j, "jobId"));
+	if (jid != NULL)
+		o->job_id = jobq__strdup(jid);
+	keep_from_json(&o->remove_on_complete, json_object_get(j, "removeOnComplete"));
+	keep_from_json(&o->remove_on_fail, json_object_get(j, "removeOnFail"));
+	o->keep_logs = json_num(json_object_get(j, "kl"), 0);
+	v = json_num(json_object_get(j, "sizeLimit"), 0);
+	o->size_limit = v > 0 ? (size_t)v : 0;
+	json_t *de = json_object_get(j, "de");
+	if (json_is_object(de)) {
+		const char *did = json_string_value(json_object_get(de, "id"));
+		if (did != NULL)
+			o->dedup_id = jobq__strdup(did);
+		o->dedup_ttl_ms = json_num(json_object_get(de, "ttl"), 0);
+	}
+	o->timestamp = json_num(json_object_get(j, "timestamp"), 0);
+	json_decref(j);
+	return 0;
+}
+
+static int
+stacktrace_from_json(jobq_job *job, const char *text, size_t len) {
+	json_t *j = json_loadb(text, len, 0, NULL);
+	if (!json_is_array(j)) {
+		json_decref(j);
+		return 0; /* tolerated, as Node does */
+	}
+	size_t n = json_array_size(j);
+	if (n > 0) {
+		job->stacktrace = jobq__calloc(n, sizeof(char *));
+		if (job->stacktrace == NULL) {
+			json_decref(j);
+			return JOBQ_ENOMEM;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(j, i);
+		const char *s = json_is_string(e) ? json_string_value(e) : "";
+		job->stacktrace[job->stacktrace_count] = jobq__strdup(s);
+		if (job->stacktrace[job->stacktrace_count] == NULL) {
+			json_decref(j);
+			return JOBQ_ENOMEM;
+		}
+		job->stacktrace_count++;
+	}
+	json_decref(j);
+	return 0;
+}
+
+static int64_t
+num(const redisReply *v) {
+	return strtoll(v->str, NULL, 10);
+}
+
+static uint32_t
+num32(const redisReply *v) {
+	int64_t n = num(v);
+	return n > 0 ? (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n) : 0;
+}
+
+static int
+dup_field(char **dst, const redisReply *v) {
+	jobq__free(*dst);
+	*dst = jobq__memdup(v->str, v->len);
+	return *dst ? 0 : JOBQ_ENOMEM;
+}
+
+int
+rq_job_from_hash(jobq_job **out, const char *id, const redisReply *hash, jobq_state state) {
+	if (hash == NULL || hash->type != REDIS_REPLY_ARRAY || hash->elements % 2 != 0)
+		return jobq_error_set(JOBQ_EBACKEND, "redis: job %s: malformed hash reply", id);
+	jobq_job *job = jobq_job__new();
+	if (job == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	int rc = 0;
+	const redisReply *opts = NULL, *atm = NULL, *attempts_made = NULL, *data = NULL;
+	job->state = state;
+	job->id = jobq__strdup(id);
+	if (job->id == NULL)
+		rc = JOBQ_ENOMEM;
+	for (size_t i = 0; rc == 0 && i < hash->elements; i += 2) {
+		const redisReply *k = hash->element[i], *v = hash->element[i + 1];
+		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			continue;
+		const char *f = k->str;
+		if (strcmp(f, "name") == 0)
+			rc = dup_field(&job->name, v);
+		else if (strcmp(f, "data") == 0)
+			data = v;
+		else if (strcmp(f, "opts") == 0)
+			opts = v;
+		else if (strcmp(f, "timestamp") == 0)
+			job->timestamp = num(v);
+		else if (strcmp(f, "delay") == 0)
+			job->delay_ms = num(v);
+		else if (strcmp(f, "priority") == 0)
+			job->priority = num32(v);
+		else if (strcmp(f, "processedOn") == 0)
+			job->processed_on = num(v);
+		else if (strcmp(f, "finishedOn") == 0)
+			job->finished_on = num(v);
+		else if (strcmp(f, "returnvalue") == 0)
+			rc = dup_field(&job->result, v);
+		else if (strcmp(f, "failedReason") == 0)
+			rc = dup_field(&job->failed_reason, v);
+		else if (strcmp(f, "stacktrace") == 0)
+			rc = stacktrace_from_json(job, v->str, v->len);
+		else if (strcmp(f, "progress") == 0)
+			rc = dup_field(&job->progress, v);
+		else if (strcmp(f, "ats") == 0)
+			job->attempts_started = num32(v);
+		else if (strcmp(f, "atm") == 0)
+			atm = v;
+		else if (strcmp(f, "attemptsMade") == 0)
+			attempts_made = v;
+		else if (strcmp(f, "stc") == 0)
+			job->stalled_count = num32(v);
+		else if (strcmp(f, "defa") == 0)
+			rc = dup_field(&job->deferred_failure, v);
+	}
+	if (rc == 0) {
+		if (atm != NULL)
+			job->attempts_made = num32(atm);
+		else if (attempts_made != NULL)
+			job->attempts_made = num32(attempts_made);
+		if (data != NULL)
+			job->data = jobq__memdup(data->str, data->len), job->data_len = data->len;
+		else
+			job->data = jobq__memdup("{}", 2), job->data_len = 2;
+		if (job->data == NULL)
+			rc = JOBQ_ENOMEM;
+	}
+	if (rc == 0 && job->name == NULL && (job->name = jobq__strdup("")) == NULL)
+		rc = JOBQ_ENOMEM;
+	if (rc == 0)
+		rc = opts_from_json(&job->opts, opts ? opts->str : NULL, opts ? opts->len : 0);
+	if (rc == 0 && job->opts.timestamp == 0)
+		job->opts.timestamp = job->timestamp;
+	if (rc < 0) {
+		jobq_job_free(job);
+		return jobq_error_set(rc, "redis: out of memory decoding job %s", id);
+	}
+	*out = job;
+	return 0;
+}

@@ -1,0 +1,306 @@
+/*
+ * Redis backend: connection pool, reconnects, script calls.
+ *
+ * A call takes an idle connection (or opens one), runs, and gives it back. When a command
+ * fails because the connection dropped, the connection generation is bumped so that every
+ * pooled connection opened before is discarded instead of failing in turn; the call then
+ * reconnects with capped exponential backoff and jitter and is retried once only when that
+ * is safe: read-only scripts, extendLock (sets the same token and TTL again), pause/resume
+ * and obliterate (same end state), updateProgress (same end state, the event may repeat).
+ * Everything else (adds, fetch, finish, retry, stall check, ...) may have run before the
+ * connection dropped, so it fails with JOBQ_EIO and the caller decides; an add that did run
+ * is found by its id, a fetch that did run is recovered by the stalled check.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobq_lua.h"
+#include "redis_int.h"
+
+static const unsigned char script_idempotent[JOBQ_LUA_COUNT] = {
+    [JOBQ_LUA_EXTENDLOCK] = 1, [JOBQ_LUA_GETCOUNTS] = 1,      [JOBQ_LUA_GETJOB] = 1,
+    [JOBQ_LUA_HASWORK] = 1,    [JOBQ_LUA_LISTJOBS] = 1,       [JOBQ_LUA_PAUSE] = 1,
+    [JOBQ_LUA_OBLITERATE] = 1, [JOBQ_LUA_UPDATEPROGRESS] = 1,
+};
+
+static void
+sleep_ms(int64_t ms) {
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
+static struct timeval
+tv_ms(int64_t ms) {
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+	return tv;
+}
+
+/* Sends AUTH / SELECT / CLIENT ID on a fresh context. */
+static int
+conn_setup(redis_backend *b, rconn *conn) {
+	redisReply *r;
+	if (b->password != NULL) {
+		if (b->username != NULL)
+			r = redisCommand(conn->c, "AUTH %s %s", b->username, b->password);
+		else
+			r = redisCommand(conn->c, "AUTH %s", b->password);
+		if (r == NULL)
+			return jobq_error_set(JOBQ_EIO, "redis %s: AUTH: %s", b->where,
+			                      conn->c->errstr);
+		if (r->type == REDIS_REPLY_ERROR) {
+			int rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: AUTH refused: %s",
+			                        b->where, r->str);
+			freeReplyObject(r);
+			return rc;
+		}
+		freeReplyObject(r);
+	}
+	if (b->db != 0) {
+		r = redisCommand(conn->c, "SELECT %d", b->db);
+		if (r == NULL)
+			return jobq_error_set(JOBQ_EIO, "redis %s: SELECT: %s", b->where,
+			                      conn->c->errstr);
+		if (r->type == REDIS_REPLY_ERROR) {
+			int rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: SELECT %d refused: %s",
+			                        b->where, b->db, r->str);
+			freeReplyObject(r);
+			return rc;
+		}
+		freeReplyObject(r);
+	}
+	r = redisCommand(conn->c, "CLIENT ID");
+	if (r == NULL)
+		return jobq_error_set(JOBQ_EIO, "redis %s: CLIENT ID: %s", b->where,
+		                      conn->c->errstr);
+	conn->client_id = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+/* One connection attempt. */
+static int
+conn_open_once(rconn **out, redis_backend *b, unsigned int gen) {
+	struct timeval tv = tv_ms(b->connect_timeout_ms);
+	redisContext *c = b->unix_path ? redisConnectUnixWithTimeout(b->unix_path, tv)
+	                               : redisConnectWithTimeout(b->host, b->port, tv);
+	if (c == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis %s: cannot allocate a context", b->where);
+	if (c->err) {
+		int rc =
+		    jobq_error_set(JOBQ_EIO, "redis %s: cannot connect: %s", b->where, c->errstr);
+		redisFree(c);
+		return rc;
+	}
+	if (b->command_timeout_ms > 0)
+		redisSetTimeout(c, tv_ms(b->command_timeout_ms));
+	rconn *conn = jobq__calloc(1, sizeof(*conn));
+	if (conn == NULL) {
+		redisFree(c);
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	}
+	conn->c = c;
+	conn->gen = gen;
+	int rc = conn_setup(b, conn);
+	if (rc < 0) {
+		redisFree(c);
+		jobq__free(conn);
+		return rc;
+	}
+	*out = conn;
+	return 0;
+}
+
+/* Opens a connection, retrying I/O failures with capped exponential backoff and jitter. */
+static int
+conn_open(rconn **out, redis_backend *b) {
+	int64_t delay = 10;
+	pthread_mutex_lock(&b->mu);
+	unsigned int gen = b->conn_gen;
+	pthread_mutex_unlock(&b->mu);
+	for (unsigned int attempt = 0;; attempt++) {
+		int rc = conn_open_once(out, b, gen);
+		if (rc != JOBQ_EIO || attempt >= b->reconnect_attempts)
+			return rc;
+		pthread_mutex_lock(&b->mu);
+		unsigned int r = (unsigned int)rand_r(&b->seed);
+		pthread_mutex_unlock(&b->mu);
+		/* full jitter between delay/2 and delay */
+		sleep_ms(delay / 2 + (int64_t)(r % (unsigned int)(delay / 2 + 1)));
+		delay *= 2;
+		if (delay > b->reconnect_max_delay_ms)
+			delay = b->reconnect_max_delay_ms;
+	}
+}
+
+static void
+conn_close(rconn *conn) {
+	if (conn != NULL) {
+		redisFree(conn->c);
+		jobq__free(conn);
+	}
+}
+
+int
+rq_conn_get(rconn **out, redis_backend *b, int blocking) {
+	pthread_mutex_lock(&b->mu);
+	rconn **pool = blocking ? &b->idle_blocking : &b->idle;
+	while (*pool != NULL) {
+		rconn *conn = *pool;
+		*pool = conn->next;
+		if (conn->gen == b->conn_gen) {
+			pthread_mutex_unlock(&b->mu);
+			conn->next = NULL;
+			*out = conn;
+			return 0;
+		}
+		conn_close(conn); /* opened before the last outage */
+	}
+	pthread_mutex_unlock(&b->mu);
+	return conn_open(out, b);
+}
+
+void
+rq_conn_put(redis_backend *b, rconn *conn, int blocking) {
+	if (conn == NULL)
+		return;
+	pthread_mutex_lock(&b->mu);
+	if (conn->c->err) {
+		if (conn->gen == b->conn_gen)
+			b->conn_gen++;
+		pthread_mutex_unlock(&b->mu);
+		conn_close(conn);
+		return;
+	}
+	rconn **pool = blocking ? &b->idle_blocking : &b->idle;
+	conn->next = *pool;
+	*pool = conn;
+	pthread_mutex_unlock(&b->mu);
+}
+
+void
+rq_pool_free(redis_backend *b) {
+	rconn *pools[2] = {b->idle, b->idle_blocking};
+	for (int i = 0; i < 2; i++) {
+		while (pools[i] != NULL) {
+			rconn *next = pools[i]->next;
+			conn_close(pools[i]);
+			pools[i] = next;
+		}
+	}
+	b->idle = b->idle_blocking = NULL;
+}
+
+int
+rq_connect_check(redis_backend *b) {
+	rconn *conn = NULL;
+	int rc = conn_open_once(&conn, b, 0);
+	if (rc < 0)
+		return rc;
+	rq_conn_put(b, conn, 0);
+	return 0;
+}
+
+redisReply *
+rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **argv,
+           const size_t *lens) {
+	for (int attempt = 0;; attempt++) {
+		rconn *conn = NULL;
+		*rc = rq_conn_get(&conn, b, 0);
+		if (*rc < 0)
+			return NULL;
+		redisReply *r = redisCommandArgv(conn->c, argc, argv, lens);
+		if (r == NULL) {
+			char err[128];
+			snprintf(err, sizeof(err), "%s", conn->c->errstr);
+			rq_conn_put(b, conn, 0);
+			if (idempotent && attempt == 0)
+				continue;
+			*rc = jobq_error_set(JOBQ_EIO, "redis %s: %s: %s%s", b->where, argv[0], err,
+			                     idempotent ? ""
+			                                : " (the command may or may not have run)");
+			return NULL;
+		}
+		rq_conn_put(b, conn, 0);
+		if (r->type == REDIS_REPLY_ERROR) {
+			*rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: %s", b->where, r->str);
+			if (strncmp(r->str, "NOSCRIPT", 8) == 0)
+				*rc = 1; /* the caller loads the script */
+			freeReplyObject(r);
+			return NULL;
+		}
+		*rc = 0;
+		return r;
+	}
+}
+
+#define RQ_MAX_ARGS 64
+
+redisReply *
+rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **argv,
+          const size_t *lens) {
+	const jobq_lua_script *s = &jobq_lua_scripts[script];
+	const char *av[RQ_MAX_ARGS];
+	size_t al[RQ_MAX_ARGS];
+	const char **avp = av;
+	size_t *alp = al;
+	size_t total = 3 + RQ_NKEYS + 1 + (size_t)argc;
+	if (total > RQ_MAX_ARGS) {
+		avp = jobq__malloc(total * sizeof(*avp));
+		alp = jobq__malloc(total * sizeof(*alp));
+		if (avp == NULL || alp == NULL) {
+			jobq__free(avp);
+			jobq__free(alp);
+			*rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+			return NULL;
+		}
+	}
+	char nk[8];
+	snprintf(nk, sizeof(nk), "%d", s->numkeys);
+	size_t n = 0;
+	avp[n] = "EVALSHA";
+	alp[n++] = 7;
+	avp[n] = s->sha1;
+	alp[n++] = strlen(s->sha1);
+	avp[n] = nk;
+	alp[n++] = strlen(nk);
+	for (int i = 0; i < RQ_NKEYS; i++) {
+		avp[n] = q->keys[i];
+		alp[n++] = strlen(q->keys[i]);
+	}
+	avp[n] = q->qp;
+	alp[n++] = q->qp_len;
+	for (int i = 0; i < argc; i++) {
+		avp[n] = argv[i];
+		alp[n++] = lens ? lens[i] : strlen(argv[i]);
+	}
+	int idem = script_idempotent[script];
+	redisReply *r = rq_command(rc, q->b, idem, (int)n, avp, alp);
+	if (r == NULL && *rc == 1) {
+		/* NOSCRIPT: load it (SCRIPT LOAD is idempotent), then call again. */
+		const char *lv[3] = {"SCRIPT", "LOAD", (const char *)s->bytes};
+		size_t ll[3] = {6, 4, s->len};
+		redisReply *lr = rq_command(rc, q->b, 1, 3, lv, ll);
+		if (lr != NULL) {
+			freeReplyObject(lr);
+			r = rq_command(rc, q->b, idem, (int)n, avp, alp);
+		}
+	}
+	if (r == NULL && *rc == 1)
+		*rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: script %s could not be loaded",
+		                     q->b->where, s->name);
+	if (r == NULL && *rc == JOBQ_EBACKEND) {
+		/* keep the server's words, name the script */
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", jobq_error_message());
+		*rc = jobq_error_set(JOBQ_EBACKEND, "redis script %s: %s", s->name, msg);
+	}
+	if (avp != av) {
+		jobq__free(avp);
+		jobq__free(alp);
+	}
+	return r;
+}

@@ -1,0 +1,988 @@
+/*
+ * Redis backend: the vtable over the Lua scripts of lua/ (one script per operation, each one
+ * atomic step), wire-compatible with BullMQ 6.x (bullmq-protocol.md).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobq_lua.h"
+#include "redis_int.h"
+
+static const char *const key_suffixes[RQ_NKEYS] = {
+    "wait",   "paused",           "active",  "prioritized",   "pc",     "delayed", "completed",
+    "failed", "waiting-children", "stalled", "stalled-check", "marker", "meta",    "id",
+    "events", "limiter"};
+
+static int64_t
+mono_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A decimal rendering of an integer, kept alive for one call. */
+typedef struct numbuf {
+	char s[24];
+} numbuf;
+
+static const char *
+fmt_i64(numbuf *nb, int64_t v) {
+	snprintf(nb->s, sizeof(nb->s), "%" PRId64, v);
+	return nb->s;
+}
+
+static int
+reply_int(const redisReply *r, long long *out) {
+	if (r->type == REDIS_REPLY_INTEGER) {
+		*out = r->integer;
+		return 0;
+	}
+	if (r->type == REDIS_REPLY_STRING) {
+		*out = strtoll(r->str, NULL, 10);
+		return 0;
+	}
+	return jobq_error_set(JOBQ_EBACKEND, "redis: unexpected reply type %d", r->type);
+}
+
+/* Maps a script's negative status to a jobq error about job `id`. */
+static int
+script_status(long long st, const char *op, const char *id) {
+	switch (st) {
+	case -1:
+		return jobq_error_set(JOBQ_ENOTFOUND, "redis %s: no job %s", op, id);
+	case -2:
+		return jobq_error_set(JOBQ_ELOCKLOST, "redis %s: the lock of job %s is gone", op,
+		                      id);
+	case -6:
+		return jobq_error_set(JOBQ_ELOCKLOST, "redis %s: job %s is locked by another token",
+		                      op, id);
+	case -3:
+		return jobq_error_set(JOBQ_ESTATE, "redis %s: job %s is not in the expected state",
+		                      op, id);
+	case -4:
+		return jobq_error_set(JOBQ_ESTATE, "redis %s: job %s has pending children", op, id);
+	case -8:
+		return jobq_error_set(
+		    JOBQ_ESTATE, "redis %s: job %s is the pending iteration of a job scheduler", op,
+		    id);
+	default:
+		return jobq_error_set(JOBQ_EBACKEND, "redis %s: job %s: script status %lld", op, id,
+		                      st);
+	}
+}
+
+/* Runs a script that answers one integer; negative values become errors. */
+static int
+script_int(long long *out, jobq_backend_queue *q, int script, int argc, const char **argv,
+           const size_t *lens, const char *op, const char *id) {
+	int rc;
+	redisReply *r = rq_script(&rc, q, script, argc, argv, lens);
+	if (r == NULL)
+		return rc;
+	long long v = 0;
+	rc = reply_int(r, &v);
+	freeReplyObject(r);
+	if (rc < 0)
+		return rc;
+	if (out != NULL)
+		*out = v;
+	if (v < 0)
+		return script_status(v, op, id ? id : "");
+	return 0;
+}
+
+/* --- queues --------------------------------------------------------------------------------- */
+
+static void
+rq_queue_close(jobq_backend_queue *q) {
+	if (q == NULL)
+		return;
+	for (int i = 0; i < RQ_NKEYS; i++)
+		jobq__free(q->keys[i]);
+	jobq__free(q->qp);
+	jobq__free(q->name);
+	jobq__free(q);
+}
+
+static int
+rq_queue_open(jobq_backend_queue **out, jobq_backend *base, const char *name) {
+	redis_backend *b = (redis_backend *)base;
+	jobq_backend_queue *q = jobq__calloc(1, sizeof(*q));
+	if (q == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	q->b = b;
+	q->name = jobq__strdup(name);
+	q->qp_len = strlen(b->prefix) + strlen(name) + 2;
+	q->qp = jobq__malloc(q->qp_len + 1);
+	int ok = q->name != NULL && q->qp != NULL;
+	if (ok)
+		snprintf(q->qp, q->qp_len + 1, "%s:%s:", b->prefix, name);
+	for (int i = 0; ok && i < RQ_NKEYS; i++) {
+		size_t n = q->qp_len + strlen(key_suffixes[i]) + 1;
+		q->keys[i] = jobq__malloc(n);
+		if (q->keys[i] == NULL)
+			ok = 0;
+		else
+			snprintf(q->keys[i], n, "%s%s", q->qp, key_suffixes[i]);
+	}
+	if (!ok) {
+		rq_queue_close(q);
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	}
+	*out = q;
+	return 0;
+}
+
+/* --- add ------------------------------------------------------------------------------------ */
+
+#define ADD_FIELDS 10
+
+static int
+rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_request *reqs,
+       size_t n, int64_t now_ms) {
+	(void)now_ms;
+	int rc = 0;
+	size_t argc = 1 + n * ADD_FIELDS;
+	const char **av = jobq__calloc(argc, sizeof(*av));
+	size_t *al = jobq__calloc(argc, sizeof(*al));
+	numbuf *nums = jobq__calloc(n * 4 + 1, sizeof(*nums));
+	char **opts = jobq__calloc(n ? n : 1, sizeof(*opts));
+	if (av == NULL || al == NULL || nums == NULL || opts == NULL) {
+		rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+		goto out;
+	}
+	av[0] = fmt_i64(&nums[n * 4], (int64_t)n);
+	al[0] = strlen(av[0]);
+	for (size_t i = 0; i < n; i++) {
+		const jobq_job_options *o = reqs[i].opts;
+		rc = rq_opts_to_json(&opts[i], o);
+		if (rc < 0)
+			goto out;
+		const char **a = av + 1 + i * ADD_FIELDS;
+		size_t *l = al + 1 + i * ADD_FIELDS;
+		a[0] = o->job_id ? o->job_id : "";
+		a[1] = reqs[i].name ? reqs[i].name : "";
+		a[2] = reqs[i].len ? (const char *)reqs[i].data : "{}";
+		a[3] = opts[i];
+		a[4] = fmt_i64(&nums[i * 4], o->timestamp);
+		a[5] = fmt_i64(&nums[i * 4 + 1], o->delay_ms > 0 ? o->delay_ms : 0);
+		a[6] = fmt_i64(&nums[i * 4 + 2], o->priority);
+		a[7] = o->lifo ? "1" : "0";
+		a[8] = o->dedup_id ? o->dedup_id : "";
+		a[9] = fmt_i64(&nums[i * 4 + 3], o->dedup_ttl_ms > 0 ? o->dedup_ttl_ms : 0);
+		for (int k = 0; k < ADD_FIELDS; k++)
+			l[k] = strlen(a[k]);
+		if (reqs[i].len)
+			l[2] = reqs[i].len;
+	}
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_ADDJOBS, (int)argc, av, al);
+	if (r == NULL)
+		goto out;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * n) {
+		rc = jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			long long oc = 0;
+			reply_int(r->element[2 * i], &oc);
+			const redisReply *idr = r->element[2 * i + 1];
+			if (outcomes)
+				outcomes[i] = (int)oc;
+			if (idr->type == REDIS_REPLY_STRING && idr->len <= JOBQ_ID_MAX) {
+				memcpy(ids[i].str, idr->str, idr->len);
+				ids[i].str[idr->len] = '\0';
+			} else {
+				rc = jobq_error_set(JOBQ_EBACKEND, "redis add: bad id in reply");
+			}
+		}
+	}
+	freeReplyObject(r);
+out:
+	if (opts != NULL)
+		for (size_t i = 0; i < n; i++)
+			jobq__free(opts[i]);
+	jobq__free(opts);
+	jobq__free(nums);
+	jobq__free(al);
+	jobq__free(av);
+	return rc;
+}
+
+/* --- fetch and the transitions of an active job --------------------------------------------- */
+
+static int
+rq_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
+         int64_t lock_ms, int64_t now_ms) {
+	numbuf n1, n2;
+	const char *av[] = {token, fmt_i64(&n1, lock_ms), fmt_i64(&n2, now_ms), ""};
+	int rc;
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVETOACTIVE, 4, av, NULL);
+	if (r == NULL)
+		return rc;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+		freeReplyObject(r);
+		return jobq_error_set(JOBQ_EBACKEND, "redis fetch: unexpected reply");
+	}
+	long long due = 0;
+	reply_int(r->element[3], &due);
+	if (info != NULL)
+		info->next_due_ms = due;
+	if (r->element[1]->type != REDIS_REPLY_STRING) {
+		freeReplyObject(r);
+		return jobq_error_set(JOBQ_ENOJOB, "redis fetch: no job ready");
+	}
+	jobq_job *job = NULL;
+	rc = rq_job_from_hash(&job, r->element[1]->str, r->element[0], JOBQ_STATE_ACTIVE);
+	freeReplyObject(r);
+	if (rc < 0)
+		return rc;
+	job->token = jobq__strdup(token);
+	if (job->token == NULL) {
+		jobq_job_free(job);
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	}
+	*out = job;
+	return 0;
+}
+
+static int
+rq_extend_lock(jobq_backend_queue *q, const char *id, const char *token, int64_t lock_ms,
+               int64_t now_ms) {
+	(void)now_ms;
+	numbuf n1;
+	const char *av[] = {id, token, fmt_i64(&n1, lock_ms)};
+	return script_int(NULL, q, JOBQ_LUA_EXTENDLOCK, 3, av, NULL, "extend_lock", id);
+}
+
+static void
+keep_args(const jobq_keep *k, int64_t *count, int64_t *age) {
+	*count = -1;
+	*age = -1;
+	if (k == NULL)
+		return;
+	if (k->mode == JOBQ_KEEP_NONE) {
+		*count = 0;
+	} else if (k->mode == JOBQ_KEEP_LIMIT) {
+		*count = k->count < 0 ? -1 : k->count;
+		*age = k->age_ms < 0 ? -1 : k->age_ms;
+	}
+}
+
+static int
+rq_complete(jobq_backend_queue *q, const char *id, const char *token, const char *result_json,
+            const jobq_keep *keep, int64_t now_ms) {
+	numbuf n1, n2, n3;
+	int64_t count, age;
+	keep_args(keep, &count, &age);
+	const char *av[] = {id,
+	                    token,
+	                    fmt_i64(&n1, now_ms),
+	                    "completed",
+	                    result_json ? result_json : "null",
+	                    fmt_i64(&n2, count),
+	                    fmt_i64(&n3, age),
+	                    "0",
+	                    "0",
+	                    ""};
+	return script_int(NULL, q, JOBQ_LUA_MOVETOFINISHED, 10, av, NULL, "complete", id);
+}
+
+static int
+rq_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_failure *f,
+        int64_t now_ms) {
+	numbuf n1, n2, n3, n4;
+	const char *reason = f->reason ? f->reason : "";
+	const char *has_stack = f->stack ? "1" : "0";
+	const char *stack = f->stack ? f->stack : "";
+	if (f->retry_at_ms < 0) {
+		int64_t count, age;
+		keep_args(&f->keep, &count, &age);
+		const char *av[] = {id,
+		                    token,
+		                    fmt_i64(&n1, now_ms),
+		                    "failed",
+		                    reason,
+		                    fmt_i64(&n2, count),
+		                    fmt_i64(&n3, age),
+		                    fmt_i64(&n4, f->attempts),
+		                    has_stack,
+		                    stack};
+		return script_int(NULL, q, JOBQ_LUA_MOVETOFINISHED, 10, av, NULL, "fail", id);
+	}
+	if (f->retry_at_ms <= now_ms) {
+		const char *av[] = {id, token, fmt_i64(&n1, now_ms), reason, has_stack, stack};
+		return script_int(NULL, q, JOBQ_LUA_RETRYJOB, 6, av, NULL, "fail", id);
+	}
+	const char *av[] = {
+	    id,        token, fmt_i64(&n1, now_ms), fmt_i64(&n2, f->retry_at_ms), reason,
+	    has_stack, stack};
+	return script_int(NULL, q, JOBQ_LUA_MOVETODELAYED, 7, av, NULL, "fail", id);
+}
+
+static int
+rq_release(jobq_backend_queue *q, const char *id, const char *token, int64_t now_ms) {
+	(void)now_ms;
+	const char *av[] = {id, token};
+	return script_int(NULL, q, JOBQ_LUA_RELEASEJOB, 2, av, NULL, "release", id);
+}
+
+/* Appends the string elements of an array reply to `list`; returns how many. */
+static int
+strings_from_reply(jobq_strings **list, const redisReply *r) {
+	if (r->type != REDIS_REPLY_ARRAY)
+		return jobq_error_set(JOBQ_EBACKEND, "redis: expected an array reply");
+	for (size_t i = 0; list != NULL && i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+		if (e->type == REDIS_REPLY_STRING) {
+			int rc = jobq_strings__append(list, e->str, e->len);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return (int)r->elements;
+}
+
+static int
+rq_reap_stalled(jobq_strings **recovered, jobq_backend_queue *q, uint32_t max_stalled,
+                int64_t stalled_interval_ms, int64_t now_ms) {
+	numbuf n1, n2, n3;
+	const char *av[] = {fmt_i64(&n1, max_stalled), fmt_i64(&n2, now_ms),
+	                    fmt_i64(&n3, stalled_interval_ms)};
+	int rc;
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVESTALLEDJOBSTOWAIT, 3, av, NULL);
+	if (r == NULL)
+		return rc;
+	rc = strings_from_reply(recovered, r);
+	freeReplyObject(r);
+	return rc;
+}
+
+/* --- reading -------------------------------------------------------------------------------- */
+
+static int
+rq_get(jobq_job **out, jobq_backend_queue *q, const char *id) {
+	const char *av[] = {id};
+	int rc;
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_GETJOB, 1, av, NULL);
+	if (r == NULL)
+		return rc;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+		freeReplyObject(r);
+		return jobq_error_set(JOBQ_ENOTFOUND, "redis: no job %s in queue", id);
+	}
+	jobq_state st;
+	rq_state_parse(&st, r->element[0]->str ? r->element[0]->str : "unknown");
+	rc = rq_job_from_hash(out, id, r->element[1], st);
+	freeReplyObject(r);
+	return rc;
+}
+
+static int
+rq_list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t offset, size_t limit) {
+	numbuf n1, n2;
+	const char *av[] = {rq_state_name(state), fmt_i64(&n1, (int64_t)offset),
+	                    fmt_i64(&n2, (int64_t)limit)};
+	int rc;
+	*out = NULL;
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_LISTJOBS, 3, av, NULL);
+	if (r == NULL)
+		return rc;
+	rc = 0;
+	for (size_t i = 0; rc == 0 && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+		    e->element[0]->type != REDIS_REPLY_STRING)
+			continue;
+		jobq_job *job = NULL;
+		rc = rq_job_from_hash(&job, e->element[0]->str, e->element[1], state);
+		if (rc == 0) {
+			rc = jobq_job_list__append(out, job);
+			if (rc < 0)
+				jobq_job_free(job);
+		}
+	}
+	freeReplyObject(r);
+	if (rc < 0) {
+		jobq_job_list_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int
+rq_counts(jobq_counts *out, jobq_backend_queue *q) {
+	int rc;
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_GETCOUNTS, 0, NULL, NULL);
+	if (r == NULL)
+		return rc;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 8) {
+		freeReplyObject(r);
+		return jobq_error_set(JOBQ_EBACKEND, "redis counts: unexpected reply");
+	}
+	uint64_t *dst[8] = {&out->waiting,   &out->active, &out->delayed, &out->prioritized,
+	                    &out->completed, &out->failed, &out->paused,  &out->waiting_children};
+	for (int i = 0; i < 8; i++)
+		*dst[i] = r->element[i]->type == REDIS_REPLY_INTEGER
+		              ? (uint64_t)r->element[i]->integer
+		              : 0;
+	freeReplyObject(r);
+	return 0;
+}
+
+/* --- administration ------------------------------------------------------------------------- */
+
+static int
+rq_remove(jobq_backend_queue *q, const char *id, int64_t now_ms) {
+	(void)now_ms;
+	const char *av[] = {id};
+	long long v = 0;
+	int rc = script_int(&v, q, JOBQ_LUA_REMOVEJOB, 1, av, NULL, "remove", id);
+	if (rc == 0 && v == 0)
+		return jobq_error_set(JOBQ_ESTATE, "redis remove: job %s is locked by a worker",
+		                      id);
+	return rc;
+}
+
+static int
+rq_set_paused(jobq_backend_queue *q, int paused, int64_t now_ms) {
+	(void)now_ms;
+	const char *av[] = {paused ? "pause" : "resume"};
+	return script_int(NULL, q, JOBQ_LUA_PAUSE, 1, av, NULL, "pause", NULL);
+}
+
+static int
+rq_is_paused(int *out, jobq_backend_queue *q) {
+	const char *av[] = {"HEXISTS", q->keys[12], "paused"};
+	int rc;
+	redisReply *r = rq_command(&rc, q->b, 1, 3, av, NULL);
+	if (r == NULL)
+		return rc;
+	*out = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	return 0;
+}
+
+static int
+rq_drain(jobq_backend_queue *q, int include_delayed, int64_t now_ms) {
+	(void)now_ms;
+	const char *av[] = {include_delayed ? "1" : "0"};
+	return script_int(NULL, q, JOBQ_LUA_DRAIN, 1, av, NULL, "drain", NULL);
+}
+
+static int
+rq_clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state, int64_t grace_ms,
+         size_t limit, int64_t now_ms) {
+	numbuf n1, n2, n3;
+	const char *av[] = {rq_state_name(state), fmt_i64(&n1, grace_ms),
+	                    fmt_i64(&n2, (int64_t)limit), fmt_i64(&n3, now_ms)};
+	int rc;
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_CLEAN, 4, av, NULL);
+	if (r == NULL)
+		return rc;
+	rc = strings_from_reply(removed, r);
+	freeReplyObject(r);
+	return rc;
+}
+
+static int
+rq_obliterate(jobq_backend_queue *q, int force, int64_t now_ms) {
+	(void)now_ms;
+	const char *av[] = {force ? "1" : "0"};
+	long long v = 0;
+	int rc;
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_OBLITERATE, 1, av, NULL);
+	if (r == NULL)
+		return rc;
+	reply_int(r, &v);
+	freeReplyObject(r);
+	if (v == -2)
+		return jobq_error_set(JOBQ_ESTATE, "redis obliterate: queue %s has active jobs",
+		                      q->name);
+	return 0;
+}
+
+static int
+rq_promote(jobq_backend_queue *q, const char *id, int64_t now_ms) {
+	(void)now_ms;
+	const char *av[] = {id ? id : ""};
+	long long v = 0;
+	int rc = script_int(&v, q, JOBQ_LUA_PROMOTE, 1, av, NULL, "promote", id);
+	return rc < 0 ? rc : (int)v;
+}
+
+static int
+rq_retry_failed(jobq_backend_queue *q, const char *id, int64_t now_ms) {
+	(void)now_ms;
+	const char *av[] = {id ? id : ""};
+	long long v = 0;
+	int rc = script_int(&v, q, JOBQ_LUA_RETRYFAILED, 1, av, NULL, "retry", id);
+	return rc < 0 ? rc : (int)v;
+}
+
+static int
+rq_progress(jobq_backend_queue *q, const char *id, const char *token, const char *json,
+            int64_t now_ms) {
+	(void)now_ms;
+	const char *av[] = {id, token ? token : "", json};
+	return script_int(NULL, q, JOBQ_LUA_UPDATEPROGRESS, 3, av, NULL, "progress", id);
+}
+
+static int
+rq_add_log(jobq_backend_queue *q, const char *id, const char *line, int64_t keep) {
+	numbuf n1;
+	const char *av[] = {id, line, fmt_i64(&n1, keep > 0 ? keep : 0)};
+	long long v = 0;
+	int rc = script_int(&v, q, JOBQ_LUA_ADDLOG, 3, av, NULL, "add_log", id);
+	return rc < 0 ? rc : (int)v;
+}
+
+static int
+rq_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t start, size_t limit) {
+	*out = NULL;
+	size_t jl = q->qp_len + strlen(id) + 6;
+	char *key = jobq__malloc(jl);
+	if (key == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	snprintf(key, jl, "%s%s", q->qp, id);
+	int rc;
+	const char *ev[] = {"EXISTS", key};
+	redisReply *r = rq_command(&rc, q->b, 1, 2, ev, NULL);
+	if (r != NULL) {
+		int exists = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+		freeReplyObject(r);
+		if (!exists) {
+			rc = jobq_error_set(JOBQ_ENOTFOUND, "redis get_logs: no job %s", id);
+		} else {
+			numbuf n1, n2;
+			snprintf(key, jl, "%s%s:logs", q->qp, id);
+			const char *av[] = {
+			    "LRANGE", key, fmt_i64(&n1, (int64_t)start),
+			    fmt_i64(&n2, limit ? (int64_t)(start + limit - 1) : -1)};
+			r = rq_command(&rc, q->b, 1, 4, av, NULL);
+			if (r != NULL) {
+				rc = strings_from_reply(out, r);
+				freeReplyObject(r);
+				if (rc >= 0)
+					rc = 0;
+			}
+		}
+	}
+	jobq__free(key);
+	return rc;
+}
+
+/* --- blocking waits ------------------------------------------------------------------------- */
+
+static void
+waiter_add(redis_backend *b, rwaiter *w) {
+	pthread_mutex_lock(&b->mu);
+	w->next = b->waiters;
+	b->waiters = w;
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void
+waiter_remove(redis_backend *b, rwaiter *w) {
+	pthread_mutex_lock(&b->mu);
+	for (rwaiter **p = &b->waiters; *p != NULL; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* Marks `w` as about to block unless a wake happened since `gen`; returns 0 if woken. */
+static int
+waiter_arm(redis_backend *b, rwaiter *w, uint64_t gen) {
+	pthread_mutex_lock(&b->mu);
+	int ok = b->wake_gen == gen;
+	w->blocking = ok;
+	pthread_mutex_unlock(&b->mu);
+	return ok;
+}
+
+static int
+waiter_disarm(redis_backend *b, rwaiter *w, uint64_t gen) {
+	pthread_mutex_lock(&b->mu);
+	w->blocking = 0;
+	int woken = b->wake_gen != gen;
+	pthread_mutex_unlock(&b->mu);
+	return woken;
+}
+
+static uint64_t
+wake_gen(redis_backend *b) {
+	pthread_mutex_lock(&b->mu);
+	uint64_t g = b->wake_gen;
+	pthread_mutex_unlock(&b->mu);
+	return g;
+}
+
+/* Runs a blocking command on a dedicated connection registered for wake(). `block_ms` is
+ * how long the server may block. Returns the reply or NULL (rc set; 0 and NULL when woken). */
+static redisReply *
+blocking_command(int *rc, redis_backend *b, uint64_t gen, int64_t block_ms, int argc,
+                 const char **argv) {
+	rconn *conn = NULL;
+	*rc = rq_conn_get(&conn, b, 1);
+	if (*rc < 0)
+		return NULL;
+	rwaiter w = {conn->client_id, 0, NULL};
+	waiter_add(b, &w);
+	redisReply *r = NULL;
+	if (waiter_arm(b, &w, gen)) {
+		/* the socket timeout must outlast the server-side block */
+		int64_t t = (block_ms > 0 ? block_ms : 0) + 5000 + b->command_timeout_ms;
+		redisSetTimeout(conn->c, (struct timeval){(time_t)(t / 1000),
+		                                          (suseconds_t)((t % 1000) * 1000)});
+		r = redisCommandArgv(conn->c, argc, argv, NULL);
+		if (r == NULL)
+			*rc = jobq_error_set(JOBQ_EIO, "redis %s: %s: %s", b->where, argv[0],
+			                     conn->c->errstr);
+	}
+	waiter_disarm(b, &w, gen);
+	waiter_remove(b, &w);
+	rq_conn_put(b, conn, 1);
+	if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+		if (strncmp(r->str, "UNBLOCKED", 9) != 0)
+			*rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: %s", b->where, r->str);
+		freeReplyObject(r);
+		r = NULL;
+	}
+	return r;
+}
+
+#define MAX_BLOCK_MS 10000 /* as Node's workers: never block longer than 10 s at once */
+
+static int
+rq_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
+	redis_backend *b = q->b;
+	uint64_t gen = wake_gen(b);
+	int64_t deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : INT64_MAX;
+	for (;;) {
+		int64_t now = jobq_clock_now(clock);
+		numbuf n1;
+		const char *av[] = {fmt_i64(&n1, now)};
+		int rc;
+		redisReply *r = rq_script(&rc, q, JOBQ_LUA_HASWORK, 1, av, NULL);
+		if (r == NULL)
+			return rc;
+		long long ready = 0, due = 0;
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+			reply_int(r->element[0], &ready);
+			reply_int(r->element[1], &due);
+		}
+		freeReplyObject(r);
+		if (ready)
+			return 0;
+		int64_t left = deadline == INT64_MAX ? MAX_BLOCK_MS : deadline - mono_ms();
+		if (left <= 0)
+			return 0;
+		int64_t block = left < MAX_BLOCK_MS ? left : MAX_BLOCK_MS;
+		if (due > 0 && due - now < block)
+			block = due - now;
+		if (block < 1)
+			block = 1;
+		char secs[32];
+		snprintf(secs, sizeof(secs), "%.3f", (double)block / 1000.0);
+		const char *bv[] = {"BZPOPMIN", q->keys[11], secs};
+		r = blocking_command(&rc, b, gen, block, 3, bv);
+		if (rc < 0)
+			return rc;
+		if (r == NULL) {
+			if (wake_gen(b) != gen)
+				return 0; /* woken */
+			if (due > 0 && jobq_clock_now(clock) >= due)
+				return 0;
+			continue; /* slice timed out: look again */
+		}
+		/* a marker popped: "0" means work; "1" carries a due time */
+		int is_delay = r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+		               r->element[1]->type == REDIS_REPLY_STRING &&
+		               strcmp(r->element[1]->str, "1") == 0;
+		double score = is_delay ? strtod(r->element[2]->str, NULL) : 0;
+		freeReplyObject(r);
+		if (!is_delay || score <= (double)jobq_clock_now(clock))
+			return 0;
+		/* a future due time: the next round of hasWork computes the sleep */
+	}
+}
+
+static void
+rq_wake(jobq_backend *base) {
+	redis_backend *b = (redis_backend *)base;
+	long long ids[64];
+	size_t n = 0;
+	pthread_mutex_lock(&b->mu);
+	b->wake_gen++;
+	for (rwaiter *w = b->waiters; w != NULL && n < 64; w = w->next)
+		ids[n++] = w->client_id;
+	pthread_mutex_unlock(&b->mu);
+	for (size_t i = 0; i < n; i++) {
+		/* CLIENT UNBLOCK answers 0 while the waiter has not reached the server yet: retry
+		 * shortly while it is still registered as blocking */
+		for (int tries = 0; tries < 100; tries++) {
+			char idbuf[24];
+			snprintf(idbuf, sizeof(idbuf), "%lld", ids[i]);
+			const char *av[] = {"CLIENT", "UNBLOCK", idbuf};
+			int rc;
+			redisReply *r = rq_command(&rc, b, 1, 3, av, NULL);
+			if (r == NULL)
+				break;
+			int done = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+			freeReplyObject(r);
+			if (done)
+				break;
+			int still = 0;
+			pthread_mutex_lock(&b->mu);
+			for (rwaiter *w = b->waiters; w != NULL; w = w->next)
+				if (w->client_id == ids[i] && w->blocking)
+					still = 1;
+			pthread_mutex_unlock(&b->mu);
+			if (!still)
+				break;
+			struct timespec ts = {0, 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+/* --- events --------------------------------------------------------------------------------- */
+
+static int
+append_entry(jobq_event_list *list, const redisReply *entry) {
+	if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+	    entry->element[0]->type != REDIS_REPLY_STRING ||
+	    entry->element[1]->type != REDIS_REPLY_ARRAY)
+		return 0;
+	const redisReply *kv = entry->element[1];
+	const char *event = NULL, *job_id = NULL;
+	size_t nf = 0;
+	jobq_event_field fields[16];
+	for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+		const char *k = kv->element[i]->str, *v = kv->element[i + 1]->str;
+		if (k == NULL || v == NULL)
+			continue;
+		if (strcmp(k, "event") == 0)
+			event = v;
+		else if (strcmp(k, "jobId") == 0)
+			job_id = v;
+		else if (nf < 16)
+			fields[nf++] = (jobq_event_field){k, v};
+	}
+	if (event == NULL)
+		return 0;
+	return jobq_event_list__append(list, entry->element[0]->str, event, job_id, nf, fields);
+}
+
+static int
+rq_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, size_t max,
+               int64_t timeout_ms) {
+	redis_backend *b = q->b;
+	uint64_t gen = wake_gen(b);
+	int rc = jobq_event_list__new(out);
+	if (rc < 0)
+		return rc;
+	char cursor[64];
+	snprintf(cursor, sizeof(cursor), "%s", after);
+	if (strcmp(after, "$") == 0) {
+		/* resolve "$" to the newest id so that the returned cursor can be reused */
+		const char *av[] = {"XREVRANGE", q->keys[14], "+", "-", "COUNT", "1"};
+		redisReply *r = rq_command(&rc, b, 1, 6, av, NULL);
+		if (r == NULL)
+			goto fail;
+		snprintf(cursor, sizeof(cursor), "0-0");
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+		    r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
+			snprintf(cursor, sizeof(cursor), "%s", r->element[0]->element[0]->str);
+		freeReplyObject(r);
+	}
+	numbuf n1, n2;
+	const char *av[9];
+	int argc = 0;
+	av[argc++] = "XREAD";
+	if (max > 0) {
+		av[argc++] = "COUNT";
+		av[argc++] = fmt_i64(&n1, (int64_t)max);
+	}
+	int64_t block = timeout_ms < 0 ? MAX_BLOCK_MS : timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
+	int blocking = timeout_ms != 0;
+	if (blocking) {
+		av[argc++] = "BLOCK";
+		av[argc++] = "";
+	}
+	av[argc++] = "STREAMS";
+	av[argc++] = q->keys[14];
+	av[argc++] = cursor;
+	redisReply *r = NULL;
+	for (;;) {
+		if (blocking) {
+			if (timeout_ms >= 0) {
+				block = deadline - mono_ms();
+				if (block > MAX_BLOCK_MS)
+					block = MAX_BLOCK_MS;
+				if (block < 1)
+					block = 1;
+			}
+			av[argc - 4] = fmt_i64(&n2, block);
+			r = blocking_command(&rc, b, gen, block, argc, av);
+		} else {
+			r = rq_command(&rc, b, 1, argc, av, NULL);
+		}
+		if (rc < 0)
+			goto fail;
+		if (r != NULL && r->type == REDIS_REPLY_ARRAY)
+			break;
+		if (r != NULL)
+			freeReplyObject(r);
+		r = NULL;
+		if (!blocking || wake_gen(b) != gen || (timeout_ms >= 0 && mono_ms() >= deadline))
+			break;
+	}
+	if (r != NULL) {
+		for (size_t s = 0; rc >= 0 && s < r->elements; s++) {
+			const redisReply *st = r->element[s];
+			if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+				continue;
+			const redisReply *entries = st->element[1];
+			for (size_t i = 0; rc >= 0 && i < entries->elements; i++)
+				rc = append_entry(*out, entries->element[i]);
+		}
+		freeReplyObject(r);
+		if (rc < 0)
+			goto fail;
+	}
+	if (jobq_event_list_count(*out) == 0 &&
+	    (rc = jobq_event_list__set_cursor(*out, cursor)) < 0)
+		goto fail;
+	return 0;
+fail:
+	jobq_event_list_free(*out);
+	*out = NULL;
+	return rc;
+}
+
+/* --- construction --------------------------------------------------------------------------- */
+
+static void
+rq_free(jobq_backend *base) {
+	redis_backend *b = (redis_backend *)base;
+	if (b == NULL)
+		return;
+	rq_pool_free(b);
+	pthread_mutex_destroy(&b->mu);
+	jobq__free(b->host);
+	jobq__free(b->unix_path);
+	jobq__free(b->username);
+	jobq__free(b->password);
+	jobq__free(b->prefix);
+	jobq__free(b->where);
+	jobq__free(b);
+}
+
+int
+jobq_redis_options_init(jobq_redis_options *opts, unsigned int version) {
+	if (version != JOBQ_REDIS_OPTIONS_VERSION)
+		return jobq_error_set(JOBQ_EVERSION, "jobq_redis_options version %u not supported",
+		                      version);
+	memset(opts, 0, sizeof(*opts));
+	opts->version = version;
+	return 0;
+}
+
+int
+jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
+	jobq_redis_options dflt = JOBQ_REDIS_OPTIONS_INIT;
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "jobq_backend_redis_new: out is NULL");
+	*out = NULL;
+	if (opts == NULL)
+		opts = &dflt;
+	if (opts->version != JOBQ_REDIS_OPTIONS_VERSION)
+		return jobq_error_set(JOBQ_EVERSION, "jobq_redis_options version %u not supported",
+		                      opts->version);
+	if (opts->port < 0 || opts->port > 65535)
+		return jobq_error_set(JOBQ_EINVAL, "redis: port %d out of range", opts->port);
+	if (opts->db < 0)
+		return jobq_error_set(JOBQ_EINVAL, "redis: database %d is negative", opts->db);
+	if (opts->prefix != NULL && opts->prefix[0] == '\0')
+		return jobq_error_set(JOBQ_EINVAL, "redis: the key prefix is empty");
+	if (opts->username != NULL && opts->password == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "redis: a username needs a password");
+	redis_backend *b = jobq__calloc(1, sizeof(*b));
+	if (b == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	b->base.version = JOBQ_BACKEND_VERSION;
+	b->base.name = "redis";
+	b->base.caps =
+	    JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_JSON_DATA;
+	b->base.queue_open = rq_queue_open;
+	b->base.queue_close = rq_queue_close;
+	b->base.add = rq_add;
+	b->base.fetch = rq_fetch;
+	b->base.extend_lock = rq_extend_lock;
+	b->base.complete = rq_complete;
+	b->base.fail = rq_fail;
+	b->base.release = rq_release;
+	b->base.reap_stalled = rq_reap_stalled;
+	b->base.get = rq_get;
+	b->base.list = rq_list;
+	b->base.counts = rq_counts;
+	b->base.remove = rq_remove;
+	b->base.set_paused = rq_set_paused;
+	b->base.is_paused = rq_is_paused;
+	b->base.drain = rq_drain;
+	b->base.clean = rq_clean;
+	b->base.obliterate = rq_obliterate;
+	b->base.promote = rq_promote;
+	b->base.retry_failed = rq_retry_failed;
+	b->base.progress = rq_progress;
+	b->base.add_log = rq_add_log;
+	b->base.get_logs = rq_get_logs;
+	b->base.events_read = rq_events_read;
+	b->base.wait_for_work = rq_wait_for_work;
+	b->base.wake = rq_wake;
+	b->base.free = rq_free;
+	pthread_mutex_init(&b->mu, NULL);
+	b->port = opts->port ? opts->port : 6379;
+	b->db = opts->db;
+	b->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 5000;
+	b->command_timeout_ms = opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 0;
+	b->reconnect_attempts = opts->reconnect_attempts ? opts->reconnect_attempts : 6;
+	b->reconnect_max_delay_ms =
+	    opts->reconnect_max_delay_ms > 0 ? opts->reconnect_max_delay_ms : 1000;
+	b->seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)b;
+	b->host = jobq__strdup(opts->host ? opts->host : "127.0.0.1");
+	b->prefix = jobq__strdup(opts->prefix ? opts->prefix : "bull");
+	b->unix_path = jobq__strdup(opts->unix_path);
+	b->username = jobq__strdup(opts->username);
+	b->password = jobq__strdup(opts->password);
+	size_t wl =
+	    (opts->unix_path ? strlen(opts->unix_path) : strlen(b->host ? b->host : "")) + 16;
+	b->where = jobq__malloc(wl);
+	if (b->host == NULL || b->prefix == NULL || b->where == NULL ||
+	    (opts->unix_path && !b->unix_path) || (opts->username && !b->username) ||
+	    (opts->password && !b->password)) {
+		rq_free(&b->base);
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	}
+	if (b->unix_path)
+		snprintf(b->where, wl, "%s", b->unix_path);
+	else
+		snprintf(b->where, wl, "%s:%d", b->host, b->port);
+	int rc = rq_connect_check(b);
+	if (rc < 0) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", jobq_error_message());
+		rq_free(&b->base);
+		return jobq_error_set(rc, "%s", msg);
+	}
+	*out = &b->base;
+	return 0;
+}

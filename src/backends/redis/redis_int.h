@@ -1,0 +1,88 @@
+/*
+ * Redis backend internals: connections, script calls and the job codec.
+ *
+ * Threading: hiredis contexts are not thread-safe, so every call takes a connection from a
+ * pool for its duration (one connection per concurrently calling thread) and gives it back.
+ * Blocking waits (BZPOPMIN on the marker, XREAD BLOCK) use connections of their own and are
+ * registered so that wake() can interrupt them with CLIENT UNBLOCK from another connection.
+ * hiredis 0.14 allocates with libc and aborts on out-of-memory; nothing we can prevent.
+ */
+#ifndef JOBQ_REDIS_INT_H
+#define JOBQ_REDIS_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "jobq/backends.h"
+#include "jobq/sys/backend.h"
+
+#define RQ_NKEYS 16
+
+typedef struct rconn {
+	redisContext *c;
+	long long client_id; /* CLIENT ID, for CLIENT UNBLOCK */
+	unsigned int gen;    /* connection generation when opened */
+	struct rconn *next;
+} rconn;
+
+/* A blocking wait in progress. */
+typedef struct rwaiter {
+	long long client_id;
+	int blocking; /* the blocking command may be on the wire */
+	struct rwaiter *next;
+} rwaiter;
+
+typedef struct redis_backend {
+	jobq_backend base;
+	char *host;
+	int port;
+	char *unix_path;
+	char *username;
+	char *password;
+	int db;
+	char *prefix;
+	int64_t connect_timeout_ms;
+	int64_t command_timeout_ms;
+	unsigned int reconnect_attempts;
+	int64_t reconnect_max_delay_ms;
+	char *where; /* "host:port" or the socket path, for messages */
+
+	pthread_mutex_t mu;
+	rconn *idle;          /* pooled command connections */
+	rconn *idle_blocking; /* pooled connections for blocking waits */
+	rwaiter *waiters;
+	uint64_t wake_gen;
+	unsigned int conn_gen; /* bumped when a connection is found dead: older ones are dropped */
+	unsigned int seed;
+} redis_backend;
+
+struct jobq_backend_queue {
+	redis_backend *b;
+	char *name;
+	char *qp; /* "<prefix>:<queue>:" */
+	size_t qp_len;
+	char *keys[RQ_NKEYS];
+};
+
+/* conn.c */
+int rq_conn_get(rconn **out, redis_backend *b, int blocking);
+void rq_conn_put(redis_backend *b, rconn *conn, int blocking);
+/* Runs one command; on a dropped connection, reconnects and retries once if `idempotent`.
+ * Returns the reply (never an error reply: those become JOBQ_EBACKEND) or NULL with *rc set. */
+redisReply *rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **argv,
+                       const size_t *lens);
+/* Runs embedded script `script` with the queue's keys and ARGV = {qp, args...}. */
+redisReply *rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **argv,
+                      const size_t *lens);
+int rq_connect_check(redis_backend *b);
+void rq_pool_free(redis_backend *b);
+
+/* codec.c */
+int rq_opts_to_json(char **out, const jobq_job_options *opts);
+int rq_job_from_hash(jobq_job **out, const char *id, const redisReply *hash, jobq_state state);
+int rq_state_parse(jobq_state *out, const char *s);
+const char *rq_state_name(jobq_state s);
+
+#endif

@@ -1,0 +1,259 @@
+/*
+ * Redis backend: store URLs.
+ *   redis://[[user]:password@]host[:port][/db][?prefix=P&...]
+ *   redis+unix:///path/to.sock[?db=N&prefix=P&password=...&user=...]
+ * Query keys: prefix, db, user (or username), password, connect_timeout_ms,
+ * command_timeout_ms. User and password may be percent-encoded.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "redis_int.h"
+
+typedef struct url_parts {
+	char *host, *unix_path, *user, *password, *prefix;
+	long port, db;
+	long long connect_timeout_ms, command_timeout_ms;
+} url_parts;
+
+static int
+hexval(int c) {
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes [s, s+n) into a new string; NULL and *bad set on a bad escape. */
+static char *
+decode(const char *s, size_t n, int *bad) {
+	char *out = jobq__malloc(n + 1);
+	size_t o = 0;
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			int a = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
+			int c = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+			if (a < 0 || c < 0 || a * 16 + c == 0) {
+				*bad = 1;
+				jobq__free(out);
+				return NULL;
+			}
+			out[o++] = (char)(a * 16 + c);
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int
+parse_long(long long *out, const char *s, size_t n, long long lo, long long hi) {
+	if (n == 0 || n > 18)
+		return -1;
+	long long v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+set_str(char **dst, const char *s, size_t n, const char *url, const char *what) {
+	int bad = 0;
+	jobq__free(*dst);
+	*dst = decode(s, n, &bad);
+	if (*dst == NULL)
+		return bad ? jobq_error_set(JOBQ_EINVAL, "redis URL %s: bad %%-escape in %s", url,
+		                            what)
+		           : jobq_error_set(JOBQ_ENOMEM, "redis URL: out of memory");
+	return 0;
+}
+
+static int
+parse_query(url_parts *p, const char *q, const char *url) {
+	while (*q) {
+		const char *amp = strchr(q, '&');
+		size_t len = amp ? (size_t)(amp - q) : strlen(q);
+		const char *eq = memchr(q, '=', len);
+		if (eq == NULL)
+			return jobq_error_set(JOBQ_EINVAL,
+			                      "redis URL %s: query item '%.*s' has no '='", url,
+			                      (int)len, q);
+		size_t kl = (size_t)(eq - q), vl = len - kl - 1;
+		const char *v = eq + 1;
+		long long num;
+		int rc = 0;
+#define KEY_IS(s) (kl == strlen(s) && strncmp(q, s, kl) == 0)
+		if (KEY_IS("prefix")) {
+			if (vl == 0)
+				return jobq_error_set(JOBQ_EINVAL, "redis URL %s: empty prefix",
+				                      url);
+			rc = set_str(&p->prefix, v, vl, url, "prefix");
+		} else if (KEY_IS("db")) {
+			if (parse_long(&num, v, vl, 0, 1000000) < 0)
+				return jobq_error_set(JOBQ_EINVAL,
+				                      "redis URL %s: db '%.*s' is not a number",
+				                      url, (int)vl, v);
+			p->db = (long)num;
+		} else if (KEY_IS("user") || KEY_IS("username")) {
+			rc = set_str(&p->user, v, vl, url, "user");
+		} else if (KEY_IS("password")) {
+			rc = set_str(&p->password, v, vl, url, "password");
+		} else if (KEY_IS("connect_timeout_ms") || KEY_IS("command_timeout_ms")) {
+			if (parse_long(&num, v, vl, 1, 86400000) < 0)
+				return jobq_error_set(
+				    JOBQ_EINVAL,
+				    "redis URL %s: %.*s '%.*s' is not a positive number", url,
+				    (int)kl, q, (int)vl, v);
+			if (KEY_IS("connect_timeout_ms"))
+				p->connect_timeout_ms = num;
+			else
+				p->command_timeout_ms = num;
+		} else {
+			return jobq_error_set(JOBQ_EINVAL, "redis URL %s: unknown query key '%.*s'",
+			                      url, (int)kl, q);
+		}
+#undef KEY_IS
+		if (rc < 0)
+			return rc;
+		q += len + (amp ? 1 : 0);
+	}
+	return 0;
+}
+
+static int
+parse_tcp(url_parts *p, const char *s, const char *url) {
+	size_t alen = strcspn(s, "/?");
+	const char *auth_end = s + alen;
+	const char *at = NULL;
+	for (const char *c = s; c < auth_end; c++)
+		if (*c == '@')
+			at = c;
+	const char *hp = s;
+	int rc;
+	if (at != NULL) {
+		const char *colon = memchr(s, ':', (size_t)(at - s));
+		if (colon == NULL)
+			return jobq_error_set(JOBQ_EINVAL,
+			                      "redis URL %s: credentials must be user:password or "
+			                      ":password",
+			                      url);
+		if (colon > s && (rc = set_str(&p->user, s, (size_t)(colon - s), url, "user")) < 0)
+			return rc;
+		if ((rc = set_str(&p->password, colon + 1, (size_t)(at - colon - 1), url,
+		                  "password")) < 0)
+			return rc;
+		hp = at + 1;
+	}
+	const char *host_end;
+	const char *port_start = NULL;
+	if (*hp == '[') {
+		const char *rb = memchr(hp, ']', (size_t)(auth_end - hp));
+		if (rb == NULL)
+			return jobq_error_set(JOBQ_EINVAL, "redis URL %s: unclosed '[' in host",
+			                      url);
+		if ((rc = set_str(&p->host, hp + 1, (size_t)(rb - hp - 1), url, "host")) < 0)
+			return rc;
+		host_end = rb + 1;
+		if (host_end < auth_end && *host_end != ':')
+			return jobq_error_set(JOBQ_EINVAL, "redis URL %s: junk after ']'", url);
+	} else {
+		host_end = memchr(hp, ':', (size_t)(auth_end - hp));
+		if (host_end == NULL)
+			host_end = auth_end;
+		if (host_end > hp &&
+		    (rc = set_str(&p->host, hp, (size_t)(host_end - hp), url, "host")) < 0)
+			return rc;
+	}
+	if (p->host == NULL || p->host[0] == '\0')
+		return jobq_error_set(JOBQ_EINVAL, "redis URL %s: no host", url);
+	if (host_end < auth_end && *host_end == ':')
+		port_start = host_end + 1;
+	if (port_start != NULL) {
+		long long port;
+		if (parse_long(&port, port_start, (size_t)(auth_end - port_start), 1, 65535) < 0)
+			return jobq_error_set(
+			    JOBQ_EINVAL, "redis URL %s: port '%.*s' is not a number in 1..65535",
+			    url, (int)(auth_end - port_start), port_start);
+		p->port = (long)port;
+	}
+	const char *rest = auth_end;
+	if (*rest == '/') {
+		rest++;
+		size_t dl = strcspn(rest, "?");
+		long long db;
+		if (dl > 0) {
+			if (parse_long(&db, rest, dl, 0, 1000000) < 0)
+				return jobq_error_set(
+				    JOBQ_EINVAL, "redis URL %s: database '%.*s' is not a number",
+				    url, (int)dl, rest);
+			p->db = (long)db;
+		}
+		rest += dl;
+	}
+	if (*rest == '?')
+		return parse_query(p, rest + 1, url);
+	return 0;
+}
+
+int
+jobq__redis_open_url(jobq_backend **out, const char *url) {
+	url_parts p;
+	memset(&p, 0, sizeof(p));
+	int rc;
+	if (strncmp(url, "rediss:", 7) == 0) {
+		return jobq_error_set(JOBQ_ENOTSUP,
+		                      "redis URL %s: TLS (rediss://) is not supported", url);
+	} else if (strncmp(url, "redis://", 8) == 0) {
+		rc = parse_tcp(&p, url + 8, url);
+	} else if (strncmp(url, "redis+unix://", 13) == 0) {
+		const char *path = url + 13;
+		size_t pl = strcspn(path, "?");
+		if (pl == 0 || path[0] != '/')
+			rc = jobq_error_set(
+			    JOBQ_EINVAL, "redis URL %s: expected redis+unix:///absolute/path.sock",
+			    url);
+		else if ((rc = set_str(&p.unix_path, path, pl, url, "socket path")) == 0 &&
+		         path[pl] == '?')
+			rc = parse_query(&p, path + pl + 1, url);
+	} else {
+		rc = jobq_error_set(
+		    JOBQ_EINVAL, "redis URL %s: expected redis://host:port or redis+unix:///path",
+		    url);
+	}
+	if (rc == 0 && p.user != NULL && p.password == NULL)
+		rc = jobq_error_set(JOBQ_EINVAL, "redis URL %s: a user needs a password", url);
+	if (rc == 0) {
+		jobq_redis_options o = JOBQ_REDIS_OPTIONS_INIT;
+		o.host = p.host;
+		o.port = (int)p.port;
+		o.unix_path = p.unix_path;
+		o.username = p.user;
+		o.password = p.password;
+		o.db = (int)p.db;
+		o.prefix = p.prefix;
+		o.connect_timeout_ms = p.connect_timeout_ms;
+		o.command_timeout_ms = p.command_timeout_ms;
+		rc = jobq_backend_redis_new(out, &o);
+	}
+	jobq__free(p.host);
+	jobq__free(p.unix_path);
+	jobq__free(p.user);
+	jobq__free(p.password);
+	jobq__free(p.prefix);
+	return rc;
+}

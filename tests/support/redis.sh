@@ -1,0 +1,55 @@
+#!/bin/sh
+# Private redis-server for the tests, on a unix socket (no port clashes).
+#   redis.sh start DIR   starts it (socket DIR/redis.sock, pid DIR/redis.pid) and waits for PING
+#   redis.sh stop DIR    stops it
+# Exits 77 (ctest: skipped) when redis-server is not installed.
+set -eu
+cmd=${1:-}
+dir=${2:-}
+if [ -z "$cmd" ] || [ -z "$dir" ]; then
+	echo "usage: $0 start|stop DIR" >&2
+	exit 2
+fi
+sock="$dir/redis.sock"
+pidfile="$dir/redis.pid"
+case "$cmd" in
+start)
+	command -v redis-server >/dev/null 2>&1 || { echo "redis-server not found" >&2; exit 77; }
+	mkdir -p "$dir"
+	if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+		kill "$(cat "$pidfile")" 2>/dev/null || true
+		sleep 0.2
+	fi
+	rm -f "$sock"
+	redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --save '' \
+		--appendonly no --daemonize yes --pidfile "$pidfile" --dir "$dir" \
+		--logfile "$dir/redis.log" --maxmemory-policy noeviction
+	i=0
+	while [ $i -lt 100 ]; do
+		if redis-cli -s "$sock" ping 2>/dev/null | grep -q PONG; then
+			exit 0
+		fi
+		i=$((i + 1))
+		sleep 0.05
+	done
+	echo "redis-server did not answer on $sock" >&2
+	exit 1
+	;;
+stop)
+	if [ -f "$pidfile" ]; then
+		pid=$(cat "$pidfile")
+		kill "$pid" 2>/dev/null || true
+		i=0
+		while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+			i=$((i + 1))
+			sleep 0.05
+		done
+		rm -f "$pidfile"
+	fi
+	rm -f "$sock"
+	;;
+*)
+	echo "usage: $0 start|stop DIR" >&2
+	exit 2
+	;;
+esac
