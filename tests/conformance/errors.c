@@ -1,0 +1,347 @@
+/* Bad input: every refusal gets the right code, a non-empty message, and changes nothing. */
+#define _GNU_SOURCE /* syscall(SYS_gettid), to see that a thread is blocked */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "conf.h"
+
+/* Adds with `o` and asserts error `code`, a message, and unchanged counts. */
+static void
+add_refused(conf *c, const char *name, const char *data, size_t len, const jobq_job_options *o,
+            int code) {
+	jobq_counts before = conf_counts(c), after;
+	jobq_job_id id;
+	int rc = jobq_queue_add(&id, c->q, name, data, len, o);
+
+	conf_assert_error(rc, code);
+	after = conf_counts(c);
+	conf_assert_same_counts(&before, &after);
+}
+
+/* Data larger than size_limit: JOBQ_EINVAL; exactly the limit is accepted. */
+static void
+errors_oversized_payload(void **state) {
+	conf *c = *state;
+	jobq_job_options o = conf_opts();
+
+	o.size_limit = 10;
+	add_refused(c, "n", "\"123456789\"", 11, &o, JOBQ_EINVAL);
+	conf_add(c, NULL, "n", "\"12345678\"", &o);
+	conf_assert_counts(c, 1, 0, 0, 0, 0, 0);
+}
+
+/* Invalid job options: priority > 2^21-1, negative delay, jitter outside 0..1, negative
+ * backoff delay, bad version. */
+static void
+errors_invalid_job_options(void **state) {
+	conf *c = *state;
+	jobq_job_options o;
+	jobq_job_options init;
+
+	o = conf_opts();
+	o.priority = JOBQ_PRIORITY_MAX + 1;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	o = conf_opts();
+	o.delay_ms = -1;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	o = conf_opts();
+	o.attempts = 3;
+	o.backoff.type = JOBQ_BACKOFF_FIXED;
+	o.backoff.delay_ms = 100;
+	o.backoff.jitter = -0.1;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	o.backoff.jitter = 1.5;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	o.backoff.jitter = 0;
+	o.backoff.delay_ms = -5;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	o = conf_opts();
+	o.version = JOBQ_JOB_OPTIONS_VERSION + 100;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EVERSION);
+	o = conf_opts();
+	o.version = 0;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EVERSION);
+	conf_assert_error(jobq_job_options_init(&init, JOBQ_JOB_OPTIONS_VERSION + 100),
+	                  JOBQ_EVERSION);
+	conf_assert_counts(c, 0, 0, 0, 0, 0, 0);
+}
+
+/* Invalid worker options: bad version, and a worker is not created. */
+static void
+errors_invalid_worker_options(void **state) {
+	conf *c = *state;
+	jobq_worker_options wo = conf_wopts();
+	jobq_worker_options init;
+	jobq_worker *w = NULL;
+
+	wo.version = JOBQ_WORKER_OPTIONS_VERSION + 100;
+	conf_assert_error(jobq_worker_new(&w, c->q, NULL, NULL, &wo), JOBQ_EVERSION);
+	assert_null(w);
+	conf_assert_error(jobq_worker_options_init(&init, JOBQ_WORKER_OPTIONS_VERSION + 100),
+	                  JOBQ_EVERSION);
+}
+
+/* Queue names: empty, over-long, with ':' or a control character are refused; the longest
+ * allowed name works. */
+static void
+errors_bad_queue_names(void **state) {
+	conf *c = *state;
+	char longname[JOBQ_QUEUE_NAME_MAX + 2];
+	jobq_queue *q = NULL;
+
+	conf_assert_error(jobq_queue_open(&q, c->store, ""), JOBQ_EINVAL);
+	assert_null(q);
+	memset(longname, 'q', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	conf_assert_error(jobq_queue_open(&q, c->store, longname), JOBQ_EINVAL);
+	assert_null(q);
+	conf_assert_error(jobq_queue_open(&q, c->store, "a:b"), JOBQ_EINVAL);
+	conf_assert_error(jobq_queue_open(&q, c->store, "a\nb"), JOBQ_EINVAL);
+	longname[JOBQ_QUEUE_NAME_MAX] = '\0';
+	assert_int_equal(jobq_queue_open(&q, c->store, longname), 0);
+	assert_int_equal(jobq_queue_add(&(jobq_job_id){{0}}, q, "n", "{}", 2, NULL),
+	                 JOBQ_ADD_CREATED);
+	jobq_queue_close(q);
+	/* Queues are separate: the other queue's job is not ours. */
+	conf_assert_counts(c, 0, 0, 0, 0, 0, 0);
+}
+
+/* Custom job ids that would collide with generated ids or storage keys are refused. */
+static void
+errors_bad_job_ids(void **state) {
+	conf *c = *state;
+	static const char *const bad[] = {
+	    "123",     "0",         "a:b",    "0:x",           "meta",
+	    "wait",    "events",    "id",     "active",        "delayed",
+	    "paused",  "completed", "failed", "prioritized",   "marker",
+	    "stalled", "limiter",   "pc",     "stalled-check", "waiting-children",
+	    "repeat"};
+	char longid[JOBQ_ID_MAX + 2];
+	jobq_job_options o;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = conf_opts();
+		o.job_id = bad[i];
+		add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	}
+	memset(longid, 'j', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	o = conf_opts();
+	o.job_id = longid;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	longid[JOBQ_ID_MAX] = '\0';
+	conf_add(c, NULL, "n", NULL, &o);
+	conf_assert_counts(c, 1, 0, 0, 0, 0, 0);
+}
+
+/* Job names: empty or longer than JOBQ_JOB_NAME_MAX are refused. */
+static void
+errors_bad_job_names(void **state) {
+	conf *c = *state;
+	char *name = malloc(JOBQ_JOB_NAME_MAX + 2);
+
+	assert_non_null(name);
+	memset(name, 'n', JOBQ_JOB_NAME_MAX + 1);
+	name[JOBQ_JOB_NAME_MAX + 1] = '\0';
+	add_refused(c, name, "{}", 2, NULL, JOBQ_EINVAL);
+	add_refused(c, NULL, "{}", 2, NULL, JOBQ_EINVAL);
+	free(name);
+}
+
+/* Data that is not JSON, on a backend that requires JSON data. */
+static void
+errors_non_json_data(void **state) {
+	conf *c = *state;
+
+	if (!conf_has(c, JOBQ_CAP_JSON_DATA)) {
+		skip();
+	}
+	add_refused(c, "n", "not json", 8, NULL, JOBQ_EINVAL);
+}
+
+/* Unknown job ids: JOBQ_ENOTFOUND everywhere, nothing changes. */
+static void
+errors_unknown_job(void **state) {
+	conf *c = *state;
+	jobq_job *job = NULL;
+	jobq_state st;
+	jobq_strings *logs = NULL;
+	jobq_counts before, after;
+	int rc;
+
+	conf_add(c, NULL, "n", NULL, NULL);
+	before = conf_counts(c);
+	conf_assert_error(jobq_queue_get_job(&job, c->q, "nope"), JOBQ_ENOTFOUND);
+	assert_null(job);
+	conf_assert_error(jobq_queue_get_state(&st, c->q, "nope"), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_remove(c->q, "nope"), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_promote(c->q, "nope"), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_retry(c->q, "nope"), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_update_progress(c->q, "nope", "1"), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_add_log(c->q, "nope", "x"), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_get_logs(&logs, c->q, "nope", 0, 0), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_wait_job(&job, c->q, "nope", 0), JOBQ_ENOTFOUND);
+	/* Finishing an unknown job: not found (or lock lost: there is no lock to hold). */
+	rc = jobq_queue_complete(c->q, "nope", "tok", NULL);
+	assert_true(rc == JOBQ_ENOTFOUND || rc == JOBQ_ELOCKLOST);
+	rc = jobq_queue_fail(c->q, "nope", "tok", "x", 0);
+	assert_true(rc == JOBQ_ENOTFOUND || rc == JOBQ_ELOCKLOST);
+	rc = jobq_queue_extend_lock(c->q, "nope", "tok", 1000);
+	assert_true(rc == JOBQ_ENOTFOUND || rc == JOBQ_ELOCKLOST);
+	after = conf_counts(c);
+	conf_assert_same_counts(&before, &after);
+}
+
+/* Operations in the wrong state: completing a waiting job, retrying a waiting job. */
+static void
+errors_wrong_state(void **state) {
+	conf *c = *state;
+	jobq_job_id id;
+	jobq_counts before, after;
+	int rc;
+
+	conf_add(c, &id, "n", NULL, NULL);
+	before = conf_counts(c);
+	rc = jobq_queue_complete(c->q, id.str, "tok", NULL);
+	assert_true(rc == JOBQ_ELOCKLOST || rc == JOBQ_ESTATE);
+	conf_assert_error(rc, rc);
+	conf_assert_error(jobq_queue_retry(c->q, id.str), JOBQ_ESTATE);
+	after = conf_counts(c);
+	conf_assert_same_counts(&before, &after);
+	assert_int_equal(conf_state(c, id.str), JOBQ_STATE_WAITING);
+}
+
+/* Invalid JSON as a result or progress: JOBQ_EINVAL, the job stays active. */
+static void
+errors_invalid_json_result(void **state) {
+	conf *c = *state;
+	jobq_job_id id;
+	jobq_job *job;
+
+	conf_add(c, &id, "n", NULL, NULL);
+	job = conf_fetch(c, id.str, CONF_LOCK_MS);
+	conf_assert_error(jobq_job_complete(job, "{oops"), JOBQ_EINVAL);
+	conf_assert_error(jobq_queue_update_progress(c->q, id.str, "[1,"), JOBQ_EINVAL);
+	assert_int_equal(conf_state(c, id.str), JOBQ_STATE_ACTIVE);
+	conf_assert_counts(c, 0, 1, 0, 0, 0, 0);
+	assert_int_equal(jobq_job_complete(job, "{\"fine\":1}"), 0);
+	jobq_job_free(job);
+}
+
+/* Error names and messages. */
+static void
+errors_names_and_messages(void **state) {
+	(void)state;
+	assert_string_equal(jobq_error_name(JOBQ_EINVAL), "JOBQ_EINVAL");
+	assert_string_equal(jobq_error_name(JOBQ_ELOCKLOST), "JOBQ_ELOCKLOST");
+	assert_string_equal(jobq_strerror(JOBQ_ENOTFOUND), "not found");
+	assert_true(strlen(jobq_strerror(12345)) > 0);
+	assert_true(strlen(jobq_strerror(JOBQ_EUSER)) > 0);
+}
+
+/* --- a closed queue ------------------------------------------------------------------------ */
+
+typedef struct waiter {
+	jobq_queue *q;
+	const char *id;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int started;
+	pid_t tid;
+	int rc;
+	int64_t took;
+} waiter;
+
+static void *
+wait_thread(void *arg) {
+	waiter *w = arg;
+	jobq_job *job = NULL;
+	int64_t t0;
+
+	pthread_mutex_lock(&w->mu);
+	w->tid = (pid_t)syscall(SYS_gettid);
+	w->started = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	t0 = conf_mono_ms();
+	w->rc = jobq_queue_wait_job(&job, w->q, w->id, conf_ms(30000));
+	w->took = conf_mono_ms() - t0;
+	jobq_job_free(job);
+	return NULL;
+}
+
+/* The thread's state letter from /proc ('S' while it sleeps in a blocking call), or 0. */
+static char
+thread_state(pid_t tid) {
+	char path[64], buf[512];
+	FILE *f;
+	char *p, st = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		return 0;
+	}
+	if (fgets(buf, sizeof(buf), f) != NULL && (p = strrchr(buf, ')')) != NULL && p[1] == ' ') {
+		st = p[2];
+	}
+	fclose(f);
+	return st;
+}
+
+/* Closing a queue handle wakes a thread blocked in wait_job on it with JOBQ_ECLOSED. */
+static void
+errors_closed_queue_wakes_waiter(void **state) {
+	conf *c = *state;
+	waiter w;
+	pthread_t th;
+	jobq_job_id id;
+	int64_t deadline;
+	char st = 0;
+
+	conf_add(c, &id, "n", NULL, NULL);
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	w.id = id.str;
+	assert_int_equal(jobq_queue_open(&w.q, c->store, CONF_QUEUE), 0);
+	assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
+	pthread_mutex_lock(&w.mu);
+	while (!w.started) {
+		pthread_cond_wait(&w.cv, &w.mu);
+	}
+	pthread_mutex_unlock(&w.mu);
+	/* Close only once the waiter sleeps inside wait_job (it does nothing else). */
+	deadline = conf_mono_ms() + conf_ms(10000);
+	while (conf_mono_ms() < deadline && (st = thread_state(w.tid)) != 'S' && st != 0) {
+		sched_yield();
+	}
+	jobq_queue_close(w.q);
+	pthread_join(th, NULL);
+	assert_int_equal(w.rc, JOBQ_ECLOSED); /* its message is the waiter thread's */
+	assert_true(w.took < conf_ms(10000));
+	/* The job and the store's other handles are untouched. */
+	assert_int_equal(conf_state(c, id.str), JOBQ_STATE_WAITING);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+}
+
+static const struct CMUnitTest cases[] = {
+    CONF_CASE(errors_oversized_payload),
+    CONF_CASE(errors_invalid_job_options),
+    CONF_CASE(errors_invalid_worker_options),
+    CONF_CASE(errors_bad_queue_names),
+    CONF_CASE(errors_bad_job_ids),
+    CONF_CASE(errors_bad_job_names),
+    CONF_CASE(errors_non_json_data),
+    CONF_CASE(errors_unknown_job),
+    CONF_CASE(errors_wrong_state),
+    CONF_CASE(errors_invalid_json_result),
+    CONF_CASE(errors_names_and_messages),
+    CONF_CASE(errors_closed_queue_wakes_waiter),
+};
+CONF_TABLE(conf_errors_cases, cases);
