@@ -19,6 +19,57 @@ typedef struct jobq_backend jobq_backend;
  */
 JOBQ_EXTERN int jobq_backend_memory_new(jobq_backend **out, const char *name);
 
+/* --- LMDB backend (begin) -------------------------------------------------------------------- */
+
+/**
+ * How commits reach the disk. Every mode survives a crash (kill -9) of any process: a commit
+ * is in the OS page cache once the call returns. The modes differ on an OS crash / power loss:
+ *
+ * - JOBQ_LMDB_SYNC (default): every operation is synced (LMDB's own synced commit) before the
+ *   call returns. Nothing acknowledged is ever lost.
+ * - JOBQ_LMDB_GROUP: commits are written without a sync, then the caller waits until one
+ *   fdatasync that started after its commit has finished; one sync covers every caller that
+ *   committed meanwhile (group commit). An acknowledged operation is durable when the call
+ *   returns; a power loss while that sync runs may, as for LMDB's MDB_NOSYNC, damage the store.
+ * - JOBQ_LMDB_PERIODIC: commits are not synced; a background thread syncs every `sync_ms`. An
+ *   OS crash loses at most the operations of the last window (same caveat as GROUP).
+ *
+ * The mode belongs to the environment: in one process, every store on one directory must use
+ * the same mode (JOBQ_EINVAL otherwise).
+ */
+typedef enum jobq_lmdb_durability {
+	JOBQ_LMDB_SYNC = 0,
+	JOBQ_LMDB_GROUP,
+	JOBQ_LMDB_PERIODIC
+} jobq_lmdb_durability;
+
+typedef struct jobq_lmdb_options {
+	unsigned int version;            /* JOBQ_LMDB_OPTIONS_VERSION */
+	jobq_lmdb_durability durability; /* default JOBQ_LMDB_SYNC */
+	uint32_t sync_ms;                /* PERIODIC: sync window in ms, default 100 */
+	uint64_t map_size;               /* initial map size in bytes; 0: 64 MiB. Grows when full */
+	unsigned int file_mode;          /* mode of the files created, default 0600 */
+} jobq_lmdb_options;
+
+#define JOBQ_LMDB_OPTIONS_VERSION 1
+#define JOBQ_LMDB_OPTIONS_INIT                                                                     \
+	{ JOBQ_LMDB_OPTIONS_VERSION, JOBQ_LMDB_SYNC, 100, 0, 0600 }
+
+/** Fills `opts` with the defaults. JOBQ_EVERSION if `version` is not supported. */
+JOBQ_EXTERN int jobq_lmdb_options_init(jobq_lmdb_options *opts, unsigned int version);
+
+/**
+ * The LMDB backend over directory `path` (which must exist; the URL opener creates it). Several
+ * processes may open the same directory; in one process every backend on one path shares one
+ * environment. `opts` NULL means defaults. JOBQ_EIO / JOBQ_EINVAL, with the path and the
+ * reason, for a missing or read-only directory, a corrupt file or a foreign LMDB store.
+ * Thread safety: any thread.
+ */
+JOBQ_EXTERN int jobq_backend_lmdb_new(jobq_backend **out, const char *path,
+                                      const jobq_lmdb_options *opts);
+
+/* --- LMDB backend (end) ---------------------------------------------------------------------- */
+
 /* --- Redis backend (begin) ------------------------------------------------------------------- */
 
 /**

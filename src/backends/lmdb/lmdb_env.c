@@ -1,0 +1,676 @@
+/*
+ * LMDB backend: environments (one per real path per process, refcounted), opening and format
+ * checks, the write-transaction runner (map growth, durability modes) and the cross-process
+ * wake-ups (futex words in a small shared mmap file of the store directory).
+ */
+#define _GNU_SOURCE /* syscall(SYS_futex), realpath */
+#include "lmdb_internal.h"
+#include "backends/backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FORMAT_KEY       "format"
+#define FORMAT_VALUE     "jobq-lmdb/1"
+#define WAKE_MAGIC       0x6a6f6277u /* "jobw" */
+#define DEFAULT_MAP_SIZE ((size_t)64 << 20)
+#define MAX_MAP_SIZE     ((size_t)1 << 40)
+
+static const char *const dbi_names[DBI__COUNT] = {
+    "meta",   "queues",    "jobs",   "wait",  "prio", "delayed",
+    "active", "completed", "failed", "dedup", "logs", "events",
+};
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static lmdb_env *registry;
+
+int
+jobq_lmdb__error(int mdb_rc, const char *what) {
+	if (mdb_rc == MDB_MAP_FULL) {
+		return jobq_error_set(JOBQ_ENOSPC, "lmdb: %s: %s", what, mdb_strerror(mdb_rc));
+	}
+	if (mdb_rc == ENOMEM) {
+		return jobq_error_set(JOBQ_ENOMEM, "lmdb: %s: %s", what, mdb_strerror(mdb_rc));
+	}
+	return jobq_error_set(JOBQ_EIO, "lmdb: %s: %s", what, mdb_strerror(mdb_rc));
+}
+
+/* --- wake-ups -------------------------------------------------------------------------------- */
+
+static uint32_t *
+wake_word(lmdb_env *e, uint32_t slot, int events) {
+	slot %= LMDB_WAKE_SLOTS;
+	return events ? &e->wake->slot[slot].events : &e->wake->slot[slot].work;
+}
+
+uint32_t
+jobq_lmdb__wake_load(lmdb_env *e, uint32_t slot, int events) {
+	return __atomic_load_n(wake_word(e, slot, events), __ATOMIC_SEQ_CST);
+}
+
+static void
+futex_wake_all(uint32_t *w) {
+	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+void
+jobq_lmdb__wake_bump(lmdb_env *e, uint32_t slot, int work, int events) {
+	if (work) {
+		uint32_t *w = wake_word(e, slot, 0);
+		__atomic_add_fetch(w, 1, __ATOMIC_SEQ_CST);
+		futex_wake_all(w);
+	}
+	if (events) {
+		uint32_t *w = wake_word(e, slot, 1);
+		__atomic_add_fetch(w, 1, __ATOMIC_SEQ_CST);
+		futex_wake_all(w);
+	}
+}
+
+void
+jobq_lmdb__wake_all(lmdb_env *e) {
+	for (uint32_t i = 0; i < LMDB_WAKE_SLOTS; i++) {
+		jobq_lmdb__wake_bump(e, i, 1, 1);
+	}
+}
+
+void
+jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen, int64_t ms) {
+	if (ms > 1000 || ms < 0) {
+		ms = 1000; /* backstop: a lost wake-up costs at most a second */
+	}
+	if (ms == 0) {
+		return;
+	}
+	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+	                      .tv_nsec = (long)(ms % 1000) * 1000000L};
+	/* Shared (not FUTEX_PRIVATE): the word lives in a file mapping used by other processes. */
+	syscall(SYS_futex, wake_word(e, slot, events), FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
+static int
+wake_map_open(lmdb_env *e, const char *dir, unsigned int mode) {
+	char path[PATH_MAX];
+	if ((size_t)snprintf(path, sizeof(path), "%s/jobq-wake", dir) >= sizeof(path)) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb: path too long: %s", dir);
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, (mode_t)mode);
+	if (fd < 0) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: cannot open %s: %s", path, strerror(errno));
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || ((size_t)st.st_size < sizeof(lmdb_wake_map) &&
+	                           ftruncate(fd, sizeof(lmdb_wake_map)) < 0)) {
+		int err = errno;
+		close(fd);
+		return jobq_error_set(JOBQ_EIO, "lmdb: cannot size %s: %s", path, strerror(err));
+	}
+	void *p = mmap(NULL, sizeof(lmdb_wake_map), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int err = errno;
+	close(fd);
+	if (p == MAP_FAILED) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: cannot map %s: %s", path, strerror(err));
+	}
+	e->wake = p;
+	uint32_t zero = 0;
+	/* The words start at zero in a new file; only the header is written here. */
+	__atomic_compare_exchange_n(&e->wake->magic, &zero, WAKE_MAGIC, 0, __ATOMIC_SEQ_CST,
+	                            __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+/* --- durability --------------------------------------------------------------------------------
+ */
+
+static void *
+syncer_main(void *arg) {
+	lmdb_env *e = arg;
+	pthread_mutex_lock(&e->smu);
+	while (!e->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t ns = (int64_t)ts.tv_nsec + (int64_t)e->sync_ms * 1000000;
+		ts.tv_sec += (time_t)(ns / 1000000000);
+		ts.tv_nsec = (long)(ns % 1000000000);
+		pthread_cond_timedwait(&e->scond, &e->smu, &ts);
+		pthread_mutex_unlock(&e->smu);
+		pthread_rwlock_rdlock(&e->resize);
+		mdb_env_sync(e->env, 1);
+		pthread_rwlock_unlock(&e->resize);
+		pthread_mutex_lock(&e->smu);
+	}
+	pthread_mutex_unlock(&e->smu);
+	return NULL;
+}
+
+/* GROUP: returns once an fdatasync that began after this caller's commit has finished. */
+static int
+group_sync(lmdb_env *e) {
+	int rc = 0;
+	pthread_mutex_lock(&e->gmu);
+	uint64_t ticket = ++e->committed;
+	while (e->synced < ticket) {
+		if (e->syncing) {
+			pthread_cond_wait(&e->gcond, &e->gmu);
+			continue;
+		}
+		e->syncing = 1;
+		uint64_t target = e->committed;
+		pthread_mutex_unlock(&e->gmu);
+		pthread_rwlock_rdlock(&e->resize);
+		int mrc = mdb_env_sync(e->env, 1);
+		pthread_rwlock_unlock(&e->resize);
+		pthread_mutex_lock(&e->gmu);
+		e->syncing = 0;
+		if (mrc == 0 && target > e->synced) {
+			e->synced = target;
+		}
+		pthread_cond_broadcast(&e->gcond);
+		if (mrc != 0) {
+			rc = jobq_lmdb__error(mrc, "syncing the store");
+			break;
+		}
+	}
+	pthread_mutex_unlock(&e->gmu);
+	return rc;
+}
+
+/* --- transactions -------------------------------------------------------------------------------
+ */
+
+/* Adopts a map size grown by another process (MDB_MAP_RESIZED), or grows a full map. */
+static int
+map_resize(lmdb_env *e, int grow) {
+	int rc = 0;
+	pthread_rwlock_wrlock(&e->resize);
+	if (grow) {
+		MDB_envinfo info;
+		int dead = 0;
+		mdb_reader_check(e->env, &dead);
+		mdb_env_info(e->env, &info);
+		size_t next = info.me_mapsize * 2;
+		if (next > MAX_MAP_SIZE) {
+			rc = jobq_error_set(JOBQ_ENOSPC, "lmdb: %s: the map reached %zu bytes",
+			                    e->path, info.me_mapsize);
+		} else {
+			int mrc = mdb_env_set_mapsize(e->env, next);
+			if (mrc) {
+				rc = jobq_lmdb__error(mrc, "growing the map");
+			}
+		}
+	} else {
+		int mrc = mdb_env_set_mapsize(e->env, 0);
+		if (mrc) {
+			rc = jobq_lmdb__error(mrc, "adopting the map size");
+		}
+	}
+	pthread_rwlock_unlock(&e->resize);
+	return rc;
+}
+
+int
+jobq_lmdb__read_begin(lmdb_env *e, MDB_txn **txn) {
+	for (int tries = 0; tries < 8; tries++) {
+		pthread_rwlock_rdlock(&e->resize);
+		int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, txn);
+		if (mrc == 0) {
+			return 0;
+		}
+		pthread_rwlock_unlock(&e->resize);
+		if (mrc != MDB_MAP_RESIZED) {
+			return jobq_lmdb__error(mrc, "beginning a read transaction");
+		}
+		int rc = map_resize(e, 0);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	return jobq_error_set(JOBQ_EIO, "lmdb: %s: the map keeps changing size", e->path);
+}
+
+void
+jobq_lmdb__read_end(lmdb_env *e, MDB_txn *txn) {
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&e->resize);
+}
+
+int
+jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
+	lmdb_env *e = q->b->e;
+	for (int tries = 0; tries < 16; tries++) {
+		lmdb_wctx c;
+		memset(&c, 0, sizeof(c));
+		c.q = q;
+		c.e = e;
+		pthread_rwlock_rdlock(&e->resize);
+		int mrc = mdb_txn_begin(e->env, NULL, 0, &c.txn);
+		if (mrc) {
+			pthread_rwlock_unlock(&e->resize);
+			if (mrc == MDB_MAP_RESIZED) {
+				int rc = map_resize(e, 0);
+				if (rc < 0) {
+					return rc;
+				}
+				continue;
+			}
+			return jobq_lmdb__error(mrc, "beginning a write transaction");
+		}
+		int rc = fn(&c, arg);
+		if (rc < 0 && !c.commit_anyway) {
+			mdb_txn_abort(c.txn);
+			pthread_rwlock_unlock(&e->resize);
+			if (c.mdb_rc == MDB_MAP_FULL) {
+				int grc = map_resize(e, 1);
+				if (grc < 0) {
+					return grc;
+				}
+				continue;
+			}
+			return rc;
+		}
+		mrc = mdb_txn_commit(c.txn);
+		pthread_rwlock_unlock(&e->resize);
+		if (mrc == MDB_MAP_FULL) {
+			int grc = map_resize(e, 1);
+			if (grc < 0) {
+				return grc;
+			}
+			continue;
+		}
+		if (mrc) {
+			return jobq_lmdb__error(mrc, "committing");
+		}
+		if (e->durability == JOBQ_LMDB_GROUP) {
+			int src = group_sync(e);
+			if (src < 0) {
+				return src;
+			}
+		}
+		if (c.bump_work || c.wrote_events) {
+			jobq_lmdb__wake_bump(e, q->slot, c.bump_work, c.wrote_events);
+		}
+		return rc;
+	}
+	return jobq_error_set(JOBQ_ENOSPC, "lmdb: %s: cannot grow the map enough", e->path);
+}
+
+/* --- opening ------------------------------------------------------------------------------------
+ */
+
+/* Creates the DBIs, writes or checks the format record. */
+static int
+init_store(lmdb_env *e) {
+	MDB_txn *txn;
+	int mrc = mdb_txn_begin(e->env, NULL, 0, &txn);
+	if (mrc) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: %s: cannot begin a transaction: %s", e->path,
+		                      mdb_strerror(mrc));
+	}
+	/* A foreign store: the main DB holds keys that are not our DBIs. */
+	MDB_dbi main;
+	int rc = 0;
+	mrc = mdb_dbi_open(txn, NULL, 0, &main);
+	if (mrc == 0) {
+		MDB_cursor *cur;
+		if (mdb_cursor_open(txn, main, &cur) == 0) {
+			MDB_val k, v;
+			int op = MDB_FIRST;
+			int has_meta = 0, foreign = 0, any = 0;
+			while (mdb_cursor_get(cur, &k, &v, op) == 0) {
+				op = MDB_NEXT;
+				any = 1;
+				int ours = 0;
+				for (int i = 0; i < DBI__COUNT; i++) {
+					if (k.mv_size == strlen(dbi_names[i]) &&
+					    memcmp(k.mv_data, dbi_names[i], k.mv_size) == 0) {
+						ours = 1;
+						has_meta |= i == DBI_META;
+					}
+				}
+				foreign |= !ours;
+			}
+			mdb_cursor_close(cur);
+			if (any && (foreign || !has_meta)) {
+				rc = jobq_error_set(
+				    JOBQ_EINVAL,
+				    "lmdb: %s: not a jobq store (a foreign LMDB database)",
+				    e->path);
+			}
+		}
+	}
+	for (int i = 0; rc == 0 && i < DBI__COUNT; i++) {
+		mrc = mdb_dbi_open(txn, dbi_names[i], MDB_CREATE, &e->dbi[i]);
+		if (mrc) {
+			rc = jobq_error_set(mrc == MDB_INCOMPATIBLE ? JOBQ_EINVAL : JOBQ_EIO,
+			                    "lmdb: %s: cannot open table %s: %s", e->path,
+			                    dbi_names[i], mdb_strerror(mrc));
+		}
+	}
+	if (rc == 0) {
+		MDB_val k = {strlen(FORMAT_KEY), (void *)(uintptr_t)FORMAT_KEY}, v;
+		mrc = mdb_get(txn, e->dbi[DBI_META], &k, &v);
+		if (mrc == MDB_NOTFOUND) {
+			MDB_stat st;
+			mdb_stat(txn, e->dbi[DBI_JOBS], &st);
+			if (st.ms_entries > 0) {
+				rc = jobq_error_set(JOBQ_EINVAL,
+				                    "lmdb: %s: store has jobs but no format record",
+				                    e->path);
+			} else {
+				v.mv_size = strlen(FORMAT_VALUE);
+				v.mv_data = (void *)(uintptr_t)FORMAT_VALUE;
+				mrc = mdb_put(txn, e->dbi[DBI_META], &k, &v, 0);
+				if (mrc) {
+					rc = jobq_lmdb__error(mrc, "writing the format record");
+				}
+			}
+		} else if (mrc) {
+			rc = jobq_lmdb__error(mrc, "reading the format record");
+		} else if (v.mv_size != strlen(FORMAT_VALUE) ||
+		           memcmp(v.mv_data, FORMAT_VALUE, v.mv_size) != 0) {
+			rc = jobq_error_set(JOBQ_EINVAL,
+			                    "lmdb: %s: unsupported format \"%.*s\" (want %s)",
+			                    e->path, (int)(v.mv_size > 64 ? 64 : v.mv_size),
+			                    (const char *)v.mv_data, FORMAT_VALUE);
+		}
+	}
+	if (rc < 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	mrc = mdb_txn_commit(txn);
+	if (mrc == MDB_MAP_FULL) {
+		return jobq_error_set(JOBQ_ENOSPC, "lmdb: %s: map full at open", e->path);
+	}
+	if (mrc) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: %s: cannot commit: %s", e->path,
+		                      mdb_strerror(mrc));
+	}
+	return 0;
+}
+
+static void
+env_destroy(lmdb_env *e) {
+	if (e->syncer_running) {
+		pthread_mutex_lock(&e->smu);
+		e->stopping = 1;
+		pthread_cond_signal(&e->scond);
+		pthread_mutex_unlock(&e->smu);
+		pthread_join(e->syncer, NULL);
+	}
+	if (e->env) {
+		if (e->durability != JOBQ_LMDB_SYNC) {
+			mdb_env_sync(e->env, 1);
+		}
+		mdb_env_close(e->env);
+	}
+	if (e->wake) {
+		munmap(e->wake, sizeof(lmdb_wake_map));
+	}
+	pthread_rwlock_destroy(&e->resize);
+	pthread_mutex_destroy(&e->gmu);
+	pthread_cond_destroy(&e->gcond);
+	pthread_mutex_destroy(&e->smu);
+	pthread_cond_destroy(&e->scond);
+	jobq__free(e->path);
+	jobq__free(e);
+}
+
+static const char *
+durability_name(jobq_lmdb_durability d) {
+	return d == JOBQ_LMDB_GROUP ? "group" : d == JOBQ_LMDB_PERIODIC ? "periodic" : "sync";
+}
+
+static int
+env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
+	lmdb_env *e = jobq__calloc(1, sizeof(*e));
+	if (!e) {
+		return jobq_error_set(JOBQ_ENOMEM, "lmdb: opening %s", real);
+	}
+	pthread_rwlock_init(&e->resize, NULL);
+	pthread_mutex_init(&e->gmu, NULL);
+	pthread_cond_init(&e->gcond, NULL);
+	pthread_mutex_init(&e->smu, NULL);
+	pthread_cond_init(&e->scond, NULL);
+	e->refs = 1;
+	e->durability = o->durability;
+	e->sync_ms = o->sync_ms ? o->sync_ms : 100;
+	e->path = jobq__strdup(real);
+	int rc = 0;
+	if (!e->path) {
+		rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: opening %s", real);
+		goto fail;
+	}
+	rc = wake_map_open(e, real, o->file_mode);
+	if (rc < 0) {
+		goto fail;
+	}
+	int mrc = mdb_env_create(&e->env);
+	if (mrc) {
+		e->env = NULL;
+		rc = jobq_lmdb__error(mrc, "creating the environment");
+		goto fail;
+	}
+	mdb_env_set_maxdbs(e->env, DBI__COUNT + 4);
+	mdb_env_set_maxreaders(e->env, 512);
+	mdb_env_set_mapsize(e->env, o->map_size ? (size_t)o->map_size : DEFAULT_MAP_SIZE);
+	unsigned int flags = MDB_NOTLS;
+	if (o->durability != JOBQ_LMDB_SYNC) {
+		flags |= MDB_NOSYNC;
+	}
+	mrc = mdb_env_open(e->env, real, flags, (mdb_mode_t)o->file_mode);
+	if (mrc) {
+		const char *why = mrc == MDB_INVALID            ? "not an LMDB file or corrupt"
+		                  : mrc == MDB_VERSION_MISMATCH ? "LMDB version mismatch"
+		                  : mrc == MDB_CORRUPTED        ? "corrupt"
+		                                                : mdb_strerror(mrc);
+		rc = jobq_error_set(mrc == EACCES || mrc == EROFS || mrc == ENOENT ? JOBQ_EINVAL
+		                                                                   : JOBQ_EIO,
+		                    "lmdb: %s: cannot open the store: %s", real, why);
+		goto fail;
+	}
+	int dead = 0;
+	mdb_reader_check(e->env, &dead);
+	rc = init_store(e);
+	if (rc < 0) {
+		goto fail;
+	}
+	if (e->durability == JOBQ_LMDB_PERIODIC) {
+		if (pthread_create(&e->syncer, NULL, syncer_main, e) != 0) {
+			rc = jobq_error_set(JOBQ_ERROR, "lmdb: cannot start the sync thread");
+			goto fail;
+		}
+		e->syncer_running = 1;
+	}
+	*out = e;
+	return 0;
+fail:
+	env_destroy(e);
+	return rc;
+}
+
+int
+jobq_lmdb__env_acquire(lmdb_env **out, const char *path, const jobq_lmdb_options *o) {
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		return jobq_error_set(errno == ENOENT ? JOBQ_EINVAL : JOBQ_EIO, "lmdb: %s: %s",
+		                      path, strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb: %s: not a directory", path);
+	}
+	char real[PATH_MAX];
+	if (!realpath(path, real)) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: %s: %s", path, strerror(errno));
+	}
+	int rc = 0;
+	pthread_mutex_lock(&registry_mu);
+	lmdb_env *e;
+	for (e = registry; e; e = e->next) {
+		if (strcmp(e->path, real) == 0) {
+			break;
+		}
+	}
+	if (e) {
+		if (e->durability != o->durability) {
+			rc = jobq_error_set(
+			    JOBQ_EINVAL,
+			    "lmdb: %s is already open in this process with durability %s", real,
+			    durability_name(e->durability));
+		} else {
+			e->refs++;
+		}
+	} else {
+		if (access(real, W_OK) < 0) {
+			rc = jobq_error_set(JOBQ_EINVAL, "lmdb: %s: directory not writable: %s",
+			                    real, strerror(errno));
+		} else {
+			rc = env_open(&e, real, o);
+			if (rc == 0) {
+				e->next = registry;
+				registry = e;
+			}
+		}
+	}
+	pthread_mutex_unlock(&registry_mu);
+	if (rc == 0) {
+		*out = e;
+	}
+	return rc;
+}
+
+void
+jobq_lmdb__env_release(lmdb_env *e) {
+	pthread_mutex_lock(&registry_mu);
+	if (--e->refs > 0) {
+		pthread_mutex_unlock(&registry_mu);
+		return;
+	}
+	for (lmdb_env **pp = &registry; *pp; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_mu);
+	env_destroy(e);
+}
+
+/* --- options and URL ----------------------------------------------------------------------------
+ */
+
+int
+jobq_lmdb_options_init(jobq_lmdb_options *opts, unsigned int version) {
+	if (!opts) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb options: NULL");
+	}
+	if (version != JOBQ_LMDB_OPTIONS_VERSION) {
+		return jobq_error_set(JOBQ_EVERSION, "lmdb options: version %u not supported",
+		                      version);
+	}
+	jobq_lmdb_options d = JOBQ_LMDB_OPTIONS_INIT;
+	*opts = d;
+	return 0;
+}
+
+static int
+parse_query(jobq_lmdb_options *o, const char *q, const char *url) {
+	while (*q) {
+		const char *amp = strchr(q, '&');
+		size_t n = amp ? (size_t)(amp - q) : strlen(q);
+		char kv[128];
+		if (n == 0 || n >= sizeof(kv)) {
+			return jobq_error_set(JOBQ_EINVAL, "lmdb url %s: malformed query", url);
+		}
+		memcpy(kv, q, n);
+		kv[n] = '\0';
+		char *eq = strchr(kv, '=');
+		if (!eq) {
+			return jobq_error_set(JOBQ_EINVAL, "lmdb url %s: \"%s\" has no value", url,
+			                      kv);
+		}
+		*eq = '\0';
+		const char *val = eq + 1;
+		if (strcmp(kv, "durability") == 0) {
+			if (strcmp(val, "sync") == 0) {
+				o->durability = JOBQ_LMDB_SYNC;
+			} else if (strcmp(val, "group") == 0) {
+				o->durability = JOBQ_LMDB_GROUP;
+			} else if (strcmp(val, "periodic") == 0) {
+				o->durability = JOBQ_LMDB_PERIODIC;
+			} else {
+				return jobq_error_set(
+				    JOBQ_EINVAL,
+				    "lmdb url %s: durability must be sync, group or "
+				    "periodic, not \"%s\"",
+				    url, val);
+			}
+		} else if (strcmp(kv, "sync_ms") == 0) {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(val, &end, 10);
+			if (!*val || *end || errno || v == 0 || v > 3600000) {
+				return jobq_error_set(
+				    JOBQ_EINVAL,
+				    "lmdb url %s: sync_ms must be 1..3600000, not \"%s\"", url,
+				    val);
+			}
+			o->sync_ms = (uint32_t)v;
+		} else {
+			return jobq_error_set(JOBQ_EINVAL, "lmdb url %s: unknown parameter \"%s\"",
+			                      url, kv);
+		}
+		q += n + (amp ? 1 : 0);
+	}
+	return 0;
+}
+
+int
+jobq__lmdb_open_url(jobq_backend **out, const char *url) {
+	const char *p;
+	if (strncmp(url, "lmdb://", 7) == 0) {
+		p = url + 7;
+		if (*p != '/') {
+			return jobq_error_set(
+			    JOBQ_EINVAL, "lmdb url %s: want lmdb:///abs/dir or lmdb:rel/dir", url);
+		}
+	} else if (strncmp(url, "lmdb:", 5) == 0) {
+		p = url + 5;
+	} else {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb url %s: not an lmdb: URL", url);
+	}
+	const char *qm = strchr(p, '?');
+	size_t n = qm ? (size_t)(qm - p) : strlen(p);
+	if (n == 0) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb url %s: no directory", url);
+	}
+	char dir[PATH_MAX];
+	if (n >= sizeof(dir)) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb url %s: path too long", url);
+	}
+	memcpy(dir, p, n);
+	dir[n] = '\0';
+	jobq_lmdb_options o = JOBQ_LMDB_OPTIONS_INIT;
+	if (qm) {
+		int rc = parse_query(&o, qm + 1, url);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		return jobq_error_set(
+		    errno == ENOENT || errno == EACCES || errno == EROFS ? JOBQ_EINVAL : JOBQ_EIO,
+		    "lmdb: cannot create directory %s: %s", dir, strerror(errno));
+	}
+	return jobq_backend_lmdb_new(out, dir, &o);
+}

@@ -1,0 +1,169 @@
+/*
+ * LMDB backend internals: the shared environment (registry, durability, wake-ups, map growth),
+ * the record codec and the write-transaction runner.
+ *
+ * Storage layout. One LMDB environment per directory; every queue of the store lives in it.
+ * Keys of per-queue DBIs start with the queue name and a NUL byte ("Q\0"); integers in keys are
+ * big-endian so that byte order is numeric order (signed values are offset by 2^63).
+ *
+ *   meta      "format" -> "jobq-lmdb/1" (magic and version; a store without it is foreign)
+ *   queues    Q -> msgpack [counter, paused, event seq, wait head, wait tail, prio front,
+ *             seq, count per state...]
+ *   jobs      Q\0id -> msgpack job record (lmdb_codec.c)
+ *   wait      Q\0pos -> id              (pos: front = smaller)
+ *   prio      Q\0priority(4)\0seq -> id
+ *   delayed   Q\0due\0seq -> id
+ *   active    Q\0seq -> id              (token and lock expiry live in the job record)
+ *   completed Q\0finished_on\0seq -> id (read backwards: newest first)
+ *   failed    Q\0finished_on\0seq -> id
+ *   dedup     Q\0dedup id -> msgpack [owner id, expires at (0: while the owner lives)]
+ *   logs      Q\0id\0n -> line
+ *   events    Q\0seq -> msgpack [event, job id | nil, key, value, ...]
+ */
+#ifndef JOBQ_LMDB_INTERNAL_H
+#define JOBQ_LMDB_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "jobq/backends.h"
+#include "jobq/sys/backend.h"
+
+#define LMDB_WAKE_SLOTS  256
+#define LMDB_KEY_MAX     512
+#define LMDB_EVENTS_KEEP 10000
+
+enum lmdb_dbi {
+	DBI_META,
+	DBI_QUEUES,
+	DBI_JOBS,
+	DBI_WAIT,
+	DBI_PRIO,
+	DBI_DELAYED,
+	DBI_ACTIVE,
+	DBI_COMPLETED,
+	DBI_FAILED,
+	DBI_DEDUP,
+	DBI_LOGS,
+	DBI_EVENTS,
+	DBI__COUNT
+};
+
+/* The shared mmap file `jobq-wake` in the directory: futex words per queue slot. */
+typedef struct lmdb_wake_map {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t pad[14];
+	struct {
+		uint32_t work;   /* bumped when work may have appeared */
+		uint32_t events; /* bumped when events were written */
+	} slot[LMDB_WAKE_SLOTS];
+} lmdb_wake_map;
+
+/* One environment per real path per process, shared by every backend on that path. */
+typedef struct lmdb_env {
+	struct lmdb_env *next;
+	char *path; /* real path */
+	int refs;
+	MDB_env *env;
+	MDB_dbi dbi[DBI__COUNT];
+	jobq_lmdb_durability durability;
+	uint32_t sync_ms;
+	/* Held shared by every transaction, exclusively to change the map size. */
+	pthread_rwlock_t resize;
+	/* Group commit. */
+	pthread_mutex_t gmu;
+	pthread_cond_t gcond;
+	uint64_t committed, synced;
+	int syncing;
+	/* Periodic sync. */
+	pthread_t syncer;
+	int syncer_running, stopping;
+	pthread_mutex_t smu;
+	pthread_cond_t scond;
+	/* Wake-ups. */
+	lmdb_wake_map *wake;
+	uint32_t wake_gen; /* bumped by wake(): waiters in this process return */
+} lmdb_env;
+
+typedef struct lmdb_backend {
+	jobq_backend base;
+	lmdb_env *e;
+} lmdb_backend;
+
+struct jobq_backend_queue {
+	lmdb_backend *b;
+	char name[JOBQ_QUEUE_NAME_MAX + 1];
+	size_t name_len;
+	uint32_t slot;
+};
+
+/* Per-queue settings and counters (DBI_QUEUES). */
+typedef struct lmdb_qmeta {
+	int64_t counter;
+	int64_t paused;
+	int64_t ev_seq; /* last event sequence number written */
+	int64_t wait_head;
+	int64_t wait_tail;
+	int64_t prio_front;
+	int64_t seq;
+	int64_t counts[8]; /* indexed by jobq_state (WAITING..FAILED used) */
+} lmdb_qmeta;
+
+/* A job as stored: the job plus storage-only fields. */
+typedef struct lmdb_rec {
+	jobq_job *j;
+	int64_t lock_until;
+	int64_t ia;  /* index key parts of the job's current state */
+	uint64_t ib; /* (see idx_key in lmdb_ops.c) */
+	uint64_t log_next;
+	uint64_t log_count;
+} lmdb_rec;
+
+/* A write transaction in progress. */
+typedef struct lmdb_wctx {
+	jobq_backend_queue *q;
+	lmdb_env *e;
+	MDB_txn *txn;
+	int mdb_rc; /* the LMDB failure behind an error, if any */
+	int commit_anyway;
+	int bump_work;
+	int wrote_events;
+	int64_t ev_start;
+	lmdb_qmeta m;
+	int m_loaded, m_dirty;
+} lmdb_wctx;
+
+typedef int (*lmdb_write_fn)(lmdb_wctx *c, void *arg);
+
+/* lmdb_env.c */
+int jobq_lmdb__env_acquire(lmdb_env **out, const char *path, const jobq_lmdb_options *opts);
+void jobq_lmdb__env_release(lmdb_env *e);
+/* Runs `fn` in one write transaction (retried after growing a full map). */
+int jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg);
+/* Begins / ends a read transaction (holding the resize lock shared). */
+int jobq_lmdb__read_begin(lmdb_env *e, MDB_txn **txn);
+void jobq_lmdb__read_end(lmdb_env *e, MDB_txn *txn);
+int jobq_lmdb__error(int mdb_rc, const char *what);
+uint32_t jobq_lmdb__wake_load(lmdb_env *e, uint32_t slot, int events);
+void jobq_lmdb__wake_bump(lmdb_env *e, uint32_t slot, int work, int events);
+void jobq_lmdb__wake_all(lmdb_env *e);
+/* Sleeps while the word is `seen`, up to `ms` (capped at 1 s as a backstop). */
+void jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen, int64_t ms);
+
+/* lmdb_codec.c */
+int jobq_lmdb__rec_encode(void **out, size_t *len, const lmdb_rec *r);
+int jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len);
+int jobq_lmdb__qmeta_encode(void **out, size_t *len, const lmdb_qmeta *m);
+int jobq_lmdb__qmeta_decode(lmdb_qmeta *m, const void *buf, size_t len);
+/* Events: [name, job id | nil, k, v, ...]. */
+int jobq_lmdb__event_encode(void **out, size_t *len, const char *name, const char *job_id,
+                            size_t nfields, const jobq_event_field *fields);
+int jobq_lmdb__event_decode_append(jobq_event_list *list, const char *id, const void *buf,
+                                   size_t len);
+/* Dedup: [owner, expires_at]. */
+int jobq_lmdb__dedup_encode(void **out, size_t *len, const char *owner, int64_t expires_at);
+int jobq_lmdb__dedup_decode(char *owner, size_t owner_cap, int64_t *expires_at, const void *buf,
+                            size_t len);
+
+#endif

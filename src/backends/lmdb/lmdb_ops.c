@@ -1,0 +1,2215 @@
+/*
+ * LMDB backend: the vtable. Each write operation is one LMDB write transaction (run by
+ * jobq_lmdb__write); reads use a read-only transaction. See lmdb_internal.h for the layout.
+ */
+#include "lmdb_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* --- keys ----------------------------------------------------------------------------------- */
+
+typedef struct kb {
+	unsigned char b[LMDB_KEY_MAX];
+	size_t n;
+	int overflow;
+} kb;
+
+static void
+kb_bytes(kb *k, const void *p, size_t n) {
+	if (k->overflow || k->n + n > sizeof(k->b)) {
+		k->overflow = 1;
+		return;
+	}
+	memcpy(k->b + k->n, p, n);
+	k->n += n;
+}
+
+static void
+kb_q(kb *k, const jobq_backend_queue *q) {
+	k->n = 0;
+	k->overflow = 0;
+	kb_bytes(k, q->name, q->name_len + 1); /* with its NUL */
+}
+
+static void
+kb_str(kb *k, const char *s) {
+	kb_bytes(k, s, strlen(s));
+}
+
+static void
+kb_u64(kb *k, uint64_t v) {
+	unsigned char b[8];
+	for (int i = 7; i >= 0; i--) {
+		b[i] = (unsigned char)(v & 0xff);
+		v >>= 8;
+	}
+	kb_bytes(k, b, 8);
+}
+
+static void
+kb_i64(kb *k, int64_t v) {
+	kb_u64(k, (uint64_t)v ^ (UINT64_C(1) << 63));
+}
+
+static uint64_t
+rd_u64(const unsigned char *p) {
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++) {
+		v = (v << 8) | p[i];
+	}
+	return v;
+}
+
+static int64_t
+rd_i64(const unsigned char *p) {
+	return (int64_t)(rd_u64(p) ^ (UINT64_C(1) << 63));
+}
+
+static MDB_val
+kv(const kb *k) {
+	MDB_val v = {k->n, (void *)(uintptr_t)k->b};
+	return v;
+}
+
+static int
+has_prefix(const MDB_val *key, const kb *prefix) {
+	return key->mv_size >= prefix->n && memcmp(key->mv_data, prefix->b, prefix->n) == 0;
+}
+
+/* --- small helpers -----------------------------------------------------------------------------
+ */
+
+static int
+mdb_fail(lmdb_wctx *c, int mrc, const char *what) {
+	if (c) {
+		c->mdb_rc = mrc;
+	}
+	return jobq_lmdb__error(mrc, what);
+}
+
+static int
+set_str(char **dst, const char *s) {
+	char *copy = NULL;
+	if (s) {
+		copy = jobq__strdup(s);
+		if (!copy) {
+			return jobq_error_set(JOBQ_ENOMEM, "lmdb: copying a string");
+		}
+	}
+	jobq__free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+static void
+rec_free(lmdb_rec *r) {
+	if (r->j) {
+		jobq_job_free(r->j);
+		r->j = NULL;
+	}
+}
+
+static MDB_dbi
+dbi(const lmdb_env *e, int which) {
+	return e->dbi[which];
+}
+
+static int
+state_dbi(jobq_state s) {
+	switch (s) {
+	case JOBQ_STATE_WAITING:
+		return DBI_WAIT;
+	case JOBQ_STATE_PRIORITIZED:
+		return DBI_PRIO;
+	case JOBQ_STATE_DELAYED:
+		return DBI_DELAYED;
+	case JOBQ_STATE_ACTIVE:
+		return DBI_ACTIVE;
+	case JOBQ_STATE_COMPLETED:
+		return DBI_COMPLETED;
+	case JOBQ_STATE_FAILED:
+		return DBI_FAILED;
+	default:
+		return -1;
+	}
+}
+
+/* The index key of a job in state `s` with key parts ia/ib. */
+static void
+idx_key(kb *k, const jobq_backend_queue *q, jobq_state s, int64_t ia, uint64_t ib) {
+	kb_q(k, q);
+	switch (s) {
+	case JOBQ_STATE_WAITING:
+		kb_i64(k, ia);
+		break;
+	case JOBQ_STATE_PRIORITIZED: {
+		unsigned char p[4] = {(unsigned char)(ia >> 24), (unsigned char)(ia >> 16),
+		                      (unsigned char)(ia >> 8), (unsigned char)ia};
+		kb_bytes(k, p, 4);
+		kb_u64(k, ib);
+		break;
+	}
+	case JOBQ_STATE_ACTIVE:
+		kb_u64(k, ib);
+		break;
+	default: /* delayed, completed, failed */
+		kb_i64(k, ia);
+		kb_u64(k, ib);
+		break;
+	}
+}
+
+static void
+job_key(kb *k, const jobq_backend_queue *q, const char *id) {
+	kb_q(k, q);
+	kb_str(k, id);
+}
+
+static int
+check_id(const char *id) {
+	if (!id || !*id || strlen(id) > JOBQ_ID_MAX) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb: job id must be 1..%d bytes", JOBQ_ID_MAX);
+	}
+	return 0;
+}
+
+/* --- queue meta --------------------------------------------------------------------------------
+ */
+
+static int
+meta_read(lmdb_qmeta *m, const jobq_backend_queue *q, MDB_txn *txn) {
+	MDB_val k = {q->name_len, (void *)(uintptr_t)q->name}, v;
+	int mrc = mdb_get(txn, dbi(q->b->e, DBI_QUEUES), &k, &v);
+	if (mrc == MDB_NOTFOUND) {
+		memset(m, 0, sizeof(*m));
+		return 0;
+	}
+	if (mrc) {
+		return jobq_lmdb__error(mrc, "reading queue settings");
+	}
+	return jobq_lmdb__qmeta_decode(m, v.mv_data, v.mv_size);
+}
+
+static lmdb_qmeta *
+meta(lmdb_wctx *c) {
+	return &c->m; /* loaded by op_run before the operation */
+}
+
+static int
+meta_flush(lmdb_wctx *c) {
+	void *buf;
+	size_t len;
+	int rc = jobq_lmdb__qmeta_encode(&buf, &len, &c->m);
+	if (rc < 0) {
+		return rc;
+	}
+	MDB_val k = {c->q->name_len, (void *)(uintptr_t)c->q->name}, v = {len, buf};
+	int mrc = mdb_put(c->txn, dbi(c->e, DBI_QUEUES), &k, &v, 0);
+	free(buf);
+	return mrc ? mdb_fail(c, mrc, "writing queue settings") : 0;
+}
+
+/* --- records -----------------------------------------------------------------------------------
+ */
+
+/* 1 found, 0 absent, < 0 error. */
+static int
+rec_load_txn(lmdb_rec *r, const jobq_backend_queue *q, MDB_txn *txn, const char *id) {
+	kb k;
+	job_key(&k, q, id);
+	if (k.overflow) {
+		return 0;
+	}
+	MDB_val key = kv(&k), v;
+	int mrc = mdb_get(txn, dbi(q->b->e, DBI_JOBS), &key, &v);
+	if (mrc == MDB_NOTFOUND) {
+		return 0;
+	}
+	if (mrc) {
+		return jobq_lmdb__error(mrc, "reading a job");
+	}
+	int rc = jobq_lmdb__rec_decode(r, id, v.mv_data, v.mv_size);
+	return rc < 0 ? rc : 1;
+}
+
+static int
+rec_load(lmdb_wctx *c, lmdb_rec *r, const char *id) {
+	return rec_load_txn(r, c->q, c->txn, id);
+}
+
+static int
+rec_put(lmdb_wctx *c, const lmdb_rec *r) {
+	void *buf;
+	size_t len;
+	int rc = jobq_lmdb__rec_encode(&buf, &len, r);
+	if (rc < 0) {
+		return rc;
+	}
+	kb k;
+	job_key(&k, c->q, r->j->id);
+	MDB_val key = kv(&k), v = {len, buf};
+	int mrc = mdb_put(c->txn, dbi(c->e, DBI_JOBS), &key, &v, 0);
+	free(buf);
+	return mrc ? mdb_fail(c, mrc, "writing a job") : 0;
+}
+
+/* --- indexes ---------------------------------------------------------------------------------- */
+
+static int
+idx_put(lmdb_wctx *c, lmdb_rec *r, jobq_state s) {
+	kb k;
+	idx_key(&k, c->q, s, r->ia, r->ib);
+	MDB_val key = kv(&k), v = {strlen(r->j->id), r->j->id};
+	int mrc = mdb_put(c->txn, dbi(c->e, state_dbi(s)), &key, &v, 0);
+	if (mrc) {
+		return mdb_fail(c, mrc, "writing an index");
+	}
+	r->j->state = s;
+	meta(c)->counts[s]++;
+	return 0;
+}
+
+static int
+idx_remove(lmdb_wctx *c, lmdb_rec *r) {
+	jobq_state s = r->j->state;
+	int d = state_dbi(s);
+	if (d < 0) {
+		return 0;
+	}
+	kb k;
+	idx_key(&k, c->q, s, r->ia, r->ib);
+	MDB_val key = kv(&k);
+	int mrc = mdb_del(c->txn, dbi(c->e, d), &key, NULL);
+	if (mrc && mrc != MDB_NOTFOUND) {
+		return mdb_fail(c, mrc, "removing an index entry");
+	}
+	if (meta(c)->counts[s] > 0) {
+		meta(c)->counts[s]--;
+	}
+	r->j->state = JOBQ_STATE_UNKNOWN;
+	return 0;
+}
+
+static int
+to_wait(lmdb_wctx *c, lmdb_rec *r, int front) {
+	lmdb_qmeta *m = meta(c);
+	r->ia = front ? --m->wait_head : m->wait_tail++;
+	r->ib = 0;
+	c->bump_work = 1;
+	return idx_put(c, r, JOBQ_STATE_WAITING);
+}
+
+static int
+to_prio(lmdb_wctx *c, lmdb_rec *r, int front) {
+	lmdb_qmeta *m = meta(c);
+	r->ia = r->j->priority;
+	r->ib = front ? (UINT64_C(1) << 62) - (uint64_t)++m->prio_front
+	              : (UINT64_C(1) << 62) + (uint64_t)++m->seq;
+	c->bump_work = 1;
+	return idx_put(c, r, JOBQ_STATE_PRIORITIZED);
+}
+
+/* Waiting (front or back) or prioritized by the job's priority. */
+static int
+make_ready(lmdb_wctx *c, lmdb_rec *r, int front) {
+	return r->j->priority > 0 ? to_prio(c, r, front) : to_wait(c, r, front);
+}
+
+static int
+to_delayed(lmdb_wctx *c, lmdb_rec *r, int64_t due) {
+	r->ia = due;
+	r->ib = (uint64_t)++meta(c)->seq;
+	c->bump_work = 1; /* waiters recompute their next due time */
+	return idx_put(c, r, JOBQ_STATE_DELAYED);
+}
+
+static int
+to_active(lmdb_wctx *c, lmdb_rec *r) {
+	r->ia = 0;
+	r->ib = (uint64_t)++meta(c)->seq;
+	return idx_put(c, r, JOBQ_STATE_ACTIVE);
+}
+
+static int
+to_finished(lmdb_wctx *c, lmdb_rec *r, jobq_state s) {
+	r->ia = r->j->finished_on;
+	r->ib = (uint64_t)++meta(c)->seq;
+	return idx_put(c, r, s);
+}
+
+/* The id stored under the first key of `prefix` in `which`; 1 found, 0 none. */
+static int
+first_id(lmdb_wctx *c, int which, const kb *prefix, char *id, MDB_val *key_out) {
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(c->txn, dbi(c->e, which), &cur);
+	if (mrc) {
+		return mdb_fail(c, mrc, "opening a cursor");
+	}
+	MDB_val k = kv(prefix), v;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	int found = 0;
+	if (mrc == 0 && has_prefix(&k, prefix) && v.mv_size <= JOBQ_ID_MAX) {
+		memcpy(id, v.mv_data, v.mv_size);
+		id[v.mv_size] = '\0';
+		if (key_out) {
+			*key_out = k;
+		}
+		found = 1;
+	} else if (mrc && mrc != MDB_NOTFOUND) {
+		mdb_cursor_close(cur);
+		return mdb_fail(c, mrc, "reading an index");
+	}
+	mdb_cursor_close(cur);
+	return found;
+}
+
+/* --- events ----------------------------------------------------------------------------------- */
+
+static int
+ev(lmdb_wctx *c, const char *name, const char *job_id, size_t nf, const jobq_event_field *f) {
+	void *buf;
+	size_t len;
+	int rc = jobq_lmdb__event_encode(&buf, &len, name, job_id, nf, f);
+	if (rc < 0) {
+		return rc;
+	}
+	kb k;
+	kb_q(&k, c->q);
+	kb_u64(&k, (uint64_t)++meta(c)->ev_seq);
+	MDB_val key = kv(&k), v = {len, buf};
+	int mrc = mdb_put(c->txn, dbi(c->e, DBI_EVENTS), &key, &v, MDB_APPEND);
+	if (mrc == MDB_KEYEXIST) { /* MDB_APPEND needs the largest key of the whole DBI */
+		mrc = mdb_put(c->txn, dbi(c->e, DBI_EVENTS), &key, &v, 0);
+	}
+	free(buf);
+	if (mrc) {
+		return mdb_fail(c, mrc, "writing an event");
+	}
+	c->wrote_events = 1;
+	return 0;
+}
+
+static int
+ev1(lmdb_wctx *c, const char *name, const char *job_id, const char *k1, const char *v1) {
+	jobq_event_field f = {k1, v1};
+	return ev(c, name, job_id, k1 ? 1 : 0, &f);
+}
+
+static int
+ev_i64(lmdb_wctx *c, const char *name, const char *job_id, const char *k1, int64_t v1) {
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%" PRId64, v1);
+	return ev1(c, name, job_id, k1, buf);
+}
+
+/* Deletes keys of `which` from `prefix` while `keep_going` says so (NULL: whole prefix). */
+typedef int (*del_pred)(const MDB_val *key, const kb *prefix, void *arg);
+
+static int
+del_prefix(lmdb_wctx *c, int which, const kb *prefix, del_pred pred, void *arg) {
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(c->txn, dbi(c->e, which), &cur);
+	if (mrc) {
+		return mdb_fail(c, mrc, "opening a cursor");
+	}
+	for (;;) {
+		MDB_val k = kv(prefix), v;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (mrc == MDB_NOTFOUND || (mrc == 0 && !has_prefix(&k, prefix))) {
+			mrc = 0;
+			break;
+		}
+		if (mrc) {
+			break;
+		}
+		if (pred && !pred(&k, prefix, arg)) {
+			break;
+		}
+		mrc = mdb_cursor_del(cur, 0);
+		if (mrc) {
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return mrc ? mdb_fail(c, mrc, "deleting") : 0;
+}
+
+static int
+ev_older(const MDB_val *key, const kb *prefix, void *arg) {
+	uint64_t limit = *(const uint64_t *)arg;
+	return key->mv_size == prefix->n + 8 &&
+	       rd_u64((const unsigned char *)key->mv_data + prefix->n) <= limit;
+}
+
+/* Approximate trim: every 1024 events, drop those older than the newest LMDB_EVENTS_KEEP. */
+static int
+ev_trim(lmdb_wctx *c) {
+	int64_t seq = meta(c)->ev_seq;
+	if (seq <= LMDB_EVENTS_KEEP || seq / 1024 == c->ev_start / 1024) {
+		return 0;
+	}
+	uint64_t limit = (uint64_t)(seq - LMDB_EVENTS_KEEP);
+	kb p;
+	kb_q(&p, c->q);
+	return del_prefix(c, DBI_EVENTS, &p, ev_older, &limit);
+}
+
+/* --- the operation runner ------------------------------------------------------------------------
+ */
+
+typedef struct op_tramp {
+	lmdb_write_fn fn;
+	void *arg;
+} op_tramp;
+
+static int
+op_body(lmdb_wctx *c, void *arg) {
+	op_tramp *t = arg;
+	int rc = meta_read(&c->m, c->q, c->txn);
+	if (rc < 0) {
+		return rc;
+	}
+	c->ev_start = c->m.ev_seq;
+	rc = t->fn(c, t->arg);
+	if (rc < 0 && !c->commit_anyway) {
+		return rc;
+	}
+	int frc = ev_trim(c);
+	if (frc == 0) {
+		frc = meta_flush(c);
+	}
+	if (frc < 0) {
+		c->commit_anyway = 0;
+		return frc;
+	}
+	return rc;
+}
+
+static int
+op_run(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
+	op_tramp t = {fn, arg};
+	return jobq_lmdb__write(q, op_body, &t);
+}
+
+/* --- deleting jobs ------------------------------------------------------------------------------
+ */
+
+static int
+logs_prefix(kb *k, const jobq_backend_queue *q, const char *id) {
+	kb_q(k, q);
+	kb_str(k, id);
+	kb_bytes(k, "", 1);
+	return k->overflow ? jobq_error_set(JOBQ_EINVAL, "lmdb: id too long") : 0;
+}
+
+static int
+dedup_key(kb *k, const jobq_backend_queue *q, const char *dedup_id) {
+	kb_q(k, q);
+	kb_str(k, dedup_id);
+	return k->overflow
+	           ? jobq_error_set(JOBQ_EINVAL, "lmdb: deduplication id too long (%zu bytes)",
+	                            strlen(dedup_id))
+	           : 0;
+}
+
+/* Releases the job's dedup key: on removal always, on finish unless a TTL still runs. */
+static int
+dedup_release(lmdb_wctx *c, const lmdb_rec *r, int finishing, int64_t now) {
+	const char *did = r->j->opts.dedup_id;
+	if (!did || !*did) {
+		return 0;
+	}
+	kb k;
+	if (dedup_key(&k, c->q, did) < 0) {
+		return 0;
+	}
+	MDB_val key = kv(&k), v;
+	int mrc = mdb_get(c->txn, dbi(c->e, DBI_DEDUP), &key, &v);
+	if (mrc == MDB_NOTFOUND) {
+		return 0;
+	}
+	if (mrc) {
+		return mdb_fail(c, mrc, "reading a dedup key");
+	}
+	char owner[JOBQ_ID_MAX + 1];
+	int64_t exp;
+	int rc = jobq_lmdb__dedup_decode(owner, sizeof(owner), &exp, v.mv_data, v.mv_size);
+	if (rc < 0) {
+		return rc;
+	}
+	if (strcmp(owner, r->j->id) != 0) {
+		return 0;
+	}
+	if (finishing && exp > now) {
+		return 0;
+	}
+	mrc = mdb_del(c->txn, dbi(c->e, DBI_DEDUP), &key, NULL);
+	return mrc ? mdb_fail(c, mrc, "deleting a dedup key") : 0;
+}
+
+/* Deletes a loaded job: index entry, record, logs, owned dedup key. */
+static int
+job_delete(lmdb_wctx *c, lmdb_rec *r, int64_t now) {
+	int rc = idx_remove(c, r);
+	if (rc < 0) {
+		return rc;
+	}
+	kb k;
+	job_key(&k, c->q, r->j->id);
+	MDB_val key = kv(&k);
+	int mrc = mdb_del(c->txn, dbi(c->e, DBI_JOBS), &key, NULL);
+	if (mrc && mrc != MDB_NOTFOUND) {
+		return mdb_fail(c, mrc, "deleting a job");
+	}
+	if (r->log_count > 0) {
+		kb p;
+		if (logs_prefix(&p, c->q, r->j->id) == 0) {
+			rc = del_prefix(c, DBI_LOGS, &p, NULL, NULL);
+			if (rc < 0) {
+				return rc;
+			}
+		}
+	}
+	return dedup_release(c, r, 0, now);
+}
+
+static int
+delete_by_id(lmdb_wctx *c, const char *id, int64_t now) {
+	lmdb_rec r;
+	int rc = rec_load(c, &r, id);
+	if (rc <= 0) {
+		return rc;
+	}
+	rc = job_delete(c, &r, now);
+	rec_free(&r);
+	return rc;
+}
+
+/* --- collecting ids from an index ----------------------------------------------------------------
+ */
+
+typedef struct idlist {
+	size_t n, cap;
+	char (*ids)[JOBQ_ID_MAX + 1];
+	int64_t *keyval; /* first 8-byte field of the key after the prefix (due, finished_on) */
+} idlist;
+
+static void
+idlist_free(idlist *l) {
+	jobq__free(l->ids);
+	jobq__free(l->keyval);
+	memset(l, 0, sizeof(*l));
+}
+
+static int
+idlist_push(idlist *l, const MDB_val *id, int64_t keyval) {
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		void *ids = jobq__realloc(l->ids, cap * sizeof(*l->ids));
+		if (!ids) {
+			return jobq_error_set(JOBQ_ENOMEM, "lmdb: listing ids");
+		}
+		l->ids = ids;
+		void *kv2 = jobq__realloc(l->keyval, cap * sizeof(int64_t));
+		if (!kv2) {
+			return jobq_error_set(JOBQ_ENOMEM, "lmdb: listing ids");
+		}
+		l->keyval = kv2;
+		l->cap = cap;
+	}
+	size_t n = id->mv_size > JOBQ_ID_MAX ? JOBQ_ID_MAX : id->mv_size;
+	memcpy(l->ids[l->n], id->mv_data, n);
+	l->ids[l->n][n] = '\0';
+	l->keyval[l->n] = keyval;
+	l->n++;
+	return 0;
+}
+
+/*
+ * Collects up to `limit` (0: all) ids of state `s` in run order (reverse: newest first),
+ * skipping `offset`, from a read or write transaction. If `upto` is not NULL, stops at the
+ * first key whose leading 8-byte field is > *upto (forward only).
+ */
+static int
+collect(idlist *out, const jobq_backend_queue *q, MDB_txn *txn, jobq_state s, int reverse,
+        size_t offset, size_t limit, const int64_t *upto) {
+	int d = state_dbi(s);
+	memset(out, 0, sizeof(*out));
+	if (d < 0) {
+		return 0;
+	}
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(txn, dbi(q->b->e, d), &cur);
+	if (mrc) {
+		return jobq_lmdb__error(mrc, "opening a cursor");
+	}
+	kb p;
+	kb_q(&p, q);
+	MDB_val k, v;
+	MDB_cursor_op step;
+	if (reverse) {
+		kb hi = p;
+		unsigned char ff[24];
+		memset(ff, 0xff, sizeof(ff));
+		kb_bytes(&hi, ff, sizeof(ff));
+		k = kv(&hi);
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (mrc == MDB_NOTFOUND) {
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+		} else if (mrc == 0) {
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+		}
+		step = MDB_PREV;
+	} else {
+		k = kv(&p);
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		step = MDB_NEXT;
+	}
+	size_t skipped = 0;
+	int rc = 0;
+	while (mrc == 0 && has_prefix(&k, &p)) {
+		int64_t keyval = 0;
+		if (k.mv_size >= p.n + 8) {
+			keyval = rd_i64((const unsigned char *)k.mv_data + p.n);
+		}
+		if (upto && keyval > *upto) {
+			break;
+		}
+		if (skipped < offset) {
+			skipped++;
+		} else {
+			rc = idlist_push(out, &v, keyval);
+			if (rc < 0) {
+				break;
+			}
+			if (limit && out->n >= limit) {
+				break;
+			}
+		}
+		mrc = mdb_cursor_get(cur, &k, &v, step);
+	}
+	mdb_cursor_close(cur);
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
+		rc = jobq_lmdb__error(mrc, "reading an index");
+	}
+	if (rc < 0) {
+		idlist_free(out);
+	}
+	return rc;
+}
+
+/* --- queue open / close, backend free ----------------------------------------------------------
+ */
+
+static int
+lm_queue_open(jobq_backend_queue **out, jobq_backend *b, const char *name) {
+	size_t n = strlen(name);
+	if (n == 0 || n > JOBQ_QUEUE_NAME_MAX) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb: queue name must be 1..%d bytes",
+		                      JOBQ_QUEUE_NAME_MAX);
+	}
+	jobq_backend_queue *q = jobq__calloc(1, sizeof(*q));
+	if (!q) {
+		return jobq_error_set(JOBQ_ENOMEM, "lmdb: opening queue %s", name);
+	}
+	q->b = (lmdb_backend *)b;
+	memcpy(q->name, name, n + 1);
+	q->name_len = n;
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++) {
+		h = (h ^ (unsigned char)name[i]) * 16777619u;
+	}
+	q->slot = h % LMDB_WAKE_SLOTS;
+	*out = q;
+	return 0;
+}
+
+static void
+lm_queue_close(jobq_backend_queue *q) {
+	jobq__free(q);
+}
+
+static void
+lm_free(jobq_backend *b) {
+	lmdb_backend *lb = (lmdb_backend *)b;
+	if (!lb) {
+		return;
+	}
+	jobq_lmdb__wake_all(lb->e);
+	jobq_lmdb__env_release(lb->e);
+	jobq__free(lb);
+}
+
+static void
+lm_wake(jobq_backend *b) {
+	lmdb_backend *lb = (lmdb_backend *)b;
+	__atomic_add_fetch(&lb->e->wake_gen, 1, __ATOMIC_SEQ_CST);
+	jobq_lmdb__wake_all(lb->e);
+}
+
+/* --- add ----------------------------------------------------------------------------------------
+ */
+
+typedef struct add_args {
+	jobq_job_id *ids;
+	int *outcomes;
+	const jobq_add_request *reqs;
+	size_t n;
+	int64_t now;
+} add_args;
+
+static int
+add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *outcome, int64_t now) {
+	const jobq_job_options *o = req->opts;
+	lmdb_qmeta *m = meta(c);
+	int64_t ctr = ++m->counter;
+	char id[JOBQ_ID_MAX + 1];
+	if (o->job_id && *o->job_id) {
+		int rc = check_id(o->job_id);
+		if (rc < 0) {
+			return rc;
+		}
+		snprintf(id, sizeof(id), "%s", o->job_id);
+		kb k;
+		job_key(&k, c->q, id);
+		MDB_val key = kv(&k), v;
+		int mrc = mdb_get(c->txn, dbi(c->e, DBI_JOBS), &key, &v);
+		if (mrc == 0) {
+			snprintf(id_out->str, sizeof(id_out->str), "%s", id);
+			*outcome = JOBQ_ADD_DUPLICATE;
+			return ev1(c, "duplicated", id, NULL, NULL);
+		}
+		if (mrc != MDB_NOTFOUND) {
+			return mdb_fail(c, mrc, "reading a job");
+		}
+	} else {
+		snprintf(id, sizeof(id), "%" PRId64, ctr);
+	}
+
+	if (o->dedup_id && *o->dedup_id) {
+		kb k;
+		int rc = dedup_key(&k, c->q, o->dedup_id);
+		if (rc < 0) {
+			return rc;
+		}
+		MDB_val key = kv(&k), v;
+		int mrc = mdb_get(c->txn, dbi(c->e, DBI_DEDUP), &key, &v);
+		if (mrc == 0) {
+			char owner[JOBQ_ID_MAX + 1];
+			int64_t exp;
+			rc = jobq_lmdb__dedup_decode(owner, sizeof(owner), &exp, v.mv_data,
+			                             v.mv_size);
+			if (rc < 0) {
+				return rc;
+			}
+			int live;
+			if (exp > 0) {
+				live = now < exp;
+			} else {
+				kb jk;
+				job_key(&jk, c->q, owner);
+				MDB_val jkey = kv(&jk), jv;
+				live =
+				    *owner && mdb_get(c->txn, dbi(c->e, DBI_JOBS), &jkey, &jv) == 0;
+			}
+			if (live) {
+				snprintf(id_out->str, sizeof(id_out->str), "%s", owner);
+				*outcome = JOBQ_ADD_DEDUPLICATED;
+				jobq_event_field f[2] = {{"deduplicationId", o->dedup_id},
+				                         {"deduplicatedJobId", id}};
+				return ev(c, "deduplicated", owner, 2, f);
+			}
+		} else if (mrc != MDB_NOTFOUND) {
+			return mdb_fail(c, mrc, "reading a dedup key");
+		}
+		void *buf;
+		size_t len;
+		rc = jobq_lmdb__dedup_encode(&buf, &len, id,
+		                             o->dedup_ttl_ms > 0 ? now + o->dedup_ttl_ms : 0);
+		if (rc < 0) {
+			return rc;
+		}
+		v.mv_size = len;
+		v.mv_data = buf;
+		mrc = mdb_put(c->txn, dbi(c->e, DBI_DEDUP), &key, &v, 0);
+		free(buf);
+		if (mrc) {
+			return mdb_fail(c, mrc, "writing a dedup key");
+		}
+	}
+
+	/* The new job, borrowing the request's options. */
+	jobq_job j;
+	memset(&j, 0, sizeof(j));
+	lmdb_rec r = {.j = &j};
+	j.id = id;
+	j.opts = *o;
+	j.timestamp = o->timestamp ? o->timestamp : now;
+	j.delay_ms = o->delay_ms > 0 ? o->delay_ms : 0;
+	j.priority = o->priority;
+	int rc = 0;
+	j.name = jobq__strdup(req->name ? req->name : "");
+	j.data = jobq__memdup(req->len ? req->data : "", req->len);
+	j.data_len = req->len;
+	if (!j.name || !j.data) {
+		rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: adding a job");
+		goto out;
+	}
+	rc = ev1(c, "added", id, "name", j.name);
+	if (rc < 0) {
+		goto out;
+	}
+	if (j.delay_ms > 0) {
+		int64_t due = j.timestamp + j.delay_ms;
+		rc = to_delayed(c, &r, due);
+		if (rc == 0) {
+			rc = ev_i64(c, "delayed", id, "delay", due);
+		}
+	} else {
+		rc = o->priority > 0 ? to_prio(c, &r, 0) : to_wait(c, &r, o->lifo != 0);
+		if (rc == 0) {
+			rc = ev1(c, "waiting", id, NULL, NULL);
+		}
+	}
+	if (rc == 0) {
+		rc = rec_put(c, &r);
+	}
+	if (rc == 0) {
+		snprintf(id_out->str, sizeof(id_out->str), "%s", id);
+		*outcome = JOBQ_ADD_CREATED;
+	}
+out:
+	jobq__free(j.name);
+	jobq__free(j.data);
+	return rc;
+}
+
+static int
+add_body(lmdb_wctx *c, void *arg) {
+	add_args *a = arg;
+	for (size_t i = 0; i < a->n; i++) {
+		int outcome = 0;
+		int rc = add_one(c, &a->reqs[i], &a->ids[i], &outcome, a->now);
+		if (rc < 0) {
+			return rc;
+		}
+		if (a->outcomes) {
+			a->outcomes[i] = outcome;
+		}
+	}
+	return 0;
+}
+
+static int
+lm_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_request *reqs,
+       size_t n, int64_t now_ms) {
+	add_args a = {ids, outcomes, reqs, n, now_ms};
+	return op_run(q, add_body, &a);
+}
+
+/* --- fetch --------------------------------------------------------------------------------------
+ */
+
+/* Moves delayed jobs due at `now` to waiting/prioritized (at most `max`; 0: all). */
+static int
+promote_due(lmdb_wctx *c, int64_t now, size_t max, int64_t *next_due) {
+	kb p;
+	kb_q(&p, c->q);
+	size_t moved = 0;
+	*next_due = 0;
+	for (;;) {
+		char id[JOBQ_ID_MAX + 1];
+		MDB_val key;
+		int found = first_id(c, DBI_DELAYED, &p, id, &key);
+		if (found < 0) {
+			return found;
+		}
+		if (!found) {
+			break;
+		}
+		int64_t due = rd_i64((const unsigned char *)key.mv_data + p.n);
+		if (due > now || (max && moved >= max)) {
+			*next_due = due;
+			break;
+		}
+		lmdb_rec r;
+		int rc = rec_load(c, &r, id);
+		if (rc <= 0) {
+			if (rc == 0) { /* dangling index entry: drop it */
+				MDB_val k2 = key;
+				mdb_del(c->txn, dbi(c->e, DBI_DELAYED), &k2, NULL);
+				continue;
+			}
+			return rc;
+		}
+		rc = idx_remove(c, &r);
+		r.j->delay_ms = 0;
+		if (rc == 0) {
+			rc = make_ready(c, &r, 0);
+		}
+		if (rc == 0) {
+			rc = rec_put(c, &r);
+		}
+		if (rc == 0) {
+			rc = ev1(c, "waiting", id, "prev", "delayed");
+		}
+		rec_free(&r);
+		if (rc < 0) {
+			return rc;
+		}
+		moved++;
+	}
+	return (int)moved;
+}
+
+typedef struct fetch_args {
+	jobq_job *job;
+	int64_t next_due;
+	const char *token;
+	int64_t lock_ms, now;
+} fetch_args;
+
+static int
+fetch_body(lmdb_wctx *c, void *arg) {
+	fetch_args *a = arg;
+	if (a->job) {
+		jobq_job_free(a->job);
+		a->job = NULL;
+	}
+	int rc = promote_due(c, a->now, 1000, &a->next_due);
+	if (rc < 0) {
+		return rc;
+	}
+	c->commit_anyway = 1;
+	if (meta(c)->paused) {
+		return JOBQ_ENOJOB;
+	}
+	kb p;
+	kb_q(&p, c->q);
+	char id[JOBQ_ID_MAX + 1];
+	int found = 0;
+	for (int pass = 0; pass < 2 && !found; pass++) {
+		int which = pass == 0 ? DBI_WAIT : DBI_PRIO;
+		for (;;) {
+			MDB_val key;
+			found = first_id(c, which, &p, id, &key);
+			if (found < 0) {
+				c->commit_anyway = 0;
+				return found;
+			}
+			if (!found) {
+				break;
+			}
+			kb jk;
+			job_key(&jk, c->q, id);
+			MDB_val jkey = kv(&jk), jv;
+			if (mdb_get(c->txn, dbi(c->e, DBI_JOBS), &jkey, &jv) == 0) {
+				break;
+			}
+			/* dangling index entry (should not happen): drop it and look again */
+			MDB_val k2 = key;
+			mdb_del(c->txn, dbi(c->e, which), &k2, NULL);
+			found = 0;
+		}
+	}
+	if (!found) {
+		return JOBQ_ENOJOB;
+	}
+	c->commit_anyway = 0;
+	lmdb_rec r;
+	rc = rec_load(c, &r, id);
+	if (rc <= 0) {
+		return rc < 0 ? rc : jobq_error_set(JOBQ_EIO, "lmdb: job %s vanished", id);
+	}
+	rc = idx_remove(c, &r);
+	if (rc == 0) {
+		rc = to_active(c, &r);
+	}
+	if (rc == 0) {
+		rc = set_str(&r.j->token, a->token);
+	}
+	if (rc == 0) {
+		r.lock_until = a->now + a->lock_ms;
+		r.j->processed_on = a->now;
+		r.j->attempts_started++;
+		rc = rec_put(c, &r);
+	}
+	if (rc == 0) {
+		rc = ev1(c, "active", id, "prev", "waiting");
+	}
+	if (rc < 0) {
+		rec_free(&r);
+		return rc;
+	}
+	a->job = r.j;
+	return 0;
+}
+
+static int
+lm_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
+         int64_t lock_ms, int64_t now_ms) {
+	if (!token || !*token) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb: fetch needs a lock token");
+	}
+	fetch_args a = {NULL, 0, token, lock_ms, now_ms};
+	int rc = op_run(q, fetch_body, &a);
+	if (info) {
+		info->next_due_ms = a.next_due;
+	}
+	if (rc < 0) {
+		if (a.job) {
+			jobq_job_free(a.job);
+		}
+		return rc;
+	}
+	*out = a.job;
+	return 0;
+}
+
+/* --- lock-checked operations on active jobs -----------------------------------------------------
+ */
+
+static int
+load_locked(lmdb_wctx *c, lmdb_rec *r, const char *id, const char *token, int64_t now) {
+	int rc = rec_load(c, r, id);
+	if (rc < 0) {
+		return rc;
+	}
+	if (rc == 0) {
+		return jobq_error_set(JOBQ_ELOCKLOST, "lmdb: job %s does not exist", id);
+	}
+	const char *why = NULL;
+	if (r->j->state != JOBQ_STATE_ACTIVE) {
+		why = "is not active";
+	} else if (!token || !r->j->token || strcmp(token, r->j->token) != 0) {
+		why = "is locked by another token";
+	} else if (r->lock_until <= now) {
+		why = "has an expired lock";
+	}
+	if (why) {
+		rec_free(r);
+		return jobq_error_set(JOBQ_ELOCKLOST, "lmdb: job %s %s", id, why);
+	}
+	return 0;
+}
+
+static void
+unlock_rec(lmdb_rec *r) {
+	jobq__free(r->j->token);
+	r->j->token = NULL;
+	r->lock_until = 0;
+}
+
+typedef struct lock_args {
+	const char *id, *token;
+	int64_t lock_ms, now;
+	const char *result;
+	const jobq_keep *keep;
+	const jobq_failure *f;
+} lock_args;
+
+static int
+extend_body(lmdb_wctx *c, void *arg) {
+	lock_args *a = arg;
+	lmdb_rec r;
+	int rc = load_locked(c, &r, a->id, a->token, a->now);
+	if (rc < 0) {
+		return rc;
+	}
+	r.lock_until = a->now + a->lock_ms;
+	rc = rec_put(c, &r);
+	rec_free(&r);
+	return rc;
+}
+
+static int
+lm_extend_lock(jobq_backend_queue *q, const char *id, const char *token, int64_t lock_ms,
+               int64_t now_ms) {
+	lock_args a = {.id = id, .token = token, .lock_ms = lock_ms, .now = now_ms};
+	return op_run(q, extend_body, &a);
+}
+
+/* Keep policy on the finished set `s` after job `r` landed there. */
+static int
+apply_keep(lmdb_wctx *c, jobq_state s, const jobq_keep *keep, lmdb_rec *r, int64_t now) {
+	if (!keep || keep->mode == JOBQ_KEEP_ALL || keep->mode == JOBQ_KEEP_DEFAULT) {
+		return 0;
+	}
+	if (keep->mode == JOBQ_KEEP_NONE) {
+		return job_delete(c, r, now);
+	}
+	int rc = 0;
+	if (keep->age_ms >= 0) {
+		int64_t cutoff = now - keep->age_ms;
+		idlist l;
+		rc = collect(&l, c->q, c->txn, s, 0, 0, 1000, &cutoff);
+		for (size_t i = 0; rc == 0 && i < l.n; i++) {
+			rc = delete_by_id(c, l.ids[i], now);
+		}
+		idlist_free(&l);
+	}
+	if (rc == 0 && keep->count >= 0 && meta(c)->counts[s] > keep->count) {
+		idlist l;
+		size_t extra = (size_t)(meta(c)->counts[s] - keep->count);
+		rc = collect(&l, c->q, c->txn, s, 0, 0, extra, NULL);
+		for (size_t i = 0; rc == 0 && i < l.n; i++) {
+			rc = delete_by_id(c, l.ids[i], now);
+		}
+		idlist_free(&l);
+	}
+	return rc;
+}
+
+static int
+maybe_drained(lmdb_wctx *c) {
+	lmdb_qmeta *m = meta(c);
+	if (m->counts[JOBQ_STATE_WAITING] + m->counts[JOBQ_STATE_PRIORITIZED] +
+	        m->counts[JOBQ_STATE_ACTIVE] ==
+	    0) {
+		return ev(c, "drained", NULL, 0, NULL);
+	}
+	return 0;
+}
+
+static int
+complete_body(lmdb_wctx *c, void *arg) {
+	lock_args *a = arg;
+	lmdb_rec r;
+	int rc = load_locked(c, &r, a->id, a->token, a->now);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = idx_remove(c, &r);
+	unlock_rec(&r);
+	r.j->attempts_made++;
+	r.j->finished_on = a->now;
+	if (rc == 0) {
+		rc = set_str(&r.j->result, a->result);
+	}
+	if (rc == 0) {
+		rc = to_finished(c, &r, JOBQ_STATE_COMPLETED);
+	}
+	if (rc == 0) {
+		rc = rec_put(c, &r);
+	}
+	jobq_event_field f[2] = {{"returnvalue", a->result ? a->result : "null"},
+	                         {"prev", "active"}};
+	if (rc == 0) {
+		rc = ev(c, "completed", a->id, 2, f);
+	}
+	if (rc == 0) {
+		rc = dedup_release(c, &r, 1, a->now);
+	}
+	if (rc == 0) {
+		rc = apply_keep(c, JOBQ_STATE_COMPLETED, a->keep, &r, a->now);
+	}
+	if (rc == 0) {
+		rc = maybe_drained(c);
+	}
+	rec_free(&r);
+	return rc;
+}
+
+static int
+lm_complete(jobq_backend_queue *q, const char *id, const char *token, const char *result_json,
+            const jobq_keep *keep, int64_t now_ms) {
+	lock_args a = {
+	    .id = id, .token = token, .now = now_ms, .result = result_json, .keep = keep};
+	return op_run(q, complete_body, &a);
+}
+
+static int
+fail_body(lmdb_wctx *c, void *arg) {
+	lock_args *a = arg;
+	const jobq_failure *f = a->f;
+	lmdb_rec r;
+	int rc = load_locked(c, &r, a->id, a->token, a->now);
+	if (rc < 0) {
+		return rc;
+	}
+	jobq_job *j = r.j;
+	rc = idx_remove(c, &r);
+	unlock_rec(&r);
+	j->attempts_made++;
+	if (rc == 0) {
+		rc = set_str(&j->failed_reason, f->reason ? f->reason : "");
+	}
+	if (rc == 0 && f->stack) {
+		char **st =
+		    jobq__realloc(j->stacktrace, (j->stacktrace_count + 1) * sizeof(char *));
+		if (!st) {
+			rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: failing a job");
+		} else {
+			j->stacktrace = st;
+			st[j->stacktrace_count] = jobq__strdup(f->stack);
+			if (!st[j->stacktrace_count]) {
+				rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: failing a job");
+			} else {
+				j->stacktrace_count++;
+			}
+		}
+	}
+	if (rc < 0) {
+		rec_free(&r);
+		return rc;
+	}
+	if (f->retry_at_ms >= 0 && f->retry_at_ms <= a->now) {
+		rc = make_ready(c, &r, j->opts.lifo != 0);
+		if (rc == 0) {
+			rc = rec_put(c, &r);
+		}
+		if (rc == 0) {
+			rc = ev1(c, "waiting", a->id, "prev", "active");
+		}
+	} else if (f->retry_at_ms > a->now) {
+		j->delay_ms = f->retry_at_ms - a->now;
+		rc = to_delayed(c, &r, f->retry_at_ms);
+		if (rc == 0) {
+			rc = rec_put(c, &r);
+		}
+		if (rc == 0) {
+			rc = ev_i64(c, "delayed", a->id, "delay", f->retry_at_ms);
+		}
+	} else {
+		j->finished_on = a->now;
+		jobq__free(j->deferred_failure);
+		j->deferred_failure = NULL;
+		rc = to_finished(c, &r, JOBQ_STATE_FAILED);
+		if (rc == 0) {
+			rc = rec_put(c, &r);
+		}
+		jobq_event_field ef[2] = {{"failedReason", j->failed_reason}, {"prev", "active"}};
+		if (rc == 0) {
+			rc = ev(c, "failed", a->id, 2, ef);
+		}
+		if (rc == 0 && j->attempts_made >= f->attempts) {
+			rc =
+			    ev_i64(c, "retries-exhausted", a->id, "attemptsMade", j->attempts_made);
+		}
+		if (rc == 0) {
+			rc = dedup_release(c, &r, 1, a->now);
+		}
+		if (rc == 0) {
+			rc = apply_keep(c, JOBQ_STATE_FAILED, &f->keep, &r, a->now);
+		}
+		if (rc == 0) {
+			rc = maybe_drained(c);
+		}
+	}
+	rec_free(&r);
+	return rc;
+}
+
+static int
+lm_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_failure *f,
+        int64_t now_ms) {
+	lock_args a = {.id = id, .token = token, .now = now_ms, .f = f};
+	return op_run(q, fail_body, &a);
+}
+
+static int
+release_body(lmdb_wctx *c, void *arg) {
+	lock_args *a = arg;
+	lmdb_rec r;
+	int rc = load_locked(c, &r, a->id, a->token, a->now);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = idx_remove(c, &r);
+	unlock_rec(&r);
+	if (rc == 0) {
+		rc = make_ready(c, &r, 1);
+	}
+	if (rc == 0) {
+		rc = rec_put(c, &r);
+	}
+	if (rc == 0) {
+		rc = ev1(c, "waiting", a->id, "prev", "active");
+	}
+	rec_free(&r);
+	return rc;
+}
+
+static int
+lm_release(jobq_backend_queue *q, const char *id, const char *token, int64_t now_ms) {
+	lock_args a = {.id = id, .token = token, .now = now_ms};
+	return op_run(q, release_body, &a);
+}
+
+/* --- stalled jobs ------------------------------------------------------------------------------
+ */
+
+typedef struct reap_args {
+	jobq_strings *recovered;
+	uint32_t max_stalled;
+	int64_t now;
+	int count;
+} reap_args;
+
+static int
+reap_body(lmdb_wctx *c, void *arg) {
+	reap_args *a = arg;
+	if (a->recovered) {
+		jobq_strings_free(a->recovered);
+		a->recovered = NULL;
+	}
+	a->count = 0;
+	idlist l;
+	int rc = collect(&l, c->q, c->txn, JOBQ_STATE_ACTIVE, 0, 0, 0, NULL);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		lmdb_rec r;
+		rc = rec_load(c, &r, l.ids[i]);
+		if (rc <= 0) {
+			continue;
+		}
+		rc = 0;
+		if (r.lock_until > a->now) {
+			rec_free(&r);
+			continue;
+		}
+		rc = idx_remove(c, &r);
+		unlock_rec(&r);
+		r.j->stalled_count++;
+		if (rc == 0 && r.j->stalled_count > a->max_stalled) {
+			rc = set_str(&r.j->deferred_failure,
+			             "job stalled more than allowable limit");
+		}
+		if (rc == 0) {
+			rc = to_wait(c, &r, 1);
+		}
+		if (rc == 0) {
+			rc = rec_put(c, &r);
+		}
+		if (rc == 0) {
+			rc = ev1(c, "waiting", l.ids[i], "prev", "active");
+		}
+		if (rc == 0) {
+			rc = ev1(c, "stalled", l.ids[i], NULL, NULL);
+		}
+		if (rc == 0) {
+			rc = jobq_strings__append(&a->recovered, l.ids[i], strlen(l.ids[i]));
+		}
+		if (rc == 0) {
+			a->count++;
+		}
+		rec_free(&r);
+	}
+	idlist_free(&l);
+	return rc < 0 ? rc : a->count;
+}
+
+static int
+lm_reap_stalled(jobq_strings **recovered, jobq_backend_queue *q, uint32_t max_stalled,
+                int64_t stalled_interval_ms, int64_t now_ms) {
+	(void)stalled_interval_ms;
+	reap_args a = {NULL, max_stalled, now_ms, 0};
+	int rc = op_run(q, reap_body, &a);
+	if (rc < 0 || !recovered) {
+		jobq_strings_free(a.recovered);
+		return rc;
+	}
+	*recovered = a.recovered;
+	return rc;
+}
+
+/* --- reads -------------------------------------------------------------------------------------
+ */
+
+static int
+lm_get(jobq_job **out, jobq_backend_queue *q, const char *id) {
+	MDB_txn *txn;
+	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	if (rc < 0) {
+		return rc;
+	}
+	lmdb_rec r;
+	rc = rec_load_txn(&r, q, txn, id);
+	jobq_lmdb__read_end(q->b->e, txn);
+	if (rc < 0) {
+		return rc;
+	}
+	if (rc == 0) {
+		return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", id, q->name);
+	}
+	jobq__free(r.j->token);
+	r.j->token = NULL;
+	*out = r.j;
+	return 0;
+}
+
+static int
+lm_list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t offset, size_t limit) {
+	*out = NULL;
+	if (state_dbi(state) < 0) {
+		return 0;
+	}
+	MDB_txn *txn;
+	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	if (rc < 0) {
+		return rc;
+	}
+	int reverse = state == JOBQ_STATE_COMPLETED || state == JOBQ_STATE_FAILED;
+	idlist l;
+	rc = collect(&l, q, txn, state, reverse, offset, limit, NULL);
+	jobq_job_list *list = NULL;
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		lmdb_rec r;
+		int found = rec_load_txn(&r, q, txn, l.ids[i]);
+		if (found < 0) {
+			rc = found;
+		} else if (found) {
+			jobq__free(r.j->token);
+			r.j->token = NULL;
+			rc = jobq_job_list__append(&list, r.j);
+		}
+	}
+	jobq_lmdb__read_end(q->b->e, txn);
+	idlist_free(&l);
+	if (rc < 0) {
+		jobq_job_list_free(list);
+		return rc;
+	}
+	*out = list;
+	return 0;
+}
+
+static int
+lm_counts(jobq_counts *out, jobq_backend_queue *q) {
+	MDB_txn *txn;
+	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	if (rc < 0) {
+		return rc;
+	}
+	lmdb_qmeta m;
+	rc = meta_read(&m, q, txn);
+	jobq_lmdb__read_end(q->b->e, txn);
+	if (rc < 0) {
+		return rc;
+	}
+	memset(out, 0, sizeof(*out));
+	out->waiting = (uint64_t)m.counts[JOBQ_STATE_WAITING];
+	out->active = (uint64_t)m.counts[JOBQ_STATE_ACTIVE];
+	out->delayed = (uint64_t)m.counts[JOBQ_STATE_DELAYED];
+	out->prioritized = (uint64_t)m.counts[JOBQ_STATE_PRIORITIZED];
+	out->completed = (uint64_t)m.counts[JOBQ_STATE_COMPLETED];
+	out->failed = (uint64_t)m.counts[JOBQ_STATE_FAILED];
+	return 0;
+}
+
+static int
+lm_is_paused(int *out, jobq_backend_queue *q) {
+	MDB_txn *txn;
+	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	if (rc < 0) {
+		return rc;
+	}
+	lmdb_qmeta m;
+	rc = meta_read(&m, q, txn);
+	jobq_lmdb__read_end(q->b->e, txn);
+	if (rc == 0) {
+		*out = m.paused != 0;
+	}
+	return rc;
+}
+
+/* --- administration ----------------------------------------------------------------------------
+ */
+
+typedef struct admin_args {
+	const char *id;
+	int64_t now;
+	int flag; /* paused / include_delayed / force */
+	jobq_state state;
+	int64_t grace;
+	size_t limit;
+	jobq_strings *ids;
+	const char *token, *json, *line;
+	int64_t keep;
+} admin_args;
+
+static int
+remove_body(lmdb_wctx *c, void *arg) {
+	admin_args *a = arg;
+	lmdb_rec r;
+	int rc = rec_load(c, &r, a->id);
+	if (rc < 0) {
+		return rc;
+	}
+	if (rc == 0) {
+		return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", a->id,
+		                      c->q->name);
+	}
+	if (r.j->state == JOBQ_STATE_ACTIVE && r.lock_until > a->now) {
+		rec_free(&r);
+		return jobq_error_set(JOBQ_ESTATE, "lmdb: job %s is active and locked", a->id);
+	}
+	const char *prev = jobq_state_name(r.j->state);
+	rc = job_delete(c, &r, a->now);
+	if (rc == 0) {
+		rc = ev1(c, "removed", a->id, "prev", prev);
+	}
+	rec_free(&r);
+	return rc;
+}
+
+static int
+lm_remove(jobq_backend_queue *q, const char *id, int64_t now_ms) {
+	admin_args a = {.id = id, .now = now_ms};
+	return op_run(q, remove_body, &a);
+}
+
+static int
+pause_body(lmdb_wctx *c, void *arg) {
+	admin_args *a = arg;
+	meta(c)->paused = a->flag != 0;
+	if (!a->flag) {
+		c->bump_work = 1;
+	}
+	return ev(c, a->flag ? "paused" : "resumed", NULL, 0, NULL);
+}
+
+static int
+lm_set_paused(jobq_backend_queue *q, int paused, int64_t now_ms) {
+	admin_args a = {.flag = paused, .now = now_ms};
+	return op_run(q, pause_body, &a);
+}
+
+static int
+delete_state(lmdb_wctx *c, jobq_state s, int64_t now) {
+	idlist l;
+	int rc = collect(&l, c->q, c->txn, s, 0, 0, 0, NULL);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		rc = delete_by_id(c, l.ids[i], now);
+	}
+	idlist_free(&l);
+	return rc;
+}
+
+static int
+drain_body(lmdb_wctx *c, void *arg) {
+	admin_args *a = arg;
+	int rc = delete_state(c, JOBQ_STATE_WAITING, a->now);
+	if (rc == 0) {
+		rc = delete_state(c, JOBQ_STATE_PRIORITIZED, a->now);
+	}
+	if (rc == 0 && a->flag) {
+		rc = delete_state(c, JOBQ_STATE_DELAYED, a->now);
+	}
+	return rc;
+}
+
+static int
+lm_drain(jobq_backend_queue *q, int include_delayed, int64_t now_ms) {
+	admin_args a = {.flag = include_delayed, .now = now_ms};
+	return op_run(q, drain_body, &a);
+}
+
+static int
+clean_body(lmdb_wctx *c, void *arg) {
+	admin_args *a = arg;
+	if (a->ids) {
+		jobq_strings_free(a->ids);
+		a->ids = NULL;
+	}
+	int64_t cutoff = a->now - a->grace;
+	int finished = a->state == JOBQ_STATE_COMPLETED || a->state == JOBQ_STATE_FAILED;
+	idlist l;
+	int rc = collect(&l, c->q, c->txn, a->state, 0, 0, finished ? a->limit : 0,
+	                 finished ? &cutoff : NULL);
+	size_t count = 0;
+	for (size_t i = 0; rc == 0 && i < l.n && (!a->limit || count < a->limit); i++) {
+		lmdb_rec r;
+		rc = rec_load(c, &r, l.ids[i]);
+		if (rc <= 0) {
+			continue;
+		}
+		rc = 0;
+		jobq_job *j = r.j;
+		int64_t age = j->finished_on    ? j->finished_on
+		              : j->processed_on ? j->processed_on
+		                                : j->timestamp;
+		int eligible = age <= cutoff;
+		if (a->state == JOBQ_STATE_ACTIVE && r.lock_until > a->now) {
+			eligible = 0;
+		}
+		if (eligible) {
+			rc = job_delete(c, &r, a->now);
+			if (rc == 0) {
+				rc = jobq_strings__append(&a->ids, l.ids[i], strlen(l.ids[i]));
+			}
+			count++;
+		}
+		rec_free(&r);
+	}
+	idlist_free(&l);
+	if (rc == 0) {
+		rc = ev_i64(c, "cleaned", NULL, "count", (int64_t)count);
+	}
+	return rc < 0 ? rc : (int)count;
+}
+
+static int
+lm_clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state, int64_t grace_ms,
+         size_t limit, int64_t now_ms) {
+	admin_args a = {.state = state, .grace = grace_ms, .limit = limit, .now = now_ms};
+	int rc = op_run(q, clean_body, &a);
+	if (rc < 0 || !removed) {
+		jobq_strings_free(a.ids);
+		return rc;
+	}
+	*removed = a.ids;
+	return rc;
+}
+
+static int
+obliterate_body(lmdb_wctx *c, void *arg) {
+	admin_args *a = arg;
+	if (meta(c)->counts[JOBQ_STATE_ACTIVE] > 0 && !a->flag) {
+		return jobq_error_set(JOBQ_ESTATE, "lmdb: queue %s has %" PRId64 " active jobs",
+		                      c->q->name, meta(c)->counts[JOBQ_STATE_ACTIVE]);
+	}
+	static const int tables[] = {DBI_JOBS,      DBI_WAIT,   DBI_PRIO,  DBI_DELAYED, DBI_ACTIVE,
+	                             DBI_COMPLETED, DBI_FAILED, DBI_DEDUP, DBI_LOGS,    DBI_EVENTS};
+	kb p;
+	kb_q(&p, c->q);
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		int rc = del_prefix(c, tables[i], &p, NULL, NULL);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	int64_t ev_seq = meta(c)->ev_seq; /* event ids keep increasing */
+	memset(&c->m, 0, sizeof(c->m));
+	c->m.ev_seq = ev_seq;
+	c->ev_start = ev_seq;
+	c->wrote_events = 1; /* wake readers */
+	return 0;
+}
+
+static int
+lm_obliterate(jobq_backend_queue *q, int force, int64_t now_ms) {
+	admin_args a = {.flag = force, .now = now_ms};
+	return op_run(q, obliterate_body, &a);
+}
+
+static int
+promote_body(lmdb_wctx *c, void *arg) {
+	admin_args *a = arg;
+	idlist l;
+	int rc;
+	if (a->id) {
+		lmdb_rec r;
+		rc = rec_load(c, &r, a->id);
+		if (rc < 0) {
+			return rc;
+		}
+		if (rc == 0) {
+			return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", a->id,
+			                      c->q->name);
+		}
+		int delayed = r.j->state == JOBQ_STATE_DELAYED;
+		rec_free(&r);
+		if (!delayed) {
+			return jobq_error_set(JOBQ_ESTATE, "lmdb: job %s is not delayed", a->id);
+		}
+		memset(&l, 0, sizeof(l));
+		MDB_val idv = {strlen(a->id), (void *)(uintptr_t)a->id};
+		rc = idlist_push(&l, &idv, 0);
+	} else {
+		rc = collect(&l, c->q, c->txn, JOBQ_STATE_DELAYED, 0, 0, 0, NULL);
+	}
+	int count = 0;
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		lmdb_rec r;
+		rc = rec_load(c, &r, l.ids[i]);
+		if (rc <= 0) {
+			continue;
+		}
+		rc = idx_remove(c, &r);
+		r.j->delay_ms = 0;
+		if (rc == 0) {
+			rc = make_ready(c, &r, 0);
+		}
+		if (rc == 0) {
+			rc = rec_put(c, &r);
+		}
+		if (rc == 0) {
+			rc = ev1(c, "waiting", l.ids[i], "prev", "delayed");
+		}
+		rec_free(&r);
+		count++;
+	}
+	idlist_free(&l);
+	return rc < 0 ? rc : count;
+}
+
+static int
+lm_promote(jobq_backend_queue *q, const char *id, int64_t now_ms) {
+	admin_args a = {.id = id, .now = now_ms};
+	return op_run(q, promote_body, &a);
+}
+
+static int
+retry_body(lmdb_wctx *c, void *arg) {
+	admin_args *a = arg;
+	idlist l;
+	int rc;
+	if (a->id) {
+		lmdb_rec r;
+		rc = rec_load(c, &r, a->id);
+		if (rc < 0) {
+			return rc;
+		}
+		if (rc == 0) {
+			return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", a->id,
+			                      c->q->name);
+		}
+		int failed = r.j->state == JOBQ_STATE_FAILED;
+		rec_free(&r);
+		if (!failed) {
+			return jobq_error_set(JOBQ_ESTATE, "lmdb: job %s is not failed", a->id);
+		}
+		memset(&l, 0, sizeof(l));
+		MDB_val idv = {strlen(a->id), (void *)(uintptr_t)a->id};
+		rc = idlist_push(&l, &idv, 0);
+	} else {
+		rc = collect(&l, c->q, c->txn, JOBQ_STATE_FAILED, 0, 0, 0, NULL);
+	}
+	int count = 0;
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		lmdb_rec r;
+		rc = rec_load(c, &r, l.ids[i]);
+		if (rc <= 0) {
+			continue;
+		}
+		rc = idx_remove(c, &r);
+		r.j->finished_on = 0;
+		r.j->processed_on = 0;
+		jobq__free(r.j->failed_reason);
+		r.j->failed_reason = NULL;
+		if (rc == 0) {
+			rc = make_ready(c, &r, 0);
+		}
+		if (rc == 0) {
+			rc = rec_put(c, &r);
+		}
+		if (rc == 0) {
+			rc = ev1(c, "waiting", l.ids[i], "prev", "failed");
+		}
+		rec_free(&r);
+		count++;
+	}
+	idlist_free(&l);
+	return rc < 0 ? rc : count;
+}
+
+static int
+lm_retry_failed(jobq_backend_queue *q, const char *id, int64_t now_ms) {
+	admin_args a = {.id = id, .now = now_ms};
+	return op_run(q, retry_body, &a);
+}
+
+/* --- progress and logs --------------------------------------------------------------------------
+ */
+
+static int
+progress_body(lmdb_wctx *c, void *arg) {
+	admin_args *a = arg;
+	lmdb_rec r;
+	int rc;
+	if (a->token) {
+		rc = load_locked(c, &r, a->id, a->token, a->now);
+		if (rc < 0) {
+			return rc;
+		}
+	} else {
+		rc = rec_load(c, &r, a->id);
+		if (rc < 0) {
+			return rc;
+		}
+		if (rc == 0) {
+			return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", a->id,
+			                      c->q->name);
+		}
+	}
+	rc = set_str(&r.j->progress, a->json);
+	if (rc == 0) {
+		rc = rec_put(c, &r);
+	}
+	if (rc == 0) {
+		rc = ev1(c, "progress", a->id, "data", a->json ? a->json : "null");
+	}
+	rec_free(&r);
+	return rc;
+}
+
+static int
+lm_progress(jobq_backend_queue *q, const char *id, const char *token, const char *json,
+            int64_t now_ms) {
+	admin_args a = {.id = id, .token = token, .json = json, .now = now_ms};
+	return op_run(q, progress_body, &a);
+}
+
+static int
+add_log_body(lmdb_wctx *c, void *arg) {
+	admin_args *a = arg;
+	lmdb_rec r;
+	int rc = rec_load(c, &r, a->id);
+	if (rc < 0) {
+		return rc;
+	}
+	if (rc == 0) {
+		return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", a->id,
+		                      c->q->name);
+	}
+	kb p;
+	rc = logs_prefix(&p, c->q, a->id);
+	if (rc == 0) {
+		kb k = p;
+		kb_u64(&k, r.log_next++);
+		MDB_val key = kv(&k), v = {strlen(a->line), (void *)(uintptr_t)a->line};
+		int mrc = mdb_put(c->txn, dbi(c->e, DBI_LOGS), &key, &v, 0);
+		if (mrc) {
+			rc = mdb_fail(c, mrc, "writing a log line");
+		}
+		r.log_count++;
+	}
+	while (rc == 0 && a->keep > 0 && r.log_count > (uint64_t)a->keep) {
+		MDB_cursor *cur;
+		int mrc = mdb_cursor_open(c->txn, dbi(c->e, DBI_LOGS), &cur);
+		if (mrc) {
+			rc = mdb_fail(c, mrc, "opening a cursor");
+			break;
+		}
+		MDB_val k = kv(&p), v;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (mrc == 0 && has_prefix(&k, &p)) {
+			mrc = mdb_cursor_del(cur, 0);
+			r.log_count--;
+		} else {
+			r.log_count = 0; /* nothing left: resync the count */
+		}
+		mdb_cursor_close(cur);
+		if (mrc && mrc != MDB_NOTFOUND) {
+			rc = mdb_fail(c, mrc, "trimming logs");
+		}
+	}
+	if (rc == 0) {
+		rc = rec_put(c, &r);
+	}
+	int kept = (int)r.log_count;
+	rec_free(&r);
+	return rc < 0 ? rc : kept;
+}
+
+static int
+lm_add_log(jobq_backend_queue *q, const char *id, const char *line, int64_t keep) {
+	admin_args a = {.id = id, .line = line ? line : "", .keep = keep};
+	return op_run(q, add_log_body, &a);
+}
+
+static int
+lm_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t start, size_t limit) {
+	MDB_txn *txn;
+	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	if (rc < 0) {
+		return rc;
+	}
+	lmdb_rec r;
+	int found = rec_load_txn(&r, q, txn, id);
+	if (found <= 0) {
+		jobq_lmdb__read_end(q->b->e, txn);
+		return found < 0 ? found
+		                 : jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", id,
+		                                  q->name);
+	}
+	rec_free(&r);
+	jobq_strings *list = jobq__calloc(1, sizeof(*list));
+	kb p;
+	rc = list ? logs_prefix(&p, q, id) : jobq_error_set(JOBQ_ENOMEM, "lmdb: reading logs");
+	MDB_cursor *cur = NULL;
+	if (rc == 0) {
+		int mrc = mdb_cursor_open(txn, dbi(q->b->e, DBI_LOGS), &cur);
+		if (mrc) {
+			rc = jobq_lmdb__error(mrc, "opening a cursor");
+		}
+	}
+	if (rc == 0) {
+		MDB_val k = kv(&p), v;
+		int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		size_t i = 0;
+		while (mrc == 0 && has_prefix(&k, &p) && (!limit || list->count < limit)) {
+			if (i++ >= start) {
+				rc = jobq_strings__append(&list, v.mv_data, v.mv_size);
+				if (rc < 0) {
+					break;
+				}
+			}
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+	}
+	jobq_lmdb__read_end(q->b->e, txn);
+	if (rc < 0) {
+		jobq_strings_free(list);
+		return rc;
+	}
+	*out = list;
+	return 0;
+}
+
+/* --- events and waiting -------------------------------------------------------------------------
+ */
+
+static int64_t
+mono_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads events with seq > *after into `list` (at most max). Resolves "$" in *after. */
+static int
+events_once(jobq_event_list *list, jobq_backend_queue *q, uint64_t *after, int *resolve_now,
+            size_t max, size_t *got) {
+	MDB_txn *txn;
+	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	if (rc < 0) {
+		return rc;
+	}
+	*got = 0;
+	if (*resolve_now) {
+		lmdb_qmeta m;
+		rc = meta_read(&m, q, txn);
+		if (rc < 0) {
+			jobq_lmdb__read_end(q->b->e, txn);
+			return rc;
+		}
+		*after = (uint64_t)m.ev_seq;
+		*resolve_now = 0;
+	}
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(txn, dbi(q->b->e, DBI_EVENTS), &cur);
+	if (mrc) {
+		jobq_lmdb__read_end(q->b->e, txn);
+		return jobq_lmdb__error(mrc, "opening a cursor");
+	}
+	kb p, k0;
+	kb_q(&p, q);
+	k0 = p;
+	kb_u64(&k0, *after + 1);
+	MDB_val k = kv(&k0), v;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0 && has_prefix(&k, &p) && k.mv_size == p.n + 8 && *got < max) {
+		uint64_t seq = rd_u64((const unsigned char *)k.mv_data + p.n);
+		char id[24];
+		snprintf(id, sizeof(id), "%" PRIu64, seq);
+		rc = jobq_lmdb__event_decode_append(list, id, v.mv_data, v.mv_size);
+		if (rc < 0) {
+			break;
+		}
+		*after = seq;
+		(*got)++;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	jobq_lmdb__read_end(q->b->e, txn);
+	return rc;
+}
+
+static int
+lm_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, size_t max,
+               int64_t timeout_ms) {
+	uint64_t cursor = 0;
+	int resolve_now = 0;
+	if (!after || strcmp(after, JOBQ_EVENTS_START) == 0) {
+		cursor = 0;
+	} else if (strcmp(after, JOBQ_EVENTS_NOW) == 0) {
+		resolve_now = 1;
+	} else {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(after, &end, 10);
+		if (!*after || *end || errno || after[0] == '-') {
+			return jobq_error_set(JOBQ_EINVAL, "lmdb: bad event cursor \"%s\"", after);
+		}
+		cursor = v;
+	}
+	if (max == 0) {
+		max = 1000;
+	}
+	jobq_event_list *list;
+	int rc = jobq_event_list__new(&list);
+	if (rc < 0) {
+		return rc;
+	}
+	lmdb_env *e = q->b->e;
+	int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+	uint32_t gen = __atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST);
+	for (;;) {
+		uint32_t seen = jobq_lmdb__wake_load(e, q->slot, 1);
+		size_t got = 0;
+		rc = events_once(list, q, &cursor, &resolve_now, max, &got);
+		if (rc < 0 || got > 0 || timeout_ms == 0) {
+			break;
+		}
+		int64_t left = timeout_ms < 0 ? 1000 : deadline - mono_ms();
+		if (left <= 0 || __atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST) != gen) {
+			break;
+		}
+		jobq_lmdb__wake_wait(e, q->slot, 1, seen, left);
+	}
+	if (rc == 0) {
+		char cur[24];
+		snprintf(cur, sizeof(cur), "%" PRIu64, cursor);
+		rc = jobq_event_list__set_cursor(list, cur);
+	}
+	if (rc < 0) {
+		jobq_event_list_free(list);
+		return rc;
+	}
+	*out = list;
+	return 0;
+}
+
+/* 1 if work is there now; else 0 and *next_due (0 if none). */
+static int
+work_ready(jobq_backend_queue *q, jobq_clock *clock, int64_t *next_due) {
+	MDB_txn *txn;
+	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	if (rc < 0) {
+		return rc;
+	}
+	lmdb_qmeta m;
+	rc = meta_read(&m, q, txn);
+	*next_due = 0;
+	if (rc == 0 && !m.paused) {
+		if (m.counts[JOBQ_STATE_WAITING] + m.counts[JOBQ_STATE_PRIORITIZED] > 0) {
+			rc = 1;
+		} else if (m.counts[JOBQ_STATE_DELAYED] > 0) {
+			MDB_cursor *cur;
+			if (mdb_cursor_open(txn, dbi(q->b->e, DBI_DELAYED), &cur) == 0) {
+				kb p;
+				kb_q(&p, q);
+				MDB_val k = kv(&p), v;
+				if (mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 &&
+				    has_prefix(&k, &p) && k.mv_size >= p.n + 8) {
+					*next_due = rd_i64((const unsigned char *)k.mv_data + p.n);
+					if (*next_due <= jobq_clock_now(clock)) {
+						rc = 1;
+					}
+				}
+				mdb_cursor_close(cur);
+			}
+		}
+	}
+	jobq_lmdb__read_end(q->b->e, txn);
+	return rc;
+}
+
+static int
+lm_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
+	lmdb_env *e = q->b->e;
+	int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+	uint32_t gen = __atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST);
+	for (;;) {
+		uint32_t seen = jobq_lmdb__wake_load(e, q->slot, 0);
+		int64_t next_due = 0;
+		int rc = work_ready(q, clock, &next_due);
+		if (rc != 0) {
+			return rc < 0 ? rc : 0;
+		}
+		if (timeout_ms == 0) {
+			return 0;
+		}
+		int64_t left = timeout_ms < 0 ? 1000 : deadline - mono_ms();
+		if (left <= 0 || __atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST) != gen) {
+			return 0;
+		}
+		if (next_due > 0) {
+			int64_t until = next_due - jobq_clock_now(clock);
+			if (until < left) {
+				left = until < 1 ? 1 : until;
+			}
+		}
+		jobq_lmdb__wake_wait(e, q->slot, 0, seen, left);
+		if (__atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST) != gen) {
+			return 0;
+		}
+	}
+}
+
+/* --- the vtable ------------------------------------------------------------------------------- */
+
+static const jobq_backend lmdb_vtable = {
+    .version = JOBQ_BACKEND_VERSION,
+    .name = "lmdb",
+    .caps =
+        JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_LOGICAL_CLOCK,
+    .queue_open = lm_queue_open,
+    .queue_close = lm_queue_close,
+    .add = lm_add,
+    .fetch = lm_fetch,
+    .extend_lock = lm_extend_lock,
+    .complete = lm_complete,
+    .fail = lm_fail,
+    .release = lm_release,
+    .reap_stalled = lm_reap_stalled,
+    .get = lm_get,
+    .list = lm_list,
+    .counts = lm_counts,
+    .remove = lm_remove,
+    .set_paused = lm_set_paused,
+    .is_paused = lm_is_paused,
+    .drain = lm_drain,
+    .clean = lm_clean,
+    .obliterate = lm_obliterate,
+    .promote = lm_promote,
+    .retry_failed = lm_retry_failed,
+    .progress = lm_progress,
+    .add_log = lm_add_log,
+    .get_logs = lm_get_logs,
+    .events_read = lm_events_read,
+    .wait_for_work = lm_wait_for_work,
+    .wake = lm_wake,
+    .free = lm_free,
+};
+
+int
+jobq_backend_lmdb_new(jobq_backend **out, const char *path, const jobq_lmdb_options *opts) {
+	jobq_lmdb_options o = JOBQ_LMDB_OPTIONS_INIT;
+	if (!out || !path || !*path) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb: a directory path is required");
+	}
+	if (opts) {
+		if (opts->version != JOBQ_LMDB_OPTIONS_VERSION) {
+			return jobq_error_set(
+			    JOBQ_EVERSION, "lmdb options: version %u not supported", opts->version);
+		}
+		o = *opts;
+		if (o.durability > JOBQ_LMDB_PERIODIC) {
+			return jobq_error_set(JOBQ_EINVAL, "lmdb options: unknown durability %d",
+			                      (int)o.durability);
+		}
+		if (o.file_mode == 0) {
+			o.file_mode = 0600;
+		}
+	}
+	lmdb_backend *b = jobq__calloc(1, sizeof(*b));
+	if (!b) {
+		return jobq_error_set(JOBQ_ENOMEM, "lmdb: opening %s", path);
+	}
+	int rc = jobq_lmdb__env_acquire(&b->e, path, &o);
+	if (rc < 0) {
+		jobq__free(b);
+		return rc;
+	}
+	b->base = lmdb_vtable;
+	*out = &b->base;
+	return 0;
+}

@@ -1,0 +1,60 @@
+/* The LMDB backend as a conformance target: a fresh mkdtemp directory per case. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "target.h"
+
+typedef struct lmdb_target_ctx {
+	char dir[256];
+} lmdb_target_ctx;
+
+static void
+remove_dir(const char *dir) {
+	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake"};
+	char path[512];
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+static int
+lmdb_setup(jobq_backend **out, void **ctx) {
+	lmdb_target_ctx *c = calloc(1, sizeof(*c));
+	if (!c) {
+		return JOBQ_ENOMEM;
+	}
+	const char *tmp = getenv("TMPDIR");
+	snprintf(c->dir, sizeof(c->dir), "%s/jobq-conf-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(c->dir)) {
+		free(c);
+		return JOBQ_EIO;
+	}
+	int rc = jobq_backend_lmdb_new(out, c->dir, NULL);
+	if (rc < 0) {
+		remove_dir(c->dir);
+		free(c);
+		return rc;
+	}
+	*ctx = c;
+	return 0;
+}
+
+static void
+lmdb_teardown(void *ctx) {
+	lmdb_target_ctx *c = ctx;
+	if (c) {
+		remove_dir(c->dir);
+		free(c);
+	}
+}
+
+const jobq_test_target jobq_test_target_lmdb = {
+    "lmdb",
+    JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_LOGICAL_CLOCK,
+    lmdb_setup,
+    lmdb_teardown,
+};

@@ -1,0 +1,362 @@
+/*
+ * LMDB backend specifics: opening (URLs, options, errors for missing, read-only, corrupt and
+ * foreign stores), file modes, persistence across reopen, sharing one environment between two
+ * stores of one process, map growth, durability modes and cross-thread wake-ups.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jobq.h"
+#include "jobq/backends.h"
+
+typedef struct fixture {
+	char dir[256];
+	char url[300];
+} fixture;
+
+static void
+rm_store(const char *dir) {
+	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake", "junk"};
+	char path[512];
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+static int
+setup(void **state) {
+	fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/jobq-lmdb-unit-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->url, sizeof(f->url), "lmdb://%s", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state) {
+	fixture *f = *state;
+	rm_store(f->dir);
+	free(f);
+	return 0;
+}
+
+static jobq_queue *
+open_queue(jobq_store **store, const char *url, const char *name) {
+	jobq_queue *q = NULL;
+	int rc = jobq_store_open(store, url, NULL);
+	if (rc < 0) {
+		print_error("open %s: %s\n", url, jobq_error_message());
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(jobq_queue_open(&q, *store, name), 0);
+	return q;
+}
+
+/* add, fetch, complete; the job and counts survive closing and reopening the store. */
+static void
+test_persists_across_reopen(void **state) {
+	fixture *f = *state;
+	jobq_store *s;
+	jobq_queue *q = open_queue(&s, f->url, "q1");
+	jobq_job_id id;
+	assert_int_equal(jobq_queue_add(&id, q, "email", "{\"a\":1}", 7, NULL), JOBQ_ADD_CREATED);
+	assert_string_equal(id.str, "1");
+	jobq_job_id id2;
+	assert_int_equal(jobq_queue_add(&id2, q, "email", "{}", 2, NULL), JOBQ_ADD_CREATED);
+	jobq_job *job = NULL;
+	assert_int_equal(jobq_queue_fetch(&job, q, 30000), 0);
+	assert_string_equal(jobq_job_id_of(job), "1");
+	assert_int_equal(jobq_queue_complete(q, "1", jobq_job_token(job), "42"), 0);
+	jobq_job_free(job);
+	jobq_queue_close(q);
+	jobq_store_close(s);
+
+	q = open_queue(&s, f->url, "q1");
+	jobq_counts c;
+	assert_int_equal(jobq_queue_counts(&c, q), 0);
+	assert_int_equal(c.completed, 1);
+	assert_int_equal(c.waiting, 1);
+	assert_int_equal(jobq_queue_get_job(&job, q, "1"), 0);
+	assert_int_equal(jobq_job_state(job), JOBQ_STATE_COMPLETED);
+	assert_string_equal(jobq_job_result(job), "42");
+	size_t len;
+	const char *data = jobq_job_data(job, &len);
+	assert_int_equal(len, 7);
+	assert_memory_equal(data, "{\"a\":1}", 7);
+	jobq_job_free(job);
+	/* the id counter survived too */
+	assert_int_equal(jobq_queue_add(&id, q, "email", "{}", 2, NULL), JOBQ_ADD_CREATED);
+	assert_string_equal(id.str, "3");
+	jobq_queue_close(q);
+	jobq_store_close(s);
+}
+
+/* Two stores on one path in one process share the environment (LMDB forbids two). */
+static void
+test_two_stores_share_env(void **state) {
+	fixture *f = *state;
+	jobq_store *s1, *s2;
+	jobq_queue *q1 = open_queue(&s1, f->url, "shared");
+	char rel[300];
+	snprintf(rel, sizeof(rel), "lmdb:%s/../%s", f->dir, strrchr(f->dir, '/') + 1);
+	jobq_queue *q2 = open_queue(&s2, rel, "shared");
+	jobq_job_id id;
+	assert_int_equal(jobq_queue_add(&id, q1, "x", "1", 1, NULL), 0);
+	jobq_counts c;
+	assert_int_equal(jobq_queue_counts(&c, q2), 0);
+	assert_int_equal(c.waiting, 1);
+	jobq_queue_close(q1);
+	jobq_store_close(s1);
+	/* the second store still works after the first closed */
+	assert_int_equal(jobq_queue_add(&id, q2, "x", "2", 1, NULL), 0);
+	assert_int_equal(jobq_queue_counts(&c, q2), 0);
+	assert_int_equal(c.waiting, 2);
+	jobq_queue_close(q2);
+	jobq_store_close(s2);
+}
+
+static void
+test_files_are_0600(void **state) {
+	fixture *f = *state;
+	jobq_store *s;
+	jobq_queue *q = open_queue(&s, f->url, "m");
+	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake"};
+	for (size_t i = 0; i < 3; i++) {
+		char path[512];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
+	jobq_queue_close(q);
+	jobq_store_close(s);
+}
+
+static void
+expect_open_error(const char *url, int code, const char *needle) {
+	jobq_store *s = NULL;
+	int rc = jobq_store_open(&s, url, NULL);
+	assert_int_equal(rc, code);
+	if (needle && !strstr(jobq_error_message(), needle)) {
+		fail_msg("error for %s: \"%s\" lacks \"%s\"", url, jobq_error_message(), needle);
+	}
+}
+
+static void
+test_bad_urls(void **state) {
+	fixture *f = *state;
+	char url[400];
+	expect_open_error("lmdb:", JOBQ_EINVAL, NULL);
+	expect_open_error("lmdb://relative/dir", JOBQ_EINVAL, NULL);
+	snprintf(url, sizeof(url), "lmdb://%s?durability=fast", f->dir);
+	expect_open_error(url, JOBQ_EINVAL, "durability");
+	snprintf(url, sizeof(url), "lmdb://%s?sync_ms=abc", f->dir);
+	expect_open_error(url, JOBQ_EINVAL, "sync_ms");
+	snprintf(url, sizeof(url), "lmdb://%s?bogus=1", f->dir);
+	expect_open_error(url, JOBQ_EINVAL, "bogus");
+	/* a missing parent directory */
+	snprintf(url, sizeof(url), "lmdb://%s/no/such/dir", f->dir);
+	expect_open_error(url, JOBQ_EINVAL, "no/such/dir");
+	/* all modes parse */
+	const char *modes[] = {"sync", "group", "periodic&sync_ms=5"};
+	for (size_t i = 0; i < 3; i++) {
+		char sub[300];
+		snprintf(sub, sizeof(sub), "%s/m%zu", f->dir, i);
+		snprintf(url, sizeof(url), "lmdb://%s?durability=%s", sub, modes[i]);
+		jobq_store *s;
+		jobq_queue *q = open_queue(&s, url, "d");
+		jobq_job_id id;
+		assert_int_equal(jobq_queue_add(&id, q, "x", "1", 1, NULL), 0);
+		jobq_queue_close(q);
+		jobq_store_close(s);
+		rm_store(sub);
+	}
+}
+
+static void
+test_readonly_dir(void **state) {
+	fixture *f = *state;
+	if (geteuid() == 0) {
+		skip(); /* root writes anywhere */
+	}
+	chmod(f->dir, 0500);
+	expect_open_error(f->url, JOBQ_EINVAL, f->dir);
+	chmod(f->dir, 0700);
+}
+
+static void
+test_corrupt_file(void **state) {
+	fixture *f = *state;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	char junk[8192];
+	memset(junk, 'x', sizeof(junk));
+	assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	close(fd);
+	expect_open_error(f->url, JOBQ_EIO, f->dir);
+}
+
+static void
+test_foreign_lmdb(void **state) {
+	fixture *f = *state;
+	/* an LMDB store written by someone else: a plain key in the main DB */
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd),
+	         "printf 'VERSION=3\\nformat=bytevalue\\ntype=btree\\nHEADER=END\\n "
+	         "6b6579\\n 76616c\\nDATA=END\\n' | mdb_load %s 2>/dev/null",
+	         f->dir);
+	if (system(cmd) != 0) {
+		skip(); /* mdb_load (lmdb-utils) not installed */
+	}
+	expect_open_error(f->url, JOBQ_EINVAL, "not a jobq store");
+}
+
+/* A map of 64 KiB grows while 3000 jobs with 1 KiB payloads are added. */
+static void
+test_map_grows(void **state) {
+	fixture *f = *state;
+	jobq_lmdb_options o = JOBQ_LMDB_OPTIONS_INIT;
+	o.map_size = 64 << 10;
+	jobq_backend *b;
+	assert_int_equal(jobq_backend_lmdb_new(&b, f->dir, &o), 0);
+	jobq_store *s;
+	assert_int_equal(jobq_store_open_backend(&s, b, NULL), 0);
+	jobq_queue *q;
+	assert_int_equal(jobq_queue_open(&q, s, "big"), 0);
+	char data[1024];
+	memset(data, 'a', sizeof(data));
+	data[0] = '"';
+	data[sizeof(data) - 1] = '"';
+	for (int i = 0; i < 3000; i++) {
+		jobq_job_id id;
+		int rc = jobq_queue_add(&id, q, "x", data, sizeof(data), NULL);
+		if (rc < 0) {
+			fail_msg("add %d: %s", i, jobq_error_message());
+		}
+	}
+	jobq_counts c;
+	assert_int_equal(jobq_queue_counts(&c, q), 0);
+	assert_int_equal(c.waiting, 3000);
+	jobq_queue_close(q);
+	jobq_store_close(s);
+}
+
+typedef struct waiter_arg {
+	jobq_queue *q;
+	int64_t woke_after_ms;
+} waiter_arg;
+
+static int64_t
+now_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *
+events_waiter(void *p) {
+	waiter_arg *a = p;
+	jobq_event_list *l = NULL;
+	int64_t t0 = now_ms();
+	int rc = jobq_events_read(&l, a->q, JOBQ_EVENTS_NOW, 10, 5000);
+	a->woke_after_ms = rc == 0 && jobq_event_list_count(l) > 0 ? now_ms() - t0 : -1;
+	jobq_event_list_free(l);
+	return NULL;
+}
+
+/* A blocking events read wakes on an add from another store handle, long before its timeout. */
+static void
+test_events_read_wakes(void **state) {
+	fixture *f = *state;
+	jobq_store *s1, *s2;
+	jobq_queue *q1 = open_queue(&s1, f->url, "ev");
+	jobq_queue *q2 = open_queue(&s2, f->url, "ev");
+	waiter_arg a = {q1, 0};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, events_waiter, &a), 0);
+	struct timespec pause = {0, 100 * 1000 * 1000};
+	nanosleep(&pause, NULL); /* let it block; the read starts at "$" */
+	jobq_job_id id;
+	assert_int_equal(jobq_queue_add(&id, q2, "x", "1", 1, NULL), 0);
+	pthread_join(t, NULL);
+	assert_true(a.woke_after_ms >= 0);
+	assert_true(a.woke_after_ms < 2000);
+	/* ids are decimal sequence numbers; "0" reads from the start */
+	jobq_event_list *l;
+	assert_int_equal(jobq_events_read(&l, q1, JOBQ_EVENTS_START, 100, 0), 0);
+	assert_true(jobq_event_list_count(l) >= 2);
+	assert_string_equal(jobq_event_list_at(l, 0)->id, "1");
+	assert_string_equal(jobq_event_list_at(l, 0)->event, "added");
+	jobq_event_list_free(l);
+	jobq_queue_close(q1);
+	jobq_queue_close(q2);
+	jobq_store_close(s1);
+	jobq_store_close(s2);
+}
+
+/* Retention: the newest 10,000 events at least, older ones trimmed. */
+static void
+test_events_retention(void **state) {
+	fixture *f = *state;
+	jobq_lmdb_options o = JOBQ_LMDB_OPTIONS_INIT;
+	o.durability = JOBQ_LMDB_PERIODIC;
+	jobq_backend *b;
+	assert_int_equal(jobq_backend_lmdb_new(&b, f->dir, &o), 0);
+	jobq_store *s;
+	assert_int_equal(jobq_store_open_backend(&s, b, NULL), 0);
+	jobq_queue *q;
+	assert_int_equal(jobq_queue_open(&q, s, "ret"), 0);
+	jobq_job_spec specs[100];
+	for (int i = 0; i < 100; i++) {
+		specs[i] = (jobq_job_spec){"x", "1", 1, NULL};
+	}
+	jobq_job_id ids[100];
+	for (int i = 0; i < 80; i++) { /* 8000 adds = 16000 events */
+		assert_int_equal(jobq_queue_add_bulk(ids, NULL, q, specs, 100), 0);
+	}
+	jobq_event_list *l;
+	assert_int_equal(jobq_events_read(&l, q, JOBQ_EVENTS_START, 20000, 0), 0);
+	size_t n = jobq_event_list_count(l);
+	assert_true(n >= 10000);
+	assert_true(n < 16000);
+	assert_string_equal(jobq_event_list_at(l, n - 1)->id, "16000");
+	jobq_event_list_free(l);
+	jobq_queue_close(q);
+	jobq_store_close(s);
+}
+
+int
+main(void) {
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_persists_across_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_stores_share_env, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_files_are_0600, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_readonly_dir, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_lmdb, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_events_read_wakes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_events_retention, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("lmdb.store", tests, NULL, NULL);
+}
