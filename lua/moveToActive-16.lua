@@ -60,9 +60,7 @@ if maxJobs and redis.call("HEXISTS", jk, "defa") == 0 then
     redis.call("PEXPIRE", limiterKey, math.floor(math.abs(tonumber(meta[4] or "1000"))))
   end
 end
-if token ~= "0" then
-  redis.call("SET", jk .. ":lock", token, "PX", lockMs)
-end
+redis.call("SET", jk .. ":lock", token, "PX", lockMs)
 emit("active", "jobId", id, "prev", "waiting")
 if worker ~= "" then
   redis.call("HSET", jk, "processedOn", now, "pb", worker)

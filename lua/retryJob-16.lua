@@ -21,11 +21,9 @@ promoteDue(now)
 if redis.call("EXISTS", qp .. id) == 0 then
   return -1
 end
-if token ~= "0" then
-  local rc = unlock(id, token)
-  if rc ~= 0 then
-    return rc
-  end
+local unlocked = unlock(id, token)
+if unlocked ~= 0 then
+  return unlocked
 end
 if redis.call("LREM", activeKey, -1, id) == 0 then
   return -3

@@ -1,0 +1,95 @@
+/*
+ * The Redis backend as a conformance target. Each case gets a unique key prefix
+ * (jobqtest:<pid>:<n>) on the fixture's server (unix socket in JOBQ_TEST_REDIS_SOCKET);
+ * teardown deletes every key under it. No socket or no server: the case is skipped (77).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "target.h"
+
+typedef struct redis_ctx {
+	char socket[256];
+	char prefix[64];
+} redis_ctx;
+
+static unsigned int case_counter;
+
+static void
+delete_prefix(const char *socket, const char *prefix) {
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectUnixWithTimeout(socket, tv);
+	char pattern[80];
+	char cursor[32] = "0";
+
+	if (c == NULL || c->err) {
+		if (c != NULL)
+			redisFree(c);
+		return;
+	}
+	snprintf(pattern, sizeof(pattern), "%s:*", prefix);
+	do {
+		redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+			if (r != NULL)
+				freeReplyObject(r);
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (size_t i = 0; i < r->element[1]->elements; i++) {
+			redisReply *d = redisCommand(c, "UNLINK %b", r->element[1]->element[i]->str,
+			                             (size_t)r->element[1]->element[i]->len);
+			if (d != NULL)
+				freeReplyObject(d);
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
+	redisFree(c);
+}
+
+static int
+redis_setup(jobq_backend **out, void **ctx) {
+	const char *sock = getenv("JOBQ_TEST_REDIS_SOCKET");
+	redis_ctx *rc;
+	jobq_redis_options o = JOBQ_REDIS_OPTIONS_INIT;
+	int err;
+
+	*ctx = NULL;
+	if (sock == NULL || sock[0] == '\0' || access(sock, F_OK) != 0)
+		return 77;
+	rc = calloc(1, sizeof(*rc));
+	if (rc == NULL)
+		return JOBQ_ENOMEM;
+	snprintf(rc->socket, sizeof(rc->socket), "%s", sock);
+	snprintf(rc->prefix, sizeof(rc->prefix), "jobqtest:%ld:%u", (long)getpid(), ++case_counter);
+	o.unix_path = rc->socket;
+	o.prefix = rc->prefix;
+	err = jobq_backend_redis_new(out, &o);
+	if (err < 0) {
+		free(rc);
+		return err == JOBQ_EIO ? 77 : err;
+	}
+	*ctx = rc;
+	return 0;
+}
+
+static void
+redis_teardown(void *ctx) {
+	redis_ctx *rc = ctx;
+
+	if (rc == NULL)
+		return;
+	delete_prefix(rc->socket, rc->prefix);
+	free(rc);
+}
+
+const jobq_test_target jobq_test_target_redis = {
+    "redis",
+    JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_JSON_DATA,
+    redis_setup,
+    redis_teardown,
+};
