@@ -351,10 +351,7 @@ cli_cmd_demo(int argc, char **argv) {
 		rc = jobq_store_open(&store, url, NULL);
 	}
 	if (rc < 0) {
-		const char *detail = jobq_error_message();
-		return cli_fail(rc == JOBQ_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_STORE,
-		                "cannot open store '%s': %s", url,
-		                detail && *detail ? detail : jobq_strerror(rc));
+		return cli_open_store(&store, url); /* prints why, returns the exit code */
 	}
 	rc = jobq_queue_open(&q, store, DEMO_QUEUE);
 	if (rc >= 0) {

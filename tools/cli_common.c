@@ -1,6 +1,7 @@
 /*
  * jobq command — the shared options parser, error reporting, store opening and output helpers.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -229,6 +230,15 @@ cli_url(void) {
 	return CLI_DEFAULT_URL;
 }
 
+static int
+mentions_url(const char *s) {
+	for (; *s; s++)
+		if (tolower((unsigned char)s[0]) == 'u' && tolower((unsigned char)s[1]) == 'r' &&
+		    tolower((unsigned char)s[2]) == 'l')
+			return 1;
+	return 0;
+}
+
 int
 cli_open_store(jobq_store **out, const char *url) {
 	int rc = jobq_store_open(out, url, NULL);
@@ -240,7 +250,10 @@ cli_open_store(jobq_store **out, const char *url) {
 	detail = jobq_error_message();
 	if (!detail || !*detail)
 		detail = jobq_strerror(rc);
-	if (rc == JOBQ_EINVAL)
+	/* A malformed URL is a usage error; a well-formed one naming a store that cannot be
+	 * used (a directory that cannot be created, a foreign file) is exit 3. The library
+	 * returns JOBQ_EINVAL for both; its URL parsers say "URL" in their messages. */
+	if (rc == JOBQ_EINVAL && mentions_url(detail))
 		return cli_fail(CLI_EXIT_USAGE, "invalid store URL '%s': %s", url, detail);
 	return cli_fail(CLI_EXIT_STORE, "cannot open store '%s': %s", url, detail);
 }

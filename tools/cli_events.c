@@ -77,6 +77,8 @@ cli_cmd_events(int argc, char **argv) {
 		sigaddset(&sigs, SIGINT);
 		sigaddset(&sigs, SIGTERM);
 		pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
 	}
 	cursor = strdup(since ? since : follow ? JOBQ_EVENTS_NOW : JOBQ_EVENTS_START);
 	while (cursor) {

@@ -518,13 +518,16 @@ cli_cmd_work(int argc, char **argv) {
 	atomic_init(&ctx.running, 0);
 	atomic_init(&ctx.last_activity_us, cli_now_us());
 
-	if ((rc = cli_open_queue(&store, &q, a.pos[0])) != 0)
-		return rc;
-	/* Signals are taken by sigtimedwait below; every thread created from here blocks them. */
+	/* Signals are taken by sigtimedwait below; every thread created from here blocks them.
+	 * A shell starts background commands with SIGINT ignored: undo that, or it is lost. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if ((rc = cli_open_queue(&store, &q, a.pos[0])) != 0)
+		return rc;
 
 	jobq_worker_options_init(&wo, JOBQ_WORKER_OPTIONS_VERSION);
 	if (max_jobs > 0 && concurrency > max_jobs)

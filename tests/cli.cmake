@@ -1,0 +1,51 @@
+# Tests of the `jobq` command: tests/cli/cli_test.sh drives the real binary as a subprocess,
+# once per backend. Included by tests/CMakeLists.txt.
+#
+# Redis: tests/redis.cmake (included before this file) provides jobq_redis_test(), which adds
+# its `redis_server` fixture and JOBQ_TEST_REDIS_SOCKET; without it the test starts a private
+# server of its own with tests/support/redis.sh (fixture cli_redis_server).
+if(NOT TARGET jobq)
+  return()
+endif()
+find_program(JOBQ_BASH bash)
+if(NOT JOBQ_BASH)
+  message(STATUS "jobq: bash not found, CLI tests disabled")
+  return()
+endif()
+
+function(jobq_cli_test backend)
+  add_test(NAME cli.${backend}
+    COMMAND ${JOBQ_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/cli/cli_test.sh $<TARGET_FILE:jobq> ${backend})
+  if(COMMAND jobq_test_properties)
+    jobq_test_properties(cli.${backend} "cli;${backend}")
+  else()
+    set_tests_properties(cli.${backend} PROPERTIES LABELS "cli;${backend}" TIMEOUT 300
+                                                   SKIP_RETURN_CODE 77)
+  endif()
+endfunction()
+
+jobq_cli_test(memory)
+
+if("JOBQ_HAVE_LMDB=1" IN_LIST jobq_definitions)
+  jobq_cli_test(lmdb)
+endif()
+
+if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
+  jobq_cli_test(redis)
+  if(COMMAND jobq_redis_test)
+    jobq_redis_test(cli.redis) # the redis_server fixture and JOBQ_TEST_REDIS_SOCKET
+  else()
+    set(jobq_cli_redis_dir ${CMAKE_CURRENT_BINARY_DIR}/cli-redis)
+    add_test(NAME cli.redis.start
+      COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/support/redis.sh start ${jobq_cli_redis_dir})
+    add_test(NAME cli.redis.stop
+      COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/support/redis.sh stop ${jobq_cli_redis_dir})
+    set_tests_properties(cli.redis.start PROPERTIES FIXTURES_SETUP cli_redis_server
+                                                    LABELS "cli;redis" SKIP_RETURN_CODE 77)
+    set_tests_properties(cli.redis.stop PROPERTIES FIXTURES_CLEANUP cli_redis_server
+                                                   LABELS "cli;redis")
+    set_property(TEST cli.redis APPEND PROPERTY FIXTURES_REQUIRED cli_redis_server)
+    set_property(TEST cli.redis APPEND PROPERTY ENVIRONMENT
+                 "JOBQ_TEST_REDIS_SOCKET=${jobq_cli_redis_dir}/redis.sock")
+  endif()
+endif()
