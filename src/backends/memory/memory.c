@@ -64,18 +64,34 @@
 
 /* --- jobs ------------------------------------------------------------------------------- */
 
+/*
+ * Options, shared by consecutive jobs added with equal options (interned per queue: the last
+ * one used is remembered) and refcounted under the queue mutex. The per-job fields (job_id,
+ * dedup_id, timestamp) are kept in the job and are zero here.
+ */
+typedef struct mopts {
+	uint32_t refs;
+	jobq_job_options o; /* backoff.custom_type points after the struct */
+} mopts;
+
 typedef struct mjob mjob;
 struct mjob {
 	UT_hash_handle hh;
-	mjob *prev, *next; /* waiting, active, completed, failed */
-	RB_ENTRY(mjob) rb; /* prioritized, delayed */
+	union {
+		struct {
+			mjob *prev, *next; /* waiting, active, completed, failed */
+		};
+		RB_ENTRY(mjob) rb; /* prioritized, delayed */
+	};
 	int64_t k1, k2;
-	const char *id;
-	size_t id_len;
+	mopts *mo;
+	const char *id; /* these point into this allocation */
 	const char *name;
 	const char *data;
 	size_t data_len;
-	jobq_job_options opts; /* strings point into this allocation */
+	const char *dedup_id; /* or NULL */
+	uint8_t id_len;
+	uint8_t custom_id;
 	jobq_state state;
 	int64_t timestamp;
 	int64_t processed_on;
@@ -190,6 +206,7 @@ struct jobq_backend_queue {
 	uint64_t id_counter;
 	int paused;
 	mdedup *dedup;
+	mopts *last_opts; /* the options of the latest add (not a reference) */
 	evring ev;
 	char name[]; /* NUL-terminated */
 };
@@ -326,6 +343,21 @@ static void
 ms_to_timespec(struct timespec *ts, int64_t abs_ms) {
 	ts->tv_sec = (time_t)(abs_ms / 1000);
 	ts->tv_nsec = (long)((abs_ms % 1000) * 1000000);
+}
+
+/* Writes `v` in decimal with a NUL; returns the length. */
+static size_t
+u64_dec(char *buf, uint64_t v) {
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	buf[n] = '\0';
+	return n;
 }
 
 /* --- events ----------------------------------------------------------------------------- */
@@ -543,8 +575,61 @@ job_unlink(mqueue *q, mjob *j) {
 	j->state = JOBQ_STATE_UNKNOWN;
 }
 
+static int
+str_eq(const char *a, const char *b) {
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static int
+keep_eq(const jobq_keep *a, const jobq_keep *b) {
+	return a->mode == b->mode && a->count == b->count && a->age_ms == b->age_ms;
+}
+
+/* Equal but for the per-job fields (job_id, dedup_id, timestamp). */
+static int
+opts_equal(const jobq_job_options *a, const jobq_job_options *b) {
+	return a->version == b->version && a->delay_ms == b->delay_ms &&
+	       a->priority == b->priority && a->lifo == b->lifo && a->attempts == b->attempts &&
+	       a->backoff.type == b->backoff.type && a->backoff.delay_ms == b->backoff.delay_ms &&
+	       a->backoff.jitter == b->backoff.jitter &&
+	       a->backoff.max_delay_ms == b->backoff.max_delay_ms &&
+	       str_eq(a->backoff.custom_type, b->backoff.custom_type) &&
+	       keep_eq(&a->remove_on_complete, &b->remove_on_complete) &&
+	       keep_eq(&a->remove_on_fail, &b->remove_on_fail) && a->keep_logs == b->keep_logs &&
+	       a->size_limit == b->size_limit && a->dedup_ttl_ms == b->dedup_ttl_ms;
+}
+
+/* A new options record holding one reference (the adding call's). */
+static mopts *
+mopts_new(const jobq_job_options *o) {
+	size_t cl = o->backoff.custom_type ? strlen(o->backoff.custom_type) + 1 : 0;
+	mopts *m = jobq__malloc(sizeof(*m) + cl);
+	if (m == NULL)
+		return NULL;
+	m->refs = 1;
+	m->o = *o;
+	m->o.job_id = NULL;
+	m->o.dedup_id = NULL;
+	m->o.timestamp = 0;
+	if (cl) {
+		memcpy(m + 1, o->backoff.custom_type, cl);
+		m->o.backoff.custom_type = (const char *)(m + 1);
+	}
+	return m;
+}
+
 static void
-job_free_mem(mjob *j) {
+mopts_unref(mqueue *q, mopts *m) {
+	if (m != NULL && --m->refs == 0) {
+		if (q->last_opts == m)
+			q->last_opts = NULL;
+		jobq__free(m);
+	}
+}
+
+static void
+job_free_mem(mqueue *q, mjob *j) {
+	mopts_unref(q, j->mo);
 	jobq__free(j->progress);
 	jobq__free(j->result);
 	jobq__free(j->failed_reason);
@@ -567,9 +652,9 @@ dedup_delete(mqueue *q, mdedup *d) {
 /* On removal or deletion: the dedup key goes if it names this job. */
 static void
 dedup_release_owned(mqueue *q, const mjob *j) {
-	if (j->opts.dedup_id == NULL)
+	if (j->dedup_id == NULL)
 		return;
-	mdedup *d = find_dedup(q, j->opts.dedup_id);
+	mdedup *d = find_dedup(q, j->dedup_id);
 	if (d != NULL && d->owner_len == j->id_len && memcmp(d->owner, j->id, j->id_len) == 0)
 		dedup_delete(q, d);
 }
@@ -577,9 +662,9 @@ dedup_release_owned(mqueue *q, const mjob *j) {
 /* On finish: the key goes if its TTL is over, or if it has none and still names this job. */
 static void
 dedup_release_finished(mqueue *q, const mjob *j, int64_t now) {
-	if (j->opts.dedup_id == NULL)
+	if (j->dedup_id == NULL)
 		return;
-	mdedup *d = find_dedup(q, j->opts.dedup_id);
+	mdedup *d = find_dedup(q, j->dedup_id);
 	if (d == NULL)
 		return;
 	if (d->expiry > 0) {
@@ -596,7 +681,7 @@ job_delete(mqueue *q, mjob *j) {
 	job_unlink(q, j);
 	HASH_DEL(q->jobs, j);
 	dedup_release_owned(q, j);
-	job_free_mem(j);
+	job_free_mem(q, j);
 }
 
 static void
@@ -679,7 +764,11 @@ job_copy(jobq_job **out, const mjob *j, int with_token) {
 	c->name = jobq__strdup(j->name);
 	c->data = jobq__memdup(j->data, j->data_len);
 	c->data_len = j->data_len;
-	int rc = jobq_job_options__copy(&c->opts, &j->opts);
+	jobq_job_options o = j->mo->o;
+	o.job_id = j->custom_id ? j->id : NULL;
+	o.dedup_id = j->dedup_id;
+	o.timestamp = j->timestamp;
+	int rc = jobq_job_options__copy(&c->opts, &o);
 	if (rc < 0 || c->id == NULL || c->name == NULL || c->data == NULL)
 		goto oom;
 	c->state = j->state;
@@ -743,7 +832,7 @@ queue_reset(mqueue *q) {
 	mjob *j, *tmp;
 	HASH_ITER(hh, q->jobs, j, tmp) {
 		HASH_DEL(q->jobs, j);
-		job_free_mem(j);
+		job_free_mem(q, j);
 	}
 	mdedup *d, *dtmp;
 	HASH_ITER(hh, q->dedup, d, dtmp) {
@@ -817,6 +906,7 @@ mem_queue_close(jobq_backend_queue *q) {
 /* --- add -------------------------------------------------------------------------------- */
 
 typedef struct addslot {
+	mopts *mo;       /* options preallocated for a run of equal options, or NULL */
 	mjob *blk;       /* preallocated job, NULL once used */
 	mdedup *dd;      /* preallocated dedup key, NULL once used */
 	mjob *created;   /* the job this request created */
@@ -833,8 +923,6 @@ add_block_size(const jobq_add_request *r, size_t *name_len) {
 	size_t sz = sizeof(mjob) + id_space + *name_len + 1 + r->len + 1;
 	if (o->dedup_id)
 		sz += strlen(o->dedup_id) + 1;
-	if (o->backoff.custom_type)
-		sz += strlen(o->backoff.custom_type) + 1;
 	return sz;
 }
 
@@ -846,7 +934,8 @@ add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len, size
 	memset(j, 0, sizeof(*j));
 	memcpy(p, id, id_len + 1);
 	j->id = p;
-	j->id_len = id_len;
+	j->id_len = (uint8_t)id_len;
+	j->custom_id = o->job_id && o->job_id[0];
 	p += id_len + 1;
 	memcpy(p, r->name ? r->name : "", name_len);
 	p[name_len] = '\0';
@@ -858,23 +947,24 @@ add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len, size
 	j->data = p;
 	j->data_len = r->len;
 	p += r->len + 1;
-	j->opts = *o;
-	j->opts.job_id = (o->job_id && o->job_id[0]) ? j->id : NULL;
 	if (o->dedup_id) {
 		size_t l = strlen(o->dedup_id);
 		memcpy(p, o->dedup_id, l + 1);
-		j->opts.dedup_id = p;
-		p += l + 1;
-	}
-	if (o->backoff.custom_type) {
-		size_t l = strlen(o->backoff.custom_type);
-		memcpy(p, o->backoff.custom_type, l + 1);
-		j->opts.backoff.custom_type = p;
+		j->dedup_id = p;
 	}
 	j->timestamp = o->timestamp;
 	j->delay_ms = o->delay_ms > 0 ? o->delay_ms : 0;
 	j->priority = o->priority;
 	return j;
+}
+
+/* Drops the adding call's references to the options it allocated (under the lock). */
+static void
+release_opts(mqueue *q, addslot *s, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		mopts_unref(q, s[i].mo);
+		s[i].mo = NULL;
+	}
 }
 
 static void
@@ -896,6 +986,7 @@ add_rollback(mqueue *q, addslot *s, size_t upto, uint64_t counter, uint64_t ev_n
 			job_unlink(q, s[i].created);
 			if (s[i].created->hh.tbl != NULL)
 				HASH_DEL(q->jobs, s[i].created);
+			mopts_unref(q, s[i].created->mo);
 			s[i].blk = s[i].created;
 			s[i].created = NULL;
 		}
@@ -912,9 +1003,14 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 	if (ids == NULL || outcomes == NULL || reqs == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "memory backend: add needs ids, outcomes, reqs");
 	for (size_t i = 0; i < n; i++) {
-		if (reqs[i].opts == NULL)
+		const jobq_job_options *o = reqs[i].opts;
+		if (o == NULL)
 			return jobq_error_set(JOBQ_EINVAL,
 			                      "memory backend: add request %zu has no opts", i);
+		if (o->job_id && strlen(o->job_id) > JOBQ_ID_MAX)
+			return jobq_error_set(JOBQ_EINVAL,
+			                      "job id '%.40s...' is longer than %d bytes",
+			                      o->job_id, JOBQ_ID_MAX);
 	}
 	addslot stack[STACK_BATCH];
 	size_t name_lens_stack[STACK_BATCH];
@@ -934,6 +1030,11 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 	}
 	/* Allocate everything outside the lock. */
 	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || (reqs[i].opts != reqs[i - 1].opts &&
+		               !opts_equal(reqs[i].opts, reqs[i - 1].opts))) {
+			if ((s[i].mo = mopts_new(reqs[i].opts)) == NULL)
+				goto oom;
+		}
 		s[i].blk = jobq__malloc(add_block_size(&reqs[i], &name_lens[i]));
 		if (s[i].blk == NULL)
 			goto oom;
@@ -952,23 +1053,19 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 	uint64_t counter0 = q->id_counter;
 	uint64_t ev0 = q->ev.next;
 	size_t ready = 0;
+	mopts *run = NULL;
 	for (size_t i = 0; i < n; i++) {
 		const jobq_add_request *r = &reqs[i];
 		const jobq_job_options *o = r->opts;
 		char gen[GEN_ID_SPACE];
 		const char *id;
 		size_t id_len;
+		if (s[i].mo != NULL)
+			run = s[i].mo;
 		q->id_counter++;
 		if (o->job_id && o->job_id[0]) {
 			id = o->job_id;
 			id_len = strlen(id);
-			if (id_len > JOBQ_ID_MAX) {
-				add_rollback(q, s, i, counter0, ev0);
-				pthread_mutex_unlock(&q->mu);
-				rc = jobq_error_set(JOBQ_EINVAL, "job id is longer than %d bytes",
-				                    JOBQ_ID_MAX);
-				goto out;
-			}
 			if (find_job(q, id) != NULL) {
 				memcpy(ids[i].str, id, id_len + 1);
 				outcomes[i] = JOBQ_ADD_DUPLICATE;
@@ -976,7 +1073,7 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 				continue;
 			}
 		} else {
-			id_len = (size_t)snprintf(gen, sizeof(gen), "%" PRIu64, q->id_counter);
+			id_len = u64_dec(gen, q->id_counter);
 			id = gen;
 		}
 		mdedup *d = NULL;
@@ -998,6 +1095,12 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 		}
 		mjob *j = add_fill(s[i].blk, r, id, id_len, name_lens[i]);
 		s[i].blk = NULL;
+		mopts *m = q->last_opts;
+		if (m == NULL || !opts_equal(&m->o, o))
+			m = run;
+		m->refs++;
+		q->last_opts = m;
+		j->mo = m;
 		HASH_ADD_KEYPTR(hh, q->jobs, j->id, j->id_len, j);
 		s[i].created = j;
 		if (j->hh.tbl == NULL)
@@ -1042,17 +1145,20 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 	}
 	if (ready > 0)
 		work_signal(q, ready > 1);
+	release_opts(q, s, n);
 	pthread_mutex_unlock(&q->mu);
 	goto out;
 
 oom_locked:
 	add_rollback(q, s, n - 1, counter0, ev0);
+	release_opts(q, s, n);
 	pthread_mutex_unlock(&q->mu);
 oom:
 	rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory adding %zu jobs", n);
 out:
 	if (s != NULL) {
 		for (size_t i = 0; i < n; i++) {
+			jobq__free(s[i].mo); /* only if the lock was never taken */
 			jobq__free(s[i].blk);
 			jobq__free(s[i].dd);
 		}
@@ -1202,7 +1308,7 @@ mem_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_fa
 	jobq__free(j->failed_reason);
 	j->failed_reason = reason;
 	if (f->retry_at_ms >= 0 && f->retry_at_ms <= now) {
-		make_ready(q, j, j->opts.lifo, 0);
+		make_ready(q, j, j->mo->o.lifo, 0);
 		ev_job(q, EV_WAITING, j, JOBQ_STATE_ACTIVE);
 		work_signal(q, 0);
 	} else if (f->retry_at_ms > now) {
