@@ -7,7 +7,7 @@
 /* Generated ids are increasing integers per queue, starting at 1 on a fresh store. */
 static void
 add_generated_ids_increase(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id a, b, d;
 
 	conf_add(c, &a, "n", "1", NULL);
@@ -22,7 +22,7 @@ add_generated_ids_increase(void **state) {
 /* A new job reads back with its name, data, options, state and timestamps. */
 static void
 add_job_reads_back(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	const char *data = "{\"to\":\"a@b.c\",\"n\":[1,2,3]}";
 	jobq_job_options o = conf_opts();
 	jobq_job_id id;
@@ -64,7 +64,7 @@ add_job_reads_back(void **state) {
 /* priority > 0 routes to prioritized; delay > 0 to delayed with the absolute due time. */
 static void
 add_routes_by_options(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options pr = conf_opts(), de = conf_opts();
 	jobq_job_id p, d;
 	jobq_job *job;
@@ -87,7 +87,7 @@ add_routes_by_options(void **state) {
 /* A custom id that exists: JOBQ_ADD_DUPLICATE, the same id, data unchanged, `duplicated`. */
 static void
 add_duplicate_custom_id(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id a, b;
 	jobq_job *job;
@@ -118,7 +118,7 @@ add_duplicate_custom_id(void **state) {
 /* Dedup without TTL: the owner is returned while it lives, released when it completes. */
 static void
 add_dedup_released_on_complete(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id a, b, d;
 	conf_events ev;
@@ -155,7 +155,7 @@ add_dedup_released_on_complete(void **state) {
 /* Dedup with TTL: the owner is returned while the TTL runs, a new job is created after it. */
 static void
 add_dedup_ttl_expires(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id a, b;
 	int rc;
@@ -178,7 +178,7 @@ add_dedup_ttl_expires(void **state) {
 /* Bulk add: every job added in order, outcomes per job; duplicates reported per job. */
 static void
 add_bulk_all(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options dup = conf_opts();
 	jobq_job_spec specs[3] = {
 	    {"a", "{\"i\":0}", 7, NULL}, {"b", "{\"i\":1}", 7, &dup}, {"c", "{\"i\":2}", 7, NULL}};
@@ -208,7 +208,7 @@ add_bulk_all(void **state) {
 /* Bulk add with one invalid job adds none of them. */
 static void
 add_bulk_all_or_none(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options bad = conf_opts();
 	jobq_job_spec specs[3] = {{"a", "{}", 2, NULL}, {"b", "{}", 2, &bad}, {"c", "{}", 2, NULL}};
 	jobq_job_id ids[3];
@@ -223,14 +223,43 @@ add_bulk_all_or_none(void **state) {
 	conf_assert_same_counts(&before, &after);
 }
 
+/* Real time: the dedup owner is returned while the TTL runs; after it a new job is made. */
+static void
+add_dedup_ttl_wallclock(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_options o = conf_opts();
+	jobq_job_id a, b;
+	int64_t t0, deadline;
+	int rc;
+
+	if (c->clock != NULL) {
+		skip();
+	}
+	o.dedup_id = "throttle";
+	o.dedup_ttl_ms = conf_ms(200);
+	t0 = conf_mono_ms();
+	conf_add(c, &a, "n", NULL, &o);
+	rc = jobq_queue_add(&b, c->q, "n", "{}", 2, &o);
+	assert_int_equal(rc, JOBQ_ADD_DEDUPLICATED);
+	assert_string_equal(b.str, a.str);
+	/* Poll until the TTL has run out: each add returns the owner until then. */
+	deadline = t0 + conf_ms(10000);
+	while ((rc = jobq_queue_add(&b, c->q, "n", "{}", 2, &o)) == JOBQ_ADD_DEDUPLICATED &&
+	       conf_mono_ms() < deadline) {
+		assert_string_equal(b.str, a.str);
+		conf_poll_pause();
+	}
+	assert_int_equal(rc, JOBQ_ADD_CREATED);
+	assert_true(conf_mono_ms() - t0 >= o.dedup_ttl_ms - 5);
+	assert_string_not_equal(b.str, a.str);
+	conf_assert_counts(c, 2, 0, 0, 0, 0, 0);
+}
+
 static const struct CMUnitTest cases[] = {
-    CONF_CASE(add_generated_ids_increase),
-    CONF_CASE(add_job_reads_back),
-    CONF_CASE(add_routes_by_options),
-    CONF_CASE(add_duplicate_custom_id),
-    CONF_CASE(add_dedup_released_on_complete),
-    CONF_CASE(add_dedup_ttl_expires),
-    CONF_CASE(add_bulk_all),
+    CONF_CASE(add_generated_ids_increase),     CONF_CASE(add_job_reads_back),
+    CONF_CASE(add_routes_by_options),          CONF_CASE(add_duplicate_custom_id),
+    CONF_CASE(add_dedup_released_on_complete), CONF_CASE(add_dedup_ttl_expires),
+    CONF_CASE(add_dedup_ttl_wallclock),        CONF_CASE(add_bulk_all),
     CONF_CASE(add_bulk_all_or_none),
 };
 CONF_TABLE(conf_add_cases, cases);

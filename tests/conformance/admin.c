@@ -8,7 +8,7 @@
 /* Pause stops fetching (adds continue); resume restarts it. Events paused / resumed. */
 static void
 admin_pause_resume(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id a, b;
 	int paused = -1;
 	conf_events ev;
@@ -36,7 +36,7 @@ admin_pause_resume(void **state) {
 /* Pause also holds delayed jobs that become due. */
 static void
 admin_pause_holds_due_delayed(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id d;
 
@@ -53,7 +53,7 @@ admin_pause_holds_due_delayed(void **state) {
 /* Drain removes waiting and prioritized jobs, keeps delayed and active unless asked. */
 static void
 admin_drain(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options pr = conf_opts(), de = conf_opts();
 	jobq_job_id act, w, p, d;
 	jobq_job *job;
@@ -83,7 +83,7 @@ admin_drain(void **state) {
 /* Clean by grace: only jobs finished at least grace_ms ago go; `cleaned` event with count. */
 static void
 admin_clean_by_grace(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id[3];
 	jobq_strings *removed = NULL;
 	conf_events ev;
@@ -122,7 +122,7 @@ admin_clean_by_grace(void **state) {
 /* Clean by limit: at most `limit` jobs go. */
 static void
 admin_clean_by_limit(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id[5];
 	jobq_strings *removed = NULL;
 	size_t k;
@@ -158,7 +158,7 @@ admin_clean_by_limit(void **state) {
 /* Obliterate: refused with an active job unless forced; then the queue is empty and usable. */
 static void
 admin_obliterate(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options de = conf_opts();
 	jobq_job_id act, w, d, done;
 	jobq_job *job;
@@ -200,7 +200,7 @@ admin_obliterate(void **state) {
 /* Remove: any state but active-and-locked; `removed` event with prev. */
 static void
 admin_remove(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id w, a;
 	jobq_job *job;
 	conf_events ev;
@@ -231,7 +231,7 @@ admin_remove(void **state) {
 /* Promote: one delayed job or all of them, at once. */
 static void
 admin_promote(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options de = conf_opts();
 	jobq_job_id d1, d2, d3, w;
 
@@ -323,13 +323,13 @@ keep_policies(conf *c, int fail_it) {
 /* remove-on-complete: keep all, remove, keep the newest N. */
 static void
 admin_remove_on_complete(void **state) {
-	keep_policies(*state, 0);
+	keep_policies(conf_begin(state), 0);
 }
 
 /* remove-on-fail: keep all, remove, keep the newest N. */
 static void
 admin_remove_on_fail(void **state) {
-	keep_policies(*state, 1);
+	keep_policies(conf_begin(state), 1);
 }
 
 static void
@@ -355,13 +355,13 @@ keep_by_age(conf *c, int fail_it) {
 /* remove-on-complete by age: finished jobs older than age_ms go. */
 static void
 admin_remove_on_complete_by_age(void **state) {
-	keep_by_age(*state, 0);
+	keep_by_age(conf_begin(state), 0);
 }
 
 /* remove-on-fail by age: failed jobs older than age_ms go. */
 static void
 admin_remove_on_fail_by_age(void **state) {
-	keep_by_age(*state, 1);
+	keep_by_age(conf_begin(state), 1);
 }
 
 static int
@@ -420,13 +420,13 @@ worker_default_keep(conf *c, int fail_it) {
 /* Worker remove_on_complete default (remove) applies; a job's keep-all wins. */
 static void
 admin_worker_default_remove_on_complete(void **state) {
-	worker_default_keep(*state, 0);
+	worker_default_keep(conf_begin(state), 0);
 }
 
 /* Worker remove_on_fail default (remove) applies; a job's keep-all wins. */
 static void
 admin_worker_default_remove_on_fail(void **state) {
-	worker_default_keep(*state, 1);
+	worker_default_keep(conf_begin(state), 1);
 }
 
 /* --- counts --------------------------------------------------------------------------------- */
@@ -434,7 +434,7 @@ admin_worker_default_remove_on_fail(void **state) {
 /* Counts after every kind of transition. */
 static void
 admin_counts_every_transition(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options pr = conf_opts(), de = conf_opts(), re = conf_opts();
 	jobq_job_id w, p, d, r;
 	jobq_job *job;
@@ -481,7 +481,7 @@ admin_counts_every_transition(void **state) {
 /* Progress from the job and from the queue; `progress` events carry the data. */
 static void
 admin_progress(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_job *job, *got;
 	conf_events ev;
@@ -537,7 +537,7 @@ assert_logs(conf *c, const char *id, size_t start, size_t limit, const char *con
 /* Logs are kept in order; get_logs pages with start/limit. */
 static void
 admin_logs(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	static const char *const all[] = {"one", "two", "three"};
 	jobq_job_id id;
 	jobq_job *job;
@@ -558,7 +558,7 @@ admin_logs(void **state) {
 /* keep_logs N trims to the newest N lines. */
 static void
 admin_keep_logs_trims(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	static const char *const last2[] = {"l3", "l4"};
 	jobq_job_options o = conf_opts();
 	jobq_job_id id;

@@ -40,7 +40,7 @@ echo_handler(jobq_job *job, void *payload) {
 /* Request/response: the result of a completed job comes back. */
 static void
 conc_request_success(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_worker *w = start_worker(c, echo_handler, NULL, 1);
 	jobq_job *job = NULL;
 	int rc;
@@ -57,7 +57,7 @@ conc_request_success(void **state) {
 /* Request/response: a failed job gives JOBQ_ESTATE and the job with its reason. */
 static void
 conc_request_failure(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_worker *w = start_worker(c, echo_handler, NULL, 1);
 	jobq_job *job = NULL;
 	int rc;
@@ -75,7 +75,7 @@ conc_request_failure(void **state) {
  * unknown id; an already finished job returns at once. */
 static void
 conc_wait_timeout_and_finished(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job *job = NULL;
 	jobq_job_id id, done;
 	int64_t t0, took;
@@ -102,7 +102,7 @@ conc_wait_timeout_and_finished(void **state) {
 /* A waiter is woken by a completion from another thread, well before its timeout. */
 static void
 conc_wait_woken_by_completion(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_worker *w;
 	jobq_job_id id;
 	jobq_job *job = NULL;
@@ -138,7 +138,7 @@ all_completed(const jobq_counts *n, void *arg) {
 /* concurrency N really runs N handlers at once. */
 static void
 conc_runs_n_handlers_at_once(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	conf_gate g;
 	jobq_worker *w;
 	jobq_worker_stats st;
@@ -200,7 +200,7 @@ cancellable_handler(jobq_job *job, void *payload) {
  * lost: completed + waiting = all, none active or failed. */
 static void
 conc_close_lets_running_finish(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	close_state s;
 	jobq_worker *w;
 	jobq_worker_stats st;
@@ -239,7 +239,7 @@ conc_close_lets_running_finish(void **state) {
  * attempt: nothing is lost. */
 static void
 conc_close_past_deadline_requeues(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	close_state s;
 	jobq_worker *w;
 	jobq_job_list *list = NULL;
@@ -303,7 +303,7 @@ h_sms(jobq_job *job, void *p) {
 /* Each job name goes to its handler; other names to the default handler. */
 static void
 conc_handlers_per_name(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_worker *w = NULL;
 	jobq_worker_options wo = conf_wopts();
 	seen s;
@@ -331,7 +331,7 @@ conc_handlers_per_name(void **state) {
 /* Without a default handler, a job with an unknown name fails with a reason. */
 static void
 conc_unhandled_name_fails(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_worker *w = NULL;
 	seen s;
 	jobq_job_id id;
@@ -427,7 +427,7 @@ stress_jobs(const conf *c) {
  * completed exactly once, none lost. */
 static void
 conc_stress_8x8(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	stress s;
 	producer prod[STRESS_THREADS];
 	pthread_t th[STRESS_THREADS];

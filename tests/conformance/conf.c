@@ -35,9 +35,9 @@ conf_setup(void **state) {
 
 	rc = target->setup(&b, &c->tctx);
 	if (rc == 77) {
-		free(c);
-		*state = NULL;
-		skip();
+		c->unavailable = 1;
+		*state = c;
+		return 0;
 	}
 	if (rc < 0) {
 		print_error("target %s setup: %s (%s)\n", target->name, jobq_error_name(rc),
@@ -78,6 +78,11 @@ conf_teardown(void **state) {
 	if (c == NULL) {
 		return 0;
 	}
+	if (c->unavailable) {
+		free(c);
+		alarm(0);
+		return 0;
+	}
 	jobq_queue_close(c->q);
 	jobq_store_close(c->store);
 	c->target->teardown(c->tctx);
@@ -85,6 +90,17 @@ conf_teardown(void **state) {
 	free(c);
 	alarm(0);
 	return 0;
+}
+
+conf *
+conf_begin(void **state) {
+	conf *c = *state;
+
+	assert_non_null(c);
+	if (c->unavailable) {
+		skip();
+	}
+	return c;
 }
 
 int
@@ -135,8 +151,8 @@ conf_deadline(struct timespec *ts, int64_t ms) {
 	}
 }
 
-static void
-short_pause(void) {
+void
+conf_poll_pause(void) {
 	struct timespec ts = {0, 2 * 1000000L};
 
 	nanosleep(&ts, NULL);
@@ -530,7 +546,7 @@ conf_wait_event(conf *c, const char *event, const char *job_id, int64_t timeout_
 			return 0;
 		}
 		if (!blocking) {
-			short_pause();
+			conf_poll_pause();
 		}
 	}
 }
@@ -548,7 +564,7 @@ conf_wait_counts(conf *c, int (*pred)(const jobq_counts *, void *), void *arg, i
 		if (conf_mono_ms() >= deadline) {
 			return 0;
 		}
-		short_pause();
+		conf_poll_pause();
 	}
 }
 

@@ -24,7 +24,7 @@ add_refused(conf *c, const char *name, const char *data, size_t len, const jobq_
 /* Data larger than size_limit: JOBQ_EINVAL; exactly the limit is accepted. */
 static void
 errors_oversized_payload(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 
 	o.size_limit = 10;
@@ -37,7 +37,7 @@ errors_oversized_payload(void **state) {
  * backoff delay, bad version. */
 static void
 errors_invalid_job_options(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o;
 	jobq_job_options init;
 
@@ -72,7 +72,7 @@ errors_invalid_job_options(void **state) {
 /* Invalid worker options: bad version, and a worker is not created. */
 static void
 errors_invalid_worker_options(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_worker_options wo = conf_wopts();
 	jobq_worker_options init;
 	jobq_worker *w = NULL;
@@ -88,7 +88,7 @@ errors_invalid_worker_options(void **state) {
  * allowed name works. */
 static void
 errors_bad_queue_names(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	char longname[JOBQ_QUEUE_NAME_MAX + 2];
 	jobq_queue *q = NULL;
 
@@ -112,7 +112,7 @@ errors_bad_queue_names(void **state) {
 /* Custom job ids that would collide with generated ids or storage keys are refused. */
 static void
 errors_bad_job_ids(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	static const char *const bad[] = {
 	    "123",     "0",         "a:b",    "0:x",           "meta",
 	    "wait",    "events",    "id",     "active",        "delayed",
@@ -141,7 +141,7 @@ errors_bad_job_ids(void **state) {
 /* Job names: empty or longer than JOBQ_JOB_NAME_MAX are refused. */
 static void
 errors_bad_job_names(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	char *name = malloc(JOBQ_JOB_NAME_MAX + 2);
 
 	assert_non_null(name);
@@ -155,7 +155,7 @@ errors_bad_job_names(void **state) {
 /* Data that is not JSON, on a backend that requires JSON data. */
 static void
 errors_non_json_data(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 
 	if (!conf_has(c, JOBQ_CAP_JSON_DATA)) {
 		skip();
@@ -166,7 +166,7 @@ errors_non_json_data(void **state) {
 /* Unknown job ids: JOBQ_ENOTFOUND everywhere, nothing changes. */
 static void
 errors_unknown_job(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job *job = NULL;
 	jobq_state st;
 	jobq_strings *logs = NULL;
@@ -199,7 +199,7 @@ errors_unknown_job(void **state) {
 /* Operations in the wrong state: completing a waiting job, retrying a waiting job. */
 static void
 errors_wrong_state(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_counts before, after;
 	int rc;
@@ -218,7 +218,7 @@ errors_wrong_state(void **state) {
 /* Invalid JSON as a result or progress: JOBQ_EINVAL, the job stays active. */
 static void
 errors_invalid_json_result(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_job *job;
 
@@ -296,7 +296,7 @@ thread_state(pid_t tid) {
 /* Closing a queue handle wakes a thread blocked in wait_job on it with JOBQ_ECLOSED. */
 static void
 errors_closed_queue_wakes_waiter(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	waiter w;
 	pthread_t th;
 	jobq_job_id id;

@@ -9,7 +9,7 @@
  * active), then the queue's `drained`. */
 static void
 events_life_completed(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	static const char *const seq[] = {"added",    "waiting",   "active",
 	                                  "progress", "completed", NULL};
 	jobq_job_id id;
@@ -42,7 +42,7 @@ events_life_completed(void **state) {
 /* Final failure: failed (failedReason, prev active), retries-exhausted (attemptsMade). */
 static void
 events_life_failed(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	static const char *const seq[] = {"added",  "waiting",           "active",
 	                                  "failed", "retries-exhausted", NULL};
 	jobq_job_id id;
@@ -64,7 +64,7 @@ events_life_failed(void **state) {
  * completed; no `failed` event for the intermediate attempt. */
 static void
 events_life_retry(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	static const char *const seq[] = {"added",   "waiting", "active",    "delayed",
 	                                  "waiting", "active",  "completed", NULL};
 	jobq_job_options o = conf_opts();
@@ -98,7 +98,7 @@ events_life_retry(void **state) {
 /* Immediate retry (no backoff): waiting with prev active, and `failed` only at the end. */
 static void
 events_life_immediate_retry(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	static const char *const seq[] = {"active", "waiting",           "active",
 	                                  "failed", "retries-exhausted", NULL};
 	jobq_job_options o = conf_opts();
@@ -123,7 +123,7 @@ events_life_immediate_retry(void **state) {
 /* Stall path: active, waiting (prev active), stalled, active, completed. */
 static void
 events_life_stalled(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	static const char *const seq[] = {"active", "waiting",   "stalled",
 	                                  "active", "completed", NULL};
 	jobq_job_id id;
@@ -150,7 +150,7 @@ events_life_stalled(void **state) {
  * list's cursor continues where it ended. */
 static void
 events_cursor(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_event_list *l = NULL;
 	jobq_job_id a, b;
 	char cur[256];
@@ -194,7 +194,7 @@ events_cursor(void **state) {
 /* `max` bounds a read; successive reads see every event once, in order. */
 static void
 events_read_in_pages(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	conf_events all;
 	char cur[256];
 	size_t seen = 0;
@@ -252,7 +252,7 @@ on_event(const jobq_event *e, void *payload) {
 /* A subscription calls back for events emitted after it started. */
 static void
 events_subscribe(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_subscription *sub = NULL;
 	sub_state s;
 	jobq_job_id id;

@@ -7,7 +7,7 @@
 /* Waiting jobs run first in, first out. */
 static void
 fetch_fifo(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id[5];
 	int i;
 
@@ -24,7 +24,7 @@ fetch_fifo(void **state) {
 /* A lifo job runs before the jobs already waiting; the newest lifo job first. */
 static void
 fetch_lifo(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options lifo = conf_opts();
 	jobq_job_id a, b, l1, l2;
 
@@ -43,7 +43,7 @@ fetch_lifo(void **state) {
 /* Waiting before prioritized; lower priority number first; FIFO inside one priority. */
 static void
 fetch_priority_order(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options p[4];
 	jobq_job_id p3, p1a, p2, p1b, plain, p1c;
 	int i;
@@ -71,7 +71,7 @@ fetch_priority_order(void **state) {
 /* The largest priority is accepted and runs after smaller ones. */
 static void
 fetch_priority_max(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options hi = conf_opts(), lo = conf_opts();
 	jobq_job_id h, l;
 
@@ -86,7 +86,7 @@ fetch_priority_max(void **state) {
 /* A delayed job is not fetchable at due - 1 and is fetchable exactly at its due time. */
 static void
 fetch_delayed_exactly_at_due(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id d, w;
 	conf_events ev;
@@ -117,7 +117,7 @@ fetch_delayed_exactly_at_due(void **state) {
 /* A delayed job with a priority becomes prioritized when due. */
 static void
 fetch_delayed_keeps_priority(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts(), p1 = conf_opts();
 	jobq_job_id d, a;
 
@@ -136,7 +136,7 @@ fetch_delayed_keeps_priority(void **state) {
 /* Fetch locks the job: state active, a token, processed_on = now, attempts_started + 1. */
 static void
 fetch_sets_active_fields(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_job *job, *got;
 
@@ -161,7 +161,7 @@ fetch_sets_active_fields(void **state) {
 /* Two fetches get two different tokens. */
 static void
 fetch_tokens_unique(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job *a, *b;
 
 	conf_add(c, NULL, "n", NULL, NULL);
@@ -177,7 +177,7 @@ fetch_tokens_unique(void **state) {
 /* Complete stores the result and finish time; attempts_made becomes 1. */
 static void
 fetch_complete_stores_result(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_job *job;
 
@@ -205,7 +205,7 @@ fetch_complete_stores_result(void **state) {
 /* A lock extended before it expires keeps the job: the stalled check leaves it alone. */
 static void
 fetch_extend_lock_keeps_job(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_job *job;
 	int i;
@@ -239,7 +239,7 @@ assert_job_untouched(conf *c, const char *id, jobq_state st, uint32_t made) {
 /* complete / fail / extend with a wrong token: JOBQ_ELOCKLOST and nothing changes. */
 static void
 fetch_wrong_token_changes_nothing(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_job *job;
 	jobq_counts before, after;
@@ -269,7 +269,7 @@ fetch_wrong_token_changes_nothing(void **state) {
 /* A token whose lock expired (not yet recovered) can no longer complete, fail or extend. */
 static void
 fetch_expired_lock_changes_nothing(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_job *job;
 	jobq_counts before, after;
@@ -294,7 +294,7 @@ fetch_expired_lock_changes_nothing(void **state) {
  * new holder finishes the job. */
 static void
 fetch_stale_token_after_refetch(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_job *first, *second;
 	jobq_counts before, after;
@@ -334,7 +334,7 @@ fetch_stale_token_after_refetch(void **state) {
 /* Listing waiting jobs follows the order they will run in. */
 static void
 fetch_list_in_run_order(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options lifo = conf_opts();
 	jobq_job_id a, b, l;
 	jobq_job_list *list = NULL;
@@ -357,6 +357,112 @@ fetch_list_in_run_order(void **state) {
 	jobq_job_list_free(list);
 }
 
+/* --- real time (any backend; the logical variants above need the manual clock) ------------ */
+
+static int
+wall_complete(jobq_job *job, void *payload) {
+	(void)payload;
+	return jobq_job_set_result(job, "1", 1);
+}
+
+/* Real time: a delayed job is not fetchable before its due time and runs after it. */
+static void
+fetch_wallclock_delayed_runs_after_due(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_options o = conf_opts();
+	jobq_worker *w = NULL;
+	jobq_job_id id;
+	jobq_job *job = NULL;
+
+	if (c->clock != NULL) {
+		skip();
+	}
+	o.delay_ms = conf_ms(200);
+	conf_add(c, &id, "n", NULL, &o);
+	conf_fetch_none(c);
+	assert_int_equal(jobq_worker_new(&w, c->q, wall_complete, NULL, NULL), 0);
+	assert_int_equal(jobq_worker_start(w), 0);
+	assert_int_equal(jobq_queue_wait_job(&job, c->q, id.str, conf_ms(10000)), 0);
+	assert_true(jobq_job_processed_on(job) >= jobq_job_timestamp(job) + o.delay_ms);
+	jobq_job_free(job);
+	assert_int_equal(jobq_worker_close(w, conf_ms(5000)), 0);
+	jobq_worker_free(w);
+}
+
+typedef struct holder {
+	conf_gate gate;
+	char token[256];
+	pthread_mutex_t mu;
+} holder;
+
+static int
+wall_hold(jobq_job *job, void *payload) {
+	holder *h = payload;
+
+	pthread_mutex_lock(&h->mu);
+	snprintf(h->token, sizeof(h->token), "%s", jobq_job_token(job) ? jobq_job_token(job) : "");
+	pthread_mutex_unlock(&h->mu);
+	return conf_gate_pass(&h->gate, conf_ms(20000)) ? 0 : jobq_job_set_error(job, 0, "gate");
+}
+
+/* Real time: after the lock expired and a worker took the job again, the old token's
+ * complete / fail / extend return JOBQ_ELOCKLOST and change nothing. */
+static void
+fetch_wallclock_stale_token(void **state) {
+	conf *c = conf_begin(state);
+	jobq_worker_options wo = conf_wopts();
+	jobq_worker *w = NULL;
+	holder h;
+	jobq_job_id id;
+	jobq_job *job = NULL;
+	char stale[256];
+	jobq_counts before, after;
+	int inside;
+
+	if (c->clock != NULL) {
+		skip();
+	}
+	memset(&h, 0, sizeof(h));
+	conf_gate_init(&h.gate);
+	pthread_mutex_init(&h.mu, NULL);
+	conf_add(c, &id, "n", NULL, NULL);
+	job = conf_fetch(c, id.str, conf_ms(100)); /* abandoned */
+	snprintf(stale, sizeof(stale), "%s", jobq_job_token(job));
+	jobq_job_free(job);
+	wo.stalled_interval_ms = conf_ms(50);
+	wo.lock_ms = conf_ms(5000);
+	assert_int_equal(jobq_worker_new(&w, c->q, wall_hold, &h, &wo), 0);
+	assert_int_equal(jobq_worker_start(w), 0);
+	inside = conf_gate_wait_inside(&h.gate, 1, conf_ms(10000));
+	if (inside) {
+		before = conf_counts(c);
+		conf_assert_error(jobq_queue_complete(c->q, id.str, stale, "1"), JOBQ_ELOCKLOST);
+		conf_assert_error(jobq_queue_fail(c->q, id.str, stale, "x", 0), JOBQ_ELOCKLOST);
+		conf_assert_error(jobq_queue_extend_lock(c->q, id.str, stale, 1000),
+		                  JOBQ_ELOCKLOST);
+		after = conf_counts(c);
+		job = conf_get(c, id.str);
+		conf_gate_open(&h.gate);
+		conf_assert_same_counts(&before, &after);
+		assert_int_equal(jobq_job_state(job), JOBQ_STATE_ACTIVE);
+		assert_int_equal(jobq_job_attempts_made(job), 0);
+		assert_int_equal(jobq_job_stalled_count(job), 1);
+		jobq_job_free(job);
+		pthread_mutex_lock(&h.mu);
+		assert_string_not_equal(h.token, stale);
+		pthread_mutex_unlock(&h.mu);
+	}
+	conf_gate_open(&h.gate);
+	assert_true(inside);
+	job = NULL;
+	assert_int_equal(jobq_queue_wait_job(&job, c->q, id.str, conf_ms(10000)), 0);
+	jobq_job_free(job);
+	assert_int_equal(jobq_worker_close(w, conf_ms(5000)), 0);
+	jobq_worker_free(w);
+	pthread_mutex_destroy(&h.mu);
+	conf_gate_destroy(&h.gate);
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(fetch_fifo),
     CONF_CASE(fetch_lifo),
@@ -372,5 +478,7 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(fetch_expired_lock_changes_nothing),
     CONF_CASE(fetch_stale_token_after_refetch),
     CONF_CASE(fetch_list_in_run_order),
+    CONF_CASE(fetch_wallclock_delayed_runs_after_due),
+    CONF_CASE(fetch_wallclock_stale_token),
 };
 CONF_TABLE(conf_fetch_cases, cases);

@@ -57,7 +57,7 @@ fail_expect_delay(conf *c, const char *id, int64_t expect) {
 /* No backoff: a failed attempt goes straight back to waiting, counting the attempt. */
 static void
 retry_immediate_without_backoff(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id id;
 	jobq_job *job;
@@ -81,7 +81,7 @@ retry_immediate_without_backoff(void **state) {
 /* Fixed backoff: every retry waits exactly delay_ms. */
 static void
 retry_fixed_backoff_exact(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id id;
 
@@ -99,7 +99,7 @@ retry_fixed_backoff_exact(void **state) {
 /* Exponential backoff: round(2^(n-1) * delay) after attempt n. */
 static void
 retry_exponential_backoff_exact(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id id;
 
@@ -117,7 +117,7 @@ retry_exponential_backoff_exact(void **state) {
 /* max_delay_ms caps the exponential growth. */
 static void
 retry_backoff_max_caps(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id id;
 
@@ -135,7 +135,7 @@ retry_backoff_max_caps(void **state) {
 /* Jitter: each of many retry delays lies in [base*(1-j), base], and they are not all equal. */
 static void
 retry_jitter_in_bounds(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id id;
 	int64_t lo = INT64_MAX, hi = 0;
@@ -168,7 +168,7 @@ retry_jitter_in_bounds(void **state) {
 /* Jitter applies to the exponential base, and the cap bounds the base. */
 static void
 retry_jitter_exponential_capped(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id id;
 	int i;
@@ -202,7 +202,7 @@ retry_jitter_exponential_capped(void **state) {
  * `retries-exhausted`. */
 static void
 retry_attempts_exhausted(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id id;
 	jobq_job *job;
@@ -238,7 +238,7 @@ retry_attempts_exhausted(void **state) {
 /* JOBQ_FAIL_UNRECOVERABLE fails the job at once, whatever attempts remain. */
 static void
 retry_unrecoverable_fails_at_once(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_options o = conf_opts();
 	jobq_job_id id;
 	jobq_job *job;
@@ -260,7 +260,7 @@ retry_unrecoverable_fails_at_once(void **state) {
 /* retry of a failed job puts it back to waiting; it can then run again. */
 static void
 retry_failed_job_by_admin(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id a, b;
 	jobq_job *job;
 
@@ -323,7 +323,7 @@ always_fail(jobq_job *job, void *payload) {
  * can end the retries. */
 static void
 retry_custom_backoff_callback(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	custom_state s;
 	jobq_job_options o = conf_opts();
 	jobq_worker_options wo = conf_wopts();

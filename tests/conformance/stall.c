@@ -25,7 +25,7 @@ check_until_recovered(conf *c, uint32_t max_stalled) {
  * events `waiting` (prev active) and `stalled`. */
 static void
 stall_expired_lock_back_to_waiting(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id, other;
 	jobq_job *job;
 	conf_events ev;
@@ -64,7 +64,7 @@ stall_expired_lock_back_to_waiting(void **state) {
 /* A live lock is never recovered, however often the check runs. */
 static void
 stall_live_lock_untouched(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_job *job;
 	int i;
@@ -85,7 +85,7 @@ stall_live_lock_untouched(void **state) {
  * limit"), which returns nothing else. */
 static void
 stall_limit_fails_on_next_fetch(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_job *job;
 	conf_events ev;
@@ -123,7 +123,7 @@ stall_limit_fails_on_next_fetch(void **state) {
  * behind it is returned by that fetch. */
 static void
 stall_limit_zero_next_job_returned(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_job_id id, next;
 
 	CONF_NEED_CLOCK(c);
@@ -149,7 +149,7 @@ complete_ok(jobq_job *job, void *payload) {
  * reaper, then processed by it. */
 static void
 stall_wallclock_recovered_by_worker(void **state) {
-	conf *c = *state;
+	conf *c = conf_begin(state);
 	jobq_worker_options wo = conf_wopts();
 	jobq_worker *w = NULL;
 	jobq_job_id id;
@@ -177,9 +177,38 @@ stall_wallclock_recovered_by_worker(void **state) {
 	jobq_worker_free(w);
 }
 
+/* Real time (any backend): past the stall limit (0 here) the worker's next fetch fails the
+ * job with "job stalled more than allowable limit". */
+static void
+stall_wallclock_limit_fails(void **state) {
+	conf *c = conf_begin(state);
+	jobq_worker_options wo = conf_wopts();
+	jobq_worker *w = NULL;
+	jobq_job_id id;
+	jobq_job *job;
+	int rc;
+
+	if (c->clock != NULL) {
+		skip();
+	}
+	conf_add(c, &id, "n", NULL, NULL);
+	jobq_job_free(conf_fetch(c, id.str, conf_ms(100))); /* abandoned */
+	wo.stalled_interval_ms = conf_ms(50);
+	wo.max_stalled = 0;
+	assert_int_equal(jobq_worker_new(&w, c->q, complete_ok, NULL, &wo), 0);
+	assert_int_equal(jobq_worker_start(w), 0);
+	job = NULL;
+	rc = jobq_queue_wait_job(&job, c->q, id.str, conf_ms(10000));
+	assert_int_equal(rc, JOBQ_ESTATE);
+	assert_string_equal(jobq_job_failed_reason(job), "job stalled more than allowable limit");
+	jobq_job_free(job);
+	assert_int_equal(jobq_worker_close(w, conf_ms(5000)), 0);
+	jobq_worker_free(w);
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(stall_expired_lock_back_to_waiting),  CONF_CASE(stall_live_lock_untouched),
     CONF_CASE(stall_limit_fails_on_next_fetch),     CONF_CASE(stall_limit_zero_next_job_returned),
-    CONF_CASE(stall_wallclock_recovered_by_worker),
+    CONF_CASE(stall_wallclock_recovered_by_worker), CONF_CASE(stall_wallclock_limit_fails),
 };
 CONF_TABLE(conf_stall_cases, cases);
