@@ -472,8 +472,12 @@ void
 cli_progress(const char *fmt, ...) {
 	va_list ap;
 
-	if (!cli_progress_enabled())
-		return;
+	static int64_t last_us;
+	int64_t now = cli_now_us();
+
+	if (!cli_progress_enabled() || (progress_shown && now - last_us < 100000))
+		return; /* at most ten updates a second */
+	last_us = now;
 	fputs("\r\033[K", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
