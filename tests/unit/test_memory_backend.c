@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -824,6 +825,260 @@ named_instances_share(void **state) {
 	x->free(x);
 }
 
+/* --- allocation failures: a failed operation changes nothing ------------------------------- */
+
+static long alloc_count, alloc_fail_at = -1;
+
+static void *
+t_malloc(void *ctx, size_t n) {
+	(void)ctx;
+	return alloc_count++ == alloc_fail_at ? NULL : malloc(n);
+}
+
+static void *
+t_realloc(void *ctx, void *p, size_t n) {
+	(void)ctx;
+	return alloc_count++ == alloc_fail_at ? NULL : realloc(p, n);
+}
+
+static void
+t_free(void *ctx, void *p) {
+	(void)ctx;
+	free(p);
+}
+
+typedef struct snap {
+	jobq_counts c;
+	char cursor[32];
+	jobq_state state;
+} snap;
+
+static void
+take(fixture *f, snap *s, const char *id) {
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(f->b->counts(&s->c, f->q), 0);
+	strcpy(s->cursor, newest_cursor(f));
+	s->state = id ? state_of(f, id) : JOBQ_STATE_UNKNOWN;
+}
+
+/*
+ * Runs `op` with the k-th allocation failing, k = 0, 1, ... until it succeeds; every failed run
+ * must leave the counts, the events and the job's state as they were. Returns how many runs
+ * failed, so callers can check the loop really injected failures.
+ */
+static long
+oom_loop(fixture *f, int (*op)(fixture *), const char *id) {
+	snap before, after;
+	take(f, &before, id);
+	jobq_allocator a = {NULL, t_malloc, t_realloc, t_free};
+	for (long k = 0;; k++) {
+		assert_true(k < 10000);
+		alloc_count = 0;
+		alloc_fail_at = k;
+		assert_int_equal(jobq_set_allocator(&a), 0);
+		int rc = op(f);
+		jobq_set_allocator(NULL);
+		if (rc >= 0)
+			return k;
+		assert_int_equal(rc, JOBQ_ENOMEM);
+		take(f, &after, id);
+		assert_memory_equal(&before.c, &after.c, sizeof(before.c));
+		assert_string_equal(before.cursor, after.cursor);
+		assert_int_equal(before.state, after.state);
+	}
+}
+
+static char oom_id[JOBQ_ID_MAX + 1];
+
+static int
+op_bulk_add(fixture *f) {
+	jobq_job_options o = opts_at(0), c = opts_at(0), d = opts_at(0);
+	c.job_id = "x";
+	d.dedup_id = "dd";
+	d.backoff.custom_type = "mine";
+	jobq_add_request r[3] = {{"a", "1", 1, &o}, {"b", "2", 1, &c}, {"c", "3", 1, &d}};
+	jobq_job_id ids[3];
+	int out[3];
+	int rc = f->b->add(ids, out, f->q, r, 3, 0);
+	if (rc == 0) {
+		assert_string_equal(ids[0].str, "1");
+		assert_string_equal(ids[1].str, "x");
+		assert_string_equal(ids[2].str, "3");
+	}
+	return rc;
+}
+
+static int
+op_fetch(fixture *f) {
+	jobq_job *j = NULL;
+	int rc = f->b->fetch(&j, NULL, f->q, "t", 1000, 10);
+	if (rc == 0) {
+		strcpy(oom_id, j->id);
+		jobq_job_free(j);
+	}
+	return rc;
+}
+
+static int
+op_complete(fixture *f) {
+	jobq_keep k = {JOBQ_KEEP_LIMIT, 5, -1};
+	return f->b->complete(f->q, oom_id, "t", "{\"r\":1}", &k, 11);
+}
+
+static int
+op_fail(fixture *f) {
+	jobq_failure fl = {.reason = "no", .stack = "trace", .retry_at_ms = -1, .attempts = 1};
+	fl.keep = (jobq_keep){JOBQ_KEEP_ALL, -1, -1};
+	return (f->b->fail)(f->q, oom_id, "t", &fl, 12);
+}
+
+static int
+op_reap(fixture *f) {
+	jobq_strings *ids = NULL;
+	int rc = f->b->reap_stalled(&ids, f->q, 1, 30000, 100000);
+	if (rc >= 0) {
+		assert_int_equal(rc, 1);
+		assert_string_equal(ids->items[0], oom_id);
+		jobq_strings_free(ids);
+	}
+	return rc;
+}
+
+static int
+op_clean(fixture *f) {
+	jobq_strings *ids = NULL;
+	int rc = f->b->clean(&ids, f->q, JOBQ_STATE_FAILED, 0, 0, 100000);
+	if (rc >= 0) {
+		assert_int_equal(rc, 1);
+		jobq_strings_free(ids);
+	}
+	return rc;
+}
+
+static int
+op_log(fixture *f) {
+	return f->b->add_log(f->q, oom_id, "a log line", 0);
+}
+
+static int
+op_get_logs(fixture *f) {
+	jobq_strings *l = NULL;
+	int rc = f->b->get_logs(&l, f->q, oom_id, 0, 0);
+	if (rc == 0)
+		jobq_strings_free(l);
+	return rc;
+}
+
+static int
+op_list(fixture *f) {
+	jobq_job_list *l = NULL;
+	int rc = f->b->list(&l, f->q, JOBQ_STATE_WAITING, 0, 0);
+	if (rc == 0)
+		jobq_job_list_free(l);
+	return rc;
+}
+
+static void
+failed_ops_change_nothing(void **state) {
+	fixture *f = *state;
+	/* the first add into an empty queue also allocates the hash tables: rollback path */
+	assert_true(oom_loop(f, op_bulk_add, NULL) >= 8);
+	assert_true(oom_loop(f, op_fetch, "1") > 0);
+	assert_true(oom_loop(f, op_complete, "1") > 0);
+	assert_int_equal(state_of(f, "1"), JOBQ_STATE_COMPLETED);
+	oom_loop(f, op_fetch, "x");
+	assert_true(oom_loop(f, op_fail, "x") > 0);
+	assert_int_equal(state_of(f, "x"), JOBQ_STATE_FAILED);
+	oom_loop(f, op_fetch, "3");
+	assert_true(oom_loop(f, op_reap, "3") > 0);
+	assert_int_equal(state_of(f, "3"), JOBQ_STATE_WAITING);
+	assert_true(oom_loop(f, op_clean, "x") > 0);
+	assert_int_equal(state_of(f, "x"), JOBQ_STATE_UNKNOWN);
+	assert_true(oom_loop(f, op_log, "3") > 0);
+	assert_true(oom_loop(f, op_get_logs, "3") > 0);
+	assert_true(oom_loop(f, op_list, "3") > 0);
+	jobq_job *j = NULL;
+	assert_int_equal(f->b->get(&j, f->q, "3"), 0);
+	assert_string_equal(j->opts.backoff.custom_type, "mine");
+	assert_string_equal(j->opts.dedup_id, "dd");
+	jobq_job_free(j);
+}
+
+/* --- threads ------------------------------------------------------------------------------ */
+
+enum { STRESS_JOBS = 20000 };
+
+typedef struct stress {
+	fixture *f;
+	pthread_mutex_t mu;
+	size_t done;
+	int errors;
+} stress;
+
+static void *
+producer_main(void *arg) {
+	stress *st = arg;
+	jobq_job_options o = opts_at(1);
+	for (int i = 0; i < STRESS_JOBS / 2; i++) {
+		jobq_add_request r = {"s", "{}", 2, &o};
+		jobq_job_id id;
+		int out;
+		if (st->f->b->add(&id, &out, st->f->q, &r, 1, jobq_clock_now(jobq_clock_system())) <
+		    0)
+			__atomic_add_fetch(&st->errors, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void *
+consumer_main(void *arg) {
+	stress *st = arg;
+	jobq_clock *clock = jobq_clock_system();
+	char token[32];
+	snprintf(token, sizeof(token), "tok-%p", (void *)&token);
+	jobq_keep all = {JOBQ_KEEP_ALL, -1, -1};
+	for (;;) {
+		pthread_mutex_lock(&st->mu);
+		size_t done = st->done;
+		pthread_mutex_unlock(&st->mu);
+		if (done >= STRESS_JOBS)
+			return NULL;
+		jobq_job *j = NULL;
+		int rc = st->f->b->fetch(&j, NULL, st->f->q, token, 60000, jobq_clock_now(clock));
+		if (rc == JOBQ_ENOJOB) {
+			st->f->b->wait_for_work(st->f->q, clock, 50);
+			continue;
+		}
+		if (rc < 0 || st->f->b->complete(st->f->q, j->id, token, "1", &all,
+		                                 jobq_clock_now(clock)) < 0)
+			__atomic_add_fetch(&st->errors, 1, __ATOMIC_RELAXED);
+		jobq_job_free(j);
+		pthread_mutex_lock(&st->mu);
+		st->done++;
+		pthread_mutex_unlock(&st->mu);
+	}
+}
+
+static void
+threads_add_and_process(void **state) {
+	fixture *f = *state;
+	stress st = {.f = f};
+	pthread_mutex_init(&st.mu, NULL);
+	pthread_t t[4];
+	assert_int_equal(pthread_create(&t[0], NULL, consumer_main, &st), 0);
+	assert_int_equal(pthread_create(&t[1], NULL, consumer_main, &st), 0);
+	assert_int_equal(pthread_create(&t[2], NULL, producer_main, &st), 0);
+	assert_int_equal(pthread_create(&t[3], NULL, producer_main, &st), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(st.errors, 0);
+	jobq_counts n;
+	assert_int_equal(f->b->counts(&n, f->q), 0);
+	assert_int_equal(n.completed, STRESS_JOBS);
+	assert_int_equal(n.waiting + n.active, 0);
+	pthread_mutex_destroy(&st.mu);
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
@@ -838,6 +1093,8 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(admin_ops, setup, teardown),
 	    cmocka_unit_test_setup_teardown(events_sequence_and_cursors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(wait_for_work_wakes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(failed_ops_change_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(threads_add_and_process, setup, teardown),
 	    cmocka_unit_test(named_instances_share),
 	};
 	return cmocka_run_group_tests_name("memory_backend", tests, NULL, NULL);

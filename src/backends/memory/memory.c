@@ -882,9 +882,16 @@ mem_queue_open(jobq_backend_queue **out, jobq_backend *b, const char *name) {
 		RB_INIT(&q->prio);
 		RB_INIT(&q->delayed);
 		q->ev.first = q->ev.next = 1;
+		if (ring_grow(&q->ev) < 0) {
+			pthread_mutex_unlock(&inst->mu);
+			jobq__free(q);
+			return jobq_error_set(JOBQ_ENOMEM,
+			                      "memory backend: out of memory opening %s", name);
+		}
 		HASH_ADD_KEYPTR(hh, inst->queues, q->name, len, q);
 		if (q->hh.tbl == NULL) {
 			pthread_mutex_unlock(&inst->mu);
+			jobq__free(q->ev.buf);
 			jobq__free(q);
 			return jobq_error_set(JOBQ_ENOMEM,
 			                      "memory backend: out of memory opening %s", name);
