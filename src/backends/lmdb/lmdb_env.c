@@ -246,7 +246,7 @@ jobq_lmdb__read_end(lmdb_env *e, MDB_txn *txn) {
 
 int
 jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
-	lmdb_env *e = q->b->e;
+	lmdb_env *e = q->e;
 	for (int tries = 0; tries < 16; tries++) {
 		lmdb_wctx c;
 		memset(&c, 0, sizeof(c));
@@ -417,6 +417,11 @@ env_destroy(lmdb_env *e) {
 	if (e->wake) {
 		munmap(e->wake, sizeof(lmdb_wake_map));
 	}
+	while (e->queues) {
+		jobq_backend_queue *q = e->queues;
+		e->queues = q->next;
+		jobq__free(q);
+	}
 	pthread_rwlock_destroy(&e->resize);
 	pthread_mutex_destroy(&e->gmu);
 	pthread_cond_destroy(&e->gcond);
@@ -564,6 +569,41 @@ jobq_lmdb__env_release(lmdb_env *e) {
 	}
 	pthread_mutex_unlock(&registry_mu);
 	env_destroy(e);
+}
+
+int
+jobq_lmdb__queue_get(jobq_backend_queue **out, lmdb_env *e, const char *name, size_t len) {
+	int rc = 0;
+	pthread_mutex_lock(&registry_mu);
+	jobq_backend_queue *q;
+	for (q = e->queues; q; q = q->next) {
+		if (q->name_len == len && memcmp(q->name, name, len) == 0) {
+			break;
+		}
+	}
+	if (!q) {
+		q = jobq__calloc(1, sizeof(*q));
+		if (!q) {
+			rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: opening queue %s", name);
+		} else {
+			q->e = e;
+			memcpy(q->name, name, len);
+			q->name[len] = '\0';
+			q->name_len = len;
+			uint32_t h = 2166136261u;
+			for (size_t i = 0; i < len; i++) {
+				h = (h ^ (unsigned char)name[i]) * 16777619u;
+			}
+			q->slot = h % LMDB_WAKE_SLOTS;
+			q->next = e->queues;
+			e->queues = q;
+		}
+	}
+	pthread_mutex_unlock(&registry_mu);
+	if (rc == 0) {
+		*out = q;
+	}
+	return rc;
 }
 
 /* --- options and URL ----------------------------------------------------------------------------

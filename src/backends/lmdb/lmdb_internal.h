@@ -84,6 +84,8 @@ typedef struct lmdb_env {
 	/* Wake-ups. */
 	lmdb_wake_map *wake;
 	uint32_t wake_gen; /* bumped by wake(): waiters in this process return */
+	/* Queue handles by name (under registry lock of lmdb_env.c). */
+	struct jobq_backend_queue *queues;
 } lmdb_env;
 
 typedef struct lmdb_backend {
@@ -91,8 +93,14 @@ typedef struct lmdb_backend {
 	lmdb_env *e;
 } lmdb_backend;
 
+/*
+ * A queue handle. Handles are shared per name and live as long as the environment, so a
+ * thread still blocked in a wait on a queue that another thread closes never touches freed
+ * memory (queue_close is a no-op).
+ */
 struct jobq_backend_queue {
-	lmdb_backend *b;
+	struct jobq_backend_queue *next;
+	lmdb_env *e;
 	char name[JOBQ_QUEUE_NAME_MAX + 1];
 	size_t name_len;
 	uint32_t slot;
@@ -139,6 +147,8 @@ typedef int (*lmdb_write_fn)(lmdb_wctx *c, void *arg);
 /* lmdb_env.c */
 int jobq_lmdb__env_acquire(lmdb_env **out, const char *path, const jobq_lmdb_options *opts);
 void jobq_lmdb__env_release(lmdb_env *e);
+/* The shared handle of queue `name` (name_len validated by the caller). */
+int jobq_lmdb__queue_get(jobq_backend_queue **out, lmdb_env *e, const char *name, size_t len);
 /* Runs `fn` in one write transaction (retried after growing a full map). */
 int jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg);
 /* Begins / ends a read transaction (holding the resize lock shared). */

@@ -184,7 +184,7 @@ check_id(const char *id) {
 static int
 meta_read(lmdb_qmeta *m, const jobq_backend_queue *q, MDB_txn *txn) {
 	MDB_val k = {q->name_len, (void *)(uintptr_t)q->name}, v;
-	int mrc = mdb_get(txn, dbi(q->b->e, DBI_QUEUES), &k, &v);
+	int mrc = mdb_get(txn, dbi(q->e, DBI_QUEUES), &k, &v);
 	if (mrc == MDB_NOTFOUND) {
 		memset(m, 0, sizeof(*m));
 		return 0;
@@ -226,7 +226,7 @@ rec_load_txn(lmdb_rec *r, const jobq_backend_queue *q, MDB_txn *txn, const char 
 		return 0;
 	}
 	MDB_val key = kv(&k), v;
-	int mrc = mdb_get(txn, dbi(q->b->e, DBI_JOBS), &key, &v);
+	int mrc = mdb_get(txn, dbi(q->e, DBI_JOBS), &key, &v);
 	if (mrc == MDB_NOTFOUND) {
 		return 0;
 	}
@@ -644,7 +644,7 @@ collect(idlist *out, const jobq_backend_queue *q, MDB_txn *txn, jobq_state s, in
 		return 0;
 	}
 	MDB_cursor *cur;
-	int mrc = mdb_cursor_open(txn, dbi(q->b->e, d), &cur);
+	int mrc = mdb_cursor_open(txn, dbi(q->e, d), &cur);
 	if (mrc) {
 		return jobq_lmdb__error(mrc, "opening a cursor");
 	}
@@ -713,25 +713,14 @@ lm_queue_open(jobq_backend_queue **out, jobq_backend *b, const char *name) {
 		return jobq_error_set(JOBQ_EINVAL, "lmdb: queue name must be 1..%d bytes",
 		                      JOBQ_QUEUE_NAME_MAX);
 	}
-	jobq_backend_queue *q = jobq__calloc(1, sizeof(*q));
-	if (!q) {
-		return jobq_error_set(JOBQ_ENOMEM, "lmdb: opening queue %s", name);
-	}
-	q->b = (lmdb_backend *)b;
-	memcpy(q->name, name, n + 1);
-	q->name_len = n;
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++) {
-		h = (h ^ (unsigned char)name[i]) * 16777619u;
-	}
-	q->slot = h % LMDB_WAKE_SLOTS;
-	*out = q;
-	return 0;
+	return jobq_lmdb__queue_get(out, ((lmdb_backend *)b)->e, name, n);
 }
 
 static void
 lm_queue_close(jobq_backend_queue *q) {
-	jobq__free(q);
+	/* The handle stays with the environment; wake this process's waiters on it. */
+	__atomic_add_fetch(&q->e->wake_gen, 1, __ATOMIC_SEQ_CST);
+	jobq_lmdb__wake_bump(q->e, q->slot, 1, 1);
 }
 
 static void
@@ -1423,13 +1412,13 @@ lm_reap_stalled(jobq_strings **recovered, jobq_backend_queue *q, uint32_t max_st
 static int
 lm_get(jobq_job **out, jobq_backend_queue *q, const char *id) {
 	MDB_txn *txn;
-	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	int rc = jobq_lmdb__read_begin(q->e, &txn);
 	if (rc < 0) {
 		return rc;
 	}
 	lmdb_rec r;
 	rc = rec_load_txn(&r, q, txn, id);
-	jobq_lmdb__read_end(q->b->e, txn);
+	jobq_lmdb__read_end(q->e, txn);
 	if (rc < 0) {
 		return rc;
 	}
@@ -1449,7 +1438,7 @@ lm_list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t off
 		return 0;
 	}
 	MDB_txn *txn;
-	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	int rc = jobq_lmdb__read_begin(q->e, &txn);
 	if (rc < 0) {
 		return rc;
 	}
@@ -1468,7 +1457,7 @@ lm_list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t off
 			rc = jobq_job_list__append(&list, r.j);
 		}
 	}
-	jobq_lmdb__read_end(q->b->e, txn);
+	jobq_lmdb__read_end(q->e, txn);
 	idlist_free(&l);
 	if (rc < 0) {
 		jobq_job_list_free(list);
@@ -1481,13 +1470,13 @@ lm_list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t off
 static int
 lm_counts(jobq_counts *out, jobq_backend_queue *q) {
 	MDB_txn *txn;
-	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	int rc = jobq_lmdb__read_begin(q->e, &txn);
 	if (rc < 0) {
 		return rc;
 	}
 	lmdb_qmeta m;
 	rc = meta_read(&m, q, txn);
-	jobq_lmdb__read_end(q->b->e, txn);
+	jobq_lmdb__read_end(q->e, txn);
 	if (rc < 0) {
 		return rc;
 	}
@@ -1504,13 +1493,13 @@ lm_counts(jobq_counts *out, jobq_backend_queue *q) {
 static int
 lm_is_paused(int *out, jobq_backend_queue *q) {
 	MDB_txn *txn;
-	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	int rc = jobq_lmdb__read_begin(q->e, &txn);
 	if (rc < 0) {
 		return rc;
 	}
 	lmdb_qmeta m;
 	rc = meta_read(&m, q, txn);
-	jobq_lmdb__read_end(q->b->e, txn);
+	jobq_lmdb__read_end(q->e, txn);
 	if (rc == 0) {
 		*out = m.paused != 0;
 	}
@@ -1916,14 +1905,14 @@ lm_add_log(jobq_backend_queue *q, const char *id, const char *line, int64_t keep
 static int
 lm_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t start, size_t limit) {
 	MDB_txn *txn;
-	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	int rc = jobq_lmdb__read_begin(q->e, &txn);
 	if (rc < 0) {
 		return rc;
 	}
 	lmdb_rec r;
 	int found = rec_load_txn(&r, q, txn, id);
 	if (found <= 0) {
-		jobq_lmdb__read_end(q->b->e, txn);
+		jobq_lmdb__read_end(q->e, txn);
 		return found < 0 ? found
 		                 : jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", id,
 		                                  q->name);
@@ -1934,7 +1923,7 @@ lm_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t st
 	rc = list ? logs_prefix(&p, q, id) : jobq_error_set(JOBQ_ENOMEM, "lmdb: reading logs");
 	MDB_cursor *cur = NULL;
 	if (rc == 0) {
-		int mrc = mdb_cursor_open(txn, dbi(q->b->e, DBI_LOGS), &cur);
+		int mrc = mdb_cursor_open(txn, dbi(q->e, DBI_LOGS), &cur);
 		if (mrc) {
 			rc = jobq_lmdb__error(mrc, "opening a cursor");
 		}
@@ -1954,7 +1943,7 @@ lm_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t st
 		}
 		mdb_cursor_close(cur);
 	}
-	jobq_lmdb__read_end(q->b->e, txn);
+	jobq_lmdb__read_end(q->e, txn);
 	if (rc < 0) {
 		jobq_strings_free(list);
 		return rc;
@@ -1978,7 +1967,7 @@ static int
 events_once(jobq_event_list *list, jobq_backend_queue *q, uint64_t *after, int *resolve_now,
             size_t max, size_t *got) {
 	MDB_txn *txn;
-	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	int rc = jobq_lmdb__read_begin(q->e, &txn);
 	if (rc < 0) {
 		return rc;
 	}
@@ -1987,16 +1976,16 @@ events_once(jobq_event_list *list, jobq_backend_queue *q, uint64_t *after, int *
 		lmdb_qmeta m;
 		rc = meta_read(&m, q, txn);
 		if (rc < 0) {
-			jobq_lmdb__read_end(q->b->e, txn);
+			jobq_lmdb__read_end(q->e, txn);
 			return rc;
 		}
 		*after = (uint64_t)m.ev_seq;
 		*resolve_now = 0;
 	}
 	MDB_cursor *cur;
-	int mrc = mdb_cursor_open(txn, dbi(q->b->e, DBI_EVENTS), &cur);
+	int mrc = mdb_cursor_open(txn, dbi(q->e, DBI_EVENTS), &cur);
 	if (mrc) {
-		jobq_lmdb__read_end(q->b->e, txn);
+		jobq_lmdb__read_end(q->e, txn);
 		return jobq_lmdb__error(mrc, "opening a cursor");
 	}
 	kb p, k0;
@@ -2018,7 +2007,7 @@ events_once(jobq_event_list *list, jobq_backend_queue *q, uint64_t *after, int *
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
-	jobq_lmdb__read_end(q->b->e, txn);
+	jobq_lmdb__read_end(q->e, txn);
 	return rc;
 }
 
@@ -2048,7 +2037,7 @@ lm_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, 
 	if (rc < 0) {
 		return rc;
 	}
-	lmdb_env *e = q->b->e;
+	lmdb_env *e = q->e;
 	int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
 	uint32_t gen = __atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST);
 	for (;;) {
@@ -2081,7 +2070,7 @@ lm_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, 
 static int
 work_ready(jobq_backend_queue *q, jobq_clock *clock, int64_t *next_due) {
 	MDB_txn *txn;
-	int rc = jobq_lmdb__read_begin(q->b->e, &txn);
+	int rc = jobq_lmdb__read_begin(q->e, &txn);
 	if (rc < 0) {
 		return rc;
 	}
@@ -2093,7 +2082,7 @@ work_ready(jobq_backend_queue *q, jobq_clock *clock, int64_t *next_due) {
 			rc = 1;
 		} else if (m.counts[JOBQ_STATE_DELAYED] > 0) {
 			MDB_cursor *cur;
-			if (mdb_cursor_open(txn, dbi(q->b->e, DBI_DELAYED), &cur) == 0) {
+			if (mdb_cursor_open(txn, dbi(q->e, DBI_DELAYED), &cur) == 0) {
 				kb p;
 				kb_q(&p, q);
 				MDB_val k = kv(&p), v;
@@ -2108,13 +2097,13 @@ work_ready(jobq_backend_queue *q, jobq_clock *clock, int64_t *next_due) {
 			}
 		}
 	}
-	jobq_lmdb__read_end(q->b->e, txn);
+	jobq_lmdb__read_end(q->e, txn);
 	return rc;
 }
 
 static int
 lm_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
-	lmdb_env *e = q->b->e;
+	lmdb_env *e = q->e;
 	int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
 	uint32_t gen = __atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST);
 	for (;;) {
