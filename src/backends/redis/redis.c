@@ -97,10 +97,26 @@ script_int(long long *out, jobq_backend_queue *q, int script, int argc, const ch
 
 /* --- queues --------------------------------------------------------------------------------- */
 
+static void unblock_waiters(redis_backend *b, jobq_backend_queue *only);
+
 static void
 rq_queue_close(jobq_backend_queue *q) {
 	if (q == NULL)
 		return;
+	if (q->b != NULL) {
+		/* blocking waits on this queue end with JOBQ_ECLOSED before the handle goes */
+		redis_backend *b = q->b;
+		pthread_mutex_lock(&b->mu);
+		q->closing = 1;
+		int busy = q->waits > 0;
+		pthread_mutex_unlock(&b->mu);
+		if (busy)
+			unblock_waiters(b, q);
+		pthread_mutex_lock(&b->mu);
+		while (q->waits > 0)
+			pthread_cond_wait(&b->cv, &b->mu);
+		pthread_mutex_unlock(&b->mu);
+	}
 	for (int i = 0; i < RQ_NKEYS; i++)
 		jobq__free(q->keys[i]);
 	jobq__free(q->qp);
@@ -600,7 +616,7 @@ waiter_remove(redis_backend *b, rwaiter *w) {
 static int
 waiter_arm(redis_backend *b, rwaiter *w, uint64_t gen) {
 	pthread_mutex_lock(&b->mu);
-	int ok = b->wake_gen == gen;
+	int ok = b->wake_gen == gen && !w->q->closing;
 	w->blocking = ok;
 	pthread_mutex_unlock(&b->mu);
 	return ok;
@@ -615,6 +631,40 @@ waiter_disarm(redis_backend *b, rwaiter *w, uint64_t gen) {
 	return woken;
 }
 
+/* Enters a blocking wait on `q`; JOBQ_ECLOSED once the queue is closing. */
+static int
+wait_enter(jobq_backend_queue *q) {
+	pthread_mutex_lock(&q->b->mu);
+	int closing = q->closing;
+	if (!closing)
+		q->waits++;
+	pthread_mutex_unlock(&q->b->mu);
+	return closing ? jobq_error_set(JOBQ_ECLOSED, "redis: queue %s is closed", q->name) : 0;
+}
+
+/* Leaves a blocking wait; turns `rc` into JOBQ_ECLOSED if the queue closed meanwhile. */
+static int
+wait_leave(jobq_backend_queue *q, int rc) {
+	redis_backend *b = q->b;
+	pthread_mutex_lock(&b->mu);
+	/* the closer frees `q` once waits drops to 0: touch nothing of it after that */
+	if (q->closing && rc >= 0)
+		rc = jobq_error_set(JOBQ_ECLOSED, "redis: queue %s was closed during the wait",
+		                    q->name);
+	q->waits--;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int
+closing(jobq_backend_queue *q) {
+	pthread_mutex_lock(&q->b->mu);
+	int c = q->closing;
+	pthread_mutex_unlock(&q->b->mu);
+	return c;
+}
+
 static uint64_t
 wake_gen(redis_backend *b) {
 	pthread_mutex_lock(&b->mu);
@@ -626,13 +676,14 @@ wake_gen(redis_backend *b) {
 /* Runs a blocking command on a dedicated connection registered for wake(). `block_ms` is
  * how long the server may block. Returns the reply or NULL (rc set; 0 and NULL when woken). */
 static redisReply *
-blocking_command(int *rc, redis_backend *b, uint64_t gen, int64_t block_ms, int argc,
+blocking_command(int *rc, jobq_backend_queue *q, uint64_t gen, int64_t block_ms, int argc,
                  const char **argv) {
+	redis_backend *b = q->b;
 	rconn *conn = NULL;
 	*rc = rq_conn_get(&conn, b, 1);
 	if (*rc < 0)
 		return NULL;
-	rwaiter w = {conn->client_id, 0, NULL};
+	rwaiter w = {conn->client_id, q, 0, NULL};
 	waiter_add(b, &w);
 	redisReply *r = NULL;
 	if (waiter_arm(b, &w, gen)) {
@@ -660,7 +711,7 @@ blocking_command(int *rc, redis_backend *b, uint64_t gen, int64_t block_ms, int 
 #define MAX_BLOCK_MS 10000 /* as Node's workers: never block longer than 10 s at once */
 
 static int
-rq_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
+wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 	redis_backend *b = q->b;
 	uint64_t gen = wake_gen(b);
 	int64_t deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : INT64_MAX;
@@ -691,11 +742,11 @@ rq_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 		char secs[32];
 		snprintf(secs, sizeof(secs), "%.3f", (double)block / 1000.0);
 		const char *bv[] = {"BZPOPMIN", q->keys[11], secs};
-		r = blocking_command(&rc, b, gen, block, 3, bv);
+		r = blocking_command(&rc, q, gen, block, 3, bv);
 		if (rc < 0)
 			return rc;
 		if (r == NULL) {
-			if (wake_gen(b) != gen)
+			if (wake_gen(b) != gen || closing(q))
 				return 0; /* woken */
 			if (due > 0 && jobq_clock_now(clock) >= due)
 				return 0;
@@ -713,15 +764,32 @@ rq_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 	}
 }
 
+static int
+rq_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
+	int rc = wait_enter(q);
+	if (rc < 0)
+		return rc;
+	return wait_leave(q, wait_for_work(q, clock, timeout_ms));
+}
+
 static void
 rq_wake(jobq_backend *base) {
 	redis_backend *b = (redis_backend *)base;
+	pthread_mutex_lock(&b->mu);
+	b->wake_gen++;
+	pthread_mutex_unlock(&b->mu);
+	unblock_waiters(b, NULL);
+}
+
+/* CLIENT UNBLOCK for the blocking waits of queue `only` (NULL: every queue). */
+static void
+unblock_waiters(redis_backend *b, jobq_backend_queue *only) {
 	long long ids[64];
 	size_t n = 0;
 	pthread_mutex_lock(&b->mu);
-	b->wake_gen++;
 	for (rwaiter *w = b->waiters; w != NULL && n < 64; w = w->next)
-		ids[n++] = w->client_id;
+		if (only == NULL || w->q == only)
+			ids[n++] = w->client_id;
 	pthread_mutex_unlock(&b->mu);
 	for (size_t i = 0; i < n; i++) {
 		/* CLIENT UNBLOCK answers 0 while the waiter has not reached the server yet: retry
@@ -781,8 +849,8 @@ append_entry(jobq_event_list *list, const redisReply *entry) {
 }
 
 static int
-rq_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, size_t max,
-               int64_t timeout_ms) {
+events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, size_t max,
+            int64_t timeout_ms) {
 	redis_backend *b = q->b;
 	uint64_t gen = wake_gen(b);
 	int rc = jobq_event_list__new(out);
@@ -831,7 +899,7 @@ rq_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, 
 					block = 1;
 			}
 			av[argc - 4] = fmt_i64(&n2, block);
-			r = blocking_command(&rc, b, gen, block, argc, av);
+			r = blocking_command(&rc, q, gen, block, argc, av);
 		} else {
 			r = rq_command(&rc, b, 1, argc, av, NULL);
 		}
@@ -842,7 +910,8 @@ rq_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, 
 		if (r != NULL)
 			freeReplyObject(r);
 		r = NULL;
-		if (!blocking || wake_gen(b) != gen || (timeout_ms >= 0 && mono_ms() >= deadline))
+		if (!blocking || wake_gen(b) != gen || closing(q) ||
+		    (timeout_ms >= 0 && mono_ms() >= deadline))
 			break;
 	}
 	if (r != NULL) {
@@ -868,6 +937,20 @@ fail:
 	return rc;
 }
 
+static int
+rq_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, size_t max,
+               int64_t timeout_ms) {
+	int rc = wait_enter(q);
+	if (rc < 0)
+		return rc;
+	rc = wait_leave(q, events_read(out, q, after, max, timeout_ms));
+	if (rc < 0 && *out != NULL) {
+		jobq_event_list_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 /* --- construction --------------------------------------------------------------------------- */
 
 static void
@@ -877,6 +960,7 @@ rq_free(jobq_backend *base) {
 		return;
 	rq_pool_free(b);
 	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
 	jobq__free(b->host);
 	jobq__free(b->unix_path);
 	jobq__free(b->username);
@@ -950,6 +1034,7 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.wake = rq_wake;
 	b->base.free = rq_free;
 	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
 	b->port = opts->port ? opts->port : 6379;
 	b->db = opts->db;
 	b->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 5000;

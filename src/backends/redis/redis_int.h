@@ -30,6 +30,7 @@ typedef struct rconn {
 /* A blocking wait in progress. */
 typedef struct rwaiter {
 	long long client_id;
+	struct jobq_backend_queue *q;
 	int blocking; /* the blocking command may be on the wire */
 	struct rwaiter *next;
 } rwaiter;
@@ -50,6 +51,7 @@ typedef struct redis_backend {
 	char *where; /* "host:port" or the socket path, for messages */
 
 	pthread_mutex_t mu;
+	pthread_cond_t cv;    /* signalled when a blocking wait of a closing queue ends */
 	rconn *idle;          /* pooled command connections */
 	rconn *idle_blocking; /* pooled connections for blocking waits */
 	rwaiter *waiters;
@@ -64,6 +66,8 @@ struct jobq_backend_queue {
 	char *qp; /* "<prefix>:<queue>:" */
 	size_t qp_len;
 	char *keys[RQ_NKEYS];
+	int waits;   /* blocking waits in progress (under b->mu) */
+	int closing; /* queue_close started: waits end with JOBQ_ECLOSED */
 };
 
 /* conn.c */
