@@ -429,6 +429,35 @@ admin_worker_default_remove_on_fail(void **state) {
 	worker_default_keep(conf_begin(state), 1);
 }
 
+/* Worker defaults "keep the newest N" for completed and failed jobs alike. */
+static void
+admin_worker_default_keep_last(void **state) {
+	conf *c = conf_begin(state);
+	jobq_worker_options wo = conf_wopts();
+	jobq_worker *w = NULL;
+	jobq_job_id id[4];
+	jobq_job *job = NULL;
+	int i;
+
+	wo.remove_on_complete = keep(JOBQ_KEEP_LIMIT, 1, -1);
+	wo.remove_on_fail = keep(JOBQ_KEEP_LIMIT, 1, -1);
+	for (i = 0; i < 4; i++) {
+		conf_add(c, &id[i], i % 2 ? "bad" : "good", NULL, NULL);
+	}
+	assert_int_equal(jobq_worker_new(&w, c->q, handler_ok, NULL, &wo), 0);
+	assert_int_equal(jobq_worker_on(w, "bad", handler_fail, NULL), 0);
+	assert_int_equal(jobq_worker_start(w), 0);
+	assert_int_equal(jobq_queue_wait_job(&job, c->q, id[3].str, conf_ms(10000)), JOBQ_ESTATE);
+	jobq_job_free(job);
+	assert_int_equal(jobq_worker_close(w, conf_ms(5000)), 0);
+	jobq_worker_free(w);
+	conf_assert_counts(c, 0, 0, 0, 0, 1, 1);
+	conf_assert_absent(c, id[0].str);
+	conf_assert_absent(c, id[1].str);
+	assert_int_equal(conf_state(c, id[2].str), JOBQ_STATE_COMPLETED);
+	assert_int_equal(conf_state(c, id[3].str), JOBQ_STATE_FAILED);
+}
+
 /* --- counts --------------------------------------------------------------------------------- */
 
 /* Counts after every kind of transition. */
@@ -589,6 +618,7 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(admin_remove_on_fail_by_age),
     CONF_CASE(admin_worker_default_remove_on_complete),
     CONF_CASE(admin_worker_default_remove_on_fail),
+    CONF_CASE(admin_worker_default_keep_last),
     CONF_CASE(admin_counts_every_transition),
     CONF_CASE(admin_progress),
     CONF_CASE(admin_logs),
