@@ -1,0 +1,255 @@
+/*
+ * Redis backend specifics the logical-clock conformance cases cannot cover: real lock
+ * expiry (server time), BullMQ's two-phase stalled check, wake() interrupting a blocked
+ * wait, URL parsing and a server that is down. Waits are bounded polls on a condition.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backends/backend.h"
+#include "jobq.h"
+#include "jobq/sys/backend.h"
+
+static const char *sock;
+static char prefix[64];
+
+static int64_t
+mono_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+pause_ms(long ms) {
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int64_t
+wall_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct fixture {
+	jobq_backend *b;
+	jobq_backend_queue *q;
+} fixture;
+
+static int
+setup(void **state) {
+	static unsigned n;
+	if (sock == NULL)
+		return 0;
+	fixture *f = calloc(1, sizeof(*f));
+	jobq_redis_options o = JOBQ_REDIS_OPTIONS_INIT;
+	snprintf(prefix, sizeof(prefix), "jobqunit:%ld:%u", (long)getpid(), ++n);
+	o.unix_path = sock;
+	o.prefix = prefix;
+	if (jobq_backend_redis_new(&f->b, &o) < 0 || f->b->queue_open(&f->q, f->b, "q") < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		return 0;
+	f->b->obliterate(f->q, 1, 0);
+	f->b->queue_close(f->q);
+	f->b->free(f->b);
+	free(f);
+	return 0;
+}
+
+static void
+add_job(fixture *f, jobq_job_id *id) {
+	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+	o.timestamp = wall_ms();
+	jobq_add_request r = {"n", "{}", 2, &o};
+	int outcome = -1;
+	assert_int_equal(f->b->add(id, &outcome, f->q, &r, 1, wall_ms()), 0);
+	assert_int_equal(outcome, JOBQ_ADD_CREATED);
+}
+
+/* A lock set with PX expires on the server: extend/complete then answer JOBQ_ELOCKLOST. */
+static void
+lock_expires_on_server_time(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	jobq_job_id id;
+	jobq_job *job = NULL;
+	add_job(f, &id);
+	assert_int_equal(f->b->fetch(&job, NULL, f->q, "tok-1", 100, wall_ms()), 0);
+	assert_int_equal(f->b->extend_lock(f->q, id.str, "tok-1", 100, wall_ms()), 0);
+	int64_t deadline = mono_ms() + 3000;
+	int rc = 0;
+	while (mono_ms() < deadline &&
+	       (rc = f->b->progress(f->q, id.str, "tok-1", "1", wall_ms())) == 0)
+		pause_ms(20);
+	assert_int_equal(rc, JOBQ_ELOCKLOST); /* progress checks the lock without renewing */
+	assert_int_equal(f->b->extend_lock(f->q, id.str, "tok-1", 100, wall_ms()), JOBQ_ELOCKLOST);
+	assert_int_equal(f->b->complete(f->q, id.str, "tok-1", "1", NULL, wall_ms()),
+	                 JOBQ_ELOCKLOST);
+	jobq_job_free(job);
+}
+
+/* First check marks the active job as suspect; a later check after the lock expired
+ * recovers it (stc 1, back to waiting); past max_stalled it carries `defa`. */
+static void
+stalled_check_is_two_phase(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	jobq_job_id id;
+	jobq_job *job = NULL;
+	jobq_strings *rec = NULL;
+	add_job(f, &id);
+	assert_int_equal(f->b->fetch(&job, NULL, f->q, "tok-1", 150, wall_ms()), 0);
+	jobq_job_free(job);
+	/* phase 1: nothing recovered, the job becomes a suspect */
+	assert_int_equal(f->b->reap_stalled(&rec, f->q, 0, 0, wall_ms()), 0);
+	jobq_strings_free(rec);
+	rec = NULL;
+	int64_t deadline = mono_ms() + 3000;
+	int n = 0;
+	while (mono_ms() < deadline && n == 0) {
+		n = f->b->reap_stalled(&rec, f->q, 0, 0, wall_ms());
+		assert_true(n >= 0);
+		if (n == 0)
+			pause_ms(20);
+	}
+	assert_int_equal(n, 1);
+	assert_string_equal(rec->items[0], id.str);
+	jobq_strings_free(rec);
+	assert_int_equal(f->b->get(&job, f->q, id.str), 0);
+	assert_int_equal(job->state, JOBQ_STATE_WAITING);
+	assert_int_equal(job->stalled_count, 1);
+	assert_non_null(job->deferred_failure); /* max_stalled 0 */
+	jobq_job_free(job);
+}
+
+/* The stalled-check key throttles: a second check within the interval does nothing. */
+static void
+stalled_check_is_throttled(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	jobq_job_id id;
+	jobq_job *job = NULL;
+	add_job(f, &id);
+	assert_int_equal(f->b->fetch(&job, NULL, f->q, "tok-1", 30000, wall_ms()), 0);
+	jobq_job_free(job);
+	assert_int_equal(f->b->reap_stalled(NULL, f->q, 1, 60000, wall_ms()), 0);
+	assert_int_equal(f->b->reap_stalled(NULL, f->q, 1, 60000, wall_ms()), 0);
+}
+
+typedef struct waiter {
+	fixture *f;
+	int rc;
+	int64_t took;
+} waiter;
+
+static void *
+wait_thread(void *arg) {
+	waiter *w = arg;
+	int64_t t0 = mono_ms();
+	w->rc = w->f->b->wait_for_work(w->f->q, jobq_clock_system(), 20000);
+	w->took = mono_ms() - t0;
+	return NULL;
+}
+
+/* wake() interrupts a BZPOPMIN in progress (CLIENT UNBLOCK from another connection). */
+static void
+wake_interrupts_blocked_wait(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	waiter w = {f, -1, 0};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
+	pause_ms(200); /* let it reach the server; a wake before that is also fine */
+	f->b->wake(f->b);
+	pthread_join(th, NULL);
+	assert_int_equal(w.rc, 0);
+	assert_true(w.took < 5000);
+}
+
+/* An add wakes a blocked waiter through the marker. */
+static void
+add_wakes_waiter(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	waiter w = {f, -1, 0};
+	pthread_t th;
+	jobq_job_id id;
+	assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
+	pause_ms(100);
+	add_job(f, &id);
+	pthread_join(th, NULL);
+	assert_int_equal(w.rc, 0);
+	assert_true(w.took < 5000);
+}
+
+static void
+urls(void **state) {
+	(void)state;
+	jobq_backend *b = NULL;
+	const char *bad[] = {"redis://",
+	                     "redis://host:notaport",
+	                     "redis://host:70000",
+	                     "redis://host/abc",
+	                     "redis://host?prefix=",
+	                     "redis://host?color=blue",
+	                     "redis://user@host",
+	                     "redis://h%zz:pw@host",
+	                     "redis+unix://relative.sock",
+	                     "redis+unix:///x.sock?db=x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = jobq__redis_open_url(&b, bad[i]);
+		if (rc != JOBQ_EINVAL)
+			fail_msg("%s: %s (%s)", bad[i], jobq_error_name(rc), jobq_error_message());
+		assert_non_null(strstr(jobq_error_message(), "redis URL"));
+	}
+	assert_int_equal(jobq__redis_open_url(&b, "rediss://host:6380"), JOBQ_ENOTSUP);
+	/* nobody listens there: a clear JOBQ_EIO naming the address */
+	assert_int_equal(jobq__redis_open_url(&b, "redis+unix:///nonexistent/jobq.sock?prefix=x"),
+	                 JOBQ_EIO);
+	assert_non_null(strstr(jobq_error_message(), "/nonexistent/jobq.sock"));
+	if (sock != NULL) {
+		char url[300];
+		snprintf(url, sizeof(url), "redis+unix://%s?db=3&prefix=jobqurl", sock);
+		assert_int_equal(jobq__redis_open_url(&b, url), 0);
+		b->free(b);
+	}
+}
+
+int
+main(void) {
+	sock = getenv("JOBQ_TEST_REDIS_SOCKET");
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(lock_expires_on_server_time, setup, teardown),
+	    cmocka_unit_test_setup_teardown(stalled_check_is_two_phase, setup, teardown),
+	    cmocka_unit_test_setup_teardown(stalled_check_is_throttled, setup, teardown),
+	    cmocka_unit_test_setup_teardown(wake_interrupts_blocked_wait, setup, teardown),
+	    cmocka_unit_test_setup_teardown(add_wakes_waiter, setup, teardown),
+	    cmocka_unit_test(urls),
+	};
+	return cmocka_run_group_tests_name("redis_backend", tests, NULL, NULL);
+}
