@@ -4,8 +4,9 @@
  *
  * Data structures, per queue (struct jobq_backend_queue):
  * - jobs: a uthash table by id (O(1) lookup). Each job is ONE allocation holding the struct,
- *   its id, name, data and option strings; mutable strings (result, reason, progress, token,
- *   logs) are separate allocations.
+ *   its id, name, data and dedup id; mutable strings (result, reason, progress, token, logs)
+ *   are separate allocations. Options are interned: consecutive adds with equal options share
+ *   one refcounted record (struct mopts), so a bulk add allocates one block per job.
  * - waiting, active, completed, failed: intrusive doubly linked lists (prev/next in the job).
  *   waiting runs from head to tail (head = next to run; lifo, stalled and released jobs go to
  *   the head). active is in fetch order. completed/failed are appended when a job finishes;
@@ -46,9 +47,11 @@
 #include "jobq/sys/backend.h"
 #include "backends/backend.h"
 
-#define HASH_NONFATAL_OOM    1
-#define uthash_malloc(sz)    jobq__malloc(sz)
-#define uthash_free(ptr, sz) jobq__free(ptr)
+#define HASH_NONFATAL_OOM 1
+/* FNV-1a: fast on short ids, and free of the switch fall-through that clang warns about. */
+#define HASH_FUNCTION(keyptr, keylen, hashv) HASH_FNV(keyptr, keylen, hashv)
+#define uthash_malloc(sz)                    jobq__malloc(sz)
+#define uthash_free(ptr, sz)                 jobq__free(ptr)
 #include <uthash.h>
 #include <bsd/sys/tree.h>
 
