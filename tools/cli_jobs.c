@@ -14,7 +14,7 @@ read_stdin(size_t *len) {
 
 	while (buf) {
 		size_t got;
-		if (n == cap) {
+		if (n + 1 >= cap) { /* room for a NUL after the data */
 			char *nb = realloc(buf, cap * 2);
 			if (!nb) {
 				free(buf);
@@ -23,11 +23,13 @@ read_stdin(size_t *len) {
 			buf = nb;
 			cap *= 2;
 		}
-		got = fread(buf + n, 1, cap - n, stdin);
+		got = fread(buf + n, 1, cap - n - 1, stdin);
 		n += got;
 		if (got == 0)
 			break;
 	}
+	if (buf)
+		buf[n] = '\0';
 	*len = n;
 	return buf;
 }
