@@ -11,7 +11,6 @@
 extern "C" {
 #endif
 
-typedef struct jobq_backend jobq_backend;
 
 /**
  * The memory backend. `name` NULL or "": a private instance. Otherwise every backend of the

@@ -31,6 +31,9 @@ extern "C" {
 #define JOBQ_QUEUE_NAME_MAX 200
 #define JOBQ_JOB_NAME_MAX   1024
 
+/** A storage backend (include/jobq/sys/backend.h); opaque to users. */
+typedef struct jobq_backend jobq_backend;
+
 /** A job id, by value, so adding a job allocates nothing for its id. */
 typedef struct jobq_job_id {
 	char str[JOBQ_ID_MAX + 1];

@@ -16,7 +16,6 @@ extern "C" {
 
 typedef struct jobq_store jobq_store;
 typedef struct jobq_queue jobq_queue;
-typedef struct jobq_backend jobq_backend;
 
 typedef struct jobq_store_options {
 	unsigned int version; /* JOBQ_STORE_OPTIONS_VERSION */
