@@ -49,7 +49,11 @@ JOBQ_EXTERN jobq_clock *jobq_store_clock(const jobq_store *store);
  * The store must outlive the queue.
  */
 JOBQ_EXTERN int jobq_queue_open(jobq_queue **out, jobq_store *store, const char *name);
-/** Closes the handle; waits in blocking calls on it return JOBQ_ECLOSED. NULL is a no-op. */
+/**
+ * Closes the handle. Close and free its workers and subscriptions first, and call it only when
+ * no other thread is inside a call on `q`, except blocking waits (jobq_queue_wait_job,
+ * jobq_events_read), which return JOBQ_ECLOSED. NULL is a no-op.
+ */
 JOBQ_EXTERN void jobq_queue_close(jobq_queue *q);
 JOBQ_EXTERN const char *jobq_queue_name(const jobq_queue *q);
 JOBQ_EXTERN jobq_store *jobq_queue_store(const jobq_queue *q);
