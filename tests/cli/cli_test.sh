@@ -586,6 +586,16 @@ graceful() {
 	bg_pids+=($wpid)
 	name="work $sig"
 	if until_true 20 test -e "$gate.started"; then pass; else fail "the command did not start"; fi
+	if [ "$sig" = TERM ]; then # an active, locked job is not removed
+		run remove "$gq" "$idg"
+		expect 1
+		err_has "active"
+		run obliterate "$gq"
+		expect 1
+		err_has "active"
+		run counts "$gq" --json
+		out_has "\"active\":1"
+	fi
 	kill -"$sig" $wpid
 	touch "$gate"
 	wait $wpid
