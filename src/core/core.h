@@ -58,7 +58,12 @@ struct jobq_queue {
 	jobq_backend_queue *bq;
 	char *name;
 	atomic_int closed;
+	atomic_int blocked; /* threads inside a blocking wait on this queue */
 };
+
+/* Brackets a blocking wait, so that close can wait for it to leave. */
+int jobq_queue__enter_wait(jobq_queue *q);
+void jobq_queue__leave_wait(jobq_queue *q);
 
 /* A fresh lock token "<instance>:<n>" written to buf (at least 48 bytes). */
 void jobq_store__new_token(jobq_store *s, char *buf, size_t size);

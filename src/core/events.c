@@ -137,7 +137,11 @@ jobq_events_read(jobq_event_list **out, jobq_queue *q, const char *after, size_t
 	if (max == 0)
 		max = 1000;
 	*out = NULL;
-	int rc = q->store->backend->events_read(out, q->bq, after, max, timeout_ms);
+	int rc = jobq_queue__enter_wait(q);
+	if (rc < 0)
+		return rc;
+	rc = q->store->backend->events_read(out, q->bq, after, max, timeout_ms);
+	jobq_queue__leave_wait(q);
 	if (rc >= 0 && *out == NULL)
 		rc = jobq_event_list__new(out);
 	if (rc >= 0 && jobq_event_list_cursor(*out) == NULL && strcmp(after, JOBQ_EVENTS_NOW) != 0)

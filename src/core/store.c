@@ -128,11 +128,33 @@ jobq_queue_open(jobq_queue **out, jobq_store *store, const char *name) {
 	return 0;
 }
 
+int
+jobq_queue__enter_wait(jobq_queue *q) {
+	atomic_fetch_add(&q->blocked, 1);
+	if (atomic_load(&q->closed)) {
+		atomic_fetch_sub(&q->blocked, 1);
+		return jobq_error_set(JOBQ_ECLOSED, "queue '%s' is closed", q->name);
+	}
+	return 0;
+}
+
+void
+jobq_queue__leave_wait(jobq_queue *q) {
+	atomic_fetch_sub(&q->blocked, 1);
+}
+
 void
 jobq_queue_close(jobq_queue *q) {
 	if (q == NULL)
 		return;
 	atomic_store(&q->closed, 1);
+	/* Wake blocking waits until they have all left: a wake-up can fall just before a wait. */
+	while (atomic_load(&q->blocked) > 0) {
+		if (q->store->backend->wake != NULL)
+			q->store->backend->wake(q->store->backend);
+		struct timespec ts = {0, 1000000L};
+		nanosleep(&ts, NULL);
+	}
 	q->store->backend->queue_close(q->bq);
 	jobq__free(q->name);
 	jobq__free(q);
@@ -652,6 +674,8 @@ jobq_queue_check_stalled(jobq_queue *q, uint32_t max_stalled) {
  * trimmed event history can never leave a waiter stuck. */
 enum { WAIT_ROUND_MS = 1000 };
 
+static int wait_job(jobq_job **out, jobq_queue *q, const char *id, int64_t timeout_ms);
+
 static int
 finished_outcome(jobq_job **out, jobq_job *job) {
 	int rc = job->state == JOBQ_STATE_COMPLETED ? 0 : JOBQ_ESTATE;
@@ -670,6 +694,16 @@ jobq_queue_wait_job(jobq_job **out, jobq_queue *q, const char *id, int64_t timeo
 	int rc = check_queue(q, "wait job");
 	if (rc < 0 || (rc = check_id(id, "wait job")) < 0)
 		return rc;
+	if ((rc = jobq_queue__enter_wait(q)) < 0)
+		return rc;
+	rc = wait_job(out, q, id, timeout_ms);
+	jobq_queue__leave_wait(q);
+	return rc;
+}
+
+static int
+wait_job(jobq_job **out, jobq_queue *q, const char *id, int64_t timeout_ms) {
+	int rc;
 	if (out != NULL)
 		*out = NULL;
 	/* Take the event cursor before looking at the job, so no outcome falls in between. */
