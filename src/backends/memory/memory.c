@@ -1242,7 +1242,7 @@ static int
 mem_extend_lock(jobq_backend_queue *q, const char *id, const char *token, int64_t lock_ms,
                 int64_t now) {
 	pthread_mutex_lock(&q->mu);
-	mjob *j;
+	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
 	if (rc == 0)
 		j->lock_expiry = now + lock_ms;
@@ -1257,7 +1257,7 @@ mem_complete(jobq_backend_queue *q, const char *id, const char *token, const cha
 	if (result_json != NULL && (res = jobq__strdup(result_json)) == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
 	pthread_mutex_lock(&q->mu);
-	mjob *j;
+	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
 	if (rc < 0) {
 		pthread_mutex_unlock(&q->mu);
@@ -1293,7 +1293,7 @@ mem_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_fa
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
 	}
 	pthread_mutex_lock(&q->mu);
-	mjob *j;
+	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
 	if (rc == 0 && stack != NULL) {
 		char **st =
@@ -1345,7 +1345,7 @@ mem_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_fa
 static int
 mem_release(jobq_backend_queue *q, const char *id, const char *token, int64_t now) {
 	pthread_mutex_lock(&q->mu);
-	mjob *j;
+	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
 	if (rc == 0) {
 		job_unlink(q, j);
@@ -1538,7 +1538,7 @@ static int
 mem_drain(jobq_backend_queue *q, int include_delayed, int64_t now) {
 	(void)now;
 	pthread_mutex_lock(&q->mu);
-	mjob *j;
+	mjob *j = NULL;
 	while ((j = q->waiting.head) != NULL)
 		job_delete(q, j);
 	while ((j = RB_MIN(mtree, &q->prio)) != NULL)
@@ -1857,7 +1857,7 @@ mem_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after,
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&q->mu);
-	uint64_t a;
+	uint64_t a = 0;
 	rc = parse_cursor(&a, q, after);
 	if (rc < 0)
 		goto out;
