@@ -86,6 +86,35 @@ add_job(fixture *f, jobq_job_id *id) {
 	assert_int_equal(outcome, JOBQ_ADD_CREATED);
 }
 
+/* Job data is `len` bytes, not a C string: an exact-size heap buffer with no NUL (ASan
+ * catches any read past it) and a prefix of a longer buffer are stored byte for byte. */
+static void
+add_data_is_not_a_c_string(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	static const char text[] = "{\"a\":1}{\"junk\":true}";
+	size_t len = 7; /* {"a":1} */
+	char *exact = malloc(len);
+	assert_non_null(exact);
+	memcpy(exact, text, len);
+	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+	o.timestamp = wall_ms();
+	jobq_add_request r[2] = {{"exact", exact, len, &o}, {"prefix", text, len, &o}};
+	jobq_job_id ids[2];
+	int outcomes[2] = {-1, -1};
+	assert_int_equal(f->b->add(ids, outcomes, f->q, r, 2, wall_ms()), 0);
+	free(exact);
+	for (int i = 0; i < 2; i++) {
+		jobq_job *job = NULL;
+		assert_int_equal(outcomes[i], JOBQ_ADD_CREATED);
+		assert_int_equal(f->b->get(&job, f->q, ids[i].str), 0);
+		assert_int_equal(job->data_len, len);
+		assert_memory_equal(job->data, "{\"a\":1}", len);
+		jobq_job_free(job);
+	}
+}
+
 /* A lock set with PX expires on the server: extend/complete then answer JOBQ_ELOCKLOST. */
 static void
 lock_expires_on_server_time(void **state) {
@@ -244,6 +273,7 @@ int
 main(void) {
 	sock = getenv("JOBQ_TEST_REDIS_SOCKET");
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(add_data_is_not_a_c_string, setup, teardown),
 	    cmocka_unit_test_setup_teardown(lock_expires_on_server_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_two_phase, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_throttled, setup, teardown),

@@ -190,10 +190,9 @@ rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_re
 		a[7] = o->lifo ? "1" : "0";
 		a[8] = o->dedup_id ? o->dedup_id : "";
 		a[9] = fmt_i64(&nums[i * 4 + 3], o->dedup_ttl_ms > 0 ? o->dedup_ttl_ms : 0);
+		/* job data is `len` bytes, not a C string: never strlen it */
 		for (int k = 0; k < ADD_FIELDS; k++)
-			l[k] = strlen(a[k]);
-		if (reqs[i].len)
-			l[2] = reqs[i].len;
+			l[k] = k == 2 ? (reqs[i].len ? reqs[i].len : 2) : strlen(a[k]);
 	}
 	redisReply *r = rq_script(&rc, q, JOBQ_LUA_ADDJOBS, (int)argc, av, al);
 	if (r == NULL)
