@@ -33,7 +33,15 @@ lmdb_setup(jobq_backend **out, void **ctx) {
 		free(c);
 		return JOBQ_EIO;
 	}
-	int rc = jobq_backend_lmdb_new(out, c->dir, NULL);
+	/* JOBQ_TEST_LMDB_DURABILITY=sync|group|periodic (default sync, the backend's default). */
+	jobq_lmdb_options o = JOBQ_LMDB_OPTIONS_INIT;
+	const char *d = getenv("JOBQ_TEST_LMDB_DURABILITY");
+	if (d && strcmp(d, "group") == 0) {
+		o.durability = JOBQ_LMDB_GROUP;
+	} else if (d && strcmp(d, "periodic") == 0) {
+		o.durability = JOBQ_LMDB_PERIODIC;
+	}
+	int rc = jobq_backend_lmdb_new(out, c->dir, &o);
 	if (rc < 0) {
 		remove_dir(c->dir);
 		free(c);
