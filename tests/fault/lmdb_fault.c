@@ -1,8 +1,9 @@
 /*
  * LMDB fault tests with real processes (fork+exec of lmdb_helper):
  *
- * - multiprocess: 2 producer and 4 worker processes move 50,000 jobs through one store; every
- *   job is acknowledged once, handled once and completed once.
+ * - multiprocess: 2 producer and 4 worker processes move 50,000 jobs through one store that
+ *   starts with a 1 MiB map (grown while they run); every job is acknowledged once, handled
+ *   once and completed once.
  * - killed_worker: a process holding locked jobs is killed with SIGKILL; a worker in another
  *   process reaps them after the lock expires and completes them.
  * - crash_rounds: producers and workers are killed with SIGKILL at random moments of a heavy
@@ -274,7 +275,8 @@ test_multiprocess(void **state) {
 	const char *jobs_env = getenv("JOBQ_FAULT_JOBS");
 	long total = jobs_env ? atol(jobs_env) : 50000;
 	char url[400], count[32], totals[32], logs[6][300];
-	snprintf(url, sizeof(url), "lmdb://%s/store?durability=%s", f->dir,
+	/* A 1 MiB map to start with: the six processes grow it many times while they run. */
+	snprintf(url, sizeof(url), "lmdb://%s/store?durability=%s&map_size=1048576", f->dir,
 	         mode ? mode : "periodic");
 	snprintf(count, sizeof(count), "%ld", total / 2);
 	snprintf(totals, sizeof(totals), "%ld", total);

@@ -7,6 +7,7 @@
  *   lmdb_helper work URL QUEUE LOG TOTAL CONCURRENCY LOCK_MS
  *       runs a worker (reaper every LOCK_MS / 2) whose handler appends "id\n" to LOG and
  *       completes the job; exits 0 once the queue has TOTAL completed jobs (TOTAL 0: never).
+ *       A job whose data is {"t":MICROS} (CLOCK_MONOTONIC at the add) logs "id LATENCY_US".
  *   lmdb_helper hold URL QUEUE N LOCK_MS
  *       fetches N jobs with LOCK_MS locks, prints their ids and "held" on stdout, then
  *       sleeps until killed.
@@ -108,11 +109,29 @@ produce(const char *url, const char *queue, long count, long batch, const char *
 
 static int log_fd = -1;
 
+static int64_t
+mono_us(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static int
 handle(jobq_job *job, void *payload) {
 	(void)payload;
-	char line[JOBQ_ID_MAX + 2];
-	int n = snprintf(line, sizeof(line), "%s\n", jobq_job_id_of(job));
+	char line[JOBQ_ID_MAX + 40];
+	size_t len;
+	const char *data = jobq_job_data(job, &len);
+	int n;
+	long long t0;
+	/* Data {"t":MICROS} (CLOCK_MONOTONIC, the same in every process): log the pickup latency.
+	 */
+	if (len > 5 && strncmp(data, "{\"t\":", 5) == 0 && sscanf(data + 5, "%lld", &t0) == 1) {
+		n = snprintf(line, sizeof(line), "%s %lld\n", jobq_job_id_of(job),
+		             (long long)mono_us() - t0);
+	} else {
+		n = snprintf(line, sizeof(line), "%s\n", jobq_job_id_of(job));
+	}
 	if (append_lines(log_fd, line, (size_t)n) < 0) {
 		return jobq_job_set_error(job, 0, "log write failed");
 	}

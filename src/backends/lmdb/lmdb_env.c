@@ -666,6 +666,19 @@ parse_query(jobq_lmdb_options *o, const char *q, const char *url) {
 				    val);
 			}
 			o->sync_ms = (uint32_t)v;
+		} else if (strcmp(kv, "map_size") == 0) {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(val, &end, 10);
+			if (!*val || *end || errno || v < 65536 ||
+			    v > ((unsigned long long)1 << 40)) {
+				return jobq_error_set(
+				    JOBQ_EINVAL,
+				    "lmdb url %s: map_size must be 65536..2^40 bytes, "
+				    "not \"%s\"",
+				    url, val);
+			}
+			o->map_size = v;
 		} else {
 			return jobq_error_set(JOBQ_EINVAL, "lmdb url %s: unknown parameter \"%s\"",
 			                      url, kv);
