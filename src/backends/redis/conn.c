@@ -140,8 +140,107 @@ static void
 conn_close(rconn *conn) {
 	if (conn != NULL) {
 		redisFree(conn->c);
+		jobq__free(conn->name);
 		jobq__free(conn);
 	}
+}
+
+static int
+same_name(const char *a, const char *b) {
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+int
+rq_conn_get_named(rconn **out, redis_backend *b, const char *name) {
+	pthread_mutex_lock(&b->mu);
+	for (rconn **p = &b->idle_blocking; *p != NULL;) {
+		rconn *conn = *p;
+		if (conn->gen != b->conn_gen) { /* opened before the last outage */
+			*p = conn->next;
+			conn_close(conn);
+			continue;
+		}
+		if (same_name(conn->name, name)) {
+			*p = conn->next;
+			pthread_mutex_unlock(&b->mu);
+			conn->next = NULL;
+			*out = conn;
+			return 0;
+		}
+		p = &conn->next;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rq_conn_get(out, b, 1);
+}
+
+void
+rq_conn_drop_named(redis_backend *b, const char *name) {
+	rconn *drop = NULL;
+	pthread_mutex_lock(&b->mu);
+	for (rconn **p = &b->idle_blocking; *p != NULL;) {
+		rconn *conn = *p;
+		if (same_name(conn->name, name)) {
+			*p = conn->next;
+			conn->next = drop;
+			drop = conn;
+		} else {
+			p = &conn->next;
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	while (drop != NULL) {
+		rconn *next = drop->next;
+		conn_close(drop);
+		drop = next;
+	}
+}
+
+redisReply *
+rq_conn_command_named(rconn *conn, const char *name, int argc, const char **argv) {
+	if (same_name(conn->name, name))
+		return redisCommandArgv(conn->c, argc, argv, NULL);
+	/* an empty name resets it (CLIENT SETNAME "" = no name) */
+	const char *sv[] = {"CLIENT", "SETNAME", name ? name : ""};
+	if (redisAppendCommandArgv(conn->c, 3, sv, NULL) != REDIS_OK ||
+	    redisAppendCommandArgv(conn->c, argc, argv, NULL) != REDIS_OK)
+		return NULL;
+	redisReply *r = NULL;
+	if (redisGetReply(conn->c, (void **)&r) != REDIS_OK)
+		return NULL;
+	int named = r != NULL && r->type != REDIS_REPLY_ERROR;
+	freeReplyObject(r);
+	jobq__free(conn->name);
+	conn->name = NULL;
+	if (named && name != NULL)
+		conn->name = jobq__strdup(name); /* NULL on ENOMEM: renamed again next time */
+	r = NULL;
+	if (redisGetReply(conn->c, (void **)&r) != REDIS_OK)
+		return NULL;
+	return r;
+}
+
+char *
+rq_base64(const char *s, size_t n) {
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = jobq__malloc((n + 2) / 3 * 4 + 1);
+	if (out == NULL)
+		return NULL;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)u[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)u[i + 1] << 8;
+		if (i + 2 < n)
+			v |= u[i + 2];
+		out[o++] = tab[(v >> 18) & 63];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? tab[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return out;
 }
 
 int

@@ -116,7 +116,14 @@ rq_queue_close(jobq_backend_queue *q) {
 		while (q->waits > 0)
 			pthread_cond_wait(&b->cv, &b->mu);
 		pthread_mutex_unlock(&b->mu);
+		/* idle connections named for this queue would still count as its workers */
+		if (q->worker_name != NULL)
+			rq_conn_drop_named(b, q->worker_name);
+		if (q->events_name != NULL)
+			rq_conn_drop_named(b, q->events_name);
 	}
+	jobq__free(q->worker_name);
+	jobq__free(q->events_name);
 	for (int i = 0; i < RQ_NKEYS; i++)
 		jobq__free(q->keys[i]);
 	jobq__free(q->qp);
@@ -134,9 +141,18 @@ rq_queue_open(jobq_backend_queue **out, jobq_backend *base, const char *name) {
 	q->name = jobq__strdup(name);
 	q->qp_len = strlen(b->prefix) + strlen(name) + 2;
 	q->qp = jobq__malloc(q->qp_len + 1);
-	int ok = q->name != NULL && q->qp != NULL;
-	if (ok)
+	char *b64 = rq_base64(name, strlen(name));
+	size_t wl = strlen(b->prefix) + (b64 ? strlen(b64) : 0) + 8;
+	q->worker_name = jobq__malloc(wl);
+	q->events_name = jobq__malloc(wl);
+	int ok = q->name != NULL && q->qp != NULL && b64 != NULL && q->worker_name != NULL &&
+	         q->events_name != NULL;
+	if (ok) {
 		snprintf(q->qp, q->qp_len + 1, "%s:%s:", b->prefix, name);
+		snprintf(q->worker_name, wl, "%s:%s", b->prefix, b64);
+		snprintf(q->events_name, wl, "%s:%s:qe", b->prefix, b64);
+	}
+	jobq__free(b64);
 	for (int i = 0; ok && i < RQ_NKEYS; i++) {
 		size_t n = q->qp_len + strlen(key_suffixes[i]) + 1;
 		q->keys[i] = jobq__malloc(n);
@@ -672,14 +688,15 @@ wake_gen(redis_backend *b) {
 	return g;
 }
 
-/* Runs a blocking command on a dedicated connection registered for wake(). `block_ms` is
+/* Runs a blocking command on a dedicated connection registered for wake() and named `name`
+ * (a waiting worker or an event reader, as Node names its connections). `block_ms` is
  * how long the server may block. Returns the reply or NULL (rc set; 0 and NULL when woken). */
 static redisReply *
-blocking_command(int *rc, jobq_backend_queue *q, uint64_t gen, int64_t block_ms, int argc,
-                 const char **argv) {
+blocking_command(int *rc, jobq_backend_queue *q, const char *name, uint64_t gen, int64_t block_ms,
+                 int argc, const char **argv) {
 	redis_backend *b = q->b;
 	rconn *conn = NULL;
-	*rc = rq_conn_get(&conn, b, 1);
+	*rc = rq_conn_get_named(&conn, b, name);
 	if (*rc < 0)
 		return NULL;
 	rwaiter w = {conn->client_id, q, 0, NULL};
@@ -690,7 +707,7 @@ blocking_command(int *rc, jobq_backend_queue *q, uint64_t gen, int64_t block_ms,
 		int64_t t = (block_ms > 0 ? block_ms : 0) + 5000 + b->command_timeout_ms;
 		redisSetTimeout(conn->c, (struct timeval){(time_t)(t / 1000),
 		                                          (suseconds_t)((t % 1000) * 1000)});
-		r = redisCommandArgv(conn->c, argc, argv, NULL);
+		r = rq_conn_command_named(conn, name, argc, argv);
 		if (r == NULL)
 			*rc = jobq_error_set(JOBQ_EIO, "redis %s: %s: %s", b->where, argv[0],
 			                     conn->c->errstr);
@@ -741,7 +758,7 @@ wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 		char secs[32];
 		snprintf(secs, sizeof(secs), "%.3f", (double)block / 1000.0);
 		const char *bv[] = {"BZPOPMIN", q->keys[11], secs};
-		r = blocking_command(&rc, q, gen, block, 3, bv);
+		r = blocking_command(&rc, q, q->worker_name, gen, block, 3, bv);
 		if (rc < 0)
 			return rc;
 		if (r == NULL) {
@@ -898,7 +915,7 @@ events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, siz
 					block = 1;
 			}
 			av[argc - 4] = fmt_i64(&n2, block);
-			r = blocking_command(&rc, q, gen, block, argc, av);
+			r = blocking_command(&rc, q, q->events_name, gen, block, argc, av);
 		} else {
 			r = rq_command(&rc, b, 1, argc, av, NULL);
 		}

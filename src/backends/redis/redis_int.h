@@ -24,6 +24,7 @@ typedef struct rconn {
 	redisContext *c;
 	long long client_id; /* CLIENT ID, for CLIENT UNBLOCK */
 	unsigned int gen;    /* connection generation when opened */
+	char *name;          /* CLIENT SETNAME given to the server, NULL: unnamed */
 	struct rconn *next;
 } rconn;
 
@@ -66,13 +67,25 @@ struct jobq_backend_queue {
 	char *qp; /* "<prefix>:<queue>:" */
 	size_t qp_len;
 	char *keys[RQ_NKEYS];
-	int waits;   /* blocking waits in progress (under b->mu) */
-	int closing; /* queue_close started: waits end with JOBQ_ECLOSED */
+	char *worker_name; /* "<prefix>:<base64(queue)>": client name of a waiting worker (§6.3) */
+	char *events_name; /* worker_name + ":qe": client name of an event reader */
+	int waits;         /* blocking waits in progress (under b->mu) */
+	int closing;       /* queue_close started: waits end with JOBQ_ECLOSED */
 };
 
 /* conn.c */
 int rq_conn_get(rconn **out, redis_backend *b, int blocking);
 void rq_conn_put(redis_backend *b, rconn *conn, int blocking);
+/* A blocking connection, preferring an idle one already named `name`. */
+int rq_conn_get_named(rconn **out, redis_backend *b, const char *name);
+/* Closes the idle blocking connections named `name` (their queue is closing). */
+void rq_conn_drop_named(redis_backend *b, const char *name);
+/* Runs one command on `conn`, first renaming it to `name` (CLIENT SETNAME, pipelined with
+ * the command: no extra round trip) if it has another name. NULL and c->err set on I/O
+ * errors; a refused SETNAME is ignored (the command still runs). */
+redisReply *rq_conn_command_named(rconn *conn, const char *name, int argc, const char **argv);
+/* Standard base64 with '=' padding of [s, s+n) into a new string (jobq__malloc). */
+char *rq_base64(const char *s, size_t n);
 /* Runs one command; on a dropped connection, reconnects and retries once if `idempotent`.
  * Returns the reply (never an error reply: those become JOBQ_EBACKEND) or NULL with *rc set. */
 redisReply *rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **argv,
