@@ -1,16 +1,33 @@
 /*
  * The jobq side of the BullMQ interop test (driven by interop.js):
  *
- *   jobq_interop add URL QUEUE       adds the jobq-produced job set; prints {"name": "id", ...}
+ *   jobq_interop add URL QUEUE [events]  adds the jobq-produced job set (or the events
+ *                                    check's set); prints {"name": "id", ...}
+ *   jobq_interop remove URL QUEUE ID
  *   jobq_interop work URL QUEUE MS   runs a jobq worker until the queue has had nothing
  *                                    waiting, delayed or active for MS ms; prints stats
  *   jobq_interop stall URL QUEUE     fetches one job with a 300 ms lock and exits without
  *                                    finishing it (a crashed worker); prints its id
+ *   jobq_interop serve URL QUEUE CONC LOCK_MS
+ *                                    runs a worker (stalled check every 300 ms) until stdin
+ *                                    ends; prints "ready", then "start <id>" / "done <id>" per
+ *                                    job, and a stats line at the end
+ *   jobq_interop addn URL QUEUE N NAME  adds N jobs named NAME in one bulk; prints the ids
+ *   jobq_interop dedup URL QUEUE DEDUP_ID  adds one job with that dedup id; prints
+ *                                    {"id":..., "outcome":...}
+ *   jobq_interop pause|resume URL QUEUE
+ *   jobq_interop progress URL QUEUE ID JSON LINE  sets a job's progress, appends a log line
+ *   jobq_interop inspect URL QUEUE ID...  prints jobq's view: counts, paused, and per job
+ *                                    state, progress, logs, attempts, result, failedReason
+ *   jobq_interop events URL QUEUE    prints every event of the queue as read by
+ *                                    jobq_events_read (JSON array)
  *
  * Worker behaviour by job name: "fail-always" fails every attempt ("boom <n>"), "flaky"
- * fails its first two attempts, "progress" reports progress and logs, anything else completes
- * with {"name": <name>, "data": <data>}.
+ * fails its first two attempts, "progress" reports progress and logs, "mixed" takes 1 ms and
+ * "slow" 20 ms of work, "hang" 60 s (for kill -9 tests), anything else completes with
+ * {"name": <name>, "data": <data>}.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,11 +104,65 @@ cmd_add(jobq_queue *q) {
 	return bad;
 }
 
+/* The job set of the events check: every lifecycle event a jobq worker produces. */
+static int
+cmd_add_events(jobq_queue *q) {
+	int first = 1, bad = 0;
+	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+	printf("{");
+	bad |= add_one(q, "std", "{\"a\":1}", &o, &first);
+	bad |= add_one(q, "progress", "{}", &o, &first);
+	o.attempts = 3;
+	o.backoff.type = JOBQ_BACKOFF_FIXED;
+	o.backoff.delay_ms = 100;
+	bad |= add_one(q, "flaky", "{}", &o, &first);
+	o.backoff.type = JOBQ_BACKOFF_EXPONENTIAL;
+	o.backoff.delay_ms = 50;
+	bad |= add_one(q, "fail-always", "{}", &o, &first);
+	jobq_job_options_init(&o, JOBQ_JOB_OPTIONS_VERSION);
+	o.delay_ms = 300;
+	bad |= add_one(q, "delayed", "{}", &o, &first);
+	o.delay_ms = 600000;
+	bad |= add_one(q, "remove-me", "{}", &o, &first);
+	jobq_job_options_init(&o, JOBQ_JOB_OPTIONS_VERSION);
+	o.job_id = "ev-custom";
+	bad |= add_one(q, "custom", "{}", &o, &first);
+	bad |= add_one(q, "custom-dup", "{}", &o, &first);
+	jobq_job_options_init(&o, JOBQ_JOB_OPTIONS_VERSION);
+	o.dedup_id = "ev-dd";
+	bad |= add_one(q, "dd-owner", "{}", &o, &first);
+	bad |= add_one(q, "dd-dup", "{}", &o, &first);
+	printf("}\n");
+	return bad;
+}
+
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+static int announce; /* serve: print start/done lines */
+
+static void
+say(const char *what, const char *id) {
+	if (!announce)
+		return;
+	pthread_mutex_lock(&out_mu);
+	printf("%s %s\n", what, id);
+	fflush(stdout);
+	pthread_mutex_unlock(&out_mu);
+}
+
 static int
 handler(jobq_job *job, void *payload) {
 	(void)payload;
 	const char *name = jobq_job_name(job);
 	uint32_t made = jobq_job_attempts_made(job);
+	say("start", jobq_job_id_of(job));
+	if (strcmp(name, "mixed") == 0 || strcmp(name, "slow") == 0 || strcmp(name, "hang") == 0) {
+		/* simulated work, not a wait for a condition */
+		long ms = name[0] == 'm' ? 1 : name[0] == 's' ? 20 : 60000;
+		for (long t = 0; t < ms && !jobq_job_is_cancelled(job); t += 1)
+			sleep_ms(1);
+		say("done", jobq_job_id_of(job));
+		return jobq_job_set_result(job, "{\"by\":\"jobq\"}", 13);
+	}
 	if (strcmp(name, "fail-always") == 0)
 		return jobq_job_set_error(job, 0, "boom %u", made);
 	if (strcmp(name, "flaky") == 0 && made < 2)
@@ -111,6 +182,7 @@ handler(jobq_job *job, void *payload) {
 	snprintf(out, n, "{\"name\":\"%s\",\"data\":%.*s}", name, (int)len, data);
 	int rc = jobq_job_set_result(job, out, strlen(out));
 	free(out);
+	say("done", jobq_job_id_of(job));
 	return rc < 0 ? rc : 0;
 }
 
@@ -154,10 +226,176 @@ cmd_stall(jobq_queue *q) {
 	return 0;
 }
 
+static int
+cmd_serve(jobq_queue *q, unsigned conc, long lock_ms) {
+	jobq_worker *w = NULL;
+	jobq_worker_options wo = JOBQ_WORKER_OPTIONS_INIT;
+	wo.concurrency = conc ? conc : 1;
+	wo.stalled_interval_ms = 300;
+	if (lock_ms > 0)
+		wo.lock_ms = lock_ms;
+	announce = 1;
+	int rc = jobq_worker_new(&w, q, handler, NULL, &wo);
+	if (rc < 0 || (rc = jobq_worker_start(w)) < 0)
+		return die("worker", rc);
+	say("ready", "-");
+	char buf[256];
+	while (fgets(buf, sizeof(buf), stdin) != NULL) {
+	}
+	jobq_worker_stats st;
+	jobq_worker_get_stats(&st, w);
+	jobq_worker_close(w, 5000);
+	jobq_worker_free(w);
+	pthread_mutex_lock(&out_mu);
+	printf("stats {\"completed\":%llu,\"failed\":%llu}\n", (unsigned long long)st.completed,
+	       (unsigned long long)st.failed);
+	pthread_mutex_unlock(&out_mu);
+	return 0;
+}
+
+static int
+cmd_addn(jobq_queue *q, long n, const char *name) {
+	jobq_job_spec *specs = calloc((size_t)n, sizeof(*specs));
+	jobq_job_id *ids = calloc((size_t)n, sizeof(*ids));
+	if (specs == NULL || ids == NULL)
+		return die("addn", JOBQ_ENOMEM);
+	for (long i = 0; i < n; i++)
+		specs[i] = (jobq_job_spec){name, "{\"c\":\"jobq\"}", 12, NULL};
+	int rc = jobq_queue_add_bulk(ids, NULL, q, specs, (size_t)n);
+	if (rc < 0)
+		return die("addn", rc);
+	printf("[");
+	for (long i = 0; i < n; i++)
+		printf("%s\"%s\"", i ? "," : "", ids[i].str);
+	printf("]\n");
+	free(specs);
+	free(ids);
+	return 0;
+}
+
+static int
+cmd_dedup(jobq_queue *q, const char *dedup_id) {
+	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+	o.dedup_id = dedup_id;
+	jobq_job_id id;
+	int rc = jobq_queue_add(&id, q, "dedup", "{\"by\":\"jobq\"}", 13, &o);
+	if (rc < 0)
+		return die("dedup", rc);
+	printf("{\"id\":\"%s\",\"outcome\":%d}\n", id.str, rc);
+	return 0;
+}
+
+/* Prints `s` as a JSON string (the test's data is UTF-8 already). */
+static void
+put_json(const char *s) {
+	if (s == NULL) {
+		printf("null");
+		return;
+	}
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+static int
+cmd_inspect(jobq_queue *q, int n, char **ids) {
+	jobq_counts c;
+	int paused = 0;
+	int rc = jobq_queue_counts(&c, q);
+	if (rc < 0 || (rc = jobq_queue_is_paused(&paused, q)) < 0)
+		return die("counts", rc);
+	printf("{\"counts\":{\"waiting\":%llu,\"active\":%llu,\"delayed\":%llu,"
+	       "\"prioritized\":%llu,\"completed\":%llu,\"failed\":%llu,\"paused\":%llu},"
+	       "\"isPaused\":%s,\"jobs\":{",
+	       (unsigned long long)c.waiting, (unsigned long long)c.active,
+	       (unsigned long long)c.delayed, (unsigned long long)c.prioritized,
+	       (unsigned long long)c.completed, (unsigned long long)c.failed,
+	       (unsigned long long)c.paused, paused ? "true" : "false");
+	for (int i = 0; i < n; i++) {
+		jobq_job *job = NULL;
+		printf("%s", i ? "," : "");
+		put_json(ids[i]);
+		printf(":");
+		if (jobq_queue_get_job(&job, q, ids[i]) < 0) {
+			printf("null");
+			continue;
+		}
+		jobq_strings *logs = NULL;
+		jobq_queue_get_logs(&logs, q, ids[i], 0, 0);
+		printf("{\"state\":");
+		put_json(jobq_state_name(jobq_job_state(job)));
+		printf(",\"name\":");
+		put_json(jobq_job_name(job));
+		printf(",\"progress\":");
+		put_json(jobq_job_progress(job));
+		printf(",\"result\":");
+		put_json(jobq_job_result(job));
+		printf(",\"failedReason\":");
+		put_json(jobq_job_failed_reason(job));
+		printf(",\"attemptsMade\":%u,\"attemptsStarted\":%u,\"logs\":[",
+		       jobq_job_attempts_made(job), jobq_job_attempts_started(job));
+		for (size_t k = 0; logs != NULL && k < logs->count; k++) {
+			printf("%s", k ? "," : "");
+			put_json(logs->items[k]);
+		}
+		printf("]}");
+		jobq_strings_free(logs);
+		jobq_job_free(job);
+	}
+	printf("}}\n");
+	return 0;
+}
+
+static int
+cmd_events(jobq_queue *q) {
+	char cursor[128] = JOBQ_EVENTS_START;
+	int first = 1;
+	printf("[");
+	for (;;) {
+		jobq_event_list *list = NULL;
+		int rc = jobq_events_read(&list, q, cursor, 500, 0);
+		if (rc < 0)
+			return die("events", rc);
+		size_t n = jobq_event_list_count(list);
+		for (size_t i = 0; i < n; i++) {
+			const jobq_event *e = jobq_event_list_at(list, i);
+			printf("%s{\"id\":", first ? "" : ",");
+			first = 0;
+			put_json(e->id);
+			printf(",\"event\":");
+			put_json(e->event);
+			if (e->job_id != NULL) {
+				printf(",\"jobId\":");
+				put_json(e->job_id);
+			}
+			for (size_t k = 0; k < e->nfields; k++) {
+				printf(",");
+				put_json(e->fields[k].key);
+				printf(":");
+				put_json(e->fields[k].value);
+			}
+			printf("}");
+		}
+		snprintf(cursor, sizeof(cursor), "%s", jobq_event_list_cursor(list));
+		jobq_event_list_free(list);
+		if (n == 0)
+			break;
+	}
+	printf("]\n");
+	return 0;
+}
+
 int
 main(int argc, char **argv) {
 	if (argc < 4) {
-		fprintf(stderr, "usage: jobq_interop add|work|stall URL QUEUE [IDLE_MS]\n");
+		fprintf(stderr, "usage: jobq_interop COMMAND URL QUEUE [ARGS] (see the source)\n");
 		return 2;
 	}
 	jobq_store *s = NULL;
@@ -167,12 +405,36 @@ main(int argc, char **argv) {
 		return die(argv[2], rc);
 	if ((rc = jobq_queue_open(&q, s, argv[3])) < 0)
 		return die(argv[3], rc);
-	if (strcmp(argv[1], "add") == 0)
+	if (strcmp(argv[1], "add") == 0 && argc > 4 && strcmp(argv[4], "events") == 0)
+		rc = cmd_add_events(q);
+	else if (strcmp(argv[1], "add") == 0)
 		rc = cmd_add(q);
-	else if (strcmp(argv[1], "work") == 0)
+	else if (strcmp(argv[1], "remove") == 0 && argc > 4) {
+		rc = jobq_queue_remove(q, argv[4]);
+		rc = rc < 0 ? die("remove", rc) : (printf("{}\n"), 0);
+	} else if (strcmp(argv[1], "work") == 0)
 		rc = cmd_work(q, argc > 4 ? atol(argv[4]) : 500);
 	else if (strcmp(argv[1], "stall") == 0)
 		rc = cmd_stall(q);
+	else if (strcmp(argv[1], "serve") == 0)
+		rc = cmd_serve(q, argc > 4 ? (unsigned)atoi(argv[4]) : 1,
+		               argc > 5 ? atol(argv[5]) : 0);
+	else if (strcmp(argv[1], "addn") == 0 && argc > 5)
+		rc = cmd_addn(q, atol(argv[4]), argv[5]);
+	else if (strcmp(argv[1], "dedup") == 0 && argc > 4)
+		rc = cmd_dedup(q, argv[4]);
+	else if (strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0) {
+		rc = argv[1][0] == 'p' ? jobq_queue_pause(q) : jobq_queue_resume(q);
+		rc = rc < 0 ? die(argv[1], rc) : (printf("{}\n"), 0);
+	} else if (strcmp(argv[1], "progress") == 0 && argc > 6) {
+		rc = jobq_queue_update_progress(q, argv[4], argv[5]);
+		if (rc >= 0)
+			rc = jobq_queue_add_log(q, argv[4], argv[6]);
+		rc = rc < 0 ? die("progress", rc) : (printf("{}\n"), 0);
+	} else if (strcmp(argv[1], "inspect") == 0)
+		rc = cmd_inspect(q, argc - 4, argv + 4);
+	else if (strcmp(argv[1], "events") == 0)
+		rc = cmd_events(q);
 	else
 		rc = 2;
 	fflush(stdout);
