@@ -442,7 +442,13 @@ env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 	if (!e) {
 		return jobq_error_set(JOBQ_ENOMEM, "lmdb: opening %s", real);
 	}
-	pthread_rwlock_init(&e->resize, NULL);
+	/* Writer-preferring, so that a busy process cannot starve a map resize; no thread ever
+	 * takes the read side twice. */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&e->resize, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&e->gmu, NULL);
 	pthread_cond_init(&e->gcond, NULL);
 	pthread_mutex_init(&e->smu, NULL);
