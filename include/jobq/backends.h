@@ -90,18 +90,23 @@ typedef struct jobq_redis_options {
 	int64_t command_timeout_ms; /* 0: none (blocking waits add their own time) */
 	unsigned int reconnect_attempts; /* tries after a lost connection; 0: 6 */
 	int64_t reconnect_max_delay_ms;  /* cap of the backoff between tries; 0: 1000 */
+	/* A server that is down when the backend is created: 0 (default) fails at once with
+	 * JOBQ_EIO; > 0 keeps trying (capped exponential backoff with jitter) for up to this
+	 * many ms. URL query: connect_wait_ms=N. */
+	int64_t connect_wait_ms;
 } jobq_redis_options;
 
 #define JOBQ_REDIS_OPTIONS_VERSION 1
 #define JOBQ_REDIS_OPTIONS_INIT                                                                    \
-	{ JOBQ_REDIS_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, 0, 0, 0 }
+	{ JOBQ_REDIS_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0 }
 
 /** Fills `opts` with the defaults. JOBQ_EVERSION if `version` is not supported. */
 JOBQ_EXTERN int jobq_redis_options_init(jobq_redis_options *opts, unsigned int version);
 
 /**
  * The Redis backend. Connects once to check the server (JOBQ_EIO naming the address and the
- * reason when it is down, JOBQ_EBACKEND when AUTH or SELECT is refused). `opts` NULL means
+ * reason when it is down, after opts->connect_wait_ms of retries if set; JOBQ_EBACKEND when
+ * AUTH or SELECT is refused). `opts` NULL means
  * defaults (127.0.0.1:6379). Thread safety: any thread.
  */
 JOBQ_EXTERN int jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts);

@@ -76,6 +76,15 @@ conn_setup(redis_backend *b, rconn *conn) {
 	if (r == NULL)
 		return jobq_error_set(JOBQ_EIO, "redis %s: CLIENT ID: %s", b->where,
 		                      conn->c->errstr);
+	if (r->type == REDIS_REPLY_ERROR) {
+		/* NOAUTH (a password is needed) or NOPERM: say so now, not at the first command */
+		int rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: %s%s", b->where, r->str,
+		                        strncmp(r->str, "NOAUTH", 6) == 0
+		                            ? " (give a password: ?password=... or user:password@)"
+		                            : "");
+		freeReplyObject(r);
+		return rc;
+	}
 	conn->client_id = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
 	freeReplyObject(r);
 	return 0;

@@ -24,6 +24,13 @@ mono_ms(void) {
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void
+sleep_real_ms(int64_t ms) {
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
 /* A decimal rendering of an integer, kept alive for one call. */
 typedef struct numbuf {
 	char s[24];
@@ -1015,6 +1022,9 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 		return jobq_error_set(JOBQ_EINVAL, "redis: the key prefix is empty");
 	if (opts->username != NULL && opts->password == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "redis: a username needs a password");
+	if (opts->connect_wait_ms < 0)
+		return jobq_error_set(JOBQ_EINVAL, "redis: connect_wait_ms %lld is negative",
+		                      (long long)opts->connect_wait_ms);
 	redis_backend *b = jobq__calloc(1, sizeof(*b));
 	if (b == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
@@ -1078,6 +1088,26 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	else
 		snprintf(b->where, wl, "%s:%d", b->host, b->port);
 	int rc = rq_connect_check(b);
+	if (rc == JOBQ_EIO && opts->connect_wait_ms > 0) {
+		/* the caller chose to wait for a server that is down (or restarting) */
+		int64_t deadline = mono_ms() + opts->connect_wait_ms;
+		int64_t delay = 10;
+		while (rc == JOBQ_EIO && mono_ms() < deadline) {
+			int64_t left = deadline - mono_ms();
+			int64_t d = delay / 2 + (int64_t)((unsigned)rand_r(&b->seed) %
+			                                  (unsigned)(delay / 2 + 1));
+			sleep_real_ms(d < left ? d : left);
+			delay = delay * 2 > b->reconnect_max_delay_ms ? b->reconnect_max_delay_ms
+			                                              : delay * 2;
+			rc = rq_connect_check(b);
+		}
+		if (rc == JOBQ_EIO) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s", jobq_error_message());
+			rc = jobq_error_set(JOBQ_EIO, "%s (still down after waiting %lld ms)", msg,
+			                    (long long)opts->connect_wait_ms);
+		}
+	}
 	if (rc < 0) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "%s", jobq_error_message());

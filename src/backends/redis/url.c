@@ -3,7 +3,8 @@
  *   redis://[[user]:password@]host[:port][/db][?prefix=P&...]
  *   redis+unix:///path/to.sock[?db=N&prefix=P&password=...&user=...]
  * Query keys: prefix, db, user (or username), password, connect_timeout_ms,
- * command_timeout_ms. User and password may be percent-encoded.
+ * command_timeout_ms, connect_wait_ms (0: fail at once when the server is down). User and password
+ * may be percent-encoded.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 typedef struct url_parts {
 	char *host, *unix_path, *user, *password, *prefix;
 	long port, db;
-	long long connect_timeout_ms, command_timeout_ms;
+	long long connect_timeout_ms, command_timeout_ms, connect_wait_ms;
 } url_parts;
 
 static int
@@ -113,6 +114,13 @@ parse_query(url_parts *p, const char *q, const char *url) {
 			rc = set_str(&p->user, v, vl, url, "user");
 		} else if (KEY_IS("password")) {
 			rc = set_str(&p->password, v, vl, url, "password");
+		} else if (KEY_IS("connect_wait_ms")) {
+			if (parse_long(&num, v, vl, 0, 86400000) < 0)
+				return jobq_error_set(
+				    JOBQ_EINVAL,
+				    "redis URL %s: connect_wait_ms '%.*s' is not a number of ms",
+				    url, (int)vl, v);
+			p->connect_wait_ms = num;
 		} else if (KEY_IS("connect_timeout_ms") || KEY_IS("command_timeout_ms")) {
 			if (parse_long(&num, v, vl, 1, 86400000) < 0)
 				return jobq_error_set(
@@ -248,6 +256,7 @@ jobq__redis_open_url(jobq_backend **out, const char *url) {
 		o.prefix = p.prefix;
 		o.connect_timeout_ms = p.connect_timeout_ms;
 		o.command_timeout_ms = p.command_timeout_ms;
+		o.connect_wait_ms = p.connect_wait_ms;
 		rc = jobq_backend_redis_new(out, &o);
 	}
 	jobq__free(p.host);
