@@ -83,8 +83,21 @@ int jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, 
 /* Resolves a keep policy: the job's own, else the worker's, else keep all. */
 jobq_keep jobq__resolve_keep(const jobq_keep *job_keep, const jobq_keep *worker_keep);
 /* Fetch for workers and manual mode: fails deferred-failure jobs and fetches again. */
+/* `rt` (optional): the caller's runtime to attach the job to (see jobq_job__attach_to). */
 int jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const char *token,
-                      int64_t lock_ms, const jobq_fail_policy *policy);
+                      int64_t lock_ms, const jobq_fail_policy *policy, struct jobq_job_runtime *rt);
+
+/* Whether the backend completes and fetches in batches (the optional complete_fetch slot). */
+int jobq_queue__can_batch(const jobq_queue *q);
+/*
+ * Completes `done` and fetches up to `max` jobs (the i-th locked with tokens[i]) in one
+ * backend step, or, without complete_fetch, completes one by one and fetches at most one.
+ * Returns the number fetched (0: none) or < 0; each done[i].rc gets its outcome. The jobs
+ * are not attached, and may carry a deferred failure.
+ */
+int jobq_queue__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_queue *q,
+                               jobq_completion *done, size_t ndone, const char *const *tokens,
+                               size_t max, int64_t lock_ms);
 
 /* --- jobs (job.c) ------------------------------------------------------------------------- */
 
@@ -96,8 +109,14 @@ struct jobq_job_runtime {
 	unsigned int error_flags;
 	const atomic_int *cancelled; /* owned by the worker, or NULL */
 	atomic_int lock_lost;
+	int borrowed; /* owned by the caller of jobq_job__attach_to, not by the job */
 };
 
+/* Gives `job` a runtime of its own (allocated; freed with the job). */
 int jobq_job__attach(jobq_job *job, jobq_queue *q);
+/* Gives `job` the caller's runtime `rt` (reset here), which outlives the job's use. */
+void jobq_job__attach_to(jobq_job *job, struct jobq_job_runtime *rt, jobq_queue *q);
+/* Frees what the job's runtime holds (and the runtime if the job owns it); rt = NULL. */
+void jobq_job__detach(jobq_job *job);
 
 #endif

@@ -1,5 +1,7 @@
 /* Jobs: construction for backends, read accessors, and the calls a handler makes on its job. */
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -83,9 +85,49 @@ jobq_job_options__clear(jobq_job_options *opts) {
 	opts->backoff.custom_type = NULL;
 }
 
+/*
+ * Every job is allocated with a hidden header in front of the struct, which says how many
+ * bytes after the struct belong to the same block: a backend may pack the job's strings
+ * there (jobq_job__new_packed), and jobq_job_free frees only the pointers outside them.
+ */
+typedef union job_header {
+	size_t packed; /* bytes after the struct */
+	max_align_t align;
+} job_header;
+
+static job_header *
+header_of(const jobq_job *job) {
+	return (job_header *)(uintptr_t)((const char *)job - sizeof(job_header));
+}
+
+jobq_job *
+jobq_job__new_packed(size_t extra, char **storage) {
+	if (extra > SIZE_MAX - sizeof(job_header) - sizeof(jobq_job)) {
+		jobq_error_set(JOBQ_ENOMEM, "job of %zu bytes is too large", extra);
+		return NULL;
+	}
+	job_header *h = jobq__malloc(sizeof(job_header) + sizeof(jobq_job) + extra);
+	if (h == NULL)
+		return NULL;
+	h->packed = extra;
+	jobq_job *job = (jobq_job *)(h + 1);
+	memset(job, 0, sizeof(*job));
+	if (storage != NULL)
+		*storage = (char *)(job + 1);
+	return job;
+}
+
 jobq_job *
 jobq_job__new(void) {
-	return jobq__calloc(1, sizeof(jobq_job));
+	return jobq_job__new_packed(0, NULL);
+}
+
+/* Frees `p` unless it points into the job's own block. */
+static void
+free_field(const jobq_job *job, size_t packed, void *p) {
+	uintptr_t lo = (uintptr_t)(job + 1), a = (uintptr_t)p;
+	if (packed == 0 || a < lo || a >= lo + packed)
+		jobq__free(p);
 }
 
 int
@@ -100,27 +142,47 @@ jobq_job__attach(jobq_job *job, jobq_queue *q) {
 }
 
 void
+jobq_job__attach_to(jobq_job *job, struct jobq_job_runtime *rt, jobq_queue *q) {
+	memset(rt, 0, sizeof(*rt));
+	rt->borrowed = 1;
+	rt->queue = q;
+	job->rt = rt;
+}
+
+void
+jobq_job__detach(jobq_job *job) {
+	struct jobq_job_runtime *rt = job->rt;
+	if (rt == NULL)
+		return;
+	jobq__free(rt->result);
+	jobq__free(rt->error);
+	rt->result = rt->error = NULL;
+	if (!rt->borrowed)
+		jobq__free(rt);
+	job->rt = NULL;
+}
+
+void
 jobq_job_free(jobq_job *job) {
 	if (job == NULL)
 		return;
-	jobq__free(job->id);
-	jobq__free(job->name);
-	jobq__free(job->data);
-	jobq_job_options__clear(&job->opts);
-	jobq__free(job->progress);
-	jobq__free(job->result);
-	jobq__free(job->failed_reason);
+	size_t packed = header_of(job)->packed;
+	free_field(job, packed, job->id);
+	free_field(job, packed, job->name);
+	free_field(job, packed, job->data);
+	free_field(job, packed, (char *)(uintptr_t)job->opts.job_id);
+	free_field(job, packed, (char *)(uintptr_t)job->opts.dedup_id);
+	free_field(job, packed, (char *)(uintptr_t)job->opts.backoff.custom_type);
+	free_field(job, packed, job->progress);
+	free_field(job, packed, job->result);
+	free_field(job, packed, job->failed_reason);
 	for (size_t i = 0; i < job->stacktrace_count; i++)
-		jobq__free(job->stacktrace[i]);
-	jobq__free(job->stacktrace);
-	jobq__free(job->deferred_failure);
-	jobq__free(job->token);
-	if (job->rt != NULL) {
-		jobq__free(job->rt->result);
-		jobq__free(job->rt->error);
-		jobq__free(job->rt);
-	}
-	jobq__free(job);
+		free_field(job, packed, job->stacktrace[i]);
+	free_field(job, packed, job->stacktrace);
+	free_field(job, packed, job->deferred_failure);
+	free_field(job, packed, job->token);
+	jobq_job__detach(job);
+	jobq__free(header_of(job));
 }
 
 int

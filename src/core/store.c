@@ -98,7 +98,24 @@ jobq_store_clock(const jobq_store *s) {
 void
 jobq_store__new_token(jobq_store *s, char *buf, size_t size) {
 	uint64_t n = atomic_fetch_add(&s->token_counter, 1) + 1;
-	snprintf(buf, size, "%s:%llu", s->instance_id, (unsigned long long)n);
+	/* "<instance>:<n>", formatted by hand: this runs once per fetched job. */
+	char digits[24];
+	size_t nd = 0;
+	do {
+		digits[nd++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	size_t il = strlen(s->instance_id);
+	if (il + 1 + nd + 1 > size) {
+		if (size > 0)
+			buf[0] = '\0';
+		return;
+	}
+	memcpy(buf, s->instance_id, il);
+	buf[il++] = ':';
+	while (nd > 0)
+		buf[il++] = digits[--nd];
+	buf[il] = '\0';
 }
 
 /* --- queues ------------------------------------------------------------------------------- */
@@ -253,6 +270,17 @@ jobq_queue_add_bulk(jobq_job_id *out, int *outcomes, jobq_queue *q, const jobq_j
 	}
 	int64_t now = jobq_queue__now(q);
 	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && jobs[i].opts == jobs[i - 1].opts && jobs[i].name == jobs[i - 1].name &&
+		    jobs[i].data != NULL && jobs[i].len > 0 &&
+		    !(BACKEND(q)->caps & JOBQ_CAP_JSON_DATA) &&
+		    (reqs[i - 1].opts->size_limit == 0 ||
+		     jobs[i].len <= reqs[i - 1].opts->size_limit)) {
+			/* Same name and options as the previous job, already validated and copied:
+			 * share them (a bulk add of one kind of job costs one validation). */
+			reqs[i] = (jobq_add_request){jobs[i].name, jobs[i].data, jobs[i].len,
+			                             reqs[i - 1].opts};
+			continue;
+		}
 		if ((rc = prepare_add(&opts[i], q, &jobs[i], now)) < 0) {
 			if (n > 1) {
 				char detail[512];
@@ -526,7 +554,7 @@ jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, cons
 
 int
 jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const char *token,
-                  int64_t lock_ms, const jobq_fail_policy *policy) {
+                  int64_t lock_ms, const jobq_fail_policy *policy, struct jobq_job_runtime *rt) {
 	/* Jobs past their stall limit come back marked; fail them here and look again. */
 	for (;;) {
 		jobq_job *job = NULL;
@@ -534,7 +562,9 @@ jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const ch
 		if (rc < 0)
 			return rc;
 		if (job->deferred_failure == NULL) {
-			if ((rc = jobq_job__attach(job, q)) < 0) {
+			if (rt != NULL) {
+				jobq_job__attach_to(job, rt, q);
+			} else if ((rc = jobq_job__attach(job, q)) < 0) {
 				jobq_job_free(job);
 				return rc;
 			}
@@ -550,6 +580,34 @@ jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const ch
 }
 
 int
+jobq_queue__can_batch(const jobq_queue *q) {
+	const jobq_backend *b = BACKEND(q);
+	return b->version >= 2 && b->complete_fetch != NULL;
+}
+
+int
+jobq_queue__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_queue *q,
+                           jobq_completion *done, size_t ndone, const char *const *tokens,
+                           size_t max, int64_t lock_ms) {
+	jobq_backend *b = BACKEND(q);
+	int64_t now = jobq_queue__now(q);
+	if (jobq_queue__can_batch(q))
+		return b->complete_fetch(jobs, info, q->bq, done, ndone, tokens, max, lock_ms, now);
+	/* The fallback: one step per completion, then one fetch. */
+	for (size_t i = 0; i < ndone; i++)
+		done[i].rc = b->complete(q->bq, done[i].id, done[i].token, done[i].result_json,
+		                         &done[i].keep, now);
+	if (max == 0)
+		return 0;
+	if (ndone > 0)
+		now = jobq_queue__now(q);
+	int rc = b->fetch(&jobs[0], info, q->bq, tokens[0], lock_ms, now);
+	if (rc == JOBQ_ENOJOB)
+		return 0;
+	return rc < 0 ? rc : 1;
+}
+
+int
 jobq_queue_fetch(jobq_job **out, jobq_queue *q, int64_t lock_ms) {
 	int rc = check_queue(q, "fetch");
 	if (rc < 0)
@@ -562,7 +620,7 @@ jobq_queue_fetch(jobq_job **out, jobq_queue *q, int64_t lock_ms) {
 	char token[64];
 	jobq_store__new_token(q->store, token, sizeof(token));
 	*out = NULL;
-	return jobq_queue__fetch(out, NULL, q, token, lock_ms, NULL);
+	return jobq_queue__fetch(out, NULL, q, token, lock_ms, NULL, NULL);
 }
 
 static int

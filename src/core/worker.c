@@ -3,6 +3,15 @@
  * of them at a time blocked in the backend's wait for work while the others wait on the
  * worker's condvar; and one timer thread for the lock heartbeat and the stalled-job reaper.
  * Handlers run with no library lock held.
+ *
+ * A handler thread completes the jobs it ran and fetches the next ones in one backend step
+ * (jobq_queue__complete_fetch; BullMQ's moveToFinished with fetchNext). When the backend
+ * does that in batches, the thread takes up to BATCH_MAX jobs at once, but only while its
+ * handlers are fast: the batch size doubles after a batch that ran within a millisecond and
+ * drops back to one as soon as a batch takes longer than BATCH_BUDGET_MS, and the jobs of a
+ * batch not started by then are released (back to the front of the queue). Every job a
+ * thread holds - running, waiting for its turn, or completed but not yet written - is locked
+ * and kept locked by the heartbeat; a crash leaves them to the stalled-job reaper.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,13 +25,21 @@ typedef struct handler {
 	void *payload;
 } handler;
 
-/* What the heartbeat needs of a running job; the handler thread owns `job` itself. */
+enum { BATCH_MAX = 64, BATCH_BUDGET_MS = 2, TOKEN_SIZE = 48 };
+#define NOT_RUNNING ((size_t)-1)
+
+/*
+ * The jobs a handler thread holds, for the heartbeat. The thread owns the jobs, and keeps
+ * them (and so the strings below) alive while they are listed here; `mu` guards the lists.
+ */
 typedef struct slot {
-	int busy;
-	uint64_t seq; /* bumped per job, so a late heartbeat result never hits the next job */
-	char id[JOBQ_ID_MAX + 1];
-	char token[64];
-	atomic_int *lock_lost;
+	pthread_mutex_t mu;
+	size_t n;
+	const char *ids[BATCH_MAX];
+	const char *tokens[BATCH_MAX];
+	int lost[BATCH_MAX];      /* the heartbeat found the lock gone */
+	size_t running;           /* index of the job whose handler runs, or NOT_RUNNING */
+	atomic_int *running_lost; /* the running job's lock_lost flag */
 } slot;
 
 struct jobq_worker {
@@ -43,6 +60,7 @@ struct jobq_worker {
 	uint64_t clock_gen;
 	unsigned int alive;
 	slot *slots;
+	unsigned int nslots;
 
 	pthread_t *threads;
 	pthread_t timer;
@@ -140,6 +158,11 @@ jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payl
 		jobq__free(w);
 		return JOBQ_ENOMEM;
 	}
+	w->nslots = opts->concurrency;
+	for (unsigned int i = 0; i < opts->concurrency; i++) {
+		pthread_mutex_init(&w->slots[i].mu, NULL);
+		w->slots[i].running = NOT_RUNNING;
+	}
 	pthread_mutex_init(&w->mu, NULL);
 	jobq_clock__cond_init(&w->idle_cv);
 	jobq_clock__cond_init(&w->timer_cv);
@@ -185,48 +208,44 @@ find_handler(const jobq_worker *w, const char *name, handler *fallback) {
 
 /* --- running one job ---------------------------------------------------------------------- */
 
+/* The per-thread state of a handler thread: the batch it holds and what it completed. */
+typedef struct batch {
+	jobq_job *jobs[BATCH_MAX]; /* the batch fetched last, freed at the next fetch */
+	size_t n;
+	jobq_completion done[BATCH_MAX];
+	char *results[BATCH_MAX]; /* owned result texts of done[] */
+	size_t ndone;
+	size_t want; /* how many to fetch next */
+	char tokens[BATCH_MAX][TOKEN_SIZE];
+	const char *token_ptrs[BATCH_MAX];
+	struct jobq_job_runtime rt; /* lent to each job this thread runs */
+} batch;
+
+/* Gives back, last first, the jobs of the batch from `from` on, which did not run. */
 static void
-finish_job(jobq_worker *w, jobq_job *job, int rc) {
+release_rest(jobq_worker *w, batch *b, size_t from) {
 	jobq_queue *q = w->q;
-	if (atomic_load(&job->rt->lock_lost))
-		return; /* someone else owns it now; its outcome is not ours to write */
-	if (rc >= 0) {
-		jobq_keep keep =
-		    jobq__resolve_keep(&job->opts.remove_on_complete, &w->opts.remove_on_complete);
-		const char *result = job->rt->result ? job->rt->result : "null";
-		rc = q->store->backend->complete(q->bq, job->id, job->token, result, &keep,
-		                                 jobq_queue__now(q));
-		if (rc >= 0)
-			atomic_fetch_add(&w->completed, 1);
-		return;
-	}
-	atomic_fetch_add(&w->failed, 1);
-	if (atomic_load(&w->cancelled)) {
-		/* Closing past the deadline: give the job back without using an attempt. */
-		q->store->backend->release(q->bq, job->id, job->token, jobq_queue__now(q));
-		return;
-	}
-	char fallback[160];
-	const char *reason = job->rt->error;
-	if (reason == NULL) {
-		snprintf(fallback, sizeof(fallback), "handler returned %d (%s)", rc,
-		         jobq_strerror(rc));
-		reason = fallback;
-	}
-	jobq_queue__fail_job(q, job, job->token, reason, job->rt->error_flags, &w->policy);
+	for (size_t k = b->n; k-- > from;)
+		q->store->backend->release(q->bq, b->jobs[k]->id, b->jobs[k]->token,
+		                           jobq_queue__now(q));
 }
 
+/*
+ * Runs one job and settles a failure at once; a success is queued in b->done for the next
+ * backend step. A job whose lock was lost is not ours to write.
+ */
 static void
-run_job(jobq_worker *w, unsigned int index, jobq_job *job) {
-	slot *s = &w->slots[index];
-	job->rt->cancelled = &w->cancelled;
-	pthread_mutex_lock(&w->mu);
-	s->busy = 1;
-	s->seq++;
-	snprintf(s->id, sizeof(s->id), "%s", job->id);
-	snprintf(s->token, sizeof(s->token), "%s", job->token);
-	s->lock_lost = &job->rt->lock_lost;
-	pthread_mutex_unlock(&w->mu);
+run_job(jobq_worker *w, slot *s, batch *b, size_t index) {
+	jobq_queue *q = w->q;
+	jobq_job *job = b->jobs[index];
+	struct jobq_job_runtime *rt = &b->rt;
+	jobq_job__attach_to(job, rt, q);
+	rt->cancelled = &w->cancelled;
+	pthread_mutex_lock(&s->mu);
+	s->running = index;
+	if (s->lost[index])
+		atomic_store(&rt->lock_lost, 1);
+	pthread_mutex_unlock(&s->mu);
 	atomic_fetch_add(&w->running, 1);
 
 	handler fallback;
@@ -239,14 +258,120 @@ run_job(jobq_worker *w, unsigned int index, jobq_job *job) {
 	else
 		rc = h->fn(job, h->payload);
 
-	pthread_mutex_lock(&w->mu);
-	s->busy = 0;
-	pthread_mutex_unlock(&w->mu);
-	finish_job(w, job, rc);
+	pthread_mutex_lock(&s->mu);
+	s->running = NOT_RUNNING;
+	pthread_mutex_unlock(&s->mu);
+	if (atomic_load(&rt->lock_lost)) {
+		/* someone else owns it now; its outcome is not ours to write */
+	} else if (rc >= 0) {
+		jobq_completion *c = &b->done[b->ndone];
+		b->results[b->ndone] = rt->result;
+		rt->result = NULL;
+		c->id = job->id;
+		c->token = job->token;
+		c->result_json = b->results[b->ndone] ? b->results[b->ndone] : "null";
+		c->keep =
+		    jobq__resolve_keep(&job->opts.remove_on_complete, &w->opts.remove_on_complete);
+		c->rc = 0;
+		b->ndone++;
+	} else {
+		atomic_fetch_add(&w->failed, 1);
+		if (atomic_load(&w->cancelled)) {
+			/* Closing past the deadline: give the job back without using an attempt. */
+			q->store->backend->release(q->bq, job->id, job->token, jobq_queue__now(q));
+		} else {
+			char fallback_reason[160];
+			const char *reason = rt->error;
+			if (reason == NULL) {
+				snprintf(fallback_reason, sizeof(fallback_reason),
+				         "handler returned %d (%s)", rc, jobq_strerror(rc));
+				reason = fallback_reason;
+			}
+			jobq_queue__fail_job(q, job, job->token, reason, rt->error_flags,
+			                     &w->policy);
+		}
+	}
+	jobq_job__detach(job);
 	atomic_fetch_sub(&w->running, 1);
-	pthread_mutex_lock(&w->mu);
-	pthread_cond_broadcast(&w->done_cv);
-	pthread_mutex_unlock(&w->mu);
+	if (atomic_load(&w->stopping)) {
+		/* Only close waits for this news. */
+		pthread_mutex_lock(&w->mu);
+		pthread_cond_broadcast(&w->done_cv);
+		pthread_mutex_unlock(&w->mu);
+	}
+}
+
+/*
+ * Writes the completions queued in b->done and fetches up to `max` jobs in one backend step
+ * (max 0: only writes), then frees the previous batch. Returns the number fetched or < 0.
+ */
+static int
+complete_and_fetch(jobq_worker *w, slot *s, batch *b, size_t max, jobq_fetch_info *info) {
+	jobq_queue *q = w->q;
+	jobq_job *fetched[BATCH_MAX];
+	for (size_t i = 0; i < max; i++) {
+		jobq_store__new_token(q->store, b->tokens[i], TOKEN_SIZE);
+		b->token_ptrs[i] = b->tokens[i];
+	}
+	int rc = jobq_queue__complete_fetch(fetched, info, q, b->done, b->ndone, b->token_ptrs, max,
+	                                    w->opts.lock_ms);
+	for (size_t i = 0; i < b->ndone; i++) {
+		if (b->done[i].rc >= 0)
+			atomic_fetch_add(&w->completed, 1);
+		jobq__free(b->results[i]);
+	}
+	b->ndone = 0;
+	/* The heartbeat lets go of the old batch and takes the new one. */
+	size_t n = rc > 0 ? (size_t)rc : 0;
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < n; i++) {
+		s->ids[i] = fetched[i]->id;
+		s->tokens[i] = fetched[i]->token;
+		s->lost[i] = 0;
+	}
+	s->n = n;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < b->n; i++)
+		jobq_job_free(b->jobs[i]);
+	memcpy(b->jobs, fetched, n * sizeof(*fetched));
+	b->n = n;
+	return rc;
+}
+
+/* Runs the batch in hand; adapts the size of the next one. */
+static void
+run_batch(jobq_worker *w, slot *s, batch *b) {
+	int batching = jobq_queue__can_batch(w->q);
+	int64_t start = batching ? jobq_clock__monotonic_ms() : 0;
+	int64_t elapsed = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		jobq_job *job = b->jobs[i];
+		if (atomic_load(&w->stopping)) {
+			release_rest(w, b, i);
+			return;
+		}
+		if (job->deferred_failure != NULL) {
+			/* Past its stall limit: fail it without running it. */
+			jobq_queue__fail_job(w->q, job, job->token, job->deferred_failure,
+			                     JOBQ_FAIL_UNRECOVERABLE, &w->policy);
+			continue;
+		}
+		run_job(w, s, b, i);
+		if (batching && i + 1 < b->n &&
+		    (elapsed = jobq_clock__monotonic_ms() - start) > BATCH_BUDGET_MS) {
+			/* Slow handlers: let others have the jobs not started yet. */
+			release_rest(w, b, i + 1);
+			b->want = 1;
+			return;
+		}
+	}
+	if (batching && b->n == b->want) {
+		elapsed = jobq_clock__monotonic_ms() - start;
+		if (elapsed < 1 && b->want < BATCH_MAX)
+			b->want *= 2;
+		else if (elapsed > BATCH_BUDGET_MS)
+			b->want = 1;
+	}
 }
 
 /* --- waiting for work --------------------------------------------------------------------- */
@@ -301,17 +426,22 @@ static void *
 handler_thread(void *arg) {
 	thread_arg *ta = arg;
 	jobq_worker *w = ta->w;
-	unsigned int index = ta->index;
+	slot *s = &w->slots[ta->index];
 	jobq__free(ta);
+	batch *b = jobq__calloc(1, sizeof(*b));
+	if (b != NULL) {
+		b->want = 1;
+		pthread_mutex_lock(&s->mu);
+		s->running_lost = &b->rt.lock_lost;
+		pthread_mutex_unlock(&s->mu);
+	}
 	int64_t error_backoff = ERROR_BACKOFF_MIN_MS;
-	while (!atomic_load(&w->stopping)) {
-		char token[64];
-		jobq_store__new_token(w->q->store, token, sizeof(token));
-		jobq_job *job = NULL;
+	while (b != NULL && !atomic_load(&w->stopping)) {
 		jobq_fetch_info info = {0};
-		int rc = jobq_queue__fetch(&job, &info, w->q, token, w->opts.lock_ms, &w->policy);
-		if (rc == JOBQ_ENOJOB) {
+		int rc = complete_and_fetch(w, s, b, b->want, &info);
+		if (rc == 0) {
 			error_backoff = ERROR_BACKOFF_MIN_MS;
+			b->want = 1;
 			wait_for_work(w, info.next_due_ms);
 		} else if (rc < 0) {
 			/* The store is unwell (e.g. Redis restarting): back off and try again. */
@@ -321,9 +451,16 @@ handler_thread(void *arg) {
 			                    : error_backoff * 2;
 		} else {
 			error_backoff = ERROR_BACKOFF_MIN_MS;
-			run_job(w, index, job);
-			jobq_job_free(job);
+			run_batch(w, s, b);
 		}
+	}
+	if (b != NULL) {
+		/* Write what completed, let go of the last batch. */
+		complete_and_fetch(w, s, b, 0, NULL);
+		pthread_mutex_lock(&s->mu);
+		s->running_lost = NULL;
+		pthread_mutex_unlock(&s->mu);
+		jobq__free(b);
 	}
 	pthread_mutex_lock(&w->mu);
 	w->alive--;
@@ -338,20 +475,19 @@ static void
 renew_locks(jobq_worker *w) {
 	jobq_queue *q = w->q;
 	for (unsigned int i = 0; i < w->opts.concurrency; i++) {
-		slot copy;
-		pthread_mutex_lock(&w->mu);
-		copy = w->slots[i];
-		pthread_mutex_unlock(&w->mu);
-		if (!copy.busy)
-			continue;
-		int rc = q->store->backend->extend_lock(q->bq, copy.id, copy.token, w->opts.lock_ms,
-		                                        jobq_queue__now(q));
-		if (rc == JOBQ_ELOCKLOST) {
-			pthread_mutex_lock(&w->mu);
-			if (w->slots[i].busy && w->slots[i].seq == copy.seq)
-				atomic_store(w->slots[i].lock_lost, 1);
-			pthread_mutex_unlock(&w->mu);
+		slot *s = &w->slots[i];
+		/* Holding the slot keeps its jobs alive; the thread waits at most for this. */
+		pthread_mutex_lock(&s->mu);
+		for (size_t k = 0; k < s->n; k++) {
+			int rc = q->store->backend->extend_lock(
+			    q->bq, s->ids[k], s->tokens[k], w->opts.lock_ms, jobq_queue__now(q));
+			if (rc == JOBQ_ELOCKLOST) {
+				s->lost[k] = 1;
+				if (s->running == k && s->running_lost != NULL)
+					atomic_store(s->running_lost, 1);
+			}
 		}
+		pthread_mutex_unlock(&s->mu);
 	}
 }
 
@@ -505,6 +641,8 @@ jobq_worker_free(jobq_worker *w) {
 	for (size_t i = 0; i < w->nhandlers; i++)
 		jobq__free(w->handlers[i].name);
 	jobq__free(w->handlers);
+	for (unsigned int i = 0; i < w->nslots; i++)
+		pthread_mutex_destroy(&w->slots[i].mu);
 	jobq__free(w->slots);
 	jobq__free(w->threads);
 	pthread_mutex_destroy(&w->mu);

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define JOBQ_BACKEND_VERSION 1
+#define JOBQ_BACKEND_VERSION 2
 
 enum {
 	JOBQ_CAP_BLOCKING_WAIT = 1u << 0, /* wait_for_work and events_read really block */
@@ -87,6 +87,12 @@ struct jobq_job {
 
 /* A zeroed job, or NULL on ENOMEM (error set). */
 JOBQ_EXTERN jobq_job *jobq_job__new(void);
+/*
+ * A zeroed job with `extra` bytes of storage in the same allocation (*storage points to them),
+ * so that a backend can pack the job's strings there with one allocation: jobq_job_free frees
+ * only the pointers outside that storage.
+ */
+JOBQ_EXTERN jobq_job *jobq_job__new_packed(size_t extra, char **storage);
 /* Copies `src`'s strings (job_id, dedup_id, backoff.custom_type) into `dst`. */
 JOBQ_EXTERN int jobq_job_options__copy(jobq_job_options *dst, const jobq_job_options *src);
 /* Frees the strings owned by an options struct filled by jobq_job_options__copy. */
@@ -126,6 +132,15 @@ typedef struct jobq_failure {
 typedef struct jobq_fetch_info {
 	int64_t next_due_ms; /* due time of the earliest delayed job, or 0 if none */
 } jobq_fetch_info;
+
+/* One completion for complete_fetch: what complete() takes, and its outcome. */
+typedef struct jobq_completion {
+	const char *id;
+	const char *token;
+	const char *result_json; /* never NULL */
+	jobq_keep keep;          /* resolved, never JOBQ_KEEP_DEFAULT */
+	int rc;                  /* out: 0, or the error complete() would have returned */
+} jobq_completion;
 
 typedef struct jobq_backend_queue jobq_backend_queue; /* each backend defines it */
 
@@ -269,6 +284,23 @@ struct jobq_backend {
 	void (*wake)(jobq_backend *b);
 
 	void (*free)(jobq_backend *b);
+
+	/* -- version 2; optional ---------------------------------------------------------------- */
+
+	/*
+	 * Optional (NULL: the core calls complete, then fetch). Finishes and takes work in ONE
+	 * step, as BullMQ's moveToFinished with fetchNext, for batches: first each of the `ndone`
+	 * completions exactly as complete() (one whose lock check fails changes nothing and gets
+	 * that error in its `rc`; the others get 0), then up to `max` fetches exactly as fetch(),
+	 * the i-th job locked with tokens[i] and stored in jobs[i]. Returns how many jobs were
+	 * fetched (0 when there is none, not JOBQ_ENOJOB), or a negative error if the fetching
+	 * part failed (the completions' `rc` still say what happened to each). `info` as for
+	 * fetch. With a backend that has this slot, a worker may fetch several jobs at once; each
+	 * stays active, locked and heartbeated until it has run.
+	 */
+	int (*complete_fetch)(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
+	                      jobq_completion *done, size_t ndone, const char *const *tokens,
+	                      size_t max, int64_t lock_ms, int64_t now_ms);
 };
 
 #ifdef __cplusplus

@@ -60,6 +60,7 @@
 #define EV_INLINE     38
 #define GEN_ID_SPACE  24 /* a generated id: up to 20 digits */
 #define STACK_BATCH   16
+#define TOKEN_INLINE  48 /* the core's tokens ("<16 hex>:<counter>") fit inline */
 #define STALLED_DEFA  "job stalled more than allowable limit"
 #define NAME_MAX_URL  200
 #define URL_SCHEME    "mem://"
@@ -110,11 +111,12 @@ struct mjob {
 	char **stacktrace;
 	size_t stacktrace_count;
 	const char *defa; /* deferred failure: a static string or NULL */
-	char *token;
+	char *token;      /* tok_inl, or a heap copy of a longer token */
 	int64_t lock_expiry;
 	char **logs;
 	size_t nlogs;
 	size_t logs_cap;
+	char tok_inl[TOKEN_INLINE];
 };
 
 typedef struct mlist {
@@ -407,8 +409,8 @@ ev_wake_readers(mqueue *q) {
  * long value that cannot be stored is replaced by an empty string.
  */
 static void
-ev_push(mqueue *q, int type, const char *job_id, int prev, int64_t num, const char *s1,
-        const char *s2) {
+ev_push_n(mqueue *q, int type, const char *job_id, size_t l0, int prev, int64_t num, const char *s1,
+          size_t l1, const char *s2, size_t l2) {
 	evring *r = &q->ev;
 	if (r->next - r->first == r->cap) {
 		if (r->cap >= EV_RING_MAX || ring_grow(r) < 0) {
@@ -419,9 +421,6 @@ ev_push(mqueue *q, int type, const char *job_id, int prev, int64_t num, const ch
 		}
 	}
 	mevent *e = &r->buf[r->next & (r->cap - 1)];
-	size_t l0 = job_id ? strlen(job_id) : 0;
-	size_t l1 = s1 ? strlen(s1) : 0;
-	size_t l2 = s2 ? strlen(s2) : 0;
 	size_t total = l0 + l1 + l2 + 3;
 	char *dst = e->inl;
 	e->heap = NULL;
@@ -449,8 +448,15 @@ ev_push(mqueue *q, int type, const char *job_id, int prev, int64_t num, const ch
 }
 
 static void
+ev_push(mqueue *q, int type, const char *job_id, int prev, int64_t num, const char *s1,
+        const char *s2) {
+	ev_push_n(q, type, job_id, job_id ? strlen(job_id) : 0, prev, num, s1, s1 ? strlen(s1) : 0,
+	          s2, s2 ? strlen(s2) : 0);
+}
+
+static void
 ev_job(mqueue *q, int type, const mjob *j, int prev) {
-	ev_push(q, type, j->id, prev, 0, NULL, NULL);
+	ev_push_n(q, type, j->id, j->id_len, prev, 0, NULL, 0, NULL, 0);
 }
 
 /* Formats one stored event into `list`. */
@@ -630,16 +636,32 @@ mopts_unref(mqueue *q, mopts *m) {
 	}
 }
 
+/* The result of most jobs: shared, never freed. */
+static char null_result[] = "null";
+
+static void
+result_free(char *r) {
+	if (r != null_result)
+		jobq__free(r);
+}
+
+static void
+token_free(mjob *j) {
+	if (j->token != j->tok_inl)
+		jobq__free(j->token);
+	j->token = NULL;
+}
+
 static void
 job_free_mem(mqueue *q, mjob *j) {
 	mopts_unref(q, j->mo);
 	jobq__free(j->progress);
-	jobq__free(j->result);
+	result_free(j->result);
 	jobq__free(j->failed_reason);
 	for (size_t i = 0; i < j->stacktrace_count; i++)
 		jobq__free(j->stacktrace[i]);
 	jobq__free(j->stacktrace);
-	jobq__free(j->token);
+	token_free(j);
 	for (size_t i = 0; i < j->nlogs; i++)
 		jobq__free(j->logs[i]);
 	jobq__free(j->logs);
@@ -689,8 +711,7 @@ job_delete(mqueue *q, mjob *j) {
 
 static void
 drop_lock(mjob *j) {
-	jobq__free(j->token);
-	j->token = NULL;
+	token_free(j);
 	j->lock_expiry = 0;
 }
 
@@ -758,22 +779,57 @@ apply_keep(mqueue *q, mlist *set, mjob *just, const jobq_keep *keep, int64_t now
 
 /* --- copies for the caller -------------------------------------------------------------- */
 
+/* Copies `len` bytes and a NUL to *p, advancing it; returns the copy. */
+static char *
+pack(char **p, const char *src, size_t len) {
+	char *dst = *p;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	*p += len + 1;
+	return dst;
+}
+
+static size_t
+opt_len(const char *s) {
+	return s ? strlen(s) + 1 : 0;
+}
+
+/*
+ * A copy for the caller in ONE allocation (jobq_job__new_packed): the struct, then the
+ * stack trace's pointer array, then every string. `token`: the lock token to hand out, or
+ * NULL.
+ */
 static int
-job_copy(jobq_job **out, const mjob *j, int with_token) {
-	jobq_job *c = jobq_job__new();
+job_copy(jobq_job **out, const mjob *j, const char *token, size_t token_len) {
+	size_t name_len = strlen(j->name);
+	const char *custom = j->mo->o.backoff.custom_type;
+	size_t sz = j->stacktrace_count * sizeof(char *) + j->id_len + 1 + name_len + 1 +
+	            j->data_len + 1 + opt_len(j->dedup_id) + opt_len(custom) +
+	            opt_len(j->progress) + opt_len(j->result) + opt_len(j->failed_reason) +
+	            opt_len(j->defa) + (token ? token_len + 1 : 0);
+	for (size_t i = 0; i < j->stacktrace_count; i++)
+		sz += strlen(j->stacktrace[i]) + 1;
+	char *p;
+	jobq_job *c = jobq_job__new_packed(sz, &p);
 	if (c == NULL)
-		return JOBQ_ENOMEM;
-	c->id = jobq__strndup(j->id, j->id_len);
-	c->name = jobq__strdup(j->name);
-	c->data = jobq__memdup(j->data, j->data_len);
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory copying job %s",
+		                      j->id);
+	if (j->stacktrace_count > 0) {
+		c->stacktrace = (char **)(void *)p;
+		p += j->stacktrace_count * sizeof(char *);
+		for (size_t i = 0; i < j->stacktrace_count; i++)
+			c->stacktrace[i] = pack(&p, j->stacktrace[i], strlen(j->stacktrace[i]));
+		c->stacktrace_count = j->stacktrace_count;
+	}
+	c->id = pack(&p, j->id, j->id_len);
+	c->name = pack(&p, j->name, name_len);
+	c->data = pack(&p, j->data, j->data_len);
 	c->data_len = j->data_len;
-	jobq_job_options o = j->mo->o;
-	o.job_id = j->custom_id ? j->id : NULL;
-	o.dedup_id = j->dedup_id;
-	o.timestamp = j->timestamp;
-	int rc = jobq_job_options__copy(&c->opts, &o);
-	if (rc < 0 || c->id == NULL || c->name == NULL || c->data == NULL)
-		goto oom;
+	c->opts = j->mo->o;
+	c->opts.job_id = j->custom_id ? c->id : NULL;
+	c->opts.dedup_id = j->dedup_id ? pack(&p, j->dedup_id, strlen(j->dedup_id)) : NULL;
+	c->opts.backoff.custom_type = custom ? pack(&p, custom, strlen(custom)) : NULL;
+	c->opts.timestamp = j->timestamp;
 	c->state = j->state;
 	c->timestamp = j->timestamp;
 	c->processed_on = j->processed_on;
@@ -783,28 +839,18 @@ job_copy(jobq_job **out, const mjob *j, int with_token) {
 	c->attempts_started = j->attempts_started;
 	c->attempts_made = j->attempts_made;
 	c->stalled_count = j->stalled_count;
-	if ((j->progress && !(c->progress = jobq__strdup(j->progress))) ||
-	    (j->result && !(c->result = jobq__strdup(j->result))) ||
-	    (j->failed_reason && !(c->failed_reason = jobq__strdup(j->failed_reason))) ||
-	    (j->defa && !(c->deferred_failure = jobq__strdup(j->defa))) ||
-	    (with_token && j->token && !(c->token = jobq__strdup(j->token))))
-		goto oom;
-	if (j->stacktrace_count > 0) {
-		c->stacktrace = jobq__calloc(j->stacktrace_count, sizeof(char *));
-		if (c->stacktrace == NULL)
-			goto oom;
-		for (size_t i = 0; i < j->stacktrace_count; i++) {
-			c->stacktrace[i] = jobq__strdup(j->stacktrace[i]);
-			if (c->stacktrace[i] == NULL)
-				goto oom;
-			c->stacktrace_count = i + 1;
-		}
-	}
+	if (j->progress)
+		c->progress = pack(&p, j->progress, strlen(j->progress));
+	if (j->result)
+		c->result = pack(&p, j->result, strlen(j->result));
+	if (j->failed_reason)
+		c->failed_reason = pack(&p, j->failed_reason, strlen(j->failed_reason));
+	if (j->defa)
+		c->deferred_failure = pack(&p, j->defa, strlen(j->defa));
+	if (token)
+		c->token = pack(&p, token, token_len);
 	*out = c;
 	return 0;
-oom:
-	jobq_job_free(c);
-	return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory copying job %s", j->id);
 }
 
 /* --- lock checks ------------------------------------------------------------------------ */
@@ -1063,15 +1109,18 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 	uint64_t counter0 = q->id_counter;
 	uint64_t ev0 = q->ev.next;
 	size_t ready = 0;
-	mopts *run = NULL;
+	mopts *run = NULL; /* the options preallocated for the current run of equal options */
+	mopts *cur = NULL; /* the options the current run uses: q->last_opts if equal, or run */
 	for (size_t i = 0; i < n; i++) {
 		const jobq_add_request *r = &reqs[i];
 		const jobq_job_options *o = r->opts;
 		char gen[GEN_ID_SPACE];
 		const char *id;
 		size_t id_len;
-		if (s[i].mo != NULL)
+		if (s[i].mo != NULL) {
 			run = s[i].mo;
+			cur = NULL;
+		}
 		q->id_counter++;
 		if (o->job_id && o->job_id[0]) {
 			id = o->job_id;
@@ -1105,12 +1154,14 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 		}
 		mjob *j = add_fill(s[i].blk, r, id, id_len, name_lens[i]);
 		s[i].blk = NULL;
-		mopts *m = q->last_opts;
-		if (m == NULL || !opts_equal(&m->o, o))
-			m = run;
-		m->refs++;
-		q->last_opts = m;
-		j->mo = m;
+		if (cur == NULL) {
+			cur = q->last_opts;
+			if (cur == NULL || !opts_equal(&cur->o, o))
+				cur = run;
+		}
+		cur->refs++;
+		q->last_opts = cur;
+		j->mo = cur;
 		HASH_ADD_KEYPTR(hh, q->jobs, j->id, j->id_len, j);
 		s[i].created = j;
 		if (j->hh.tbl == NULL)
@@ -1141,7 +1192,7 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 		}
 		memcpy(ids[i].str, id, id_len + 1);
 		outcomes[i] = JOBQ_ADD_CREATED;
-		ev_push(q, EV_ADDED, j->id, 0, 0, j->name, NULL);
+		ev_push_n(q, EV_ADDED, j->id, id_len, 0, 0, j->name, name_lens[i], NULL, 0);
 		if (j->delay_ms > 0) {
 			int64_t due = j->timestamp + j->delay_ms;
 			make_delayed(q, j, due);
@@ -1182,60 +1233,68 @@ out:
 
 /* --- fetch and the active job ----------------------------------------------------------- */
 
+/*
+ * Takes the next job under the lock (after promoting due delayed jobs): a copy for the caller
+ * with `token`, which the job keeps in tok_inl or in `long_tok` (taken if used). JOBQ_ENOJOB
+ * (error not set) if there is none.
+ */
 static int
-mem_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
-          int64_t lock_ms, int64_t now) {
-	if (out == NULL || token == NULL)
-		return jobq_error_set(JOBQ_EINVAL, "memory backend: fetch needs out and a token");
-	char *tok = jobq__strdup(token);
-	char *tok2 = jobq__strdup(token);
-	if (tok == NULL || tok2 == NULL) {
-		jobq__free(tok);
-		jobq__free(tok2);
-		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
-	}
-	pthread_mutex_lock(&q->mu);
-	promote_due(q, now);
+fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, char **long_tok,
+             int64_t lock_ms, int64_t now) {
 	mjob *j = NULL;
 	if (!q->paused) {
 		j = q->waiting.head;
 		if (j == NULL)
 			j = RB_MIN(mtree, &q->prio);
 	}
-	if (info != NULL)
-		info->next_due_ms = next_due(q);
-	if (j == NULL) {
-		pthread_mutex_unlock(&q->mu);
-		jobq__free(tok);
-		jobq__free(tok2);
-		jobq_error_set(JOBQ_ENOJOB, "no job to fetch in queue %s%s", q->name,
-		               q->paused ? " (paused)" : "");
+	if (j == NULL)
 		return JOBQ_ENOJOB;
-	}
 	jobq_job *c;
-	int rc = job_copy(&c, j, 0);
-	if (rc < 0) {
-		pthread_mutex_unlock(&q->mu);
-		jobq__free(tok);
-		jobq__free(tok2);
+	int rc = job_copy(&c, j, token, token_len);
+	if (rc < 0)
 		return rc;
-	}
 	job_unlink(q, j);
 	j->state = JOBQ_STATE_ACTIVE;
 	list_push_back(&q->active, j);
-	jobq__free(j->token);
-	j->token = tok;
+	token_free(j);
+	if (token_len >= TOKEN_INLINE) {
+		j->token = *long_tok;
+		*long_tok = NULL;
+	} else {
+		memcpy(j->tok_inl, token, token_len + 1);
+		j->token = j->tok_inl;
+	}
 	j->lock_expiry = now + lock_ms;
 	j->processed_on = now;
 	j->attempts_started++;
 	ev_job(q, EV_ACTIVE, j, JOBQ_STATE_WAITING);
-	pthread_mutex_unlock(&q->mu);
 	c->state = JOBQ_STATE_ACTIVE;
 	c->processed_on = now;
 	c->attempts_started++;
-	c->token = tok2;
 	*out = c;
 	return 0;
+}
+
+static int
+mem_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
+          int64_t lock_ms, int64_t now) {
+	if (out == NULL || token == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: fetch needs out and a token");
+	size_t token_len = strlen(token);
+	char *long_tok = NULL;
+	if (token_len >= TOKEN_INLINE && (long_tok = jobq__strdup(token)) == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
+	pthread_mutex_lock(&q->mu);
+	promote_due(q, now);
+	int rc = fetch_locked(out, q, token, token_len, &long_tok, lock_ms, now);
+	if (info != NULL)
+		info->next_due_ms = next_due(q);
+	if (rc == JOBQ_ENOJOB)
+		jobq_error_set(JOBQ_ENOJOB, "no job to fetch in queue %s%s", q->name,
+		               q->paused ? " (paused)" : "");
+	pthread_mutex_unlock(&q->mu);
+	jobq__free(long_tok);
+	return rc;
 }
 
 static int
@@ -1250,34 +1309,116 @@ mem_extend_lock(jobq_backend_queue *q, const char *id, const char *token, int64_
 	return rc;
 }
 
+/* The result as the job keeps it: the shared "null", or a copy (NULL on ENOMEM). */
+static char *
+result_dup(const char *result_json) {
+	if (result_json == NULL || strcmp(result_json, "null") == 0)
+		return null_result;
+	return jobq__strdup(result_json);
+}
+
+/* Completes under the lock; takes `res` on success. */
 static int
-mem_complete(jobq_backend_queue *q, const char *id, const char *token, const char *result_json,
-             const jobq_keep *keep, int64_t now) {
-	char *res = NULL;
-	if (result_json != NULL && (res = jobq__strdup(result_json)) == NULL)
-		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
-	pthread_mutex_lock(&q->mu);
+complete_locked(mqueue *q, const char *id, const char *token, char *res, const jobq_keep *keep,
+                int64_t now) {
 	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
-	if (rc < 0) {
-		pthread_mutex_unlock(&q->mu);
-		jobq__free(res);
+	if (rc < 0)
 		return rc;
-	}
 	job_unlink(q, j);
 	drop_lock(j);
 	j->attempts_made++;
 	j->finished_on = now;
-	jobq__free(j->result);
+	result_free(j->result);
 	j->result = res;
 	j->state = JOBQ_STATE_COMPLETED;
 	list_push_back(&q->completed, j);
-	ev_push(q, EV_COMPLETED, j->id, 0, 0, res ? res : "null", NULL);
+	if (res == null_result)
+		ev_push_n(q, EV_COMPLETED, j->id, j->id_len, 0, 0, "null", 4, NULL, 0);
+	else
+		ev_push(q, EV_COMPLETED, j->id, 0, 0, res, NULL);
 	dedup_release_finished(q, j, now);
 	apply_keep(q, &q->completed, j, keep, now);
-	drained_check(q);
-	pthread_mutex_unlock(&q->mu);
 	return 0;
+}
+
+static int
+mem_complete(jobq_backend_queue *q, const char *id, const char *token, const char *result_json,
+             const jobq_keep *keep, int64_t now) {
+	char *res = result_dup(result_json);
+	if (res == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
+	pthread_mutex_lock(&q->mu);
+	int rc = complete_locked(q, id, token, res, keep, now);
+	if (rc == 0)
+		drained_check(q);
+	pthread_mutex_unlock(&q->mu);
+	if (rc < 0)
+		result_free(res);
+	return rc;
+}
+
+static int
+mem_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
+                   jobq_completion *done, size_t ndone, const char *const *tokens, size_t max,
+                   int64_t lock_ms, int64_t now) {
+	if ((ndone > 0 && done == NULL) || (max > 0 && (jobs == NULL || tokens == NULL)))
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "memory backend: complete_fetch needs done, jobs and tokens");
+	/* Copy results and long tokens outside the lock. */
+	char *res_stack[STACK_BATCH];
+	char **res = ndone <= STACK_BATCH ? res_stack : jobq__malloc(ndone * sizeof(*res));
+	size_t nres = 0;
+	char *long_tok = NULL;
+	int rc = 0;
+	if (res == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
+	for (; nres < ndone; nres++)
+		if ((res[nres] = result_dup(done[nres].result_json)) == NULL)
+			break;
+	if (nres < ndone) {
+		for (size_t i = 0; i < nres; i++)
+			result_free(res[i]);
+		if (res != res_stack)
+			jobq__free(res);
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
+	}
+	pthread_mutex_lock(&q->mu);
+	size_t completed = 0;
+	for (size_t i = 0; i < ndone; i++) {
+		done[i].rc =
+		    complete_locked(q, done[i].id, done[i].token, res[i], &done[i].keep, now);
+		if (done[i].rc < 0)
+			result_free(res[i]);
+		else
+			completed++;
+	}
+	if (completed > 0)
+		drained_check(q);
+	size_t n = 0;
+	if (max > 0)
+		promote_due(q, now);
+	while (n < max) {
+		size_t tl = strlen(tokens[n]);
+		if (tl >= TOKEN_INLINE && long_tok == NULL &&
+		    (long_tok = jobq__strdup(tokens[n])) == NULL) {
+			rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
+			break;
+		}
+		rc = fetch_locked(&jobs[n], q, tokens[n], tl, &long_tok, lock_ms, now);
+		if (rc < 0)
+			break;
+		n++;
+	}
+	if (info != NULL)
+		info->next_due_ms = next_due(q);
+	pthread_mutex_unlock(&q->mu);
+	jobq__free(long_tok);
+	if (res != res_stack)
+		jobq__free(res);
+	if (n > 0 || rc == 0 || rc == JOBQ_ENOJOB)
+		return (int)n;
+	return rc;
 }
 
 static int
@@ -1403,7 +1544,7 @@ static int
 mem_get(jobq_job **out, jobq_backend_queue *q, const char *id) {
 	pthread_mutex_lock(&q->mu);
 	mjob *j = find_job(q, id);
-	int rc = j ? job_copy(out, j, 0)
+	int rc = j ? job_copy(out, j, NULL, 0)
 	           : jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s",
 	                            id ? id : "(null)", q->name);
 	pthread_mutex_unlock(&q->mu);
@@ -1413,7 +1554,7 @@ mem_get(jobq_job **out, jobq_backend_queue *q, const char *id) {
 static int
 list_add_copy(jobq_job_list **out, const mjob *j) {
 	jobq_job *c;
-	int rc = job_copy(&c, j, 0);
+	int rc = job_copy(&c, j, NULL, 0);
 	if (rc < 0)
 		return rc;
 	rc = jobq_job_list__append(out, c);
@@ -2023,6 +2164,7 @@ static const jobq_backend memory_vtable = {
     .wait_for_work = mem_wait_for_work,
     .wake = mem_wake,
     .free = mem_free,
+    .complete_fetch = mem_complete_fetch,
 };
 
 static minstance *
