@@ -11,7 +11,6 @@
 extern "C" {
 #endif
 
-
 /**
  * The memory backend. `name` NULL or "": a private instance. Otherwise every backend of the
  * same name in this process shares one instance (it lives while any of them is open).

@@ -48,15 +48,37 @@ jobq__backend_check(const jobq_backend *b) {
 		                      b->name ? b->name : "?", b->version, JOBQ_BACKEND_VERSION);
 		/* Every version-1 slot but wait_for_work and wake is mandatory. */
 #define NEED(slot)                                                                                 \
-	if (b->slot == NULL)                                                                       \
-		return jobq_error_set(JOBQ_EINVAL, "backend '%s' lacks the mandatory slot " #slot, \
-		                      b->name ? b->name : "?");
-	NEED(queue_open)
-	NEED(queue_close) NEED(add) NEED(fetch) NEED(extend_lock) NEED(complete) NEED(fail)
-	    NEED(release) NEED(reap_stalled) NEED(get) NEED(list) NEED(counts) NEED(remove)
-	        NEED(set_paused) NEED(is_paused) NEED(drain) NEED(clean) NEED(obliterate)
-	            NEED(promote) NEED(retry_failed) NEED(progress) NEED(add_log) NEED(get_logs)
-	                NEED(events_read) NEED(free)
+	do {                                                                                       \
+		if (b->slot == NULL)                                                               \
+			return jobq_error_set(JOBQ_EINVAL,                                         \
+			                      "backend '%s' lacks the mandatory slot " #slot,      \
+			                      b->name ? b->name : "?");                            \
+	} while (0)
+	NEED(queue_open);
+	NEED(queue_close);
+	NEED(add);
+	NEED(fetch);
+	NEED(extend_lock);
+	NEED(complete);
+	NEED(fail);
+	NEED(release);
+	NEED(reap_stalled);
+	NEED(get);
+	NEED(list);
+	NEED(counts);
+	NEED(remove);
+	NEED(set_paused);
+	NEED(is_paused);
+	NEED(drain);
+	NEED(clean);
+	NEED(obliterate);
+	NEED(promote);
+	NEED(retry_failed);
+	NEED(progress);
+	NEED(add_log);
+	NEED(get_logs);
+	NEED(events_read);
+	NEED(free);
 #undef NEED
-	                    return 0;
+	return 0;
 }
