@@ -285,8 +285,7 @@ struct jobq_backend {
 
 	void (*free)(jobq_backend *b);
 
-	/* -- version 2; optional ----------------------------------------------------------------
-	 */
+	/* -- version 2; optional ------------------------------------------------------------ */
 
 	/*
 	 * Optional (NULL: the core calls complete, then fetch). Finishes and takes work in ONE
