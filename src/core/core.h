@@ -116,6 +116,8 @@ struct jobq_job_runtime {
 int jobq_job__attach(jobq_job *job, jobq_queue *q);
 /* Gives `job` the caller's runtime `rt` (reset here), which outlives the job's use. */
 void jobq_job__attach_to(jobq_job *job, struct jobq_job_runtime *rt, jobq_queue *q);
+/* Lets the calling thread keep freed jobs for reuse (on), or frees what it kept (off). */
+void jobq_job__cache_enable(int on);
 /* Frees what the job's runtime holds (and the runtime if the job owns it); rt = NULL. */
 void jobq_job__detach(jobq_job *job);
 

@@ -91,9 +91,33 @@ jobq_job_options__clear(jobq_job_options *opts) {
  * there (jobq_job__new_packed), and jobq_job_free frees only the pointers outside them.
  */
 typedef union job_header {
-	size_t packed; /* bytes after the struct */
+	struct {
+		size_t packed; /* bytes after the struct that belong to the job's strings */
+		size_t cap;    /* bytes after the struct that were allocated */
+	} n;
 	max_align_t align;
 } job_header;
+
+/*
+ * Freed jobs kept for the next fetch, per thread, in threads that ask for it (the worker's
+ * handler threads, which allocate and free a batch of jobs over and over; malloc's own
+ * per-thread cache holds only a few blocks of a size).
+ */
+enum { JOB_CACHE_MAX = 64, JOB_CACHE_BLOCK = 64 };
+static _Thread_local struct {
+	int enabled;
+	size_t n;
+	job_header *blocks[JOB_CACHE_MAX];
+} job_cache;
+
+void
+jobq_job__cache_enable(int on) {
+	job_cache.enabled = on;
+	if (!on) {
+		while (job_cache.n > 0)
+			jobq__free(job_cache.blocks[--job_cache.n]);
+	}
+}
 
 static job_header *
 header_of(const jobq_job *job) {
@@ -106,10 +130,19 @@ jobq_job__new_packed(size_t extra, char **storage) {
 		jobq_error_set(JOBQ_ENOMEM, "job of %zu bytes is too large", extra);
 		return NULL;
 	}
-	job_header *h = jobq__malloc(sizeof(job_header) + sizeof(jobq_job) + extra);
-	if (h == NULL)
+	job_header *h = NULL;
+	size_t cap = extra;
+	if (job_cache.enabled) {
+		cap = (extra + JOB_CACHE_BLOCK - 1) / JOB_CACHE_BLOCK * JOB_CACHE_BLOCK;
+		if (job_cache.n > 0 && job_cache.blocks[job_cache.n - 1]->n.cap >= extra) {
+			h = job_cache.blocks[--job_cache.n];
+			cap = h->n.cap;
+		}
+	}
+	if (h == NULL && (h = jobq__malloc(sizeof(job_header) + sizeof(jobq_job) + cap)) == NULL)
 		return NULL;
-	h->packed = extra;
+	h->n.packed = extra;
+	h->n.cap = cap;
 	jobq_job *job = (jobq_job *)(h + 1);
 	memset(job, 0, sizeof(*job));
 	if (storage != NULL)
@@ -166,7 +199,7 @@ void
 jobq_job_free(jobq_job *job) {
 	if (job == NULL)
 		return;
-	size_t packed = header_of(job)->packed;
+	size_t packed = header_of(job)->n.packed;
 	free_field(job, packed, job->id);
 	free_field(job, packed, job->name);
 	free_field(job, packed, job->data);
@@ -182,7 +215,10 @@ jobq_job_free(jobq_job *job) {
 	free_field(job, packed, job->deferred_failure);
 	free_field(job, packed, job->token);
 	jobq_job__detach(job);
-	jobq__free(header_of(job));
+	if (job_cache.enabled && job_cache.n < JOB_CACHE_MAX)
+		job_cache.blocks[job_cache.n++] = header_of(job);
+	else
+		jobq__free(header_of(job));
 }
 
 int

@@ -429,6 +429,7 @@ handler_thread(void *arg) {
 	slot *s = &w->slots[ta->index];
 	jobq__free(ta);
 	batch *b = jobq__calloc(1, sizeof(*b));
+	jobq_job__cache_enable(1);
 	if (b != NULL) {
 		b->want = 1;
 		pthread_mutex_lock(&s->mu);
@@ -462,6 +463,7 @@ handler_thread(void *arg) {
 		pthread_mutex_unlock(&s->mu);
 		jobq__free(b);
 	}
+	jobq_job__cache_enable(0);
 	pthread_mutex_lock(&w->mu);
 	w->alive--;
 	pthread_cond_broadcast(&w->done_cv);

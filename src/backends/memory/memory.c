@@ -60,7 +60,10 @@
 #define EV_INLINE     38
 #define GEN_ID_SPACE  24 /* a generated id: up to 20 digits */
 #define STACK_BATCH   16
-#define TOKEN_INLINE  48 /* the core's tokens ("<16 hex>:<counter>") fit inline */
+#define TOKEN_INLINE  48   /* the core's tokens ("<16 hex>:<counter>") fit inline */
+#define BLOCK_ALIGN   64   /* job blocks are allocated in multiples of this */
+#define RECYCLE_MAX   1024 /* blocks up to this size are kept for reuse ... */
+#define RECYCLE_KEEP  8192 /* ... at most this many per queue */
 #define STALLED_DEFA  "job stalled more than allowable limit"
 #define NAME_MAX_URL  200
 #define URL_SCHEME    "mem://"
@@ -116,6 +119,7 @@ struct mjob {
 	char **logs;
 	size_t nlogs;
 	size_t logs_cap;
+	uint32_t blk_size; /* bytes of this allocation */
 	char tok_inl[TOKEN_INLINE];
 };
 
@@ -212,6 +216,8 @@ struct jobq_backend_queue {
 	int paused;
 	mdedup *dedup;
 	mopts *last_opts; /* the options of the latest add (not a reference) */
+	mjob *spare;      /* freed job blocks kept for reuse (linked by next) */
+	size_t nspare;
 	evring ev;
 	char name[]; /* NUL-terminated */
 };
@@ -416,7 +422,9 @@ ev_push_n(mqueue *q, int type, const char *job_id, size_t l0, int prev, int64_t 
 		if (r->cap >= EV_RING_MAX || ring_grow(r) < 0) {
 			if (r->cap == 0)
 				return;
-			jobq__free(r->buf[r->first & (r->cap - 1)].heap);
+			mevent *old = &r->buf[r->first & (r->cap - 1)];
+			if (old->heap != NULL)
+				jobq__free(old->heap);
 			r->first++;
 		}
 	}
@@ -434,11 +442,15 @@ ev_push_n(mqueue *q, int type, const char *job_id, size_t l0, int prev, int64_t 
 				l0 = EV_INLINE - 3;
 		}
 	}
-	memcpy(dst, job_id ? job_id : "", l0);
+	/* Most events carry a job id only: copy what there is. */
+	if (l0 > 0)
+		memcpy(dst, job_id, l0);
 	dst[l0] = '\0';
-	memcpy(dst + l0 + 1, s1 ? s1 : "", l1);
+	if (l1 > 0)
+		memcpy(dst + l0 + 1, s1, l1);
 	dst[l0 + 1 + l1] = '\0';
-	memcpy(dst + l0 + l1 + 2, s2 ? s2 : "", l2);
+	if (l2 > 0)
+		memcpy(dst + l0 + l1 + 2, s2, l2);
 	dst[l0 + l1 + l2 + 2] = '\0';
 	e->type = (uint8_t)type;
 	e->prev = (uint8_t)prev;
@@ -665,7 +677,25 @@ job_free_mem(mqueue *q, mjob *j) {
 	for (size_t i = 0; i < j->nlogs; i++)
 		jobq__free(j->logs[i]);
 	jobq__free(j->logs);
-	jobq__free(j);
+	/* Keep the block for the next add: a worker freeing what a producer allocated is the
+	 * slow path of malloc, and recycling spares fresh pages. */
+	if (j->blk_size <= RECYCLE_MAX && q->nspare < RECYCLE_KEEP) {
+		j->next = q->spare;
+		q->spare = j;
+		q->nspare++;
+	} else {
+		jobq__free(j);
+	}
+}
+
+static void
+spares_free(mqueue *q) {
+	while (q->spare != NULL) {
+		mjob *j = q->spare;
+		q->spare = j->next;
+		jobq__free(j);
+	}
+	q->nspare = 0;
 }
 
 static void
@@ -857,7 +887,11 @@ job_copy(jobq_job **out, const mjob *j, const char *token, size_t token_len) {
 
 static int
 check_lock(mjob **out, mqueue *q, const char *id, const char *token, int64_t now) {
-	mjob *j = find_job(q, id);
+	/* Jobs mostly finish in the order they were fetched: try the oldest active job first. */
+	mjob *j = q->active.head;
+	size_t id_len = id ? strlen(id) : 0;
+	if (j == NULL || j->id_len != id_len || memcmp(j->id, id, id_len) != 0)
+		j = find_job(q, id);
 	if (j == NULL)
 		return jobq_error_set(JOBQ_ELOCKLOST, "job %s does not exist in queue %s",
 		                      id ? id : "(null)", q->name);
@@ -903,6 +937,7 @@ queue_reset(mqueue *q) {
 static void
 queue_destroy(mqueue *q) {
 	queue_reset(q);
+	spares_free(q);
 	jobq__free(q->ev.buf);
 	pthread_cond_destroy(&q->work_cv);
 	pthread_cond_destroy(&q->ev_cv);
@@ -964,6 +999,7 @@ mem_queue_close(jobq_backend_queue *q) {
 typedef struct addslot {
 	mopts *mo;       /* options preallocated for a run of equal options, or NULL */
 	mjob *blk;       /* preallocated job, NULL once used */
+	size_t size;     /* the size blk needs */
 	mdedup *dd;      /* preallocated dedup key, NULL once used */
 	mjob *created;   /* the job this request created */
 	mdedup *dd_new;  /* a dedup key this request inserted */
@@ -979,7 +1015,38 @@ add_block_size(const jobq_add_request *r, size_t *name_len) {
 	size_t sz = sizeof(mjob) + id_space + *name_len + 1 + r->len + 1;
 	if (o->dedup_id)
 		sz += strlen(o->dedup_id) + 1;
-	return sz;
+	return (sz + BLOCK_ALIGN - 1) / BLOCK_ALIGN * BLOCK_ALIGN;
+}
+
+/* Takes spare blocks for the requests that fit one (under the lock); returns how many miss. */
+static size_t
+take_spares(mqueue *q, addslot *s, size_t n) {
+	size_t missing = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].blk != NULL)
+			continue;
+		if (q->spare != NULL && q->spare->blk_size >= s[i].size) {
+			s[i].blk = q->spare;
+			q->spare = q->spare->next;
+			q->nspare--;
+		} else {
+			missing++;
+		}
+	}
+	return missing;
+}
+
+/* Allocates the blocks the spares did not cover (outside the lock). */
+static int
+alloc_blocks(addslot *s, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].blk != NULL)
+			continue;
+		if (s[i].size > UINT32_MAX || (s[i].blk = jobq__malloc(s[i].size)) == NULL)
+			return JOBQ_ENOMEM;
+		s[i].blk->blk_size = (uint32_t)s[i].size;
+	}
+	return 0;
 }
 
 /* Fills a preallocated block for request `r` with id `id`. */
@@ -987,6 +1054,7 @@ static mjob *
 add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len, size_t name_len) {
 	const jobq_job_options *o = r->opts;
 	char *p = (char *)(j + 1);
+	uint32_t blk_size = j->blk_size;
 	memset(j, 0, sizeof(*j));
 	memcpy(p, id, id_len + 1);
 	j->id = p;
@@ -1003,6 +1071,7 @@ add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len, size
 	j->data = p;
 	j->data_len = r->len;
 	p += r->len + 1;
+	j->blk_size = blk_size;
 	if (o->dedup_id) {
 		size_t l = strlen(o->dedup_id);
 		memcpy(p, o->dedup_id, l + 1);
@@ -1091,9 +1160,7 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 			if ((s[i].mo = mopts_new(reqs[i].opts)) == NULL)
 				goto oom;
 		}
-		s[i].blk = jobq__malloc(add_block_size(&reqs[i], &name_lens[i]));
-		if (s[i].blk == NULL)
-			goto oom;
+		s[i].size = add_block_size(&reqs[i], &name_lens[i]);
 		if (reqs[i].opts->dedup_id) {
 			size_t kl = strlen(reqs[i].opts->dedup_id);
 			s[i].dd = jobq__malloc(sizeof(mdedup) + kl + 1);
@@ -1106,6 +1173,13 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 	}
 
 	pthread_mutex_lock(&q->mu);
+	if (take_spares(q, s, n) > 0) {
+		/* Short of spares: allocate the rest outside the lock. */
+		pthread_mutex_unlock(&q->mu);
+		if (alloc_blocks(s, n) < 0)
+			goto oom;
+		pthread_mutex_lock(&q->mu);
+	}
 	uint64_t counter0 = q->id_counter;
 	uint64_t ev0 = q->ev.next;
 	size_t ready = 0;
