@@ -103,7 +103,8 @@ spawn(const char *const *args, int out_fd) {
 	return pid;
 }
 
-/* Waits for every pid; kills them all once `timeout_ms` has passed. Returns the failures. */
+/* Waits for every pid; kills the rest once one fails or `timeout_ms` has passed. Returns the
+ * number of failures. */
 static int
 wait_all(pid_t *pids, size_t n, int64_t timeout_ms) {
 	int64_t deadline = mono_ms() + timeout_ms;
@@ -126,7 +127,7 @@ wait_all(pid_t *pids, size_t n, int64_t timeout_ms) {
 				left--;
 			}
 		}
-		if (left > 0 && mono_ms() > deadline) {
+		if (left > 0 && (failures > 0 || mono_ms() > deadline)) {
 			for (size_t i = 0; i < n; i++) {
 				if (pids[i] > 0) {
 					kill(pids[i], SIGKILL);
@@ -135,7 +136,8 @@ wait_all(pid_t *pids, size_t n, int64_t timeout_ms) {
 					failures++;
 				}
 			}
-			print_error("helpers did not finish in %lld ms\n", (long long)timeout_ms);
+			print_error("helpers failed or did not finish in %lld ms\n",
+			            (long long)timeout_ms);
 			break;
 		}
 		if (left > 0) {

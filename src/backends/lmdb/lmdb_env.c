@@ -307,11 +307,26 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 /* --- opening ------------------------------------------------------------------------------------
  */
 
-/* Creates the DBIs, writes or checks the format record. */
+/* Before any transaction of this env: adopt another process's map size, or grow a full one. */
 static int
-init_store(lmdb_env *e) {
+open_resize(lmdb_env *e, int grow) {
+	MDB_envinfo info;
+	mdb_env_info(e->env, &info);
+	int mrc = mdb_env_set_mapsize(e->env, grow ? info.me_mapsize * 2 : 0);
+	return mrc ? jobq_error_set(JOBQ_EIO, "lmdb: %s: cannot resize the map: %s", e->path,
+	                            mdb_strerror(mrc))
+	           : 0;
+}
+
+/* Creates the DBIs, writes or checks the format record. *again: resized, call again. */
+static int
+init_store_once(lmdb_env *e, int *again) {
 	MDB_txn *txn;
 	int mrc = mdb_txn_begin(e->env, NULL, 0, &txn);
+	if (mrc == MDB_MAP_RESIZED) {
+		*again = 1;
+		return open_resize(e, 0);
+	}
 	if (mrc) {
 		return jobq_error_set(JOBQ_EIO, "lmdb: %s: cannot begin a transaction: %s", e->path,
 		                      mdb_strerror(mrc));
@@ -350,6 +365,11 @@ init_store(lmdb_env *e) {
 	}
 	for (int i = 0; rc == 0 && i < DBI__COUNT; i++) {
 		mrc = mdb_dbi_open(txn, dbi_names[i], MDB_CREATE, &e->dbi[i]);
+		if (mrc == MDB_MAP_FULL) {
+			mdb_txn_abort(txn);
+			*again = 1;
+			return open_resize(e, 1);
+		}
 		if (mrc) {
 			rc = jobq_error_set(mrc == MDB_INCOMPATIBLE ? JOBQ_EINVAL : JOBQ_EIO,
 			                    "lmdb: %s: cannot open table %s: %s", e->path,
@@ -370,6 +390,11 @@ init_store(lmdb_env *e) {
 				v.mv_size = strlen(FORMAT_VALUE);
 				v.mv_data = (void *)(uintptr_t)FORMAT_VALUE;
 				mrc = mdb_put(txn, e->dbi[DBI_META], &k, &v, 0);
+				if (mrc == MDB_MAP_FULL) {
+					mdb_txn_abort(txn);
+					*again = 1;
+					return open_resize(e, 1);
+				}
 				if (mrc) {
 					rc = jobq_lmdb__error(mrc, "writing the format record");
 				}
@@ -390,13 +415,26 @@ init_store(lmdb_env *e) {
 	}
 	mrc = mdb_txn_commit(txn);
 	if (mrc == MDB_MAP_FULL) {
-		return jobq_error_set(JOBQ_ENOSPC, "lmdb: %s: map full at open", e->path);
+		*again = 1;
+		return open_resize(e, 1);
 	}
 	if (mrc) {
 		return jobq_error_set(JOBQ_EIO, "lmdb: %s: cannot commit: %s", e->path,
 		                      mdb_strerror(mrc));
 	}
 	return 0;
+}
+
+static int
+init_store(lmdb_env *e) {
+	for (int tries = 0; tries < 32; tries++) {
+		int again = 0;
+		int rc = init_store_once(e, &again);
+		if (!again || rc < 0) {
+			return rc;
+		}
+	}
+	return jobq_error_set(JOBQ_EIO, "lmdb: %s: the map keeps changing size", e->path);
 }
 
 static void
