@@ -174,6 +174,15 @@ test_bad_urls(void **state) {
 	/* a missing parent directory */
 	snprintf(url, sizeof(url), "lmdb://%s/no/such/dir", f->dir);
 	expect_open_error(url, JOBQ_EINVAL, "no/such/dir");
+	/* a plain file where the directory should be */
+	char file[300];
+	snprintf(file, sizeof(file), "%s/junk", f->dir);
+	FILE *fp = fopen(file, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	snprintf(url, sizeof(url), "lmdb://%s", file);
+	expect_open_error(url, JOBQ_EINVAL, "not a directory");
+	unlink(file);
 	/* all modes parse */
 	const char *modes[] = {"sync", "group", "periodic&sync_ms=5"};
 	for (size_t i = 0; i < 3; i++) {
