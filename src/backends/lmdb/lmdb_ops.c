@@ -963,21 +963,9 @@ typedef struct fetch_args {
 	int64_t lock_ms, now;
 } fetch_args;
 
+/* Takes the next waiting (else prioritized) job and locks it: 0, JOBQ_ENOJOB or an error. */
 static int
-fetch_body(lmdb_wctx *c, void *arg) {
-	fetch_args *a = arg;
-	if (a->job) {
-		jobq_job_free(a->job);
-		a->job = NULL;
-	}
-	int rc = promote_due(c, a->now, 1000, &a->next_due);
-	if (rc < 0) {
-		return rc;
-	}
-	c->commit_anyway = 1;
-	if (meta(c)->paused) {
-		return JOBQ_ENOJOB;
-	}
+take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job **out) {
 	kb p;
 	kb_q(&p, c->q);
 	char id[JOBQ_ID_MAX + 1];
@@ -988,7 +976,6 @@ fetch_body(lmdb_wctx *c, void *arg) {
 			MDB_val key;
 			found = first_id(c, which, &p, id, &key);
 			if (found < 0) {
-				c->commit_anyway = 0;
 				return found;
 			}
 			if (!found) {
@@ -1009,9 +996,8 @@ fetch_body(lmdb_wctx *c, void *arg) {
 	if (!found) {
 		return JOBQ_ENOJOB;
 	}
-	c->commit_anyway = 0;
 	lmdb_rec r;
-	rc = rec_load(c, &r, id);
+	int rc = rec_load(c, &r, id);
 	if (rc <= 0) {
 		return rc < 0 ? rc : jobq_error_set(JOBQ_EIO, "lmdb: job %s vanished", id);
 	}
@@ -1020,11 +1006,11 @@ fetch_body(lmdb_wctx *c, void *arg) {
 		rc = to_active(c, &r);
 	}
 	if (rc == 0) {
-		rc = set_str(&r.j->token, a->token);
+		rc = set_str(&r.j->token, token);
 	}
 	if (rc == 0) {
-		r.lock_until = a->now + a->lock_ms;
-		r.j->processed_on = a->now;
+		r.lock_until = now + lock_ms;
+		r.j->processed_on = now;
 		r.j->attempts_started++;
 		rc = rec_put(c, &r);
 	}
@@ -1035,8 +1021,28 @@ fetch_body(lmdb_wctx *c, void *arg) {
 		rec_free(&r);
 		return rc;
 	}
-	a->job = r.j;
+	*out = r.j;
 	return 0;
+}
+
+static int
+fetch_body(lmdb_wctx *c, void *arg) {
+	fetch_args *a = arg;
+	if (a->job) {
+		jobq_job_free(a->job);
+		a->job = NULL;
+	}
+	int rc = promote_due(c, a->now, 1000, &a->next_due);
+	if (rc < 0) {
+		return rc;
+	}
+	if (meta(c)->paused) {
+		c->commit_anyway = 1; /* keep the promotions */
+		return JOBQ_ENOJOB;
+	}
+	rc = take_one(c, a->token, a->lock_ms, a->now, &a->job);
+	c->commit_anyway = rc == JOBQ_ENOJOB;
+	return rc;
 }
 
 static int
@@ -1210,6 +1216,83 @@ lm_complete(jobq_backend_queue *q, const char *id, const char *token, const char
 	lock_args a = {
 	    .id = id, .token = token, .now = now_ms, .result = result_json, .keep = keep};
 	return op_run(q, complete_body, &a);
+}
+
+typedef struct complete_fetch_args {
+	jobq_job **jobs;
+	size_t got;
+	int64_t next_due;
+	jobq_completion *done;
+	size_t ndone;
+	const char *const *tokens;
+	size_t max;
+	int64_t lock_ms, now;
+} complete_fetch_args;
+
+static int
+complete_fetch_body(lmdb_wctx *c, void *arg) {
+	complete_fetch_args *a = arg;
+	for (size_t i = 0; i < a->got; i++) { /* from an attempt that had to be retried */
+		jobq_job_free(a->jobs[i]);
+		a->jobs[i] = NULL;
+	}
+	a->got = 0;
+	for (size_t i = 0; i < a->ndone; i++) {
+		jobq_completion *d = &a->done[i];
+		lock_args la = {.id = d->id,
+		                .token = d->token,
+		                .now = a->now,
+		                .result = d->result_json,
+		                .keep = &d->keep};
+		int rc = complete_body(c, &la);
+		if (rc == JOBQ_ELOCKLOST) { /* checked before any change: this one is skipped */
+			d->rc = rc;
+			continue;
+		}
+		if (rc < 0) {
+			return rc;
+		}
+		d->rc = 0;
+	}
+	int rc = promote_due(c, a->now, 1000, &a->next_due);
+	if (rc < 0) {
+		return rc;
+	}
+	while (!meta(c)->paused && a->got < a->max) {
+		rc = take_one(c, a->tokens[a->got], a->lock_ms, a->now, &a->jobs[a->got]);
+		if (rc == JOBQ_ENOJOB) {
+			break;
+		}
+		if (rc < 0) {
+			return rc;
+		}
+		a->got++;
+	}
+	return (int)a->got;
+}
+
+static int
+lm_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
+                  jobq_completion *done, size_t ndone, const char *const *tokens, size_t max,
+                  int64_t lock_ms, int64_t now_ms) {
+	complete_fetch_args a = {jobs, 0, 0, done, ndone, tokens, max, lock_ms, now_ms};
+	for (size_t i = 0; i < max; i++) {
+		jobs[i] = NULL;
+	}
+	int rc = op_run(q, complete_fetch_body, &a);
+	if (info) {
+		info->next_due_ms = a.next_due;
+	}
+	if (rc < 0) {
+		for (size_t i = 0; i < a.got; i++) {
+			jobq_job_free(jobs[i]);
+			jobs[i] = NULL;
+		}
+		for (size_t i = 0; i < ndone; i++) {
+			done[i].rc = rc; /* the whole step was rolled back */
+		}
+	}
+	return rc;
 }
 
 static int
@@ -2167,6 +2250,7 @@ static const jobq_backend lmdb_vtable = {
     .wait_for_work = lm_wait_for_work,
     .wake = lm_wake,
     .free = lm_free,
+    .complete_fetch = lm_complete_fetch,
 };
 
 int
