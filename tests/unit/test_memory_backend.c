@@ -1079,6 +1079,96 @@ threads_add_and_process(void **state) {
 	pthread_mutex_destroy(&st.mu);
 }
 
+/* complete_fetch: completions as complete(), then fetches as fetch(), in one step. */
+static void
+complete_fetch_batches(void **state) {
+	fixture *f = *state;
+	char ids[4][JOBQ_ID_MAX + 1];
+	for (int i = 0; i < 4; i++)
+		add_plain(f, ids[i], 100);
+	assert_non_null(f->b->complete_fetch);
+	const char *tokens[3] = {"t:1", "t:2", "t:3"};
+	jobq_job *jobs[3] = {NULL, NULL, NULL};
+	jobq_fetch_info info = {-1};
+	assert_int_equal(f->b->complete_fetch(jobs, &info, f->q, NULL, 0, tokens, 2, 1000, 200), 2);
+	assert_int_equal(info.next_due_ms, 0);
+	for (int i = 0; i < 2; i++) {
+		assert_string_equal(jobs[i]->id, ids[i]); /* FIFO */
+		assert_string_equal(jobs[i]->token, tokens[i]);
+		assert_int_equal(jobs[i]->state, JOBQ_STATE_ACTIVE);
+		assert_int_equal(jobs[i]->attempts_started, 1);
+		assert_int_equal(jobs[i]->processed_on, 200);
+	}
+	/* One completion with a stale token changes nothing; the other completes. */
+	jobq_keep all = {JOBQ_KEEP_ALL, -1, -1};
+	jobq_completion done[2] = {{ids[0], "t:1", "{\"x\":1}", all, 99},
+	                           {ids[1], "t:stale", "null", all, 99}};
+	jobq_job *next[3] = {NULL, NULL, NULL};
+	const char *tokens2[3] = {"u:1", "u:2", "u:3"};
+	assert_int_equal(f->b->complete_fetch(next, NULL, f->q, done, 2, tokens2, 3, 1000, 300), 2);
+	assert_int_equal(done[0].rc, 0);
+	assert_int_equal(done[1].rc, JOBQ_ELOCKLOST);
+	assert_string_equal(next[0]->id, ids[2]);
+	assert_string_equal(next[1]->id, ids[3]);
+	jobq_job *g = NULL;
+	assert_int_equal(f->b->get(&g, f->q, ids[0]), 0);
+	assert_int_equal(g->state, JOBQ_STATE_COMPLETED);
+	assert_string_equal(g->result, "{\"x\":1}");
+	assert_int_equal(g->attempts_made, 1);
+	jobq_job_free(g);
+	assert_int_equal(f->b->get(&g, f->q, ids[1]), 0);
+	assert_int_equal(g->state, JOBQ_STATE_ACTIVE);
+	assert_null(g->result);
+	jobq_job_free(g);
+	/* Only completions (max 0), with the shared "null" result; then nothing to fetch. */
+	jobq_completion last[3] = {{ids[1], "t:2", "null", all, 99},
+	                           {ids[2], "u:1", "null", all, 99},
+	                           {ids[3], "u:2", "null", all, 99}};
+	assert_int_equal(f->b->complete_fetch(NULL, NULL, f->q, last, 3, NULL, 0, 1000, 400), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(last[i].rc, 0);
+	assert_int_equal(f->b->get(&g, f->q, ids[3]), 0);
+	assert_string_equal(g->result, "null");
+	jobq_job_free(g);
+	assert_int_equal(f->b->complete_fetch(next + 2, NULL, f->q, NULL, 0, tokens2, 1, 1000, 500),
+	                 0);
+	jobq_counts c;
+	assert_int_equal(f->b->counts(&c, f->q), 0);
+	assert_int_equal(c.completed, 4);
+	assert_int_equal(c.active, 0);
+	for (int i = 0; i < 2; i++) {
+		jobq_job_free(jobs[i]);
+		jobq_job_free(next[i]);
+	}
+}
+
+/* Blocks of removed jobs are reused by later adds, with their own contents. */
+static void
+removed_blocks_are_reused(void **state) {
+	fixture *f = *state;
+	jobq_keep none = {JOBQ_KEEP_NONE, -1, -1};
+	for (int round = 0; round < 3; round++) {
+		char id[JOBQ_ID_MAX + 1];
+		jobq_job_options o = opts_at(100);
+		char data[64];
+		snprintf(data, sizeof(data), "{\"round\":%d}", round);
+		jobq_add_request r = {round == 1 ? "a-longer-name-this-time" : "n", data,
+		                      strlen(data), &o};
+		jobq_job_id out;
+		int outcome;
+		assert_int_equal(f->b->add(&out, &outcome, f->q, &r, 1, 100), 0);
+		strcpy(id, out.str);
+		jobq_job *j = NULL;
+		assert_int_equal(f->b->fetch(&j, NULL, f->q, "tok", 1000, 100), 0);
+		assert_string_equal(j->id, id);
+		assert_string_equal(j->name, r.name);
+		assert_memory_equal(j->data, data, strlen(data));
+		assert_int_equal(f->b->complete(f->q, id, "tok", "null", &none, 100), 0);
+		jobq_job_free(j);
+		assert_int_equal(f->b->get(&j, f->q, id), JOBQ_ENOTFOUND);
+	}
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
@@ -1095,6 +1185,8 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(wait_for_work_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(failed_ops_change_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(threads_add_and_process, setup, teardown),
+	    cmocka_unit_test_setup_teardown(complete_fetch_batches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(removed_blocks_are_reused, setup, teardown),
 	    cmocka_unit_test(named_instances_share),
 	};
 	return cmocka_run_group_tests_name("memory_backend", tests, NULL, NULL);
