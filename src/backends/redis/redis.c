@@ -328,6 +328,118 @@ rq_complete(jobq_backend_queue *q, const char *id, const char *token, const char
 	return script_int(NULL, q, JOBQ_LUA_MOVETOFINISHED, 10, av, NULL, "complete", id);
 }
 
+/* Reads one integer element of a reply (0 when it is not one). */
+static long long
+elem_int(const redisReply *r) {
+	long long v = 0;
+	reply_int(r, &v);
+	return v;
+}
+
+#define CF_FIXED    4 /* ndone, max, lock ms, now */
+#define CF_PER_DONE 5
+
+static int
+rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
+                  jobq_completion *done, size_t ndone, const char *const *tokens, size_t max,
+                  int64_t lock_ms, int64_t now_ms) {
+	if ((ndone > 0 && done == NULL) || (max > 0 && (jobs == NULL || tokens == NULL)))
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "redis complete_fetch: needs done, jobs and tokens");
+	enum { STACK_DONE = 64 };
+	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max;
+	const char *av_stack[CF_FIXED + STACK_DONE * (CF_PER_DONE + 1)];
+	size_t al_stack[CF_FIXED + STACK_DONE * (CF_PER_DONE + 1)];
+	numbuf nb_stack[STACK_DONE * 2];
+	const char **av = av_stack;
+	size_t *al = al_stack;
+	numbuf *nb = nb_stack;
+	int heap = ndone > STACK_DONE || max > STACK_DONE;
+	if (heap) {
+		av = jobq__malloc(argc * sizeof(*av));
+		al = jobq__malloc(argc * sizeof(*al));
+		nb = jobq__malloc((ndone ? ndone : 1) * 2 * sizeof(*nb));
+		if (av == NULL || al == NULL || nb == NULL) {
+			jobq__free(av);
+			jobq__free(al);
+			jobq__free(nb);
+			return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+		}
+	}
+	numbuf f1, f2, f3, f4;
+	av[0] = fmt_i64(&f1, (int64_t)ndone);
+	av[1] = fmt_i64(&f2, (int64_t)max);
+	av[2] = fmt_i64(&f3, lock_ms);
+	av[3] = fmt_i64(&f4, now_ms);
+	size_t k = CF_FIXED;
+	for (size_t i = 0; i < ndone; i++) {
+		int64_t count, age;
+		keep_args(&done[i].keep, &count, &age);
+		av[k++] = done[i].id;
+		av[k++] = done[i].token;
+		av[k++] = done[i].result_json ? done[i].result_json : "null";
+		av[k++] = fmt_i64(&nb[2 * i], count);
+		av[k++] = fmt_i64(&nb[2 * i + 1], age);
+	}
+	for (size_t i = 0; i < max; i++)
+		av[k++] = tokens[i];
+	for (size_t i = 0; i < argc; i++)
+		al[i] = strlen(av[i]);
+	int rc;
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_COMPLETEFETCH, (int)argc, av, al);
+	if (heap) {
+		jobq__free(av);
+		jobq__free(al);
+		jobq__free(nb);
+	}
+	if (r == NULL) {
+		/* the script may or may not have run: no completion is known to be written */
+		for (size_t i = 0; i < ndone; i++)
+			done[i].rc = rc;
+		return rc;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements != ndone ||
+	    r->element[1]->type != REDIS_REPLY_ARRAY || r->element[1]->elements % 2 != 0 ||
+	    r->element[1]->elements / 2 > max) {
+		freeReplyObject(r);
+		rc = jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: unexpected reply");
+		for (size_t i = 0; i < ndone; i++)
+			done[i].rc = rc;
+		return rc;
+	}
+	for (size_t i = 0; i < ndone; i++) {
+		long long st = elem_int(r->element[0]->element[i]);
+		done[i].rc = st < 0 ? script_status(st, "complete", done[i].id) : 0;
+	}
+	if (info != NULL)
+		info->next_due_ms = elem_int(r->element[2]);
+	const redisReply *list = r->element[1];
+	size_t n = list->elements / 2, got = 0;
+	rc = 0;
+	for (; got < n; got++) {
+		const redisReply *idr = list->element[2 * got];
+		if (idr->type != REDIS_REPLY_STRING) {
+			rc = jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: bad job id");
+			break;
+		}
+		rc = rq_job_from_hash(&jobs[got], idr->str, list->element[2 * got + 1],
+		                      JOBQ_STATE_ACTIVE);
+		if (rc == 0 && (jobs[got]->token = jobq__strdup(tokens[got])) == NULL) {
+			jobq_job_free(jobs[got]);
+			rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+		}
+		if (rc < 0)
+			break;
+	}
+	freeReplyObject(r);
+	/* jobs that could not be decoded stay active and locked until the lock expires: the
+	 * stalled check gives them back; the ones decoded are handed out */
+	if (got > 0 || rc == 0)
+		return (int)got;
+	return rc;
+}
+
 static int
 rq_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_failure *f,
         int64_t now_ms) {
@@ -1059,6 +1171,7 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.wait_for_work = rq_wait_for_work;
 	b->base.wake = rq_wake;
 	b->base.free = rq_free;
+	b->base.complete_fetch = rq_complete_fetch;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->port = opts->port ? opts->port : 6379;

@@ -1,0 +1,197 @@
+--[[
+  Completes a batch of active jobs, then fetches up to `max` jobs, in one step: what
+  moveToFinished ("completed") does for each completion followed by what moveToActive does
+  for each fetch, with the per-step work (meta hash, delayed head, event trimming, stalled
+  suspects, drained check, marker) done once instead of once per job.
+
+  Input:
+    KEYS[1..16] the queue keys
+    ARGV[1] key prefix, ARGV[2] number of completions n, ARGV[3] max fetches m,
+    ARGV[4] lock ms, ARGV[5] now (ms),
+    then per completion 5 values: job id, token, returnvalue JSON, keep count (-1 all,
+    0 none, k newest), keep age ms (-1 none),
+    then m lock tokens
+  Output:
+    {statuses, jobs, nextDelayedDue}: statuses has one integer per completion (0 ok,
+    -1 no such job, -2 lock missing, -3 not active, -4 pending children, -6 lock held by
+    another token), jobs is {id1, hash1, id2, hash2, ...} (hash as HGETALL)
+  Events: completed, drained, waiting (prev delayed) for promotions, active (prev waiting)
+]]
+--- @include "includes/keys"
+--- @include "includes/ready"
+--- @include "includes/remove"
+
+local ndone, maxFetch = tonumber(ARGV[2]), tonumber(ARGV[3])
+local lockMs, now = tonumber(ARGV[4]), tonumber(ARGV[5])
+local meta = redis.call("HMGET", metaKey, "opts.maxLenEvents", "paused", "concurrency", "max",
+  "duration")
+if meta[1] then
+  maxEventsCache = tonumber(meta[1])
+end
+local function add(...)
+  redis.call("XADD", eventsKey, "*", "event", ...)
+end
+
+-- completions
+local statuses = {}
+local finished = {}
+local argi = 6
+for i = 1, ndone do
+  local id, token, value = ARGV[argi], ARGV[argi + 1], ARGV[argi + 2]
+  local keepCount, keepAge = tonumber(ARGV[argi + 3]), tonumber(ARGV[argi + 4])
+  argi = argi + 5
+  local jk = qp .. id
+  local lockKey = jk .. ":lock"
+  local st = 0
+  local cur = redis.call("GET", lockKey)
+  local h
+  if not cur then
+    st = -2
+  elseif cur ~= token then
+    st = -6
+  else
+    h = redis.call("HMGET", jk, "timestamp", "deid", "atm")
+    if not h[1] and redis.call("EXISTS", jk) == 0 then
+      st = -1
+    elseif redis.call("SCARD", jk .. ":dependencies") ~= 0 then
+      st = -4
+    elseif redis.call("LREM", activeKey, -1, id) == 0 then
+      st = -3
+    end
+  end
+  statuses[i] = st
+  if st == 0 then
+    finished[#finished + 1] = id
+    local deid = h[2]
+    if deid then
+      local dk = qp .. "de:" .. deid
+      if redis.call("PTTL", dk) == -1 and redis.call("GET", dk) == id then
+        redis.call("DEL", dk, qp .. "dn:" .. deid)
+      end
+    end
+    if keepCount == 0 then
+      redis.call("DEL", jk, lockKey, jk .. ":logs", jk .. ":dependencies", jk .. ":processed",
+        jk .. ":failed", jk .. ":unsuccessful")
+    else
+      redis.call("DEL", lockKey)
+      redis.call("ZADD", completedKey, now, id)
+      redis.call("HSET", jk, "returnvalue", value, "finishedOn", now, "atm",
+        (tonumber(h[3]) or 0) + 1)
+      if keepAge >= 0 then
+        local old = redis.call("ZRANGEBYSCORE", completedKey, 0, now - keepAge, "LIMIT", 0, 1000)
+        for _, oid in ipairs(old) do
+          removeJobKeys(oid)
+          redis.call("ZREM", completedKey, oid)
+        end
+      end
+      if keepCount > 0 then
+        local extra = redis.call("ZREVRANGE", completedKey, keepCount, -1)
+        for _, oid in ipairs(extra) do
+          removeJobKeys(oid)
+        end
+        if #extra > 0 then
+          redis.call("ZREMRANGEBYRANK", completedKey, 0, -(keepCount + 1))
+        end
+      end
+    end
+    add("completed", "jobId", id, "returnvalue", value, "prev", "active")
+  end
+end
+if #finished > 0 then
+  redis.call("SREM", stalledKey, unpack(finished))
+  if redis.call("LLEN", activeKey) == 0 and redis.call("LLEN", waitKey) == 0
+      and redis.call("ZCARD", prioritizedKey) == 0 then
+    add("drained")
+  end
+end
+
+-- fetches
+local jobs = {}
+local due = 0
+if maxFetch > 0 then
+  local first = redis.call("ZRANGE", delayedKey, 0, 0, "WITHSCORES")
+  if first[2] then
+    due = math.floor(tonumber(first[2]) / 4096)
+    if due <= now then
+      promoteDue(now)
+      due = nextDelayedDue()
+    end
+  end
+  local conc, maxJobs = tonumber(meta[3]), tonumber(meta[4])
+  local waitEmpty = false
+  local n = 0
+  while n < maxFetch and not meta[2] do
+    if conc and redis.call("LLEN", activeKey) >= conc then
+      break
+    end
+    if maxJobs then
+      local used = tonumber(redis.call("GET", limiterKey) or "0")
+      if used >= maxJobs then
+        if redis.call("PTTL", limiterKey) > 0 then
+          break
+        end
+        redis.call("DEL", limiterKey)
+      end
+    end
+    local id
+    if not waitEmpty then
+      id = redis.call("RPOPLPUSH", waitKey, activeKey)
+      while id and string.sub(id, 1, 2) == "0:" do
+        redis.call("LREM", activeKey, 1, id)
+        id = redis.call("RPOPLPUSH", waitKey, activeKey)
+      end
+      waitEmpty = not id
+    end
+    if not id then
+      local popped = redis.call("ZPOPMIN", prioritizedKey)
+      if not popped[1] then
+        redis.call("DEL", pcKey)
+        break
+      end
+      id = popped[1]
+      redis.call("LPUSH", activeKey, id)
+    end
+    n = n + 1
+    local jk = qp .. id
+    local hash = redis.call("HGETALL", jk)
+    -- the reply shows the job as written below (ats + 1, processedOn = now)
+    local ats, atsAt, pAt, defa = 0, nil, nil, false
+    for k = 1, #hash, 2 do
+      local f = hash[k]
+      if f == "ats" then
+        ats, atsAt = tonumber(hash[k + 1]) or 0, k + 1
+      elseif f == "processedOn" then
+        pAt = k + 1
+      elseif f == "defa" then
+        defa = true
+      end
+    end
+    if not atsAt then
+      atsAt = #hash + 2
+      hash[atsAt - 1] = "ats"
+    end
+    hash[atsAt] = tostring(ats + 1)
+    if not pAt then
+      pAt = #hash + 2
+      hash[pAt - 1] = "processedOn"
+    end
+    hash[pAt] = ARGV[5]
+    if maxJobs and not defa then
+      if redis.call("INCR", limiterKey) == 1 then
+        redis.call("PEXPIRE", limiterKey, math.floor(math.abs(tonumber(meta[5] or "1000"))))
+      end
+    end
+    redis.call("SET", jk .. ":lock", ARGV[argi + n - 1], "PX", lockMs)
+    redis.call("HSET", jk, "processedOn", now, "ats", ats + 1)
+    add("active", "jobId", id, "prev", "waiting")
+    jobs[#jobs + 1] = id
+    jobs[#jobs + 1] = hash
+  end
+  if n > 0 then
+    redis.call("ZADD", markerKey, 0, "0")
+  end
+end
+if #finished > 0 or #jobs > 0 then
+  redis.call("XTRIM", eventsKey, "MAXLEN", "~", maxEvents())
+end
+return {statuses, jobs, due}
