@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -202,12 +203,28 @@ test_bad_urls(void **state) {
 static void
 test_readonly_dir(void **state) {
 	fixture *f = *state;
-	if (geteuid() == 0) {
-		skip(); /* root writes anywhere */
+	if (geteuid() != 0) {
+		chmod(f->dir, 0500);
+		expect_open_error(f->url, JOBQ_EINVAL, f->dir);
+		chmod(f->dir, 0700);
+		return;
 	}
-	chmod(f->dir, 0500);
-	expect_open_error(f->url, JOBQ_EINVAL, f->dir);
+	/* Root writes anywhere: check as user "nobody" in a child process. */
+	chmod(f->dir, 0555);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(2);
+		jobq_store *s = NULL;
+		int rc = jobq_store_open(&s, f->url, NULL);
+		_exit(rc == JOBQ_EINVAL && strstr(jobq_error_message(), f->dir) != NULL ? 0 : 1);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
 	chmod(f->dir, 0700);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void
@@ -234,7 +251,12 @@ test_foreign_lmdb(void **state) {
 	         "6b6579\\n 76616c\\nDATA=END\\n' | mdb_load %s 2>/dev/null",
 	         f->dir);
 	if (system(cmd) != 0) {
-		skip(); /* mdb_load (lmdb-utils) not installed */
+		/* mdb_load comes with lmdb-utils, which CI installs: there, its absence fails. */
+		fprintf(stderr,
+		        "mdb_load (lmdb-utils) is not installed: cannot write a foreign file\n");
+		if (getenv("CI") != NULL)
+			fail();
+		skip();
 	}
 	expect_open_error(f->url, JOBQ_EINVAL, "not a jobq store");
 }
@@ -272,6 +294,7 @@ test_map_grows(void **state) {
 typedef struct waiter_arg {
 	jobq_queue *q;
 	int64_t woke_after_ms;
+	char cursor[64];
 } waiter_arg;
 
 static int64_t
@@ -286,7 +309,7 @@ events_waiter(void *p) {
 	waiter_arg *a = p;
 	jobq_event_list *l = NULL;
 	int64_t t0 = now_ms();
-	int rc = jobq_events_read(&l, a->q, JOBQ_EVENTS_NOW, 10, 5000);
+	int rc = jobq_events_read(&l, a->q, a->cursor, 10, 5000);
 	a->woke_after_ms = rc == 0 && jobq_event_list_count(l) > 0 ? now_ms() - t0 : -1;
 	jobq_event_list_free(l);
 	return NULL;
@@ -299,16 +322,23 @@ test_events_read_wakes(void **state) {
 	jobq_store *s1, *s2;
 	jobq_queue *q1 = open_queue(&s1, f->url, "ev");
 	jobq_queue *q2 = open_queue(&s2, f->url, "ev");
-	waiter_arg a = {q1, 0};
+	/* The cursor is taken before the add, so the add's events are after it whenever the
+	 * reader starts; the pause only makes it likely that the reader is blocked by then. */
+	jobq_event_list *now = NULL;
+	assert_int_equal(jobq_events_read(&now, q1, JOBQ_EVENTS_NOW, 1, 0), 0);
+	waiter_arg a = {q1, 0, ""};
+	snprintf(a.cursor, sizeof(a.cursor), "%s",
+	         jobq_event_list_cursor(now) ? jobq_event_list_cursor(now) : JOBQ_EVENTS_START);
+	jobq_event_list_free(now);
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, events_waiter, &a), 0);
 	struct timespec pause = {0, 100 * 1000 * 1000};
-	nanosleep(&pause, NULL); /* let it block; the read starts at "$" */
+	nanosleep(&pause, NULL);
 	jobq_job_id id;
 	assert_int_equal(jobq_queue_add(&id, q2, "x", "1", 1, NULL), 0);
 	pthread_join(t, NULL);
+	/* Woken with the add's events, before the read's 5 s timeout. */
 	assert_true(a.woke_after_ms >= 0);
-	assert_true(a.woke_after_ms < 2000);
 	/* ids are decimal sequence numbers; "0" reads from the start */
 	jobq_event_list *l;
 	assert_int_equal(jobq_events_read(&l, q1, JOBQ_EVENTS_START, 100, 0), 0);
