@@ -1174,11 +1174,16 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 
 	pthread_mutex_lock(&q->mu);
 	if (take_spares(q, s, n) > 0) {
-		/* Short of spares: allocate the rest outside the lock. */
-		pthread_mutex_unlock(&q->mu);
-		if (alloc_blocks(s, n) < 0)
+		/* Short of spares: allocate the rest, outside the lock for a large batch. */
+		if (n > STACK_BATCH)
+			pthread_mutex_unlock(&q->mu);
+		if (alloc_blocks(s, n) < 0) {
+			if (n <= STACK_BATCH)
+				pthread_mutex_unlock(&q->mu);
 			goto oom;
-		pthread_mutex_lock(&q->mu);
+		}
+		if (n > STACK_BATCH)
+			pthread_mutex_lock(&q->mu);
 	}
 	uint64_t counter0 = q->id_counter;
 	uint64_t ev0 = q->ev.next;
