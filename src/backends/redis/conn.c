@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -40,8 +41,45 @@ tv_ms(int64_t ms) {
 }
 
 /* Sends AUTH / SELECT / CLIENT ID on a fresh context. */
+/*
+ * hiredis writes with write(2): a server that went away would raise SIGPIPE, whose default
+ * action kills the process. Block it on this thread around our I/O and discard one that our
+ * write raised, leaving the application's own signal handling as it was.
+ */
+typedef struct sigpipe_guard {
+	sigset_t old;
+	int was_pending;
+} sigpipe_guard;
+
+static void
+sigpipe_block(sigpipe_guard *g) {
+	sigset_t set, pending;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	g->was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void
+sigpipe_unblock(sigpipe_guard *g) {
+	if (!g->was_pending) {
+		sigset_t set, pending;
+		sigemptyset(&set);
+		sigaddset(&set, SIGPIPE);
+		sigemptyset(&pending);
+		sigpending(&pending);
+		if (sigismember(&pending, SIGPIPE)) {
+			struct timespec zero = {0, 0};
+			sigtimedwait(&set, NULL, &zero);
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 static int
-conn_setup(redis_backend *b, rconn *conn) {
+conn_setup_io(redis_backend *b, rconn *conn) {
 	redisReply *r;
 	if (b->password != NULL) {
 		if (b->username != NULL)
@@ -91,6 +129,15 @@ conn_setup(redis_backend *b, rconn *conn) {
 }
 
 /* One connection attempt. */
+static int
+conn_setup(redis_backend *b, rconn *conn) {
+	sigpipe_guard g;
+	sigpipe_block(&g);
+	int rc = conn_setup_io(b, conn);
+	sigpipe_unblock(&g);
+	return rc;
+}
+
 static int
 conn_open_once(rconn **out, redis_backend *b, unsigned int gen) {
 	struct timeval tv = tv_ms(b->connect_timeout_ms);
@@ -204,8 +251,8 @@ rq_conn_drop_named(redis_backend *b, const char *name) {
 	}
 }
 
-redisReply *
-rq_conn_command_named(rconn *conn, const char *name, int argc, const char **argv) {
+static redisReply *
+command_named_io(rconn *conn, const char *name, int argc, const char **argv) {
 	if (same_name(conn->name, name))
 		return redisCommandArgv(conn->c, argc, argv, NULL);
 	/* an empty name resets it (CLIENT SETNAME "" = no name) */
@@ -225,6 +272,15 @@ rq_conn_command_named(rconn *conn, const char *name, int argc, const char **argv
 	r = NULL;
 	if (redisGetReply(conn->c, (void **)&r) != REDIS_OK)
 		return NULL;
+	return r;
+}
+
+redisReply *
+rq_conn_command_named(rconn *conn, const char *name, int argc, const char **argv) {
+	sigpipe_guard g;
+	sigpipe_block(&g);
+	redisReply *r = command_named_io(conn, name, argc, argv);
+	sigpipe_unblock(&g);
 	return r;
 }
 
@@ -320,7 +376,10 @@ rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **arg
 		*rc = rq_conn_get(&conn, b, 0);
 		if (*rc < 0)
 			return NULL;
+		sigpipe_guard g;
+		sigpipe_block(&g);
 		redisReply *r = redisCommandArgv(conn->c, argc, argv, lens);
+		sigpipe_unblock(&g);
 		if (r == NULL) {
 			char err[128];
 			snprintf(err, sizeof(err), "%s", conn->c->errstr);
