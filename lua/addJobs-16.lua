@@ -15,10 +15,25 @@
 ]]
 --- @include "includes/keys"
 --- @include "includes/events"
---- @include "includes/ready"
+--- @include "includes/markers"
+--- @include "includes/scores"
 
 local n = tonumber(ARGV[2])
 local out = {}
+-- the queue's settings once per call: events length, paused, global concurrency
+local meta = redis.call("HMGET", metaKey, "opts.maxLenEvents", "paused", "concurrency")
+if meta[1] then
+  maxEventsCache = tonumber(meta[1])
+end
+local blocked = meta[2] ~= false
+if not blocked and meta[3] then
+  blocked = redis.call("LLEN", activeKey) >= tonumber(meta[3])
+end
+local woken = false
+local maxLen = maxEvents()
+local function add(...)
+  redis.call("XADD", eventsKey, "MAXLEN", "~", maxLen, "*", "event", ...)
+end
 for i = 0, n - 1 do
   local b = 3 + i * 10
   local customId, name, data, opts = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
@@ -33,7 +48,7 @@ for i = 0, n - 1 do
   local jk = qp .. id
   local outcome = 0
   if customId ~= "" and redis.call("EXISTS", jk) == 1 then
-    emit("duplicated", "jobId", id)
+    add("duplicated", "jobId", id)
     outcome = 1
   elseif dedupId ~= "" then
     local dk = qp .. "de:" .. dedupId
@@ -44,7 +59,7 @@ for i = 0, n - 1 do
       owner = nil
     end
     if owner then
-      emit("deduplicated", "jobId", owner, "deduplicationId", dedupId, "deduplicatedJobId", id)
+      add("deduplicated", "jobId", owner, "deduplicationId", dedupId, "deduplicatedJobId", id)
       id = owner
       outcome = 2
     elseif dedupTtl > 0 then
@@ -55,18 +70,19 @@ for i = 0, n - 1 do
   end
 
   if outcome == 0 then
-    local fields = {"name", name, "data", data, "opts", opts, "timestamp", timestamp,
-      "delay", delay, "priority", priority}
     if dedupId ~= "" then
-      fields[#fields + 1] = "deid"
-      fields[#fields + 1] = dedupId
+      redis.call("HSET", jk, "name", name, "data", data, "opts", opts, "timestamp", ARGV[b + 4],
+        "delay", ARGV[b + 5], "priority", ARGV[b + 6], "deid", dedupId)
+    else
+      -- the numbers as the client sent them: no number formatting in Lua
+      redis.call("HSET", jk, "name", name, "data", data, "opts", opts, "timestamp", ARGV[b + 4],
+        "delay", ARGV[b + 5], "priority", ARGV[b + 6])
     end
-    redis.call("HSET", jk, unpack(fields))
-    emit("added", "jobId", id, "name", name)
+    add("added", "jobId", id, "name", name)
     if delay > 0 then
       local due = timestamp + delay
       redis.call("ZADD", delayedKey, delayedScore(due), id)
-      emit("delayed", "jobId", id, "delay", due)
+      add("delayed", "jobId", id, "delay", due)
       markNextDelayed()
     else
       if priority > 0 then
@@ -76,11 +92,14 @@ for i = 0, n - 1 do
       else
         redis.call("LPUSH", waitKey, id)
       end
-      wakeWorkers()
-      emit("waiting", "jobId", id)
+      woken = true
+      add("waiting", "jobId", id)
     end
   end
   out[#out + 1] = outcome
   out[#out + 1] = id
+end
+if woken and not blocked then
+  redis.call("ZADD", markerKey, 0, "0")
 end
 return out

@@ -153,39 +153,17 @@ if maxFetch > 0 then
     end
     n = n + 1
     local jk = qp .. id
-    local hash = redis.call("HGETALL", jk)
-    -- the reply shows the job as written below (ats + 1, processedOn = now)
-    local ats, atsAt, pAt, defa = 0, nil, nil, false
-    for k = 1, #hash, 2 do
-      local f = hash[k]
-      if f == "ats" then
-        ats, atsAt = tonumber(hash[k + 1]) or 0, k + 1
-      elseif f == "processedOn" then
-        pAt = k + 1
-      elseif f == "defa" then
-        defa = true
-      end
-    end
-    if not atsAt then
-      atsAt = #hash + 2
-      hash[atsAt - 1] = "ats"
-    end
-    hash[atsAt] = tostring(ats + 1)
-    if not pAt then
-      pAt = #hash + 2
-      hash[pAt - 1] = "processedOn"
-    end
-    hash[pAt] = ARGV[5]
-    if maxJobs and not defa then
+    if maxJobs and redis.call("HEXISTS", jk, "defa") == 0 then
       if redis.call("INCR", limiterKey) == 1 then
         redis.call("PEXPIRE", limiterKey, math.floor(math.abs(tonumber(meta[5] or "1000"))))
       end
     end
     redis.call("SET", jk .. ":lock", ARGV[argi + n - 1], "PX", lockMs)
-    redis.call("HSET", jk, "processedOn", now, "ats", ats + 1)
-    add("active", "jobId", id, "prev", "waiting")
+    redis.call("HINCRBY", jk, "ats", 1)
+    redis.call("HSET", jk, "processedOn", now)
     jobs[#jobs + 1] = id
-    jobs[#jobs + 1] = hash
+    jobs[#jobs + 1] = redis.call("HGETALL", jk)
+    add("active", "jobId", id, "prev", "waiting")
   end
   if n > 0 then
     redis.call("ZADD", markerKey, 0, "0")
