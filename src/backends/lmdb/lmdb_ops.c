@@ -1769,32 +1769,38 @@ lm_obliterate(jobq_backend_queue *q, int force, int64_t now_ms) {
 	return op_run(q, obliterate_body, &a);
 }
 
+/* The ids an admin move acts on: job `id`, which must be in `state`, or every job in it. */
+static int
+select_ids(lmdb_wctx *c, idlist *l, const char *id, jobq_state state) {
+	memset(l, 0, sizeof(*l)); /* the caller frees it whatever happens */
+	if (id == NULL) {
+		return collect(l, c->q, c->txn, state, 0, 0, 0, NULL);
+	}
+	lmdb_rec r;
+	int rc = rec_load(c, &r, id);
+	if (rc < 0) {
+		return rc;
+	}
+	if (rc == 0) {
+		return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", id,
+		                      c->q->name);
+	}
+	int in_state = r.j->state == state;
+	rec_free(&r);
+	if (!in_state) {
+		return jobq_error_set(JOBQ_ESTATE, "lmdb: job %s is not %s", id,
+		                      jobq_state_name(state));
+	}
+	memset(l, 0, sizeof(*l));
+	MDB_val idv = {strlen(id), (void *)(uintptr_t)id};
+	return idlist_push(l, &idv, 0);
+}
+
 static int
 promote_body(lmdb_wctx *c, void *arg) {
 	admin_args *a = arg;
 	idlist l;
-	int rc;
-	if (a->id) {
-		lmdb_rec r;
-		rc = rec_load(c, &r, a->id);
-		if (rc < 0) {
-			return rc;
-		}
-		if (rc == 0) {
-			return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", a->id,
-			                      c->q->name);
-		}
-		int delayed = r.j->state == JOBQ_STATE_DELAYED;
-		rec_free(&r);
-		if (!delayed) {
-			return jobq_error_set(JOBQ_ESTATE, "lmdb: job %s is not delayed", a->id);
-		}
-		memset(&l, 0, sizeof(l));
-		MDB_val idv = {strlen(a->id), (void *)(uintptr_t)a->id};
-		rc = idlist_push(&l, &idv, 0);
-	} else {
-		rc = collect(&l, c->q, c->txn, JOBQ_STATE_DELAYED, 0, 0, 0, NULL);
-	}
+	int rc = select_ids(c, &l, a->id, JOBQ_STATE_DELAYED);
 	int count = 0;
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		lmdb_rec r;
@@ -1830,28 +1836,7 @@ static int
 retry_body(lmdb_wctx *c, void *arg) {
 	admin_args *a = arg;
 	idlist l;
-	int rc;
-	if (a->id) {
-		lmdb_rec r;
-		rc = rec_load(c, &r, a->id);
-		if (rc < 0) {
-			return rc;
-		}
-		if (rc == 0) {
-			return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", a->id,
-			                      c->q->name);
-		}
-		int failed = r.j->state == JOBQ_STATE_FAILED;
-		rec_free(&r);
-		if (!failed) {
-			return jobq_error_set(JOBQ_ESTATE, "lmdb: job %s is not failed", a->id);
-		}
-		memset(&l, 0, sizeof(l));
-		MDB_val idv = {strlen(a->id), (void *)(uintptr_t)a->id};
-		rc = idlist_push(&l, &idv, 0);
-	} else {
-		rc = collect(&l, c->q, c->txn, JOBQ_STATE_FAILED, 0, 0, 0, NULL);
-	}
+	int rc = select_ids(c, &l, a->id, JOBQ_STATE_FAILED);
 	int count = 0;
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		lmdb_rec r;
