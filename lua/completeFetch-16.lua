@@ -32,34 +32,84 @@ local function add(...)
   redis.call("XADD", eventsKey, "*", "event", ...)
 end
 
--- completions
+-- completions: first the checks of complete() for each ...
 local statuses = {}
 local finished = {}
+local cand, candAt, seen = {}, {}, {}
 local argi = 6
 for i = 1, ndone do
-  local id, token, value = ARGV[argi], ARGV[argi + 1], ARGV[argi + 2]
-  local keepCount, keepAge = tonumber(ARGV[argi + 3]), tonumber(ARGV[argi + 4])
+  local id, token = ARGV[argi], ARGV[argi + 1]
   argi = argi + 5
   local jk = qp .. id
-  local lockKey = jk .. ":lock"
   local st = 0
-  local cur = redis.call("GET", lockKey)
-  local h
-  if not cur then
-    st = -2
+  local cur = redis.call("GET", jk .. ":lock")
+  if not cur or seen[id] then
+    st = -2 -- a repeated id finds the lock gone, as a second complete() would
   elseif cur ~= token then
     st = -6
   else
-    h = redis.call("HMGET", jk, "timestamp", "deid", "atm")
+    local h = redis.call("HMGET", jk, "timestamp", "deid", "atm")
     if not h[1] and redis.call("EXISTS", jk) == 0 then
       st = -1
     elseif redis.call("SCARD", jk .. ":dependencies") ~= 0 then
       st = -4
-    elseif redis.call("LREM", activeKey, -1, id) == 0 then
-      st = -3
+    else
+      seen[id] = h
+      cand[#cand + 1] = i
     end
   end
   statuses[i] = st
+end
+-- ... then out of the active list. A batch fetched in one step sits together in the list:
+-- one scan finds it, its entries are overwritten with a mark and one LREM drops the marks,
+-- instead of one scan of the (long, with many batching workers) list per job.
+local function idOf(i)
+  return ARGV[6 + (i - 1) * 5]
+end
+local inList = {}
+if #cand >= 3 then
+  local mark = "\0jobq:done"
+  local len = redis.call("LLEN", activeKey)
+  local p = redis.call("LPOS", activeKey, idOf(cand[1]), "RANK", -1)
+  local marked = 0
+  if p then
+    local from = math.max(0, p - #cand)
+    local window = redis.call("LRANGE", activeKey, from, p + #cand)
+    local at = {}
+    for k, v in ipairs(window) do
+      at[v] = from + k - 1
+    end
+    for _, i in ipairs(cand) do
+      local idx = at[idOf(i)]
+      if idx then
+        redis.call("LSET", activeKey, idx, mark)
+        marked = marked + 1
+        inList[i] = true
+      end
+    end
+    if marked > 0 then
+      redis.call("LREM", activeKey, p < len / 2 and marked or -marked, mark)
+    end
+  end
+end
+for _, i in ipairs(cand) do
+  if not inList[i] then
+    inList[i] = redis.call("LREM", activeKey, -1, idOf(i)) > 0
+  end
+  if not inList[i] then
+    statuses[i] = -3
+  end
+end
+-- ... then the writes of each completion that passed
+argi = 6
+for i = 1, ndone do
+  local id, value = ARGV[argi], ARGV[argi + 2]
+  local keepCount, keepAge = tonumber(ARGV[argi + 3]), tonumber(ARGV[argi + 4])
+  argi = argi + 5
+  local st = statuses[i]
+  local h = seen[id]
+  local jk = qp .. id
+  local lockKey = jk .. ":lock"
   if st == 0 then
     finished[#finished + 1] = id
     local deid = h[2]
