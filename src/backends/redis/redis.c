@@ -129,6 +129,8 @@ rq_queue_close(jobq_backend_queue *q) {
 		if (q->events_name != NULL)
 			rq_conn_drop_named(b, q->events_name);
 	}
+	if (q->b != NULL)
+		pthread_mutex_destroy(&q->cf_mu);
 	jobq__free(q->worker_name);
 	jobq__free(q->events_name);
 	for (int i = 0; i < RQ_NKEYS; i++)
@@ -145,6 +147,7 @@ rq_queue_open(jobq_backend_queue **out, jobq_backend *base, const char *name) {
 	if (q == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
 	q->b = b;
+	pthread_mutex_init(&q->cf_mu, NULL);
 	q->name = jobq__strdup(name);
 	q->qp_len = strlen(b->prefix) + strlen(name) + 2;
 	q->qp = jobq__malloc(q->qp_len + 1);
@@ -339,22 +342,71 @@ elem_int(const redisReply *r) {
 #define CF_FIXED    4 /* ndone, max, lock ms, now */
 #define CF_PER_DONE 5
 
+/*
+ * complete_fetch combines the calls that threads make at the same time on one queue handle
+ * into one script call (a "flight"): the completions of every call first, in order, then the
+ * fetches of every call, the jobs dealt out in order. A call that arrives while CF_FLIGHTS
+ * flights are on the wire queues up; the first queued call leads the next flight with the
+ * calls queued behind it, up to CF_STEPS completions plus fetches (so that one script stays
+ * short). Each completion and each fetch is still exactly what complete() and fetch() do,
+ * and each thread's call takes effect inside the one atomic step of its flight.
+ */
+enum { CF_FLIGHTS = 2, CF_STEPS = 256, CF_STACK = 64 };
+
+/* Decodes the `n` jobs fetched for `r` from pair `from` of `list`; returns how many. */
 static int
-rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
-                  jobq_completion *done, size_t ndone, const char *const *tokens, size_t max,
-                  int64_t lock_ms, int64_t now_ms) {
-	if ((ndone > 0 && done == NULL) || (max > 0 && (jobs == NULL || tokens == NULL)))
-		return jobq_error_set(JOBQ_EINVAL,
-		                      "redis complete_fetch: needs done, jobs and tokens");
-	enum { STACK_DONE = 64 };
+cf_deal(rq_cf_req *r, const redisReply *list, size_t from, size_t n) {
+	size_t got = 0;
+	int rc = 0;
+	for (; got < n; got++) {
+		const redisReply *idr = list->element[2 * (from + got)];
+		if (idr->type != REDIS_REPLY_STRING) {
+			rc = jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: bad job id");
+			break;
+		}
+		rc = rq_job_from_hash(&r->jobs[got], idr->str, list->element[2 * (from + got) + 1],
+		                      JOBQ_STATE_ACTIVE);
+		if (rc == 0 && (r->jobs[got]->token = jobq__strdup(r->tokens[got])) == NULL) {
+			jobq_job_free(r->jobs[got]);
+			rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+		}
+		if (rc < 0)
+			break;
+	}
+	/* jobs that could not be decoded stay active and locked until the lock expires: the
+	 * stalled check gives them back; the ones decoded are handed out */
+	return got > 0 || rc == 0 ? (int)got : rc;
+}
+
+/* Fails every call of the flight with `rc`. */
+static void
+cf_fail(rq_cf_req *group, int rc) {
+	for (rq_cf_req *r = group; r != NULL; r = r->next) {
+		for (size_t i = 0; i < r->ndone; i++)
+			r->done[i].rc = rc;
+		r->rc = rc;
+	}
+}
+
+/* Runs the calls of `group` as one script call and gives each its outcome. */
+static void
+cf_fly(jobq_backend_queue *q, rq_cf_req *group) {
+	size_t ndone = 0, max = 0;
+	int64_t now_ms = 0;
+	for (rq_cf_req *r = group; r != NULL; r = r->next) {
+		ndone += r->ndone;
+		max += r->max;
+		if (r->now_ms > now_ms)
+			now_ms = r->now_ms;
+	}
 	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max;
-	const char *av_stack[CF_FIXED + STACK_DONE * (CF_PER_DONE + 1)];
-	size_t al_stack[CF_FIXED + STACK_DONE * (CF_PER_DONE + 1)];
-	numbuf nb_stack[STACK_DONE * 2];
+	const char *av_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 1)];
+	size_t al_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 1)];
+	numbuf nb_stack[CF_STACK * 2];
 	const char **av = av_stack;
 	size_t *al = al_stack;
 	numbuf *nb = nb_stack;
-	int heap = ndone > STACK_DONE || max > STACK_DONE;
+	int heap = ndone > CF_STACK || max > CF_STACK;
 	if (heap) {
 		av = jobq__malloc(argc * sizeof(*av));
 		al = jobq__malloc(argc * sizeof(*al));
@@ -363,81 +415,134 @@ rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
 			jobq__free(av);
 			jobq__free(al);
 			jobq__free(nb);
-			return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+			cf_fail(group, jobq_error_set(JOBQ_ENOMEM, "redis: out of memory"));
+			return;
 		}
 	}
 	numbuf f1, f2, f3, f4;
 	av[0] = fmt_i64(&f1, (int64_t)ndone);
 	av[1] = fmt_i64(&f2, (int64_t)max);
-	av[2] = fmt_i64(&f3, lock_ms);
+	av[2] = fmt_i64(&f3, group->lock_ms);
 	av[3] = fmt_i64(&f4, now_ms);
-	size_t k = CF_FIXED;
-	for (size_t i = 0; i < ndone; i++) {
-		int64_t count, age;
-		keep_args(&done[i].keep, &count, &age);
-		av[k++] = done[i].id;
-		av[k++] = done[i].token;
-		av[k++] = done[i].result_json ? done[i].result_json : "null";
-		av[k++] = fmt_i64(&nb[2 * i], count);
-		av[k++] = fmt_i64(&nb[2 * i + 1], age);
+	size_t k = CF_FIXED, d = 0;
+	for (rq_cf_req *r = group; r != NULL; r = r->next) {
+		for (size_t i = 0; i < r->ndone; i++, d++) {
+			int64_t count, age;
+			keep_args(&r->done[i].keep, &count, &age);
+			av[k++] = r->done[i].id;
+			av[k++] = r->done[i].token;
+			av[k++] = r->done[i].result_json ? r->done[i].result_json : "null";
+			av[k++] = fmt_i64(&nb[2 * d], count);
+			av[k++] = fmt_i64(&nb[2 * d + 1], age);
+		}
 	}
-	for (size_t i = 0; i < max; i++)
-		av[k++] = tokens[i];
+	for (rq_cf_req *r = group; r != NULL; r = r->next)
+		for (size_t i = 0; i < r->max; i++)
+			av[k++] = r->tokens[i];
 	for (size_t i = 0; i < argc; i++)
 		al[i] = strlen(av[i]);
 	int rc;
-	redisReply *r = rq_script(&rc, q, JOBQ_LUA_COMPLETEFETCH, (int)argc, av, al);
+	redisReply *reply = rq_script(&rc, q, JOBQ_LUA_COMPLETEFETCH, (int)argc, av, al);
 	if (heap) {
 		jobq__free(av);
 		jobq__free(al);
 		jobq__free(nb);
 	}
-	if (r == NULL) {
+	if (reply == NULL) {
 		/* the script may or may not have run: no completion is known to be written */
-		for (size_t i = 0; i < ndone; i++)
-			done[i].rc = rc;
-		return rc;
+		cf_fail(group, rc);
+		return;
 	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-	    r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements != ndone ||
-	    r->element[1]->type != REDIS_REPLY_ARRAY || r->element[1]->elements % 2 != 0 ||
-	    r->element[1]->elements / 2 > max) {
-		freeReplyObject(r);
-		rc = jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: unexpected reply");
-		for (size_t i = 0; i < ndone; i++)
-			done[i].rc = rc;
-		return rc;
+	const redisReply *st =
+	    reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 ? reply->element[0] : NULL;
+	const redisReply *list = st != NULL ? reply->element[1] : NULL;
+	if (st == NULL || st->type != REDIS_REPLY_ARRAY || st->elements != ndone ||
+	    list->type != REDIS_REPLY_ARRAY || list->elements % 2 != 0 ||
+	    list->elements / 2 > max) {
+		freeReplyObject(reply);
+		cf_fail(group,
+		        jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: unexpected reply"));
+		return;
 	}
-	for (size_t i = 0; i < ndone; i++) {
-		long long st = elem_int(r->element[0]->element[i]);
-		done[i].rc = st < 0 ? script_status(st, "complete", done[i].id) : 0;
-	}
-	if (info != NULL)
-		info->next_due_ms = elem_int(r->element[2]);
-	const redisReply *list = r->element[1];
-	size_t n = list->elements / 2, got = 0;
-	rc = 0;
-	for (; got < n; got++) {
-		const redisReply *idr = list->element[2 * got];
-		if (idr->type != REDIS_REPLY_STRING) {
-			rc = jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: bad job id");
-			break;
+	int64_t due = elem_int(reply->element[2]);
+	size_t nfetched = list->elements / 2, next = 0;
+	d = 0;
+	for (rq_cf_req *r = group; r != NULL; r = r->next) {
+		for (size_t i = 0; i < r->ndone; i++, d++) {
+			long long v = elem_int(st->element[d]);
+			r->done[i].rc = v < 0 ? script_status(v, "complete", r->done[i].id) : 0;
 		}
-		rc = rq_job_from_hash(&jobs[got], idr->str, list->element[2 * got + 1],
-		                      JOBQ_STATE_ACTIVE);
-		if (rc == 0 && (jobs[got]->token = jobq__strdup(tokens[got])) == NULL) {
-			jobq_job_free(jobs[got]);
-			rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
-		}
-		if (rc < 0)
-			break;
+		if (r->info != NULL)
+			r->info->next_due_ms = due;
+		size_t n = nfetched - next < r->max ? nfetched - next : r->max;
+		r->rc = cf_deal(r, list, next, n);
+		next += n;
 	}
-	freeReplyObject(r);
-	/* jobs that could not be decoded stay active and locked until the lock expires: the
-	 * stalled check gives them back; the ones decoded are handed out */
-	if (got > 0 || rc == 0)
-		return (int)got;
-	return rc;
+	freeReplyObject(reply);
+}
+
+static int
+rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
+                  jobq_completion *done, size_t ndone, const char *const *tokens, size_t max,
+                  int64_t lock_ms, int64_t now_ms) {
+	if ((ndone > 0 && done == NULL) || (max > 0 && (jobs == NULL || tokens == NULL)))
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "redis complete_fetch: needs done, jobs and tokens");
+	if (ndone == 0 && max == 0)
+		return 0;
+	rq_cf_req me = {.jobs = jobs,
+	                .info = info,
+	                .done = done,
+	                .ndone = ndone,
+	                .tokens = tokens,
+	                .max = max,
+	                .lock_ms = lock_ms,
+	                .now_ms = now_ms};
+	pthread_cond_init(&me.cv, NULL);
+	pthread_mutex_lock(&q->cf_mu);
+	if (q->cf_tail != NULL)
+		q->cf_tail->next = &me;
+	else
+		q->cf_head = &me;
+	q->cf_tail = &me;
+	while (!me.finished) {
+		if (q->cf_head != &me || q->cf_flying >= CF_FLIGHTS) {
+			/* each call waits on its own condition: no herd of waiters */
+			pthread_cond_wait(&me.cv, &q->cf_mu);
+			continue;
+		}
+		/* lead a flight: this call and the ones queued behind it (same lock duration) */
+		rq_cf_req *last = &me;
+		size_t steps = me.ndone + me.max;
+		while (last->next != NULL && last->next->lock_ms == lock_ms &&
+		       steps + last->next->ndone + last->next->max <= CF_STEPS) {
+			last = last->next;
+			steps += last->ndone + last->max;
+		}
+		q->cf_head = last->next;
+		if (q->cf_head == NULL)
+			q->cf_tail = NULL;
+		last->next = NULL;
+		q->cf_flying++;
+		/* the next queued call may lead a flight of its own meanwhile */
+		if (q->cf_head != NULL && q->cf_flying < CF_FLIGHTS)
+			pthread_cond_signal(&q->cf_head->cv);
+		pthread_mutex_unlock(&q->cf_mu);
+		cf_fly(q, &me);
+		pthread_mutex_lock(&q->cf_mu);
+		q->cf_flying--;
+		for (rq_cf_req *r = me.next, *nx; r != NULL; r = nx) {
+			nx = r->next; /* `r` goes away as soon as it sees itself finished */
+			r->finished = 1;
+			pthread_cond_signal(&r->cv);
+		}
+		me.finished = 1;
+		if (q->cf_head != NULL)
+			pthread_cond_signal(&q->cf_head->cv);
+	}
+	pthread_mutex_unlock(&q->cf_mu);
+	pthread_cond_destroy(&me.cv);
+	return me.rc;
 }
 
 static int
