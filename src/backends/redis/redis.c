@@ -129,8 +129,10 @@ rq_queue_close(jobq_backend_queue *q) {
 		if (q->events_name != NULL)
 			rq_conn_drop_named(b, q->events_name);
 	}
-	if (q->b != NULL)
-		pthread_mutex_destroy(&q->cf_mu);
+	if (q->b != NULL) {
+		pthread_mutex_destroy(&q->cf.mu);
+		pthread_mutex_destroy(&q->adds.mu);
+	}
 	jobq__free(q->worker_name);
 	jobq__free(q->events_name);
 	for (int i = 0; i < RQ_NKEYS; i++)
@@ -147,7 +149,8 @@ rq_queue_open(jobq_backend_queue **out, jobq_backend *base, const char *name) {
 	if (q == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
 	q->b = b;
-	pthread_mutex_init(&q->cf_mu, NULL);
+	pthread_mutex_init(&q->cf.mu, NULL);
+	pthread_mutex_init(&q->adds.mu, NULL);
 	q->name = jobq__strdup(name);
 	q->qp_len = strlen(b->prefix) + strlen(name) + 2;
 	q->qp = jobq__malloc(q->qp_len + 1);
@@ -179,46 +182,128 @@ rq_queue_open(jobq_backend_queue **out, jobq_backend *base, const char *name) {
 	return 0;
 }
 
+/* --- calls of several threads combined into one script call ------------------------------- */
+
+/*
+ * Adds and complete_fetch combine the calls that threads make at the same time on one queue
+ * handle into one script call (a "flight"): each call's steps run in order inside the one
+ * atomic script, exactly as they would in a script of their own, and each call takes effect
+ * within its own interval, so this is invisible but for the number of round trips. A call
+ * that arrives while RQ_FLIGHTS flights of its kind are on the wire queues up; the first
+ * queued call leads the next flight with the compatible calls queued behind it, up to
+ * `max_steps` (so that one script stays short; a larger call flies alone). Each call waits
+ * on its own condition: finishing a flight wakes its members and the next leader only.
+ */
+enum { RQ_FLIGHTS = 2 };
+
+typedef void (*rq_fly_fn)(jobq_backend_queue *q, rq_call *group);
+
+static void
+combine(rq_combiner *c, jobq_backend_queue *q, rq_call *me, size_t max_steps, rq_fly_fn fly) {
+	pthread_cond_init(&me->cv, NULL);
+	me->finished = 0;
+	me->next = NULL;
+	pthread_mutex_lock(&c->mu);
+	if (c->tail != NULL)
+		c->tail->next = me;
+	else
+		c->head = me;
+	c->tail = me;
+	while (!me->finished) {
+		if (c->head != me || c->flying >= RQ_FLIGHTS) {
+			pthread_cond_wait(&me->cv, &c->mu);
+			continue;
+		}
+		rq_call *last = me;
+		size_t steps = me->steps;
+		while (last->next != NULL && last->next->key == me->key &&
+		       steps + last->next->steps <= max_steps) {
+			last = last->next;
+			steps += last->steps;
+		}
+		c->head = last->next;
+		if (c->head == NULL)
+			c->tail = NULL;
+		last->next = NULL;
+		c->flying++;
+		/* the next queued call may lead a flight of its own meanwhile */
+		if (c->head != NULL && c->flying < RQ_FLIGHTS)
+			pthread_cond_signal(&c->head->cv);
+		pthread_mutex_unlock(&c->mu);
+		fly(q, me);
+		pthread_mutex_lock(&c->mu);
+		c->flying--;
+		for (rq_call *r = me->next, *nx; r != NULL; r = nx) {
+			nx = r->next; /* `r` goes away as soon as it sees itself finished */
+			r->finished = 1;
+			pthread_cond_signal(&r->cv);
+		}
+		me->finished = 1;
+		if (c->head != NULL)
+			pthread_cond_signal(&c->head->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	pthread_cond_destroy(&me->cv);
+}
+
 /* --- add ------------------------------------------------------------------------------------ */
 
 #define ADD_FIELDS 10
+enum { ADD_STEPS = 1000 };
 
-static int
-rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_request *reqs,
-       size_t n, int64_t now_ms) {
-	(void)now_ms;
+typedef struct add_call {
+	jobq_job_id *ids;
+	int *outcomes;
+	const jobq_add_request *reqs;
+	size_t n;
+	char **opts; /* the options as JSON, per job */
+	int rc;
+} add_call;
+
+/* Runs the adds of every call of `group` as one addJobs call. */
+static void
+add_fly(jobq_backend_queue *q, rq_call *group) {
+	size_t n = 0;
+	for (rq_call *c = group; c != NULL; c = c->next) {
+		add_call *a = c->arg;
+		if (a->rc == 0)
+			n += a->n;
+	}
+	if (n == 0)
+		return;
 	int rc = 0;
 	size_t argc = 1 + n * ADD_FIELDS;
-	const char **av = jobq__calloc(argc, sizeof(*av));
-	size_t *al = jobq__calloc(argc, sizeof(*al));
-	numbuf *nums = jobq__calloc(n * 4 + 1, sizeof(*nums));
-	char **opts = jobq__calloc(n ? n : 1, sizeof(*opts));
-	if (av == NULL || al == NULL || nums == NULL || opts == NULL) {
+	const char **av = jobq__malloc(argc * sizeof(*av));
+	size_t *al = jobq__malloc(argc * sizeof(*al));
+	numbuf *nums = jobq__malloc((n * 4 + 1) * sizeof(*nums));
+	if (av == NULL || al == NULL || nums == NULL) {
 		rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
 		goto out;
 	}
 	av[0] = fmt_i64(&nums[n * 4], (int64_t)n);
 	al[0] = strlen(av[0]);
-	for (size_t i = 0; i < n; i++) {
-		const jobq_job_options *o = reqs[i].opts;
-		rc = rq_opts_to_json(&opts[i], o);
-		if (rc < 0)
-			goto out;
-		const char **a = av + 1 + i * ADD_FIELDS;
-		size_t *l = al + 1 + i * ADD_FIELDS;
-		a[0] = o->job_id ? o->job_id : "";
-		a[1] = reqs[i].name ? reqs[i].name : "";
-		a[2] = reqs[i].len ? (const char *)reqs[i].data : "{}";
-		a[3] = opts[i];
-		a[4] = fmt_i64(&nums[i * 4], o->timestamp);
-		a[5] = fmt_i64(&nums[i * 4 + 1], o->delay_ms > 0 ? o->delay_ms : 0);
-		a[6] = fmt_i64(&nums[i * 4 + 2], o->priority);
-		a[7] = o->lifo ? "1" : "0";
-		a[8] = o->dedup_id ? o->dedup_id : "";
-		a[9] = fmt_i64(&nums[i * 4 + 3], o->dedup_ttl_ms > 0 ? o->dedup_ttl_ms : 0);
-		/* job data is `len` bytes, not a C string: never strlen it */
-		for (int k = 0; k < ADD_FIELDS; k++)
-			l[k] = k == 2 ? (reqs[i].len ? reqs[i].len : 2) : strlen(a[k]);
+	size_t j = 0;
+	for (rq_call *c = group; c != NULL; c = c->next) {
+		add_call *ac = c->arg;
+		for (size_t i = 0; ac->rc == 0 && i < ac->n; i++, j++) {
+			const jobq_add_request *req = &ac->reqs[i];
+			const jobq_job_options *o = req->opts;
+			const char **a = av + 1 + j * ADD_FIELDS;
+			size_t *l = al + 1 + j * ADD_FIELDS;
+			a[0] = o->job_id ? o->job_id : "";
+			a[1] = req->name ? req->name : "";
+			a[2] = req->len ? (const char *)req->data : "{}";
+			a[3] = ac->opts[i];
+			a[4] = fmt_i64(&nums[j * 4], o->timestamp);
+			a[5] = fmt_i64(&nums[j * 4 + 1], o->delay_ms > 0 ? o->delay_ms : 0);
+			a[6] = fmt_i64(&nums[j * 4 + 2], o->priority);
+			a[7] = o->lifo ? "1" : "0";
+			a[8] = o->dedup_id ? o->dedup_id : "";
+			a[9] = fmt_i64(&nums[j * 4 + 3], o->dedup_ttl_ms > 0 ? o->dedup_ttl_ms : 0);
+			/* job data is `len` bytes, not a C string: never strlen it */
+			for (int k = 0; k < ADD_FIELDS; k++)
+				l[k] = k == 2 ? (req->len ? req->len : 2) : strlen(a[k]);
+		}
 	}
 	redisReply *r = rq_script(&rc, q, JOBQ_LUA_ADDJOBS, (int)argc, av, al);
 	if (r == NULL)
@@ -226,30 +311,65 @@ rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_re
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * n) {
 		rc = jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
 	} else {
-		for (size_t i = 0; i < n; i++) {
-			long long oc = 0;
-			reply_int(r->element[2 * i], &oc);
-			const redisReply *idr = r->element[2 * i + 1];
-			if (outcomes)
-				outcomes[i] = (int)oc;
-			if (idr->type == REDIS_REPLY_STRING && idr->len <= JOBQ_ID_MAX) {
-				memcpy(ids[i].str, idr->str, idr->len);
-				ids[i].str[idr->len] = '\0';
-			} else {
-				rc = jobq_error_set(JOBQ_EBACKEND, "redis add: bad id in reply");
+		j = 0;
+		for (rq_call *c = group; c != NULL; c = c->next) {
+			add_call *ac = c->arg;
+			for (size_t i = 0; ac->rc == 0 && i < ac->n; i++, j++) {
+				long long oc = 0;
+				reply_int(r->element[2 * j], &oc);
+				const redisReply *idr = r->element[2 * j + 1];
+				if (ac->outcomes)
+					ac->outcomes[i] = (int)oc;
+				if (idr->type == REDIS_REPLY_STRING && idr->len <= JOBQ_ID_MAX) {
+					memcpy(ac->ids[i].str, idr->str, idr->len);
+					ac->ids[i].str[idr->len] = '\0';
+				} else {
+					ac->rc = jobq_error_set(JOBQ_EBACKEND,
+					                        "redis add: bad id in reply");
+				}
 			}
 		}
 	}
 	freeReplyObject(r);
 out:
-	if (opts != NULL)
-		for (size_t i = 0; i < n; i++)
-			jobq__free(opts[i]);
-	jobq__free(opts);
+	if (rc < 0) {
+		for (rq_call *c = group; c != NULL; c = c->next) {
+			add_call *ac = c->arg;
+			if (ac->rc == 0)
+				ac->rc = rc;
+		}
+	}
 	jobq__free(nums);
 	jobq__free(al);
 	jobq__free(av);
-	return rc;
+}
+
+static int
+rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_request *reqs,
+       size_t n, int64_t now_ms) {
+	(void)now_ms;
+	if (n == 0)
+		return 0;
+	char *opts_stack[8];
+	char **opts = n <= 8 ? opts_stack : jobq__calloc(n, sizeof(*opts));
+	if (opts == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	add_call ac = {ids, outcomes, reqs, n, opts, 0};
+	size_t done = 0;
+	for (; done < n; done++) {
+		ac.rc = rq_opts_to_json(&opts[done], reqs[done].opts);
+		if (ac.rc < 0)
+			break;
+	}
+	if (ac.rc == 0) {
+		rq_call me = {.arg = &ac, .steps = n, .key = 0};
+		combine(&q->adds, q, &me, ADD_STEPS, add_fly);
+	}
+	for (size_t i = 0; i < done; i++)
+		jobq__free(opts[i]);
+	if (opts != opts_stack)
+		jobq__free(opts);
+	return ac.rc;
 }
 
 /* --- fetch and the transitions of an active job --------------------------------------------- */
@@ -343,19 +463,27 @@ elem_int(const redisReply *r) {
 #define CF_PER_DONE 5
 
 /*
- * complete_fetch combines the calls that threads make at the same time on one queue handle
- * into one script call (a "flight"): the completions of every call first, in order, then the
- * fetches of every call, the jobs dealt out in order. A call that arrives while CF_FLIGHTS
- * flights are on the wire queues up; the first queued call leads the next flight with the
- * calls queued behind it, up to CF_STEPS completions plus fetches (so that one script stays
- * short). Each completion and each fetch is still exactly what complete() and fetch() do,
- * and each thread's call takes effect inside the one atomic step of its flight.
+ * complete_fetch calls fly together (combine() above): the completions of every call first,
+ * in order, then the fetches of every call, the jobs dealt out in order, up to CF_STEPS
+ * completions plus fetches per flight, only calls with the same lock duration together.
  */
-enum { CF_FLIGHTS = 2, CF_STEPS = 256, CF_STACK = 64 };
+enum { CF_STEPS = 256, CF_STACK = 64 };
+
+typedef struct cf_call {
+	jobq_job **jobs;
+	jobq_fetch_info *info;
+	jobq_completion *done;
+	size_t ndone;
+	const char *const *tokens;
+	size_t max;
+	int64_t lock_ms;
+	int64_t now_ms;
+	int rc; /* jobs fetched or < 0 */
+} cf_call;
 
 /* Decodes the `n` jobs fetched for `r` from pair `from` of `list`; returns how many. */
 static int
-cf_deal(rq_cf_req *r, const redisReply *list, size_t from, size_t n) {
+cf_deal(cf_call *r, const redisReply *list, size_t from, size_t n) {
 	size_t got = 0;
 	int rc = 0;
 	for (; got < n; got++) {
@@ -380,20 +508,22 @@ cf_deal(rq_cf_req *r, const redisReply *list, size_t from, size_t n) {
 
 /* Fails every call of the flight with `rc`. */
 static void
-cf_fail(rq_cf_req *group, int rc) {
-	for (rq_cf_req *r = group; r != NULL; r = r->next) {
+cf_fail(rq_call *group, int rc) {
+	for (rq_call *c = group; c != NULL; c = c->next) {
+		cf_call *r = c->arg;
 		for (size_t i = 0; i < r->ndone; i++)
 			r->done[i].rc = rc;
 		r->rc = rc;
 	}
 }
 
-/* Runs the calls of `group` as one script call and gives each its outcome. */
+/* Runs the calls of `group` as one completeFetch call and gives each its outcome. */
 static void
-cf_fly(jobq_backend_queue *q, rq_cf_req *group) {
+cf_fly(jobq_backend_queue *q, rq_call *group) {
 	size_t ndone = 0, max = 0;
 	int64_t now_ms = 0;
-	for (rq_cf_req *r = group; r != NULL; r = r->next) {
+	for (rq_call *c = group; c != NULL; c = c->next) {
+		cf_call *r = c->arg;
 		ndone += r->ndone;
 		max += r->max;
 		if (r->now_ms > now_ms)
@@ -422,10 +552,11 @@ cf_fly(jobq_backend_queue *q, rq_cf_req *group) {
 	numbuf f1, f2, f3, f4;
 	av[0] = fmt_i64(&f1, (int64_t)ndone);
 	av[1] = fmt_i64(&f2, (int64_t)max);
-	av[2] = fmt_i64(&f3, group->lock_ms);
+	av[2] = fmt_i64(&f3, ((cf_call *)group->arg)->lock_ms);
 	av[3] = fmt_i64(&f4, now_ms);
 	size_t k = CF_FIXED, d = 0;
-	for (rq_cf_req *r = group; r != NULL; r = r->next) {
+	for (rq_call *c = group; c != NULL; c = c->next) {
+		cf_call *r = c->arg;
 		for (size_t i = 0; i < r->ndone; i++, d++) {
 			int64_t count, age;
 			keep_args(&r->done[i].keep, &count, &age);
@@ -436,9 +567,11 @@ cf_fly(jobq_backend_queue *q, rq_cf_req *group) {
 			av[k++] = fmt_i64(&nb[2 * d + 1], age);
 		}
 	}
-	for (rq_cf_req *r = group; r != NULL; r = r->next)
+	for (rq_call *c = group; c != NULL; c = c->next) {
+		cf_call *r = c->arg;
 		for (size_t i = 0; i < r->max; i++)
 			av[k++] = r->tokens[i];
+	}
 	for (size_t i = 0; i < argc; i++)
 		al[i] = strlen(av[i]);
 	int rc;
@@ -467,7 +600,8 @@ cf_fly(jobq_backend_queue *q, rq_cf_req *group) {
 	int64_t due = elem_int(reply->element[2]);
 	size_t nfetched = list->elements / 2, next = 0;
 	d = 0;
-	for (rq_cf_req *r = group; r != NULL; r = r->next) {
+	for (rq_call *c = group; c != NULL; c = c->next) {
+		cf_call *r = c->arg;
 		for (size_t i = 0; i < r->ndone; i++, d++) {
 			long long v = elem_int(st->element[d]);
 			r->done[i].rc = v < 0 ? script_status(v, "complete", r->done[i].id) : 0;
@@ -490,59 +624,10 @@ rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
 		                      "redis complete_fetch: needs done, jobs and tokens");
 	if (ndone == 0 && max == 0)
 		return 0;
-	rq_cf_req me = {.jobs = jobs,
-	                .info = info,
-	                .done = done,
-	                .ndone = ndone,
-	                .tokens = tokens,
-	                .max = max,
-	                .lock_ms = lock_ms,
-	                .now_ms = now_ms};
-	pthread_cond_init(&me.cv, NULL);
-	pthread_mutex_lock(&q->cf_mu);
-	if (q->cf_tail != NULL)
-		q->cf_tail->next = &me;
-	else
-		q->cf_head = &me;
-	q->cf_tail = &me;
-	while (!me.finished) {
-		if (q->cf_head != &me || q->cf_flying >= CF_FLIGHTS) {
-			/* each call waits on its own condition: no herd of waiters */
-			pthread_cond_wait(&me.cv, &q->cf_mu);
-			continue;
-		}
-		/* lead a flight: this call and the ones queued behind it (same lock duration) */
-		rq_cf_req *last = &me;
-		size_t steps = me.ndone + me.max;
-		while (last->next != NULL && last->next->lock_ms == lock_ms &&
-		       steps + last->next->ndone + last->next->max <= CF_STEPS) {
-			last = last->next;
-			steps += last->ndone + last->max;
-		}
-		q->cf_head = last->next;
-		if (q->cf_head == NULL)
-			q->cf_tail = NULL;
-		last->next = NULL;
-		q->cf_flying++;
-		/* the next queued call may lead a flight of its own meanwhile */
-		if (q->cf_head != NULL && q->cf_flying < CF_FLIGHTS)
-			pthread_cond_signal(&q->cf_head->cv);
-		pthread_mutex_unlock(&q->cf_mu);
-		cf_fly(q, &me);
-		pthread_mutex_lock(&q->cf_mu);
-		q->cf_flying--;
-		for (rq_cf_req *r = me.next, *nx; r != NULL; r = nx) {
-			nx = r->next; /* `r` goes away as soon as it sees itself finished */
-			r->finished = 1;
-			pthread_cond_signal(&r->cv);
-		}
-		me.finished = 1;
-		if (q->cf_head != NULL)
-			pthread_cond_signal(&q->cf_head->cv);
-	}
-	pthread_mutex_unlock(&q->cf_mu);
-	pthread_cond_destroy(&me.cv);
-	return me.rc;
+	cf_call cc = {jobs, info, done, ndone, tokens, max, lock_ms, now_ms, 0};
+	rq_call me = {.arg = &cc, .steps = ndone + max, .key = lock_ms};
+	combine(&q->cf, q, &me, CF_STEPS, cf_fly);
+	return cc.rc;
 }
 
 static int

@@ -28,21 +28,22 @@ typedef struct rconn {
 	struct rconn *next;
 } rconn;
 
-/* One complete_fetch call waiting to be combined with others into one script call. */
-typedef struct rq_cf_req {
-	jobq_job **jobs;
-	jobq_fetch_info *info;
-	jobq_completion *done;
-	size_t ndone;
-	const char *const *tokens;
-	size_t max;
-	int64_t lock_ms;
-	int64_t now_ms;
-	int rc;            /* jobs fetched or < 0 */
-	int finished;      /* under the queue's cf_mu */
-	pthread_cond_t cv; /* signalled when finished or when it is to lead a flight */
-	struct rq_cf_req *next;
-} rq_cf_req;
+/* A call waiting to be combined with calls of other threads into one script call. */
+typedef struct rq_call {
+	void *arg;         /* the operation's arguments and outcome */
+	size_t steps;      /* jobs it adds, or completions plus fetches */
+	int64_t key;       /* only calls with the same key fly together */
+	int finished;      /* under the combiner's mutex */
+	pthread_cond_t cv; /* signalled when finished, or when it is to lead a flight */
+	struct rq_call *next;
+} rq_call;
+
+/* The calls of one kind on one queue handle waiting for a flight (redis.c, combine()). */
+typedef struct rq_combiner {
+	pthread_mutex_t mu;
+	rq_call *head, *tail;
+	int flying; /* combined calls on the wire */
+} rq_combiner;
 
 /* A blocking wait in progress. */
 typedef struct rwaiter {
@@ -87,10 +88,9 @@ struct jobq_backend_queue {
 	char *events_name; /* worker_name + ":qe": client name of an event reader */
 	int waits;         /* blocking waits in progress (under b->mu) */
 	int closing;       /* queue_close started: waits end with JOBQ_ECLOSED */
-	/* complete_fetch calls of several threads combined into one script call (redis.c) */
-	pthread_mutex_t cf_mu;
-	rq_cf_req *cf_head, *cf_tail; /* calls waiting for a flight */
-	int cf_flying;                /* combined calls on the wire */
+	/* calls of several threads combined into one script call (redis.c, combine()) */
+	rq_combiner adds;
+	rq_combiner cf; /* complete_fetch */
 };
 
 /* conn.c */
