@@ -258,82 +258,146 @@ num32(const redisReply *v) {
 	return n > 0 ? (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n) : 0;
 }
 
+/*
+ * The options of the last job decoded by this thread, by their JSON text: the jobs of a
+ * queue mostly share one `opts` text, and decoding it is most of a job's decoding. Only
+ * options that own no strings are kept.
+ */
+enum { OPTS_CACHE_TEXT = 256 };
+static _Thread_local struct {
+	size_t len; /* 0: empty */
+	char text[OPTS_CACHE_TEXT];
+	jobq_job_options o;
+} opts_cache;
+
 static int
-dup_field(char **dst, const redisReply *v) {
-	jobq__free(*dst);
-	*dst = jobq__memdup(v->str, v->len);
-	return *dst ? 0 : JOBQ_ENOMEM;
+opts_decode(jobq_job_options *o, const redisReply *v) {
+	if (v != NULL && opts_cache.len == v->len && v->len > 0 &&
+	    memcmp(opts_cache.text, v->str, v->len) == 0) {
+		*o = opts_cache.o;
+		return 0;
+	}
+	int rc = opts_from_json(o, v ? v->str : NULL, v ? v->len : 0);
+	if (rc == 0 && v != NULL && v->len > 0 && v->len <= OPTS_CACHE_TEXT && o->job_id == NULL &&
+	    o->dedup_id == NULL && o->backoff.custom_type == NULL) {
+		memcpy(opts_cache.text, v->str, v->len);
+		opts_cache.len = v->len;
+		opts_cache.o = *o;
+	}
+	return rc;
 }
 
+/* The job hash fields kept as strings, packed after the job struct. */
+enum { F_NAME, F_DATA, F_RESULT, F_FAILED, F_PROGRESS, F_DEFA, F__COUNT };
+
+static char *
+pack(char **p, const char *s, size_t n) {
+	char *d = *p;
+	memcpy(d, s, n);
+	d[n] = '\0';
+	*p += n + 1;
+	return d;
+}
+
+static int
+field_is(const redisReply *k, const char *name, size_t len) {
+	return k->len == len && memcmp(k->str, name, len) == 0;
+}
+#define FIELD_IS(k, lit) field_is(k, lit, sizeof(lit) - 1)
+
 int
-rq_job_from_hash(jobq_job **out, const char *id, const redisReply *hash, jobq_state state) {
+rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *hash,
+              jobq_state state, const char *token) {
 	if (hash == NULL || hash->type != REDIS_REPLY_ARRAY || hash->elements % 2 != 0)
 		return jobq_error_set(JOBQ_EBACKEND, "redis: job %s: malformed hash reply", id);
-	jobq_job *job = jobq_job__new();
-	if (job == NULL)
-		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
-	int rc = 0;
-	const redisReply *opts = NULL, *atm = NULL, *attempts_made = NULL, *data = NULL;
-	job->state = state;
-	job->id = jobq__strdup(id);
-	if (job->id == NULL)
-		rc = JOBQ_ENOMEM;
-	for (size_t i = 0; rc == 0 && i < hash->elements; i += 2) {
+	const redisReply *str[F__COUNT] = {NULL};
+	const redisReply *opts = NULL, *atm = NULL, *attempts_made = NULL, *stack = NULL;
+	int64_t timestamp = 0, delay = 0, processed_on = 0, finished_on = 0;
+	uint32_t priority = 0, ats = 0, stc = 0;
+	for (size_t i = 0; i < hash->elements; i += 2) {
 		const redisReply *k = hash->element[i], *v = hash->element[i + 1];
 		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
 			continue;
-		const char *f = k->str;
-		if (strcmp(f, "name") == 0)
-			rc = dup_field(&job->name, v);
-		else if (strcmp(f, "data") == 0)
-			data = v;
-		else if (strcmp(f, "opts") == 0)
+		if (FIELD_IS(k, "name"))
+			str[F_NAME] = v;
+		else if (FIELD_IS(k, "data"))
+			str[F_DATA] = v;
+		else if (FIELD_IS(k, "opts"))
 			opts = v;
-		else if (strcmp(f, "timestamp") == 0)
-			job->timestamp = num(v);
-		else if (strcmp(f, "delay") == 0)
-			job->delay_ms = num(v);
-		else if (strcmp(f, "priority") == 0)
-			job->priority = num32(v);
-		else if (strcmp(f, "processedOn") == 0)
-			job->processed_on = num(v);
-		else if (strcmp(f, "finishedOn") == 0)
-			job->finished_on = num(v);
-		else if (strcmp(f, "returnvalue") == 0)
-			rc = dup_field(&job->result, v);
-		else if (strcmp(f, "failedReason") == 0)
-			rc = dup_field(&job->failed_reason, v);
-		else if (strcmp(f, "stacktrace") == 0)
-			rc = stacktrace_from_json(job, v->str, v->len);
-		else if (strcmp(f, "progress") == 0)
-			rc = dup_field(&job->progress, v);
-		else if (strcmp(f, "ats") == 0)
-			job->attempts_started = num32(v);
-		else if (strcmp(f, "atm") == 0)
+		else if (FIELD_IS(k, "timestamp"))
+			timestamp = num(v);
+		else if (FIELD_IS(k, "delay"))
+			delay = num(v);
+		else if (FIELD_IS(k, "priority"))
+			priority = num32(v);
+		else if (FIELD_IS(k, "processedOn"))
+			processed_on = num(v);
+		else if (FIELD_IS(k, "finishedOn"))
+			finished_on = num(v);
+		else if (FIELD_IS(k, "returnvalue"))
+			str[F_RESULT] = v;
+		else if (FIELD_IS(k, "failedReason"))
+			str[F_FAILED] = v;
+		else if (FIELD_IS(k, "stacktrace"))
+			stack = v;
+		else if (FIELD_IS(k, "progress"))
+			str[F_PROGRESS] = v;
+		else if (FIELD_IS(k, "ats"))
+			ats = num32(v);
+		else if (FIELD_IS(k, "atm"))
 			atm = v;
-		else if (strcmp(f, "attemptsMade") == 0)
+		else if (FIELD_IS(k, "attemptsMade"))
 			attempts_made = v;
-		else if (strcmp(f, "stc") == 0)
-			job->stalled_count = num32(v);
-		else if (strcmp(f, "defa") == 0)
-			rc = dup_field(&job->deferred_failure, v);
+		else if (FIELD_IS(k, "stc"))
+			stc = num32(v);
+		else if (FIELD_IS(k, "defa"))
+			str[F_DEFA] = v;
 	}
-	if (rc == 0) {
-		if (atm != NULL)
-			job->attempts_made = num32(atm);
-		else if (attempts_made != NULL)
-			job->attempts_made = num32(attempts_made);
-		if (data != NULL)
-			job->data = jobq__memdup(data->str, data->len), job->data_len = data->len;
-		else
-			job->data = jobq__memdup("{}", 2), job->data_len = 2;
-		if (job->data == NULL)
-			rc = JOBQ_ENOMEM;
+	/* one allocation: the struct, then id, the string fields and the token */
+	size_t token_len = token ? strlen(token) : 0;
+	size_t size = id_len + 1 + (token ? token_len + 1 : 0) + (str[F_NAME] ? 0 : 1) +
+	              (str[F_DATA] ? 0 : 3);
+	for (int f = 0; f < F__COUNT; f++)
+		if (str[f] != NULL)
+			size += str[f]->len + 1;
+	char *p;
+	jobq_job *job = jobq_job__new_packed(size, &p);
+	if (job == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory decoding job %s", id);
+	job->state = state;
+	job->id = pack(&p, id, id_len);
+	job->name = str[F_NAME] ? pack(&p, str[F_NAME]->str, str[F_NAME]->len) : pack(&p, "", 0);
+	if (str[F_DATA] != NULL) {
+		job->data = pack(&p, str[F_DATA]->str, str[F_DATA]->len);
+		job->data_len = str[F_DATA]->len;
+	} else {
+		job->data = pack(&p, "{}", 2);
+		job->data_len = 2;
 	}
-	if (rc == 0 && job->name == NULL && (job->name = jobq__strdup("")) == NULL)
-		rc = JOBQ_ENOMEM;
+	if (str[F_RESULT] != NULL)
+		job->result = pack(&p, str[F_RESULT]->str, str[F_RESULT]->len);
+	if (str[F_FAILED] != NULL)
+		job->failed_reason = pack(&p, str[F_FAILED]->str, str[F_FAILED]->len);
+	if (str[F_PROGRESS] != NULL)
+		job->progress = pack(&p, str[F_PROGRESS]->str, str[F_PROGRESS]->len);
+	if (str[F_DEFA] != NULL)
+		job->deferred_failure = pack(&p, str[F_DEFA]->str, str[F_DEFA]->len);
+	if (token != NULL)
+		job->token = pack(&p, token, token_len);
+	job->timestamp = timestamp;
+	job->delay_ms = delay;
+	job->priority = priority;
+	job->processed_on = processed_on;
+	job->finished_on = finished_on;
+	job->attempts_started = ats;
+	job->stalled_count = stc;
+	if (atm != NULL)
+		job->attempts_made = num32(atm);
+	else if (attempts_made != NULL)
+		job->attempts_made = num32(attempts_made);
+	int rc = stack ? stacktrace_from_json(job, stack->str, stack->len) : 0;
 	if (rc == 0)
-		rc = opts_from_json(&job->opts, opts ? opts->str : NULL, opts ? opts->len : 0);
+		rc = opts_decode(&job->opts, opts);
 	if (rc == 0 && job->opts.timestamp == 0)
 		job->opts.timestamp = job->timestamp;
 	if (rc < 0) {
@@ -342,4 +406,9 @@ rq_job_from_hash(jobq_job **out, const char *id, const redisReply *hash, jobq_st
 	}
 	*out = job;
 	return 0;
+}
+
+int
+rq_job_from_hash(jobq_job **out, const char *id, const redisReply *hash, jobq_state state) {
+	return rq_job_decode(out, id, strlen(id), hash, state, NULL);
 }

@@ -492,12 +492,9 @@ cf_deal(cf_call *r, const redisReply *list, size_t from, size_t n) {
 			rc = jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: bad job id");
 			break;
 		}
-		rc = rq_job_from_hash(&r->jobs[got], idr->str, list->element[2 * (from + got) + 1],
-		                      JOBQ_STATE_ACTIVE);
-		if (rc == 0 && (r->jobs[got]->token = jobq__strdup(r->tokens[got])) == NULL) {
-			jobq_job_free(r->jobs[got]);
-			rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
-		}
+		rc = rq_job_decode(&r->jobs[got], idr->str, idr->len,
+		                   list->element[2 * (from + got) + 1], JOBQ_STATE_ACTIVE,
+		                   r->tokens[got]);
 		if (rc < 0)
 			break;
 	}

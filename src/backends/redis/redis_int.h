@@ -119,6 +119,9 @@ void rq_pool_free(redis_backend *b);
 /* codec.c */
 int rq_opts_to_json(char **out, const jobq_job_options *opts);
 int rq_job_from_hash(jobq_job **out, const char *id, const redisReply *hash, jobq_state state);
+/* The same in one allocation, with the lock token `token` (NULL: none) stored with it. */
+int rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *hash,
+                  jobq_state state, const char *token);
 int rq_state_parse(jobq_state *out, const char *s);
 const char *rq_state_name(jobq_state s);
 
