@@ -24,13 +24,62 @@ pack_str(msgpack_packer *pk, const char *s) {
 	msgpack_pack_str_body(pk, s, n);
 }
 
+/*
+ * Records are packed into a lmdb_buf: its inline space holds the usual record, so encoding
+ * allocates only for big ones (msgpack's sbuffer starts with an 8 KiB malloc per record).
+ */
+void
+jobq_lmdb__buf_free(lmdb_buf *b) {
+	if (b->data != b->inl) {
+		free(b->data);
+	}
+	b->data = b->inl;
+	b->size = 0;
+	b->cap = sizeof(b->inl);
+}
+
 static int
-finish(void **out, size_t *len, msgpack_sbuffer *sb) {
-	if (!sb->data) {
+buf_write(void *data, const char *p, size_t n) {
+	lmdb_buf *b = data;
+	if (b->oom) {
+		return -1;
+	}
+	if (n > b->cap - b->size) {
+		size_t cap = b->cap * 2;
+		while (cap - b->size < n) {
+			cap *= 2;
+		}
+		char *d = b->data == b->inl ? malloc(cap) : realloc(b->data, cap);
+		if (!d) {
+			b->oom = 1;
+			return -1;
+		}
+		if (b->data == b->inl) {
+			memcpy(d, b->inl, b->size);
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->size, p, n);
+	b->size += n;
+	return 0;
+}
+
+static void
+buf_start(lmdb_buf *b, msgpack_packer *pk) {
+	b->data = b->inl;
+	b->size = 0;
+	b->cap = sizeof(b->inl);
+	b->oom = 0;
+	msgpack_packer_init(pk, b, buf_write);
+}
+
+static int
+buf_finish(lmdb_buf *b) {
+	if (b->oom) {
+		jobq_lmdb__buf_free(b);
 		return jobq_error_set(JOBQ_ENOMEM, "lmdb: encoding a record");
 	}
-	*out = sb->data;
-	*len = sb->size;
 	return 0;
 }
 
@@ -118,13 +167,11 @@ pack_keep(msgpack_packer *pk, const jobq_keep *k) {
 }
 
 int
-jobq_lmdb__rec_encode(void **out, size_t *len, const lmdb_rec *r) {
+jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r) {
 	const jobq_job *j = r->j;
 	const jobq_job_options *o = &j->opts;
-	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	buf_start(b, &pk);
 
 	msgpack_pack_array(&pk, 24);
 	msgpack_pack_int64(&pk, REC_VERSION); /* 0 */
@@ -173,7 +220,7 @@ jobq_lmdb__rec_encode(void **out, size_t *len, const lmdb_rec *r) {
 	pack_str(&pk, o->dedup_id);
 	msgpack_pack_int64(&pk, o->dedup_ttl_ms);
 	msgpack_pack_int64(&pk, o->timestamp);
-	return finish(out, len, &sb);
+	return buf_finish(b);
 }
 
 static void
@@ -279,18 +326,16 @@ jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) 
 #define QMETA_FIELDS 15
 
 int
-jobq_lmdb__qmeta_encode(void **out, size_t *len, const lmdb_qmeta *m) {
-	msgpack_sbuffer sb;
+jobq_lmdb__qmeta_encode(lmdb_buf *b, const lmdb_qmeta *m) {
 	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	buf_start(b, &pk);
 	const int64_t *v = &m->counter;
 	msgpack_pack_array(&pk, 1 + QMETA_FIELDS);
 	msgpack_pack_int64(&pk, REC_VERSION);
 	for (size_t i = 0; i < QMETA_FIELDS; i++) {
 		msgpack_pack_int64(&pk, v[i]);
 	}
-	return finish(out, len, &sb);
+	return buf_finish(b);
 }
 
 int
@@ -312,12 +357,10 @@ jobq_lmdb__qmeta_decode(lmdb_qmeta *m, const void *buf, size_t len) {
 /* --- events --------------------------------------------------------------------------------- */
 
 int
-jobq_lmdb__event_encode(void **out, size_t *len, const char *name, const char *job_id,
-                        size_t nfields, const jobq_event_field *fields) {
-	msgpack_sbuffer sb;
+jobq_lmdb__event_encode(lmdb_buf *b, const char *name, const char *job_id, size_t nfields,
+                        const jobq_event_field *fields) {
 	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	buf_start(b, &pk);
 	msgpack_pack_array(&pk, 2 + 2 * nfields);
 	pack_str(&pk, name);
 	pack_str(&pk, job_id);
@@ -325,7 +368,7 @@ jobq_lmdb__event_encode(void **out, size_t *len, const char *name, const char *j
 		pack_str(&pk, fields[i].key);
 		pack_str(&pk, fields[i].value ? fields[i].value : "");
 	}
-	return finish(out, len, &sb);
+	return buf_finish(b);
 }
 
 int
@@ -367,16 +410,14 @@ jobq_lmdb__event_decode_append(jobq_event_list *list, const char *id, const void
 /* --- dedup keys ----------------------------------------------------------------------------- */
 
 int
-jobq_lmdb__dedup_encode(void **out, size_t *len, const char *owner, int64_t expires_at) {
-	msgpack_sbuffer sb;
+jobq_lmdb__dedup_encode(lmdb_buf *b, const char *owner, int64_t expires_at) {
 	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	buf_start(b, &pk);
 	msgpack_pack_array(&pk, 3);
 	msgpack_pack_int64(&pk, REC_VERSION);
 	pack_str(&pk, owner);
 	msgpack_pack_int64(&pk, expires_at);
-	return finish(out, len, &sb);
+	return buf_finish(b);
 }
 
 int

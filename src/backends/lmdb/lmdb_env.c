@@ -63,17 +63,28 @@ futex_wake_all(uint32_t *w) {
 	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
+/*
+ * The word is bumped before the count of sleepers is read, and a sleeper is counted before
+ * the kernel compares the word (both sequentially consistent): either the bump sees the
+ * sleeper and wakes it, or the sleeper's FUTEX_WAIT sees the new word and does not sleep.
+ */
+static void
+bump_one(lmdb_env *e, uint32_t slot, int events) {
+	uint32_t *w = wake_word(e, slot, events);
+	__atomic_add_fetch(w, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&e->wake->waiters[slot % LMDB_WAKE_SLOTS][events != 0],
+	                    __ATOMIC_SEQ_CST) != 0) {
+		futex_wake_all(w);
+	}
+}
+
 void
 jobq_lmdb__wake_bump(lmdb_env *e, uint32_t slot, int work, int events) {
 	if (work) {
-		uint32_t *w = wake_word(e, slot, 0);
-		__atomic_add_fetch(w, 1, __ATOMIC_SEQ_CST);
-		futex_wake_all(w);
+		bump_one(e, slot, 0);
 	}
 	if (events) {
-		uint32_t *w = wake_word(e, slot, 1);
-		__atomic_add_fetch(w, 1, __ATOMIC_SEQ_CST);
-		futex_wake_all(w);
+		bump_one(e, slot, 1);
 	}
 }
 
@@ -94,8 +105,11 @@ jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen, int6
 	}
 	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
 	                      .tv_nsec = (long)(ms % 1000) * 1000000L};
+	uint32_t *n = &e->wake->waiters[slot % LMDB_WAKE_SLOTS][events != 0];
+	__atomic_add_fetch(n, 1, __ATOMIC_SEQ_CST);
 	/* Shared (not FUTEX_PRIVATE): the word lives in a file mapping used by other processes. */
 	syscall(SYS_futex, wake_word(e, slot, events), FUTEX_WAIT, seen, &ts, NULL, 0);
+	__atomic_sub_fetch(n, 1, __ATOMIC_SEQ_CST);
 }
 
 static int

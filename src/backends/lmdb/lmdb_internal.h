@@ -58,6 +58,13 @@ typedef struct lmdb_wake_map {
 		uint32_t work;   /* bumped when work may have appeared */
 		uint32_t events; /* bumped when events were written */
 	} slot[LMDB_WAKE_SLOTS];
+	/*
+	 * Threads (of any process) about to sleep on slot[i].work / .events: a bump wakes
+	 * sleepers only when some are counted. Appended to the first layout (a file of the old
+	 * size is grown); a process of a version without the counts sleeps up to its 1 s backstop
+	 * when woken by one with them.
+	 */
+	uint32_t waiters[LMDB_WAKE_SLOTS][2];
 } lmdb_wake_map;
 
 /* One environment per real path per process, shared by every backend on that path. */
@@ -161,18 +168,27 @@ void jobq_lmdb__wake_all(lmdb_env *e);
 /* Sleeps while the word is `seen`, up to `ms` (capped at 1 s as a backstop). */
 void jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen, int64_t ms);
 
-/* lmdb_codec.c */
-int jobq_lmdb__rec_encode(void **out, size_t *len, const lmdb_rec *r);
+/* An encoded record: `data` points into `inl` unless the record is bigger. */
+typedef struct lmdb_buf {
+	char *data;
+	size_t size, cap;
+	int oom;
+	char inl[1024];
+} lmdb_buf;
+
+/* lmdb_codec.c. The encoders fill `b` (release it with buf_free; nothing to free on error). */
+void jobq_lmdb__buf_free(lmdb_buf *b);
+int jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r);
 int jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len);
-int jobq_lmdb__qmeta_encode(void **out, size_t *len, const lmdb_qmeta *m);
+int jobq_lmdb__qmeta_encode(lmdb_buf *b, const lmdb_qmeta *m);
 int jobq_lmdb__qmeta_decode(lmdb_qmeta *m, const void *buf, size_t len);
 /* Events: [name, job id | nil, k, v, ...]. */
-int jobq_lmdb__event_encode(void **out, size_t *len, const char *name, const char *job_id,
-                            size_t nfields, const jobq_event_field *fields);
+int jobq_lmdb__event_encode(lmdb_buf *b, const char *name, const char *job_id, size_t nfields,
+                            const jobq_event_field *fields);
 int jobq_lmdb__event_decode_append(jobq_event_list *list, const char *id, const void *buf,
                                    size_t len);
 /* Dedup: [owner, expires_at]. */
-int jobq_lmdb__dedup_encode(void **out, size_t *len, const char *owner, int64_t expires_at);
+int jobq_lmdb__dedup_encode(lmdb_buf *b, const char *owner, int64_t expires_at);
 int jobq_lmdb__dedup_decode(char *owner, size_t owner_cap, int64_t *expires_at, const void *buf,
                             size_t len);
 

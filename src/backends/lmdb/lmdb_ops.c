@@ -202,15 +202,14 @@ meta(lmdb_wctx *c) {
 
 static int
 meta_flush(lmdb_wctx *c) {
-	void *buf;
-	size_t len;
-	int rc = jobq_lmdb__qmeta_encode(&buf, &len, &c->m);
+	lmdb_buf b;
+	int rc = jobq_lmdb__qmeta_encode(&b, &c->m);
 	if (rc < 0) {
 		return rc;
 	}
-	MDB_val k = {c->q->name_len, (void *)(uintptr_t)c->q->name}, v = {len, buf};
+	MDB_val k = {c->q->name_len, (void *)(uintptr_t)c->q->name}, v = {b.size, b.data};
 	int mrc = mdb_put(c->txn, dbi(c->e, DBI_QUEUES), &k, &v, 0);
-	free(buf);
+	jobq_lmdb__buf_free(&b);
 	return mrc ? mdb_fail(c, mrc, "writing queue settings") : 0;
 }
 
@@ -244,17 +243,16 @@ rec_load(lmdb_wctx *c, lmdb_rec *r, const char *id) {
 
 static int
 rec_put(lmdb_wctx *c, const lmdb_rec *r) {
-	void *buf;
-	size_t len;
-	int rc = jobq_lmdb__rec_encode(&buf, &len, r);
+	lmdb_buf b;
+	int rc = jobq_lmdb__rec_encode(&b, r);
 	if (rc < 0) {
 		return rc;
 	}
 	kb k;
 	job_key(&k, c->q, r->j->id);
-	MDB_val key = kv(&k), v = {len, buf};
+	MDB_val key = kv(&k), v = {b.size, b.data};
 	int mrc = mdb_put(c->txn, dbi(c->e, DBI_JOBS), &key, &v, 0);
-	free(buf);
+	jobq_lmdb__buf_free(&b);
 	return mrc ? mdb_fail(c, mrc, "writing a job") : 0;
 }
 
@@ -372,21 +370,20 @@ first_id(lmdb_wctx *c, int which, const kb *prefix, char *id, MDB_val *key_out) 
 
 static int
 ev(lmdb_wctx *c, const char *name, const char *job_id, size_t nf, const jobq_event_field *f) {
-	void *buf;
-	size_t len;
-	int rc = jobq_lmdb__event_encode(&buf, &len, name, job_id, nf, f);
+	lmdb_buf b;
+	int rc = jobq_lmdb__event_encode(&b, name, job_id, nf, f);
 	if (rc < 0) {
 		return rc;
 	}
 	kb k;
 	kb_q(&k, c->q);
 	kb_u64(&k, (uint64_t)++meta(c)->ev_seq);
-	MDB_val key = kv(&k), v = {len, buf};
+	MDB_val key = kv(&k), v = {b.size, b.data};
 	int mrc = mdb_put(c->txn, dbi(c->e, DBI_EVENTS), &key, &v, MDB_APPEND);
 	if (mrc == MDB_KEYEXIST) { /* MDB_APPEND needs the largest key of the whole DBI */
 		mrc = mdb_put(c->txn, dbi(c->e, DBI_EVENTS), &key, &v, 0);
 	}
-	free(buf);
+	jobq_lmdb__buf_free(&b);
 	if (mrc) {
 		return mdb_fail(c, mrc, "writing an event");
 	}
@@ -816,17 +813,16 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 		} else if (mrc != MDB_NOTFOUND) {
 			return mdb_fail(c, mrc, "reading a dedup key");
 		}
-		void *buf;
-		size_t len;
-		rc = jobq_lmdb__dedup_encode(&buf, &len, id,
+		lmdb_buf b;
+		rc = jobq_lmdb__dedup_encode(&b, id,
 		                             o->dedup_ttl_ms > 0 ? now + o->dedup_ttl_ms : 0);
 		if (rc < 0) {
 			return rc;
 		}
-		v.mv_size = len;
-		v.mv_data = buf;
+		v.mv_size = b.size;
+		v.mv_data = b.data;
 		mrc = mdb_put(c->txn, dbi(c->e, DBI_DEDUP), &key, &v, 0);
-		free(buf);
+		jobq_lmdb__buf_free(&b);
 		if (mrc) {
 			return mdb_fail(c, mrc, "writing a dedup key");
 		}
@@ -970,21 +966,23 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 	kb_q(&p, c->q);
 	char id[JOBQ_ID_MAX + 1];
 	int found = 0;
+	lmdb_rec r;
 	for (int pass = 0; pass < 2 && !found; pass++) {
 		int which = pass == 0 ? DBI_WAIT : DBI_PRIO;
 		for (;;) {
 			MDB_val key;
 			found = first_id(c, which, &p, id, &key);
-			if (found < 0) {
-				return found;
-			}
-			if (!found) {
+			if (found <= 0) {
+				if (found < 0) {
+					return found;
+				}
 				break;
 			}
-			kb jk;
-			job_key(&jk, c->q, id);
-			MDB_val jkey = kv(&jk), jv;
-			if (mdb_get(c->txn, dbi(c->e, DBI_JOBS), &jkey, &jv) == 0) {
+			int rc = rec_load(c, &r, id);
+			if (rc < 0) {
+				return rc;
+			}
+			if (rc > 0) {
 				break;
 			}
 			/* dangling index entry (should not happen): drop it and look again */
@@ -996,12 +994,7 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 	if (!found) {
 		return JOBQ_ENOJOB;
 	}
-	lmdb_rec r;
-	int rc = rec_load(c, &r, id);
-	if (rc <= 0) {
-		return rc < 0 ? rc : jobq_error_set(JOBQ_EIO, "lmdb: job %s vanished", id);
-	}
-	rc = idx_remove(c, &r);
+	int rc = idx_remove(c, &r);
 	if (rc == 0) {
 		rc = to_active(c, &r);
 	}
@@ -1183,13 +1176,19 @@ complete_body(lmdb_wctx *c, void *arg) {
 	unlock_rec(&r);
 	r.j->attempts_made++;
 	r.j->finished_on = a->now;
-	if (rc == 0) {
+	/*
+	 * Removed on completion: the record and its index entry would be written only to be
+	 * deleted again in this transaction, so go straight to the deletion (same events, same
+	 * counts, same dedup release).
+	 */
+	int gone = a->keep && a->keep->mode == JOBQ_KEEP_NONE;
+	if (rc == 0 && !gone) {
 		rc = set_str(&r.j->result, a->result);
 	}
-	if (rc == 0) {
+	if (rc == 0 && !gone) {
 		rc = to_finished(c, &r, JOBQ_STATE_COMPLETED);
 	}
-	if (rc == 0) {
+	if (rc == 0 && !gone) {
 		rc = rec_put(c, &r);
 	}
 	jobq_event_field f[2] = {{"returnvalue", a->result ? a->result : "null"},
