@@ -23,7 +23,7 @@ local out = {}
 -- the queue's settings once per call: events length, paused, global concurrency
 local meta = redis.call("HMGET", metaKey, "opts.maxLenEvents", "paused", "concurrency")
 if meta[1] then
-  maxEventsCache = tonumber(meta[1])
+  maxEventsCache = meta[1]
 end
 local blocked = meta[2] ~= false
 if not blocked and meta[3] then
@@ -100,6 +100,6 @@ for i = 0, n - 1 do
   out[#out + 1] = id
 end
 if woken and not blocked then
-  redis.call("ZADD", markerKey, 0, "0")
+  redis.call("ZADD", markerKey, "0", "0")
 end
 return out

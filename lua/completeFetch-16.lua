@@ -22,12 +22,14 @@
 --- @include "includes/remove"
 
 local ndone, maxFetch = tonumber(ARGV[2]), tonumber(ARGV[3])
-local lockMs, now = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = tonumber(ARGV[5])
 local meta = redis.call("HMGET", metaKey, "opts.maxLenEvents", "paused", "concurrency", "max",
   "duration")
 if meta[1] then
-  maxEventsCache = tonumber(meta[1])
+  maxEventsCache = meta[1]
 end
+-- number arguments of redis.call are passed as the text the client sent (or literals):
+-- Lua formats a number argument with printf for every call
 local function add(...)
   redis.call("XADD", eventsKey, "*", "event", ...)
 end
@@ -67,10 +69,10 @@ local function idOf(i)
   return ARGV[6 + (i - 1) * 5]
 end
 local inList = {}
-if #cand >= 3 then
+local len = #cand >= 3 and redis.call("LLEN", activeKey) or 0
+if len > 2 * #cand + 64 then -- (in a short list, one LREM per job costs less)
   local mark = "\0jobq:done"
-  local len = redis.call("LLEN", activeKey)
-  local p = redis.call("LPOS", activeKey, idOf(cand[1]), "RANK", -1)
+  local p = redis.call("LPOS", activeKey, idOf(cand[1]), "RANK", "-1")
   local marked = 0
   if p then
     local from = math.max(0, p - #cand)
@@ -94,7 +96,7 @@ if #cand >= 3 then
 end
 for _, i in ipairs(cand) do
   if not inList[i] then
-    inList[i] = redis.call("LREM", activeKey, -1, idOf(i)) > 0
+    inList[i] = redis.call("LREM", activeKey, "-1", idOf(i)) > 0
   end
   if not inList[i] then
     statuses[i] = -3
@@ -124,8 +126,8 @@ for i = 1, ndone do
         jk .. ":failed", jk .. ":unsuccessful")
     else
       redis.call("DEL", lockKey)
-      redis.call("ZADD", completedKey, now, id)
-      redis.call("HSET", jk, "returnvalue", value, "finishedOn", now, "atm",
+      redis.call("ZADD", completedKey, ARGV[5], id)
+      redis.call("HSET", jk, "returnvalue", value, "finishedOn", ARGV[5], "atm",
         (tonumber(h[3]) or 0) + 1)
       if keepAge >= 0 then
         local old = redis.call("ZRANGEBYSCORE", completedKey, 0, now - keepAge, "LIMIT", 0, 1000)
@@ -159,7 +161,7 @@ end
 local jobs = {}
 local due = 0
 if maxFetch > 0 then
-  local first = redis.call("ZRANGE", delayedKey, 0, 0, "WITHSCORES")
+  local first = redis.call("ZRANGE", delayedKey, "0", "0", "WITHSCORES")
   if first[2] then
     due = math.floor(tonumber(first[2]) / 4096)
     if due <= now then
@@ -208,15 +210,15 @@ if maxFetch > 0 then
         redis.call("PEXPIRE", limiterKey, math.floor(math.abs(tonumber(meta[5] or "1000"))))
       end
     end
-    redis.call("SET", jk .. ":lock", ARGV[argi + n - 1], "PX", lockMs)
-    redis.call("HINCRBY", jk, "ats", 1)
-    redis.call("HSET", jk, "processedOn", now)
+    redis.call("SET", jk .. ":lock", ARGV[argi + n - 1], "PX", ARGV[4])
+    redis.call("HINCRBY", jk, "ats", "1")
+    redis.call("HSET", jk, "processedOn", ARGV[5])
     jobs[#jobs + 1] = id
     jobs[#jobs + 1] = redis.call("HGETALL", jk)
     add("active", "jobId", id, "prev", "waiting")
   end
   if n > 0 then
-    redis.call("ZADD", markerKey, 0, "0")
+    redis.call("ZADD", markerKey, "0", "0")
   end
 end
 if #finished > 0 or #jobs > 0 then

@@ -1,6 +1,6 @@
 --[[
   Events stream helpers. maxEvents() reads (and creates when missing) opts.maxLenEvents of
-  the meta hash; emit() appends one entry, trimmed approximately to that length.
+  the meta hash, as a decimal string; emit() appends one entry, trimmed approximately to that length.
 ]]
 local maxEventsCache = nil
 local function maxEvents()
@@ -10,7 +10,8 @@ local function maxEvents()
       v = 10000
       redis.call("HSET", metaKey, "opts.maxLenEvents", v)
     end
-    maxEventsCache = tonumber(v)
+    -- kept as text: Lua would format a number argument anew for every call
+    maxEventsCache = tostring(math.floor(tonumber(v) or 10000))
   end
   return maxEventsCache
 end
