@@ -2,9 +2,10 @@
 // same Redis server, with the bullmq pinned in tests/interop (6.7.0; JOBQ_BULLMQ_MODULES
 // points elsewhere, e.g. tests/interop/v5/node_modules).
 //   node bullmq_bench.js --socket PATH [--jobs N] [--concurrency C] [--size BYTES]
+//                        [--inflight K]
 // Prints one JSON object:
 //   add_per_s             add() one at a time, each awaited
-//   add_concurrent_per_s  add() with 100 calls in flight (ioredis pipelines them)
+//   add_concurrent_per_s  add() with K calls in flight (default 100; ioredis pipelines them)
 //   add_bulk_per_s        addBulk() in batches of 1000 (as jobq's bulk add)
 //   process_per_s         2*N waiting jobs run by one Worker (concurrency C, empty processor,
 //                         removeOnComplete), counted at processor entry like jobq bench
@@ -15,7 +16,7 @@ const mods = process.env.JOBQ_BULLMQ_MODULES ||
 const { Queue, Worker } = require(path.join(mods, 'bullmq'));
 const version = require(path.join(mods, 'bullmq', 'package.json')).version;
 
-const args = { jobs: 5000, concurrency: 4, size: 100, socket: null };
+const args = { jobs: 5000, concurrency: 4, size: 100, socket: null, inflight: 100 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
   if (!(k in args)) throw new Error(`unknown option ${process.argv[i]}`);
@@ -37,7 +38,7 @@ const now = () => Number(process.hrtime.bigint()) / 1e9;
   const addS = now() - t0;
 
   t0 = now();
-  const inflight = 100;
+  const inflight = Math.max(1, args.inflight);
   for (let done = 0; done < N;) {
     const n = Math.min(inflight, N - done);
     await Promise.all(Array.from({ length: n }, () => queue.add('bench', payload)));
@@ -74,7 +75,7 @@ const now = () => Number(process.hrtime.bigint()) / 1e9;
   await queue.obliterate({ force: true });
   await queue.close();
   console.log(JSON.stringify({
-    bullmq: version, jobs: N, concurrency: args.concurrency, size: args.size,
+    bullmq: version, jobs: N, concurrency: args.concurrency, size: args.size, inflight,
     add_per_s: Math.round(N / addS), add_concurrent_per_s: Math.round(N / addConcS),
     add_bulk_per_s: Math.round(N / bulkS), process_per_s: Math.round(total / procS),
   }));
