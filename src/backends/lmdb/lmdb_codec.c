@@ -100,14 +100,6 @@ obj_i64(const msgpack_object *o) {
 	}
 }
 
-static double
-obj_f64(const msgpack_object *o) {
-	if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) {
-		return o->via.f64;
-	}
-	return (double)obj_i64(o);
-}
-
 /* A jobq__malloc'd copy of a str/bin object, NULL for nil. Sets *err on ENOMEM. */
 static char *
 obj_str(const msgpack_object *o, int *err) {
@@ -223,99 +215,417 @@ jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r) {
 	return buf_finish(b);
 }
 
+/*
+ * A streaming reader for job records: they are decoded twice per job on the worker's path, and
+ * msgpack_unpack_next builds a whole object tree in a fresh zone each time. The reader takes the
+ * same liberties as the obj_* helpers: a number of any kind reads as an integer, str and bin as
+ * strings, anything else as 0 / NULL; missing trailing fields are zero.
+ */
+typedef struct mp_rd {
+	const unsigned char *p, *end;
+	int bad;
+} mp_rd;
+
+static uint64_t
+mp_be(mp_rd *r, size_t n) {
+	if ((size_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		r->p = r->end;
+		return 0;
+	}
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		v = v << 8 | r->p[i];
+	}
+	r->p += n;
+	return v;
+}
+
+static void mp_skip(mp_rd *r);
+
+/* Reads the header of the next object. Kinds: 'i' signed, 'u' unsigned, 'f' float (in *f),
+ * 's' str/bin (length in *n, bytes at r->p), 'a' array (*n items), 'm' map (*n pairs), 'n' nil
+ * or bool or ext (skipped). */
+static int
+mp_head(mp_rd *r, uint64_t *n, double *f) {
+	if (r->p >= r->end) {
+		r->bad = 1;
+		return 'n';
+	}
+	unsigned c = *r->p++;
+	if (c <= 0x7f) {
+		*n = c;
+		return 'u';
+	}
+	if (c >= 0xe0) {
+		*n = (uint64_t)(int64_t)(int8_t)c;
+		return 'i';
+	}
+	if (c >= 0xa0 && c <= 0xbf) {
+		*n = c & 0x1f;
+		return 's';
+	}
+	if (c >= 0x90 && c <= 0x9f) {
+		*n = c & 0x0f;
+		return 'a';
+	}
+	if (c >= 0x80 && c <= 0x8f) {
+		*n = c & 0x0f;
+		return 'm';
+	}
+	switch (c) {
+	case 0xcc:
+		*n = mp_be(r, 1);
+		return 'u';
+	case 0xcd:
+		*n = mp_be(r, 2);
+		return 'u';
+	case 0xce:
+		*n = mp_be(r, 4);
+		return 'u';
+	case 0xcf:
+		*n = mp_be(r, 8);
+		return 'u';
+	case 0xd0:
+		*n = (uint64_t)(int64_t)(int8_t)mp_be(r, 1);
+		return 'i';
+	case 0xd1:
+		*n = (uint64_t)(int64_t)(int16_t)mp_be(r, 2);
+		return 'i';
+	case 0xd2:
+		*n = (uint64_t)(int64_t)(int32_t)mp_be(r, 4);
+		return 'i';
+	case 0xd3:
+		*n = mp_be(r, 8);
+		return 'i';
+	case 0xca: {
+		uint32_t b = (uint32_t)mp_be(r, 4);
+		float x;
+		memcpy(&x, &b, sizeof(x));
+		*f = x;
+		return 'f';
+	}
+	case 0xcb: {
+		uint64_t b = mp_be(r, 8);
+		memcpy(f, &b, sizeof(*f));
+		return 'f';
+	}
+	case 0xc4:
+	case 0xd9:
+		*n = mp_be(r, 1);
+		return 's';
+	case 0xc5:
+	case 0xda:
+		*n = mp_be(r, 2);
+		return 's';
+	case 0xc6:
+	case 0xdb:
+		*n = mp_be(r, 4);
+		return 's';
+	case 0xdc:
+		*n = mp_be(r, 2);
+		return 'a';
+	case 0xdd:
+		*n = mp_be(r, 4);
+		return 'a';
+	case 0xde:
+		*n = mp_be(r, 2);
+		return 'm';
+	case 0xdf:
+		*n = mp_be(r, 4);
+		return 'm';
+	case 0xc0:
+	case 0xc2:
+	case 0xc3:
+		return 'n';
+	case 0xd4:
+	case 0xd5:
+	case 0xd6:
+	case 0xd7:
+	case 0xd8: { /* fixext: type byte + 1..16 bytes */
+		static const size_t len[] = {1, 2, 4, 8, 16};
+		mp_be(r, 1);
+		*n = len[c - 0xd4];
+		break;
+	}
+	case 0xc7:
+	case 0xc8:
+	case 0xc9:
+		*n = mp_be(r, c == 0xc7 ? 1 : c == 0xc8 ? 2 : 4);
+		mp_be(r, 1);
+		break;
+	default:
+		r->bad = 1;
+		r->p = r->end;
+		return 'n';
+	}
+	/* ext payload */
+	if ((uint64_t)(r->end - r->p) < *n) {
+		r->bad = 1;
+		r->p = r->end;
+	} else {
+		r->p += *n;
+	}
+	return 'n';
+}
+
+/* Skips the bytes of a str/bin whose header was read. */
 static void
-unpack_keep(jobq_keep *k, const unpacked *o, size_t i) {
-	k->mode = (jobq_keep_mode)obj_i64(at(o, i));
-	k->count = obj_i64(at(o, i + 1));
-	k->age_ms = obj_i64(at(o, i + 2));
+mp_skip_bytes(mp_rd *r, uint64_t n) {
+	if ((uint64_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		r->p = r->end;
+	} else {
+		r->p += n;
+	}
+}
+
+static void
+mp_skip(mp_rd *r) {
+	uint64_t n = 0;
+	double f;
+	int k = mp_head(r, &n, &f);
+	if (k == 's') {
+		mp_skip_bytes(r, n);
+	} else if (k == 'a' || k == 'm') {
+		uint64_t items = k == 'm' ? n * 2 : n;
+		for (uint64_t i = 0; i < items && !r->bad; i++) {
+			mp_skip(r);
+		}
+	}
+}
+
+static int64_t
+mp_i64(mp_rd *r) {
+	uint64_t n = 0;
+	double f = 0;
+	int k = mp_head(r, &n, &f);
+	switch (k) {
+	case 'u':
+	case 'i':
+		return (int64_t)n;
+	case 'f':
+		return (int64_t)f;
+	case 's':
+		mp_skip_bytes(r, n);
+		return 0;
+	case 'a':
+	case 'm':
+		for (uint64_t i = 0; i < (k == 'm' ? n * 2 : n) && !r->bad; i++) {
+			mp_skip(r);
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static double
+mp_f64(mp_rd *r) {
+	const unsigned char *at0 = r->p;
+	uint64_t n = 0;
+	double f = 0;
+	if (mp_head(r, &n, &f) == 'f') {
+		return f;
+	}
+	r->p = at0;
+	return (double)mp_i64(r);
+}
+
+/* A jobq__malloc'd copy of a str/bin, NULL for anything else. Sets *err on ENOMEM. */
+static char *
+mp_str(mp_rd *r, int *err, size_t *len_out) {
+	const unsigned char *at0 = r->p;
+	uint64_t n = 0;
+	double f;
+	if (mp_head(r, &n, &f) != 's') {
+		r->p = at0;
+		mp_skip(r);
+		return NULL;
+	}
+	const unsigned char *b = r->p;
+	mp_skip_bytes(r, n);
+	if (r->bad) {
+		return NULL;
+	}
+	char *s = jobq__strndup((const char *)b, (size_t)n);
+	if (!s) {
+		*err = 1;
+		return NULL;
+	}
+	if (len_out) {
+		*len_out = (size_t)n;
+	}
+	return s;
+}
+
+static void
+mp_keep(mp_rd *r, jobq_keep *k, uint64_t *left) {
+	int64_t v[3] = {0, 0, 0};
+	for (int i = 0; i < 3; i++) {
+		if (*left > 0) {
+			v[i] = mp_i64(r);
+			(*left)--;
+		}
+	}
+	k->mode = (jobq_keep_mode)v[0];
+	k->count = v[1];
+	k->age_ms = v[2];
 }
 
 int
 jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) {
-	unpacked up;
-	int rc = unpack_array(&up, buf, len, "job");
-	if (rc < 0) {
-		return rc;
+	mp_rd rd = {buf, (const unsigned char *)buf + len, 0};
+	uint64_t n = 0;
+	double fdummy;
+	if (mp_head(&rd, &n, &fdummy) != 'a' || rd.bad) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: corrupt job record (not a msgpack array)");
 	}
 	memset(r, 0, sizeof(*r));
 	jobq_job *j = jobq_job__new();
 	if (!j) {
-		msgpack_unpacked_destroy(&up.u);
 		return JOBQ_ENOMEM;
 	}
 	int err = 0;
 	j->id = jobq__strdup(id);
 	err |= j->id == NULL;
-	j->name = obj_str(at(&up, 1), &err);
-	const msgpack_object *d = at(&up, 2);
-	if (d->type == MSGPACK_OBJECT_BIN) {
-		j->data = jobq__memdup(d->via.bin.size ? d->via.bin.ptr : "", d->via.bin.size);
-		j->data_len = d->via.bin.size;
-		err |= j->data == NULL;
+	uint64_t left = n;
+/* The next field, if the record has it. */
+#define HAVE() (left > 0 && (left--, 1))
+	if (HAVE()) {
+		mp_i64(&rd); /* 0: version */
 	}
-	j->state = (jobq_state)obj_i64(at(&up, 3));
-	j->timestamp = obj_i64(at(&up, 4));
-	j->processed_on = obj_i64(at(&up, 5));
-	j->finished_on = obj_i64(at(&up, 6));
-	j->delay_ms = obj_i64(at(&up, 7));
-	j->priority = (uint32_t)obj_i64(at(&up, 8));
-	j->attempts_started = (uint32_t)obj_i64(at(&up, 9));
-	j->attempts_made = (uint32_t)obj_i64(at(&up, 10));
-	j->stalled_count = (uint32_t)obj_i64(at(&up, 11));
-	j->progress = obj_str(at(&up, 12), &err);
-	j->result = obj_str(at(&up, 13), &err);
-	j->failed_reason = obj_str(at(&up, 14), &err);
-	const msgpack_object *st = at(&up, 15);
-	if (st->type == MSGPACK_OBJECT_ARRAY && st->via.array.size > 0) {
-		j->stacktrace = jobq__calloc(st->via.array.size, sizeof(char *));
-		if (!j->stacktrace) {
-			err = 1;
-		} else {
-			for (size_t i = 0; i < st->via.array.size; i++) {
-				j->stacktrace[i] = obj_str(&st->via.array.ptr[i], &err);
-				if (!j->stacktrace[i]) {
-					j->stacktrace[i] = jobq__strdup("");
-					err |= j->stacktrace[i] == NULL;
-				}
+	if (HAVE()) {
+		j->name = mp_str(&rd, &err, NULL);
+	}
+	if (HAVE()) {
+		const unsigned char *at0 = rd.p;
+		uint64_t dn = 0;
+		double f;
+		int k = mp_head(&rd, &dn, &f);
+		if (k == 's' && at0 < rd.end && (*at0 == 0xc4 || *at0 == 0xc5 || *at0 == 0xc6)) {
+			const unsigned char *b = rd.p;
+			mp_skip_bytes(&rd, dn);
+			if (!rd.bad) {
+				j->data = jobq__memdup(dn ? (const void *)b : "", (size_t)dn);
+				j->data_len = (size_t)dn;
+				err |= j->data == NULL;
 			}
-			j->stacktrace_count = st->via.array.size;
+		} else {
+			rd.p = at0;
+			mp_skip(&rd);
 		}
 	}
-	j->deferred_failure = obj_str(at(&up, 16), &err);
-	j->token = obj_str(at(&up, 17), &err);
-	r->lock_until = obj_i64(at(&up, 18));
-	r->ia = obj_i64(at(&up, 19));
-	r->ib = (uint64_t)obj_i64(at(&up, 20));
-	r->log_next = (uint64_t)obj_i64(at(&up, 21));
-	r->log_count = (uint64_t)obj_i64(at(&up, 22));
+	int64_t v[9] = {0};
+	for (int i = 0; i < 9; i++) { /* 3..11 */
+		if (HAVE()) {
+			v[i] = mp_i64(&rd);
+		}
+	}
+	j->state = (jobq_state)v[0];
+	j->timestamp = v[1];
+	j->processed_on = v[2];
+	j->finished_on = v[3];
+	j->delay_ms = v[4];
+	j->priority = (uint32_t)v[5];
+	j->attempts_started = (uint32_t)v[6];
+	j->attempts_made = (uint32_t)v[7];
+	j->stalled_count = (uint32_t)v[8];
+	if (HAVE()) {
+		j->progress = mp_str(&rd, &err, NULL);
+	}
+	if (HAVE()) {
+		j->result = mp_str(&rd, &err, NULL);
+	}
+	if (HAVE()) {
+		j->failed_reason = mp_str(&rd, &err, NULL);
+	}
+	if (HAVE()) { /* 15: stack trace */
+		const unsigned char *at0 = rd.p;
+		uint64_t sn = 0;
+		double f;
+		if (mp_head(&rd, &sn, &f) == 'a') {
+			if (sn > 0 && sn <= (uint64_t)(rd.end - rd.p)) {
+				j->stacktrace = jobq__calloc((size_t)sn, sizeof(char *));
+				if (!j->stacktrace) {
+					err = 1;
+				}
+			}
+			for (uint64_t i = 0; i < sn && !rd.bad; i++) {
+				char *line = mp_str(&rd, &err, NULL);
+				if (!j->stacktrace) {
+					jobq__free(line);
+					continue;
+				}
+				if (!line) {
+					line = jobq__strdup("");
+					err |= line == NULL;
+				}
+				j->stacktrace[i] = line;
+			}
+			if (j->stacktrace) {
+				j->stacktrace_count = (size_t)sn;
+			}
+		} else {
+			rd.p = at0;
+			mp_skip(&rd);
+		}
+	}
+	if (HAVE()) {
+		j->deferred_failure = mp_str(&rd, &err, NULL);
+	}
+	if (HAVE()) {
+		j->token = mp_str(&rd, &err, NULL);
+	}
+	int64_t w[5] = {0};
+	for (int i = 0; i < 5; i++) { /* 18..22 */
+		if (HAVE()) {
+			w[i] = mp_i64(&rd);
+		}
+	}
+	r->lock_until = w[0];
+	r->ia = w[1];
+	r->ib = (uint64_t)w[2];
+	r->log_next = (uint64_t)w[3];
+	r->log_count = (uint64_t)w[4];
 
-	const msgpack_object *oo = at(&up, 23);
 	jobq_job_options *o = &j->opts;
 	o->version = JOBQ_JOB_OPTIONS_VERSION;
-	if (oo->type == MSGPACK_OBJECT_ARRAY) {
-		unpacked op = {.a = oo->via.array.ptr, .n = oo->via.array.size};
-		o->delay_ms = obj_i64(at(&op, 0));
-		o->priority = (uint32_t)obj_i64(at(&op, 1));
-		o->lifo = (int)obj_i64(at(&op, 2));
-		o->attempts = (uint32_t)obj_i64(at(&op, 3));
-		o->backoff.type = (jobq_backoff_type)obj_i64(at(&op, 4));
-		o->backoff.delay_ms = obj_i64(at(&op, 5));
-		o->backoff.jitter = obj_f64(at(&op, 6));
-		o->backoff.max_delay_ms = obj_i64(at(&op, 7));
-		o->backoff.custom_type = obj_str(at(&op, 8), &err);
-		o->job_id = obj_str(at(&op, 9), &err);
-		unpack_keep(&o->remove_on_complete, &op, 10);
-		unpack_keep(&o->remove_on_fail, &op, 13);
-		o->keep_logs = obj_i64(at(&op, 16));
-		o->size_limit = (size_t)obj_i64(at(&op, 17));
-		o->dedup_id = obj_str(at(&op, 18), &err);
-		o->dedup_ttl_ms = obj_i64(at(&op, 19));
-		o->timestamp = obj_i64(at(&op, 20));
+	if (HAVE()) { /* 23: options */
+		const unsigned char *at0 = rd.p;
+		uint64_t on = 0;
+		double f;
+		if (mp_head(&rd, &on, &f) == 'a') {
+			uint64_t ol = on;
+#define OHAVE() (ol > 0 && (ol--, 1))
+			o->delay_ms = OHAVE() ? mp_i64(&rd) : 0;
+			o->priority = OHAVE() ? (uint32_t)mp_i64(&rd) : 0;
+			o->lifo = OHAVE() ? (int)mp_i64(&rd) : 0;
+			o->attempts = OHAVE() ? (uint32_t)mp_i64(&rd) : 0;
+			o->backoff.type = OHAVE() ? (jobq_backoff_type)mp_i64(&rd) : 0;
+			o->backoff.delay_ms = OHAVE() ? mp_i64(&rd) : 0;
+			o->backoff.jitter = OHAVE() ? mp_f64(&rd) : 0;
+			o->backoff.max_delay_ms = OHAVE() ? mp_i64(&rd) : 0;
+			o->backoff.custom_type = OHAVE() ? mp_str(&rd, &err, NULL) : NULL;
+			o->job_id = OHAVE() ? mp_str(&rd, &err, NULL) : NULL;
+			mp_keep(&rd, &o->remove_on_complete, &ol);
+			mp_keep(&rd, &o->remove_on_fail, &ol);
+			o->keep_logs = OHAVE() ? mp_i64(&rd) : 0;
+			o->size_limit = OHAVE() ? (size_t)mp_i64(&rd) : 0;
+			o->dedup_id = OHAVE() ? mp_str(&rd, &err, NULL) : NULL;
+			o->dedup_ttl_ms = OHAVE() ? mp_i64(&rd) : 0;
+			o->timestamp = OHAVE() ? mp_i64(&rd) : 0;
+#undef OHAVE
+		} else {
+			rd.p = at0;
+			mp_skip(&rd);
+		}
 	}
-	msgpack_unpacked_destroy(&up.u);
-	if (err) {
+#undef HAVE
+	if (err || rd.bad) {
 		jobq_job_free(j);
-		return jobq_error_set(JOBQ_ENOMEM, "lmdb: decoding job %s", id);
+		return err ? jobq_error_set(JOBQ_ENOMEM, "lmdb: decoding job %s", id)
+		           : jobq_error_set(JOBQ_EIO, "lmdb: corrupt record of job %s", id);
 	}
 	r->j = j;
 	return 0;

@@ -414,9 +414,11 @@ del_prefix(lmdb_wctx *c, int which, const kb *prefix, del_pred pred, void *arg) 
 	if (mrc) {
 		return mdb_fail(c, mrc, "opening a cursor");
 	}
+	/* After mdb_cursor_del the cursor's MDB_NEXT yields the entry that followed the deleted
+	 * one, so one search serves the whole run. */
+	MDB_val k = kv(prefix), v;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	for (;;) {
-		MDB_val k = kv(prefix), v;
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 		if (mrc == MDB_NOTFOUND || (mrc == 0 && !has_prefix(&k, prefix))) {
 			mrc = 0;
 			break;
@@ -431,6 +433,7 @@ del_prefix(lmdb_wctx *c, int which, const kb *prefix, del_pred pred, void *arg) 
 		if (mrc) {
 			break;
 		}
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
 	return mrc ? mdb_fail(c, mrc, "deleting") : 0;
@@ -967,37 +970,62 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 	char id[JOBQ_ID_MAX + 1];
 	int found = 0;
 	lmdb_rec r;
+	MDB_cursor *cur = NULL;
 	for (int pass = 0; pass < 2 && !found; pass++) {
-		int which = pass == 0 ? DBI_WAIT : DBI_PRIO;
+		int mrc = mdb_cursor_open(c->txn, dbi(c->e, pass == 0 ? DBI_WAIT : DBI_PRIO), &cur);
+		if (mrc) {
+			return mdb_fail(c, mrc, "opening a cursor");
+		}
 		for (;;) {
-			MDB_val key;
-			found = first_id(c, which, &p, id, &key);
-			if (found <= 0) {
-				if (found < 0) {
-					return found;
-				}
+			MDB_val k = kv(&p), v;
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			if (mrc == MDB_NOTFOUND ||
+			    (mrc == 0 && (!has_prefix(&k, &p) || v.mv_size > JOBQ_ID_MAX))) {
 				break;
 			}
-			int rc = rec_load(c, &r, id);
+			int rc = mrc ? mdb_fail(c, mrc, "reading an index") : 0;
+			if (rc == 0) {
+				memcpy(id, v.mv_data, v.mv_size);
+				id[v.mv_size] = '\0';
+				rc = rec_load(c, &r, id);
+			}
 			if (rc < 0) {
+				mdb_cursor_close(cur);
 				return rc;
 			}
 			if (rc > 0) {
+				found = 1;
 				break;
 			}
 			/* dangling index entry (should not happen): drop it and look again */
-			MDB_val k2 = key;
-			mdb_del(c->txn, dbi(c->e, which), &k2, NULL);
-			found = 0;
+			mrc = mdb_cursor_del(cur, 0);
+			if (mrc) {
+				mdb_cursor_close(cur);
+				return mdb_fail(c, mrc, "removing an index entry");
+			}
+		}
+		if (!found) {
+			mdb_cursor_close(cur);
+			cur = NULL;
 		}
 	}
 	if (!found) {
 		return JOBQ_ENOJOB;
 	}
-	int rc = idx_remove(c, &r);
-	if (rc == 0) {
-		rc = to_active(c, &r);
+	/* The index entry under the cursor is the job's: delete it there (as idx_remove). */
+	int mrc = mdb_cursor_del(cur, 0);
+	mdb_cursor_close(cur);
+	if (mrc) {
+		rec_free(&r);
+		return mdb_fail(c, mrc, "removing an index entry");
 	}
+	lmdb_qmeta *m = meta(c);
+	size_t st = (size_t)r.j->state;
+	if (st < sizeof(m->counts) / sizeof(m->counts[0]) && m->counts[st] > 0) {
+		m->counts[st]--;
+	}
+	r.j->state = JOBQ_STATE_UNKNOWN;
+	int rc = to_active(c, &r);
 	if (rc == 0) {
 		rc = set_str(&r.j->token, token);
 	}
