@@ -13,17 +13,6 @@
 
 /* --- packing helpers ------------------------------------------------------------------------ */
 
-static void
-pack_str(msgpack_packer *pk, const char *s) {
-	if (!s) {
-		msgpack_pack_nil(pk);
-		return;
-	}
-	size_t n = strlen(s);
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, s, n);
-}
-
 /*
  * Records are packed into a lmdb_buf: its inline space holds the usual record, so encoding
  * allocates only for big ones (msgpack's sbuffer starts with an 8 KiB malloc per record).
@@ -38,40 +27,151 @@ jobq_lmdb__buf_free(lmdb_buf *b) {
 	b->cap = sizeof(b->inl);
 }
 
+/* Makes room for n more bytes; on failure marks the buffer and returns 0. */
 static int
-buf_write(void *data, const char *p, size_t n) {
-	lmdb_buf *b = data;
+buf_room(lmdb_buf *b, size_t n) {
 	if (b->oom) {
-		return -1;
+		return 0;
 	}
-	if (n > b->cap - b->size) {
-		size_t cap = b->cap * 2;
-		while (cap - b->size < n) {
-			cap *= 2;
-		}
-		char *d = b->data == b->inl ? malloc(cap) : realloc(b->data, cap);
-		if (!d) {
-			b->oom = 1;
-			return -1;
-		}
-		if (b->data == b->inl) {
-			memcpy(d, b->inl, b->size);
-		}
-		b->data = d;
-		b->cap = cap;
+	if (n <= b->cap - b->size) {
+		return 1;
 	}
-	memcpy(b->data + b->size, p, n);
-	b->size += n;
-	return 0;
+	size_t cap = b->cap * 2;
+	while (cap - b->size < n) {
+		cap *= 2;
+	}
+	char *d = b->data == b->inl ? malloc(cap) : realloc(b->data, cap);
+	if (!d) {
+		b->oom = 1;
+		return 0;
+	}
+	if (b->data == b->inl) {
+		memcpy(d, b->inl, b->size);
+	}
+	b->data = d;
+	b->cap = cap;
+	return 1;
 }
 
 static void
-buf_start(lmdb_buf *b, msgpack_packer *pk) {
+buf_start(lmdb_buf *b) {
 	b->data = b->inl;
 	b->size = 0;
 	b->cap = sizeof(b->inl);
 	b->oom = 0;
-	msgpack_packer_init(pk, b, buf_write);
+}
+
+/* msgpack, written directly (the same bytes msgpack-c packs: the smallest form of each). */
+static void
+pk_raw(lmdb_buf *b, const void *p, size_t n) {
+	if (n && buf_room(b, n)) {
+		memcpy(b->data + b->size, p, n);
+		b->size += n;
+	}
+}
+
+/* A type byte followed by the low `n` bytes of v, big-endian. */
+static void
+pk_tag(lmdb_buf *b, unsigned char tag, uint64_t v, size_t n) {
+	if (!buf_room(b, 1 + n)) {
+		return;
+	}
+	unsigned char *o = (unsigned char *)b->data + b->size;
+	o[0] = tag;
+	for (size_t i = 0; i < n; i++) {
+		o[1 + i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+	}
+	b->size += 1 + n;
+}
+
+static void
+pk_u64(lmdb_buf *b, uint64_t v) {
+	if (v < 128) {
+		pk_tag(b, (unsigned char)v, 0, 0);
+	} else if (v < 256) {
+		pk_tag(b, 0xcc, v, 1);
+	} else if (v < 65536) {
+		pk_tag(b, 0xcd, v, 2);
+	} else if (v <= UINT32_MAX) {
+		pk_tag(b, 0xce, v, 4);
+	} else {
+		pk_tag(b, 0xcf, v, 8);
+	}
+}
+
+static void
+pk_i64(lmdb_buf *b, int64_t v) {
+	if (v >= 0) {
+		pk_u64(b, (uint64_t)v);
+	} else if (v >= -32) {
+		pk_tag(b, (unsigned char)(int8_t)v, 0, 0);
+	} else if (v >= INT8_MIN) {
+		pk_tag(b, 0xd0, (uint64_t)v, 1);
+	} else if (v >= INT16_MIN) {
+		pk_tag(b, 0xd1, (uint64_t)v, 2);
+	} else if (v >= INT32_MIN) {
+		pk_tag(b, 0xd2, (uint64_t)v, 4);
+	} else {
+		pk_tag(b, 0xd3, (uint64_t)v, 8);
+	}
+}
+
+static void
+pk_double(lmdb_buf *b, double d) {
+	uint64_t v;
+	memcpy(&v, &d, sizeof(v));
+	pk_tag(b, 0xcb, v, 8);
+}
+
+static void
+pk_nil(lmdb_buf *b) {
+	pk_tag(b, 0xc0, 0, 0);
+}
+
+static void
+pk_array(lmdb_buf *b, size_t n) {
+	if (n < 16) {
+		pk_tag(b, (unsigned char)(0x90 | n), 0, 0);
+	} else if (n < 65536) {
+		pk_tag(b, 0xdc, n, 2);
+	} else {
+		pk_tag(b, 0xdd, n, 4);
+	}
+}
+
+static void
+pk_str_bytes(lmdb_buf *b, const char *s, size_t n) {
+	if (n < 32) {
+		pk_tag(b, (unsigned char)(0xa0 | n), 0, 0);
+	} else if (n < 256) {
+		pk_tag(b, 0xd9, n, 1);
+	} else if (n < 65536) {
+		pk_tag(b, 0xda, n, 2);
+	} else {
+		pk_tag(b, 0xdb, n, 4);
+	}
+	pk_raw(b, s, n);
+}
+
+static void
+pk_bin(lmdb_buf *b, const void *p, size_t n) {
+	if (n < 256) {
+		pk_tag(b, 0xc4, n, 1);
+	} else if (n < 65536) {
+		pk_tag(b, 0xc5, n, 2);
+	} else {
+		pk_tag(b, 0xc6, n, 4);
+	}
+	pk_raw(b, p, n);
+}
+
+static void
+pack_str(lmdb_buf *b, const char *s) {
+	if (!s) {
+		pk_nil(b);
+		return;
+	}
+	pk_str_bytes(b, s, strlen(s));
 }
 
 static int
@@ -152,66 +252,64 @@ at(const unpacked *up, size_t i) {
 /* --- job records ---------------------------------------------------------------------------- */
 
 static void
-pack_keep(msgpack_packer *pk, const jobq_keep *k) {
-	msgpack_pack_int64(pk, (int64_t)k->mode);
-	msgpack_pack_int64(pk, k->count);
-	msgpack_pack_int64(pk, k->age_ms);
+pack_keep(lmdb_buf *b, const jobq_keep *k) {
+	pk_i64(b, (int64_t)k->mode);
+	pk_i64(b, k->count);
+	pk_i64(b, k->age_ms);
 }
 
 int
 jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r) {
 	const jobq_job *j = r->j;
 	const jobq_job_options *o = &j->opts;
-	msgpack_packer pk;
-	buf_start(b, &pk);
+	buf_start(b);
 
-	msgpack_pack_array(&pk, 24);
-	msgpack_pack_int64(&pk, REC_VERSION); /* 0 */
-	pack_str(&pk, j->name);               /* 1 */
-	msgpack_pack_bin(&pk, j->data_len);   /* 2 */
-	msgpack_pack_bin_body(&pk, j->data ? j->data : "", j->data_len);
-	msgpack_pack_int64(&pk, (int64_t)j->state); /* 3 */
-	msgpack_pack_int64(&pk, j->timestamp);      /* 4 */
-	msgpack_pack_int64(&pk, j->processed_on);   /* 5 */
-	msgpack_pack_int64(&pk, j->finished_on);    /* 6 */
-	msgpack_pack_int64(&pk, j->delay_ms);       /* 7 */
-	msgpack_pack_uint32(&pk, j->priority);      /* 8 */
-	msgpack_pack_uint32(&pk, j->attempts_started);
-	msgpack_pack_uint32(&pk, j->attempts_made);
-	msgpack_pack_uint32(&pk, j->stalled_count); /* 11 */
-	pack_str(&pk, j->progress);                 /* 12 */
-	pack_str(&pk, j->result);
-	pack_str(&pk, j->failed_reason);
-	msgpack_pack_array(&pk, j->stacktrace_count); /* 15 */
+	pk_array(b, 24);
+	pk_i64(b, REC_VERSION);                         /* 0 */
+	pack_str(b, j->name);                           /* 1 */
+	pk_bin(b, j->data ? j->data : "", j->data_len); /* 2 */
+	pk_i64(b, (int64_t)j->state);                   /* 3 */
+	pk_i64(b, j->timestamp);                        /* 4 */
+	pk_i64(b, j->processed_on);                     /* 5 */
+	pk_i64(b, j->finished_on);                      /* 6 */
+	pk_i64(b, j->delay_ms);                         /* 7 */
+	pk_u64(b, j->priority);                         /* 8 */
+	pk_u64(b, j->attempts_started);
+	pk_u64(b, j->attempts_made);
+	pk_u64(b, j->stalled_count); /* 11 */
+	pack_str(b, j->progress);    /* 12 */
+	pack_str(b, j->result);
+	pack_str(b, j->failed_reason);
+	pk_array(b, j->stacktrace_count); /* 15 */
 	for (size_t i = 0; i < j->stacktrace_count; i++) {
-		pack_str(&pk, j->stacktrace[i]);
+		pack_str(b, j->stacktrace[i]);
 	}
-	pack_str(&pk, j->deferred_failure); /* 16 */
-	pack_str(&pk, j->token);            /* 17 */
-	msgpack_pack_int64(&pk, r->lock_until);
-	msgpack_pack_int64(&pk, r->ia);
-	msgpack_pack_uint64(&pk, r->ib);
-	msgpack_pack_uint64(&pk, r->log_next);
-	msgpack_pack_uint64(&pk, r->log_count); /* 22 */
+	pack_str(b, j->deferred_failure); /* 16 */
+	pack_str(b, j->token);            /* 17 */
+	pk_i64(b, r->lock_until);
+	pk_i64(b, r->ia);
+	pk_u64(b, r->ib);
+	pk_u64(b, r->log_next);
+	pk_u64(b, r->log_count); /* 22 */
 
-	msgpack_pack_array(&pk, 21); /* 23: options */
-	msgpack_pack_int64(&pk, o->delay_ms);
-	msgpack_pack_uint32(&pk, o->priority);
-	msgpack_pack_int64(&pk, o->lifo);
-	msgpack_pack_uint32(&pk, o->attempts);
-	msgpack_pack_int64(&pk, (int64_t)o->backoff.type);
-	msgpack_pack_int64(&pk, o->backoff.delay_ms);
-	msgpack_pack_double(&pk, o->backoff.jitter);
-	msgpack_pack_int64(&pk, o->backoff.max_delay_ms);
-	pack_str(&pk, o->backoff.custom_type);
-	pack_str(&pk, o->job_id);
-	pack_keep(&pk, &o->remove_on_complete);
-	pack_keep(&pk, &o->remove_on_fail);
-	msgpack_pack_int64(&pk, o->keep_logs);
-	msgpack_pack_uint64(&pk, (uint64_t)o->size_limit);
-	pack_str(&pk, o->dedup_id);
-	msgpack_pack_int64(&pk, o->dedup_ttl_ms);
-	msgpack_pack_int64(&pk, o->timestamp);
+	pk_array(b, 21); /* 23: options */
+	pk_i64(b, o->delay_ms);
+	pk_u64(b, o->priority);
+	pk_i64(b, o->lifo);
+	pk_u64(b, o->attempts);
+	pk_i64(b, (int64_t)o->backoff.type);
+	pk_i64(b, o->backoff.delay_ms);
+	pk_double(b, o->backoff.jitter);
+	pk_i64(b, o->backoff.max_delay_ms);
+	pack_str(b, o->backoff.custom_type);
+	pack_str(b, o->job_id);
+	pack_keep(b, &o->remove_on_complete);
+	pack_keep(b, &o->remove_on_fail);
+	pk_i64(b, o->keep_logs);
+	pk_u64(b, (uint64_t)o->size_limit);
+	pack_str(b, o->dedup_id);
+	pk_i64(b, o->dedup_ttl_ms);
+	pk_i64(b, o->timestamp);
 	return buf_finish(b);
 }
 
@@ -637,13 +735,12 @@ jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) 
 
 int
 jobq_lmdb__qmeta_encode(lmdb_buf *b, const lmdb_qmeta *m) {
-	msgpack_packer pk;
-	buf_start(b, &pk);
+	buf_start(b);
 	const int64_t *v = &m->counter;
-	msgpack_pack_array(&pk, 1 + QMETA_FIELDS);
-	msgpack_pack_int64(&pk, REC_VERSION);
+	pk_array(b, 1 + QMETA_FIELDS);
+	pk_i64(b, REC_VERSION);
 	for (size_t i = 0; i < QMETA_FIELDS; i++) {
-		msgpack_pack_int64(&pk, v[i]);
+		pk_i64(b, v[i]);
 	}
 	return buf_finish(b);
 }
@@ -669,14 +766,13 @@ jobq_lmdb__qmeta_decode(lmdb_qmeta *m, const void *buf, size_t len) {
 int
 jobq_lmdb__event_encode(lmdb_buf *b, const char *name, const char *job_id, size_t nfields,
                         const jobq_event_field *fields) {
-	msgpack_packer pk;
-	buf_start(b, &pk);
-	msgpack_pack_array(&pk, 2 + 2 * nfields);
-	pack_str(&pk, name);
-	pack_str(&pk, job_id);
+	buf_start(b);
+	pk_array(b, 2 + 2 * nfields);
+	pack_str(b, name);
+	pack_str(b, job_id);
 	for (size_t i = 0; i < nfields; i++) {
-		pack_str(&pk, fields[i].key);
-		pack_str(&pk, fields[i].value ? fields[i].value : "");
+		pack_str(b, fields[i].key);
+		pack_str(b, fields[i].value ? fields[i].value : "");
 	}
 	return buf_finish(b);
 }
@@ -721,12 +817,11 @@ jobq_lmdb__event_decode_append(jobq_event_list *list, const char *id, const void
 
 int
 jobq_lmdb__dedup_encode(lmdb_buf *b, const char *owner, int64_t expires_at) {
-	msgpack_packer pk;
-	buf_start(b, &pk);
-	msgpack_pack_array(&pk, 3);
-	msgpack_pack_int64(&pk, REC_VERSION);
-	pack_str(&pk, owner);
-	msgpack_pack_int64(&pk, expires_at);
+	buf_start(b);
+	pk_array(b, 3);
+	pk_i64(b, REC_VERSION);
+	pack_str(b, owner);
+	pk_i64(b, expires_at);
 	return buf_finish(b);
 }
 
