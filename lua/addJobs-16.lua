@@ -31,8 +31,13 @@ if not blocked and meta[3] then
 end
 local woken = false
 local maxLen = maxEvents()
+-- one add trims the events as it appends; a bulk add appends, then trims once
 local function add(...)
-  redis.call("XADD", eventsKey, "MAXLEN", "~", maxLen, "*", "event", ...)
+  if n == 1 then
+    redis.call("XADD", eventsKey, "MAXLEN", "~", maxLen, "*", "event", ...)
+  else
+    redis.call("XADD", eventsKey, "*", "event", ...)
+  end
 end
 for i = 0, n - 1 do
   local b = 3 + i * 10
@@ -101,5 +106,8 @@ for i = 0, n - 1 do
 end
 if woken and not blocked then
   redis.call("ZADD", markerKey, "0", "0")
+end
+if n > 1 then
+  redis.call("XTRIM", eventsKey, "MAXLEN", "~", maxLen)
 end
 return out

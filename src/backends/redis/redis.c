@@ -345,6 +345,29 @@ out:
 }
 
 static int
+same_keep(const jobq_keep *a, const jobq_keep *b) {
+	return a->mode == b->mode && a->count == b->count && a->age_ms == b->age_ms;
+}
+
+/* Whether two options encode to the same opts JSON (rq_opts_to_json); options that carry
+ * strings are never taken as the same. */
+static int
+same_opts_json(const jobq_job_options *a, const jobq_job_options *b) {
+	if (a == b)
+		return 1;
+	return a->job_id == NULL && b->job_id == NULL && a->dedup_id == NULL &&
+	       b->dedup_id == NULL && a->backoff.custom_type == NULL &&
+	       b->backoff.custom_type == NULL && a->attempts == b->attempts &&
+	       a->backoff.type == b->backoff.type && a->backoff.delay_ms == b->backoff.delay_ms &&
+	       a->backoff.jitter == b->backoff.jitter &&
+	       a->backoff.max_delay_ms == b->backoff.max_delay_ms && a->delay_ms == b->delay_ms &&
+	       a->priority == b->priority && a->lifo == b->lifo &&
+	       same_keep(&a->remove_on_complete, &b->remove_on_complete) &&
+	       same_keep(&a->remove_on_fail, &b->remove_on_fail) && a->keep_logs == b->keep_logs &&
+	       a->size_limit == b->size_limit && a->dedup_ttl_ms == b->dedup_ttl_ms;
+}
+
+static int
 rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_request *reqs,
        size_t n, int64_t now_ms) {
 	(void)now_ms;
@@ -357,6 +380,11 @@ rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_re
 	add_call ac = {ids, outcomes, reqs, n, opts, 0};
 	size_t done = 0;
 	for (; done < n; done++) {
+		/* the jobs of a bulk add mostly share their options: encode them once */
+		if (done > 0 && same_opts_json(reqs[done].opts, reqs[done - 1].opts)) {
+			opts[done] = opts[done - 1];
+			continue;
+		}
 		ac.rc = rq_opts_to_json(&opts[done], reqs[done].opts);
 		if (ac.rc < 0)
 			break;
@@ -366,7 +394,8 @@ rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_re
 		combine(&q->adds, q, &me, ADD_STEPS, add_fly);
 	}
 	for (size_t i = 0; i < done; i++)
-		jobq__free(opts[i]);
+		if (i == 0 || opts[i] != opts[i - 1])
+			jobq__free(opts[i]);
 	if (opts != opts_stack)
 		jobq__free(opts);
 	return ac.rc;
