@@ -747,17 +747,24 @@ jobq_lmdb__qmeta_encode(lmdb_buf *b, const lmdb_qmeta *m) {
 
 int
 jobq_lmdb__qmeta_decode(lmdb_qmeta *m, const void *buf, size_t len) {
-	unpacked up;
-	int rc = unpack_array(&up, buf, len, "queue");
-	if (rc < 0) {
-		return rc;
+	/* Read by every write operation: the streaming reader, not an object tree. */
+	mp_rd rd = {buf, (const unsigned char *)buf + len, 0};
+	uint64_t n = 0;
+	double f;
+	if (mp_head(&rd, &n, &f) != 'a' || rd.bad) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: corrupt queue record (not a msgpack array)");
 	}
 	memset(m, 0, sizeof(*m));
 	int64_t *v = &m->counter;
-	for (size_t i = 0; i < QMETA_FIELDS; i++) {
-		v[i] = obj_i64(at(&up, i + 1));
+	if (n > 0) {
+		mp_i64(&rd); /* version */
 	}
-	msgpack_unpacked_destroy(&up.u);
+	for (size_t i = 0; i < QMETA_FIELDS && i + 1 < n; i++) {
+		v[i] = mp_i64(&rd);
+	}
+	if (rd.bad) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: corrupt queue record");
+	}
 	return 0;
 }
 
