@@ -192,7 +192,8 @@ rq_queue_open(jobq_backend_queue **out, jobq_backend *base, const char *name) {
  * that arrives while RQ_FLIGHTS flights of its kind are on the wire queues up; the first
  * queued call leads the next flight with the compatible calls queued behind it, up to
  * `max_steps` (so that one script stays short; a larger call flies alone). Each call waits
- * on its own condition: finishing a flight wakes its members and the next leader only.
+ * on its own condition: finishing a flight wakes one member (which wakes the next) and the
+ * next leader only.
  */
 enum { RQ_FLIGHTS = 2 };
 
@@ -201,16 +202,16 @@ typedef void (*rq_fly_fn)(jobq_backend_queue *q, rq_call *group);
 static void
 combine(rq_combiner *c, jobq_backend_queue *q, rq_call *me, size_t max_steps, rq_fly_fn fly) {
 	pthread_cond_init(&me->cv, NULL);
-	me->finished = 0;
-	me->next = NULL;
+	me->finished = me->released = me->urgent = 0;
+	me->next = me->wake_next = NULL;
 	pthread_mutex_lock(&c->mu);
 	if (c->tail != NULL)
 		c->tail->next = me;
 	else
 		c->head = me;
 	c->tail = me;
-	while (!me->finished) {
-		if (c->head != me || c->flying >= RQ_FLIGHTS) {
+	while (!me->finished || !me->released) {
+		if (me->finished || c->head != me || c->flying >= RQ_FLIGHTS) {
 			pthread_cond_wait(&me->cv, &c->mu);
 			continue;
 		}
@@ -233,14 +234,34 @@ combine(rq_combiner *c, jobq_backend_queue *q, rq_call *me, size_t max_steps, rq
 		fly(q, me);
 		pthread_mutex_lock(&c->mu);
 		c->flying--;
-		for (rq_call *r = me->next, *nx; r != NULL; r = nx) {
-			nx = r->next; /* `r` goes away as soon as it sees itself finished */
-			r->finished = 1;
-			pthread_cond_signal(&r->cv);
+		/*
+		 * The members wake one another in a chain, those with work to do (jobs fetched)
+		 * first: the leader signals one thread instead of all, and each member, once
+		 * released by the one before it, releases the next as it leaves.
+		 */
+		rq_call *first = NULL, **link = &first;
+		for (int pass = 1; pass >= 0; pass--) {
+			for (rq_call *r = me->next; r != NULL; r = r->next) {
+				if (r->urgent == pass) {
+					*link = r;
+					link = &r->wake_next;
+				}
+			}
 		}
-		me->finished = 1;
-		if (c->head != NULL)
+		for (rq_call *r = me->next; r != NULL; r = r->next)
+			r->finished = 1;
+		me->finished = me->released = 1;
+		if (first != NULL) {
+			first->released = 1;
+			pthread_cond_signal(&first->cv);
+		}
+		if (c->head != NULL && c->flying < RQ_FLIGHTS)
 			pthread_cond_signal(&c->head->cv);
+	}
+	/* `wake_next` waits for this before it may leave: it is still there */
+	if (me->wake_next != NULL) {
+		me->wake_next->released = 1;
+		pthread_cond_signal(&me->wake_next->cv);
 	}
 	pthread_mutex_unlock(&c->mu);
 	pthread_cond_destroy(&me->cv);
@@ -636,6 +657,7 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 			r->info->next_due_ms = due;
 		size_t n = nfetched - next < r->max ? nfetched - next : r->max;
 		r->rc = cf_deal(r, list, next, n);
+		c->urgent = r->rc > 0;
 		next += n;
 	}
 	freeReplyObject(reply);

@@ -33,9 +33,12 @@ typedef struct rq_call {
 	void *arg;         /* the operation's arguments and outcome */
 	size_t steps;      /* jobs it adds, or completions plus fetches */
 	int64_t key;       /* only calls with the same key fly together */
-	int finished;      /* under the combiner's mutex */
-	pthread_cond_t cv; /* signalled when finished, or when it is to lead a flight */
+	int finished;      /* its flight landed (all below under the combiner's mutex) */
+	int released;      /* the member woken before it let it go (see combine()) */
+	int urgent;        /* set by the flight: it has work to do (jobs fetched) */
+	pthread_cond_t cv; /* signalled when released, or when it is to lead a flight */
 	struct rq_call *next;
+	struct rq_call *wake_next; /* the member it releases as it leaves */
 } rq_call;
 
 /* The calls of one kind on one queue handle waiting for a flight (redis.c, combine()). */
