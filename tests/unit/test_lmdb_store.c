@@ -383,6 +383,60 @@ test_events_retention(void **state) {
 	jobq_store_close(s);
 }
 
+/*
+ * The events of one transaction share a key: reading from any cursor inside such a run, a few
+ * at a time, still yields every event once, in order, with consecutive ids.
+ */
+static void
+test_events_read_inside_a_transaction(void **state) {
+	fixture *f = *state;
+	jobq_store *s;
+	assert_int_equal(jobq_store_open(&s, f->url, NULL), 0);
+	jobq_queue *q;
+	assert_int_equal(jobq_queue_open(&q, s, "runs"), 0);
+	jobq_job_spec specs[50];
+	for (int i = 0; i < 50; i++) {
+		specs[i] = (jobq_job_spec){"x", "1", 1, NULL};
+	}
+	jobq_job_id ids[50];
+	assert_int_equal(jobq_queue_add_bulk(ids, NULL, q, specs, 50), 0); /* events 1..100 */
+	assert_int_equal(jobq_queue_add_bulk(ids, NULL, q, specs, 50), 0); /* 101..200 */
+	char cursor[32] = JOBQ_EVENTS_START;
+	unsigned long next = 1;
+	for (;;) {
+		jobq_event_list *l;
+		assert_int_equal(jobq_events_read(&l, q, cursor, 7, 0), 0);
+		size_t n = jobq_event_list_count(l);
+		for (size_t i = 0; i < n; i++) {
+			char want[32];
+			snprintf(want, sizeof(want), "%lu", next++);
+			const jobq_event *e = jobq_event_list_at(l, i);
+			assert_string_equal(e->id, want);
+			assert_string_equal(e->event, (next - 1) % 2 ? "added" : "waiting");
+		}
+		snprintf(cursor, sizeof(cursor), "%s", jobq_event_list_cursor(l));
+		jobq_event_list_free(l);
+		if (n == 0) {
+			break;
+		}
+		assert_true(n <= 7);
+	}
+	assert_int_equal(next, 201);
+	/* From a cursor in the middle of the second run, and from the end. */
+	jobq_event_list *l;
+	assert_int_equal(jobq_events_read(&l, q, "150", 1000, 0), 0);
+	assert_int_equal(jobq_event_list_count(l), 50);
+	assert_string_equal(jobq_event_list_at(l, 0)->id, "151");
+	assert_string_equal(jobq_event_list_at(l, 49)->id, "200");
+	jobq_event_list_free(l);
+	assert_int_equal(jobq_events_read(&l, q, JOBQ_EVENTS_NOW, 10, 0), 0);
+	assert_int_equal(jobq_event_list_count(l), 0);
+	assert_string_equal(jobq_event_list_cursor(l), "200");
+	jobq_event_list_free(l);
+	jobq_queue_close(q);
+	jobq_store_close(s);
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +450,7 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events_read_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events_retention, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_events_read_inside_a_transaction, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("lmdb.store", tests, NULL, NULL);
 }

@@ -27,6 +27,14 @@ jobq_lmdb__buf_free(lmdb_buf *b) {
 	b->cap = sizeof(b->inl);
 }
 
+void
+jobq_lmdb__buf_init(lmdb_buf *b) {
+	b->data = b->inl;
+	b->size = 0;
+	b->cap = sizeof(b->inl);
+	b->oom = 0;
+}
+
 /* Makes room for n more bytes; on failure marks the buffer and returns 0. */
 static int
 buf_room(lmdb_buf *b, size_t n) {
@@ -55,10 +63,17 @@ buf_room(lmdb_buf *b, size_t n) {
 
 static void
 buf_start(lmdb_buf *b) {
-	b->data = b->inl;
-	b->size = 0;
-	b->cap = sizeof(b->inl);
-	b->oom = 0;
+	jobq_lmdb__buf_init(b);
+}
+
+int
+jobq_lmdb__buf_append(lmdb_buf *b, const void *p, size_t n) {
+	if (n && !buf_room(b, n)) {
+		return jobq_error_set(JOBQ_ENOMEM, "lmdb: collecting events");
+	}
+	memcpy(b->data + b->size, p, n);
+	b->size += n;
+	return 0;
 }
 
 /* msgpack, written directly (the same bytes msgpack-c packs: the smallest form of each). */
@@ -785,9 +800,19 @@ jobq_lmdb__event_encode(lmdb_buf *b, const char *name, const char *job_id, size_
 }
 
 int
-jobq_lmdb__event_decode_append(jobq_event_list *list, const char *id, const void *buf, size_t len) {
+jobq_lmdb__event_decode_append(jobq_event_list *list, const char *id, const void *buf, size_t len,
+                               size_t *used) {
+	mp_rd rd = {buf, (const unsigned char *)buf + len, 0};
+	mp_skip(&rd);
+	if (rd.bad) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: corrupt event %s", id);
+	}
+	*used = (size_t)(rd.p - (const unsigned char *)buf);
+	if (!list) {
+		return 0;
+	}
 	unpacked up;
-	int rc = unpack_array(&up, buf, len, "event");
+	int rc = unpack_array(&up, buf, *used, "event");
 	if (rc < 0) {
 		return rc;
 	}

@@ -266,6 +266,7 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 		memset(&c, 0, sizeof(c));
 		c.q = q;
 		c.e = e;
+		jobq_lmdb__buf_init(&c.evb);
 		pthread_rwlock_rdlock(&e->resize);
 		int mrc = mdb_txn_begin(e->env, NULL, 0, &c.txn);
 		if (mrc) {
@@ -280,6 +281,7 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 			return jobq_lmdb__error(mrc, "beginning a write transaction");
 		}
 		int rc = fn(&c, arg);
+		jobq_lmdb__buf_free(&c.evb); /* written by fn (op_body) or dropped with the txn */
 		if (rc < 0 && !c.commit_anyway) {
 			mdb_txn_abort(c.txn);
 			pthread_rwlock_unlock(&e->resize);

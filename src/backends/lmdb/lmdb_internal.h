@@ -18,7 +18,9 @@
  *   failed    Q\0finished_on\0seq -> id
  *   dedup     Q\0dedup id -> msgpack [owner id, expires at (0: while the owner lives)]
  *   logs      Q\0id\0n -> line
- *   events    Q\0seq -> msgpack [event, job id | nil, key, value, ...]
+ *   events    Q\0seq -> the events seq, seq+1, ... written by one transaction, one after the
+ *             other: msgpack [event, job id | nil, key, value, ...] each (a store written
+ *             before this layout has one event per key, which reads the same)
  */
 #ifndef JOBQ_LMDB_INTERNAL_H
 #define JOBQ_LMDB_INTERNAL_H
@@ -135,6 +137,14 @@ typedef struct lmdb_rec {
 	uint64_t log_count;
 } lmdb_rec;
 
+/* An encoded record: `data` points into `inl` unless the record is bigger. */
+typedef struct lmdb_buf {
+	char *data;
+	size_t size, cap;
+	int oom;
+	char inl[1024];
+} lmdb_buf;
+
 /* A write transaction in progress. */
 typedef struct lmdb_wctx {
 	jobq_backend_queue *q;
@@ -145,6 +155,9 @@ typedef struct lmdb_wctx {
 	int bump_work;
 	int wrote_events;
 	int64_t ev_start;
+	/* Events of this transaction, written under one key by op_body (ev_flush). */
+	lmdb_buf evb;
+	int64_t ev_first; /* sequence number of the first one */
 	lmdb_qmeta m;
 	int m_loaded, m_dirty;
 } lmdb_wctx;
@@ -168,16 +181,11 @@ void jobq_lmdb__wake_all(lmdb_env *e);
 /* Sleeps while the word is `seen`, up to `ms` (capped at 1 s as a backstop). */
 void jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen, int64_t ms);
 
-/* An encoded record: `data` points into `inl` unless the record is bigger. */
-typedef struct lmdb_buf {
-	char *data;
-	size_t size, cap;
-	int oom;
-	char inl[1024];
-} lmdb_buf;
-
 /* lmdb_codec.c. The encoders fill `b` (release it with buf_free; nothing to free on error). */
+void jobq_lmdb__buf_init(lmdb_buf *b);
 void jobq_lmdb__buf_free(lmdb_buf *b);
+/* Appends n bytes: 0 or JOBQ_ENOMEM. */
+int jobq_lmdb__buf_append(lmdb_buf *b, const void *p, size_t n);
 int jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r);
 int jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len);
 int jobq_lmdb__qmeta_encode(lmdb_buf *b, const lmdb_qmeta *m);
@@ -185,8 +193,10 @@ int jobq_lmdb__qmeta_decode(lmdb_qmeta *m, const void *buf, size_t len);
 /* Events: [name, job id | nil, k, v, ...]. */
 int jobq_lmdb__event_encode(lmdb_buf *b, const char *name, const char *job_id, size_t nfields,
                             const jobq_event_field *fields);
+/* Decodes the first event of buf (appending it to `list` unless list is NULL); *used gets its
+ * length in bytes. */
 int jobq_lmdb__event_decode_append(jobq_event_list *list, const char *id, const void *buf,
-                                   size_t len);
+                                   size_t len, size_t *used);
 /* Dedup: [owner, expires_at]. */
 int jobq_lmdb__dedup_encode(lmdb_buf *b, const char *owner, int64_t expires_at);
 int jobq_lmdb__dedup_decode(char *owner, size_t owner_cap, int64_t *expires_at, const void *buf,

@@ -375,20 +375,35 @@ ev(lmdb_wctx *c, const char *name, const char *job_id, size_t nf, const jobq_eve
 	if (rc < 0) {
 		return rc;
 	}
+	if (c->evb.size == 0) {
+		c->ev_first = meta(c)->ev_seq + 1;
+	}
+	rc = jobq_lmdb__buf_append(&c->evb, b.data, b.size);
+	jobq_lmdb__buf_free(&b);
+	if (rc < 0) {
+		return rc;
+	}
+	++meta(c)->ev_seq;
+	c->wrote_events = 1;
+	return 0;
+}
+
+/* Writes the transaction's events under one key: its first event's sequence number. */
+static int
+ev_flush(lmdb_wctx *c) {
+	if (c->evb.size == 0) {
+		return 0;
+	}
 	kb k;
 	kb_q(&k, c->q);
-	kb_u64(&k, (uint64_t)++meta(c)->ev_seq);
-	MDB_val key = kv(&k), v = {b.size, b.data};
+	kb_u64(&k, (uint64_t)c->ev_first);
+	MDB_val key = kv(&k), v = {c->evb.size, c->evb.data};
 	int mrc = mdb_put(c->txn, dbi(c->e, DBI_EVENTS), &key, &v, MDB_APPEND);
 	if (mrc == MDB_KEYEXIST) { /* MDB_APPEND needs the largest key of the whole DBI */
 		mrc = mdb_put(c->txn, dbi(c->e, DBI_EVENTS), &key, &v, 0);
 	}
-	jobq_lmdb__buf_free(&b);
-	if (mrc) {
-		return mdb_fail(c, mrc, "writing an event");
-	}
-	c->wrote_events = 1;
-	return 0;
+	c->evb.size = 0;
+	return mrc ? mdb_fail(c, mrc, "writing events") : 0;
 }
 
 static int
@@ -439,14 +454,11 @@ del_prefix(lmdb_wctx *c, int which, const kb *prefix, del_pred pred, void *arg) 
 	return mrc ? mdb_fail(c, mrc, "deleting") : 0;
 }
 
-static int
-ev_older(const MDB_val *key, const kb *prefix, void *arg) {
-	uint64_t limit = *(const uint64_t *)arg;
-	return key->mv_size == prefix->n + 8 &&
-	       rd_u64((const unsigned char *)key->mv_data + prefix->n) <= limit;
-}
-
-/* Approximate trim: every 1024 events, drop those older than the newest LMDB_EVENTS_KEEP. */
+/*
+ * Approximate trim: every 1024 events, drop those older than the newest LMDB_EVENTS_KEEP. A key
+ * holds the events from its sequence number up to the next key's, so it goes when the next
+ * key starts at or below the limit + 1 (at least LMDB_EVENTS_KEEP events stay).
+ */
 static int
 ev_trim(lmdb_wctx *c) {
 	int64_t seq = meta(c)->ev_seq;
@@ -456,7 +468,32 @@ ev_trim(lmdb_wctx *c) {
 	uint64_t limit = (uint64_t)(seq - LMDB_EVENTS_KEEP);
 	kb p;
 	kb_q(&p, c->q);
-	return del_prefix(c, DBI_EVENTS, &p, ev_older, &limit);
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(c->txn, dbi(c->e, DBI_EVENTS), &cur);
+	if (mrc) {
+		return mdb_fail(c, mrc, "opening a cursor");
+	}
+	MDB_val k = kv(&p), v;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0 && has_prefix(&k, &p) && k.mv_size == p.n + 8) {
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		if (mrc || !has_prefix(&k, &p) || k.mv_size != p.n + 8 ||
+		    rd_u64((const unsigned char *)k.mv_data + p.n) > limit + 1) {
+			break;
+		}
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+		if (mrc == 0) {
+			mrc = mdb_cursor_del(cur, 0);
+		}
+		if (mrc == 0) { /* after a delete, the entry that followed the deleted one */
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+	}
+	mdb_cursor_close(cur);
+	if (mrc == MDB_NOTFOUND) {
+		mrc = 0;
+	}
+	return mrc ? mdb_fail(c, mrc, "trimming events") : 0;
 }
 
 /* --- the operation runner ------------------------------------------------------------------------
@@ -479,7 +516,10 @@ op_body(lmdb_wctx *c, void *arg) {
 	if (rc < 0 && !c->commit_anyway) {
 		return rc;
 	}
-	int frc = ev_trim(c);
+	int frc = ev_flush(c);
+	if (frc == 0) {
+		frc = ev_trim(c);
+	}
 	if (frc == 0) {
 		frc = meta_flush(c);
 	}
@@ -1786,6 +1826,7 @@ obliterate_body(lmdb_wctx *c, void *arg) {
 	memset(&c->m, 0, sizeof(c->m));
 	c->m.ev_seq = ev_seq;
 	c->ev_start = ev_seq;
+	c->evb.size = 0;     /* events of this transaction so far go with the others */
 	c->wrote_events = 1; /* wake readers */
 	return 0;
 }
@@ -2089,16 +2130,43 @@ events_once(jobq_event_list *list, jobq_backend_queue *q, uint64_t *after, int *
 	kb_u64(&k0, *after + 1);
 	MDB_val k = kv(&k0), v;
 	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	/* A key holds the events from its sequence number on: the one holding after + 1 may be
+	 * the key before. */
+	if (mrc == MDB_NOTFOUND ||
+	    (mrc == 0 && !(has_prefix(&k, &p) && k.mv_size == p.n + 8 &&
+	                   rd_u64((const unsigned char *)k.mv_data + p.n) == *after + 1))) {
+		int prc = mdb_cursor_get(cur, &k, &v, mrc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+		if (prc == 0 && has_prefix(&k, &p) && k.mv_size == p.n + 8) {
+			mrc = 0;
+		} else {
+			k = kv(&k0);
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		}
+	}
 	while (mrc == 0 && has_prefix(&k, &p) && k.mv_size == p.n + 8 && *got < max) {
 		uint64_t seq = rd_u64((const unsigned char *)k.mv_data + p.n);
-		char id[24];
-		snprintf(id, sizeof(id), "%" PRIu64, seq);
-		rc = jobq_lmdb__event_decode_append(list, id, v.mv_data, v.mv_size);
+		const char *b = v.mv_data;
+		size_t left = v.mv_size;
+		while (left > 0 && *got < max) {
+			char id[24];
+			snprintf(id, sizeof(id), "%" PRIu64, seq);
+			size_t used = 0;
+			int take = seq > *after;
+			rc = jobq_lmdb__event_decode_append(take ? list : NULL, id, b, left, &used);
+			if (rc < 0) {
+				break;
+			}
+			if (take) {
+				*after = seq;
+				(*got)++;
+			}
+			b += used;
+			left -= used;
+			seq++;
+		}
 		if (rc < 0) {
 			break;
 		}
-		*after = seq;
-		(*got)++;
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
