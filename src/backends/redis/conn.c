@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "jobq_lua.h"
@@ -368,6 +369,43 @@ rq_connect_check(redis_backend *b) {
 	return 0;
 }
 
+/*
+ * One command without the SIGPIPE guard's four system calls: the command is written with
+ * send(MSG_NOSIGNAL), which never raises SIGPIPE, and hiredis only reads the reply (its
+ * output buffer stays empty, so it writes nothing). NULL and c->err set on I/O errors.
+ */
+static redisReply *
+command_nosignal(redisContext *c, int argc, const char **argv, const size_t *lens) {
+	char *cmd = NULL;
+	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	if (len < 0 || cmd == NULL) {
+		c->err = REDIS_ERR_OOM;
+		snprintf(c->errstr, sizeof(c->errstr), "out of memory formatting a command");
+		return NULL;
+	}
+	for (size_t off = 0; off < (size_t)len;) {
+		ssize_t n = send(c->fd, cmd + off, (size_t)len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			c->err = REDIS_ERR_IO;
+			snprintf(c->errstr, sizeof(c->errstr), "%s",
+			         n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
+			             ? "write timed out"
+			         : n < 0 ? strerror(errno)
+			                 : "connection closed");
+			free(cmd);
+			return NULL;
+		}
+		off += (size_t)n;
+	}
+	free(cmd);
+	void *reply = NULL;
+	if (redisGetReply(c, &reply) != REDIS_OK)
+		return NULL;
+	return reply;
+}
+
 redisReply *
 rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **argv,
            const size_t *lens) {
@@ -376,10 +414,7 @@ rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **arg
 		*rc = rq_conn_get(&conn, b, 0);
 		if (*rc < 0)
 			return NULL;
-		sigpipe_guard g;
-		sigpipe_block(&g);
-		redisReply *r = redisCommandArgv(conn->c, argc, argv, lens);
-		sigpipe_unblock(&g);
+		redisReply *r = command_nosignal(conn->c, argc, argv, lens);
 		if (r == NULL) {
 			char err[128];
 			snprintf(err, sizeof(err), "%s", conn->c->errstr);
