@@ -57,6 +57,7 @@ struct jobq_worker {
 	pthread_cond_t done_cv;  /* a handler finished a job or a thread exited */
 	int waiter_active;
 	uint64_t work_gen;
+	atomic_uint idle_waiters; /* threads waiting on idle_cv for the waiter's news */
 	uint64_t clock_gen;
 	unsigned int alive;
 	slot *slots;
@@ -386,6 +387,21 @@ wait_real_ms(jobq_worker *w, pthread_cond_t *cv, int64_t ms) {
 	pthread_mutex_unlock(&w->mu);
 }
 
+/*
+ * Wakes one idle handler thread to try a fetch. Waking one at a time, and a thread that got
+ * work waking the next, keeps a hundred threads from becoming runnable at once on two cores
+ * (the one holding the job would wait behind them).
+ */
+static void
+wake_one_idle(jobq_worker *w) {
+	if (atomic_load(&w->idle_waiters) == 0)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->work_gen++;
+	pthread_cond_signal(&w->idle_cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 /* One thread blocks in the backend; the others wait for it to come back with news. */
 static void
 wait_for_work(jobq_worker *w, int64_t next_due_ms) {
@@ -394,8 +410,10 @@ wait_for_work(jobq_worker *w, int64_t next_due_ms) {
 	pthread_mutex_lock(&w->mu);
 	if (w->waiter_active) {
 		uint64_t gen = w->work_gen;
+		atomic_fetch_add(&w->idle_waiters, 1);
 		while (w->work_gen == gen && !atomic_load(&w->stopping))
 			pthread_cond_wait(&w->idle_cv, &w->mu);
+		atomic_fetch_sub(&w->idle_waiters, 1);
 		pthread_mutex_unlock(&w->mu);
 		return;
 	}
@@ -417,9 +435,8 @@ wait_for_work(jobq_worker *w, int64_t next_due_ms) {
 
 	pthread_mutex_lock(&w->mu);
 	w->waiter_active = 0;
-	w->work_gen++;
-	pthread_cond_broadcast(&w->idle_cv);
 	pthread_mutex_unlock(&w->mu);
+	wake_one_idle(w);
 }
 
 static void *
@@ -452,6 +469,7 @@ handler_thread(void *arg) {
 			                    : error_backoff * 2;
 		} else {
 			error_backoff = ERROR_BACKOFF_MIN_MS;
+			wake_one_idle(w); /* there may be more work: pass the news on */
 			run_batch(w, s, b);
 		}
 	}
