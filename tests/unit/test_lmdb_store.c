@@ -437,6 +437,60 @@ test_events_read_inside_a_transaction(void **state) {
 	jobq_store_close(s);
 }
 
+/*
+ * Completing a job removed on completion (the path that does not decode the record): a wrong
+ * token changes nothing; the right one deletes the job, its logs and its dedup key and writes
+ * `completed` then `drained`.
+ */
+static void
+test_complete_removed(void **state) {
+	fixture *f = *state;
+	jobq_store *s;
+	assert_int_equal(jobq_store_open(&s, f->url, NULL), 0);
+	jobq_queue *q;
+	assert_int_equal(jobq_queue_open(&q, s, "gone"), 0);
+	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+	o.remove_on_complete.mode = JOBQ_KEEP_NONE;
+	o.dedup_id = "dd";
+	jobq_job_id id, again;
+	assert_int_equal(jobq_queue_add(&id, q, "x", "1", 1, &o), 0);
+	assert_true(jobq_queue_add_log(q, id.str, "a line") >= 0);
+	jobq_job *job;
+	assert_int_equal(jobq_queue_fetch(&job, q, 30000), 0);
+	assert_string_equal(jobq_job_id_of(job), id.str);
+	assert_int_equal(jobq_queue_complete(q, id.str, "not-the-token", "7"), JOBQ_ELOCKLOST);
+	jobq_counts n;
+	assert_int_equal(jobq_queue_counts(&n, q), 0);
+	assert_int_equal(n.active, 1);
+	assert_int_equal(jobq_queue_complete(q, id.str, jobq_job_token(job), "7"), 0);
+	jobq_job_free(job);
+	assert_int_equal(jobq_queue_counts(&n, q), 0);
+	assert_int_equal(n.active + n.completed + n.waiting, 0);
+	jobq_job *gone = NULL;
+	assert_int_not_equal(jobq_queue_get_job(&gone, q, id.str), 0);
+	jobq_strings *logs = NULL;
+	int rc = jobq_queue_get_logs(&logs, q, id.str, 0, 10);
+	if (rc == 0) {
+		assert_int_equal(logs->count, 0);
+		jobq_strings_free(logs);
+	}
+	jobq_event_list *l;
+	assert_int_equal(jobq_events_read(&l, q, JOBQ_EVENTS_START, 100, 0), 0);
+	size_t count = jobq_event_list_count(l);
+	assert_true(count >= 2);
+	const jobq_event *done = jobq_event_list_at(l, count - 2);
+	assert_string_equal(done->event, "completed");
+	assert_string_equal(done->job_id, id.str);
+	assert_string_equal(jobq_event_get(done, "returnvalue"), "7");
+	assert_string_equal(jobq_event_list_at(l, count - 1)->event, "drained");
+	jobq_event_list_free(l);
+	/* The dedup key went with the job: the same dedup id creates a new job. */
+	assert_int_equal(jobq_queue_add(&again, q, "x", "1", 1, &o), 0);
+	assert_string_not_equal(again.str, id.str);
+	jobq_queue_close(q);
+	jobq_store_close(s);
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +505,7 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(test_events_read_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events_read_inside_a_transaction, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_complete_removed, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("lmdb.store", tests, NULL, NULL);
 }

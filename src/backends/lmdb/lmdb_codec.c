@@ -586,6 +586,76 @@ mp_keep(mp_rd *r, jobq_keep *k, uint64_t *left) {
 	k->age_ms = v[2];
 }
 
+/* A str/bin left in place: 1 (and *p, *n set) or 0 for anything else (skipped). */
+static int
+mp_strref(mp_rd *r, const char **p, size_t *n) {
+	const unsigned char *at0 = r->p;
+	uint64_t len = 0;
+	double f;
+	if (mp_head(r, &len, &f) != 's') {
+		r->p = at0;
+		mp_skip(r);
+		return 0;
+	}
+	*p = (const char *)r->p;
+	*n = (size_t)len;
+	mp_skip_bytes(r, len);
+	return !r->bad;
+}
+
+int
+jobq_lmdb__rec_peek(lmdb_peek *pk, const void *buf, size_t len) {
+	mp_rd rd = {buf, (const unsigned char *)buf + len, 0};
+	uint64_t n = 0;
+	double f;
+	memset(pk, 0, sizeof(*pk));
+	if (mp_head(&rd, &n, &f) != 'a' || rd.bad) {
+		return JOBQ_EIO;
+	}
+	for (uint64_t i = 0; i < n && i < 24 && !rd.bad; i++) {
+		switch (i) {
+		case 3:
+			pk->state = mp_i64(&rd);
+			break;
+		case 17:
+			pk->has_token = mp_strref(&rd, &pk->token, &pk->token_len);
+			break;
+		case 18:
+			pk->lock_until = mp_i64(&rd);
+			break;
+		case 19:
+			pk->ia = mp_i64(&rd);
+			break;
+		case 20:
+			pk->ib = (uint64_t)mp_i64(&rd);
+			break;
+		case 22:
+			pk->log_count = (uint64_t)mp_i64(&rd);
+			break;
+		case 23: {
+			const unsigned char *at0 = rd.p;
+			uint64_t on = 0;
+			if (mp_head(&rd, &on, &f) != 'a') {
+				rd.p = at0;
+				mp_skip(&rd);
+				break;
+			}
+			for (uint64_t k = 0; k < on && k <= 18 && !rd.bad; k++) {
+				if (k == 18) {
+					pk->has_dedup = mp_strref(&rd, &pk->dedup, &pk->dedup_len);
+				} else {
+					mp_skip(&rd);
+				}
+			}
+			break;
+		}
+		default:
+			mp_skip(&rd);
+		}
+	}
+	return rd.bad ? JOBQ_EIO : 0;
+}
+
 int
 jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) {
 	mp_rd rd = {buf, (const unsigned char *)buf + len, 0};

@@ -188,6 +188,16 @@ void jobq_lmdb__buf_free(lmdb_buf *b);
 int jobq_lmdb__buf_append(lmdb_buf *b, const void *p, size_t n);
 int jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r);
 int jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len);
+/* The fields a completion checks and deletes by, pointing into the record's bytes. */
+typedef struct lmdb_peek {
+	int64_t state, lock_until, ia;
+	uint64_t ib, log_count;
+	const char *token, *dedup; /* not NUL-terminated */
+	size_t token_len, dedup_len;
+	int has_token, has_dedup;
+} lmdb_peek;
+/* 0, or JOBQ_EIO (no error set) if the record is not one. */
+int jobq_lmdb__rec_peek(lmdb_peek *pk, const void *buf, size_t len);
 int jobq_lmdb__qmeta_encode(lmdb_buf *b, const lmdb_qmeta *m);
 int jobq_lmdb__qmeta_decode(lmdb_qmeta *m, const void *buf, size_t len);
 /* Events: [name, job id | nil, k, v, ...]. */

@@ -559,8 +559,7 @@ dedup_key(kb *k, const jobq_backend_queue *q, const char *dedup_id) {
 
 /* Releases the job's dedup key: on removal always, on finish unless a TTL still runs. */
 static int
-dedup_release(lmdb_wctx *c, const lmdb_rec *r, int finishing, int64_t now) {
-	const char *did = r->j->opts.dedup_id;
+dedup_release_id(lmdb_wctx *c, const char *id, const char *did, int finishing, int64_t now) {
 	if (!did || !*did) {
 		return 0;
 	}
@@ -582,7 +581,7 @@ dedup_release(lmdb_wctx *c, const lmdb_rec *r, int finishing, int64_t now) {
 	if (rc < 0) {
 		return rc;
 	}
-	if (strcmp(owner, r->j->id) != 0) {
+	if (strcmp(owner, id) != 0) {
 		return 0;
 	}
 	if (finishing && exp > now) {
@@ -590,6 +589,11 @@ dedup_release(lmdb_wctx *c, const lmdb_rec *r, int finishing, int64_t now) {
 	}
 	mrc = mdb_del(c->txn, dbi(c->e, DBI_DEDUP), &key, NULL);
 	return mrc ? mdb_fail(c, mrc, "deleting a dedup key") : 0;
+}
+
+static int
+dedup_release(lmdb_wctx *c, const lmdb_rec *r, int finishing, int64_t now) {
+	return dedup_release_id(c, r->j->id, r->j->opts.dedup_id, finishing, now);
 }
 
 /* Deletes a loaded job: index entry, record, logs, owned dedup key. */
@@ -1232,9 +1236,79 @@ maybe_drained(lmdb_wctx *c) {
 	return 0;
 }
 
+/*
+ * Completion of a job removed on completion, without decoding its record: the lock check and
+ * the deletions need only the fields lmdb_peek reads. Returns 1 to leave the job to the full
+ * path (which also words every lock error) - whenever the check fails or the record is odd.
+ */
+static int
+complete_removed(lmdb_wctx *c, const lock_args *a) {
+	kb k;
+	job_key(&k, c->q, a->id);
+	if (k.overflow || !a->token) {
+		return 1;
+	}
+	MDB_val key = kv(&k), v;
+	int mrc = mdb_get(c->txn, dbi(c->e, DBI_JOBS), &key, &v);
+	if (mrc) {
+		return mrc == MDB_NOTFOUND ? 1 : mdb_fail(c, mrc, "reading a job");
+	}
+	lmdb_peek pk;
+	char dedup[LMDB_KEY_MAX + 1];
+	if (jobq_lmdb__rec_peek(&pk, v.mv_data, v.mv_size) < 0 || pk.state != JOBQ_STATE_ACTIVE ||
+	    !pk.has_token || pk.token_len != strlen(a->token) ||
+	    memcmp(pk.token, a->token, pk.token_len) != 0 || pk.lock_until <= a->now ||
+	    pk.dedup_len >= sizeof(dedup)) {
+		return 1;
+	}
+	/* The record's bytes are not valid past the next write: copy what is still needed. */
+	memcpy(dedup, pk.has_dedup ? pk.dedup : "", pk.has_dedup ? pk.dedup_len : 0);
+	dedup[pk.has_dedup ? pk.dedup_len : 0] = '\0';
+	kb ik;
+	idx_key(&ik, c->q, JOBQ_STATE_ACTIVE, pk.ia, pk.ib);
+	MDB_val ikey = kv(&ik);
+	mrc = mdb_del(c->txn, dbi(c->e, DBI_ACTIVE), &ikey, NULL);
+	if (mrc && mrc != MDB_NOTFOUND) {
+		return mdb_fail(c, mrc, "removing an index entry");
+	}
+	lmdb_qmeta *m = meta(c);
+	if (m->counts[JOBQ_STATE_ACTIVE] > 0) {
+		m->counts[JOBQ_STATE_ACTIVE]--;
+	}
+	mrc = mdb_del(c->txn, dbi(c->e, DBI_JOBS), &key, NULL);
+	if (mrc) {
+		return mdb_fail(c, mrc, "deleting a job");
+	}
+	int rc = 0;
+	if (pk.log_count > 0) {
+		kb p;
+		if (logs_prefix(&p, c->q, a->id) == 0) {
+			rc = del_prefix(c, DBI_LOGS, &p, NULL, NULL);
+		}
+	}
+	jobq_event_field f[2] = {{"returnvalue", a->result ? a->result : "null"},
+	                         {"prev", "active"}};
+	if (rc == 0) {
+		rc = ev(c, "completed", a->id, 2, f);
+	}
+	if (rc == 0) { /* removed: its dedup key goes whatever its TTL (as job_delete) */
+		rc = dedup_release_id(c, a->id, dedup, 0, a->now);
+	}
+	if (rc == 0) {
+		rc = maybe_drained(c);
+	}
+	return rc;
+}
+
 static int
 complete_body(lmdb_wctx *c, void *arg) {
 	lock_args *a = arg;
+	if (a->keep && a->keep->mode == JOBQ_KEEP_NONE) {
+		int frc = complete_removed(c, a);
+		if (frc != 1) {
+			return frc;
+		}
+	}
 	lmdb_rec r;
 	int rc = load_locked(c, &r, a->id, a->token, a->now);
 	if (rc < 0) {
