@@ -8,10 +8,11 @@
  * (jobq_queue__complete_fetch; BullMQ's moveToFinished with fetchNext). When the backend
  * does that in batches, the thread takes up to BATCH_MAX jobs at once, but only while its
  * handlers are fast: the batch size doubles after a batch that ran within a millisecond and
- * drops back to one as soon as a batch takes longer than BATCH_BUDGET_MS, and the jobs of a
- * batch not started by then are released (back to the front of the queue). Every job a
- * thread holds - running, waiting for its turn, or completed but not yet written - is locked
- * and kept locked by the heartbeat; a crash leaves them to the stalled-job reaper.
+ * drops back to one after a batch that took longer than BATCH_BUDGET_MS. A batch in hand is
+ * run to its end (only closing gives back the jobs not started): giving them back would show
+ * Node BullMQ an extra active/waiting round and count an attempt start that never ran. Every
+ * job a thread holds - running, waiting for its turn, or completed but not yet written - is
+ * locked and kept locked by the heartbeat; a crash leaves them to the stalled-job reaper.
  */
 #include <stdio.h>
 #include <string.h>
@@ -358,13 +359,6 @@ run_batch(jobq_worker *w, slot *s, batch *b) {
 			continue;
 		}
 		run_job(w, s, b, i);
-		if (batching && i + 1 < b->n &&
-		    (elapsed = jobq_clock__monotonic_ms() - start) > BATCH_BUDGET_MS) {
-			/* Slow handlers: let others have the jobs not started yet. */
-			release_rest(w, b, i + 1);
-			b->want = 1;
-			return;
-		}
 	}
 	if (batching && b->n == b->want) {
 		elapsed = jobq_clock__monotonic_ms() - start;
