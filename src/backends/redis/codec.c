@@ -11,35 +11,6 @@
 
 #include "redis_int.h"
 
-static const char *const state_names[JOBQ_STATE__COUNT] = {
-    [JOBQ_STATE_UNKNOWN] = "unknown",
-    [JOBQ_STATE_WAITING] = "waiting",
-    [JOBQ_STATE_PRIORITIZED] = "prioritized",
-    [JOBQ_STATE_DELAYED] = "delayed",
-    [JOBQ_STATE_ACTIVE] = "active",
-    [JOBQ_STATE_COMPLETED] = "completed",
-    [JOBQ_STATE_FAILED] = "failed",
-    [JOBQ_STATE_PAUSED] = "paused",
-    [JOBQ_STATE_WAITING_CHILDREN] = "waiting-children",
-};
-
-const char *
-rq_state_name(jobq_state s) {
-	return (unsigned)s < JOBQ_STATE__COUNT ? state_names[s] : "unknown";
-}
-
-int
-rq_state_parse(jobq_state *out, const char *s) {
-	for (int i = 0; i < JOBQ_STATE__COUNT; i++) {
-		if (strcmp(state_names[i], s) == 0) {
-			*out = (jobq_state)i;
-			return 0;
-		}
-	}
-	*out = JOBQ_STATE_UNKNOWN;
-	return JOBQ_EINVAL;
-}
-
 /* removeOnComplete / removeOnFail: true, false, n, or {count, age (seconds)}. */
 static json_t *
 keep_to_json(const jobq_keep *k) {

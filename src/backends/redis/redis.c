@@ -761,8 +761,9 @@ rq_get(jobq_job **out, jobq_backend_queue *q, const char *id) {
 		freeReplyObject(r);
 		return jobq_error_set(JOBQ_ENOTFOUND, "redis: no job %s in queue", id);
 	}
-	jobq_state st;
-	rq_state_parse(&st, r->element[0]->str ? r->element[0]->str : "unknown");
+	jobq_state st = JOBQ_STATE_UNKNOWN; /* a state name the script did not find stays unknown */
+	if (r->element[0]->str != NULL && jobq_state_parse(&st, r->element[0]->str) < 0)
+		st = JOBQ_STATE_UNKNOWN;
 	rc = rq_job_from_hash(out, id, r->element[1], st);
 	freeReplyObject(r);
 	return rc;
@@ -771,7 +772,7 @@ rq_get(jobq_job **out, jobq_backend_queue *q, const char *id) {
 static int
 rq_list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t offset, size_t limit) {
 	numbuf n1, n2;
-	const char *av[] = {rq_state_name(state), fmt_i64(&n1, (int64_t)offset),
+	const char *av[] = {jobq_state_name(state), fmt_i64(&n1, (int64_t)offset),
 	                    fmt_i64(&n2, (int64_t)limit)};
 	int rc;
 	*out = NULL;
@@ -864,7 +865,7 @@ static int
 rq_clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state, int64_t grace_ms,
          size_t limit, int64_t now_ms) {
 	numbuf n1, n2, n3;
-	const char *av[] = {rq_state_name(state), fmt_i64(&n1, grace_ms),
+	const char *av[] = {jobq_state_name(state), fmt_i64(&n1, grace_ms),
 	                    fmt_i64(&n2, (int64_t)limit), fmt_i64(&n3, now_ms)};
 	int rc;
 	redisReply *r = rq_script(&rc, q, JOBQ_LUA_CLEAN, 4, av, NULL);

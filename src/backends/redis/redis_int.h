@@ -125,7 +125,5 @@ int rq_job_from_hash(jobq_job **out, const char *id, const redisReply *hash, job
 /* The same in one allocation, with the lock token `token` (NULL: none) stored with it. */
 int rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *hash,
                   jobq_state state, const char *token);
-int rq_state_parse(jobq_state *out, const char *s);
-const char *rq_state_name(jobq_state s);
 
 #endif
