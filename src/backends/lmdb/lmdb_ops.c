@@ -1938,11 +1938,11 @@ select_ids(lmdb_wctx *c, idlist *l, const char *id, jobq_state state) {
 	return idlist_push(l, &idv, 0);
 }
 
+/* Moves job a->id (NULL: every job) from delayed or failed back to waiting or prioritized. */
 static int
-promote_body(lmdb_wctx *c, void *arg) {
-	admin_args *a = arg;
+move_to_ready(lmdb_wctx *c, const admin_args *a, jobq_state from) {
 	idlist l;
-	int rc = select_ids(c, &l, a->id, JOBQ_STATE_DELAYED);
+	int rc = select_ids(c, &l, a->id, from);
 	int count = 0;
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		lmdb_rec r;
@@ -1951,7 +1951,14 @@ promote_body(lmdb_wctx *c, void *arg) {
 			continue;
 		}
 		rc = idx_remove(c, &r);
-		r.j->delay_ms = 0;
+		if (from == JOBQ_STATE_DELAYED) {
+			r.j->delay_ms = 0;
+		} else {
+			r.j->finished_on = 0;
+			r.j->processed_on = 0;
+			jobq__free(r.j->failed_reason);
+			r.j->failed_reason = NULL;
+		}
 		if (rc == 0) {
 			rc = make_ready(c, &r, 0);
 		}
@@ -1959,13 +1966,18 @@ promote_body(lmdb_wctx *c, void *arg) {
 			rc = rec_put(c, &r);
 		}
 		if (rc == 0) {
-			rc = ev1(c, "waiting", l.ids[i], "prev", "delayed");
+			rc = ev1(c, "waiting", l.ids[i], "prev", jobq_state_name(from));
 		}
 		rec_free(&r);
 		count++;
 	}
 	idlist_free(&l);
 	return rc < 0 ? rc : count;
+}
+
+static int
+promote_body(lmdb_wctx *c, void *arg) {
+	return move_to_ready(c, arg, JOBQ_STATE_DELAYED);
 }
 
 static int
@@ -1976,35 +1988,7 @@ lm_promote(jobq_backend_queue *q, const char *id, int64_t now_ms) {
 
 static int
 retry_body(lmdb_wctx *c, void *arg) {
-	admin_args *a = arg;
-	idlist l;
-	int rc = select_ids(c, &l, a->id, JOBQ_STATE_FAILED);
-	int count = 0;
-	for (size_t i = 0; rc == 0 && i < l.n; i++) {
-		lmdb_rec r;
-		rc = rec_load(c, &r, l.ids[i]);
-		if (rc <= 0) {
-			continue;
-		}
-		rc = idx_remove(c, &r);
-		r.j->finished_on = 0;
-		r.j->processed_on = 0;
-		jobq__free(r.j->failed_reason);
-		r.j->failed_reason = NULL;
-		if (rc == 0) {
-			rc = make_ready(c, &r, 0);
-		}
-		if (rc == 0) {
-			rc = rec_put(c, &r);
-		}
-		if (rc == 0) {
-			rc = ev1(c, "waiting", l.ids[i], "prev", "failed");
-		}
-		rec_free(&r);
-		count++;
-	}
-	idlist_free(&l);
-	return rc < 0 ? rc : count;
+	return move_to_ready(c, arg, JOBQ_STATE_FAILED);
 }
 
 static int
