@@ -12,26 +12,11 @@
 --- @include "includes/keys"
 --- @include "includes/events"
 --- @include "includes/ready"
+--- @include "includes/moveset"
 
 local function promoteOne(id)
   redis.call("HSET", qp .. id, "delay", 0)
   makeReady(id, false)
   emit("waiting", "jobId", id, "prev", "delayed")
 end
-local id = ARGV[2]
-if id ~= "" then
-  if redis.call("EXISTS", qp .. id) == 0 then
-    return -1
-  end
-  if redis.call("ZREM", delayedKey, id) == 0 then
-    return -3
-  end
-  promoteOne(id)
-  return 1
-end
-local ids = redis.call("ZRANGE", delayedKey, 0, -1)
-for _, did in ipairs(ids) do
-  redis.call("ZREM", delayedKey, did)
-  promoteOne(did)
-end
-return #ids
+return moveFromSet(delayedKey, ARGV[2], promoteOne)

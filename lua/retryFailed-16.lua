@@ -12,6 +12,7 @@
 --- @include "includes/keys"
 --- @include "includes/events"
 --- @include "includes/ready"
+--- @include "includes/moveset"
 --- @include "includes/failure"
 
 local function retryOne(id)
@@ -19,20 +20,4 @@ local function retryOne(id)
   makeReady(id, jobIsLifo(id))
   emit("waiting", "jobId", id, "prev", "failed")
 end
-local id = ARGV[2]
-if id ~= "" then
-  if redis.call("EXISTS", qp .. id) == 0 then
-    return -1
-  end
-  if redis.call("ZREM", failedKey, id) == 0 then
-    return -3
-  end
-  retryOne(id)
-  return 1
-end
-local ids = redis.call("ZRANGE", failedKey, 0, -1)
-for _, fid in ipairs(ids) do
-  redis.call("ZREM", failedKey, fid)
-  retryOne(fid)
-end
-return #ids
+return moveFromSet(failedKey, ARGV[2], retryOne)
