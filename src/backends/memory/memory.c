@@ -60,10 +60,10 @@
 #define EV_RING_MIN   256u
 #define EV_RING_MAX   16384u
 #define EV_INLINE     38
-#define GEN_ID_SPACE  24 /* a generated id: up to 20 digits */
+#define GEN_ID_SPACE  21 /* a generated id: up to 20 digits and its NUL */
 #define STACK_BATCH   16
-#define TOKEN_INLINE  48   /* the core's tokens ("<16 hex>:<counter>") fit inline */
-#define BLOCK_ALIGN   64   /* job blocks are allocated in multiples of this */
+#define TOKEN_INLINE  40   /* the core's tokens ("<16 hex>:<counter>", <= 38 bytes) fit inline */
+#define BLOCK_ALIGN   16   /* job blocks are allocated in multiples of this */
 #define RECYCLE_MAX   1024 /* blocks up to this size are carved from the queue's chunks */
 #define NCLASS        (RECYCLE_MAX / BLOCK_ALIGN) /* their size classes (free lists) */
 #define CHUNK_MIN     (64u * 1024)                /* a queue's first chunk; then doubling */
