@@ -86,6 +86,20 @@ typedef struct mopts {
 	jobq_job_options o; /* backoff.custom_type points after the struct */
 } mopts;
 
+/* The fields most jobs never use, in a block of their own (keeps job blocks small). */
+typedef struct mside {
+	char *progress;
+	char *failed_reason;
+	char **stacktrace;
+	size_t stacktrace_count;
+	char **logs;
+	size_t nlogs;
+	size_t logs_cap;
+} mside;
+
+static const mside side_none; /* what a job without a side block reads */
+#define SIDE(j) ((j)->side != NULL ? (const mside *)(j)->side : &side_none)
+
 typedef struct mjob mjob;
 struct mjob {
 	UT_hash_handle hh;
@@ -113,17 +127,11 @@ struct mjob {
 	uint32_t attempts_started;
 	uint32_t attempts_made;
 	uint32_t stalled_count;
-	char *progress;
+	struct mside *side; /* NULL until the job has progress, a failure or logs */
 	char *result;
-	char *failed_reason;
-	char **stacktrace;
-	size_t stacktrace_count;
 	const char *defa; /* deferred failure: a static string or NULL */
 	char *token;      /* tok_inl, or a heap copy of a longer token */
 	int64_t lock_expiry;
-	char **logs;
-	size_t nlogs;
-	size_t logs_cap;
 	uint32_t blk_size; /* bytes of this allocation */
 	char tok_inl[TOKEN_INLINE];
 };
@@ -750,19 +758,31 @@ token_free(mjob *j) {
 	j->token = NULL;
 }
 
+/* The job's side block, allocated on first use (under the lock); NULL: out of memory. */
+static mside *
+side_get(mjob *j) {
+	if (j->side == NULL)
+		j->side = jobq__calloc(1, sizeof(mside));
+	return j->side;
+}
+
 static void
 job_free_mem(mqueue *q, mjob *j) {
 	mopts_unref(q, j->mo);
-	jobq__free(j->progress);
 	result_free(j->result);
-	jobq__free(j->failed_reason);
-	for (size_t i = 0; i < j->stacktrace_count; i++)
-		jobq__free(j->stacktrace[i]);
-	jobq__free(j->stacktrace);
 	token_free(j);
-	for (size_t i = 0; i < j->nlogs; i++)
-		jobq__free(j->logs[i]);
-	jobq__free(j->logs);
+	mside *sd = j->side;
+	if (sd != NULL) {
+		jobq__free(sd->progress);
+		jobq__free(sd->failed_reason);
+		for (size_t i = 0; i < sd->stacktrace_count; i++)
+			jobq__free(sd->stacktrace[i]);
+		jobq__free(sd->stacktrace);
+		for (size_t i = 0; i < sd->nlogs; i++)
+			jobq__free(sd->logs[i]);
+		jobq__free(sd->logs);
+		jobq__free(sd);
+	}
 	block_put(q, j);
 }
 
@@ -899,25 +919,26 @@ opt_len(const char *s) {
  */
 static int
 job_copy(jobq_job **out, const mjob *j, const char *token, size_t token_len) {
+	const mside *sd = SIDE(j);
 	size_t name_len = strlen(j->name);
 	const char *custom = j->mo->o.backoff.custom_type;
-	size_t sz = j->stacktrace_count * sizeof(char *) + j->id_len + 1 + name_len + 1 +
+	size_t sz = sd->stacktrace_count * sizeof(char *) + j->id_len + 1 + name_len + 1 +
 	            j->data_len + 1 + opt_len(j->dedup_id) + opt_len(custom) +
-	            opt_len(j->progress) + opt_len(j->result) + opt_len(j->failed_reason) +
+	            opt_len(sd->progress) + opt_len(j->result) + opt_len(sd->failed_reason) +
 	            opt_len(j->defa) + (token ? token_len + 1 : 0);
-	for (size_t i = 0; i < j->stacktrace_count; i++)
-		sz += strlen(j->stacktrace[i]) + 1;
+	for (size_t i = 0; i < sd->stacktrace_count; i++)
+		sz += strlen(sd->stacktrace[i]) + 1;
 	char *p;
 	jobq_job *c = jobq_job__new_packed(sz, &p);
 	if (c == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory copying job %s",
 		                      j->id);
-	if (j->stacktrace_count > 0) {
+	if (sd->stacktrace_count > 0) {
 		c->stacktrace = (char **)(void *)p;
-		p += j->stacktrace_count * sizeof(char *);
-		for (size_t i = 0; i < j->stacktrace_count; i++)
-			c->stacktrace[i] = pack(&p, j->stacktrace[i], strlen(j->stacktrace[i]));
-		c->stacktrace_count = j->stacktrace_count;
+		p += sd->stacktrace_count * sizeof(char *);
+		for (size_t i = 0; i < sd->stacktrace_count; i++)
+			c->stacktrace[i] = pack(&p, sd->stacktrace[i], strlen(sd->stacktrace[i]));
+		c->stacktrace_count = sd->stacktrace_count;
 	}
 	c->id = pack(&p, j->id, j->id_len);
 	c->name = pack(&p, j->name, name_len);
@@ -937,12 +958,12 @@ job_copy(jobq_job **out, const mjob *j, const char *token, size_t token_len) {
 	c->attempts_started = j->attempts_started;
 	c->attempts_made = j->attempts_made;
 	c->stalled_count = j->stalled_count;
-	if (j->progress)
-		c->progress = pack(&p, j->progress, strlen(j->progress));
+	if (sd->progress)
+		c->progress = pack(&p, sd->progress, strlen(sd->progress));
 	if (j->result)
 		c->result = pack(&p, j->result, strlen(j->result));
-	if (j->failed_reason)
-		c->failed_reason = pack(&p, j->failed_reason, strlen(j->failed_reason));
+	if (sd->failed_reason)
+		c->failed_reason = pack(&p, sd->failed_reason, strlen(sd->failed_reason));
 	if (j->defa)
 		c->deferred_failure = pack(&p, j->defa, strlen(j->defa));
 	if (token)
@@ -1602,14 +1623,17 @@ mem_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_fa
 	pthread_mutex_lock(&q->mu);
 	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
+	mside *sd = NULL;
+	if (rc == 0 && (sd = side_get(j)) == NULL)
+		rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
 	if (rc == 0 && stack != NULL) {
 		char **st =
-		    jobq__realloc(j->stacktrace, (j->stacktrace_count + 1) * sizeof(char *));
+		    jobq__realloc(sd->stacktrace, (sd->stacktrace_count + 1) * sizeof(char *));
 		if (st == NULL) {
 			rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
 		} else {
-			j->stacktrace = st;
-			st[j->stacktrace_count++] = stack;
+			sd->stacktrace = st;
+			st[sd->stacktrace_count++] = stack;
 			stack = NULL;
 		}
 	}
@@ -1622,8 +1646,8 @@ mem_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_fa
 	job_unlink(q, j);
 	drop_lock(j);
 	j->attempts_made++;
-	jobq__free(j->failed_reason);
-	j->failed_reason = reason;
+	jobq__free(sd->failed_reason);
+	sd->failed_reason = reason;
 	if (f->retry_at_ms >= 0 && f->retry_at_ms <= now) {
 		make_ready(q, j, j->mo->o.lifo, 0);
 		ev_job(q, EV_WAITING, j, JOBQ_STATE_ACTIVE);
@@ -1984,8 +2008,10 @@ retry_one(mqueue *q, mjob *j) {
 	job_unlink(q, j);
 	j->finished_on = 0;
 	j->processed_on = 0;
-	jobq__free(j->failed_reason);
-	j->failed_reason = NULL;
+	if (j->side != NULL) {
+		jobq__free(j->side->failed_reason);
+		j->side->failed_reason = NULL;
+	}
 	make_ready(q, j, 0, 0);
 	ev_job(q, EV_WAITING, j, JOBQ_STATE_FAILED);
 }
@@ -2036,11 +2062,14 @@ mem_progress(jobq_backend_queue *q, const char *id, const char *token, const cha
 		rc = jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s",
 		                    id ? id : "(null)", q->name);
 	}
+	mside *sd = NULL;
+	if (rc == 0 && (sd = side_get(j)) == NULL)
+		rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in progress");
 	if (rc == 0) {
-		jobq__free(j->progress);
-		j->progress = copy;
+		jobq__free(sd->progress);
+		sd->progress = copy;
 		copy = NULL;
-		ev_push(q, EV_PROGRESS, j->id, 0, 0, j->progress, NULL);
+		ev_push(q, EV_PROGRESS, j->id, 0, 0, sd->progress, NULL);
 	}
 	pthread_mutex_unlock(&q->mu);
 	jobq__free(copy);
@@ -2060,27 +2089,32 @@ mem_add_log(jobq_backend_queue *q, const char *id, const char *line, int64_t kee
 		                    id ? id : "(null)", q->name);
 		goto out;
 	}
-	if (j->nlogs == j->logs_cap) {
-		size_t ncap = j->logs_cap ? j->logs_cap * 2 : 4;
-		char **nl = jobq__realloc(j->logs, ncap * sizeof(char *));
+	mside *sd = side_get(j);
+	if (sd == NULL) {
+		rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in add_log");
+		goto out;
+	}
+	if (sd->nlogs == sd->logs_cap) {
+		size_t ncap = sd->logs_cap ? sd->logs_cap * 2 : 4;
+		char **nl = jobq__realloc(sd->logs, ncap * sizeof(char *));
 		if (nl == NULL) {
 			rc =
 			    jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in add_log");
 			goto out;
 		}
-		j->logs = nl;
-		j->logs_cap = ncap;
+		sd->logs = nl;
+		sd->logs_cap = ncap;
 	}
-	j->logs[j->nlogs++] = copy;
+	sd->logs[sd->nlogs++] = copy;
 	copy = NULL;
-	if (keep > 0 && j->nlogs > (uint64_t)keep) {
-		size_t drop = j->nlogs - (size_t)keep;
+	if (keep > 0 && sd->nlogs > (uint64_t)keep) {
+		size_t drop = sd->nlogs - (size_t)keep;
 		for (size_t i = 0; i < drop; i++)
-			jobq__free(j->logs[i]);
-		memmove(j->logs, j->logs + drop, (size_t)keep * sizeof(char *));
-		j->nlogs = (size_t)keep;
+			jobq__free(sd->logs[i]);
+		memmove(sd->logs, sd->logs + drop, (size_t)keep * sizeof(char *));
+		sd->nlogs = (size_t)keep;
 	}
-	rc = (int)j->nlogs;
+	rc = (int)sd->nlogs;
 out:
 	pthread_mutex_unlock(&q->mu);
 	jobq__free(copy);
@@ -2100,8 +2134,9 @@ mem_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t s
 		rc = jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s",
 		                    id ? id : "(null)", q->name);
 	} else {
-		for (size_t i = start; i < j->nlogs && (limit == 0 || i - start < limit); i++) {
-			if (jobq_strings__append(&l, j->logs[i], strlen(j->logs[i])) < 0) {
+		const mside *sd = SIDE(j);
+		for (size_t i = start; i < sd->nlogs && (limit == 0 || i - start < limit); i++) {
+			if (jobq_strings__append(&l, sd->logs[i], strlen(sd->logs[i])) < 0) {
 				rc = jobq_error_set(JOBQ_ENOMEM,
 				                    "memory backend: out of memory in get_logs");
 				break;
