@@ -102,7 +102,6 @@ static const mside side_none; /* what a job without a side block reads */
 
 typedef struct mjob mjob;
 struct mjob {
-	UT_hash_handle hh;
 	union {
 		struct {
 			mjob *prev, *next; /* waiting, active, completed, failed */
@@ -210,6 +209,12 @@ typedef struct evring {
 
 typedef struct minstance minstance;
 
+/* A slot of the job table: the id's hash (so probes and growth do not touch the jobs). */
+typedef struct jslot {
+	uint64_t h;
+	mjob *j; /* NULL: free */
+} jslot;
+
 /* A chunk of job blocks: this header, then blocks of BLOCK_ALIGN multiples up to RECYCLE_MAX. */
 typedef struct mchunk {
 	struct mchunk *next;
@@ -224,7 +229,9 @@ struct jobq_backend_queue {
 	uint64_t gen;
 	unsigned int work_waiters;
 	unsigned int ev_waiters;
-	mjob *jobs;
+	struct jslot *jobs; /* the job table: open addressing, linear probing */
+	size_t jobs_cap;    /* 0 or a power of two; at most half full */
+	size_t njobs;
 	mlist waiting, active, completed, failed;
 	struct mtree prio, delayed;
 	size_t nprio, ndelayed;
@@ -339,12 +346,117 @@ list_of(mqueue *q, jobq_state s) {
 	}
 }
 
+/* --- the job table ---------------------------------------------------------------------- */
+
+static uint64_t
+mix64(uint64_t h) {
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdu;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53u;
+	h ^= h >> 33;
+	return h;
+}
+
+/*
+ * Decimal ids (the generated ones) keep runs of 64 consecutive numbers in 64 consecutive
+ * slots (the table has at least 64), the runs spread at random: a bulk add or a worker going
+ * through the queue in order touches a new cache line of the table every 4 jobs, not every
+ * job. Other ids: FNV-1a.
+ */
+static uint64_t
+id_hash(const char *s, size_t n) {
+	if (n > 0 && n <= 19) {
+		uint64_t v = 0;
+		size_t i = 0;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			v = v * 10 + (uint64_t)(s[i++] - '0');
+		if (i == n)
+			return (mix64(v >> 6) & ~(uint64_t)63) | (v & 63);
+	}
+	uint64_t h = 0xcbf29ce484222325u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3u;
+	return mix64(h);
+}
+
 static mjob *
 find_job(mqueue *q, const char *id) {
-	mjob *j = NULL;
-	if (id != NULL)
-		HASH_FIND(hh, q->jobs, id, strlen(id), j);
-	return j;
+	if (id == NULL || q->jobs_cap == 0)
+		return NULL;
+	size_t n = strlen(id), mask = q->jobs_cap - 1;
+	uint64_t h = id_hash(id, n);
+	for (size_t i = h & mask; q->jobs[i].j != NULL; i = (i + 1) & mask) {
+		const mjob *j = q->jobs[i].j;
+		if (q->jobs[i].h == h && j->id_len == n && memcmp(j->id, id, n) == 0)
+			return q->jobs[i].j;
+	}
+	return NULL;
+}
+
+static void
+jobs_put(jslot *t, size_t cap, uint64_t h, mjob *j) {
+	size_t i = h & (cap - 1);
+	while (t[i].j != NULL)
+		i = (i + 1) & (cap - 1);
+	t[i].h = h;
+	t[i].j = j;
+}
+
+/* Room for `extra` more jobs (under the lock); JOBQ_ENOMEM (error not set) if none. */
+static int
+jobs_reserve(mqueue *q, size_t extra) {
+	size_t need = q->njobs + extra;
+	if (need <= q->jobs_cap / 2)
+		return 0;
+	size_t cap = q->jobs_cap ? q->jobs_cap : 64;
+	while (cap / 2 < need) {
+		if (cap > SIZE_MAX / 2 / sizeof(jslot))
+			return JOBQ_ENOMEM;
+		cap *= 2;
+	}
+	jslot *t = jobq__calloc(cap, sizeof(*t));
+	if (t == NULL)
+		return JOBQ_ENOMEM;
+	for (size_t i = 0; i < q->jobs_cap; i++)
+		if (q->jobs[i].j != NULL)
+			jobs_put(t, cap, q->jobs[i].h, q->jobs[i].j);
+	jobq__free(q->jobs);
+	q->jobs = t;
+	q->jobs_cap = cap;
+	return 0;
+}
+
+/* Adds a job whose id is not in the table; jobs_reserve made room. */
+static void
+jobs_add(mqueue *q, mjob *j) {
+	jobs_put(q->jobs, q->jobs_cap, id_hash(j->id, j->id_len), j);
+	q->njobs++;
+}
+
+/* Removes a job from the table (backward shift: no tombstones). */
+static void
+jobs_del(mqueue *q, const mjob *j) {
+	size_t mask = q->jobs_cap - 1;
+	size_t i = id_hash(j->id, j->id_len) & mask;
+	while (q->jobs[i].j != j)
+		i = (i + 1) & mask;
+	for (size_t k = i;;) {
+		q->jobs[i].j = NULL;
+		for (;;) {
+			k = (k + 1) & mask;
+			if (q->jobs[k].j == NULL) {
+				q->njobs--;
+				return;
+			}
+			/* slot k may move back to i unless its home lies in (i, k] */
+			size_t home = q->jobs[k].h & mask;
+			if (((k - home) & mask) >= ((k - i) & mask))
+				break;
+		}
+		q->jobs[i] = q->jobs[k];
+		i = k;
+	}
 }
 
 static mdedup *
@@ -822,7 +934,7 @@ dedup_release_finished(mqueue *q, const mjob *j, int64_t now) {
 static void
 job_delete(mqueue *q, mjob *j) {
 	job_unlink(q, j);
-	HASH_DEL(q->jobs, j);
+	jobs_del(q, j);
 	dedup_release_owned(q, j);
 	job_free_mem(q, j);
 }
@@ -1001,11 +1113,12 @@ check_lock(mjob **out, mqueue *q, const char *id, const char *token, int64_t now
 
 static void
 queue_reset(mqueue *q) {
-	mjob *j, *tmp;
-	HASH_ITER(hh, q->jobs, j, tmp) {
-		HASH_DEL(q->jobs, j);
-		job_free_mem(q, j);
-	}
+	for (size_t i = 0; i < q->jobs_cap; i++)
+		if (q->jobs[i].j != NULL)
+			job_free_mem(q, q->jobs[i].j);
+	jobq__free(q->jobs);
+	q->jobs = NULL;
+	q->jobs_cap = q->njobs = 0;
 	mdedup *d, *dtmp;
 	HASH_ITER(hh, q->dedup, d, dtmp) {
 		dedup_delete(q, d);
@@ -1211,8 +1324,7 @@ add_rollback(mqueue *q, addslot *s, size_t upto, uint64_t counter, uint64_t ev_n
 		}
 		if (s[i].created != NULL) {
 			job_unlink(q, s[i].created);
-			if (s[i].created->hh.tbl != NULL)
-				HASH_DEL(q->jobs, s[i].created);
+			jobs_del(q, s[i].created);
 			mopts_unref(q, s[i].created->mo);
 			s[i].blk = s[i].created;
 			s[i].created = NULL;
@@ -1291,6 +1403,12 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 		if (n > STACK_BATCH)
 			pthread_mutex_lock(&q->mu);
 	}
+	if (jobs_reserve(q, n) < 0) {
+		put_blocks(q, s, n);
+		release_opts(q, s, n);
+		pthread_mutex_unlock(&q->mu);
+		goto oom;
+	}
 	uint64_t counter0 = q->id_counter;
 	uint64_t ev0 = q->ev.next;
 	size_t ready = 0;
@@ -1347,10 +1465,8 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 		cur->refs++;
 		q->last_opts = cur;
 		j->mo = cur;
-		HASH_ADD_KEYPTR(hh, q->jobs, j->id, j->id_len, j);
+		jobs_add(q, j);
 		s[i].created = j;
-		if (j->hh.tbl == NULL)
-			goto oom_locked;
 		if (o->dedup_id) {
 			int64_t expiry = o->dedup_ttl_ms > 0 ? now + o->dedup_ttl_ms : 0;
 			if (d != NULL) {
