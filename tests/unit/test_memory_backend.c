@@ -1143,6 +1143,58 @@ complete_fetch_batches(void **state) {
 	}
 }
 
+/*
+ * The job table: generated ids, custom decimal ids that share low bits (multiples of 64),
+ * and other custom ids; half removed in a scattered order (deletion shifts entries back),
+ * the rest must all still be found, the removed ones not, across table growth.
+ */
+static void
+job_table_finds_after_removals(void **state) {
+	fixture *f = *state;
+	enum { N = 3000 };
+	static char ids[N][JOBQ_ID_MAX + 1];
+	for (int i = 0; i < N; i++) {
+		jobq_job_options o = opts_at(1);
+		char custom[32];
+		if (i % 3 == 1) {
+			snprintf(custom, sizeof(custom), "%d", 1000000 + 64 * i);
+			o.job_id = custom;
+		} else if (i % 3 == 2) {
+			snprintf(custom, sizeof(custom), "c-%d", i);
+			o.job_id = custom;
+		}
+		assert_int_equal(add_job(f, ids[i], "j", &o, 1), JOBQ_ADD_CREATED);
+	}
+	int removed[N] = {0};
+	unsigned x = 12345;
+	for (int k = 0; k < N / 2;) {
+		x = x * 1103515245u + 12345u;
+		int i = (int)((x >> 8) % N);
+		if (removed[i])
+			continue;
+		assert_true(f->b->remove(f->q, ids[i], 2) >= 0);
+		removed[i] = 1;
+		k++;
+	}
+	for (int i = 0; i < N; i++)
+		assert_int_equal(state_of(f, ids[i]),
+		                 removed[i] ? JOBQ_STATE_UNKNOWN : JOBQ_STATE_WAITING);
+	/* the removed custom ids can be added again */
+	for (int i = 0; i < N; i++) {
+		if (!removed[i] || i % 3 == 0)
+			continue;
+		jobq_job_options o = opts_at(3);
+		o.job_id = ids[i];
+		char again[JOBQ_ID_MAX + 1];
+		assert_int_equal(add_job(f, again, "j", &o, 3), JOBQ_ADD_CREATED);
+		assert_string_equal(again, ids[i]);
+	}
+	for (int i = 0; i < N; i++)
+		assert_int_equal(state_of(f, ids[i]), removed[i] && i % 3 == 0
+		                                          ? JOBQ_STATE_UNKNOWN
+		                                          : JOBQ_STATE_WAITING);
+}
+
 /* Blocks of removed jobs are reused by later adds, with their own contents. */
 static void
 removed_blocks_are_reused(void **state) {
@@ -1188,6 +1240,7 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(threads_add_and_process, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(removed_blocks_are_reused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(job_table_finds_after_removals, setup, teardown),
 	    cmocka_unit_test(named_instances_share),
 	};
 	return cmocka_run_group_tests_name("memory_backend", tests, NULL, NULL);
