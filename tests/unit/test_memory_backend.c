@@ -841,9 +841,12 @@ t_realloc(void *ctx, void *p, size_t n) {
 	return alloc_count++ == alloc_fail_at ? NULL : realloc(p, n);
 }
 
+static long free_count;
+
 static void
 t_free(void *ctx, void *p) {
 	(void)ctx;
+	free_count += p != NULL;
 	free(p);
 }
 
@@ -1195,6 +1198,38 @@ job_table_finds_after_removals(void **state) {
 		                                          : JOBQ_STATE_WAITING);
 }
 
+/*
+ * A queue that empties gives back all but one chunk of job blocks (and its large job table)
+ * and carves that one again: jobs added afterwards have their own contents (valgrind: no use
+ * of freed chunks).
+ */
+static void
+emptied_queue_reuses_its_memory(void **state) {
+	fixture *f = *state;
+	for (int round = 0; round < 3; round++) {
+		char first[JOBQ_ID_MAX + 1], id[JOBQ_ID_MAX + 1];
+		for (int i = 0; i < 2000; i++) /* ~1 MB of blocks: several chunks */
+			add_plain(f, i == 0 ? first : id, 10 + round);
+		jobq_job *j = NULL;
+		assert_int_equal(f->b->get(&j, f->q, first), 0);
+		assert_string_equal(j->data, "{}");
+		assert_int_equal(j->timestamp, 10 + round);
+		jobq_job_free(j);
+		jobq_allocator a = {NULL, t_malloc, t_realloc, t_free};
+		alloc_fail_at = -1;
+		free_count = 0;
+		assert_int_equal(jobq_set_allocator(&a), 0);
+		assert_int_equal(f->b->drain(f->q, 1, 20), 0);
+		jobq_set_allocator(NULL);
+		/* first round: the options and the chunks but the newest (64, 128, 256 KiB; the
+		 * jobs need 672 KiB); later rounds mostly fit in the chunk kept */
+		if (round == 0)
+			assert_true(free_count >= 4);
+		assert_int_equal(state_of(f, first), JOBQ_STATE_UNKNOWN);
+		assert_int_equal(state_of(f, id), JOBQ_STATE_UNKNOWN);
+	}
+}
+
 /* Blocks of removed jobs are reused by later adds, with their own contents. */
 static void
 removed_blocks_are_reused(void **state) {
@@ -1240,6 +1275,7 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(threads_add_and_process, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(removed_blocks_are_reused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(emptied_queue_reuses_its_memory, setup, teardown),
 	    cmocka_unit_test_setup_teardown(job_table_finds_after_removals, setup, teardown),
 	    cmocka_unit_test(named_instances_share),
 	};

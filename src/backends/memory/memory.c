@@ -218,6 +218,7 @@ typedef struct jslot {
 /* A chunk of job blocks: this header, then blocks of BLOCK_ALIGN multiples up to RECYCLE_MAX. */
 typedef struct mchunk {
 	struct mchunk *next;
+	size_t size, extra; /* carvable bytes, and bytes more for alignment */
 } mchunk;
 
 struct jobq_backend_queue {
@@ -245,6 +246,7 @@ struct jobq_backend_queue {
 	struct mchunk *chunks;      /* the chunks blocks are carved from (newest first) */
 	char *carve_at, *carve_end; /* the unused rest of the newest chunk */
 	size_t chunk_next;          /* the size of the next chunk */
+	unsigned int adders;        /* adds holding carved blocks (they may unlock a while) */
 	evring ev;
 	char name[]; /* NUL-terminated */
 };
@@ -832,6 +834,8 @@ block_get(mqueue *q, size_t size) {
 		if (ch == NULL)
 			return NULL;
 		ch->next = q->chunks;
+		ch->size = csize;
+		ch->extra = extra;
 		q->chunks = ch;
 		chunk_carve_area(q, ch, csize, extra);
 		q->chunk_next = csize < CHUNK_MAX ? csize * 2 : CHUNK_MAX;
@@ -851,6 +855,31 @@ block_put(mqueue *q, mjob *j) {
 		q->spare[c] = j;
 	} else {
 		jobq__free(j);
+	}
+}
+
+/*
+ * When a queue has no job left and no add holds blocks, it keeps only its newest chunk,
+ * carved again from its start (a drained big queue gives its memory back; a queue that
+ * keeps emptying reuses the same warm chunk). The job table goes too if it is large.
+ */
+static void
+queue_trim(mqueue *q) {
+	if (q->njobs != 0 || q->adders != 0 || q->chunks == NULL)
+		return;
+	mchunk *keep = q->chunks, *c = keep->next;
+	keep->next = NULL;
+	while (c != NULL) {
+		mchunk *n = c->next;
+		jobq__free(c);
+		c = n;
+	}
+	memset(q->spare, 0, sizeof(q->spare));
+	chunk_carve_area(q, keep, keep->size, keep->extra);
+	if (q->jobs_cap > 4096) {
+		jobq__free(q->jobs);
+		q->jobs = NULL;
+		q->jobs_cap = 0;
 	}
 }
 
@@ -937,6 +966,7 @@ job_delete(mqueue *q, mjob *j) {
 	jobs_del(q, j);
 	dedup_release_owned(q, j);
 	job_free_mem(q, j);
+	queue_trim(q);
 }
 
 static void
@@ -1227,6 +1257,7 @@ add_block_size(const jobq_add_request *r, size_t *name_len) {
 static int
 take_blocks(mqueue *q, addslot *s, size_t n) {
 	int missing = 0;
+	q->adders++; /* until put_blocks */
 	for (size_t i = 0; i < n; i++) {
 		if (s[i].blk != NULL)
 			continue;
@@ -1240,9 +1271,10 @@ take_blocks(mqueue *q, addslot *s, size_t n) {
 	return missing;
 }
 
-/* Gives the blocks the requests did not use back (under the lock). */
+/* Gives the blocks the requests did not use back (under the lock), once per take_blocks. */
 static void
 put_blocks(mqueue *q, addslot *s, size_t n) {
+	q->adders--;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i].blk != NULL) {
 			block_put(q, s[i].blk);
