@@ -231,6 +231,7 @@ struct jobq_backend_queue {
 	unsigned int work_waiters;
 	unsigned int ev_waiters;
 	struct jslot *jobs; /* the job table: open addressing, linear probing */
+	void *jobs_mem;     /* its allocation (jobs is huge-page aligned in a large one) */
 	size_t jobs_cap;    /* 0 or a power of two; at most half full */
 	size_t njobs;
 	mlist waiting, active, completed, failed;
@@ -417,14 +418,29 @@ jobs_reserve(mqueue *q, size_t extra) {
 			return JOBQ_ENOMEM;
 		cap *= 2;
 	}
-	jslot *t = jobq__calloc(cap, sizeof(*t));
-	if (t == NULL)
+	/* A large table goes on huge pages, like the job blocks (4 KiB pages would fault
+	 * ~16,000 times on the way to a million jobs). */
+	size_t bytes = cap * sizeof(jslot);
+	void *mem = NULL;
+	jslot *t = NULL;
+	if (bytes >= 2 * HUGE_PAGE) {
+		if ((mem = jobq__malloc(bytes + HUGE_PAGE)) == NULL)
+			return JOBQ_ENOMEM;
+		uintptr_t a = ((uintptr_t)mem + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+		t = (jslot *)(void *)((char *)mem + (a - (uintptr_t)mem));
+#ifdef MADV_HUGEPAGE
+		(void)madvise(t, bytes, MADV_HUGEPAGE); /* only a hint */
+#endif
+		memset(t, 0, bytes);
+	} else if ((t = mem = jobq__calloc(cap, sizeof(*t))) == NULL) {
 		return JOBQ_ENOMEM;
+	}
 	for (size_t i = 0; i < q->jobs_cap; i++)
 		if (q->jobs[i].j != NULL)
 			jobs_put(t, cap, q->jobs[i].h, q->jobs[i].j);
-	jobq__free(q->jobs);
+	jobq__free(q->jobs_mem);
 	q->jobs = t;
+	q->jobs_mem = mem;
 	q->jobs_cap = cap;
 	return 0;
 }
@@ -877,7 +893,8 @@ queue_trim(mqueue *q) {
 	memset(q->spare, 0, sizeof(q->spare));
 	chunk_carve_area(q, keep, keep->size, keep->extra);
 	if (q->jobs_cap > 4096) {
-		jobq__free(q->jobs);
+		jobq__free(q->jobs_mem);
+		q->jobs_mem = NULL;
 		q->jobs = NULL;
 		q->jobs_cap = 0;
 	}
@@ -1146,7 +1163,8 @@ queue_reset(mqueue *q) {
 	for (size_t i = 0; i < q->jobs_cap; i++)
 		if (q->jobs[i].j != NULL)
 			job_free_mem(q, q->jobs[i].j);
-	jobq__free(q->jobs);
+	jobq__free(q->jobs_mem);
+	q->jobs_mem = NULL;
 	q->jobs = NULL;
 	q->jobs_cap = q->njobs = 0;
 	mdedup *d, *dtmp;
