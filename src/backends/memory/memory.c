@@ -3,10 +3,14 @@
  * Redis, minus the wire format), per process, fully driven by the core's logical clock.
  *
  * Data structures, per queue (struct jobq_backend_queue):
- * - jobs: a uthash table by id (O(1) lookup). Each job is ONE allocation holding the struct,
- *   its id, name, data and dedup id; mutable strings (result, reason, progress, token, logs)
- *   are separate allocations. Options are interned: consecutive adds with equal options share
- *   one refcounted record (struct mopts), so a bulk add allocates one block per job.
+ * - jobs: an open-addressing table by id (struct jslot: hash + job; decimal ids keep runs of
+ *   64 in consecutive slots). Each job is ONE block holding the struct, its id, name, data
+ *   and dedup id; blocks up to 1 KiB are carved from per-queue chunks (64 KiB doubling to
+ *   8 MiB, huge-page aligned and MADV_HUGEPAGE from 4 MiB) and recycled per 16-byte size
+ *   class; an emptied queue keeps only its newest chunk. Progress, failure and logs live in a
+ *   side block allocated on first use; result and a long token are separate allocations.
+ *   Options are interned: consecutive adds with equal options share one refcounted record
+ *   (struct mopts), so a bulk add allocates nothing per job.
  * - waiting, active, completed, failed: intrusive doubly linked lists (prev/next in the job).
  *   waiting runs from head to tail (head = next to run; lifo, stalled and released jobs go to
  *   the head). active is in fetch order. completed/failed are appended when a job finishes;
