@@ -1,8 +1,8 @@
 /*
  * jobq_queue_add from T threads at once, the jobq counterpart of Node BullMQ's add() with T
- * calls in flight (tools/bench/bullmq_bench.js --inflight T): jobq's add is synchronous, so
- * T adds are in flight when T threads add one job each at a time. Used by
- * tools/bench/compare-redis.sh, which builds it against a jobq build tree.
+ * calls in flight (tools/bench/bullmq_bench.js --inflight T): with jobq's synchronous add,
+ * T adds are in flight when T threads add one job each at a time. tools/bench/run.sh builds
+ * it against a jobq build tree and uses it when `jobq bench` has no --inflight.
  *
  *   redis_add_threads URL THREADS JOBS SIZE
  *

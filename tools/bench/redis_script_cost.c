@@ -1,7 +1,7 @@
 /*
  * The cost on the Redis server of jobq's scripts against the cheapest sequence of Redis calls
- * for the same atomic steps, run alone (no jobq client logic): used by
- * tools/bench/compare-redis.sh (SCRIPT_COST=1), which builds it against a jobq build tree.
+ * for the same atomic steps, run alone (no jobq client logic): the script-cost section of
+ * tools/bench/run.sh, which builds it against a jobq build tree.
  *
  *   redis_script_cost SOCKET [JOBS [add|process]]
  *
