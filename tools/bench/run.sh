@@ -265,7 +265,7 @@ if want redis; then
 				--size "$size" --samples "$samples" --json)
 		fi
 		infl=$(field "$j" add_inflight_per_s)
-		how="one thread, async add"
+		how="async add"
 		if [ "$infl" = - ] && [ -n "$add_threads" ]; then
 			flush
 			t=$(run "redis-jobq-threads-k$k" "$add_threads" "$url" "$k" "$jobs" "$size")
