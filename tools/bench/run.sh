@@ -190,7 +190,8 @@ field() {
 	local v
 	v=$(sed -n 's/.*"'"$2"'":\("[^"]*"\|[^,}]*\).*/\1/p' <<<"$1")
 	v=${v#\"}
-	echo "${v%\"}" | sed 's/^$/-/'
+	v=${v%\"}
+	echo "${v:--}"
 }
 # ratio A B: A/B with two decimals, or "-"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f\n", a / b; else print "-" }'; }
@@ -303,45 +304,43 @@ if want script-cost; then
 fi
 
 # --- memory and lmdb: jobq_bench -----------------------------------------------------------------
-# store_table TITLE NAME=JSON...: the workloads of jobq_bench as rows, one column per store
+# store_table NAME|JSON...: the workloads of jobq_bench as rows, one column per store
 store_table() {
-	local title=$1 w col
-	shift
-	heading "$title"
+	local w col
 	printf '%-6s' "jobs/s"
-	for col in "$@"; do printf ' %28s' "${col%%=*} best (median)"; done
+	for col in "$@"; do printf ' %34s' "${col%%|*} best (median)"; done
 	echo
 	for w in add bulk e2e e2e1; do
 		printf '%-6s' "$w"
 		for col in "$@"; do
-			printf ' %28s' "$(thousands "$(field "${col#*=}" "${w}_per_s")") ($(thousands "$(field "${col#*=}" "${w}_median_per_s")"))"
+			printf ' %34s' "$(thousands "$(field "${col#*|}" "${w}_per_s")") ($(thousands "$(field "${col#*|}" "${w}_median_per_s")"))"
 		done
 		echo
 	done
 }
 if want memory; then
-	echo
+	heading "Memory backend (jobq_bench, $mem_jobs jobs, best of $repeat)"
 	echo "memory: $jobq_bench -u mem:// --jobs $mem_jobs --repeat $repeat --size $size --json"
 	m=$(run memory "$jobq_bench" -u mem:// --jobs "$mem_jobs" --repeat "$repeat" --size "$size" --json)
-	cols=("memory=$m")
+	cols=("memory|$m")
 	if [ "${HUGEPAGES:-0}" = 1 ]; then
 		h=$(GLIBC_TUNABLES=glibc.malloc.hugetlb=1 run memory-hugetlb "$jobq_bench" -u mem:// \
 			--jobs "$mem_jobs" --repeat "$repeat" --size "$size" --json)
-		cols+=("memory, malloc hugetlb=1=$h")
+		cols+=("memory, hugetlb malloc|$h")
 	fi
-	store_table "Memory backend (jobq_bench, $mem_jobs jobs, best of $repeat)" "${cols[@]}"
+	store_table "${cols[@]}"
 fi
 if want lmdb; then
-	echo
+	heading "LMDB backend (jobq_bench, $lmdb_jobs jobs, best of $repeat)"
 	cols=()
 	for mode in group periodic; do
 		echo "lmdb $mode: $jobq_bench -u 'lmdb:DIR?durability=$mode' --jobs $lmdb_jobs --repeat $repeat --size $size --json"
 		l=$(run "lmdb-$mode" "$jobq_bench" -u "lmdb:$tmp/lmdb-$mode?durability=$mode" \
 			--jobs "$lmdb_jobs" --repeat "$repeat" --size "$size" --json)
-		cols+=("LMDB $mode=$l")
+		cols+=("LMDB $mode|$l")
 		rm -rf "${tmp:?}/lmdb-$mode"
 	done
-	store_table "LMDB backend (jobq_bench, $lmdb_jobs jobs, best of $repeat)" "${cols[@]}"
+	store_table "${cols[@]}"
 fi
 
 # --- plot: end to end against concurrency ---------------------------------------------------------
