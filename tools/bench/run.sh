@@ -220,7 +220,7 @@ bullmq_version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$mods/bullmq/pack
 echo "# jobq benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "sections      $only$([ "$quick" = 1 ] && echo " (--quick)")"
 echo "commit        $commit"
-echo "build         $build ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt" 2>/dev/null))"
+echo "build         $build ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt" 2>/dev/null || true))"
 echo "machine       $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
 echo "load average  $(cut -d' ' -f1-3 /proc/loadavg) (start)"
 if want redis || want script-cost || want plot; then
@@ -232,6 +232,11 @@ fi
 echo "sizes         JOBS=$jobs MEM_JOBS=$mem_jobs LMDB_JOBS=$lmdb_jobs SAMPLES=$samples REPEAT=$repeat SIZE=$size"
 echo "              CONCURRENCIES=\"$concs\" PLOT_CONCURRENCIES=\"$plot_concs\""
 echo "output        $out"
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt" 2>/dev/null)
+[ "$build_type" = Release ] ||
+	echo "note: $build is not a Release build (${build_type:-unknown}): figures not comparable"
+awk '$1 >= 1.5 { exit 1 }' /proc/loadavg ||
+	echo "note: load average $(cut -d' ' -f1 /proc/loadavg) at start: other work shares the CPUs, figures are noisy"
 
 # --- redis: jobq against Node BullMQ ---------------------------------------------------------------
 if want redis; then
