@@ -545,9 +545,41 @@ mp_f64(mp_rd *r) {
 	return (double)mp_i64(r);
 }
 
-/* A jobq__malloc'd copy of a str/bin, NULL for anything else. Sets *err on ENOMEM. */
+/*
+ * Where decoded strings go: a jobq__malloc'd copy each (p == NULL), or one after the other
+ * into the storage of a packed job (jobq_job__new_packed), which the record's own length
+ * bounds: every str/bin has a header of at least one byte, room for its NUL.
+ */
+typedef struct str_sink {
+	char *p, *end;
+	int *err;
+} str_sink;
+
 static char *
-mp_str(mp_rd *r, int *err, size_t *len_out) {
+sink_copy(str_sink *s, const void *b, size_t n) {
+	if (!s->p) {
+		char *c = jobq__strndup(n ? (const char *)b : "", n);
+		if (!c) {
+			*s->err = 1;
+		}
+		return c;
+	}
+	if ((size_t)(s->end - s->p) < n + 1) { /* cannot happen (see above); stay safe */
+		*s->err = 2;
+		return NULL;
+	}
+	char *c = s->p;
+	if (n) {
+		memcpy(c, b, n);
+	}
+	c[n] = '\0';
+	s->p += n + 1;
+	return c;
+}
+
+/* A copy of a str/bin (through the sink), NULL for anything else. */
+static char *
+mp_str(mp_rd *r, str_sink *sk, size_t *len_out) {
 	const unsigned char *at0 = r->p;
 	uint64_t n = 0;
 	double f;
@@ -561,12 +593,8 @@ mp_str(mp_rd *r, int *err, size_t *len_out) {
 	if (r->bad) {
 		return NULL;
 	}
-	char *s = jobq__strndup((const char *)b, (size_t)n);
-	if (!s) {
-		*err = 1;
-		return NULL;
-	}
-	if (len_out) {
+	char *s = sink_copy(sk, b, (size_t)n);
+	if (s && len_out) {
 		*len_out = (size_t)n;
 	}
 	return s;
@@ -656,8 +684,9 @@ jobq_lmdb__rec_peek(lmdb_peek *pk, const void *buf, size_t len) {
 	return rd.bad ? JOBQ_EIO : 0;
 }
 
-int
-jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) {
+static int
+rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len, int packed,
+           const char *token) {
 	mp_rd rd = {buf, (const unsigned char *)buf + len, 0};
 	uint64_t n = 0;
 	double fdummy;
@@ -665,13 +694,25 @@ jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) 
 		return jobq_error_set(JOBQ_EIO, "lmdb: corrupt job record (not a msgpack array)");
 	}
 	memset(r, 0, sizeof(*r));
-	jobq_job *j = jobq_job__new();
+	int err = 0;
+	str_sink sink = {NULL, NULL, &err};
+	str_sink *sk = &sink;
+	size_t idlen = strlen(id), toklen = token ? strlen(token) : 0;
+	jobq_job *j;
+	if (packed) {
+		size_t extra = len + idlen + 1 + (token ? toklen + 1 : 0);
+		j = jobq_job__new_packed(extra, &sink.p);
+		sink.end = sink.p + extra;
+	} else {
+		j = jobq_job__new();
+	}
 	if (!j) {
 		return JOBQ_ENOMEM;
 	}
-	int err = 0;
-	j->id = jobq__strdup(id);
-	err |= j->id == NULL;
+	j->id = sink_copy(sk, id, idlen);
+	if (token) {
+		j->token = sink_copy(sk, token, toklen);
+	}
 	uint64_t left = n;
 /* The next field, if the record has it. */
 #define HAVE() (left > 0 && (left--, 1))
@@ -679,7 +720,7 @@ jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) 
 		mp_i64(&rd); /* 0: version */
 	}
 	if (HAVE()) {
-		j->name = mp_str(&rd, &err, NULL);
+		j->name = mp_str(&rd, sk, NULL);
 	}
 	if (HAVE()) {
 		const unsigned char *at0 = rd.p;
@@ -690,9 +731,8 @@ jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) 
 			const unsigned char *b = rd.p;
 			mp_skip_bytes(&rd, dn);
 			if (!rd.bad) {
-				j->data = jobq__memdup(dn ? (const void *)b : "", (size_t)dn);
+				j->data = sink_copy(sk, b, (size_t)dn);
 				j->data_len = (size_t)dn;
-				err |= j->data == NULL;
 			}
 		} else {
 			rd.p = at0;
@@ -715,13 +755,13 @@ jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) 
 	j->attempts_made = (uint32_t)v[7];
 	j->stalled_count = (uint32_t)v[8];
 	if (HAVE()) {
-		j->progress = mp_str(&rd, &err, NULL);
+		j->progress = mp_str(&rd, sk, NULL);
 	}
 	if (HAVE()) {
-		j->result = mp_str(&rd, &err, NULL);
+		j->result = mp_str(&rd, sk, NULL);
 	}
 	if (HAVE()) {
-		j->failed_reason = mp_str(&rd, &err, NULL);
+		j->failed_reason = mp_str(&rd, sk, NULL);
 	}
 	if (HAVE()) { /* 15: stack trace */
 		const unsigned char *at0 = rd.p;
@@ -735,14 +775,15 @@ jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) 
 				}
 			}
 			for (uint64_t i = 0; i < sn && !rd.bad; i++) {
-				char *line = mp_str(&rd, &err, NULL);
+				char *line = mp_str(&rd, sk, NULL);
 				if (!j->stacktrace) {
-					jobq__free(line);
+					if (!packed) {
+						jobq__free(line);
+					}
 					continue;
 				}
 				if (!line) {
-					line = jobq__strdup("");
-					err |= line == NULL;
+					line = sink_copy(sk, "", 0);
 				}
 				j->stacktrace[i] = line;
 			}
@@ -755,10 +796,14 @@ jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) 
 		}
 	}
 	if (HAVE()) {
-		j->deferred_failure = mp_str(&rd, &err, NULL);
+		j->deferred_failure = mp_str(&rd, sk, NULL);
 	}
 	if (HAVE()) {
-		j->token = mp_str(&rd, &err, NULL);
+		if (token) {
+			mp_skip(&rd); /* the caller's token replaces it */
+		} else {
+			j->token = mp_str(&rd, sk, NULL);
+		}
 	}
 	int64_t w[5] = {0};
 	for (int i = 0; i < 5; i++) { /* 18..22 */
@@ -789,13 +834,13 @@ jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) 
 			o->backoff.delay_ms = OHAVE() ? mp_i64(&rd) : 0;
 			o->backoff.jitter = OHAVE() ? mp_f64(&rd) : 0;
 			o->backoff.max_delay_ms = OHAVE() ? mp_i64(&rd) : 0;
-			o->backoff.custom_type = OHAVE() ? mp_str(&rd, &err, NULL) : NULL;
-			o->job_id = OHAVE() ? mp_str(&rd, &err, NULL) : NULL;
+			o->backoff.custom_type = OHAVE() ? mp_str(&rd, sk, NULL) : NULL;
+			o->job_id = OHAVE() ? mp_str(&rd, sk, NULL) : NULL;
 			mp_keep(&rd, &o->remove_on_complete, &ol);
 			mp_keep(&rd, &o->remove_on_fail, &ol);
 			o->keep_logs = OHAVE() ? mp_i64(&rd) : 0;
 			o->size_limit = OHAVE() ? (size_t)mp_i64(&rd) : 0;
-			o->dedup_id = OHAVE() ? mp_str(&rd, &err, NULL) : NULL;
+			o->dedup_id = OHAVE() ? mp_str(&rd, sk, NULL) : NULL;
 			o->dedup_ttl_ms = OHAVE() ? mp_i64(&rd) : 0;
 			o->timestamp = OHAVE() ? mp_i64(&rd) : 0;
 #undef OHAVE
@@ -807,11 +852,93 @@ jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) 
 #undef HAVE
 	if (err || rd.bad) {
 		jobq_job_free(j);
-		return err ? jobq_error_set(JOBQ_ENOMEM, "lmdb: decoding job %s", id)
-		           : jobq_error_set(JOBQ_EIO, "lmdb: corrupt record of job %s", id);
+		return err == 1 ? jobq_error_set(JOBQ_ENOMEM, "lmdb: decoding job %s", id)
+		                : jobq_error_set(JOBQ_EIO, "lmdb: corrupt record of job %s", id);
 	}
 	r->j = j;
 	return 0;
+}
+
+int
+jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len) {
+	return rec_decode(r, id, buf, len, 0, NULL);
+}
+
+int
+jobq_lmdb__rec_decode_packed(lmdb_rec *r, const char *id, const void *buf, size_t len,
+                             const char *token) {
+	return rec_decode(r, id, buf, len, 1, token);
+}
+
+/* --- running entries -------------------------------------------------------------------------- */
+
+#define RUN_VERSION 1
+
+int
+jobq_lmdb__run_encode(lmdb_buf *b, const lmdb_run *run) {
+	buf_start(b);
+	pk_array(b, 8);
+	pk_i64(b, RUN_VERSION);
+	pk_u64(b, run->seq);
+	if (run->token) {
+		pk_str_bytes(b, run->token, run->token_len);
+	} else {
+		pk_nil(b);
+	}
+	pk_i64(b, run->lock_until);
+	pk_i64(b, run->processed_on);
+	pk_u64(b, run->attempts_started);
+	pk_u64(b, run->flags);
+	if (run->dedup) {
+		pk_str_bytes(b, run->dedup, run->dedup_len);
+	} else {
+		pk_nil(b);
+	}
+	return buf_finish(b);
+}
+
+int
+jobq_lmdb__run_decode(lmdb_run *run, const void *buf, size_t len) {
+	mp_rd rd = {buf, (const unsigned char *)buf + len, 0};
+	uint64_t n = 0;
+	double f;
+	memset(run, 0, sizeof(*run));
+	if (mp_head(&rd, &n, &f) != 'a' || rd.bad) {
+		return jobq_error_set(JOBQ_EIO,
+		                      "lmdb: corrupt running entry (not a msgpack array)");
+	}
+	for (uint64_t i = 0; i < n && !rd.bad; i++) {
+		switch (i) {
+		case 1:
+			run->seq = (uint64_t)mp_i64(&rd);
+			break;
+		case 2:
+			if (!mp_strref(&rd, &run->token, &run->token_len)) {
+				run->token = NULL;
+			}
+			break;
+		case 3:
+			run->lock_until = mp_i64(&rd);
+			break;
+		case 4:
+			run->processed_on = mp_i64(&rd);
+			break;
+		case 5:
+			run->attempts_started = (uint32_t)mp_i64(&rd);
+			break;
+		case 6:
+			run->flags = (uint32_t)mp_i64(&rd);
+			break;
+		case 7:
+			if (!mp_strref(&rd, &run->dedup, &run->dedup_len)) {
+				run->dedup = NULL;
+			}
+			break;
+		default:
+			mp_skip(&rd);
+		}
+	}
+	return rd.bad ? jobq_error_set(JOBQ_EIO, "lmdb: corrupt running entry") : 0;
 }
 
 /* --- queue meta ----------------------------------------------------------------------------- */
@@ -859,6 +986,12 @@ int
 jobq_lmdb__event_encode(lmdb_buf *b, const char *name, const char *job_id, size_t nfields,
                         const jobq_event_field *fields) {
 	buf_start(b);
+	return jobq_lmdb__event_append(b, name, job_id, nfields, fields);
+}
+
+int
+jobq_lmdb__event_append(lmdb_buf *b, const char *name, const char *job_id, size_t nfields,
+                        const jobq_event_field *fields) {
 	pk_array(b, 2 + 2 * nfields);
 	pack_str(b, name);
 	pack_str(b, job_id);

@@ -21,8 +21,9 @@
 #include <unistd.h>
 
 #define FORMAT_KEY       "format"
-#define FORMAT_VALUE     "jobq-lmdb/1"
-#define WAKE_MAGIC       0x6a6f6277u /* "jobw" */
+#define FORMAT_VALUE     "jobq-lmdb/2"
+#define FORMAT_V1        "jobq-lmdb/1" /* migrated at open */
+#define WAKE_MAGIC       0x6a6f6277u   /* "jobw" */
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define MAX_MAP_SIZE     ((size_t)1 << 40)
 
@@ -417,6 +418,22 @@ init_store_once(lmdb_env *e, int *again) {
 			}
 		} else if (mrc) {
 			rc = jobq_lmdb__error(mrc, "reading the format record");
+		} else if (v.mv_size == strlen(FORMAT_V1) &&
+		           memcmp(v.mv_data, FORMAT_V1, v.mv_size) == 0) {
+			rc = jobq_lmdb__migrate_v1(e, txn);
+			if (rc == 0) {
+				v.mv_size = strlen(FORMAT_VALUE);
+				v.mv_data = (void *)(uintptr_t)FORMAT_VALUE;
+				mrc = mdb_put(txn, e->dbi[DBI_META], &k, &v, 0);
+				if (mrc && mrc != MDB_MAP_FULL) {
+					rc = jobq_lmdb__error(mrc, "writing the format record");
+				}
+			}
+			if (rc == JOBQ_ENOSPC || (rc == 0 && mrc == MDB_MAP_FULL)) {
+				mdb_txn_abort(txn);
+				*again = 1;
+				return open_resize(e, 1);
+			}
 		} else if (v.mv_size != strlen(FORMAT_VALUE) ||
 		           memcmp(v.mv_data, FORMAT_VALUE, v.mv_size) != 0) {
 			rc = jobq_error_set(JOBQ_EINVAL,

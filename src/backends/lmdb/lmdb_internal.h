@@ -6,14 +6,22 @@
  * Keys of per-queue DBIs start with the queue name and a NUL byte ("Q\0"); integers in keys are
  * big-endian so that byte order is numeric order (signed values are offset by 2^63).
  *
- *   meta      "format" -> "jobq-lmdb/1" (magic and version; a store without it is foreign)
+ *   meta      "format" -> "jobq-lmdb/2" (magic and version; a store without it is foreign;
+ *             a "jobq-lmdb/1" store is migrated at open, see jobq_lmdb__migrate_v1)
  *   queues    Q -> msgpack [counter, paused, event seq, wait head, wait tail, prio front,
  *             seq, count per state...]
  *   jobs      Q\0id -> msgpack job record (lmdb_codec.c)
  *   wait      Q\0pos -> id              (pos: front = smaller)
  *   prio      Q\0priority(4)\0seq -> id
  *   delayed   Q\0due\0seq -> id
- *   active    Q\0seq -> id              (token and lock expiry live in the job record)
+ *   active    Q\0id -> msgpack [version, seq, token, lock expiry, processed_on,
+ *             attempts_started, flags, dedup id | nil]: the running fields of an active job.
+ *             Fetch writes only this entry, not the record: while the entry exists the job is
+ *             active and these fields override the record's (whose state, index key, token,
+ *             lock, processed_on and attempts_started are those from before the fetch), so
+ *             every reader merges them in (rec_load). The job leaves active by deleting the
+ *             entry and, but for a removal, rewriting the record. (Format 1 keyed this index
+ *             Q\0seq -> id and kept the running fields in the record.)
  *   completed Q\0finished_on\0seq -> id (read backwards: newest first)
  *   failed    Q\0finished_on\0seq -> id
  *   dedup     Q\0dedup id -> msgpack [owner id, expires at (0: while the owner lives)]
@@ -137,6 +145,18 @@ typedef struct lmdb_rec {
 	uint64_t log_count;
 } lmdb_rec;
 
+/* The running fields of an active job (DBI_ACTIVE value); strings not NUL-terminated. */
+enum { LMDB_RUN_LOGS = 1 }; /* the job may have log lines */
+typedef struct lmdb_run {
+	uint64_t seq; /* fetch order */
+	int64_t lock_until;
+	int64_t processed_on;
+	uint32_t attempts_started;
+	uint32_t flags;
+	const char *token, *dedup;
+	size_t token_len, dedup_len;
+} lmdb_run;
+
 /* An encoded record: `data` points into `inl` unless the record is bigger. */
 typedef struct lmdb_buf {
 	char *data;
@@ -181,6 +201,9 @@ void jobq_lmdb__wake_all(lmdb_env *e);
 /* Sleeps while the word is `seen`, up to `ms` (capped at 1 s as a backstop). */
 void jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen, int64_t ms);
 
+/* lmdb_ops.c: converts a format-1 store's active index in the open transaction (at open). */
+int jobq_lmdb__migrate_v1(lmdb_env *e, MDB_txn *txn);
+
 /* lmdb_codec.c. The encoders fill `b` (release it with buf_free; nothing to free on error). */
 void jobq_lmdb__buf_init(lmdb_buf *b);
 void jobq_lmdb__buf_free(lmdb_buf *b);
@@ -188,6 +211,13 @@ void jobq_lmdb__buf_free(lmdb_buf *b);
 int jobq_lmdb__buf_append(lmdb_buf *b, const void *p, size_t n);
 int jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r);
 int jobq_lmdb__rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len);
+/* As rec_decode, into one allocation (jobq_job__new_packed) with `token` (if not NULL) as the
+ * job's token: for jobs handed to the core as they are, whose strings are never replaced. */
+int jobq_lmdb__rec_decode_packed(lmdb_rec *r, const char *id, const void *buf, size_t len,
+                                 const char *token);
+/* Running entries; decode points into buf. */
+int jobq_lmdb__run_encode(lmdb_buf *b, const lmdb_run *run);
+int jobq_lmdb__run_decode(lmdb_run *run, const void *buf, size_t len);
 /* The fields a completion checks and deletes by, pointing into the record's bytes. */
 typedef struct lmdb_peek {
 	int64_t state, lock_until, ia;
@@ -202,6 +232,9 @@ int jobq_lmdb__qmeta_encode(lmdb_buf *b, const lmdb_qmeta *m);
 int jobq_lmdb__qmeta_decode(lmdb_qmeta *m, const void *buf, size_t len);
 /* Events: [name, job id | nil, k, v, ...]. */
 int jobq_lmdb__event_encode(lmdb_buf *b, const char *name, const char *job_id, size_t nfields,
+                            const jobq_event_field *fields);
+/* The same, appended to what `b` holds (b initialised); JOBQ_ENOMEM with b marked. */
+int jobq_lmdb__event_append(lmdb_buf *b, const char *name, const char *job_id, size_t nfields,
                             const jobq_event_field *fields);
 /* Decodes the first event of buf (appending it to `list` unless list is NULL); *used gets its
  * length in bytes. */

@@ -216,9 +216,50 @@ meta_flush(lmdb_wctx *c) {
 /* --- records -----------------------------------------------------------------------------------
  */
 
-/* 1 found, 0 absent, < 0 error. */
+/*
+ * Merges the running entry of job `key`, if it has one, into the decoded record: the job is
+ * active, with the entry's token, lock, processed_on and attempts_started.
+ */
 static int
-rec_load_txn(lmdb_rec *r, const jobq_backend_queue *q, MDB_txn *txn, const char *id) {
+run_merge(lmdb_rec *r, const jobq_backend_queue *q, MDB_txn *txn, MDB_val *key) {
+	MDB_val v;
+	int mrc = mdb_get(txn, dbi(q->e, DBI_ACTIVE), key, &v);
+	if (mrc == MDB_NOTFOUND) {
+		return 0;
+	}
+	if (mrc) {
+		return jobq_lmdb__error(mrc, "reading a running entry");
+	}
+	lmdb_run run;
+	int rc = jobq_lmdb__run_decode(&run, v.mv_data, v.mv_size);
+	if (rc < 0) {
+		return rc;
+	}
+	char *tok = NULL;
+	if (run.token) {
+		tok = jobq__strndup(run.token, run.token_len);
+		if (!tok) {
+			return jobq_error_set(JOBQ_ENOMEM, "lmdb: reading a running entry");
+		}
+	}
+	jobq__free(r->j->token);
+	r->j->token = tok;
+	r->j->state = JOBQ_STATE_ACTIVE;
+	r->j->processed_on = run.processed_on;
+	r->j->attempts_started = run.attempts_started;
+	r->lock_until = run.lock_until;
+	r->ia = 0;
+	r->ib = run.seq;
+	return 0;
+}
+
+/*
+ * Loads job `id`: 1 found, 0 absent, < 0 error. `merge`: with its running fields if active
+ * (every caller but those that found the job in the waiting, prioritized or delayed index,
+ * where an active job never is).
+ */
+static int
+rec_load_txn(lmdb_rec *r, const jobq_backend_queue *q, MDB_txn *txn, const char *id, int merge) {
 	kb k;
 	job_key(&k, q, id);
 	if (k.overflow) {
@@ -233,12 +274,25 @@ rec_load_txn(lmdb_rec *r, const jobq_backend_queue *q, MDB_txn *txn, const char 
 		return jobq_lmdb__error(mrc, "reading a job");
 	}
 	int rc = jobq_lmdb__rec_decode(r, id, v.mv_data, v.mv_size);
+	if (rc == 0 && merge) {
+		key = kv(&k);
+		rc = run_merge(r, q, txn, &key);
+		if (rc < 0) {
+			rec_free(r);
+		}
+	}
 	return rc < 0 ? rc : 1;
 }
 
 static int
 rec_load(lmdb_wctx *c, lmdb_rec *r, const char *id) {
-	return rec_load_txn(r, c->q, c->txn, id);
+	return rec_load_txn(r, c->q, c->txn, id, 1);
+}
+
+/* A job found in the waiting, prioritized or delayed index (never active). */
+static int
+rec_load_idle(lmdb_wctx *c, lmdb_rec *r, const char *id) {
+	return rec_load_txn(r, c->q, c->txn, id, 0);
 }
 
 static int
@@ -258,14 +312,47 @@ rec_put(lmdb_wctx *c, const lmdb_rec *r) {
 
 /* --- indexes ---------------------------------------------------------------------------------- */
 
+/* Writes the running entry of active job `r` (seq in r->ib). */
+static int
+run_put(lmdb_wctx *c, const lmdb_rec *r) {
+	const jobq_job *j = r->j;
+	lmdb_run run = {.seq = r->ib,
+	                .lock_until = r->lock_until,
+	                .processed_on = j->processed_on,
+	                .attempts_started = j->attempts_started,
+	                .flags = r->log_count > 0 ? LMDB_RUN_LOGS : 0,
+	                .token = j->token,
+	                .token_len = j->token ? strlen(j->token) : 0,
+	                .dedup = j->opts.dedup_id,
+	                .dedup_len = j->opts.dedup_id ? strlen(j->opts.dedup_id) : 0};
+	lmdb_buf b;
+	int rc = jobq_lmdb__run_encode(&b, &run);
+	if (rc < 0) {
+		return rc;
+	}
+	kb k;
+	job_key(&k, c->q, j->id);
+	MDB_val key = kv(&k), v = {b.size, b.data};
+	int mrc = mdb_put(c->txn, dbi(c->e, DBI_ACTIVE), &key, &v, 0);
+	jobq_lmdb__buf_free(&b);
+	return mrc ? mdb_fail(c, mrc, "writing a running entry") : 0;
+}
+
 static int
 idx_put(lmdb_wctx *c, lmdb_rec *r, jobq_state s) {
-	kb k;
-	idx_key(&k, c->q, s, r->ia, r->ib);
-	MDB_val key = kv(&k), v = {strlen(r->j->id), r->j->id};
-	int mrc = mdb_put(c->txn, dbi(c->e, state_dbi(s)), &key, &v, 0);
-	if (mrc) {
-		return mdb_fail(c, mrc, "writing an index");
+	if (s == JOBQ_STATE_ACTIVE) {
+		int rc = run_put(c, r);
+		if (rc < 0) {
+			return rc;
+		}
+	} else {
+		kb k;
+		idx_key(&k, c->q, s, r->ia, r->ib);
+		MDB_val key = kv(&k), v = {strlen(r->j->id), r->j->id};
+		int mrc = mdb_put(c->txn, dbi(c->e, state_dbi(s)), &key, &v, 0);
+		if (mrc) {
+			return mdb_fail(c, mrc, "writing an index");
+		}
 	}
 	r->j->state = s;
 	meta(c)->counts[s]++;
@@ -280,7 +367,11 @@ idx_remove(lmdb_wctx *c, lmdb_rec *r) {
 		return 0;
 	}
 	kb k;
-	idx_key(&k, c->q, s, r->ia, r->ib);
+	if (s == JOBQ_STATE_ACTIVE) {
+		job_key(&k, c->q, r->j->id);
+	} else {
+		idx_key(&k, c->q, s, r->ia, r->ib);
+	}
 	MDB_val key = kv(&k);
 	int mrc = mdb_del(c->txn, dbi(c->e, d), &key, NULL);
 	if (mrc && mrc != MDB_NOTFOUND) {
@@ -370,16 +461,10 @@ first_id(lmdb_wctx *c, int which, const kb *prefix, char *id, MDB_val *key_out) 
 
 static int
 ev(lmdb_wctx *c, const char *name, const char *job_id, size_t nf, const jobq_event_field *f) {
-	lmdb_buf b;
-	int rc = jobq_lmdb__event_encode(&b, name, job_id, nf, f);
-	if (rc < 0) {
-		return rc;
-	}
 	if (c->evb.size == 0) {
 		c->ev_first = meta(c)->ev_seq + 1;
 	}
-	rc = jobq_lmdb__buf_append(&c->evb, b.data, b.size);
-	jobq_lmdb__buf_free(&b);
+	int rc = jobq_lmdb__event_append(&c->evb, name, job_id, nf, f);
 	if (rc < 0) {
 		return rc;
 	}
@@ -674,6 +759,84 @@ idlist_push(idlist *l, const MDB_val *id, int64_t keyval) {
 	return 0;
 }
 
+typedef struct seq_pos {
+	int64_t seq;
+	size_t pos;
+} seq_pos;
+
+static int
+seq_pos_cmp(const void *a, const void *b) {
+	const seq_pos *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * The active jobs in fetch order (their running entries are keyed by id): keyval gets the
+ * fetch sequence number; with `expired`, only those whose lock expiry is <= *expired.
+ */
+static int
+collect_active(idlist *out, const jobq_backend_queue *q, MDB_txn *txn, size_t offset, size_t limit,
+               const int64_t *expired) {
+	memset(out, 0, sizeof(*out));
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(txn, dbi(q->e, DBI_ACTIVE), &cur);
+	if (mrc) {
+		return jobq_lmdb__error(mrc, "opening a cursor");
+	}
+	kb p;
+	kb_q(&p, q);
+	idlist all;
+	memset(&all, 0, sizeof(all));
+	MDB_val k = kv(&p), v;
+	int rc = 0;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0 && has_prefix(&k, &p)) {
+		lmdb_run run;
+		rc = jobq_lmdb__run_decode(&run, v.mv_data, v.mv_size);
+		if (rc < 0) {
+			break;
+		}
+		if (!expired || run.lock_until <= *expired) {
+			MDB_val id = {k.mv_size - p.n, (char *)k.mv_data + p.n};
+			rc = idlist_push(&all, &id, (int64_t)run.seq);
+			if (rc < 0) {
+				break;
+			}
+		}
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
+		rc = jobq_lmdb__error(mrc, "reading the active index");
+	}
+	/* Fetch order: positions sorted by sequence number. */
+	seq_pos *ord = NULL;
+	if (rc == 0 && all.n > 0) {
+		ord = jobq__malloc(all.n * sizeof(*ord));
+		if (!ord) {
+			rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: listing active jobs");
+		}
+	}
+	if (rc == 0 && all.n > 0) {
+		for (size_t i = 0; i < all.n; i++) {
+			ord[i].seq = all.keyval[i];
+			ord[i].pos = i;
+		}
+		qsort(ord, all.n, sizeof(*ord), seq_pos_cmp);
+		for (size_t i = offset; rc == 0 && i < all.n && (!limit || out->n < limit); i++) {
+			const char *id0 = all.ids[ord[i].pos];
+			MDB_val id = {strlen(id0), (void *)(uintptr_t)id0};
+			rc = idlist_push(out, &id, ord[i].seq);
+		}
+	}
+	jobq__free(ord);
+	idlist_free(&all);
+	if (rc < 0) {
+		idlist_free(out);
+	}
+	return rc;
+}
+
 /*
  * Collects up to `limit` (0: all) ids of state `s` in run order (reverse: newest first),
  * skipping `offset`, from a read or write transaction. If `upto` is not NULL, stops at the
@@ -686,6 +849,9 @@ collect(idlist *out, const jobq_backend_queue *q, MDB_txn *txn, jobq_state s, in
 	memset(out, 0, sizeof(*out));
 	if (d < 0) {
 		return 0;
+	}
+	if (s == JOBQ_STATE_ACTIVE) {
+		return collect_active(out, q, txn, offset, limit, NULL);
 	}
 	MDB_cursor *cur;
 	int mrc = mdb_cursor_open(txn, dbi(q->e, d), &cur);
@@ -796,6 +962,22 @@ typedef struct add_args {
 	int64_t now;
 } add_args;
 
+/* Writes v in decimal (buf has room for 21 bytes); returns the length. */
+static size_t
+u64_str(char *buf, uint64_t v) {
+	char t[24];
+	size_t n = 0;
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++) {
+		buf[i] = t[n - 1 - i];
+	}
+	buf[n] = '\0';
+	return n;
+}
+
 static int
 add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *outcome, int64_t now) {
 	const jobq_job_options *o = req->opts;
@@ -821,7 +1003,7 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 			return mdb_fail(c, mrc, "reading a job");
 		}
 	} else {
-		snprintf(id, sizeof(id), "%" PRId64, ctr);
+		u64_str(id, (uint64_t)ctr);
 	}
 
 	if (o->dedup_id && *o->dedup_id) {
@@ -875,7 +1057,7 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 		}
 	}
 
-	/* The new job, borrowing the request's options. */
+	/* The new job, borrowing the request's name, data and options (it is only encoded). */
 	jobq_job j;
 	memset(&j, 0, sizeof(j));
 	lmdb_rec r = {.j = &j};
@@ -884,17 +1066,12 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 	j.timestamp = o->timestamp ? o->timestamp : now;
 	j.delay_ms = o->delay_ms > 0 ? o->delay_ms : 0;
 	j.priority = o->priority;
-	int rc = 0;
-	j.name = jobq__strdup(req->name ? req->name : "");
-	j.data = jobq__memdup(req->len ? req->data : "", req->len);
+	j.name = (char *)(uintptr_t)(req->name ? req->name : "");
+	j.data = (void *)(uintptr_t)(req->len ? req->data : "");
 	j.data_len = req->len;
-	if (!j.name || !j.data) {
-		rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: adding a job");
-		goto out;
-	}
-	rc = ev1(c, "added", id, "name", j.name);
+	int rc = ev1(c, "added", id, "name", j.name);
 	if (rc < 0) {
-		goto out;
+		return rc;
 	}
 	if (j.delay_ms > 0) {
 		int64_t due = j.timestamp + j.delay_ms;
@@ -912,12 +1089,14 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 		rc = rec_put(c, &r);
 	}
 	if (rc == 0) {
-		snprintf(id_out->str, sizeof(id_out->str), "%s", id);
+		size_t n = strlen(id);
+		if (n >= sizeof(id_out->str)) {
+			n = sizeof(id_out->str) - 1;
+		}
+		memcpy(id_out->str, id, n);
+		id_out->str[n] = '\0';
 		*outcome = JOBQ_ADD_CREATED;
 	}
-out:
-	jobq__free(j.name);
-	jobq__free(j.data);
 	return rc;
 }
 
@@ -970,7 +1149,7 @@ promote_due(lmdb_wctx *c, int64_t now, size_t max, int64_t *next_due) {
 			break;
 		}
 		lmdb_rec r;
-		int rc = rec_load(c, &r, id);
+		int rc = rec_load_idle(c, &r, id);
 		if (rc <= 0) {
 			if (rc == 0) { /* dangling index entry: drop it */
 				MDB_val k2 = key;
@@ -1006,6 +1185,29 @@ typedef struct fetch_args {
 	int64_t lock_ms, now;
 } fetch_args;
 
+/*
+ * Loads a job found in the waiting or prioritized index for handing to the core: one packed
+ * allocation with `token` as its token. 1 found, 0 absent, < 0 error.
+ */
+static int
+rec_load_taken(lmdb_wctx *c, lmdb_rec *r, const char *id, const char *token) {
+	kb k;
+	job_key(&k, c->q, id);
+	if (k.overflow) {
+		return 0;
+	}
+	MDB_val key = kv(&k), v;
+	int mrc = mdb_get(c->txn, dbi(c->e, DBI_JOBS), &key, &v);
+	if (mrc == MDB_NOTFOUND) {
+		return 0;
+	}
+	if (mrc) {
+		return mdb_fail(c, mrc, "reading a job");
+	}
+	int rc = jobq_lmdb__rec_decode_packed(r, id, v.mv_data, v.mv_size, token);
+	return rc < 0 ? rc : 1;
+}
+
 /* Takes the next waiting (else prioritized) job and locks it: 0, JOBQ_ENOJOB or an error. */
 static int
 take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job **out) {
@@ -1031,7 +1233,7 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 			if (rc == 0) {
 				memcpy(id, v.mv_data, v.mv_size);
 				id[v.mv_size] = '\0';
-				rc = rec_load(c, &r, id);
+				rc = rec_load_taken(c, &r, id, token);
 			}
 			if (rc < 0) {
 				mdb_cursor_close(cur);
@@ -1069,16 +1271,11 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 		m->counts[st]--;
 	}
 	r.j->state = JOBQ_STATE_UNKNOWN;
+	/* The record stays as it is: the running entry carries what the fetch changed. */
+	r.lock_until = now + lock_ms;
+	r.j->processed_on = now;
+	r.j->attempts_started++;
 	int rc = to_active(c, &r);
-	if (rc == 0) {
-		rc = set_str(&r.j->token, token);
-	}
-	if (rc == 0) {
-		r.lock_until = now + lock_ms;
-		r.j->processed_on = now;
-		r.j->attempts_started++;
-		rc = rec_put(c, &r);
-	}
 	if (rc == 0) {
 		rc = ev1(c, "active", id, "prev", "waiting");
 	}
@@ -1173,18 +1370,63 @@ typedef struct lock_args {
 	const jobq_failure *f;
 } lock_args;
 
+/*
+ * The running entry of active job `id` if `token` holds its lock at `now`: 1 (*run points
+ * into the entry, valid until the next write), 0 if not (load_locked words why), < 0 error.
+ * With `cur`, the entry stays under the cursor.
+ */
+static int
+run_get_locked(lmdb_wctx *c, lmdb_run *run, MDB_cursor *cur, const char *id, const char *token,
+               int64_t now) {
+	kb k;
+	job_key(&k, c->q, id);
+	if (k.overflow || !token) {
+		return 0;
+	}
+	MDB_val key = kv(&k), v;
+	int mrc = cur ? mdb_cursor_get(cur, &key, &v, MDB_SET_KEY)
+	              : mdb_get(c->txn, dbi(c->e, DBI_ACTIVE), &key, &v);
+	if (mrc) {
+		return mrc == MDB_NOTFOUND ? 0 : mdb_fail(c, mrc, "reading a running entry");
+	}
+	if (jobq_lmdb__run_decode(run, v.mv_data, v.mv_size) < 0) {
+		jobq_error_clear();
+		return 0;
+	}
+	size_t tl = strlen(token);
+	return run->token && run->token_len == tl && memcmp(run->token, token, tl) == 0 &&
+	       run->lock_until > now;
+}
+
 static int
 extend_body(lmdb_wctx *c, void *arg) {
 	lock_args *a = arg;
-	lmdb_rec r;
-	int rc = load_locked(c, &r, a->id, a->token, a->now);
+	lmdb_run run;
+	int rc = run_get_locked(c, &run, NULL, a->id, a->token, a->now);
 	if (rc < 0) {
 		return rc;
 	}
-	r.lock_until = a->now + a->lock_ms;
-	rc = rec_put(c, &r);
-	rec_free(&r);
-	return rc;
+	if (rc == 0) { /* for the error's words */
+		lmdb_rec r;
+		rc = load_locked(c, &r, a->id, a->token, a->now);
+		if (rc == 0) { /* cannot be: the entry said no */
+			rec_free(&r);
+			rc = jobq_error_set(JOBQ_ELOCKLOST, "lmdb: job %s is not locked", a->id);
+		}
+		return rc;
+	}
+	run.lock_until = a->now + a->lock_ms;
+	lmdb_buf b;
+	rc = jobq_lmdb__run_encode(&b, &run); /* before the put invalidates run's strings */
+	if (rc < 0) {
+		return rc;
+	}
+	kb k;
+	job_key(&k, c->q, a->id);
+	MDB_val key = kv(&k), v = {b.size, b.data};
+	int mrc = mdb_put(c->txn, dbi(c->e, DBI_ACTIVE), &key, &v, 0);
+	jobq_lmdb__buf_free(&b);
+	return mrc ? mdb_fail(c, mrc, "writing a running entry") : 0;
 }
 
 static int
@@ -1237,50 +1479,49 @@ maybe_drained(lmdb_wctx *c) {
 }
 
 /*
- * Completion of a job removed on completion, without decoding its record: the lock check and
- * the deletions need only the fields lmdb_peek reads. Returns 1 to leave the job to the full
- * path (which also words every lock error) - whenever the check fails or the record is odd.
+ * Completion of a job removed on completion, without reading its record: the lock check is
+ * on the running entry, which also says whether there may be logs and which dedup id the job
+ * has. Returns 1 to leave the job to the full path (which also words every lock error).
  */
 static int
 complete_removed(lmdb_wctx *c, const lock_args *a) {
-	kb k;
-	job_key(&k, c->q, a->id);
-	if (k.overflow || !a->token) {
-		return 1;
-	}
-	MDB_val key = kv(&k), v;
-	int mrc = mdb_get(c->txn, dbi(c->e, DBI_JOBS), &key, &v);
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(c->txn, dbi(c->e, DBI_ACTIVE), &cur);
 	if (mrc) {
-		return mrc == MDB_NOTFOUND ? 1 : mdb_fail(c, mrc, "reading a job");
+		return mdb_fail(c, mrc, "opening a cursor");
 	}
-	lmdb_peek pk;
+	lmdb_run run;
+	int ok = run_get_locked(c, &run, cur, a->id, a->token, a->now);
 	char dedup[LMDB_KEY_MAX + 1];
-	if (jobq_lmdb__rec_peek(&pk, v.mv_data, v.mv_size) < 0 || pk.state != JOBQ_STATE_ACTIVE ||
-	    !pk.has_token || pk.token_len != strlen(a->token) ||
-	    memcmp(pk.token, a->token, pk.token_len) != 0 || pk.lock_until <= a->now ||
-	    pk.dedup_len >= sizeof(dedup)) {
-		return 1;
+	if (ok <= 0 || (run.dedup && run.dedup_len >= sizeof(dedup))) {
+		mdb_cursor_close(cur);
+		return ok < 0 ? ok : 1;
 	}
-	/* The record's bytes are not valid past the next write: copy what is still needed. */
-	memcpy(dedup, pk.has_dedup ? pk.dedup : "", pk.has_dedup ? pk.dedup_len : 0);
-	dedup[pk.has_dedup ? pk.dedup_len : 0] = '\0';
-	kb ik;
-	idx_key(&ik, c->q, JOBQ_STATE_ACTIVE, pk.ia, pk.ib);
-	MDB_val ikey = kv(&ik);
-	mrc = mdb_del(c->txn, dbi(c->e, DBI_ACTIVE), &ikey, NULL);
-	if (mrc && mrc != MDB_NOTFOUND) {
-		return mdb_fail(c, mrc, "removing an index entry");
+	/* The entry's bytes are not valid past the next write: copy what is still needed. */
+	size_t dl = run.dedup ? run.dedup_len : 0;
+	if (dl) {
+		memcpy(dedup, run.dedup, dl);
+	}
+	dedup[dl] = '\0';
+	uint32_t flags = run.flags;
+	mrc = mdb_cursor_del(cur, 0);
+	mdb_cursor_close(cur);
+	if (mrc) {
+		return mdb_fail(c, mrc, "removing a running entry");
 	}
 	lmdb_qmeta *m = meta(c);
 	if (m->counts[JOBQ_STATE_ACTIVE] > 0) {
 		m->counts[JOBQ_STATE_ACTIVE]--;
 	}
+	kb k;
+	job_key(&k, c->q, a->id);
+	MDB_val key = kv(&k);
 	mrc = mdb_del(c->txn, dbi(c->e, DBI_JOBS), &key, NULL);
-	if (mrc) {
+	if (mrc && mrc != MDB_NOTFOUND) {
 		return mdb_fail(c, mrc, "deleting a job");
 	}
 	int rc = 0;
-	if (pk.log_count > 0) {
+	if (flags & LMDB_RUN_LOGS) {
 		kb p;
 		if (logs_prefix(&p, c->q, a->id) == 0) {
 			rc = del_prefix(c, DBI_LOGS, &p, NULL, NULL);
@@ -1573,7 +1814,7 @@ reap_body(lmdb_wctx *c, void *arg) {
 	}
 	a->count = 0;
 	idlist l;
-	int rc = collect(&l, c->q, c->txn, JOBQ_STATE_ACTIVE, 0, 0, 0, NULL);
+	int rc = collect_active(&l, c->q, c->txn, 0, 0, &a->now);
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		lmdb_rec r;
 		rc = rec_load(c, &r, l.ids[i]);
@@ -1641,7 +1882,7 @@ lm_get(jobq_job **out, jobq_backend_queue *q, const char *id) {
 		return rc;
 	}
 	lmdb_rec r;
-	rc = rec_load_txn(&r, q, txn, id);
+	rc = rec_load_txn(&r, q, txn, id, 1);
 	jobq_lmdb__read_end(q->e, txn);
 	if (rc < 0) {
 		return rc;
@@ -1672,7 +1913,7 @@ lm_list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t off
 	jobq_job_list *list = NULL;
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		lmdb_rec r;
-		int found = rec_load_txn(&r, q, txn, l.ids[i]);
+		int found = rec_load_txn(&r, q, txn, l.ids[i], 1);
 		if (found < 0) {
 			rc = found;
 		} else if (found) {
@@ -2085,6 +2326,9 @@ add_log_body(lmdb_wctx *c, void *arg) {
 	if (rc == 0) {
 		rc = rec_put(c, &r);
 	}
+	if (rc == 0 && r.j->state == JOBQ_STATE_ACTIVE) {
+		rc = run_put(c, &r); /* its completion must look for the logs */
+	}
 	int kept = (int)r.log_count;
 	rec_free(&r);
 	return rc < 0 ? rc : kept;
@@ -2104,7 +2348,7 @@ lm_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t st
 		return rc;
 	}
 	lmdb_rec r;
-	int found = rec_load_txn(&r, q, txn, id);
+	int found = rec_load_txn(&r, q, txn, id, 0);
 	if (found <= 0) {
 		jobq_lmdb__read_end(q->e, txn);
 		return found < 0 ? found
@@ -2352,6 +2596,108 @@ lm_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 			return 0;
 		}
 	}
+}
+
+/* --- format 1 stores ----------------------------------------------------------------------------
+ */
+
+/*
+ * Format 1 keyed the active index Q\0seq -> id and kept the running fields in the record.
+ * Rewrites each entry as Q\0id -> running entry (taken from the record), in the caller's
+ * transaction; an entry whose record is gone is dropped. The new entries are built first and
+ * the table emptied before they are written, since both kinds of key share it.
+ */
+int
+jobq_lmdb__migrate_v1(lmdb_env *e, MDB_txn *txn) {
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(txn, e->dbi[DBI_ACTIVE], &cur);
+	if (mrc) {
+		return jobq_lmdb__error(mrc, "migrating the active index");
+	}
+	lmdb_buf out; /* (key length, key, value length, value) per entry */
+	jobq_lmdb__buf_init(&out);
+	int rc = 0;
+	MDB_val k, v;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (mrc == 0) {
+		const unsigned char *kp = k.mv_data;
+		if (k.mv_size >= 10 && kp[k.mv_size - 9] == '\0' && v.mv_size > 0 &&
+		    v.mv_size <= JOBQ_ID_MAX) {
+			size_t qn = k.mv_size - 9;
+			char id[JOBQ_ID_MAX + 1];
+			memcpy(id, v.mv_data, v.mv_size);
+			id[v.mv_size] = '\0';
+			kb jk;
+			jk.n = 0;
+			jk.overflow = 0;
+			kb_bytes(&jk, kp, qn + 1);
+			kb_str(&jk, id);
+			MDB_val jkey = kv(&jk), jv;
+			lmdb_rec r;
+			if (!jk.overflow && mdb_get(txn, e->dbi[DBI_JOBS], &jkey, &jv) == 0 &&
+			    jobq_lmdb__rec_decode(&r, id, jv.mv_data, jv.mv_size) == 0) {
+				const jobq_job *j = r.j;
+				lmdb_run run = {
+				    .seq = rd_u64(kp + qn + 1),
+				    .lock_until = r.lock_until,
+				    .processed_on = j->processed_on,
+				    .attempts_started = j->attempts_started,
+				    .flags = r.log_count > 0 ? LMDB_RUN_LOGS : 0,
+				    .token = j->token,
+				    .token_len = j->token ? strlen(j->token) : 0,
+				    .dedup = j->opts.dedup_id,
+				    .dedup_len = j->opts.dedup_id ? strlen(j->opts.dedup_id) : 0};
+				lmdb_buf b;
+				rc = jobq_lmdb__run_encode(&b, &run);
+				if (rc == 0) {
+					uint32_t kl = (uint32_t)jk.n, vl = (uint32_t)b.size;
+					rc = jobq_lmdb__buf_append(&out, &kl, sizeof(kl));
+					if (rc == 0) {
+						rc = jobq_lmdb__buf_append(&out, jk.b, kl);
+					}
+					if (rc == 0) {
+						rc = jobq_lmdb__buf_append(&out, &vl, sizeof(vl));
+					}
+					if (rc == 0) {
+						rc = jobq_lmdb__buf_append(&out, b.data, vl);
+					}
+					jobq_lmdb__buf_free(&b);
+				}
+				rec_free(&r);
+			} else {
+				jobq_error_clear(); /* no record (or an unreadable one): drop it */
+			}
+		}
+		if (rc < 0) {
+			break;
+		}
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc == 0 && mrc != MDB_NOTFOUND) {
+		rc = jobq_lmdb__error(mrc, "migrating the active index");
+	}
+	if (rc == 0) {
+		mrc = mdb_drop(txn, e->dbi[DBI_ACTIVE], 0);
+		if (mrc) {
+			rc = jobq_lmdb__error(mrc, "migrating the active index");
+		}
+	}
+	for (size_t off = 0; rc == 0 && off < out.size;) {
+		uint32_t kl, vl;
+		memcpy(&kl, out.data + off, sizeof(kl));
+		MDB_val nk = {kl, out.data + off + sizeof(kl)};
+		off += sizeof(kl) + kl;
+		memcpy(&vl, out.data + off, sizeof(vl));
+		MDB_val nv = {vl, out.data + off + sizeof(vl)};
+		off += sizeof(vl) + vl;
+		mrc = mdb_put(txn, e->dbi[DBI_ACTIVE], &nk, &nv, 0);
+		if (mrc) {
+			rc = jobq_lmdb__error(mrc, "migrating the active index");
+		}
+	}
+	jobq_lmdb__buf_free(&out);
+	return rc;
 }
 
 /* --- the vtable ------------------------------------------------------------------------------- */
