@@ -396,7 +396,13 @@ wake_one_idle(jobq_worker *w) {
 	pthread_mutex_unlock(&w->mu);
 }
 
-/* One thread blocks in the backend; the others wait for it to come back with news. */
+/*
+ * One thread blocks in the backend; the others sleep until a thread that got work passes the
+ * news on. The waiter, woken, fetches first and wakes nobody: the job is picked up by the
+ * thread that is already running, with no other thread competing for the two cores or the
+ * store, and a wake-up that finds nothing (Redis leaves a marker after every fetch) costs one
+ * fetch, not one per idle thread.
+ */
 static void
 wait_for_work(jobq_worker *w, int64_t next_due_ms) {
 	jobq_queue *q = w->q;
@@ -430,7 +436,6 @@ wait_for_work(jobq_worker *w, int64_t next_due_ms) {
 	pthread_mutex_lock(&w->mu);
 	w->waiter_active = 0;
 	pthread_mutex_unlock(&w->mu);
-	wake_one_idle(w);
 }
 
 static void *
