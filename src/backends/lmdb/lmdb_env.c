@@ -283,6 +283,11 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 		}
 		int rc = fn(&c, arg);
 		jobq_lmdb__buf_free(&c.evb); /* written by fn (op_body) or dropped with the txn */
+		for (int i = 0; i < DBI__COUNT; i++) {
+			if (c.cur[i]) {
+				mdb_cursor_close(c.cur[i]);
+			}
+		}
 		if (rc < 0 && !c.commit_anyway) {
 			mdb_txn_abort(c.txn);
 			pthread_rwlock_unlock(&e->resize);

@@ -180,6 +180,14 @@ typedef struct lmdb_wctx {
 	int64_t ev_first; /* sequence number of the first one */
 	lmdb_qmeta m;
 	int m_loaded, m_dirty;
+	/*
+	 * Cursors kept for the whole transaction (opened on first use, closed by
+	 * jobq_lmdb__write): a positioned cursor finds a key on its current page without a
+	 * search from the root, and consecutive jobs' keys are neighbours.
+	 */
+	MDB_cursor *cur[DBI__COUNT];
+	/* take_one: the waiting / prioritized cursor sits on the entry after the one it took. */
+	int take_next[2];
 } lmdb_wctx;
 
 typedef int (*lmdb_write_fn)(lmdb_wctx *c, void *arg);

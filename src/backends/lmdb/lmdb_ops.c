@@ -92,6 +92,47 @@ mdb_fail(lmdb_wctx *c, int mrc, const char *what) {
 	return jobq_lmdb__error(mrc, what);
 }
 
+/* The transaction's cursor on table `which` (see lmdb_wctx.cur). */
+static int
+wcur(lmdb_wctx *c, int which, MDB_cursor **out) {
+	if (!c->cur[which]) {
+		int mrc = mdb_cursor_open(c->txn, c->e->dbi[which], &c->cur[which]);
+		if (mrc) {
+			c->cur[which] = NULL;
+			return mdb_fail(c, mrc, "opening a cursor");
+		}
+	}
+	*out = c->cur[which];
+	return 0;
+}
+
+/* mdb_put and mdb_del through the transaction's cursor; mdb_del's MDB_NOTFOUND is 0. */
+static int
+wput(lmdb_wctx *c, int which, MDB_val *key, MDB_val *v, const char *what) {
+	MDB_cursor *cur = NULL;
+	int rc = wcur(c, which, &cur);
+	if (rc < 0) {
+		return rc;
+	}
+	int mrc = mdb_cursor_put(cur, key, v, 0);
+	return mrc ? mdb_fail(c, mrc, what) : 0;
+}
+
+static int
+wdel(lmdb_wctx *c, int which, MDB_val *key, const char *what) {
+	MDB_cursor *cur = NULL;
+	int rc = wcur(c, which, &cur);
+	if (rc < 0) {
+		return rc;
+	}
+	MDB_val v;
+	int mrc = mdb_cursor_get(cur, key, &v, MDB_SET);
+	if (mrc == 0) {
+		mrc = mdb_cursor_del(cur, 0);
+	}
+	return mrc && mrc != MDB_NOTFOUND ? mdb_fail(c, mrc, what) : 0;
+}
+
 static int
 set_str(char **dst, const char *s) {
 	char *copy = NULL;
@@ -305,9 +346,9 @@ rec_put(lmdb_wctx *c, const lmdb_rec *r) {
 	kb k;
 	job_key(&k, c->q, r->j->id);
 	MDB_val key = kv(&k), v = {b.size, b.data};
-	int mrc = mdb_put(c->txn, dbi(c->e, DBI_JOBS), &key, &v, 0);
+	rc = wput(c, DBI_JOBS, &key, &v, "writing a job");
 	jobq_lmdb__buf_free(&b);
-	return mrc ? mdb_fail(c, mrc, "writing a job") : 0;
+	return rc;
 }
 
 /* --- indexes ---------------------------------------------------------------------------------- */
@@ -333,9 +374,9 @@ run_put(lmdb_wctx *c, const lmdb_rec *r) {
 	kb k;
 	job_key(&k, c->q, j->id);
 	MDB_val key = kv(&k), v = {b.size, b.data};
-	int mrc = mdb_put(c->txn, dbi(c->e, DBI_ACTIVE), &key, &v, 0);
+	rc = wput(c, DBI_ACTIVE, &key, &v, "writing a running entry");
 	jobq_lmdb__buf_free(&b);
-	return mrc ? mdb_fail(c, mrc, "writing a running entry") : 0;
+	return rc;
 }
 
 static int
@@ -349,9 +390,12 @@ idx_put(lmdb_wctx *c, lmdb_rec *r, jobq_state s) {
 		kb k;
 		idx_key(&k, c->q, s, r->ia, r->ib);
 		MDB_val key = kv(&k), v = {strlen(r->j->id), r->j->id};
-		int mrc = mdb_put(c->txn, dbi(c->e, state_dbi(s)), &key, &v, 0);
-		if (mrc) {
-			return mdb_fail(c, mrc, "writing an index");
+		int rc = wput(c, state_dbi(s), &key, &v, "writing an index");
+		if (rc < 0) {
+			return rc;
+		}
+		if (s == JOBQ_STATE_WAITING || s == JOBQ_STATE_PRIORITIZED) {
+			c->take_next[s == JOBQ_STATE_PRIORITIZED] = 0; /* search again */
 		}
 	}
 	r->j->state = s;
@@ -373,9 +417,12 @@ idx_remove(lmdb_wctx *c, lmdb_rec *r) {
 		idx_key(&k, c->q, s, r->ia, r->ib);
 	}
 	MDB_val key = kv(&k);
-	int mrc = mdb_del(c->txn, dbi(c->e, d), &key, NULL);
-	if (mrc && mrc != MDB_NOTFOUND) {
-		return mdb_fail(c, mrc, "removing an index entry");
+	int rc = wdel(c, d, &key, "removing an index entry");
+	if (rc < 0) {
+		return rc;
+	}
+	if (s == JOBQ_STATE_WAITING || s == JOBQ_STATE_PRIORITIZED) {
+		c->take_next[s == JOBQ_STATE_PRIORITIZED] = 0;
 	}
 	if (meta(c)->counts[s] > 0) {
 		meta(c)->counts[s]--;
@@ -434,7 +481,7 @@ to_finished(lmdb_wctx *c, lmdb_rec *r, jobq_state s) {
 /* The id stored under the first key of `prefix` in `which`; 1 found, 0 none. */
 static int
 first_id(lmdb_wctx *c, int which, const kb *prefix, char *id, MDB_val *key_out) {
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	int mrc = mdb_cursor_open(c->txn, dbi(c->e, which), &cur);
 	if (mrc) {
 		return mdb_fail(c, mrc, "opening a cursor");
@@ -509,7 +556,7 @@ typedef int (*del_pred)(const MDB_val *key, const kb *prefix, void *arg);
 
 static int
 del_prefix(lmdb_wctx *c, int which, const kb *prefix, del_pred pred, void *arg) {
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	int mrc = mdb_cursor_open(c->txn, dbi(c->e, which), &cur);
 	if (mrc) {
 		return mdb_fail(c, mrc, "opening a cursor");
@@ -553,7 +600,7 @@ ev_trim(lmdb_wctx *c) {
 	uint64_t limit = (uint64_t)(seq - LMDB_EVENTS_KEEP);
 	kb p;
 	kb_q(&p, c->q);
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	int mrc = mdb_cursor_open(c->txn, dbi(c->e, DBI_EVENTS), &cur);
 	if (mrc) {
 		return mdb_fail(c, mrc, "opening a cursor");
@@ -691,9 +738,9 @@ job_delete(lmdb_wctx *c, lmdb_rec *r, int64_t now) {
 	kb k;
 	job_key(&k, c->q, r->j->id);
 	MDB_val key = kv(&k);
-	int mrc = mdb_del(c->txn, dbi(c->e, DBI_JOBS), &key, NULL);
-	if (mrc && mrc != MDB_NOTFOUND) {
-		return mdb_fail(c, mrc, "deleting a job");
+	rc = wdel(c, DBI_JOBS, &key, "deleting a job");
+	if (rc < 0) {
+		return rc;
 	}
 	if (r->log_count > 0) {
 		kb p;
@@ -778,7 +825,7 @@ static int
 collect_active(idlist *out, const jobq_backend_queue *q, MDB_txn *txn, size_t offset, size_t limit,
                const int64_t *expired) {
 	memset(out, 0, sizeof(*out));
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	int mrc = mdb_cursor_open(txn, dbi(q->e, DBI_ACTIVE), &cur);
 	if (mrc) {
 		return jobq_lmdb__error(mrc, "opening a cursor");
@@ -853,7 +900,7 @@ collect(idlist *out, const jobq_backend_queue *q, MDB_txn *txn, jobq_state s, in
 	if (s == JOBQ_STATE_ACTIVE) {
 		return collect_active(out, q, txn, offset, limit, NULL);
 	}
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	int mrc = mdb_cursor_open(txn, dbi(q->e, d), &cur);
 	if (mrc) {
 		return jobq_lmdb__error(mrc, "opening a cursor");
@@ -1196,15 +1243,20 @@ rec_load_taken(lmdb_wctx *c, lmdb_rec *r, const char *id, const char *token) {
 	if (k.overflow) {
 		return 0;
 	}
+	MDB_cursor *cur = NULL;
+	int rc = wcur(c, DBI_JOBS, &cur);
+	if (rc < 0) {
+		return rc;
+	}
 	MDB_val key = kv(&k), v;
-	int mrc = mdb_get(c->txn, dbi(c->e, DBI_JOBS), &key, &v);
+	int mrc = mdb_cursor_get(cur, &key, &v, MDB_SET);
 	if (mrc == MDB_NOTFOUND) {
 		return 0;
 	}
 	if (mrc) {
 		return mdb_fail(c, mrc, "reading a job");
 	}
-	int rc = jobq_lmdb__rec_decode_packed(r, id, v.mv_data, v.mv_size, token);
+	rc = jobq_lmdb__rec_decode_packed(r, id, v.mv_data, v.mv_size, token);
 	return rc < 0 ? rc : 1;
 }
 
@@ -1214,29 +1266,32 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 	kb p;
 	kb_q(&p, c->q);
 	char id[JOBQ_ID_MAX + 1];
-	int found = 0;
+	int found = 0, pass;
 	lmdb_rec r;
 	MDB_cursor *cur = NULL;
-	for (int pass = 0; pass < 2 && !found; pass++) {
-		int mrc = mdb_cursor_open(c->txn, dbi(c->e, pass == 0 ? DBI_WAIT : DBI_PRIO), &cur);
-		if (mrc) {
-			return mdb_fail(c, mrc, "opening a cursor");
+	for (pass = 0; pass < 2; pass++) {
+		int rc = wcur(c, pass == 0 ? DBI_WAIT : DBI_PRIO, &cur);
+		if (rc < 0) {
+			return rc;
 		}
 		for (;;) {
+			/* After a take in this transaction the cursor sits on the entry that
+			 * followed the deleted one (MDB_NEXT yields it): no search. */
 			MDB_val k = kv(&p), v;
-			mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			int mrc = mdb_cursor_get(cur, &k, &v,
+			                         c->take_next[pass] ? MDB_NEXT : MDB_SET_RANGE);
+			c->take_next[pass] = 0;
 			if (mrc == MDB_NOTFOUND ||
 			    (mrc == 0 && (!has_prefix(&k, &p) || v.mv_size > JOBQ_ID_MAX))) {
 				break;
 			}
-			int rc = mrc ? mdb_fail(c, mrc, "reading an index") : 0;
+			rc = mrc ? mdb_fail(c, mrc, "reading an index") : 0;
 			if (rc == 0) {
 				memcpy(id, v.mv_data, v.mv_size);
 				id[v.mv_size] = '\0';
 				rc = rec_load_taken(c, &r, id, token);
 			}
 			if (rc < 0) {
-				mdb_cursor_close(cur);
 				return rc;
 			}
 			if (rc > 0) {
@@ -1246,13 +1301,12 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 			/* dangling index entry (should not happen): drop it and look again */
 			mrc = mdb_cursor_del(cur, 0);
 			if (mrc) {
-				mdb_cursor_close(cur);
 				return mdb_fail(c, mrc, "removing an index entry");
 			}
+			c->take_next[pass] = 1;
 		}
-		if (!found) {
-			mdb_cursor_close(cur);
-			cur = NULL;
+		if (found) {
+			break;
 		}
 	}
 	if (!found) {
@@ -1260,11 +1314,11 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 	}
 	/* The index entry under the cursor is the job's: delete it there (as idx_remove). */
 	int mrc = mdb_cursor_del(cur, 0);
-	mdb_cursor_close(cur);
 	if (mrc) {
 		rec_free(&r);
 		return mdb_fail(c, mrc, "removing an index entry");
 	}
+	c->take_next[pass] = 1;
 	lmdb_qmeta *m = meta(c);
 	size_t st = (size_t)r.j->state;
 	if (st < sizeof(m->counts) / sizeof(m->counts[0]) && m->counts[st] > 0) {
@@ -1424,9 +1478,9 @@ extend_body(lmdb_wctx *c, void *arg) {
 	kb k;
 	job_key(&k, c->q, a->id);
 	MDB_val key = kv(&k), v = {b.size, b.data};
-	int mrc = mdb_put(c->txn, dbi(c->e, DBI_ACTIVE), &key, &v, 0);
+	rc = wput(c, DBI_ACTIVE, &key, &v, "writing a running entry");
 	jobq_lmdb__buf_free(&b);
-	return mrc ? mdb_fail(c, mrc, "writing a running entry") : 0;
+	return rc;
 }
 
 static int
@@ -1485,16 +1539,15 @@ maybe_drained(lmdb_wctx *c) {
  */
 static int
 complete_removed(lmdb_wctx *c, const lock_args *a) {
-	MDB_cursor *cur;
-	int mrc = mdb_cursor_open(c->txn, dbi(c->e, DBI_ACTIVE), &cur);
-	if (mrc) {
-		return mdb_fail(c, mrc, "opening a cursor");
+	MDB_cursor *cur = NULL;
+	int rc = wcur(c, DBI_ACTIVE, &cur);
+	if (rc < 0) {
+		return rc;
 	}
 	lmdb_run run;
 	int ok = run_get_locked(c, &run, cur, a->id, a->token, a->now);
 	char dedup[LMDB_KEY_MAX + 1];
 	if (ok <= 0 || (run.dedup && run.dedup_len >= sizeof(dedup))) {
-		mdb_cursor_close(cur);
 		return ok < 0 ? ok : 1;
 	}
 	/* The entry's bytes are not valid past the next write: copy what is still needed. */
@@ -1504,8 +1557,7 @@ complete_removed(lmdb_wctx *c, const lock_args *a) {
 	}
 	dedup[dl] = '\0';
 	uint32_t flags = run.flags;
-	mrc = mdb_cursor_del(cur, 0);
-	mdb_cursor_close(cur);
+	int mrc = mdb_cursor_del(cur, 0);
 	if (mrc) {
 		return mdb_fail(c, mrc, "removing a running entry");
 	}
@@ -1516,12 +1568,8 @@ complete_removed(lmdb_wctx *c, const lock_args *a) {
 	kb k;
 	job_key(&k, c->q, a->id);
 	MDB_val key = kv(&k);
-	mrc = mdb_del(c->txn, dbi(c->e, DBI_JOBS), &key, NULL);
-	if (mrc && mrc != MDB_NOTFOUND) {
-		return mdb_fail(c, mrc, "deleting a job");
-	}
-	int rc = 0;
-	if (flags & LMDB_RUN_LOGS) {
+	rc = wdel(c, DBI_JOBS, &key, "deleting a job");
+	if (rc == 0 && (flags & LMDB_RUN_LOGS)) {
 		kb p;
 		if (logs_prefix(&p, c->q, a->id) == 0) {
 			rc = del_prefix(c, DBI_LOGS, &p, NULL, NULL);
@@ -2420,7 +2468,7 @@ events_once(jobq_event_list *list, jobq_backend_queue *q, uint64_t *after, int *
 		*after = (uint64_t)m.ev_seq;
 		*resolve_now = 0;
 	}
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	int mrc = mdb_cursor_open(txn, dbi(q->e, DBI_EVENTS), &cur);
 	if (mrc) {
 		jobq_lmdb__read_end(q->e, txn);
@@ -2609,7 +2657,7 @@ lm_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
  */
 int
 jobq_lmdb__migrate_v1(lmdb_env *e, MDB_txn *txn) {
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	int mrc = mdb_cursor_open(txn, e->dbi[DBI_ACTIVE], &cur);
 	if (mrc) {
 		return jobq_lmdb__error(mrc, "migrating the active index");
