@@ -510,6 +510,17 @@ mp_skip(mp_rd *r) {
 
 static int64_t
 mp_i64(mp_rd *r) {
+	if (r->p < r->end) { /* fixints, most fields, without the general reader */
+		unsigned c = *r->p;
+		if (c <= 0x7f) {
+			r->p++;
+			return (int64_t)c;
+		}
+		if (c >= 0xe0) {
+			r->p++;
+			return (int64_t)(int8_t)c;
+		}
+	}
 	uint64_t n = 0;
 	double f = 0;
 	int k = mp_head(r, &n, &f);
@@ -580,6 +591,10 @@ sink_copy(str_sink *s, const void *b, size_t n) {
 /* A copy of a str/bin (through the sink), NULL for anything else. */
 static char *
 mp_str(mp_rd *r, str_sink *sk, size_t *len_out) {
+	if (r->p < r->end && *r->p == 0xc0) { /* nil, without the general reader */
+		r->p++;
+		return NULL;
+	}
 	const unsigned char *at0 = r->p;
 	uint64_t n = 0;
 	double f;
@@ -992,14 +1007,47 @@ jobq_lmdb__event_encode(lmdb_buf *b, const char *name, const char *job_id, size_
 int
 jobq_lmdb__event_append(lmdb_buf *b, const char *name, const char *job_id, size_t nfields,
                         const jobq_event_field *fields) {
-	pk_array(b, 2 + 2 * nfields);
-	pack_str(b, name);
-	pack_str(b, job_id);
-	for (size_t i = 0; i < nfields; i++) {
-		pack_str(b, fields[i].key);
-		pack_str(b, fields[i].value ? fields[i].value : "");
+	/* Events are written for every job several times: short strings (< 32 bytes, the
+	 * usual case) are packed in one go after a single room check. */
+	enum { FIX_MAX = 15 }; /* items of a fixarray */
+	const char *s[FIX_MAX];
+	size_t len[FIX_MAX], n = 2 + 2 * nfields, total = 1;
+	int small = n <= FIX_MAX;
+	for (size_t i = 0; small && i < n; i++) {
+		if (i < 2) {
+			s[i] = i == 0 ? name : job_id; /* NULL: nil */
+		} else if (i % 2 == 0) {
+			s[i] = fields[(i - 2) / 2].key; /* NULL: nil */
+		} else {
+			s[i] = fields[(i - 2) / 2].value ? fields[(i - 2) / 2].value : "";
+		}
+		len[i] = s[i] ? strlen(s[i]) : 0;
+		small = len[i] < 32;
+		total += 1 + len[i];
 	}
-	return buf_finish(b);
+	if (!small || !buf_room(b, total)) {
+		pk_array(b, n);
+		pack_str(b, name);
+		pack_str(b, job_id);
+		for (size_t i = 0; i < nfields; i++) {
+			pack_str(b, fields[i].key);
+			pack_str(b, fields[i].value ? fields[i].value : "");
+		}
+		return buf_finish(b);
+	}
+	unsigned char *o = (unsigned char *)b->data + b->size;
+	*o++ = (unsigned char)(0x90 | n);
+	for (size_t i = 0; i < n; i++) {
+		if (!s[i]) {
+			*o++ = 0xc0;
+			continue;
+		}
+		*o++ = (unsigned char)(0xa0 | len[i]);
+		memcpy(o, s[i], len[i]);
+		o += len[i];
+	}
+	b->size = (size_t)((char *)o - b->data);
+	return 0;
 }
 
 int
