@@ -158,12 +158,38 @@ roundtrip(size_t slen, size_t dlen, int64_t big, int with_nils) {
 	assert_int_equal(p->timestamp, -128);
 	jobq_job_free(g);
 
+	/* The packed decode (one allocation, the caller's token) reads the same fields. */
+	assert_int_equal(jobq_lmdb__rec_decode_packed(&o, "42", b.data, b.size, "tok"), 0);
+	g = o.j;
+	assert_string_equal(g->id, "42");
+	assert_string_equal(g->name, s);
+	assert_int_equal(g->data_len, dlen);
+	assert_memory_equal(g->data, d, dlen);
+	assert_int_equal(((char *)g->data)[dlen], '\0');
+	assert_int_equal(g->attempts_started, UINT32_MAX);
+	assert_str_eq(g->progress, j.progress);
+	assert_str_eq(g->result, j.result);
+	assert_str_eq(g->failed_reason, j.failed_reason);
+	assert_int_equal(g->stacktrace_count, j.stacktrace_count);
+	for (size_t i = 0; i < j.stacktrace_count; i++) {
+		assert_string_equal(g->stacktrace[i], lines[i]);
+	}
+	assert_str_eq(g->deferred_failure, j.deferred_failure);
+	assert_string_equal(g->token, "tok");
+	assert_str_eq(g->opts.backoff.custom_type, j.opts.backoff.custom_type);
+	assert_str_eq(g->opts.job_id, j.opts.job_id);
+	assert_str_eq(g->opts.dedup_id, j.opts.dedup_id);
+	assert_int_equal(g->opts.timestamp, -128);
+	assert_int_equal(o.log_count, UINT64_MAX);
+	jobq_job_free(g); /* frees only what is outside the packed block (ASan checks) */
+
 	/* Every strict prefix is refused, without reading past it (ASan checks the copy). */
 	for (size_t n = 0; n < b.size; n += n < 64 || b.size - n < 64 ? 1 : 97) {
 		char *cut = malloc(n ? n : 1);
 		assert_non_null(cut);
 		memcpy(cut, b.data, n);
 		assert_int_equal(jobq_lmdb__rec_decode(&o, "42", cut, n), JOBQ_EIO);
+		assert_int_equal(jobq_lmdb__rec_decode_packed(&o, "42", cut, n, NULL), JOBQ_EIO);
 		free(cut);
 	}
 	jobq_lmdb__buf_free(&b);
@@ -231,12 +257,131 @@ test_queue_record(void **state) {
 	jobq_lmdb__buf_free(&b);
 }
 
+/* One running entry through the codec: msgpack-c parses it whole, fields read back. */
+static void
+run_roundtrip(const lmdb_run *in) {
+	lmdb_buf b;
+	assert_int_equal(jobq_lmdb__run_encode(&b, in), 0);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	size_t off = 0;
+	assert_int_equal(msgpack_unpack_next(&u, b.data, b.size, &off), MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(off, b.size);
+	assert_int_equal(u.data.type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(u.data.via.array.size, 8);
+	msgpack_unpacked_destroy(&u);
+	lmdb_run g;
+	assert_int_equal(jobq_lmdb__run_decode(&g, b.data, b.size), 0);
+	assert_int_equal(g.seq, in->seq);
+	assert_int_equal(g.lock_until, in->lock_until);
+	assert_int_equal(g.processed_on, in->processed_on);
+	assert_int_equal(g.attempts_started, in->attempts_started);
+	assert_int_equal(g.flags, in->flags);
+	assert_int_equal(g.token != NULL, in->token != NULL);
+	if (in->token) {
+		assert_int_equal(g.token_len, in->token_len);
+		assert_memory_equal(g.token, in->token, in->token_len);
+	}
+	assert_int_equal(g.dedup != NULL, in->dedup != NULL);
+	if (in->dedup) {
+		assert_int_equal(g.dedup_len, in->dedup_len);
+		assert_memory_equal(g.dedup, in->dedup, in->dedup_len);
+	}
+	for (size_t n = 0; n < b.size; n++) {
+		char *cut = malloc(n ? n : 1);
+		assert_non_null(cut);
+		memcpy(cut, b.data, n);
+		assert_int_equal(jobq_lmdb__run_decode(&g, cut, n), JOBQ_EIO);
+		free(cut);
+	}
+	jobq_lmdb__buf_free(&b);
+}
+
+static void
+test_running_entry(void **state) {
+	(void)state;
+	char *long_tok = filled(300, 't');
+	lmdb_run a = {.seq = 1,
+	              .lock_until = INT64_C(1700000000000),
+	              .processed_on = INT64_C(1699999990000),
+	              .attempts_started = 1,
+	              .flags = LMDB_RUN_LOGS,
+	              .token = "tok-1",
+	              .token_len = 5,
+	              .dedup = "dd",
+	              .dedup_len = 2};
+	run_roundtrip(&a);
+	lmdb_run none = {.seq = UINT64_MAX, .lock_until = -5, .attempts_started = UINT32_MAX};
+	run_roundtrip(&none);
+	lmdb_run big = a;
+	big.token = long_tok;
+	big.token_len = 300;
+	big.dedup = long_tok;
+	big.dedup_len = 40;
+	run_roundtrip(&big);
+	free(long_tok);
+	/* Not an array. */
+	lmdb_run g;
+	const unsigned char bad[] = {0xa1, 'x'};
+	assert_int_equal(jobq_lmdb__run_decode(&g, bad, sizeof(bad)), JOBQ_EIO);
+}
+
+/* Events appended one after the other (short ones take the one-check path) read back. */
+static void
+test_events_appended(void **state) {
+	(void)state;
+	char *long_val = filled(40, 'v');
+	jobq_event_field f2[2] = {{"returnvalue", "null"}, {"prev", "active"}};
+	jobq_event_field flong[1] = {{"failedReason", long_val}};
+	jobq_event_field fnull[1] = {{"data", NULL}};
+	lmdb_buf b;
+	jobq_lmdb__buf_init(&b);
+	assert_int_equal(jobq_lmdb__event_append(&b, "completed", "17", 2, f2), 0);
+	assert_int_equal(jobq_lmdb__event_append(&b, "drained", NULL, 0, NULL), 0);
+	assert_int_equal(jobq_lmdb__event_append(&b, "failed", "18", 1, flong), 0);
+	assert_int_equal(jobq_lmdb__event_append(&b, "progress", "19", 1, fnull), 0);
+	/* The same bytes as each encoded alone. */
+	lmdb_buf one;
+	assert_int_equal(jobq_lmdb__event_encode(&one, "completed", "17", 2, f2), 0);
+	assert_memory_equal(b.data, one.data, one.size);
+	size_t first = one.size;
+	jobq_lmdb__buf_free(&one);
+	jobq_event_list *l;
+	assert_int_equal(jobq_event_list__new(&l), 0);
+	size_t off = 0, used = 0;
+	for (int i = 0; i < 4; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "%d", i + 1);
+		assert_int_equal(
+		    jobq_lmdb__event_decode_append(l, id, b.data + off, b.size - off, &used), 0);
+		if (i == 0) {
+			assert_int_equal(used, first);
+		}
+		off += used;
+	}
+	assert_int_equal(off, b.size);
+	assert_int_equal(jobq_event_list_count(l), 4);
+	const jobq_event *e = jobq_event_list_at(l, 0);
+	assert_string_equal(e->event, "completed");
+	assert_string_equal(e->job_id, "17");
+	assert_string_equal(jobq_event_get(e, "returnvalue"), "null");
+	assert_string_equal(jobq_event_get(e, "prev"), "active");
+	assert_null(jobq_event_list_at(l, 1)->job_id);
+	assert_string_equal(jobq_event_get(jobq_event_list_at(l, 2), "failedReason"), long_val);
+	assert_string_equal(jobq_event_get(jobq_event_list_at(l, 3), "data"), "");
+	jobq_event_list_free(l);
+	jobq_lmdb__buf_free(&b);
+	free(long_val);
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_job_record_size_classes),
 	    cmocka_unit_test(test_job_record_older_shorter_array),
 	    cmocka_unit_test(test_queue_record),
+	    cmocka_unit_test(test_running_entry),
+	    cmocka_unit_test(test_events_appended),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,8 @@
 #include "jobq.h"
 #include "jobq/backends.h"
 
+#include "backends/lmdb/lmdb_internal.h"
+
 typedef struct fixture {
 	char dir[256];
 	char url[300];
@@ -491,6 +493,250 @@ test_complete_removed(void **state) {
 	jobq_store_close(s);
 }
 
+/* Opens the store's LMDB environment directly (the jobq store must be closed). */
+static void
+raw_open(MDB_env **env, MDB_txn **txn, const char *dir) {
+	assert_int_equal(mdb_env_create(env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(*env, 32), 0);
+	assert_int_equal(mdb_env_open(*env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(*env, NULL, 0, txn), 0);
+}
+
+static MDB_dbi
+raw_dbi(MDB_txn *txn, const char *name) {
+	MDB_dbi d;
+	assert_int_equal(mdb_dbi_open(txn, name, 0, &d), 0);
+	return d;
+}
+
+static size_t
+raw_entries(MDB_txn *txn, const char *name) {
+	MDB_stat st;
+	assert_int_equal(mdb_stat(txn, raw_dbi(txn, name), &st), 0);
+	return st.ms_entries;
+}
+
+/*
+ * Rewrites a store as format 1 kept it: the running fields of active jobs in their records
+ * (state active, token, lock expiry, processed_on, attempts_started, index key 0/seq), the
+ * active index keyed queue\0seq(8, big-endian) -> id, and the format record "jobq-lmdb/1".
+ */
+static void
+downgrade_to_format_1(const char *dir) {
+	MDB_env *env;
+	MDB_txn *txn;
+	raw_open(&env, &txn, dir);
+	MDB_dbi meta = raw_dbi(txn, "meta"), jobs = raw_dbi(txn, "jobs"),
+	        active = raw_dbi(txn, "active");
+	enum { MAX = 8 };
+	unsigned char keys[MAX][LMDB_KEY_MAX];
+	size_t klen[MAX], n = 0;
+	uint64_t seqs[MAX];
+	MDB_cursor *cur;
+	assert_int_equal(mdb_cursor_open(txn, active, &cur), 0);
+	MDB_val k, v;
+	for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op) == 0;
+	     op = MDB_NEXT) {
+		assert_true(n < MAX);
+		lmdb_run run;
+		assert_int_equal(jobq_lmdb__run_decode(&run, v.mv_data, v.mv_size), 0);
+		memcpy(keys[n], k.mv_data, k.mv_size);
+		klen[n] = k.mv_size;
+		seqs[n] = run.seq;
+		/* The record with the running fields. */
+		MDB_val rk = k, rv;
+		assert_int_equal(mdb_get(txn, jobs, &rk, &rv), 0);
+		const char *nul = memchr(k.mv_data, '\0', k.mv_size);
+		assert_non_null(nul);
+		char id[JOBQ_ID_MAX + 1];
+		size_t idn = k.mv_size - (size_t)(nul + 1 - (const char *)k.mv_data);
+		memcpy(id, nul + 1, idn);
+		id[idn] = '\0';
+		lmdb_rec r;
+		assert_int_equal(jobq_lmdb__rec_decode(&r, id, rv.mv_data, rv.mv_size), 0);
+		r.j->state = JOBQ_STATE_ACTIVE;
+		jobq__free(r.j->token);
+		r.j->token = jobq__strndup(run.token, run.token_len);
+		r.lock_until = run.lock_until;
+		r.j->processed_on = run.processed_on;
+		r.j->attempts_started = run.attempts_started;
+		r.ia = 0;
+		r.ib = run.seq;
+		lmdb_buf b;
+		assert_int_equal(jobq_lmdb__rec_encode(&b, &r), 0);
+		MDB_val nv = {b.size, b.data};
+		rk.mv_size = klen[n];
+		rk.mv_data = keys[n];
+		assert_int_equal(mdb_put(txn, jobs, &rk, &nv, 0), 0);
+		jobq_lmdb__buf_free(&b);
+		jobq_job_free(r.j);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	assert_int_equal(mdb_drop(txn, active, 0), 0);
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *nul = memchr(keys[i], '\0', klen[i]);
+		size_t qn = (size_t)(nul - keys[i]) + 1;
+		unsigned char ok[LMDB_KEY_MAX];
+		memcpy(ok, keys[i], qn);
+		for (int b = 0; b < 8; b++) {
+			ok[qn + (size_t)b] = (unsigned char)(seqs[i] >> (56 - 8 * b));
+		}
+		MDB_val okey = {qn + 8, ok}, oval = {klen[i] - qn, keys[i] + qn};
+		assert_int_equal(mdb_put(txn, active, &okey, &oval, 0), 0);
+	}
+	static char fkey[] = "format", fval[] = "jobq-lmdb/1";
+	MDB_val fk = {6, fkey}, fv = {11, fval};
+	assert_int_equal(mdb_put(txn, meta, &fk, &fv, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/*
+ * A store written by format 1 (running fields in the records, active index by sequence
+ * number) opens: it is migrated in the opening transaction, and its active job keeps its
+ * lock (the token still completes it), attempts and place; a log line written while it ran
+ * goes with it when it is completed and removed.
+ */
+static void
+test_migrates_format_1(void **state) {
+	fixture *f = *state;
+	jobq_store *s;
+	assert_int_equal(jobq_store_open(&s, f->url, NULL), 0);
+	jobq_queue *q;
+	assert_int_equal(jobq_queue_open(&q, s, "old"), 0);
+	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+	o.remove_on_complete.mode = JOBQ_KEEP_NONE;
+	jobq_job_id ids[3];
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(jobq_queue_add(&ids[i], q, "x", "1", 1, &o), 0);
+	}
+	jobq_job *job;
+	assert_int_equal(jobq_queue_fetch(&job, q, 600000), 0);
+	assert_string_equal(jobq_job_id_of(job), ids[0].str);
+	char token[64];
+	snprintf(token, sizeof(token), "%s", jobq_job_token(job));
+	int64_t started = jobq_job_processed_on(job);
+	jobq_job_free(job);
+	assert_true(jobq_queue_add_log(q, ids[0].str, "while running") >= 0);
+	jobq_queue_close(q);
+	jobq_store_close(s);
+
+	downgrade_to_format_1(f->dir);
+
+	assert_int_equal(jobq_store_open(&s, f->url, NULL), 0);
+	assert_int_equal(jobq_queue_open(&q, s, "old"), 0);
+	assert_int_equal(jobq_queue_get_job(&job, q, ids[0].str), 0);
+	assert_int_equal(jobq_job_state(job), JOBQ_STATE_ACTIVE);
+	assert_int_equal(jobq_job_attempts_started(job), 1);
+	assert_int_equal(jobq_job_processed_on(job), started);
+	jobq_job_free(job);
+	jobq_job_list *l = NULL;
+	assert_int_equal(jobq_queue_list(&l, q, JOBQ_STATE_ACTIVE, 0, 10), 0);
+	assert_non_null(l);
+	assert_int_equal(l->count, 1);
+	assert_string_equal(jobq_job_id_of(l->jobs[0]), ids[0].str);
+	jobq_job_list_free(l);
+	jobq_counts n;
+	assert_int_equal(jobq_queue_counts(&n, q), 0);
+	assert_int_equal(n.active, 1);
+	assert_int_equal(n.waiting, 2);
+	/* Its lock came along: a wrong token is refused, the right one completes it. */
+	assert_int_equal(jobq_queue_complete(q, ids[0].str, "not-the-token", "5"), JOBQ_ELOCKLOST);
+	assert_int_equal(jobq_queue_complete(q, ids[0].str, token, "5"), 0);
+	assert_int_equal(jobq_queue_fetch(&job, q, 30000), 0);
+	assert_string_equal(jobq_job_id_of(job), ids[1].str);
+	assert_int_equal(jobq_queue_complete(q, ids[1].str, jobq_job_token(job), "6"), 0);
+	jobq_job_free(job);
+	assert_int_equal(jobq_queue_counts(&n, q), 0);
+	assert_int_equal(n.active, 0);
+	assert_int_equal(n.waiting, 1);
+	jobq_queue_close(q);
+	jobq_store_close(s);
+
+	/* Format 2 now, the log line gone with its job, the active index empty. */
+	MDB_env *env;
+	MDB_txn *txn;
+	raw_open(&env, &txn, f->dir);
+	static char fkey[] = "format";
+	MDB_val fk = {6, fkey}, fv;
+	assert_int_equal(mdb_get(txn, raw_dbi(txn, "meta"), &fk, &fv), 0);
+	assert_int_equal(fv.mv_size, 11);
+	assert_memory_equal(fv.mv_data, "jobq-lmdb/2", 11);
+	assert_int_equal(raw_entries(txn, "logs"), 0);
+	assert_int_equal(raw_entries(txn, "active"), 0);
+	assert_int_equal(raw_entries(txn, "jobs"), 1);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+/*
+ * The running entry carries what a fetch changed (token, lock, processed_on, attempts) while
+ * the record keeps the rest: get, list, extend, the reaper and a failure see the merged job.
+ */
+static void
+test_running_fields_merged(void **state) {
+	fixture *f = *state;
+	jobq_backend *b;
+	jobq_lmdb_options lo = JOBQ_LMDB_OPTIONS_INIT;
+	assert_int_equal(jobq_backend_lmdb_new(&b, f->dir, &lo), 0);
+	jobq_backend_queue *bq;
+	assert_int_equal(b->queue_open(&bq, b, "m"), 0);
+	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+	o.timestamp = 1000;
+	jobq_add_request req = {"x", "d", 1, &o};
+	jobq_job_id id;
+	int outcome;
+	assert_int_equal(b->add(&id, &outcome, bq, &req, 1, 1000), 0);
+	jobq_job *j;
+	assert_int_equal(b->fetch(&j, NULL, bq, "tok-a", 100, 2000), 0);
+	assert_int_equal(j->attempts_started, 1);
+	assert_int_equal(j->processed_on, 2000);
+	jobq_job_free(j);
+	assert_int_equal(b->get(&j, bq, id.str), 0);
+	assert_int_equal(j->state, JOBQ_STATE_ACTIVE);
+	assert_int_equal(j->processed_on, 2000);
+	assert_int_equal(j->attempts_started, 1);
+	jobq_job_free(j);
+	/* The lock: extended by its token only, expired at its time. */
+	assert_int_equal(b->extend_lock(bq, id.str, "tok-b", 100, 2050), JOBQ_ELOCKLOST);
+	assert_int_equal(b->extend_lock(bq, id.str, "tok-a", 100, 2050), 0); /* until 2150 */
+	jobq_strings *rec = NULL;
+	assert_int_equal(b->reap_stalled(&rec, bq, 1, 0, 2149), 0);
+	jobq_strings_free(rec);
+	rec = NULL;
+	assert_int_equal(b->reap_stalled(&rec, bq, 1, 0, 2150), 1);
+	assert_non_null(rec);
+	assert_string_equal(rec->items[0], id.str);
+	jobq_strings_free(rec);
+	/* Back to waiting with the first attempt's start kept; the second fetch counts 2. */
+	assert_int_equal(b->get(&j, bq, id.str), 0);
+	assert_int_equal(j->state, JOBQ_STATE_WAITING);
+	assert_int_equal(j->attempts_started, 1);
+	assert_int_equal(j->stalled_count, 1);
+	assert_null(j->token);
+	jobq_job_free(j);
+	assert_int_equal(b->fetch(&j, NULL, bq, "tok-c", 100, 3000), 0);
+	assert_int_equal(j->attempts_started, 2);
+	jobq_job_free(j);
+	jobq_failure fl = {"boom", NULL, -1, {JOBQ_KEEP_ALL, 0, 0}, 1};
+	assert_int_equal((b->fail)(bq, id.str, "tok-a", &fl, 3010), JOBQ_ELOCKLOST);
+	assert_int_equal((b->fail)(bq, id.str, "tok-c", &fl, 3010), 0);
+	assert_int_equal(b->get(&j, bq, id.str), 0);
+	assert_int_equal(j->state, JOBQ_STATE_FAILED);
+	assert_int_equal(j->attempts_started, 2);
+	assert_int_equal(j->attempts_made, 1);
+	assert_int_equal(j->processed_on, 3000);
+	assert_string_equal(j->failed_reason, "boom");
+	jobq_job_free(j);
+	jobq_counts n;
+	assert_int_equal(b->counts(&n, bq), 0);
+	assert_int_equal(n.active + n.waiting, 0);
+	assert_int_equal(n.failed, 1);
+	b->queue_close(bq);
+	b->free(b);
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +752,8 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(test_events_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events_read_inside_a_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_complete_removed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrates_format_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_running_fields_merged, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("lmdb.store", tests, NULL, NULL);
 }
