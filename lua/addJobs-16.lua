@@ -39,16 +39,20 @@ local function add(...)
     redis.call("XADD", eventsKey, "*", "event", ...)
   end
 end
+-- the id counter moves by one per job, custom ids included, as one INCR per job would
+local firstId = redis.call("INCRBY", idKey, n) - n + 1
+-- the wait list pushes of all jobs in two calls at the end: LPUSH and RPUSH work on
+-- opposite ends, so their order among each other does not matter
+local pushFront, pushBack = {}, {}
 for i = 0, n - 1 do
   local b = 3 + i * 10
   local customId, name, data, opts = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local timestamp, delay, priority = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
   local lifo, dedupId, dedupTtl = ARGV[b + 7] == "1", ARGV[b + 8], tonumber(ARGV[b + 9])
 
-  local ctr = redis.call("INCR", idKey)
   local id = customId
   if id == "" then
-    id = tostring(ctr)
+    id = tostring(firstId + i)
   end
   local jk = qp .. id
   local outcome = 0
@@ -93,9 +97,9 @@ for i = 0, n - 1 do
       if priority > 0 then
         redis.call("ZADD", prioritizedKey, priorityScore(priority), id)
       elseif lifo then
-        redis.call("RPUSH", waitKey, id)
+        pushBack[#pushBack + 1] = id
       else
-        redis.call("LPUSH", waitKey, id)
+        pushFront[#pushFront + 1] = id
       end
       woken = true
       add("waiting", "jobId", id)
@@ -103,6 +107,12 @@ for i = 0, n - 1 do
   end
   out[#out + 1] = outcome
   out[#out + 1] = id
+end
+if #pushFront > 0 then
+  redis.call("LPUSH", waitKey, unpack(pushFront))
+end
+if #pushBack > 0 then
+  redis.call("RPUSH", waitKey, unpack(pushBack))
 end
 if woken and not blocked then
   redis.call("ZADD", markerKey, "0", "0")

@@ -12,9 +12,9 @@
     0 none, k newest), keep age ms (-1 none),
     then m lock tokens
   Output:
-    {statuses, jobs, nextDelayedDue}: statuses has one integer per completion (0 ok,
+    {statuses, ids, nextDelayedDue}: statuses has one integer per completion (0 ok,
     -1 no such job, -2 lock missing, -3 not active, -4 pending children, -6 lock held by
-    another token), jobs is {id1, hash1, id2, hash2, ...} (hash as HGETALL)
+    another token), ids the jobs fetched, in order, each locked with the next token
   Events: completed, drained, waiting (prev delayed) for promotions, active (prev waiting)
 ]]
 --- @include "includes/keys"
@@ -34,17 +34,28 @@ local function add(...)
   redis.call("XADD", eventsKey, "*", "event", ...)
 end
 
--- completions: first the checks of complete() for each ...
+-- completions: first the checks of complete() for each, with the locks read in one MGET
+-- and the pending-children check in one EXISTS (an empty set does not exist) ...
 local statuses = {}
 local finished = {}
-local cand, candAt, seen = {}, {}, {}
+local cand, seen = {}, {}
+-- each job's key and lock key, built once
+local jks, lockKeys, locks = {}, {}, {}
+if ndone > 0 then
+  for i = 1, ndone do
+    local jk = qp .. ARGV[1 + i * 5]
+    jks[i] = jk
+    lockKeys[i] = jk .. ":lock"
+  end
+  locks = redis.call("MGET", unpack(lockKeys))
+end
 local argi = 6
 for i = 1, ndone do
   local id, token = ARGV[argi], ARGV[argi + 1]
   argi = argi + 5
-  local jk = qp .. id
+  local jk = jks[i]
   local st = 0
-  local cur = redis.call("GET", jk .. ":lock")
+  local cur = locks[i]
   if not cur or seen[id] then
     st = -2 -- a repeated id finds the lock gone, as a second complete() would
   elseif cur ~= token then
@@ -53,14 +64,29 @@ for i = 1, ndone do
     local h = redis.call("HMGET", jk, "timestamp", "deid", "atm")
     if not h[1] and redis.call("EXISTS", jk) == 0 then
       st = -1
-    elseif redis.call("SCARD", jk .. ":dependencies") ~= 0 then
-      st = -4
     else
       seen[id] = h
       cand[#cand + 1] = i
     end
   end
   statuses[i] = st
+end
+if #cand > 0 then
+  local depKeys = {}
+  for k, i in ipairs(cand) do
+    depKeys[k] = jks[i] .. ":dependencies"
+  end
+  if redis.call("EXISTS", unpack(depKeys)) > 0 then
+    local kept = {}
+    for k, i in ipairs(cand) do
+      if redis.call("SCARD", depKeys[k]) ~= 0 then
+        statuses[i] = -4
+      else
+        kept[#kept + 1] = i
+      end
+    end
+    cand = kept
+  end
 end
 -- ... then out of the active list. A batch fetched in one step sits together in the list:
 -- one scan finds it, its entries are overwritten with a mark and one LREM drops the marks,
@@ -102,7 +128,8 @@ for _, i in ipairs(cand) do
     statuses[i] = -3
   end
 end
--- ... then the writes of each completion that passed
+-- ... then the writes of each completion that passed; the keys of removed jobs go in one DEL
+local gone = {}
 argi = 6
 for i = 1, ndone do
   local id, value = ARGV[argi], ARGV[argi + 2]
@@ -110,8 +137,7 @@ for i = 1, ndone do
   argi = argi + 5
   local st = statuses[i]
   local h = seen[id]
-  local jk = qp .. id
-  local lockKey = jk .. ":lock"
+  local jk, lockKey = jks[i], lockKeys[i]
   if st == 0 then
     finished[#finished + 1] = id
     local deid = h[2]
@@ -122,8 +148,11 @@ for i = 1, ndone do
       end
     end
     if keepCount == 0 then
-      redis.call("DEL", jk, lockKey, jk .. ":logs", jk .. ":dependencies", jk .. ":processed",
-        jk .. ":failed", jk .. ":unsuccessful")
+      -- (":dependencies" does not exist: checked above)
+      local n = #gone
+      gone[n + 1], gone[n + 2], gone[n + 3] = jk, lockKey, jk .. ":logs"
+      gone[n + 4], gone[n + 5], gone[n + 6] = jk .. ":processed", jk .. ":failed",
+        jk .. ":unsuccessful"
     else
       redis.call("DEL", lockKey)
       redis.call("ZADD", completedKey, ARGV[5], id)
@@ -146,8 +175,12 @@ for i = 1, ndone do
         end
       end
     end
-    add("completed", "jobId", id, "returnvalue", value, "prev", "active")
+    redis.call("XADD", eventsKey, "*", "event", "completed", "jobId", id, "returnvalue", value,
+      "prev", "active")
   end
+end
+if #gone > 0 then
+  redis.call("DEL", unpack(gone))
 end
 if #finished > 0 then
   redis.call("SREM", stalledKey, unpack(finished))
@@ -170,13 +203,25 @@ if maxFetch > 0 then
     end
   end
   local conc, maxJobs = tonumber(meta[3]), tonumber(meta[4])
-  local waitEmpty = false
+  -- locks the job and starts its attempt. The job's hash is not returned: the client reads
+  -- it with HGETALL after this script (the job is locked by then), which costs the server
+  -- far less than turning each hash into a Lua table and back
+  local function start(id, token)
+    local jk = qp .. id
+    redis.call("SET", jk .. ":lock", token, "PX", ARGV[4])
+    redis.call("HINCRBY", jk, "ats", "1")
+    redis.call("HSET", jk, "processedOn", ARGV[5])
+    jobs[#jobs + 1] = id
+    redis.call("XADD", eventsKey, "*", "event", "active", "jobId", id, "prev", "waiting")
+  end
   local n = 0
-  while n < maxFetch and not meta[2] do
-    if conc and redis.call("LLEN", activeKey) >= conc then
-      break
-    end
-    if maxJobs then
+  if maxJobs then
+    -- with a rate limiter each job is counted as it is taken
+    local waitEmpty = false
+    while n < maxFetch and not meta[2] do
+      if conc and redis.call("LLEN", activeKey) >= conc then
+        break
+      end
       local used = tonumber(redis.call("GET", limiterKey) or "0")
       if used >= maxJobs then
         if redis.call("PTTL", limiterKey) > 0 then
@@ -184,38 +229,72 @@ if maxFetch > 0 then
         end
         redis.call("DEL", limiterKey)
       end
-    end
-    local id
-    if not waitEmpty then
-      id = redis.call("RPOPLPUSH", waitKey, activeKey)
-      while id and string.sub(id, 1, 2) == "0:" do
-        redis.call("LREM", activeKey, 1, id)
+      local id
+      if not waitEmpty then
         id = redis.call("RPOPLPUSH", waitKey, activeKey)
+        while id and string.sub(id, 1, 2) == "0:" do
+          redis.call("LREM", activeKey, 1, id)
+          id = redis.call("RPOPLPUSH", waitKey, activeKey)
+        end
+        waitEmpty = not id
       end
-      waitEmpty = not id
+      if not id then
+        local popped = redis.call("ZPOPMIN", prioritizedKey)
+        if not popped[1] then
+          redis.call("DEL", pcKey)
+          break
+        end
+        id = popped[1]
+        redis.call("LPUSH", activeKey, id)
+      end
+      n = n + 1
+      if redis.call("HEXISTS", qp .. id, "defa") == 0 then
+        if redis.call("INCR", limiterKey) == 1 then
+          redis.call("PEXPIRE", limiterKey, math.floor(math.abs(tonumber(meta[5] or "1000"))))
+        end
+      end
+      start(id, ARGV[argi + n - 1])
     end
-    if not id then
-      local popped = redis.call("ZPOPMIN", prioritizedKey)
-      if not popped[1] then
-        redis.call("DEL", pcKey)
+  elseif not meta[2] then
+    -- the jobs are taken together: the oldest of the wait list (its tail) in one LRANGE and
+    -- LTRIM, then the prioritized set in one ZPOPMIN, pushed on the active list in one LPUSH
+    -- in the order one RPOPLPUSH per job would leave them
+    local room = maxFetch
+    if conc then
+      room = math.min(room, conc - redis.call("LLEN", activeKey))
+    end
+    local ids = {}
+    while #ids < room do
+      local want = room - #ids
+      local tail = redis.call("LRANGE", waitKey, -want, -1)
+      if #tail > 0 then
+        redis.call("LTRIM", waitKey, 0, -(#tail + 1))
+      end
+      for k = #tail, 1, -1 do
+        if string.sub(tail[k], 1, 2) ~= "0:" then -- (markers of old BullMQ versions)
+          ids[#ids + 1] = tail[k]
+        end
+      end
+      if #tail < want then
         break
       end
-      id = popped[1]
-      redis.call("LPUSH", activeKey, id)
     end
-    n = n + 1
-    local jk = qp .. id
-    if maxJobs and redis.call("HEXISTS", jk, "defa") == 0 then
-      if redis.call("INCR", limiterKey) == 1 then
-        redis.call("PEXPIRE", limiterKey, math.floor(math.abs(tonumber(meta[5] or "1000"))))
+    if #ids < room then
+      local popped = redis.call("ZPOPMIN", prioritizedKey, room - #ids)
+      for k = 1, #popped, 2 do
+        ids[#ids + 1] = popped[k]
+      end
+      if #ids < room then
+        redis.call("DEL", pcKey)
       end
     end
-    redis.call("SET", jk .. ":lock", ARGV[argi + n - 1], "PX", ARGV[4])
-    redis.call("HINCRBY", jk, "ats", "1")
-    redis.call("HSET", jk, "processedOn", ARGV[5])
-    jobs[#jobs + 1] = id
-    jobs[#jobs + 1] = redis.call("HGETALL", jk)
-    add("active", "jobId", id, "prev", "waiting")
+    if #ids > 0 then
+      redis.call("LPUSH", activeKey, unpack(ids))
+    end
+    for _, id in ipairs(ids) do
+      n = n + 1
+      start(id, ARGV[argi + n - 1])
+    end
   end
   if n > 0 then
     redis.call("ZADD", markerKey, "0", "0")

@@ -13,9 +13,12 @@
  *   process k  EVALSHA completeFetch completing the k jobs fetched by the previous call and
  *              fetching k more, one call at a time (each needs the previous reply)
  *              vs a minimal script doing the same steps with the fewest calls (per
- *              completion GET lock, LREM, DEL, XADD; per fetch RPOPLPUSH, SET PX, HGETALL,
- *              HINCRBY, HSET, XADD; once HMGET meta, ZRANGE delayed, ZADD marker,
- *              SREM stalled, drained check, XTRIM), each with the checks the step promises
+ *              completion HGET deid, LREM, XADD; per fetch SET PX, HINCRBY, HSET, XADD; once
+ *              per call MGET locks, EXISTS children, DEL of the finished jobs' keys, LRANGE +
+ *              LTRIM + LPUSH to move the fetched ids, HMGET meta, ZRANGE delayed, ZADD
+ *              marker, SREM stalled, drained check, XTRIM), each with the checks the step
+ *              promises; both return the fetched ids, whose hashes the harness then reads
+ *              with one pipelined HGETALL per job (counted), as the backend does
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,26 +50,38 @@ static const char min_add[] =
 static const char min_process[] =
     "local qp, nd, mx, lockMs, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4],\n"
     "  ARGV[5]\n"
-    "local st, a, fin = {}, 6, {}\n"
+    "local st, fin, jks, gone = {}, {}, {}, {}\n"
+    "local locks = {}\n"
+    "if nd > 0 then\n"
+    "  local lk = {}\n"
+    "  for i = 1, nd do\n"
+    "    jks[i] = qp .. ARGV[1 + i * 5]\n"
+    "    lk[i] = jks[i] .. ':lock'\n"
+    "  end\n"
+    "  locks = redis.call('MGET', unpack(lk))\n"
+    "  local dk = {}\n"
+    "  for i = 1, nd do dk[i] = jks[i] .. ':dependencies' end\n"
+    "  if redis.call('EXISTS', unpack(dk)) > 0 then return redis.error_reply('children') end\n"
+    "end\n"
     "for i = 1, nd do\n"
-    "  local id, tok, val = ARGV[a], ARGV[a + 1], ARGV[a + 2]\n"
-    "  a = a + 5\n"
-    "  local jk = qp .. id\n"
-    "  local lk = jk .. ':lock'\n"
+    "  local a = 1 + i * 5\n"
+    "  local id, jk = ARGV[a], jks[i]\n"
     "  st[i] = -2\n"
-    "  if redis.call('GET', lk) == tok then\n"
-    "    local h = redis.call('HMGET', jk, 'timestamp', 'deid')\n"
-    "    if h[1] and redis.call('SCARD', jk .. ':dependencies') == 0\n"
-    "        and redis.call('LREM', KEYS[3], -1, id) == 1 then\n"
-    "      redis.call('DEL', jk, lk, jk .. ':logs', jk .. ':dependencies', jk .. ':processed',\n"
-    "        jk .. ':failed', jk .. ':unsuccessful')\n"
+    "  if locks[i] == ARGV[a + 1] then\n"
+    "    local deid = redis.call('HGET', jk, 'deid')\n"
+    "    if redis.call('LREM', KEYS[3], -1, id) == 1 then\n"
+    "      local n = #gone\n"
+    "      gone[n + 1], gone[n + 2], gone[n + 3] = jk, jk .. ':lock', jk .. ':logs'\n"
+    "      gone[n + 4], gone[n + 5], gone[n + 6] = jk .. ':processed', jk .. ':failed',\n"
+    "        jk .. ':unsuccessful'\n"
     "      redis.call('XADD', KEYS[15], '*', 'event', 'completed', 'jobId', id, 'returnvalue',\n"
-    "        val, 'prev', 'active')\n"
+    "        ARGV[a + 2], 'prev', 'active')\n"
     "      st[i] = 0\n"
     "      fin[#fin + 1] = id\n"
     "    end\n"
     "  end\n"
     "end\n"
+    "if #gone > 0 then redis.call('DEL', unpack(gone)) end\n"
     "if #fin > 0 then\n"
     "  redis.call('SREM', KEYS[10], unpack(fin))\n"
     "  if redis.call('LLEN', KEYS[3]) == 0 and redis.call('LLEN', KEYS[1]) == 0\n"
@@ -74,25 +89,28 @@ static const char min_process[] =
     "    redis.call('XADD', KEYS[15], '*', 'event', 'drained')\n"
     "  end\n"
     "end\n"
-    "local jobs = {}\n"
+    "local ids = {}\n"
     "if mx > 0 then\n"
     "  local meta = redis.call('HMGET', KEYS[13], 'paused', 'concurrency')\n"
     "  redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')\n"
-    "  for i = 1, mx do\n"
-    "    local id = redis.call('RPOPLPUSH', KEYS[1], KEYS[3])\n"
-    "    if not id then break end\n"
+    "  local tail = redis.call('LRANGE', KEYS[1], -mx, -1)\n"
+    "  if #tail > 0 then\n"
+    "    redis.call('LTRIM', KEYS[1], 0, -(#tail + 1))\n"
+    "    for k = #tail, 1, -1 do ids[#ids + 1] = tail[k] end\n"
+    "    redis.call('LPUSH', KEYS[3], unpack(ids))\n"
+    "  end\n"
+    "  local a = 6 + nd * 5\n"
+    "  for i, id in ipairs(ids) do\n"
     "    local jk = qp .. id\n"
     "    redis.call('SET', jk .. ':lock', ARGV[a + i - 1], 'PX', lockMs)\n"
     "    redis.call('HINCRBY', jk, 'ats', 1)\n"
     "    redis.call('HSET', jk, 'processedOn', now)\n"
     "    redis.call('XADD', KEYS[15], '*', 'event', 'active', 'jobId', id, 'prev', 'waiting')\n"
-    "    jobs[#jobs + 1] = id\n"
-    "    jobs[#jobs + 1] = redis.call('HGETALL', jk)\n"
     "  end\n"
-    "  if #jobs > 0 then redis.call('ZADD', KEYS[12], 0, '0') end\n"
+    "  if #ids > 0 then redis.call('ZADD', KEYS[12], 0, '0') end\n"
     "end\n"
     "redis.call('XTRIM', KEYS[15], 'MAXLEN', '~', 10000)\n"
-    "return {st, jobs, 0}\n";
+    "return {st, ids, 0}\n";
 
 static double
 now_s(void) {
@@ -278,9 +296,20 @@ process_bench(redisContext *c, const char *add_sha, const char *sha, int jobs, i
 		redisReply *r = cmd(c, argc, av);
 		processed += held;
 		const redisReply *list = r->element[1];
-		held = (int)list->elements / 2;
+		held = (int)list->elements;
 		for (int i = 0; i < held; i++)
-			snprintf(ids[i], sizeof(ids[i]), "%s", list->element[2 * i]->str);
+			snprintf(ids[i], sizeof(ids[i]), "%s", list->element[i]->str);
+		/* the fetched jobs' hashes, read after the step as the backend does */
+		for (int i = 0; i < held; i++)
+			redisAppendCommand(c, "HGETALL %s%s", q.qp, ids[i]);
+		for (int i = 0; i < held; i++) {
+			void *h = NULL;
+			if (redisGetReply(c, &h) != REDIS_OK) {
+				fprintf(stderr, "redis: %s\n", c->errstr);
+				exit(1);
+			}
+			freeReplyObject(h);
+		}
 		freeReplyObject(r);
 		if (held == 0 && processed < jobs) {
 			fprintf(stderr, "process: ran out of jobs at %d\n", processed);

@@ -369,6 +369,27 @@ rq_connect_check(redis_backend *b) {
 	return 0;
 }
 
+/* Writes `len` bytes with send(MSG_NOSIGNAL) (never SIGPIPE); -1 and c->err set. */
+static int
+send_all(redisContext *c, const char *buf, size_t len) {
+	for (size_t off = 0; off < len;) {
+		ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			c->err = REDIS_ERR_IO;
+			snprintf(c->errstr, sizeof(c->errstr), "%s",
+			         n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
+			             ? "write timed out"
+			         : n < 0 ? strerror(errno)
+			                 : "connection closed");
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	return 0;
+}
+
 /*
  * One command without the SIGPIPE guard's four system calls: the command is written with
  * send(MSG_NOSIGNAL), which never raises SIGPIPE, and hiredis only reads the reply (its
@@ -383,21 +404,9 @@ command_nosignal(redisContext *c, int argc, const char **argv, const size_t *len
 		snprintf(c->errstr, sizeof(c->errstr), "out of memory formatting a command");
 		return NULL;
 	}
-	for (size_t off = 0; off < (size_t)len;) {
-		ssize_t n = send(c->fd, cmd + off, (size_t)len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			c->err = REDIS_ERR_IO;
-			snprintf(c->errstr, sizeof(c->errstr), "%s",
-			         n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
-			             ? "write timed out"
-			         : n < 0 ? strerror(errno)
-			                 : "connection closed");
-			free(cmd);
-			return NULL;
-		}
-		off += (size_t)n;
+	if (send_all(c, cmd, (size_t)len) < 0) {
+		free(cmd);
+		return NULL;
 	}
 	free(cmd);
 	void *reply = NULL;
@@ -436,6 +445,85 @@ rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **arg
 		}
 		*rc = 0;
 		return r;
+	}
+}
+
+/* The `n` commands of `argc` arguments each, in one write; their replies in `out`. */
+static int
+pipeline_once(redisContext *c, size_t n, int argc, const char **argv, const size_t *lens,
+              redisReply **out) {
+	size_t total = 0, cap = 0;
+	char *buf = NULL;
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char *cmd = NULL;
+		int len = redisFormatCommandArgv(
+		    &cmd, argc, (const char **)(argv + i * (size_t)argc), lens + i * (size_t)argc);
+		if (len < 0 || cmd == NULL) {
+			rc = -1;
+			break;
+		}
+		if (total + (size_t)len > cap) {
+			size_t want = cap ? cap * 2 : 4096;
+			while (want < total + (size_t)len)
+				want *= 2;
+			char *grown = realloc(buf, want);
+			if (grown == NULL) {
+				free(cmd);
+				rc = -1;
+				break;
+			}
+			buf = grown;
+			cap = want;
+		}
+		memcpy(buf + total, cmd, (size_t)len);
+		total += (size_t)len;
+		free(cmd);
+	}
+	if (rc < 0) {
+		free(buf);
+		c->err = REDIS_ERR_OOM;
+		snprintf(c->errstr, sizeof(c->errstr), "out of memory formatting commands");
+		return -1;
+	}
+	rc = send_all(c, buf, total);
+	free(buf);
+	for (size_t i = 0; i < n; i++)
+		out[i] = NULL;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		void *reply = NULL;
+		if (redisGetReply(c, &reply) != REDIS_OK)
+			rc = -1;
+		out[i] = reply;
+	}
+	if (rc < 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (out[i] != NULL)
+				freeReplyObject(out[i]);
+			out[i] = NULL;
+		}
+	}
+	return rc;
+}
+
+int
+rq_command_many(redis_backend *b, size_t n, int argc, const char **argv, const size_t *lens,
+                redisReply **out) {
+	for (int attempt = 0;; attempt++) {
+		rconn *conn = NULL;
+		int rc = rq_conn_get(&conn, b, 0);
+		if (rc < 0)
+			return rc;
+		if (pipeline_once(conn->c, n, argc, argv, lens, out) == 0) {
+			rq_conn_put(b, conn, 0);
+			return 0;
+		}
+		char err[128];
+		snprintf(err, sizeof(err), "%s", conn->c->errstr);
+		rq_conn_put(b, conn, 0);
+		if (attempt == 0)
+			continue; /* read-only commands: safe to send again */
+		return jobq_error_set(JOBQ_EIO, "redis %s: %s: %s", b->where, argv[0], err);
 	}
 }
 

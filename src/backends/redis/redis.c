@@ -531,19 +531,25 @@ typedef struct cf_call {
 	int rc; /* jobs fetched or < 0 */
 } cf_call;
 
-/* Decodes the `n` jobs fetched for `r` from pair `from` of `list`; returns how many. */
+/* Decodes the `n` jobs fetched for `r` (ids from element `from` of `ids`, their hashes in
+ * `hashes`); returns how many. */
 static int
-cf_deal(cf_call *r, const redisReply *list, size_t from, size_t n) {
+cf_deal(cf_call *r, const redisReply *ids, redisReply *const *hashes, size_t from, size_t n) {
 	size_t got = 0;
 	int rc = 0;
 	for (; got < n; got++) {
-		const redisReply *idr = list->element[2 * (from + got)];
+		const redisReply *idr = ids->element[from + got];
+		const redisReply *h = hashes[from + got];
 		if (idr->type != REDIS_REPLY_STRING) {
 			rc = jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: bad job id");
 			break;
 		}
-		rc = rq_job_decode(&r->jobs[got], idr->str, idr->len,
-		                   list->element[2 * (from + got) + 1], JOBQ_STATE_ACTIVE,
+		if (h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
+			rc = jobq_error_set(JOBQ_EBACKEND,
+			                    "redis complete_fetch: job %s has no hash", idr->str);
+			break;
+		}
+		rc = rq_job_decode(&r->jobs[got], idr->str, idr->len, h, JOBQ_STATE_ACTIVE,
 		                   r->tokens[got]);
 		if (rc < 0)
 			break;
@@ -551,6 +557,46 @@ cf_deal(cf_call *r, const redisReply *list, size_t from, size_t n) {
 	/* jobs that could not be decoded stay active and locked until the lock expires: the
 	 * stalled check gives them back; the ones decoded are handed out */
 	return got > 0 || rc == 0 ? (int)got : rc;
+}
+
+/*
+ * Reads the hashes of the `n` jobs the script fetched (it returns their ids only: turning
+ * each hash into a Lua table and back cost the server more than all else per job), with
+ * one pipelined HGETALL per job. The jobs are locked by then, so nobody else changes them.
+ */
+static int
+cf_read_hashes(jobq_backend_queue *q, const redisReply *ids, redisReply **hashes) {
+	size_t n = ids->elements, bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ids->element[i]->type != REDIS_REPLY_STRING)
+			return jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: bad job id");
+		bytes += q->qp_len + ids->element[i]->len + 1;
+	}
+	const char **av = jobq__malloc(2 * n * sizeof(*av));
+	size_t *al = jobq__malloc(2 * n * sizeof(*al));
+	char *keys = jobq__malloc(bytes);
+	int rc = 0;
+	if (av == NULL || al == NULL || keys == NULL) {
+		rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	} else {
+		char *k = keys;
+		for (size_t i = 0; i < n; i++) {
+			const redisReply *id = ids->element[i];
+			memcpy(k, q->qp, q->qp_len);
+			memcpy(k + q->qp_len, id->str, id->len);
+			k[q->qp_len + id->len] = '\0';
+			av[2 * i] = "HGETALL";
+			al[2 * i] = 7;
+			av[2 * i + 1] = k;
+			al[2 * i + 1] = q->qp_len + id->len;
+			k += q->qp_len + id->len + 1;
+		}
+		rc = rq_command_many(q->b, n, 2, av, al, hashes);
+	}
+	jobq__free(keys);
+	jobq__free(al);
+	jobq__free(av);
+	return rc;
 }
 
 /* Fails every call of the flight with `rc`. */
@@ -637,15 +683,22 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 	    reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 ? reply->element[0] : NULL;
 	const redisReply *list = st != NULL ? reply->element[1] : NULL;
 	if (st == NULL || st->type != REDIS_REPLY_ARRAY || st->elements != ndone ||
-	    list->type != REDIS_REPLY_ARRAY || list->elements % 2 != 0 ||
-	    list->elements / 2 > max) {
+	    list->type != REDIS_REPLY_ARRAY || list->elements > max) {
 		freeReplyObject(reply);
 		cf_fail(group,
 		        jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: unexpected reply"));
 		return;
 	}
 	int64_t due = elem_int(reply->element[2]);
-	size_t nfetched = list->elements / 2, next = 0;
+	size_t nfetched = list->elements, next = 0;
+	redisReply *hash_stack[CF_STACK];
+	redisReply **hashes =
+	    nfetched <= CF_STACK ? hash_stack : jobq__malloc(nfetched * sizeof(*hashes));
+	int read_rc = 0;
+	if (hashes == NULL)
+		read_rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	else if (nfetched > 0)
+		read_rc = cf_read_hashes(q, list, hashes);
 	d = 0;
 	for (rq_call *c = group; c != NULL; c = c->next) {
 		cf_call *r = c->arg;
@@ -656,10 +709,16 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		if (r->info != NULL)
 			r->info->next_due_ms = due;
 		size_t n = nfetched - next < r->max ? nfetched - next : r->max;
-		r->rc = cf_deal(r, list, next, n);
+		/* jobs fetched but not read stay locked until the stalled check gives them back */
+		r->rc = n == 0 ? 0 : read_rc < 0 ? read_rc : cf_deal(r, list, hashes, next, n);
 		c->urgent = r->rc > 0;
 		next += n;
 	}
+	if (read_rc == 0 && hashes != NULL)
+		for (size_t i = 0; i < nfetched; i++)
+			freeReplyObject(hashes[i]);
+	if (hashes != hash_stack)
+		jobq__free(hashes);
 	freeReplyObject(reply);
 }
 

@@ -113,6 +113,11 @@ char *rq_base64(const char *s, size_t n);
  * Returns the reply (never an error reply: those become JOBQ_EBACKEND) or NULL with *rc set. */
 redisReply *rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **argv,
                        const size_t *lens);
+/* Runs `n` read-only commands of `argc` arguments each (argv and lens: n * argc entries) in
+ * one write and one round trip; `out` gets the n replies (error replies included). On a
+ * dropped connection it reconnects and sends them again once. 0 or < 0 (nothing in out). */
+int rq_command_many(redis_backend *b, size_t n, int argc, const char **argv, const size_t *lens,
+                    redisReply **out);
 /* Runs embedded script `script` with the queue's keys and ARGV = {qp, args...}. */
 redisReply *rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **argv,
                       const size_t *lens);
