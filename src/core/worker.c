@@ -1,6 +1,6 @@
 /*
- * The worker runtime: `concurrency` handler threads, each fetching and running jobs, with one
- * of them at a time blocked in the backend's wait for work while the others wait on the
+ * The worker runtime: `concurrency` handler threads, each fetching and running jobs, with up
+ * to two of them at a time blocked in the backend's wait for work while the others wait on the
  * worker's condvar; and one timer thread for the lock heartbeat and the stalled-job reaper.
  * Handlers run with no library lock held.
  *
@@ -53,12 +53,13 @@ struct jobq_worker {
 	jobq_fail_policy policy;
 
 	pthread_mutex_t mu;
-	pthread_cond_t idle_cv;  /* handler threads waiting for the waiter's news */
-	pthread_cond_t timer_cv; /* the timer thread; also signalled by a manual clock */
-	pthread_cond_t done_cv;  /* a handler finished a job or a thread exited */
-	int waiter_active;
+	pthread_cond_t idle_cv;   /* handler threads waiting for the waiter's news */
+	pthread_cond_t timer_cv;  /* the timer thread; also signalled by a manual clock */
+	pthread_cond_t done_cv;   /* a handler finished a job or a thread exited */
+	atomic_uint waiters;      /* threads in the backend's wait for work; changed under mu */
+	unsigned int max_waiters; /* at most this many: 2, or 1 with one handler thread */
 	uint64_t work_gen;
-	atomic_uint idle_waiters; /* threads waiting on idle_cv for the waiter's news */
+	atomic_uint idle_waiters; /* threads waiting on idle_cv for the news */
 	uint64_t clock_gen;
 	unsigned int alive;
 	slot *slots;
@@ -161,6 +162,7 @@ jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payl
 		return JOBQ_ENOMEM;
 	}
 	w->nslots = opts->concurrency;
+	w->max_waiters = opts->concurrency > 1 ? 2 : 1;
 	for (unsigned int i = 0; i < opts->concurrency; i++) {
 		pthread_mutex_init(&w->slots[i].mu, NULL);
 		w->slots[i].running = NOT_RUNNING;
@@ -384,7 +386,9 @@ wait_real_ms(jobq_worker *w, pthread_cond_t *cv, int64_t ms) {
 /*
  * Wakes one idle handler thread to try a fetch. Waking one at a time, and a thread that got
  * work waking the next, keeps a hundred threads from becoming runnable at once on two cores
- * (the one holding the job would wait behind them).
+ * (the one holding the job would wait behind them). A thread that got work wakes one only when
+ * no other thread is left in the backend's wait: the one there is woken by the store itself
+ * if more work comes, so an idle worker's pickup wakes no other thread of ours.
  */
 static void
 wake_one_idle(jobq_worker *w) {
@@ -397,27 +401,36 @@ wake_one_idle(jobq_worker *w) {
 }
 
 /*
- * One thread blocks in the backend; the others sleep until a thread that got work passes the
- * news on. The waiter, woken, fetches first and wakes nobody: the job is picked up by the
- * thread that is already running, with no other thread competing for the two cores or the
+ * Up to max_waiters threads block in the backend; the others sleep until a thread that got
+ * work passes the news on. A waiter, woken, fetches first and wakes nobody: the job is picked
+ * up by the thread the store woke, with no other thread competing for the two cores or the
  * store, and a wake-up that finds nothing (Redis leaves a marker after every fetch) costs one
- * fetch, not one per idle thread.
+ * fetch, not one per idle thread. The second waiter is the next job's: while the first runs
+ * its job, nobody has to be woken to take over the wait; a thread that finds itself alone in
+ * the wait wakes an idle one to join it, while no job is pending. Returns 1 when this thread
+ * left the backend's wait with another thread still in it (whatever it fetches, it need wake
+ * nobody: the store wakes that one if more work comes), else 0.
  */
-static void
+static int
 wait_for_work(jobq_worker *w, int64_t next_due_ms) {
 	jobq_queue *q = w->q;
 	jobq_clock *clock = q->store->clock;
 	pthread_mutex_lock(&w->mu);
-	if (w->waiter_active) {
+	if (atomic_load(&w->waiters) >= w->max_waiters) {
 		uint64_t gen = w->work_gen;
 		atomic_fetch_add(&w->idle_waiters, 1);
 		while (w->work_gen == gen && !atomic_load(&w->stopping))
 			pthread_cond_wait(&w->idle_cv, &w->mu);
 		atomic_fetch_sub(&w->idle_waiters, 1);
 		pthread_mutex_unlock(&w->mu);
-		return;
+		return 0;
 	}
-	w->waiter_active = 1;
+	if (atomic_fetch_add(&w->waiters, 1) + 1 < w->max_waiters &&
+	    atomic_load(&w->idle_waiters) > 0) {
+		/* Nothing is pending now: a good time to have an idle thread join the wait. */
+		w->work_gen++;
+		pthread_cond_signal(&w->idle_cv);
+	}
 	pthread_mutex_unlock(&w->mu);
 
 	int64_t timeout = IDLE_WAIT_MS;
@@ -434,8 +447,9 @@ wait_for_work(jobq_worker *w, int64_t next_due_ms) {
 		wait_real_ms(w, &w->timer_cv, timeout < 0 || timeout > 50 ? 50 : timeout);
 
 	pthread_mutex_lock(&w->mu);
-	w->waiter_active = 0;
+	unsigned int before = atomic_fetch_sub(&w->waiters, 1);
 	pthread_mutex_unlock(&w->mu);
+	return before > 1;
 }
 
 static void *
@@ -453,14 +467,19 @@ handler_thread(void *arg) {
 		pthread_mutex_unlock(&s->mu);
 	}
 	int64_t error_backoff = ERROR_BACKOFF_MIN_MS;
+	int covered = 0; /* another thread waits in the backend for the next news */
 	while (b != NULL && !atomic_load(&w->stopping)) {
 		jobq_fetch_info info = {0};
 		int rc = complete_and_fetch(w, s, b, b->want, &info);
 		if (rc == 0) {
 			error_backoff = ERROR_BACKOFF_MIN_MS;
 			b->want = 1;
-			wait_for_work(w, info.next_due_ms);
-		} else if (rc < 0) {
+			covered = wait_for_work(w, info.next_due_ms);
+			continue;
+		}
+		int was_covered = covered;
+		covered = 0;
+		if (rc < 0) {
 			/* The store is unwell (e.g. Redis restarting): back off and try again. */
 			wait_real_ms(w, &w->idle_cv, error_backoff);
 			error_backoff = error_backoff * 2 > ERROR_BACKOFF_MAX_MS
@@ -468,7 +487,9 @@ handler_thread(void *arg) {
 			                    : error_backoff * 2;
 		} else {
 			error_backoff = ERROR_BACKOFF_MIN_MS;
-			wake_one_idle(w); /* there may be more work: pass the news on */
+			/* there may be more work: pass the news on if nobody waits for it */
+			if (!was_covered && atomic_load(&w->waiters) == 0)
+				wake_one_idle(w);
 			run_batch(w, s, b);
 		}
 	}
