@@ -100,7 +100,7 @@ pk_tag(lmdb_buf *b, unsigned char tag, uint64_t v, size_t n) {
 }
 
 static void
-pk_u64(lmdb_buf *b, uint64_t v) {
+pk_u64_any(lmdb_buf *b, uint64_t v) {
 	if (v < 128) {
 		pk_tag(b, (unsigned char)v, 0, 0);
 	} else if (v < 256) {
@@ -114,8 +114,18 @@ pk_u64(lmdb_buf *b, uint64_t v) {
 	}
 }
 
+/* Fixints (most fields) inline, the other forms through pk_tag. */
+static inline void
+pk_u64(lmdb_buf *b, uint64_t v) {
+	if (v < 128 && b->size < b->cap && !b->oom) {
+		b->data[b->size++] = (char)v;
+		return;
+	}
+	pk_u64_any(b, v);
+}
+
 static void
-pk_i64(lmdb_buf *b, int64_t v) {
+pk_i64_any(lmdb_buf *b, int64_t v) {
 	if (v >= 0) {
 		pk_u64(b, (uint64_t)v);
 	} else if (v >= -32) {
@@ -129,6 +139,15 @@ pk_i64(lmdb_buf *b, int64_t v) {
 	} else {
 		pk_tag(b, 0xd3, (uint64_t)v, 8);
 	}
+}
+
+static inline void
+pk_i64(lmdb_buf *b, int64_t v) {
+	if (v >= -32 && v < 128 && b->size < b->cap && !b->oom) {
+		b->data[b->size++] = (char)(unsigned char)(int8_t)v;
+		return;
+	}
+	pk_i64_any(b, v);
 }
 
 static void
@@ -354,7 +373,24 @@ mp_be(mp_rd *r, size_t n) {
 	return v;
 }
 
-static void mp_skip(mp_rd *r);
+static void mp_skip_any(mp_rd *r);
+
+/* Fixint, nil, fixstr (most fields) inline, anything else through the general reader. */
+static inline void
+mp_skip(mp_rd *r) {
+	if (r->p < r->end) {
+		unsigned c = *r->p;
+		if (c <= 0x7f || c >= 0xe0 || c == 0xc0) {
+			r->p++;
+			return;
+		}
+		if (c >= 0xa0 && c <= 0xbf && (size_t)(r->end - r->p) > (c & 0x1fu)) {
+			r->p += 1 + (c & 0x1f);
+			return;
+		}
+	}
+	mp_skip_any(r);
+}
 
 /* Reads the header of the next object. Kinds: 'i' signed, 'u' unsigned, 'f' float (in *f),
  * 's' str/bin (length in *n, bytes at r->p), 'a' array (*n items), 'm' map (*n pairs), 'n' nil
@@ -494,7 +530,7 @@ mp_skip_bytes(mp_rd *r, uint64_t n) {
 }
 
 static void
-mp_skip(mp_rd *r) {
+mp_skip_any(mp_rd *r) {
 	uint64_t n = 0;
 	double f;
 	int k = mp_head(r, &n, &f);
@@ -509,18 +545,7 @@ mp_skip(mp_rd *r) {
 }
 
 static int64_t
-mp_i64(mp_rd *r) {
-	if (r->p < r->end) { /* fixints, most fields, without the general reader */
-		unsigned c = *r->p;
-		if (c <= 0x7f) {
-			r->p++;
-			return (int64_t)c;
-		}
-		if (c >= 0xe0) {
-			r->p++;
-			return (int64_t)(int8_t)c;
-		}
-	}
+mp_i64_any(mp_rd *r) {
 	uint64_t n = 0;
 	double f = 0;
 	int k = mp_head(r, &n, &f);
@@ -542,6 +567,23 @@ mp_i64(mp_rd *r) {
 	default:
 		return 0;
 	}
+}
+
+/* Fixints (most fields) inline, anything else through the general reader. */
+static inline int64_t
+mp_i64(mp_rd *r) {
+	if (r->p < r->end) {
+		unsigned c = *r->p;
+		if (c <= 0x7f) {
+			r->p++;
+			return (int64_t)c;
+		}
+		if (c >= 0xe0) {
+			r->p++;
+			return (int64_t)(int8_t)c;
+		}
+	}
+	return mp_i64_any(r);
 }
 
 static double
@@ -594,6 +636,19 @@ mp_str(mp_rd *r, str_sink *sk, size_t *len_out) {
 	if (r->p < r->end && *r->p == 0xc0) { /* nil, without the general reader */
 		r->p++;
 		return NULL;
+	}
+	if (r->p < r->end && *r->p >= 0xa0 && *r->p <= 0xbf) { /* fixstr, likewise */
+		size_t n = *r->p & 0x1f;
+		const unsigned char *b = ++r->p;
+		mp_skip_bytes(r, n);
+		if (r->bad) {
+			return NULL;
+		}
+		char *s = sink_copy(sk, b, n);
+		if (s && len_out) {
+			*len_out = n;
+		}
+		return s;
 	}
 	const unsigned char *at0 = r->p;
 	uint64_t n = 0;
