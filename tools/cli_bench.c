@@ -62,6 +62,60 @@ percentile(const int64_t *sorted, size_t n, double p) {
 	return sorted[i < n ? i : n - 1];
 }
 
+/* A window of asynchronous adds: the producer waits while `limit` adds have no outcome. */
+typedef struct add_window {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int64_t open;  /* adds without an outcome yet */
+	int64_t limit; /* adds in flight at most */
+} add_window;
+
+static void
+add_window_done(void *ctx, int rc, const char *id, int outcome) {
+	add_window *w = ctx;
+	(void)id;
+	(void)outcome;
+	(void)rc; /* a failed add also fails the flush that ends the phase */
+	pthread_mutex_lock(&w->mu);
+	w->open--;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Adds `jobs` jobs to a queue of their own, one call per job with up to `inflight` adds in
+ * flight (jobq_queue_add_async), as a producer that does not wait for each add would; sets
+ * *secs to the time it took. Returns 0 or the exit code (error reported). */
+static int
+bench_add_inflight(double *secs, jobq_store *store, const char *qname, int64_t jobs,
+                   int64_t inflight, const char *payload, size_t size) {
+	char name[96];
+	jobq_queue *q = NULL;
+	add_window w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, inflight};
+	snprintf(name, sizeof(name), "%s-inflight", qname);
+	int rc = jobq_queue_open(&q, store, name);
+	if (rc < 0)
+		return cli_lib_fail(rc, "queue open");
+	int64_t t0 = cli_now_us();
+	for (int64_t i = 0; i < jobs && rc >= 0; i++) {
+		pthread_mutex_lock(&w.mu);
+		while (w.open >= w.limit)
+			pthread_cond_wait(&w.cv, &w.mu);
+		w.open++;
+		pthread_mutex_unlock(&w.mu);
+		rc = jobq_queue_add_async(q, "bench", payload, size, NULL, add_window_done, &w);
+		if ((i & 1023) == 0)
+			cli_progress("bench: adding with %lld in flight %lld/%lld",
+			             (long long)inflight, (long long)i, (long long)jobs);
+	}
+	if (rc >= 0)
+		rc = jobq_queue_flush(q, -1); /* (an add's error comes back here too) */
+	*secs = (double)(cli_now_us() - t0) / 1e6;
+	int code = rc < 0 ? cli_lib_fail(rc, "add with adds in flight") : 0;
+	jobq_queue_obliterate(q, 1);
+	jobq_queue_close(q);
+	return code;
+}
+
 /* Waits until `want` jobs were processed, with a progress line; 0 or -1 after `limit_s`. */
 static int
 wait_processed(bench_ctx *b, long long want, const char *what, int64_t limit_s) {
@@ -83,12 +137,13 @@ wait_processed(bench_ctx *b, long long want, const char *what, int64_t limit_s) 
 
 int
 cli_cmd_bench(int argc, char **argv) {
-	int64_t jobs = 5000, concurrency = 4, size = 100, samples = 200;
+	int64_t jobs = 5000, concurrency = 4, size = 100, samples = 200, inflight = 100;
 	const cli_opt opts[] = {
 	    {"jobs", 'n', CLI_OPT_INT, &jobs, 1, 100000000, 0, NULL},
 	    {"concurrency", 'c', CLI_OPT_INT, &concurrency, 1, 1024, 0, NULL},
 	    {"size", 0, CLI_OPT_INT, &size, 1, 64 * 1024 * 1024, 0, NULL},
 	    {"samples", 0, CLI_OPT_INT, &samples, 1, 100000, 0, NULL},
+	    {"inflight", 0, CLI_OPT_INT, &inflight, 1, JOBQ_ADD_ASYNC_MAX_PENDING, 0, NULL},
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
 	cli_args a;
@@ -102,7 +157,7 @@ cli_cmd_bench(int argc, char **argv) {
 	int64_t *lat = NULL;
 	char *payload = NULL, qname[64];
 	bench_ctx b;
-	double add_s = 0, bulk_s = 0, proc_s = 0;
+	double add_s = 0, inflight_s = 0, bulk_s = 0, proc_s = 0;
 	int64_t t0;
 	int rc;
 
@@ -149,6 +204,11 @@ cli_cmd_bench(int argc, char **argv) {
 			cli_progress("bench: adding %lld/%lld", (long long)i, (long long)jobs);
 	}
 	add_s = (double)(cli_now_us() - t0) / 1e6;
+
+	/* 1b. one at a time, `inflight` adds in flight, on a queue of its own */
+	rc = bench_add_inflight(&inflight_s, store, qname, jobs, inflight, payload, (size_t)size);
+	if (rc != 0)
+		goto out_sync;
 
 	/* 2. in bulk */
 	for (size_t i = 0; i < BULK_BATCH; i++)
@@ -227,6 +287,7 @@ cli_cmd_bench(int argc, char **argv) {
 	{
 		double add_rate = (double)jobs / (add_s > 0 ? add_s : 1e-9);
 		double bulk_rate = (double)jobs / (bulk_s > 0 ? bulk_s : 1e-9);
+		double inflight_rate = (double)jobs / (inflight_s > 0 ? inflight_s : 1e-9);
 		double proc_rate = (double)(2 * jobs) / (proc_s > 0 ? proc_s : 1e-9);
 		int64_t p50 = percentile(lat, (size_t)samples, 0.50);
 		int64_t p99 = percentile(lat, (size_t)samples, 0.99);
@@ -239,6 +300,9 @@ cli_cmd_bench(int argc, char **argv) {
 			json_object_set_new(j, "concurrency", json_integer(concurrency));
 			json_object_set_new(j, "size", json_integer(size));
 			json_object_set_new(j, "add_per_s", json_integer((json_int_t)add_rate));
+			json_object_set_new(j, "inflight", json_integer(inflight));
+			json_object_set_new(j, "add_inflight_per_s",
+			                    json_integer((json_int_t)inflight_rate));
 			json_object_set_new(j, "add_bulk_per_s",
 			                    json_integer((json_int_t)bulk_rate));
 			json_object_set_new(j, "process_per_s",
@@ -253,6 +317,8 @@ cli_cmd_bench(int argc, char **argv) {
 			printf("jobs           %lld per add phase, %lld bytes each\n",
 			       (long long)jobs, (long long)size);
 			printf("add            %.0f jobs/s (one by one)\n", add_rate);
+			printf("add in flight  %.0f jobs/s (one by one, %lld in flight)\n",
+			       inflight_rate, (long long)inflight);
 			printf("add bulk       %.0f jobs/s (batches of %d)\n", bulk_rate,
 			       BULK_BATCH);
 			printf("process        %.0f jobs/s (%lld threads, empty handler)\n",

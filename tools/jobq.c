@@ -165,11 +165,14 @@ static const cli_verb_info verbs[] = {
      "Examples:\n"
      "  jobq events mail\n"
      "  jobq events mail --follow --json | jq -c 'select(.event==\"failed\")'\n"},
-    {"bench", cli_cmd_bench, "bench [--jobs N] [--concurrency N] [--size BYTES] [--json]",
+    {"bench", cli_cmd_bench,
+     "bench [--jobs N] [--concurrency N] [--size BYTES] [--inflight K] [--json]",
      "measure add/process throughput and pickup latency",
-     "Adds N jobs one by one and N in bulk, processes them with an empty handler, then\n"
-     "measures the pickup latency of an idle worker (add one job, time until the handler\n"
-     "starts, 200 times). Works on a fresh queue that it deletes at the end. The store is\n"
+     "Adds N jobs one by one (each awaited), N one by one with up to K adds in flight\n"
+     "(asynchronous adds, on a queue of their own) and N in bulk; processes the first and\n"
+     "the last N with an empty handler, then measures the pickup latency of an idle worker\n"
+     "(add one job, time until the handler starts, 200 times). Works on fresh queues that\n"
+     "it deletes at the end. The store is\n"
      "the default one (lmdb:jobq-data) unless -u is given: use `-u mem://` for memory.\n"
      "\n"
      "Options:\n"
@@ -177,7 +180,9 @@ static const cli_verb_info verbs[] = {
      "  --concurrency N   worker threads (default 4)\n"
      "  --size BYTES      payload size (default 100)\n"
      "  --samples N       pickup latency samples (default 200)\n"
-     "  --json            backend, jobs, concurrency, size, add_per_s, add_bulk_per_s,\n"
+     "  --inflight K      asynchronous adds in flight at most (default 100)\n"
+     "  --json            backend, jobs, concurrency, size, add_per_s, inflight,\n"
+     "                    add_inflight_per_s, add_bulk_per_s,\n"
      "                    process_per_s, pickup_p50_us, pickup_p99_us\n"
      "\n"
      "Examples:\n"

@@ -87,6 +87,38 @@ typedef struct jobq_job_spec {
 JOBQ_EXTERN int jobq_queue_add_bulk(jobq_job_id *out, int *outcomes, jobq_queue *q,
                                     const jobq_job_spec *jobs, size_t n);
 
+/**
+ * The outcome of an asynchronous add: `rc` 0 with the job's id and its jobq_add_outcome, or
+ * `rc` < 0 when the job was not added (`id` NULL; jobq_error_message() on this thread words
+ * the error). Runs once per add, on the queue's sender thread, in the order of the adds.
+ */
+typedef void (*jobq_add_done_fn)(void *ctx, int rc, const char *id, int outcome);
+
+/**
+ * Adds a job without waiting for the store. The job is validated and copied now: bad input
+ * returns its error here and nothing is queued. The adds pending on this queue handle are then
+ * sent together, as many as have arrived, in one step of the store (one script call on Redis,
+ * one transaction and one sync on LMDB), by a sender thread the queue starts at its first
+ * asynchronous add; `done` (optional) gets each outcome. Blocks while
+ * JOBQ_ADD_ASYNC_MAX_PENDING adds are pending (back-pressure). An add is durable, and visible
+ * to workers, once its `done` has run, not when this returns. A failed step fails every add
+ * in it (a store error such as a lost connection), except bad input found by the store,
+ * which fails only that job: the others are sent again one by one.
+ * Thread safety: any thread, including from a `done` callback (which never blocks for room).
+ */
+JOBQ_EXTERN int jobq_queue_add_async(jobq_queue *q, const char *name, const void *data, size_t len,
+                                     const jobq_job_options *opts, jobq_add_done_fn done,
+                                     void *ctx);
+#define JOBQ_ADD_ASYNC_MAX_PENDING 8192
+
+/**
+ * Waits until every asynchronous add made on `q` before this call has its outcome. Returns 0,
+ * the first error an add failed with since the previous flush (its callback saw it too), or
+ * JOBQ_ETIMEDOUT after `timeout_ms` (< 0: no limit). Not from a `done` callback (JOBQ_EINVAL).
+ * jobq_queue_close flushes too.
+ */
+JOBQ_EXTERN int jobq_queue_flush(jobq_queue *q, int64_t timeout_ms);
+
 /* --- reading ----------------------------------------------------------------------------- */
 
 /** Gets a job with every field. JOBQ_ENOTFOUND if it does not exist. */

@@ -58,8 +58,19 @@ struct jobq_queue {
 	jobq_backend_queue *bq;
 	char *name;
 	atomic_int closed;
-	atomic_int blocked; /* threads inside a blocking wait on this queue */
+	atomic_int blocked;             /* threads inside a blocking wait on this queue */
+	pthread_mutex_t sender_mu;      /* guards the creation of `sender` */
+	struct jobq_add_sender *sender; /* asynchronous adds (add_async.c); NULL until the first */
 };
+
+/* Validates one add and fills `opts_out` (a copy with the timestamp set to `now` if unset). */
+int jobq_queue__prepare_add(jobq_job_options *opts_out, const jobq_queue *q,
+                            const jobq_job_spec *spec, int64_t now);
+
+/* --- asynchronous adds (add_async.c) ------------------------------------------------------- */
+
+/* Sends what is pending, stops the sender thread and frees it (queue close). */
+void jobq_add_sender__close(jobq_queue *q);
 
 /* Brackets a blocking wait, so that close can wait for it to leave. */
 int jobq_queue__enter_wait(jobq_queue *q);

@@ -141,6 +141,7 @@ jobq_queue_open(jobq_queue **out, jobq_store *store, const char *name) {
 		jobq__free(q);
 		return rc;
 	}
+	pthread_mutex_init(&q->sender_mu, NULL);
 	*out = q;
 	return 0;
 }
@@ -165,6 +166,8 @@ jobq_queue_close(jobq_queue *q) {
 	if (q == NULL)
 		return;
 	atomic_store(&q->closed, 1);
+	/* pending asynchronous adds are sent before the queue goes */
+	jobq_add_sender__close(q);
 	/* Wake blocking waits until they have all left: a wake-up can fall just before a wait. */
 	while (atomic_load(&q->blocked) > 0) {
 		if (q->store->backend->wake != NULL)
@@ -173,6 +176,7 @@ jobq_queue_close(jobq_queue *q) {
 		nanosleep(&ts, NULL);
 	}
 	q->store->backend->queue_close(q->bq);
+	pthread_mutex_destroy(&q->sender_mu);
 	jobq__free(q->name);
 	jobq__free(q);
 }
@@ -219,10 +223,9 @@ check_id(const char *id, const char *what) {
 
 static const jobq_job_options default_job_options = JOBQ_JOB_OPTIONS_INIT;
 
-/* Validates one add and fills `opts_out` (a copy with the timestamp set). */
-static int
-prepare_add(jobq_job_options *opts_out, const jobq_queue *q, const jobq_job_spec *spec,
-            int64_t now) {
+int
+jobq_queue__prepare_add(jobq_job_options *opts_out, const jobq_queue *q, const jobq_job_spec *spec,
+                        int64_t now) {
 	const jobq_job_options *opts = spec->opts ? spec->opts : &default_job_options;
 	int rc;
 	if ((rc = jobq__validate_job_name(spec->name)) < 0 ||
@@ -281,7 +284,7 @@ jobq_queue_add_bulk(jobq_job_id *out, int *outcomes, jobq_queue *q, const jobq_j
 			                             reqs[i - 1].opts};
 			continue;
 		}
-		if ((rc = prepare_add(&opts[i], q, &jobs[i], now)) < 0) {
+		if ((rc = jobq_queue__prepare_add(&opts[i], q, &jobs[i], now)) < 0) {
 			if (n > 1) {
 				char detail[512];
 				snprintf(detail, sizeof(detail), "%s", jobq_error_message());

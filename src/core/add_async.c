@@ -1,0 +1,282 @@
+/*
+ * Asynchronous adds. jobq_queue_add_async validates a job, copies it into the queue's ring of
+ * pending adds and returns; one sender thread per queue (started at the first asynchronous
+ * add) takes everything pending, up to SEND_MAX jobs, hands it to the backend's add as one
+ * step (one script call on Redis, one transaction and one sync on LMDB), and runs the
+ * callbacks. While a step is on its way new adds gather behind it, so the batches grow with
+ * the rate of adds and the store sees one call per batch instead of one per job: this is
+ * what makes one producer thread with many adds in flight fast.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core.h"
+
+enum { SEND_MAX = 1000, RING = JOBQ_ADD_ASYNC_MAX_PENDING };
+
+typedef struct pending_add {
+	jobq_job_options opts; /* validated; its strings owned */
+	const char *name;      /* in this allocation */
+	const void *data;      /* in this allocation */
+	size_t len;
+	jobq_add_done_fn done;
+	void *ctx;
+} pending_add;
+
+struct jobq_add_sender {
+	pthread_mutex_t mu;
+	pthread_cond_t work; /* the sender waits for adds (or stop) */
+	pthread_cond_t room; /* producers wait for a free slot */
+	pthread_cond_t sent; /* flush waits for outcomes */
+	pending_add *ring[RING];
+	size_t head, count;
+	uint64_t queued;   /* adds accepted */
+	uint64_t finished; /* adds whose outcome has run */
+	int error;         /* the first error since the last flush */
+	int stop;
+	pthread_t thread;
+	jobq_queue *q;
+	/* the sender's working arrays, SEND_MAX each */
+	pending_add **batch;
+	jobq_add_request *reqs;
+	jobq_job_id *ids;
+	int *outcomes;
+};
+
+static void
+pending_free(pending_add *p) {
+	jobq_job_options__clear(&p->opts);
+	jobq__free(p);
+}
+
+/* Runs the outcome of one add; returns rc. */
+static int
+report(const pending_add *p, int rc, const jobq_job_id *id, int outcome) {
+	if (p->done != NULL)
+		p->done(p->ctx, rc, rc < 0 ? NULL : id->str, rc < 0 ? 0 : outcome);
+	return rc;
+}
+
+/* Sends `n` pending adds in one backend step; returns the first error or 0. */
+static int
+send_batch(jobq_queue *q, struct jobq_add_sender *s, size_t n) {
+	const jobq_backend *be = q->store->backend;
+	for (size_t i = 0; i < n; i++) {
+		const pending_add *p = s->batch[i];
+		s->reqs[i] = (jobq_add_request){p->name, p->data, p->len, &p->opts};
+	}
+	int64_t now = jobq_queue__now(q);
+	int rc = be->add(s->ids, s->outcomes, q->bq, s->reqs, n, now);
+	int first = 0;
+	if (rc == JOBQ_EINVAL && n > 1) {
+		/* bad input only the store could see: one by one, so that only that job fails */
+		for (size_t i = 0; i < n; i++) {
+			int one = be->add(&s->ids[i], &s->outcomes[i], q->bq, &s->reqs[i], 1, now);
+			if (report(s->batch[i], one, &s->ids[i], s->outcomes[i]) < 0 && first == 0)
+				first = one;
+		}
+	} else {
+		for (size_t i = 0; i < n; i++)
+			report(s->batch[i], rc, &s->ids[i], s->outcomes[i]);
+		first = rc < 0 ? rc : 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		pending_free(s->batch[i]);
+	return first;
+}
+
+static void *
+sender_main(void *arg) {
+	struct jobq_add_sender *s = arg;
+	jobq_queue *q = s->q;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->count == 0 && !s->stop)
+			pthread_cond_wait(&s->work, &s->mu);
+		if (s->count == 0)
+			break; /* stopped, and nothing left to send */
+		size_t n = s->count < SEND_MAX ? s->count : SEND_MAX;
+		for (size_t i = 0; i < n; i++)
+			s->batch[i] = s->ring[(s->head + i) % RING];
+		s->head = (s->head + n) % RING;
+		s->count -= n;
+		pthread_cond_broadcast(&s->room);
+		pthread_mutex_unlock(&s->mu);
+		int rc = send_batch(q, s, n);
+		pthread_mutex_lock(&s->mu);
+		if (rc < 0 && s->error == 0)
+			s->error = rc;
+		s->finished += n;
+		pthread_cond_broadcast(&s->sent);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static void
+sender_free(struct jobq_add_sender *s) {
+	pthread_cond_destroy(&s->work);
+	pthread_cond_destroy(&s->room);
+	pthread_cond_destroy(&s->sent);
+	pthread_mutex_destroy(&s->mu);
+	jobq__free(s->batch);
+	jobq__free(s->reqs);
+	jobq__free(s->ids);
+	jobq__free(s->outcomes);
+	jobq__free(s);
+}
+
+/* The queue's sender, started at the first call. */
+static int
+sender_get(struct jobq_add_sender **out, jobq_queue *q) {
+	*out = NULL;
+	pthread_mutex_lock(&q->sender_mu);
+	struct jobq_add_sender *s = q->sender;
+	int rc = 0;
+	if (s == NULL) {
+		s = jobq__calloc(1, sizeof(*s));
+		if (s == NULL) {
+			pthread_mutex_unlock(&q->sender_mu);
+			return jobq_error_set(JOBQ_ENOMEM, "add async: out of memory");
+		}
+		pthread_mutex_init(&s->mu, NULL);
+		pthread_cond_init(&s->work, NULL);
+		pthread_cond_init(&s->room, NULL);
+		jobq_clock__cond_init(&s->sent);
+		s->batch = jobq__malloc(SEND_MAX * sizeof(*s->batch));
+		s->reqs = jobq__malloc(SEND_MAX * sizeof(*s->reqs));
+		s->ids = jobq__malloc(SEND_MAX * sizeof(*s->ids));
+		s->outcomes = jobq__malloc(SEND_MAX * sizeof(*s->outcomes));
+		if (s->batch == NULL || s->reqs == NULL || s->ids == NULL || s->outcomes == NULL)
+			rc = jobq_error_set(JOBQ_ENOMEM, "add async: out of memory");
+		s->q = q;
+		if (rc == 0 && pthread_create(&s->thread, NULL, sender_main, s) != 0)
+			rc =
+			    jobq_error_set(JOBQ_ERROR, "add async: cannot start the sender thread");
+		if (rc < 0) {
+			sender_free(s);
+			s = NULL;
+		} else {
+			q->sender = s;
+		}
+	}
+	pthread_mutex_unlock(&q->sender_mu);
+	*out = s;
+	return rc;
+}
+
+int
+jobq_queue_add_async(jobq_queue *q, const char *name, const void *data, size_t len,
+                     const jobq_job_options *opts, jobq_add_done_fn done, void *ctx) {
+	if (q == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "add async: queue is NULL");
+	if (atomic_load(&q->closed))
+		return jobq_error_set(JOBQ_ECLOSED, "add async: queue '%s' is closed", q->name);
+	jobq_job_spec spec = {name, data, len, opts};
+	jobq_job_options checked;
+	int rc = jobq_queue__prepare_add(&checked, q, &spec, jobq_queue__now(q));
+	if (rc < 0)
+		return rc;
+	size_t name_len = strlen(name);
+	pending_add *p = jobq__malloc(sizeof(*p) + name_len + 1 + len + 1);
+	if (p == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "add async: out of memory");
+	if ((rc = jobq_job_options__copy(&p->opts, &checked)) < 0) {
+		jobq__free(p);
+		return jobq_error_set(rc, "add async: out of memory");
+	}
+	char *text = (char *)(p + 1);
+	memcpy(text, name, name_len + 1);
+	char *bytes = text + name_len + 1;
+	if (len > 0)
+		memcpy(bytes, data, len);
+	bytes[len] = '\0';
+	p->name = text;
+	p->data = bytes;
+	p->len = len;
+	p->done = done;
+	p->ctx = ctx;
+
+	struct jobq_add_sender *s;
+	if ((rc = sender_get(&s, q)) < 0) {
+		pending_free(p);
+		return rc;
+	}
+	pthread_mutex_lock(&s->mu);
+	/* a callback (on the sender thread) never waits for room: only the sender makes it */
+	int own = pthread_equal(pthread_self(), s->thread);
+	while (s->count == RING && !own && !s->stop)
+		pthread_cond_wait(&s->room, &s->mu);
+	if (s->stop || s->count == RING) {
+		pthread_mutex_unlock(&s->mu);
+		pending_free(p);
+		return s->stop
+		           ? jobq_error_set(JOBQ_ECLOSED, "add async: queue '%s' is closing",
+		                            q->name)
+		           : jobq_error_set(JOBQ_ENOSPC,
+		                            "add async: %d adds pending and called from a callback",
+		                            RING);
+	}
+	s->ring[(s->head + s->count) % RING] = p;
+	s->count++;
+	s->queued++;
+	if (s->count == 1)
+		pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+int
+jobq_queue_flush(jobq_queue *q, int64_t timeout_ms) {
+	if (q == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "flush: queue is NULL");
+	pthread_mutex_lock(&q->sender_mu);
+	struct jobq_add_sender *s = q->sender;
+	pthread_mutex_unlock(&q->sender_mu);
+	if (s == NULL)
+		return 0; /* no asynchronous add was ever made */
+	if (pthread_equal(pthread_self(), s->thread))
+		return jobq_error_set(
+		    JOBQ_EINVAL, "flush: called from an add callback, it would wait for itself");
+	struct timespec deadline;
+	if (timeout_ms >= 0)
+		jobq_clock__deadline(&deadline, timeout_ms);
+	pthread_mutex_lock(&s->mu);
+	uint64_t want = s->queued;
+	int rc = 0;
+	while (s->finished < want && rc == 0) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&s->sent, &s->mu);
+		else if (pthread_cond_timedwait(&s->sent, &s->mu, &deadline) != 0 &&
+		         s->finished < want)
+			rc = jobq_error_set(
+			    JOBQ_ETIMEDOUT,
+			    "flush: %llu asynchronous adds still pending after %lld ms",
+			    (unsigned long long)(want - s->finished), (long long)timeout_ms);
+	}
+	if (rc == 0 && s->error < 0) {
+		rc = jobq_error_set(s->error, "flush: an asynchronous add failed: %s",
+		                    jobq_error_name(s->error));
+		s->error = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+void
+jobq_add_sender__close(jobq_queue *q) {
+	pthread_mutex_lock(&q->sender_mu);
+	struct jobq_add_sender *s = q->sender;
+	q->sender = NULL;
+	pthread_mutex_unlock(&q->sender_mu);
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stop = 1;
+	pthread_cond_broadcast(&s->work);
+	pthread_cond_broadcast(&s->room);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->thread, NULL);
+	sender_free(s);
+}
