@@ -168,27 +168,38 @@ syncer_main(void *arg) {
 	return NULL;
 }
 
-/* GROUP: returns once an fdatasync that began after this caller's commit has finished. */
+/*
+ * GROUP: returns once an fdatasync that began after this caller's commit has finished. A
+ * caller whose commit an fdatasync in flight does not cover starts its own at once rather
+ * than after it (at most two at a time): the second one waits in the kernel only for the
+ * pages the first is writing, and a worker's small commit does not queue behind the sync of
+ * a producer's large one. An fdatasync returning covers every commit made before it began,
+ * whatever the others in flight do, so `synced` only grows.
+ */
 static int
 group_sync(lmdb_env *e) {
 	int rc = 0;
 	pthread_mutex_lock(&e->gmu);
 	uint64_t ticket = ++e->committed;
 	while (e->synced < ticket) {
-		if (e->syncing) {
+		if (e->sync_target >= ticket || e->syncing >= 2) {
 			pthread_cond_wait(&e->gcond, &e->gmu);
 			continue;
 		}
-		e->syncing = 1;
+		e->syncing++;
 		uint64_t target = e->committed;
+		e->sync_target = target;
 		pthread_mutex_unlock(&e->gmu);
 		pthread_rwlock_rdlock(&e->resize);
 		int mrc = mdb_env_sync(e->env, 1);
 		pthread_rwlock_unlock(&e->resize);
 		pthread_mutex_lock(&e->gmu);
-		e->syncing = 0;
+		e->syncing--;
 		if (mrc == 0 && target > e->synced) {
 			e->synced = target;
+		}
+		if (mrc != 0 && e->sync_target > e->synced) {
+			e->sync_target = e->synced; /* those it would have covered try again */
 		}
 		pthread_cond_broadcast(&e->gcond);
 		if (mrc != 0) {

@@ -92,7 +92,8 @@ typedef struct lmdb_env {
 	pthread_mutex_t gmu;
 	pthread_cond_t gcond;
 	uint64_t committed, synced;
-	int syncing;
+	uint64_t sync_target; /* the highest commit an fdatasync in flight covers */
+	int syncing;          /* fdatasyncs in flight */
 	/* Periodic sync. */
 	pthread_t syncer;
 	int syncer_running, stopping;
