@@ -210,6 +210,7 @@ same_name(const char *a, const char *b) {
 int
 rq_conn_get_named(rconn **out, redis_backend *b, const char *name) {
 	pthread_mutex_lock(&b->mu);
+	rconn **unnamed = NULL;
 	for (rconn **p = &b->idle_blocking; *p != NULL;) {
 		rconn *conn = *p;
 		if (conn->gen != b->conn_gen) { /* opened before the last outage */
@@ -224,10 +225,21 @@ rq_conn_get_named(rconn **out, redis_backend *b, const char *name) {
 			*out = conn;
 			return 0;
 		}
+		if (conn->name == NULL && unnamed == NULL)
+			unnamed = p;
 		p = &conn->next;
 	}
+	/* never another name's connection: renaming it would hide that waiter from getWorkers */
+	if (unnamed != NULL) {
+		rconn *conn = *unnamed;
+		*unnamed = conn->next;
+		pthread_mutex_unlock(&b->mu);
+		conn->next = NULL;
+		*out = conn;
+		return 0;
+	}
 	pthread_mutex_unlock(&b->mu);
-	return rq_conn_get(out, b, 1);
+	return conn_open(out, b);
 }
 
 void

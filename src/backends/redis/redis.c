@@ -1175,7 +1175,14 @@ wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 		char secs[32];
 		snprintf(secs, sizeof(secs), "%.3f", (double)block / 1000.0);
 		const char *bv[] = {"BZPOPMIN", q->keys[11], secs};
-		r = blocking_command(&rc, q, q->worker_name, gen, block, 3, bv);
+		/* One waiting connection of the queue carries the worker's name: Node's getWorkers
+		 * counts named connections, and a jobq worker counts once however many of its
+		 * threads wait. The named connection stays open (and listed) between waits. */
+		int unnamed = 0;
+		int named = atomic_compare_exchange_strong(&q->named_wait, &unnamed, 1);
+		r = blocking_command(&rc, q, named ? q->worker_name : NULL, gen, block, 3, bv);
+		if (named)
+			atomic_store(&q->named_wait, 0);
 		if (rc < 0)
 			return rc;
 		if (r == NULL) {

@@ -11,6 +11,7 @@
 #define JOBQ_REDIS_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
@@ -90,7 +91,8 @@ struct jobq_backend_queue {
 	char *worker_name; /* "<prefix>:<base64(queue)>": client name of a waiting worker (§6.3) */
 	char *events_name; /* worker_name + ":qe": client name of an event reader */
 	int waits;         /* blocking waits in progress (under b->mu) */
-	int closing;       /* queue_close started: waits end with JOBQ_ECLOSED */
+	atomic_int named_wait; /* a wait holds the connection named worker_name */
+	int closing;           /* queue_close started: waits end with JOBQ_ECLOSED */
 	/* calls of several threads combined into one script call (redis.c, combine()) */
 	rq_combiner adds;
 	rq_combiner cf; /* complete_fetch */
@@ -99,7 +101,8 @@ struct jobq_backend_queue {
 /* conn.c */
 int rq_conn_get(rconn **out, redis_backend *b, int blocking);
 void rq_conn_put(redis_backend *b, rconn *conn, int blocking);
-/* A blocking connection, preferring an idle one already named `name`. */
+/* A blocking connection: an idle one named `name`, else an idle unnamed one, else a new one
+ * (never an idle one with another name). */
 int rq_conn_get_named(rconn **out, redis_backend *b, const char *name);
 /* Closes the idle blocking connections named `name` (their queue is closing). */
 void rq_conn_drop_named(redis_backend *b, const char *name);
