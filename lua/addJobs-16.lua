@@ -44,8 +44,8 @@ local firstId = redis.call("INCRBY", idKey, n) - n + 1
 -- the wait list pushes of all jobs in two calls at the end: LPUSH and RPUSH work on
 -- opposite ends, so their order among each other does not matter
 local pushFront, pushBack = {}, {}
-for i = 0, n - 1 do
-  local b = 3 + i * 10
+-- one job of any kind: custom id, deduplication, delay, priority, lifo
+local function addOne(i, b)
   local customId, name, data, opts = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local timestamp, delay, priority = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
   local lifo, dedupId, dedupTtl = ARGV[b + 7] == "1", ARGV[b + 8], tonumber(ARGV[b + 9])
@@ -107,6 +107,32 @@ for i = 0, n - 1 do
   end
   out[#out + 1] = outcome
   out[#out + 1] = id
+end
+for i = 0, n - 1 do
+  local b = 3 + i * 10
+  if ARGV[b] == "" and ARGV[b + 8] == "" and ARGV[b + 5] == "0" and ARGV[b + 6] == "0"
+      and ARGV[b + 7] == "0" then
+    -- the common job (generated id, no dedup, no delay, no priority, FIFO) in the fewest
+    -- steps (addOne would do the same for it)
+    local id = tostring(firstId + i)
+    local name = ARGV[b + 1]
+    redis.call("HSET", qp .. id, "name", name, "data", ARGV[b + 2], "opts", ARGV[b + 3],
+      "timestamp", ARGV[b + 4], "delay", "0", "priority", "0")
+    if n == 1 then
+      redis.call("XADD", eventsKey, "MAXLEN", "~", maxLen, "*", "event", "added", "jobId", id,
+        "name", name)
+      redis.call("XADD", eventsKey, "MAXLEN", "~", maxLen, "*", "event", "waiting", "jobId", id)
+    else
+      redis.call("XADD", eventsKey, "*", "event", "added", "jobId", id, "name", name)
+      redis.call("XADD", eventsKey, "*", "event", "waiting", "jobId", id)
+    end
+    pushFront[#pushFront + 1] = id
+    woken = true
+    out[#out + 1] = 0
+    out[#out + 1] = id
+  else
+    addOne(i, b)
+  end
 end
 if #pushFront > 0 then
   redis.call("LPUSH", waitKey, unpack(pushFront))
