@@ -262,6 +262,67 @@ database_select(void **state) {
 	server_teardown(&s);
 }
 
+/* --- asynchronous adds and a server that goes away -------------------------------------------- */
+
+typedef struct async_tally {
+	pthread_mutex_t mu;
+	int ok, failed, first_error;
+} async_tally;
+
+static void
+async_done(void *ctx, int rc, const char *id, int outcome) {
+	async_tally *t = ctx;
+	(void)outcome;
+	pthread_mutex_lock(&t->mu);
+	if (rc == 0 && id != NULL && id[0] != '\0') {
+		t->ok++;
+	} else {
+		t->failed++;
+		if (t->first_error == 0)
+			t->first_error = rc;
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* Adds sent while the server is gone fail with a store error through their callbacks and the
+ * flush (none is reported added and none is silently dropped); after a restart they work. */
+static void
+async_adds_server_gone(void **state) {
+	(void)state;
+	server s;
+	assert_int_equal(server_setup(&s), 0);
+	assert_int_equal(server_start(&s, NULL), 0);
+	jobq_store *st = NULL;
+	jobq_queue *q = NULL;
+	char url[256];
+	snprintf(url, sizeof(url), "redis+unix://%s", s.sock);
+	assert_int_equal(open_url(&st, &q, url), 0);
+	async_tally t = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+	for (int i = 0; i < 500; i++)
+		assert_int_equal(jobq_queue_add_async(q, "n", "{}", 2, NULL, async_done, &t), 0);
+	assert_int_equal(jobq_queue_flush(q, 30000), 0);
+	assert_int_equal(t.ok, 500);
+	assert_int_equal(admin(&s, NULL, 0, "LLEN bull:conn:wait", NULL), 500);
+
+	server_stop(&s, SIGKILL);
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(jobq_queue_add_async(q, "n", "{}", 2, NULL, async_done, &t), 0);
+	int rc = jobq_queue_flush(q, 60000);
+	assert_true(rc == JOBQ_EIO || rc == JOBQ_EBACKEND);
+	assert_int_equal(t.ok + t.failed, 700);
+	assert_int_equal(t.failed, 200);
+	assert_true(t.first_error == JOBQ_EIO || t.first_error == JOBQ_EBACKEND);
+
+	assert_int_equal(server_start(&s, NULL), 0); /* (no persistence: an empty server) */
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(jobq_queue_add_async(q, "n", "{}", 2, NULL, async_done, &t), 0);
+	assert_int_equal(jobq_queue_flush(q, 30000), 0);
+	assert_int_equal(t.ok, 600);
+	assert_int_equal(admin(&s, NULL, 0, "LLEN bull:conn:wait", NULL), 100);
+	close_store(st, q);
+	server_teardown(&s);
+}
+
 /* --- a server that is down at open ---------------------------------------------------------- */
 
 typedef struct opener {
@@ -443,6 +504,7 @@ main(void) {
 	    cmocka_unit_test(auth_password_and_acl_user),
 	    cmocka_unit_test(database_select),
 	    cmocka_unit_test(down_at_open),
+	    cmocka_unit_test(async_adds_server_gone),
 	    cmocka_unit_test(restart_mid_run),
 	};
 	return cmocka_run_group_tests_name("redis_conn", tests, NULL, NULL);
