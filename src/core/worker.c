@@ -57,7 +57,7 @@ struct jobq_worker {
 	pthread_cond_t timer_cv;  /* the timer thread; also signalled by a manual clock */
 	pthread_cond_t done_cv;   /* a handler finished a job or a thread exited */
 	atomic_uint waiters;      /* threads in the backend's wait for work; changed under mu */
-	unsigned int max_waiters; /* at most this many: 2, or 1 with one handler thread */
+	unsigned int max_waiters; /* at most this many: 2 (1 with one thread or no blocking wait) */
 	uint64_t work_gen;
 	atomic_uint idle_waiters; /* threads waiting on idle_cv for the news */
 	uint64_t clock_gen;
@@ -162,7 +162,8 @@ jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payl
 		return JOBQ_ENOMEM;
 	}
 	w->nslots = opts->concurrency;
-	w->max_waiters = opts->concurrency > 1 ? 2 : 1;
+	/* Without a blocking wait, a second waiter would only poll twice as often. */
+	w->max_waiters = opts->concurrency > 1 && q->store->backend->wait_for_work != NULL ? 2 : 1;
 	for (unsigned int i = 0; i < opts->concurrency; i++) {
 		pthread_mutex_init(&w->slots[i].mu, NULL);
 		w->slots[i].running = NOT_RUNNING;
@@ -480,8 +481,10 @@ handler_thread(void *arg) {
 		int was_covered = covered;
 		covered = 0;
 		if (rc < 0) {
-			/* The store is unwell (e.g. Redis restarting): back off and try again. */
-			wait_real_ms(w, &w->idle_cv, error_backoff);
+			/* The store is unwell (e.g. Redis restarting): back off and try again, on a
+			 * condvar of broadcasts only, not to swallow a signal meant for an idle
+			 * thread. */
+			wait_real_ms(w, &w->timer_cv, error_backoff);
 			error_backoff = error_backoff * 2 > ERROR_BACKOFF_MAX_MS
 			                    ? ERROR_BACKOFF_MAX_MS
 			                    : error_backoff * 2;
