@@ -244,15 +244,20 @@ if want redis; then
 	url="redis+unix://$sock"
 	inflight_flag=0
 	"$jobq" bench --help 2>&1 | grep -q -- '--inflight' && inflight_flag=1
-	add_threads=
-	if "${CC:-cc}" -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/include" \
-		"$here/redis_add_threads.c" "$build/libjobq.a" \
-		-lhiredis -llmdb -ljansson -lmsgpackc -lpthread -lm -o "$tmp/add_threads" 2>"$tmp/cc.log"; then
-		add_threads=$tmp/add_threads
-	elif [ "$inflight_flag" = 0 ]; then
-		fail "cannot build redis_add_threads.c against $build; no jobq in-flight add row:"
-		sed 's/^/  | /' "$tmp/cc.log" >&2
-	fi
+	# the fallback of a jobq without asynchronous adds, built when first needed
+	add_threads='' add_threads_tried=0
+	build_add_threads() {
+		[ "$add_threads_tried" = 1 ] && return
+		add_threads_tried=1
+		if "${CC:-cc}" -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/include" \
+			"$here/redis_add_threads.c" "$build/libjobq.a" -lhiredis -llmdb -ljansson \
+			-lmsgpackc -lpthread -lm -o "$tmp/add_threads" 2>"$tmp/cc.log"; then
+			add_threads=$tmp/add_threads
+		else
+			fail "cannot build redis_add_threads.c against $build; no jobq in-flight add row:"
+			sed 's/^/  | /' "$tmp/cc.log" >&2
+		fi
+	}
 	echo "jobq:   $jobq -q -u $url bench --jobs $jobs --concurrency C --size $size --samples $samples$([ "$inflight_flag" = 1 ] && echo " --inflight K") --json"
 	[ "$inflight_flag" = 1 ] || echo "        (no --inflight in this jobq) redis_add_threads $url K $jobs $size"
 	echo "BullMQ: node $here/bullmq_bench.js --socket $sock --jobs $jobs --concurrency C --size $size --inflight K --samples $samples"
@@ -272,6 +277,7 @@ if want redis; then
 		fi
 		infl=$(field "$j" add_inflight_per_s)
 		how="async add"
+		[ "$infl" = - ] && build_add_threads
 		if [ "$infl" = - ] && [ -n "$add_threads" ]; then
 			flush
 			t=$(run "redis-jobq-threads-k$k" "$add_threads" "$url" "$k" "$jobs" "$size")
