@@ -8,7 +8,7 @@ packages=(build-essential cmake pkg-config libhiredis-dev liblmdb-dev libmsgpack
 if [ "${1:-}" = "--with-node" ]; then
 	command -v node >/dev/null 2>&1 || packages+=(nodejs)
 	command -v npm >/dev/null 2>&1 || packages+=(npm)
-	packages+=(clang-format valgrind)
+	packages+=(clang-format valgrind gnuplot-nox) # gnuplot: tools/bench/run.sh draws its plot
 fi
 
 missing=()
