@@ -296,7 +296,9 @@ if maxFetch > 0 then
       start(id, ARGV[argi + n - 1])
     end
   end
-  if n > 0 then
+  -- the next idle worker is woken only if there is more for it: a marker with nothing
+  -- behind it wakes a worker for an empty fetch, at the moment this one starts its job
+  if n > 0 and (redis.call("LLEN", waitKey) > 0 or redis.call("ZCARD", prioritizedKey) > 0) then
     redis.call("ZADD", markerKey, "0", "0")
   end
 end

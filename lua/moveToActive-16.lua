@@ -68,5 +68,8 @@ else
   redis.call("HSET", jk, "processedOn", now)
 end
 redis.call("HINCRBY", jk, "ats", 1)
-redis.call("ZADD", markerKey, 0, "0")
+-- the next idle worker is woken only if there is more for it
+if redis.call("LLEN", waitKey) > 0 or redis.call("ZCARD", prioritizedKey) > 0 then
+  redis.call("ZADD", markerKey, 0, "0")
+end
 return {redis.call("HGETALL", jk), id, 0, nextDelayedDue()}
