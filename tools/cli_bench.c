@@ -245,7 +245,23 @@ cli_cmd_bench(int argc, char **argv) {
 	}
 	proc_s = (double)(cli_now_us() - t0) / 1e6;
 
-	/* 4. pickup latency of an idle worker */
+	/* 4. pickup latency of an idle worker: first the worker finishes writing the completions
+	 * of its last batches (the handlers are counted before those are written), so that the
+	 * first samples do not wait behind them */
+	for (int64_t waited = 0;; waited++) {
+		jobq_counts counts;
+		if ((rc = jobq_queue_counts(&counts, q)) < 0) {
+			rc = cli_lib_fail(rc, "counts");
+			goto out_sync;
+		}
+		if (counts.active == 0 && counts.waiting == 0)
+			break;
+		if (waited > 60000) {
+			rc = cli_fail(CLI_EXIT_FAILED, "the worker did not go idle within 60 s");
+			goto out_sync;
+		}
+		sleep_ms(1);
+	}
 	for (int64_t i = 0; i < samples; i++) {
 		long long want = 2 * jobs + i + 1;
 		int64_t start;
