@@ -26,7 +26,7 @@ typedef struct handler {
 	void *payload;
 } handler;
 
-enum { BATCH_MAX = 64, BATCH_BUDGET_MS = 2, TOKEN_SIZE = 48 };
+enum { BATCH_MAX = 256, BATCH_BUDGET_MS = 2, TOKEN_SIZE = 48 };
 #define NOT_RUNNING ((size_t)-1)
 
 /*
