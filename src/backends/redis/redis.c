@@ -281,6 +281,50 @@ typedef struct add_call {
 	int rc;
 } add_call;
 
+/* The call of a flight of one job whose job is plain (generated id, no dedup, delay,
+ * priority or lifo): addJob does it in fewer server steps than addJobs. */
+static add_call *
+add_plain(rq_call *group) {
+	for (rq_call *c = group; c != NULL; c = c->next) {
+		add_call *a = c->arg;
+		if (a->rc != 0 || a->n == 0)
+			continue;
+		const jobq_job_options *o = a->reqs[0].opts;
+		return o->job_id == NULL && o->dedup_id == NULL && o->delay_ms <= 0 &&
+		               o->priority == 0 && !o->lifo
+		           ? a
+		           : NULL;
+	}
+	return NULL;
+}
+
+static void
+add_one_plain(jobq_backend_queue *q, rq_call *group) {
+	add_call *ac = add_plain(group);
+	const jobq_add_request *req = &ac->reqs[0];
+	numbuf ts;
+	const char *av[] = {req->name ? req->name : "", req->len ? (const char *)req->data : "{}",
+	                    ac->opts[0], fmt_i64(&ts, req->opts->timestamp)};
+	size_t al[] = {strlen(av[0]), req->len ? req->len : 2, strlen(av[2]), strlen(av[3])};
+	int rc = 0;
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_ADDJOB, 4, av, al);
+	if (r == NULL) {
+		ac->rc = rc;
+		return;
+	}
+	const redisReply *idr =
+	    r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1] : NULL;
+	if (idr == NULL || idr->type != REDIS_REPLY_STRING || idr->len > JOBQ_ID_MAX) {
+		ac->rc = jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
+	} else {
+		memcpy(ac->ids[0].str, idr->str, idr->len);
+		ac->ids[0].str[idr->len] = '\0';
+		if (ac->outcomes)
+			ac->outcomes[0] = 0;
+	}
+	freeReplyObject(r);
+}
+
 /* Runs the adds of every call of `group` as one addJobs call. */
 static void
 add_fly(jobq_backend_queue *q, rq_call *group) {
@@ -293,6 +337,10 @@ add_fly(jobq_backend_queue *q, rq_call *group) {
 	if (n == 0)
 		return;
 	int rc = 0;
+	if (n == 1 && add_plain(group)) {
+		add_one_plain(q, group);
+		return;
+	}
 	size_t argc = 1 + n * ADD_FIELDS;
 	const char **av = jobq__malloc(argc * sizeof(*av));
 	size_t *al = jobq__malloc(argc * sizeof(*al));
