@@ -26,6 +26,13 @@ enum { SEND_MAX = 1000, RING = JOBQ_ADD_ASYNC_MAX_PENDING };
  */
 enum { LINGER_GAP_US = 20, LINGER_MAX_US = 300 };
 
+/*
+ * With a backend that pipelines adds (add_send / add_recv), up to DEPTH steps are on their
+ * way at once, in order, and a step goes as soon as CHUNK adds have gathered: the store works
+ * on one step while the producer fills the next, instead of one round trip per batch.
+ */
+enum { DEPTH = 4, CHUNK = 64 };
+
 typedef struct pending_add {
 	jobq_job_options opts; /* validated; its strings owned */
 	const char *name;      /* in this allocation */
@@ -49,7 +56,11 @@ struct jobq_add_sender {
 	int stop;
 	pthread_t thread;
 	jobq_queue *q;
-	/* the sender's working arrays, SEND_MAX each */
+	/* pipelined steps sent and not yet received, oldest first: step i's adds are
+	 * batch[slot * SEND_MAX ...], slot = (first_step + i) % DEPTH */
+	size_t step_n[DEPTH];
+	size_t first_step, nsteps;
+	/* the sender's working arrays: batch DEPTH * SEND_MAX, the others SEND_MAX */
 	pending_add **batch;
 	jobq_add_request *reqs;
 	jobq_job_id *ids;
@@ -105,11 +116,12 @@ now_us(void) {
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Waits (yielding the CPU) while adds keep arriving; see LINGER_GAP_US. */
+/* Waits (yielding the CPU) while adds keep arriving, until `enough` more have come; see
+ * LINGER_GAP_US. */
 static void
-linger(struct jobq_add_sender *s) {
+linger(struct jobq_add_sender *s, size_t enough) {
 	int64_t start = now_us(), last = start;
-	size_t seen = atomic_load(&s->arrived);
+	size_t first = atomic_load(&s->arrived), seen = first;
 	for (;;) {
 		sched_yield();
 		int64_t now = now_us();
@@ -118,15 +130,105 @@ linger(struct jobq_add_sender *s) {
 			seen = n;
 			last = now;
 		}
-		if (now - last >= LINGER_GAP_US || now - start >= LINGER_MAX_US)
+		if (n - first >= enough || now - last >= LINGER_GAP_US ||
+		    now - start >= LINGER_MAX_US)
 			return;
 	}
+}
+
+/* Takes up to `max` pending adds into `into` (under the lock); returns how many. */
+static size_t
+take(struct jobq_add_sender *s, pending_add **into, size_t max) {
+	size_t n = s->count < max ? s->count : max;
+	for (size_t i = 0; i < n; i++)
+		into[i] = s->ring[(s->head + i) % RING];
+	s->head = (s->head + n) % RING;
+	s->count -= n;
+	pthread_cond_broadcast(&s->room);
+	return n;
+}
+
+/* Records that `n` adds have their outcome (under the lock). */
+static void
+finish(struct jobq_add_sender *s, size_t n, int rc) {
+	if (rc < 0 && s->error == 0)
+		s->error = rc;
+	s->finished += n;
+	pthread_cond_broadcast(&s->sent);
+}
+
+/* Runs the outcomes of the `n` adds of `batch` from one backend step, and frees them. */
+static void
+report_step(pending_add **batch, size_t n, int rc, const jobq_job_id *ids, const int *outcomes) {
+	for (size_t i = 0; i < n; i++) {
+		report(batch[i], rc, &ids[i], rc < 0 ? 0 : outcomes[i]);
+		pending_free(batch[i]);
+	}
+}
+
+/* The sender of a backend that pipelines adds: sends steps while fewer than DEPTH are out and
+ * adds are pending, else receives the oldest. */
+static void
+pipelined_loop(jobq_queue *q, struct jobq_add_sender *s) {
+	const jobq_backend *be = q->store->backend;
+	int lingered = 0;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->count == 0 && s->nsteps == 0 && !s->stop)
+			pthread_cond_wait(&s->work, &s->mu);
+		if (s->count == 0 && s->nsteps == 0)
+			break; /* stopped, and nothing left to send or receive */
+		if (s->nsteps < DEPTH && !s->stop && !lingered && s->count < CHUNK) {
+			/* before a step goes (or before waiting for a reply), let a burst gather */
+			size_t enough = CHUNK - s->count;
+			pthread_mutex_unlock(&s->mu);
+			linger(s, enough);
+			pthread_mutex_lock(&s->mu);
+			lingered = 1;
+			continue;
+		}
+		lingered = 0;
+		if (s->count > 0 && s->nsteps < DEPTH) {
+			size_t slot = (s->first_step + s->nsteps) % DEPTH;
+			pending_add **batch = s->batch + slot * SEND_MAX;
+			size_t n = take(s, batch, SEND_MAX);
+			pthread_mutex_unlock(&s->mu);
+			for (size_t i = 0; i < n; i++)
+				s->reqs[i] = (jobq_add_request){batch[i]->name, batch[i]->data,
+				                                batch[i]->len, &batch[i]->opts};
+			int rc = be->add_send(q->bq, s->reqs, n, jobq_queue__now(q));
+			if (rc < 0) /* not started */
+				report_step(batch, n, rc, s->ids, s->outcomes);
+			pthread_mutex_lock(&s->mu);
+			if (rc < 0) {
+				finish(s, n, rc);
+			} else {
+				s->step_n[slot] = n;
+				s->nsteps++;
+			}
+			continue;
+		}
+		size_t slot = s->first_step, n = s->step_n[slot];
+		pthread_mutex_unlock(&s->mu);
+		int rc = be->add_recv(s->ids, s->outcomes, q->bq, n);
+		report_step(s->batch + slot * SEND_MAX, n, rc, s->ids, s->outcomes);
+		pthread_mutex_lock(&s->mu);
+		s->first_step = (s->first_step + 1) % DEPTH;
+		s->nsteps--;
+		finish(s, n, rc);
+	}
+	pthread_mutex_unlock(&s->mu);
 }
 
 static void *
 sender_main(void *arg) {
 	struct jobq_add_sender *s = arg;
 	jobq_queue *q = s->q;
+	const jobq_backend *be = q->store->backend;
+	if (be->version >= 3 && be->add_send != NULL && be->add_recv != NULL) {
+		pipelined_loop(q, s);
+		return NULL;
+	}
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		while (s->count == 0 && !s->stop)
@@ -134,23 +236,16 @@ sender_main(void *arg) {
 		if (s->count == 0)
 			break; /* stopped, and nothing left to send */
 		if (s->count < SEND_MAX && !s->stop) {
+			size_t enough = SEND_MAX - s->count;
 			pthread_mutex_unlock(&s->mu);
-			linger(s);
+			linger(s, enough);
 			pthread_mutex_lock(&s->mu);
 		}
-		size_t n = s->count < SEND_MAX ? s->count : SEND_MAX;
-		for (size_t i = 0; i < n; i++)
-			s->batch[i] = s->ring[(s->head + i) % RING];
-		s->head = (s->head + n) % RING;
-		s->count -= n;
-		pthread_cond_broadcast(&s->room);
+		size_t n = take(s, s->batch, SEND_MAX);
 		pthread_mutex_unlock(&s->mu);
 		int rc = send_batch(q, s, n);
 		pthread_mutex_lock(&s->mu);
-		if (rc < 0 && s->error == 0)
-			s->error = rc;
-		s->finished += n;
-		pthread_cond_broadcast(&s->sent);
+		finish(s, n, rc);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -186,7 +281,7 @@ sender_get(struct jobq_add_sender **out, jobq_queue *q) {
 		pthread_cond_init(&s->work, NULL);
 		pthread_cond_init(&s->room, NULL);
 		jobq_clock__cond_init(&s->sent);
-		s->batch = jobq__malloc(SEND_MAX * sizeof(*s->batch));
+		s->batch = jobq__malloc(DEPTH * SEND_MAX * sizeof(*s->batch));
 		s->reqs = jobq__malloc(SEND_MAX * sizeof(*s->reqs));
 		s->ids = jobq__malloc(SEND_MAX * sizeof(*s->ids));
 		s->outcomes = jobq__malloc(SEND_MAX * sizeof(*s->outcomes));

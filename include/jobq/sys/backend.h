@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define JOBQ_BACKEND_VERSION 2
+#define JOBQ_BACKEND_VERSION 3
 
 enum {
 	JOBQ_CAP_BLOCKING_WAIT = 1u << 0, /* wait_for_work and events_read really block */
@@ -301,6 +301,22 @@ struct jobq_backend {
 	int (*complete_fetch)(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
 	                      jobq_completion *done, size_t ndone, const char *const *tokens,
 	                      size_t max, int64_t lock_ms, int64_t now_ms);
+
+	/* -- version 3; optional ------------------------------------------------------------ */
+
+	/*
+	 * Optional, both or neither (NULL: the core's asynchronous adds call add and wait).
+	 * Pipelined adds: add_send starts the step add() would run for `reqs` and returns without
+	 * waiting for its outcome (0), or fails (< 0: the step was not started); add_recv waits for
+	 * the outcome of the oldest step started and not yet received, which had `n` jobs, and
+	 * fills `ids` and `outcomes` as add() would, or returns < 0 (an I/O error: the step may or
+	 * may not have taken effect). Steps take effect in the order they were started, each all or
+	 * nothing. Per queue handle one thread at a time calls these (the core's sender); it calls
+	 * add_recv once for each step add_send started, and lets at most 8 be outstanding.
+	 */
+	int (*add_send)(jobq_backend_queue *q, const jobq_add_request *reqs, size_t n,
+	                int64_t now_ms);
+	int (*add_recv)(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, size_t n);
 };
 
 #ifdef __cplusplus

@@ -541,6 +541,82 @@ rq_command_many(redis_backend *b, size_t n, int argc, const char **argv, const s
 
 #define RQ_MAX_ARGS 64
 
+/* EVALSHA sha numkeys keys... qp argv... into avp/alp (3 + RQ_NKEYS + 1 + argc entries). */
+static size_t
+script_argv(const char **avp, size_t *alp, char *nk, size_t nk_size, jobq_backend_queue *q,
+            int script, int argc, const char **argv, const size_t *lens) {
+	const jobq_lua_script *s = &jobq_lua_scripts[script];
+	snprintf(nk, nk_size, "%d", s->numkeys);
+	size_t n = 0;
+	avp[n] = "EVALSHA";
+	alp[n++] = 7;
+	avp[n] = s->sha1;
+	alp[n++] = strlen(s->sha1);
+	avp[n] = nk;
+	alp[n++] = strlen(nk);
+	for (int i = 0; i < RQ_NKEYS; i++) {
+		avp[n] = q->keys[i];
+		alp[n++] = strlen(q->keys[i]);
+	}
+	avp[n] = q->qp;
+	alp[n++] = q->qp_len;
+	for (int i = 0; i < argc; i++) {
+		avp[n] = argv[i];
+		alp[n++] = lens ? lens[i] : strlen(argv[i]);
+	}
+	return n;
+}
+
+int
+rq_script_send(rconn *conn, jobq_backend_queue *q, int script, int argc, const char **argv,
+               const size_t *lens) {
+	size_t total = 3 + RQ_NKEYS + 1 + (size_t)argc;
+	const char **avp = jobq__malloc(total * sizeof(*avp));
+	size_t *alp = jobq__malloc(total * sizeof(*alp));
+	int rc = 0;
+	if (avp == NULL || alp == NULL) {
+		rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	} else {
+		char nk[8];
+		size_t n = script_argv(avp, alp, nk, sizeof(nk), q, script, argc, argv, lens);
+		char *cmd = NULL;
+		int len = redisFormatCommandArgv(&cmd, (int)n, avp, alp);
+		if (len < 0 || cmd == NULL)
+			rc = jobq_error_set(JOBQ_ENOMEM,
+			                    "redis: out of memory formatting a command");
+		else if (send_all(conn->c, cmd, (size_t)len) < 0)
+			rc = jobq_error_set(JOBQ_EIO, "redis %s: %s", q->b->where, conn->c->errstr);
+		free(cmd);
+	}
+	jobq__free(avp);
+	jobq__free(alp);
+	return rc;
+}
+
+redisReply *
+rq_conn_read(rconn *conn) {
+	void *reply = NULL;
+	if (redisGetReply(conn->c, &reply) != REDIS_OK)
+		return NULL;
+	return reply;
+}
+
+redisReply *
+rq_conn_call(rconn *conn, int argc, const char **argv, const size_t *lens) {
+	return command_nosignal(conn->c, argc, argv, lens);
+}
+
+int
+rq_conn_open_own(rconn **out, redis_backend *b) {
+	return conn_open(out, b);
+}
+
+void
+rq_conn_close_own(rconn *conn) {
+	if (conn != NULL)
+		conn_close(conn);
+}
+
 redisReply *
 rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **argv,
           const size_t *lens) {
@@ -561,24 +637,7 @@ rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **arg
 		}
 	}
 	char nk[8];
-	snprintf(nk, sizeof(nk), "%d", s->numkeys);
-	size_t n = 0;
-	avp[n] = "EVALSHA";
-	alp[n++] = 7;
-	avp[n] = s->sha1;
-	alp[n++] = strlen(s->sha1);
-	avp[n] = nk;
-	alp[n++] = strlen(nk);
-	for (int i = 0; i < RQ_NKEYS; i++) {
-		avp[n] = q->keys[i];
-		alp[n++] = strlen(q->keys[i]);
-	}
-	avp[n] = q->qp;
-	alp[n++] = q->qp_len;
-	for (int i = 0; i < argc; i++) {
-		avp[n] = argv[i];
-		alp[n++] = lens ? lens[i] : strlen(argv[i]);
-	}
+	size_t n = script_argv(avp, alp, nk, sizeof(nk), q, script, argc, argv, lens);
 	int idem = script_idempotent[script];
 	redisReply *r = rq_command(rc, q->b, idem, (int)n, avp, alp);
 	if (r == NULL && *rc == 1) {

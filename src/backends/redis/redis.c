@@ -133,6 +133,7 @@ rq_queue_close(jobq_backend_queue *q) {
 		pthread_mutex_destroy(&q->cf.mu);
 		pthread_mutex_destroy(&q->adds.mu);
 	}
+	rq_conn_close_own(q->pipe); /* (the core received every step it sent before this) */
 	jobq__free(q->worker_name);
 	jobq__free(q->events_name);
 	for (int i = 0; i < RQ_NKEYS; i++)
@@ -281,6 +282,41 @@ typedef struct add_call {
 	int rc;
 } add_call;
 
+/* The ADD_FIELDS arguments of addJobs for one job (`nums`: 4 number buffers). */
+static void
+add_job_args(const char **a, size_t *l, numbuf *nums, const jobq_add_request *req,
+             const char *opts_json) {
+	const jobq_job_options *o = req->opts;
+	a[0] = o->job_id ? o->job_id : "";
+	a[1] = req->name ? req->name : "";
+	a[2] = req->len ? (const char *)req->data : "{}";
+	a[3] = opts_json;
+	a[4] = fmt_i64(&nums[0], o->timestamp);
+	a[5] = fmt_i64(&nums[1], o->delay_ms > 0 ? o->delay_ms : 0);
+	a[6] = fmt_i64(&nums[2], o->priority);
+	a[7] = o->lifo ? "1" : "0";
+	a[8] = o->dedup_id ? o->dedup_id : "";
+	a[9] = fmt_i64(&nums[3], o->dedup_ttl_ms > 0 ? o->dedup_ttl_ms : 0);
+	/* job data is `len` bytes, not a C string: never strlen it */
+	for (int k = 0; k < ADD_FIELDS; k++)
+		l[k] = k == 2 ? (req->len ? req->len : 2) : strlen(a[k]);
+}
+
+/* Reads job `j`'s outcome and id from an addJobs reply (2 elements per job). */
+static int
+add_job_result(jobq_job_id *id, int *outcome, const redisReply *r, size_t j) {
+	long long oc = 0;
+	reply_int(r->element[2 * j], &oc);
+	const redisReply *idr = r->element[2 * j + 1];
+	if (outcome != NULL)
+		*outcome = (int)oc;
+	if (idr->type != REDIS_REPLY_STRING || idr->len > JOBQ_ID_MAX)
+		return jobq_error_set(JOBQ_EBACKEND, "redis add: bad id in reply");
+	memcpy(id->str, idr->str, idr->len);
+	id->str[idr->len] = '\0';
+	return 0;
+}
+
 /* The call of a flight of one job whose job is plain (generated id, no dedup, delay,
  * priority or lifo): addJob does it in fewer server steps than addJobs. */
 static add_call *
@@ -355,23 +391,8 @@ add_fly(jobq_backend_queue *q, rq_call *group) {
 	for (rq_call *c = group; c != NULL; c = c->next) {
 		add_call *ac = c->arg;
 		for (size_t i = 0; ac->rc == 0 && i < ac->n; i++, j++) {
-			const jobq_add_request *req = &ac->reqs[i];
-			const jobq_job_options *o = req->opts;
-			const char **a = av + 1 + j * ADD_FIELDS;
-			size_t *l = al + 1 + j * ADD_FIELDS;
-			a[0] = o->job_id ? o->job_id : "";
-			a[1] = req->name ? req->name : "";
-			a[2] = req->len ? (const char *)req->data : "{}";
-			a[3] = ac->opts[i];
-			a[4] = fmt_i64(&nums[j * 4], o->timestamp);
-			a[5] = fmt_i64(&nums[j * 4 + 1], o->delay_ms > 0 ? o->delay_ms : 0);
-			a[6] = fmt_i64(&nums[j * 4 + 2], o->priority);
-			a[7] = o->lifo ? "1" : "0";
-			a[8] = o->dedup_id ? o->dedup_id : "";
-			a[9] = fmt_i64(&nums[j * 4 + 3], o->dedup_ttl_ms > 0 ? o->dedup_ttl_ms : 0);
-			/* job data is `len` bytes, not a C string: never strlen it */
-			for (int k = 0; k < ADD_FIELDS; k++)
-				l[k] = k == 2 ? (req->len ? req->len : 2) : strlen(a[k]);
+			add_job_args(av + 1 + j * ADD_FIELDS, al + 1 + j * ADD_FIELDS, &nums[j * 4],
+			             &ac->reqs[i], ac->opts[i]);
 		}
 	}
 	redisReply *r = rq_script(&rc, q, JOBQ_LUA_ADDJOBS, (int)argc, av, al);
@@ -384,18 +405,10 @@ add_fly(jobq_backend_queue *q, rq_call *group) {
 		for (rq_call *c = group; c != NULL; c = c->next) {
 			add_call *ac = c->arg;
 			for (size_t i = 0; ac->rc == 0 && i < ac->n; i++, j++) {
-				long long oc = 0;
-				reply_int(r->element[2 * j], &oc);
-				const redisReply *idr = r->element[2 * j + 1];
-				if (ac->outcomes)
-					ac->outcomes[i] = (int)oc;
-				if (idr->type == REDIS_REPLY_STRING && idr->len <= JOBQ_ID_MAX) {
-					memcpy(ac->ids[i].str, idr->str, idr->len);
-					ac->ids[i].str[idr->len] = '\0';
-				} else {
-					ac->rc = jobq_error_set(JOBQ_EBACKEND,
-					                        "redis add: bad id in reply");
-				}
+				int one = add_job_result(
+				    &ac->ids[i], ac->outcomes ? &ac->outcomes[i] : NULL, r, j);
+				if (one < 0)
+					ac->rc = one;
 			}
 		}
 	}
@@ -436,6 +449,30 @@ same_opts_json(const jobq_job_options *a, const jobq_job_options *b) {
 	       a->size_limit == b->size_limit && a->dedup_ttl_ms == b->dedup_ttl_ms;
 }
 
+static void
+opts_free(char **opts, size_t n) {
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || opts[i] != opts[i - 1])
+			jobq__free(opts[i]);
+}
+
+/* The opts JSON of each job; runs of jobs with options that encode alike share one text. */
+static int
+opts_encode(char **opts, const jobq_add_request *reqs, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && same_opts_json(reqs[i].opts, reqs[i - 1].opts)) {
+			opts[i] = opts[i - 1];
+			continue;
+		}
+		int rc = rq_opts_to_json(&opts[i], reqs[i].opts);
+		if (rc < 0) {
+			opts_free(opts, i);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static int
 rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_request *reqs,
        size_t n, int64_t now_ms) {
@@ -447,27 +484,121 @@ rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_re
 	if (opts == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
 	add_call ac = {ids, outcomes, reqs, n, opts, 0};
-	size_t done = 0;
-	for (; done < n; done++) {
-		/* the jobs of a bulk add mostly share their options: encode them once */
-		if (done > 0 && same_opts_json(reqs[done].opts, reqs[done - 1].opts)) {
-			opts[done] = opts[done - 1];
-			continue;
-		}
-		ac.rc = rq_opts_to_json(&opts[done], reqs[done].opts);
-		if (ac.rc < 0)
-			break;
-	}
+	ac.rc = opts_encode(opts, reqs, n);
 	if (ac.rc == 0) {
 		rq_call me = {.arg = &ac, .steps = n, .key = 0};
 		combine(&q->adds, q, &me, ADD_STEPS, add_fly);
+		opts_free(opts, n);
 	}
-	for (size_t i = 0; i < done; i++)
-		if (i == 0 || opts[i] != opts[i - 1])
-			jobq__free(opts[i]);
 	if (opts != opts_stack)
 		jobq__free(opts);
 	return ac.rc;
+}
+
+/* --- pipelined adds (vtable version 3) ------------------------------------------------------
+ *
+ * The queue's own connection (not pooled: steps in flight stay on it, in order) takes addJobs
+ * steps one after the other without waiting for their replies, which then come back in the
+ * same order. addJobs is loaded on that connection when it opens, so a step never meets
+ * NOSCRIPT unless the server's scripts are flushed meanwhile (that step then fails, and the
+ * connection is opened again once nothing is outstanding).
+ */
+
+static int
+pipe_ready(jobq_backend_queue *q) {
+	if (q->pipe != NULL && !q->pipe_broken)
+		return 0;
+	if (q->pipe_inflight > 0)
+		return jobq_error_set(JOBQ_EIO, "redis %s: add pipeline: connection lost",
+		                      q->b->where);
+	rq_conn_close_own(q->pipe);
+	q->pipe = NULL;
+	q->pipe_broken = 0;
+	rconn *conn = NULL;
+	int rc = rq_conn_open_own(&conn, q->b);
+	if (rc < 0)
+		return rc;
+	const jobq_lua_script *s = &jobq_lua_scripts[JOBQ_LUA_ADDJOBS];
+	const char *lv[3] = {"SCRIPT", "LOAD", (const char *)s->bytes};
+	size_t ll[3] = {6, 4, s->len};
+	redisReply *r = rq_conn_call(conn, 3, lv, ll);
+	int ok = r != NULL && r->type == REDIS_REPLY_STRING;
+	freeReplyObject(r);
+	if (!ok) {
+		rq_conn_close_own(conn);
+		return jobq_error_set(JOBQ_EIO, "redis %s: add pipeline: cannot load addJobs",
+		                      q->b->where);
+	}
+	q->pipe = conn;
+	return 0;
+}
+
+static int
+rq_add_send(jobq_backend_queue *q, const jobq_add_request *reqs, size_t n, int64_t now_ms) {
+	(void)now_ms;
+	if (n == 0 || n > ADD_STEPS)
+		return jobq_error_set(JOBQ_EINVAL, "redis add_send: %zu jobs (1..%d per step)", n,
+		                      ADD_STEPS);
+	int rc = pipe_ready(q);
+	if (rc < 0)
+		return rc;
+	char **opts = jobq__calloc(n, sizeof(*opts));
+	size_t argc = 1 + n * ADD_FIELDS;
+	const char **av = jobq__malloc(argc * sizeof(*av));
+	size_t *al = jobq__malloc(argc * sizeof(*al));
+	numbuf *nums = jobq__malloc((n * 4 + 1) * sizeof(*nums));
+	if (opts == NULL || av == NULL || al == NULL || nums == NULL) {
+		rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	} else if ((rc = opts_encode(opts, reqs, n)) == 0) {
+		av[0] = fmt_i64(&nums[n * 4], (int64_t)n);
+		al[0] = strlen(av[0]);
+		for (size_t j = 0; j < n; j++)
+			add_job_args(av + 1 + j * ADD_FIELDS, al + 1 + j * ADD_FIELDS, &nums[j * 4],
+			             &reqs[j], opts[j]);
+		rc = rq_script_send(q->pipe, q, JOBQ_LUA_ADDJOBS, (int)argc, av, al);
+		if (rc < 0)
+			q->pipe_broken = 1;
+		else
+			q->pipe_inflight++;
+		opts_free(opts, n);
+	}
+	jobq__free(nums);
+	jobq__free(al);
+	jobq__free(av);
+	jobq__free(opts);
+	return rc;
+}
+
+static int
+rq_add_recv(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, size_t n) {
+	if (q->pipe == NULL || q->pipe_inflight == 0)
+		return jobq_error_set(JOBQ_EINVAL, "redis add_recv: no step outstanding");
+	int rc = 0;
+	redisReply *r = q->pipe_broken ? NULL : rq_conn_read(q->pipe);
+	q->pipe_inflight--;
+	if (r == NULL) {
+		q->pipe_broken = 1;
+		rc = jobq_error_set(JOBQ_EIO,
+		                    "redis %s: add: connection lost (the %zu adds may or "
+		                    "may not have been made)",
+		                    q->b->where, n);
+	} else if (r->type == REDIS_REPLY_ERROR) {
+		if (strncmp(r->str, "NOSCRIPT", 8) == 0)
+			q->pipe_broken = 1; /* load it again on a fresh connection */
+		rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: script addJobs: %s", q->b->where,
+		                    r->str);
+	} else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * n) {
+		rc = jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
+	} else {
+		for (size_t j = 0; j < n && rc == 0; j++)
+			rc = add_job_result(&ids[j], outcomes ? &outcomes[j] : NULL, r, j);
+	}
+	freeReplyObject(r);
+	if (q->pipe_broken && q->pipe_inflight == 0) {
+		rq_conn_close_own(q->pipe);
+		q->pipe = NULL;
+	}
+	return rc;
 }
 
 /* --- fetch and the transitions of an active job --------------------------------------------- */
@@ -1525,6 +1656,8 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.wake = rq_wake;
 	b->base.free = rq_free;
 	b->base.complete_fetch = rq_complete_fetch;
+	b->base.add_send = rq_add_send;
+	b->base.add_recv = rq_add_recv;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->port = opts->port ? opts->port : 6379;

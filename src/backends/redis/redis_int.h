@@ -93,6 +93,10 @@ struct jobq_backend_queue {
 	int waits;         /* blocking waits in progress (under b->mu) */
 	atomic_int named_wait; /* a wait holds the connection named worker_name */
 	int closing;           /* queue_close started: waits end with JOBQ_ECLOSED */
+	/* pipelined adds (redis.c, add_send / add_recv; one thread at a time) */
+	struct rconn *pipe;   /* own connection, NULL until the first */
+	size_t pipe_inflight; /* steps sent whose replies are not read yet */
+	int pipe_broken;      /* an I/O error: reopened once nothing is outstanding */
 	/* calls of several threads combined into one script call (redis.c, combine()) */
 	rq_combiner adds;
 	rq_combiner cf; /* complete_fetch */
@@ -121,6 +125,16 @@ redisReply *rq_command(int *rc, redis_backend *b, int idempotent, int argc, cons
  * dropped connection it reconnects and sends them again once. 0 or < 0 (nothing in out). */
 int rq_command_many(redis_backend *b, size_t n, int argc, const char **argv, const size_t *lens,
                     redisReply **out);
+/* A connection of the caller's own (not pooled), and its close. */
+int rq_conn_open_own(rconn **out, redis_backend *b);
+void rq_conn_close_own(rconn *conn);
+/* One command on `conn`, waiting for its reply (NULL on I/O errors). */
+redisReply *rq_conn_call(rconn *conn, int argc, const char **argv, const size_t *lens);
+/* The next reply on `conn` (NULL on I/O errors). */
+redisReply *rq_conn_read(rconn *conn);
+/* Sends EVALSHA of `script` (as rq_script) on `conn` without reading the reply. */
+int rq_script_send(rconn *conn, jobq_backend_queue *q, int script, int argc, const char **argv,
+                   const size_t *lens);
 /* Runs embedded script `script` with the queue's keys and ARGV = {qp, args...}. */
 redisReply *rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **argv,
                       const size_t *lens);
