@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 #include <cmocka.h>
 
 #include "backends/backend.h"
@@ -324,12 +326,95 @@ complete_fetch_batches(void **state) {
 		jobq_job_free(jobs[i]);
 }
 
+/* The queue's active list, head first, as ids. */
+static size_t
+active_list(char ids[][32], size_t max) {
+	redisContext *c = redisConnectUnix(sock);
+	assert_non_null(c);
+	assert_int_equal(c->err, 0);
+	redisReply *r = redisCommand(c, "LRANGE %s:q:active 0 -1", prefix);
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_true(r->elements <= max);
+	for (size_t i = 0; i < r->elements; i++)
+		snprintf(ids[i], 32, "%s", r->element[i]->str);
+	size_t n = r->elements;
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+/*
+ * Completing a batch out of a long active list: a batch fetched in one step and completed
+ * whole is cut out by moving the shorter side around it (at the tail, at the head, in the
+ * middle), a partial batch by marking; whatever the path, exactly the completed jobs leave
+ * and the others keep their order.
+ */
+static void
+complete_fetch_cuts_batches_out(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	enum { B = 7, K = 40 };
+	char tokens_buf[B * K][32];
+	const char *tokens[B * K];
+	jobq_job *jobs[B][K] = {{0}};
+	for (int i = 0; i < B * K; i++) {
+		jobq_job_id id;
+		add_job(f, &id);
+		snprintf(tokens_buf[i], sizeof(tokens_buf[i]), "tok-%d", i);
+		tokens[i] = tokens_buf[i];
+	}
+	for (int b = 0; b < B; b++)
+		assert_int_equal(f->b->complete_fetch(jobs[b], NULL, f->q, NULL, 0, tokens + b * K,
+		                                      K, 30000, wall_ms()),
+		                 K);
+	/* the expected list, head first: the newest batch first, each batch's last job first */
+	static char expect[B * K][32];
+	int gone[B][K] = {{0}};
+	/* batch 0 (at the tail), batch 6 (at the head), batch 2 (nearer the tail: the tail side
+	 * moves), batch 4 (nearer the head: the head side moves), and every other job of batch 3
+	 * (not a whole run: marked) */
+	const int order[] = {0, 6, 2, 4, 3};
+	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
+		int b = order[o];
+		jobq_completion done[K];
+		size_t nd = 0;
+		for (int i = 0; i < K; i++) {
+			if (b == 3 && i % 2 == 1)
+				continue;
+			done[nd++] = (jobq_completion){
+			    jobs[b][i]->id, jobs[b][i]->token, "null", {JOBQ_KEEP_NONE, -1, -1}, 1};
+			gone[b][i] = 1;
+		}
+		jobq_job *none[1] = {0};
+		assert_int_equal(
+		    f->b->complete_fetch(none, NULL, f->q, done, nd, tokens, 0, 30000, wall_ms()),
+		    0);
+		for (size_t i = 0; i < nd; i++)
+			assert_int_equal(done[i].rc, 0);
+		size_t n = 0;
+		for (int bb = B - 1; bb >= 0; bb--)
+			for (int i = K - 1; i >= 0; i--)
+				if (!gone[bb][i])
+					snprintf(expect[n++], 32, "%s", jobs[bb][i]->id);
+		static char got[B * K][32];
+		assert_int_equal(active_list(got, B * K), n);
+		for (size_t i = 0; i < n; i++)
+			assert_string_equal(got[i], expect[i]);
+	}
+	for (int b = 0; b < B; b++)
+		for (int i = 0; i < K; i++)
+			jobq_job_free(jobs[b][i]);
+}
+
 int
 main(void) {
 	sock = getenv("JOBQ_TEST_REDIS_SOCKET");
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(add_data_is_not_a_c_string, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_batches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(complete_fetch_cuts_batches_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(lock_expires_on_server_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_two_phase, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_throttled, setup, teardown),
