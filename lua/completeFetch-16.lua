@@ -8,8 +8,9 @@
     KEYS[1..16] the queue keys
     ARGV[1] key prefix, ARGV[2] number of completions n, ARGV[3] max fetches m,
     ARGV[4] lock ms, ARGV[5] now (ms),
-    then per completion 5 values: job id, token, returnvalue JSON, keep count (-1 all,
-    0 none, k newest), keep age ms (-1 none),
+    then per completion 6 values: job id, token, returnvalue JSON, keep count (-1 all,
+    0 none, k newest), keep age ms (-1 none), dedup id ("" none: the client read the job's
+    hash when it fetched it; the key is released only if it still names this job),
     then m lock tokens
   Output:
     {statuses, ids, nextDelayedDue}: statuses has one integer per completion (0 ok,
@@ -43,17 +44,17 @@ local cand, seen = {}, {}
 local jks, lockKeys, locks = {}, {}, {}
 if ndone > 0 then
   for i = 1, ndone do
-    local jk = qp .. ARGV[1 + i * 5]
+    local jk = qp .. ARGV[i * 6]
     jks[i] = jk
     lockKeys[i] = jk .. ":lock"
   end
   locks = redis.call("MGET", unpack(lockKeys))
 end
 local argi = 6
+local held = {}
 for i = 1, ndone do
   local id, token = ARGV[argi], ARGV[argi + 1]
-  argi = argi + 5
-  local jk = jks[i]
+  argi = argi + 6
   local st = 0
   local cur = locks[i]
   if not cur or seen[id] then
@@ -61,15 +62,25 @@ for i = 1, ndone do
   elseif cur ~= token then
     st = -6
   else
-    local h = redis.call("HMGET", jk, "timestamp", "deid", "atm")
-    if not h[1] and redis.call("EXISTS", jk) == 0 then
-      st = -1
-    else
-      seen[id] = h
-      cand[#cand + 1] = i
-    end
+    seen[id] = true
+    held[#held + 1] = i
   end
   statuses[i] = st
+end
+-- ... that each job still exists, in one EXISTS (and one per job only if some are gone) ...
+if #held > 0 then
+  local keys = {}
+  for k, i in ipairs(held) do
+    keys[k] = jks[i]
+  end
+  local all = redis.call("EXISTS", unpack(keys)) == #held
+  for _, i in ipairs(held) do
+    if all or redis.call("EXISTS", jks[i]) == 1 then
+      cand[#cand + 1] = i
+    else
+      statuses[i] = -1
+    end
+  end
 end
 if #cand > 0 then
   local depKeys = {}
@@ -95,7 +106,7 @@ end
 -- near the tail); otherwise its entries are overwritten with a mark and one LREM drops the
 -- marks. Either way: a few calls per batch instead of one scan of the list per job.
 local function idOf(i)
-  return ARGV[1 + i * 5]
+  return ARGV[i * 6]
 end
 local inList = {}
 local len = #cand >= 3 and redis.call("LLEN", activeKey) or 0
@@ -174,14 +185,13 @@ argi = 6
 for i = 1, ndone do
   local id, value = ARGV[argi], ARGV[argi + 2]
   local keepCount, keepAge = tonumber(ARGV[argi + 3]), tonumber(ARGV[argi + 4])
-  argi = argi + 5
+  local deid = ARGV[argi + 5]
+  argi = argi + 6
   local st = statuses[i]
-  local h = seen[id]
   local jk, lockKey = jks[i], lockKeys[i]
   if st == 0 then
     finished[#finished + 1] = id
-    local deid = h[2]
-    if deid then
+    if deid ~= "" then
       local dk = qp .. "de:" .. deid
       if redis.call("PTTL", dk) == -1 and redis.call("GET", dk) == id then
         redis.call("DEL", dk, qp .. "dn:" .. deid)
@@ -197,7 +207,7 @@ for i = 1, ndone do
       redis.call("DEL", lockKey)
       redis.call("ZADD", completedKey, ARGV[5], id)
       redis.call("HSET", jk, "returnvalue", value, "finishedOn", ARGV[5], "atm",
-        (tonumber(h[3]) or 0) + 1)
+        (tonumber(redis.call("HGET", jk, "atm")) or 0) + 1)
       if keepAge >= 0 then
         local old = redis.call("ZRANGEBYSCORE", completedKey, 0, now - keepAge, "LIMIT", 0, 1000)
         for _, oid in ipairs(old) do

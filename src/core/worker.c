@@ -278,6 +278,7 @@ run_job(jobq_worker *w, slot *s, batch *b, size_t index) {
 		c->keep =
 		    jobq__resolve_keep(&job->opts.remove_on_complete, &w->opts.remove_on_complete);
 		c->rc = 0;
+		c->dedup_id = job->opts.dedup_id;
 		b->ndone++;
 	} else {
 		atomic_fetch_add(&w->failed, 1);

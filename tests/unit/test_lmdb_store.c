@@ -793,8 +793,8 @@ test_batched_fetch_order(void **state) {
 			snprintf(order[seen++], sizeof(order[0]), "%s", jobs[i]->id);
 			assert_string_equal(jobs[i]->token, tokens[i]);
 			assert_int_equal(jobs[i]->state, JOBQ_STATE_ACTIVE);
-			done[ndone++] = (jobq_completion){
-			    strdup(jobs[i]->id), tokens[i], "null", {JOBQ_KEEP_NONE, 0, 0}, 0};
+			done[ndone++] = (jobq_completion){strdup(jobs[i]->id),    tokens[i], "null",
+			                                  {JOBQ_KEEP_NONE, 0, 0}, 0,         NULL};
 			jobq_job_free(jobs[i]);
 		}
 		if (!lifo_added) { /* goes to the front of what is still waiting */

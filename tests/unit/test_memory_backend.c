@@ -1105,8 +1105,8 @@ complete_fetch_batches(void **state) {
 	}
 	/* One completion with a stale token changes nothing; the other completes. */
 	jobq_keep all = {JOBQ_KEEP_ALL, -1, -1};
-	jobq_completion done[2] = {{ids[0], "t:1", "{\"x\":1}", all, 99},
-	                           {ids[1], "t:stale", "null", all, 99}};
+	jobq_completion done[2] = {{ids[0], "t:1", "{\"x\":1}", all, 99, NULL},
+	                           {ids[1], "t:stale", "null", all, 99, NULL}};
 	jobq_job *next[3] = {NULL, NULL, NULL};
 	const char *tokens2[3] = {"u:1", "u:2", "u:3"};
 	assert_int_equal(f->b->complete_fetch(next, NULL, f->q, done, 2, tokens2, 3, 1000, 300), 2);
@@ -1125,9 +1125,9 @@ complete_fetch_batches(void **state) {
 	assert_null(g->result);
 	jobq_job_free(g);
 	/* Only completions (max 0), with the shared "null" result; then nothing to fetch. */
-	jobq_completion last[3] = {{ids[1], "t:2", "null", all, 99},
-	                           {ids[2], "u:1", "null", all, 99},
-	                           {ids[3], "u:2", "null", all, 99}};
+	jobq_completion last[3] = {{ids[1], "t:2", "null", all, 99, NULL},
+	                           {ids[2], "u:1", "null", all, 99, NULL},
+	                           {ids[3], "u:2", "null", all, 99, NULL}};
 	assert_int_equal(f->b->complete_fetch(NULL, NULL, f->q, last, 3, NULL, 0, 1000, 400), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(last[i].rc, 0);

@@ -302,9 +302,10 @@ complete_fetch_batches(void **state) {
 	jobq_completion done[N + 1];
 	for (int i = 0; i < N; i++)
 		done[i] = (jobq_completion){
-		    jobs[i]->id, jobs[i]->token, "{\"ok\":true}", {JOBQ_KEEP_ALL, -1, -1}, 1};
+		    jobs[i]->id, jobs[i]->token, "{\"ok\":true}", {JOBQ_KEEP_ALL, -1, -1}, 1, NULL};
 	done[5].token = "not-the-token";
-	done[N] = (jobq_completion){"no-such-job", "tok-x", "null", {JOBQ_KEEP_ALL, -1, -1}, 1};
+	done[N] =
+	    (jobq_completion){"no-such-job", "tok-x", "null", {JOBQ_KEEP_ALL, -1, -1}, 1, NULL};
 	jobq_job *none[1] = {0};
 	assert_int_equal(
 	    f->b->complete_fetch(none, NULL, f->q, done, N + 1, tokens, 1, 30000, wall_ms()), 0);
@@ -324,6 +325,43 @@ complete_fetch_batches(void **state) {
 	jobq_job_free(j);
 	for (int i = 0; i < N; i++)
 		jobq_job_free(jobs[i]);
+}
+
+/* A job's dedup id comes back with the fetched job and goes with its completion: completing
+ * it through complete_fetch releases the dedup key (the next add with that id is created),
+ * without the script reading the job. */
+static void
+complete_fetch_releases_dedup(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+	o.timestamp = wall_ms();
+	o.dedup_id = "once";
+	jobq_add_request r = {"n", "{}", 2, &o};
+	jobq_job_id id, again;
+	int outcome = -1;
+	assert_int_equal(f->b->add(&id, &outcome, f->q, &r, 1, wall_ms()), 0);
+	assert_int_equal(outcome, JOBQ_ADD_CREATED);
+	assert_int_equal(f->b->add(&again, &outcome, f->q, &r, 1, wall_ms()), 0);
+	assert_int_equal(outcome, JOBQ_ADD_DEDUPLICATED);
+	const char *tokens[1] = {"tok-dedup"};
+	jobq_job *jobs[1] = {NULL};
+	assert_int_equal(
+	    f->b->complete_fetch(jobs, NULL, f->q, NULL, 0, tokens, 1, 30000, wall_ms()), 1);
+	assert_string_equal(jobs[0]->id, id.str);
+	assert_non_null(jobs[0]->opts.dedup_id);
+	assert_string_equal(jobs[0]->opts.dedup_id, "once");
+	jobq_completion done = {jobs[0]->id, jobs[0]->token,
+	                        "null",      {JOBQ_KEEP_NONE, -1, -1},
+	                        1,           jobs[0]->opts.dedup_id};
+	assert_int_equal(
+	    f->b->complete_fetch(NULL, NULL, f->q, &done, 1, NULL, 0, 30000, wall_ms()), 0);
+	assert_int_equal(done.rc, 0);
+	assert_int_equal(f->b->add(&again, &outcome, f->q, &r, 1, wall_ms()), 0);
+	assert_int_equal(outcome, JOBQ_ADD_CREATED);
+	assert_string_not_equal(again.str, id.str);
+	jobq_job_free(jobs[0]);
 }
 
 /* The queue's active list, head first, as ids. */
@@ -383,8 +421,12 @@ complete_fetch_cuts_batches_out(void **state) {
 		for (int i = 0; i < K; i++) {
 			if (b == 3 && i % 2 == 1)
 				continue;
-			done[nd++] = (jobq_completion){
-			    jobs[b][i]->id, jobs[b][i]->token, "null", {JOBQ_KEEP_NONE, -1, -1}, 1};
+			done[nd++] = (jobq_completion){jobs[b][i]->id,
+			                               jobs[b][i]->token,
+			                               "null",
+			                               {JOBQ_KEEP_NONE, -1, -1},
+			                               1,
+			                               NULL};
 			gone[b][i] = 1;
 		}
 		jobq_job *none[1] = {0};
@@ -415,6 +457,7 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(add_data_is_not_a_c_string, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_cuts_batches_out, setup, teardown),
+	    cmocka_unit_test_setup_teardown(complete_fetch_releases_dedup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(lock_expires_on_server_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_two_phase, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_throttled, setup, teardown),

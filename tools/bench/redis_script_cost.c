@@ -14,8 +14,8 @@
  *   process k  EVALSHA completeFetch completing the k jobs fetched by the previous call and
  *              fetching k more, one call at a time (each needs the previous reply)
  *              vs a minimal script doing the same steps with the fewest calls (per
- *              completion HGET deid, LREM, XADD; per fetch SET PX, HINCRBY, HSET, XADD; once
- *              per call MGET locks, EXISTS children, DEL of the finished jobs' keys, LRANGE +
+ *              completion LREM, XADD; per fetch SET PX, HINCRBY, HSET, XADD; once per call
+ *              MGET locks, EXISTS jobs, EXISTS children, DEL of the finished jobs' keys, LRANGE +
  *              LTRIM + LPUSH to move the fetched ids, HMGET meta, ZRANGE delayed, ZADD
  *              marker, SREM stalled, drained check, XTRIM), each with the checks the step
  *              promises; both return the fetched ids, whose hashes the harness then reads
@@ -56,20 +56,21 @@ static const char min_process[] =
     "if nd > 0 then\n"
     "  local lk = {}\n"
     "  for i = 1, nd do\n"
-    "    jks[i] = qp .. ARGV[1 + i * 5]\n"
+    "    jks[i] = qp .. ARGV[i * 6]\n"
     "    lk[i] = jks[i] .. ':lock'\n"
     "  end\n"
     "  locks = redis.call('MGET', unpack(lk))\n"
     "  local dk = {}\n"
     "  for i = 1, nd do dk[i] = jks[i] .. ':dependencies' end\n"
     "  if redis.call('EXISTS', unpack(dk)) > 0 then return redis.error_reply('children') end\n"
+    "  if redis.call('EXISTS', unpack(jks)) ~= nd then return redis.error_reply('gone') end\n"
     "end\n"
     "for i = 1, nd do\n"
-    "  local a = 1 + i * 5\n"
+    "  local a = i * 6\n"
     "  local id, jk = ARGV[a], jks[i]\n"
     "  st[i] = -2\n"
     "  if locks[i] == ARGV[a + 1] then\n"
-    "    local deid = redis.call('HGET', jk, 'deid')\n"
+    "    local deid = ARGV[a + 5]\n"
     "    if redis.call('LREM', KEYS[3], -1, id) == 1 then\n"
     "      local n = #gone\n"
     "      gone[n + 1], gone[n + 2], gone[n + 3] = jk, jk .. ':lock', jk .. ':logs'\n"
@@ -100,7 +101,7 @@ static const char min_process[] =
     "    for k = #tail, 1, -1 do ids[#ids + 1] = tail[k] end\n"
     "    redis.call('LPUSH', KEYS[3], unpack(ids))\n"
     "  end\n"
-    "  local a = 6 + nd * 5\n"
+    "  local a = 6 + nd * 6\n"
     "  for i, id in ipairs(ids) do\n"
     "    local jk = qp .. id\n"
     "    redis.call('SET', jk .. ':lock', ARGV[a + i - 1], 'PX', lockMs)\n"
@@ -264,7 +265,7 @@ process_bench(redisContext *c, const char *add_sha, const char *sha, int jobs, i
 	int held = 0, processed = 0, round = 0;
 	double cpu0 = server_cpu(c), t0 = now_s();
 	while (processed < jobs) {
-		const char *args[5 + 64 * 6], *av[30 + 64 * 6];
+		const char *args[4 + 64 * 7], *av[30 + 64 * 7];
 		char nd[16], mx[16];
 		int a = 0;
 		snprintf(nd, sizeof(nd), "%d", held);
@@ -279,6 +280,7 @@ process_bench(redisContext *c, const char *add_sha, const char *sha, int jobs, i
 			args[a++] = "null";
 			args[a++] = "0";
 			args[a++] = "-1";
+			args[a++] = ""; /* no dedup id */
 		}
 		round++;
 		for (int i = 0; i < k; i++) {

@@ -140,6 +140,9 @@ typedef struct jobq_completion {
 	const char *result_json; /* never NULL */
 	jobq_keep keep;          /* resolved, never JOBQ_KEEP_DEFAULT */
 	int rc;                  /* out: 0, or the error complete() would have returned */
+	/* version 3: the job's dedup id as fetched (NULL: none), so a backend can release it
+	 * without reading the job; a backend still checks that the id owns the dedup key */
+	const char *dedup_id;
 } jobq_completion;
 
 typedef struct jobq_backend_queue jobq_backend_queue; /* each backend defines it */

@@ -283,6 +283,7 @@ rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *h
 		return jobq_error_set(JOBQ_EBACKEND, "redis: job %s: malformed hash reply", id);
 	const redisReply *str[F__COUNT] = {NULL};
 	const redisReply *opts = NULL, *atm = NULL, *attempts_made = NULL, *stack = NULL;
+	const redisReply *deid = NULL;
 	int64_t timestamp = 0, delay = 0, processed_on = 0, finished_on = 0;
 	uint32_t priority = 0, ats = 0, stc = 0;
 	for (size_t i = 0; i < hash->elements; i += 2) {
@@ -323,6 +324,8 @@ rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *h
 			stc = num32(v);
 		else if (FIELD_IS(k, "defa"))
 			str[F_DEFA] = v;
+		else if (FIELD_IS(k, "deid"))
+			deid = v;
 	}
 	/* one allocation: the struct, then id, the string fields and the token */
 	size_t token_len = token ? strlen(token) : 0;
@@ -371,6 +374,10 @@ rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *h
 		rc = opts_decode(&job->opts, opts);
 	if (rc == 0 && job->opts.timestamp == 0)
 		job->opts.timestamp = job->timestamp;
+	/* the dedup key the job owns, also when its opts do not say (older BullMQ versions) */
+	if (rc == 0 && deid != NULL && deid->len > 0 && job->opts.dedup_id == NULL &&
+	    (job->opts.dedup_id = jobq__strndup(deid->str, deid->len)) == NULL)
+		rc = JOBQ_ENOMEM;
 	if (rc < 0) {
 		jobq_job_free(job);
 		return jobq_error_set(rc, "redis: out of memory decoding job %s", id);

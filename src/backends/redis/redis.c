@@ -689,7 +689,7 @@ elem_int(const redisReply *r) {
 }
 
 #define CF_FIXED    4 /* ndone, max, lock ms, now */
-#define CF_PER_DONE 5
+#define CF_PER_DONE 6
 
 /*
  * complete_fetch calls fly together (combine() above): the completions of every call first,
@@ -837,6 +837,7 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 			av[k++] = r->done[i].result_json ? r->done[i].result_json : "null";
 			av[k++] = fmt_i64(&nb[2 * d], count);
 			av[k++] = fmt_i64(&nb[2 * d + 1], age);
+			av[k++] = r->done[i].dedup_id ? r->done[i].dedup_id : "";
 		}
 	}
 	for (rq_call *c = group; c != NULL; c = c->next) {
