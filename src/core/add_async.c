@@ -31,7 +31,7 @@ enum { LINGER_GAP_US = 20, LINGER_MAX_US = 300 };
  * way at once, in order, and a step goes as soon as CHUNK adds have gathered: the store works
  * on one step while the producer fills the next, instead of one round trip per batch.
  */
-enum { DEPTH = 4, CHUNK = 64 };
+enum { DEPTH = 4, CHUNK = 32 };
 
 typedef struct pending_add {
 	jobq_job_options opts; /* validated; its strings owned */
