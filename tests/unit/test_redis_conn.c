@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -398,8 +399,8 @@ enum { PRODUCERS = 2, PER_PRODUCER = 400 };
 typedef struct producer {
 	jobq_queue *q;
 	jobq_job_id ids[PER_PRODUCER];
-	int ok;     /* adds that returned success */
-	int failed; /* adds that returned an error (may or may not have run) */
+	atomic_int ok; /* adds that returned success (read by the main thread while it runs) */
+	int failed;    /* adds that returned an error (may or may not have run) */
 } producer;
 
 static void *
