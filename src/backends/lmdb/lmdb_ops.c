@@ -353,6 +353,23 @@ rec_put(lmdb_wctx *c, const lmdb_rec *r) {
 
 /* --- indexes ---------------------------------------------------------------------------------- */
 
+/* Writes job `id`'s running entry `run` (encoded before the put, which may invalidate the
+ * strings `run` points to when they come from the old entry). */
+static int
+run_write(lmdb_wctx *c, const char *id, const lmdb_run *run) {
+	lmdb_buf b;
+	int rc = jobq_lmdb__run_encode(&b, run);
+	if (rc < 0) {
+		return rc;
+	}
+	kb k;
+	job_key(&k, c->q, id);
+	MDB_val key = kv(&k), v = {b.size, b.data};
+	rc = wput(c, DBI_ACTIVE, &key, &v, "writing a running entry");
+	jobq_lmdb__buf_free(&b);
+	return rc;
+}
+
 /* Writes the running entry of active job `r` (seq in r->ib). */
 static int
 run_put(lmdb_wctx *c, const lmdb_rec *r) {
@@ -366,17 +383,7 @@ run_put(lmdb_wctx *c, const lmdb_rec *r) {
 	                .token_len = j->token ? strlen(j->token) : 0,
 	                .dedup = j->opts.dedup_id,
 	                .dedup_len = j->opts.dedup_id ? strlen(j->opts.dedup_id) : 0};
-	lmdb_buf b;
-	int rc = jobq_lmdb__run_encode(&b, &run);
-	if (rc < 0) {
-		return rc;
-	}
-	kb k;
-	job_key(&k, c->q, j->id);
-	MDB_val key = kv(&k), v = {b.size, b.data};
-	rc = wput(c, DBI_ACTIVE, &key, &v, "writing a running entry");
-	jobq_lmdb__buf_free(&b);
-	return rc;
+	return run_write(c, j->id, &run);
 }
 
 static int
@@ -1470,17 +1477,7 @@ extend_body(lmdb_wctx *c, void *arg) {
 		return rc;
 	}
 	run.lock_until = a->now + a->lock_ms;
-	lmdb_buf b;
-	rc = jobq_lmdb__run_encode(&b, &run); /* before the put invalidates run's strings */
-	if (rc < 0) {
-		return rc;
-	}
-	kb k;
-	job_key(&k, c->q, a->id);
-	MDB_val key = kv(&k), v = {b.size, b.data};
-	rc = wput(c, DBI_ACTIVE, &key, &v, "writing a running entry");
-	jobq_lmdb__buf_free(&b);
-	return rc;
+	return run_write(c, a->id, &run);
 }
 
 static int
