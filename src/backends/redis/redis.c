@@ -348,16 +348,11 @@ add_one_plain(jobq_backend_queue *q, rq_call *group) {
 		ac->rc = rc;
 		return;
 	}
-	const redisReply *idr =
-	    r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1] : NULL;
-	if (idr == NULL || idr->type != REDIS_REPLY_STRING || idr->len > JOBQ_ID_MAX) {
+	/* (the reply is addJobs' for one job: {outcome, id}) */
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
 		ac->rc = jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
-	} else {
-		memcpy(ac->ids[0].str, idr->str, idr->len);
-		ac->ids[0].str[idr->len] = '\0';
-		if (ac->outcomes)
-			ac->outcomes[0] = 0;
-	}
+	else
+		ac->rc = add_job_result(&ac->ids[0], ac->outcomes, r, 0);
 	freeReplyObject(r);
 }
 
