@@ -59,6 +59,7 @@ struct jobq_add_sender {
 	/* pipelined steps sent and not yet received, oldest first: step i's adds are
 	 * batch[slot * SEND_MAX ...], slot = (first_step + i) % DEPTH */
 	size_t step_n[DEPTH];
+	int step_rc[DEPTH]; /* < 0: the step could not be sent; its adds fail in their turn */
 	size_t first_step, nsteps;
 	/* the sender's working arrays: batch DEPTH * SEND_MAX, the others SEND_MAX */
 	pending_add **batch;
@@ -197,20 +198,19 @@ pipelined_loop(jobq_queue *q, struct jobq_add_sender *s) {
 				s->reqs[i] = (jobq_add_request){batch[i]->name, batch[i]->data,
 				                                batch[i]->len, &batch[i]->opts};
 			int rc = be->add_send(q->bq, s->reqs, n, jobq_queue__now(q));
-			if (rc < 0) /* not started */
-				report_step(batch, n, rc, s->ids, s->outcomes);
 			pthread_mutex_lock(&s->mu);
-			if (rc < 0) {
-				finish(s, n, rc);
-			} else {
-				s->step_n[slot] = n;
-				s->nsteps++;
-			}
+			/* a step that could not be sent stays in line, so outcomes keep their order
+			 */
+			s->step_n[slot] = n;
+			s->step_rc[slot] = rc < 0 ? rc : 0;
+			s->nsteps++;
 			continue;
 		}
 		size_t slot = s->first_step, n = s->step_n[slot];
+		int rc = s->step_rc[slot];
 		pthread_mutex_unlock(&s->mu);
-		int rc = be->add_recv(s->ids, s->outcomes, q->bq, n);
+		if (rc == 0)
+			rc = be->add_recv(s->ids, s->outcomes, q->bq, n);
 		report_step(s->batch + slot * SEND_MAX, n, rc, s->ids, s->outcomes);
 		pthread_mutex_lock(&s->mu);
 		s->first_step = (s->first_step + 1) % DEPTH;
