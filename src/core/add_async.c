@@ -74,39 +74,44 @@ pending_free(pending_add *p) {
 	jobq__free(p);
 }
 
-/* Runs the outcome of one add; returns rc. */
-static int
-report(const pending_add *p, int rc, const jobq_job_id *id, int outcome) {
-	if (p->done != NULL)
-		p->done(p->ctx, rc, rc < 0 ? NULL : id->str, rc < 0 ? 0 : outcome);
-	return rc;
+/* Runs the outcomes of the `n` adds of `batch` from one backend step, and frees them. */
+static void
+report_step(pending_add **batch, size_t n, int rc, const jobq_job_id *ids, const int *outcomes) {
+	for (size_t i = 0; i < n; i++) {
+		const pending_add *p = batch[i];
+		if (p->done != NULL)
+			p->done(p->ctx, rc, rc < 0 ? NULL : ids[i].str, rc < 0 ? 0 : outcomes[i]);
+		pending_free(batch[i]);
+	}
+}
+
+/* The backend requests of the `n` adds of `batch`, in s->reqs. */
+static void
+fill_reqs(struct jobq_add_sender *s, pending_add *const *batch, size_t n) {
+	for (size_t i = 0; i < n; i++)
+		s->reqs[i] = (jobq_add_request){batch[i]->name, batch[i]->data, batch[i]->len,
+		                                &batch[i]->opts};
 }
 
 /* Sends `n` pending adds in one backend step; returns the first error or 0. */
 static int
 send_batch(jobq_queue *q, struct jobq_add_sender *s, size_t n) {
 	const jobq_backend *be = q->store->backend;
-	for (size_t i = 0; i < n; i++) {
-		const pending_add *p = s->batch[i];
-		s->reqs[i] = (jobq_add_request){p->name, p->data, p->len, &p->opts};
-	}
+	fill_reqs(s, s->batch, n);
 	int64_t now = jobq_queue__now(q);
 	int rc = be->add(s->ids, s->outcomes, q->bq, s->reqs, n, now);
-	int first = 0;
-	if (rc == JOBQ_EINVAL && n > 1) {
-		/* bad input only the store could see: one by one, so that only that job fails */
-		for (size_t i = 0; i < n; i++) {
-			int one = be->add(&s->ids[i], &s->outcomes[i], q->bq, &s->reqs[i], 1, now);
-			if (report(s->batch[i], one, &s->ids[i], s->outcomes[i]) < 0 && first == 0)
-				first = one;
-		}
-	} else {
-		for (size_t i = 0; i < n; i++)
-			report(s->batch[i], rc, &s->ids[i], s->outcomes[i]);
-		first = rc < 0 ? rc : 0;
+	if (rc != JOBQ_EINVAL || n == 1) {
+		report_step(s->batch, n, rc, s->ids, s->outcomes);
+		return rc < 0 ? rc : 0;
 	}
-	for (size_t i = 0; i < n; i++)
-		pending_free(s->batch[i]);
+	/* bad input only the store could see: one by one, so that only that job fails */
+	int first = 0;
+	for (size_t i = 0; i < n; i++) {
+		int one = be->add(&s->ids[i], &s->outcomes[i], q->bq, &s->reqs[i], 1, now);
+		report_step(&s->batch[i], 1, one, &s->ids[i], &s->outcomes[i]);
+		if (one < 0 && first == 0)
+			first = one;
+	}
 	return first;
 }
 
@@ -158,15 +163,6 @@ finish(struct jobq_add_sender *s, size_t n, int rc) {
 	pthread_cond_broadcast(&s->sent);
 }
 
-/* Runs the outcomes of the `n` adds of `batch` from one backend step, and frees them. */
-static void
-report_step(pending_add **batch, size_t n, int rc, const jobq_job_id *ids, const int *outcomes) {
-	for (size_t i = 0; i < n; i++) {
-		report(batch[i], rc, &ids[i], rc < 0 ? 0 : outcomes[i]);
-		pending_free(batch[i]);
-	}
-}
-
 /* The sender of a backend that pipelines adds: sends steps while fewer than DEPTH are out and
  * adds are pending, else receives the oldest. */
 static void
@@ -194,9 +190,7 @@ pipelined_loop(jobq_queue *q, struct jobq_add_sender *s) {
 			pending_add **batch = s->batch + slot * SEND_MAX;
 			size_t n = take(s, batch, SEND_MAX);
 			pthread_mutex_unlock(&s->mu);
-			for (size_t i = 0; i < n; i++)
-				s->reqs[i] = (jobq_add_request){batch[i]->name, batch[i]->data,
-				                                batch[i]->len, &batch[i]->opts};
+			fill_reqs(s, batch, n);
 			int rc = be->add_send(q->bq, s->reqs, n, jobq_queue__now(q));
 			pthread_mutex_lock(&s->mu);
 			/* a step that could not be sent stays in line, so outcomes keep their order
