@@ -8,7 +8,7 @@
     ARGV[1] key prefix of the queue, ARGV[2] name, ARGV[3] data (JSON), ARGV[4] opts (JSON),
     ARGV[5] timestamp
   Output:
-    {0, id} (as addJobs: outcome created, the new id)
+    {id} (as addJobs for one plain job: {firstId})
   Events: added, waiting
 ]]
 --- @include "includes/keys"
@@ -19,7 +19,8 @@ if not maxLen then
   maxLen = "10000"
   redis.call("HSET", metaKey, "opts.maxLenEvents", maxLen)
 end
-local id = tostring(redis.call("INCR", idKey))
+local first = redis.call("INCR", idKey)
+local id = tostring(first)
 local name = ARGV[2]
 redis.call("HSET", qp .. id, "name", name, "data", ARGV[3], "opts", ARGV[4], "timestamp",
   ARGV[5], "delay", "0", "priority", "0")
@@ -31,4 +32,4 @@ redis.call("XADD", eventsKey, "MAXLEN", "~", maxLen, "*", "event", "waiting", "j
 if not meta[2] and not (meta[3] and redis.call("LLEN", activeKey) >= tonumber(meta[3])) then
   redis.call("ZADD", markerKey, "0", "0")
 end
-return {0, id}
+return {first}

@@ -5,11 +5,17 @@
   Input:
     KEYS[1..16] the queue keys (includes/keys.lua)
     ARGV[1] key prefix of the queue, "<prefix>:<queue>:"
-    ARGV[2] number of jobs n; then per job 10 arguments:
-      customId ("" for a generated id), name, data (JSON), opts (JSON), timestamp,
-      delay (ms), priority, lifo ("1"/"0"), dedupId ("" none), dedupTtl (ms, 0 none)
+    ARGV[2] number of jobs n; then per job a tag and its arguments:
+      "p" (plain: generated id, no dedup, delay or priority, FIFO): name, data (JSON),
+        opts (JSON), timestamp
+      "s" (plain, with the name, opts and timestamp of the plain job before it): data
+      "j" (any job): customId ("" for a generated id), name, data (JSON), opts (JSON),
+        timestamp, delay (ms), priority, lifo ("1"/"0"), dedupId ("" none),
+        dedupTtl (ms, 0 none)
   Output:
-    flat array of n pairs {outcome, id}: 0 created, 1 duplicate custom id (the existing id),
+    {firstId, then {i, outcome, id} per "j" job}: job i of the call (from 0) is given the
+    generated id firstId + i, and a plain job is always created with it, so only the others
+    are in the reply. Outcomes: 0 created, 1 duplicate custom id (the existing id),
     2 deduplicated (the owner's id)
   Events: added, waiting | delayed, duplicated, deduplicated
 ]]
@@ -19,7 +25,7 @@
 --- @include "includes/scores"
 
 local n = tonumber(ARGV[2])
-local out = {}
+
 -- the queue's settings once per call: events length, paused, global concurrency
 local meta = redis.call("HMGET", metaKey, "opts.maxLenEvents", "paused", "concurrency")
 if meta[1] then
@@ -41,9 +47,23 @@ local function add(...)
 end
 -- the id counter moves by one per job, custom ids included, as one INCR per job would
 local firstId = redis.call("INCRBY", idKey, n) - n + 1
+local out = {firstId}
+-- the decimal id of job i: tostring formats a Lua number with sprintf("%.14g"); formatting
+-- the tens once per ten ids spares the server about a thousand instructions per job
+local digits = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+local tens, tensText = -1, ""
+local function idOf(i)
+  local x = firstId + i
+  local t = math.floor(x / 10)
+  if t ~= tens then
+    tens = t
+    tensText = t > 0 and tostring(t) or ""
+  end
+  return tensText .. digits[x % 10 + 1]
+end
 -- the wait list pushes of all jobs in two calls at the end: LPUSH and RPUSH work on
 -- opposite ends, so their order among each other does not matter
-local pushFront, pushBack = {}, {}
+local pushFront, pushBack, nFront = {}, {}, 0
 -- one job of any kind: custom id, deduplication, delay, priority, lifo
 local function addOne(i, b)
   local customId, name, data, opts = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
@@ -52,7 +72,7 @@ local function addOne(i, b)
 
   local id = customId
   if id == "" then
-    id = tostring(firstId + i)
+    id = idOf(i)
   end
   local jk = qp .. id
   local outcome = 0
@@ -99,25 +119,39 @@ local function addOne(i, b)
       elseif lifo then
         pushBack[#pushBack + 1] = id
       else
-        pushFront[#pushFront + 1] = id
+        nFront = nFront + 1
+        pushFront[nFront] = id
       end
       woken = true
       add("waiting", "jobId", id)
     end
   end
+  out[#out + 1] = i
   out[#out + 1] = outcome
   out[#out + 1] = id
 end
+-- name, opts and timestamp of the last plain job, which an "s" job repeats
+local pName, pOpts, pTs
+local b = 3
 for i = 0, n - 1 do
-  local b = 3 + i * 10
-  if ARGV[b] == "" and ARGV[b + 8] == "" and ARGV[b + 5] == "0" and ARGV[b + 6] == "0"
-      and ARGV[b + 7] == "0" then
-    -- the common job (generated id, no dedup, no delay, no priority, FIFO) in the fewest
-    -- steps (addOne would do the same for it)
-    local id = tostring(firstId + i)
-    local name = ARGV[b + 1]
-    redis.call("HSET", qp .. id, "name", name, "data", ARGV[b + 2], "opts", ARGV[b + 3],
-      "timestamp", ARGV[b + 4], "delay", "0", "priority", "0")
+  local tag = ARGV[b]
+  if tag == "p" or tag == "s" then
+    -- the common job in the fewest steps (addOne would do the same for it); its id and
+    -- outcome are not in the reply, which spares the server a reply per job
+    local data
+    if tag == "p" then
+      pName, data, pOpts, pTs = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+      b = b + 5
+    elseif pName then
+      data = ARGV[b + 1]
+      b = b + 2
+    else
+      return redis.error_reply("ERR addJobs: job " .. i .. " repeats no plain job")
+    end
+    local id = idOf(i)
+    local name = pName
+    redis.call("HSET", qp .. id, "name", name, "data", data, "opts", pOpts, "timestamp", pTs,
+      "delay", "0", "priority", "0")
     if n == 1 then
       redis.call("XADD", eventsKey, "MAXLEN", "~", maxLen, "*", "event", "added", "jobId", id,
         "name", name)
@@ -126,15 +160,15 @@ for i = 0, n - 1 do
       redis.call("XADD", eventsKey, "*", "event", "added", "jobId", id, "name", name)
       redis.call("XADD", eventsKey, "*", "event", "waiting", "jobId", id)
     end
-    pushFront[#pushFront + 1] = id
+    nFront = nFront + 1
+    pushFront[nFront] = id
     woken = true
-    out[#out + 1] = 0
-    out[#out + 1] = id
   else
-    addOne(i, b)
+    addOne(i, b + 1)
+    b = b + 11
   end
 end
-if #pushFront > 0 then
+if nFront > 0 then
   redis.call("LPUSH", waitKey, unpack(pushFront))
 end
 if #pushBack > 0 then

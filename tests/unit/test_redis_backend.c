@@ -117,6 +117,100 @@ add_data_is_not_a_c_string(void **state) {
 	}
 }
 
+/*
+ * addJobs takes a plain job in a short form ("p"), a plain job that repeats the name, opts
+ * and timestamp of the plain job before it in a shorter one ("s"), any other job whole ("j"),
+ * and answers only for the "j" jobs. A step that mixes them, both as one call (add) and
+ * pipelined (add_send / add_recv), gives every job its id, outcome and fields.
+ */
+enum { MIXED = 9 };
+
+static void
+mixed_requests(jobq_add_request *r, jobq_job_options *o, int64_t ts) {
+	static const char *const data[MIXED] = {"{\"i\":0}", "{\"i\":1}", "{\"i\":2}",
+	                                        "{\"i\":3}", "{\"i\":4}", "{\"i\":5}",
+	                                        "{\"i\":6}", "{\"i\":7}", "{\"i\":8}"};
+	/* p a, s, p b (name), j custom, s (repeats b across the j), p (timestamp), j delayed,
+	 * j duplicate custom id, p (opts: attempts) */
+	static const char *const names[MIXED] = {"a", "a", "b", "b", "b", "b", "b", "b", "b"};
+	for (int i = 0; i < MIXED; i++) {
+		o[i] = (jobq_job_options)JOBQ_JOB_OPTIONS_INIT;
+		o[i].timestamp = i == 5 ? ts + 1 : ts;
+		r[i] = (jobq_add_request){names[i], data[i], strlen(data[i]), &o[i]};
+	}
+	o[3].job_id = "mixed-custom";
+	o[6].delay_ms = 60000;
+	o[7].job_id = "mixed-custom";
+	o[8].attempts = 3;
+}
+
+static void
+check_mixed(fixture *f, const jobq_job_id *ids, const int *outcomes, int64_t ts) {
+	long long first = strtoll(ids[0].str, NULL, 10);
+	for (int i = 0; i < MIXED; i++) {
+		char want[32];
+		if (i == 3 || i == 7)
+			snprintf(want, sizeof(want), "mixed-custom");
+		else
+			snprintf(want, sizeof(want), "%lld", first + i);
+		assert_string_equal(ids[i].str, want);
+		assert_int_equal(outcomes[i], i == 7 ? JOBQ_ADD_DUPLICATE : JOBQ_ADD_CREATED);
+		if (i == 7)
+			continue;
+		jobq_job *job = NULL;
+		char data[16];
+		snprintf(data, sizeof(data), "{\"i\":%d}", i);
+		assert_int_equal(f->b->get(&job, f->q, ids[i].str), 0);
+		assert_string_equal(job->name, i < 2 ? "a" : "b");
+		assert_int_equal(job->data_len, strlen(data));
+		assert_memory_equal(job->data, data, strlen(data));
+		assert_int_equal(job->timestamp, i == 5 ? ts + 1 : ts);
+		assert_int_equal(job->delay_ms, i == 6 ? 60000 : 0);
+		assert_int_equal(job->state, i == 6 ? JOBQ_STATE_DELAYED : JOBQ_STATE_WAITING);
+		assert_true((job->opts.attempts == 3) == (i == 8));
+		jobq_job_free(job);
+	}
+}
+
+static void
+add_mixed_forms(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	jobq_add_request r[MIXED];
+	jobq_job_options o[MIXED];
+	jobq_job_id ids[MIXED];
+	int outcomes[MIXED];
+	int64_t ts = wall_ms();
+	mixed_requests(r, o, ts);
+	assert_int_equal(f->b->add(ids, outcomes, f->q, r, MIXED, wall_ms()), 0);
+	check_mixed(f, ids, outcomes, ts);
+
+	/* pipelined, on a fresh queue: two steps on the wire before either reply is read */
+	jobq_backend_queue *q2 = NULL;
+	assert_int_equal(f->b->queue_open(&q2, f->b, "q2"), 0);
+	jobq_backend_queue *q1 = f->q;
+	f->q = q2;
+	jobq_job_id ids2[2][MIXED];
+	int outcomes2[2][MIXED];
+	o[3].job_id = o[7].job_id = "mixed-custom";
+	assert_int_equal(f->b->add_send(q2, r, MIXED, wall_ms()), 0);
+	assert_int_equal(f->b->add_send(q2, r, 3, wall_ms()), 0);
+	assert_int_equal(f->b->add_recv(ids2[0], outcomes2[0], q2, MIXED), 0);
+	assert_int_equal(f->b->add_recv(ids2[1], outcomes2[1], q2, 3), 0);
+	check_mixed(f, ids2[0], outcomes2[0], ts);
+	long long next = strtoll(ids2[0][MIXED - 1].str, NULL, 10) + 1;
+	for (int i = 0; i < 3; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "%lld", next + i);
+		assert_string_equal(ids2[1][i].str, want);
+		assert_int_equal(outcomes2[1][i], JOBQ_ADD_CREATED);
+	}
+	f->b->obliterate(q2, 1, 0);
+	f->b->queue_close(q2);
+	f->q = q1;
+}
+
 /* A lock set with PX expires on the server: extend/complete then answer JOBQ_ELOCKLOST. */
 static void
 lock_expires_on_server_time(void **state) {
@@ -455,6 +549,7 @@ main(void) {
 	sock = getenv("JOBQ_TEST_REDIS_SOCKET");
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(add_data_is_not_a_c_string, setup, teardown),
+	    cmocka_unit_test_setup_teardown(add_mixed_forms, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_cuts_batches_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_releases_dedup, setup, teardown),

@@ -244,18 +244,18 @@ process_bench(redisContext *c, const char *add_sha, const char *sha, int jobs, i
 	/* fill the queue with addJobs in batches of 1000 */
 	for (int done = 0; done < jobs;) {
 		int n = jobs - done < 1000 ? jobs - done : 1000;
-		const char **args = calloc((size_t)(1 + n * 10), sizeof(*args));
-		const char **av = calloc((size_t)(21 + n * 10), sizeof(*av));
+		const char **args = calloc((size_t)(1 + n * 5), sizeof(*args));
+		const char **av = calloc((size_t)(21 + n * 5), sizeof(*av));
 		char nb[16];
 		snprintf(nb, sizeof(nb), "%d", n);
 		args[0] = nb;
 		for (int i = 0; i < n; i++) {
-			const char *one[] = {
-			    "",  "bench", payload, "{\"attempts\":0}", "1700000000000", "0", "0",
-			    "0", "",      "0"};
-			memcpy(args + 1 + i * 10, one, sizeof(one));
+			/* (addJobs' short form of a plain job) */
+			const char *one[] = {"p", "bench", payload, "{\"attempts\":0}",
+			                     "1700000000000"};
+			memcpy(args + 1 + i * 5, one, sizeof(one));
 		}
-		int argc = script_argv(av, add_sha, &q, 1 + n * 10, args);
+		int argc = script_argv(av, add_sha, &q, 1 + n * 5, args);
 		freeReplyObject(cmd(c, argc, av));
 		free(args);
 		free(av);

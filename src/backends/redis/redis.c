@@ -270,7 +270,8 @@ combine(rq_combiner *c, jobq_backend_queue *q, rq_call *me, size_t max_steps, rq
 
 /* --- add ------------------------------------------------------------------------------------ */
 
-#define ADD_FIELDS 10
+/* addJobs' arguments per job at most: a tag and the ten fields of the general form */
+#define ADD_FIELDS 11
 enum { ADD_STEPS = 1000 };
 
 typedef struct add_call {
@@ -282,54 +283,150 @@ typedef struct add_call {
 	int rc;
 } add_call;
 
-/* The ADD_FIELDS arguments of addJobs for one job (`nums`: 4 number buffers). */
-static void
-add_job_args(const char **a, size_t *l, numbuf *nums, const jobq_add_request *req,
-             const char *opts_json) {
-	const jobq_job_options *o = req->opts;
-	a[0] = o->job_id ? o->job_id : "";
-	a[1] = req->name ? req->name : "";
-	a[2] = req->len ? (const char *)req->data : "{}";
-	a[3] = opts_json;
-	a[4] = fmt_i64(&nums[0], o->timestamp);
-	a[5] = fmt_i64(&nums[1], o->delay_ms > 0 ? o->delay_ms : 0);
-	a[6] = fmt_i64(&nums[2], o->priority);
-	a[7] = o->lifo ? "1" : "0";
-	a[8] = o->dedup_id ? o->dedup_id : "";
-	a[9] = fmt_i64(&nums[3], o->dedup_ttl_ms > 0 ? o->dedup_ttl_ms : 0);
-	/* job data is `len` bytes, not a C string: never strlen it */
-	for (int k = 0; k < ADD_FIELDS; k++)
-		l[k] = k == 2 ? (req->len ? req->len : 2) : strlen(a[k]);
+/* Whether a job is plain (generated id, no dedup, delay, priority or lifo): addJobs takes it
+ * in a short form, and its id follows from the call's first id. */
+static int
+add_is_plain(const jobq_job_options *o) {
+	return o->job_id == NULL && o->dedup_id == NULL && o->delay_ms <= 0 && o->priority == 0 &&
+	       !o->lifo;
 }
 
-/* Reads job `j`'s outcome and id from an addJobs reply (2 elements per job). */
+/*
+ * Reads the outcomes and ids of jobs `from` .. `from + n - 1` of an addJobs reply to `total`
+ * jobs into ids[0 .. n) and outcomes[0 .. n) (may be NULL). The reply is {firstId, then
+ * {index, outcome, id} per job that was not plain}: job i of the call was given the id
+ * firstId + i and was created unless its triple says otherwise.
+ */
 static int
-add_job_result(jobq_job_id *id, int *outcome, const redisReply *r, size_t j) {
-	long long oc = 0;
-	reply_int(r->element[2 * j], &oc);
-	const redisReply *idr = r->element[2 * j + 1];
-	if (outcome != NULL)
-		*outcome = (int)oc;
-	if (idr->type != REDIS_REPLY_STRING || idr->len > JOBQ_ID_MAX)
-		return jobq_error_set(JOBQ_EBACKEND, "redis add: bad id in reply");
-	memcpy(id->str, idr->str, idr->len);
-	id->str[idr->len] = '\0';
+add_reply_read(jobq_job_id *ids, int *outcomes, const redisReply *r, size_t from, size_t n,
+               size_t total) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || (r->elements - 1) % 3 != 0 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER)
+		return jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
+	long long first = r->element[0]->integer;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(ids[i].str, sizeof(ids[i].str), "%lld", first + (long long)(from + i));
+		if (outcomes != NULL)
+			outcomes[i] = 0;
+	}
+	for (size_t e = 1; e < r->elements; e += 3) {
+		const redisReply *at = r->element[e], *oc = r->element[e + 1],
+		                 *idr = r->element[e + 2];
+		if (at->type != REDIS_REPLY_INTEGER || at->integer < 0 ||
+		    (unsigned long long)at->integer >= total || oc->type != REDIS_REPLY_INTEGER ||
+		    idr->type != REDIS_REPLY_STRING || idr->len > JOBQ_ID_MAX)
+			return jobq_error_set(JOBQ_EBACKEND, "redis add: bad job in reply");
+		size_t i = (size_t)at->integer;
+		if (i < from || i - from >= n)
+			continue;
+		i -= from;
+		if (outcomes != NULL)
+			outcomes[i] = (int)oc->integer;
+		memcpy(ids[i].str, idr->str, idr->len);
+		ids[i].str[idr->len] = '\0';
+	}
 	return 0;
 }
 
-/* The call of a flight of one job whose job is plain (generated id, no dedup, delay,
- * priority or lifo): addJob does it in fewer server steps than addJobs. */
+/* addJobs' arguments for a step of up to `cap` jobs: the job count, then each job's. */
+typedef struct add_args {
+	const char **av;
+	size_t *al;
+	numbuf *nums; /* 4 per job, then the count's */
+	size_t argc, jobs, cap;
+	/* the last plain job's: a plain job with the same is sent in the short form "s" */
+	const char *plain_name, *plain_opts;
+	int64_t plain_ts;
+} add_args;
+
+static int
+add_args_init(add_args *a, size_t cap) {
+	a->av = jobq__malloc((1 + cap * ADD_FIELDS) * sizeof(*a->av));
+	a->al = jobq__malloc((1 + cap * ADD_FIELDS) * sizeof(*a->al));
+	a->nums = jobq__malloc((cap * 4 + 1) * sizeof(*a->nums));
+	a->argc = 1;
+	a->jobs = 0;
+	a->cap = cap;
+	a->plain_name = a->plain_opts = NULL;
+	a->plain_ts = 0;
+	if (a->av == NULL || a->al == NULL || a->nums == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
+	return 0;
+}
+
+static void
+add_args_put(add_args *a, const char *arg, size_t len) {
+	a->av[a->argc] = arg;
+	a->al[a->argc++] = len;
+}
+
+/* Appends one job's arguments: "p" or "s" for a plain job, else "j" and every field. */
+static void
+add_args_job(add_args *a, const jobq_add_request *req, const char *opts_json) {
+	const jobq_job_options *o = req->opts;
+	numbuf *nums = &a->nums[a->jobs++ * 4];
+	const char *name = req->name ? req->name : "";
+	/* job data is `len` bytes, not a C string: never strlen it */
+	const char *data = req->len ? (const char *)req->data : "{}";
+	size_t data_len = req->len ? req->len : 2;
+	if (!add_is_plain(o)) {
+		add_args_put(a, "j", 1);
+		const char *f[] = {o->job_id ? o->job_id : "",
+		                   name,
+		                   data,
+		                   opts_json,
+		                   fmt_i64(&nums[0], o->timestamp),
+		                   fmt_i64(&nums[1], o->delay_ms > 0 ? o->delay_ms : 0),
+		                   fmt_i64(&nums[2], o->priority),
+		                   o->lifo ? "1" : "0",
+		                   o->dedup_id ? o->dedup_id : "",
+		                   fmt_i64(&nums[3], o->dedup_ttl_ms > 0 ? o->dedup_ttl_ms : 0)};
+		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++)
+			add_args_put(a, f[k], k == 2 ? data_len : strlen(f[k]));
+		return;
+	}
+	if (a->plain_name != NULL && o->timestamp == a->plain_ts &&
+	    strcmp(name, a->plain_name) == 0 &&
+	    (opts_json == a->plain_opts || strcmp(opts_json, a->plain_opts) == 0)) {
+		add_args_put(a, "s", 1);
+		add_args_put(a, data, data_len);
+		return;
+	}
+	const char *ts = fmt_i64(&nums[0], o->timestamp);
+	add_args_put(a, "p", 1);
+	add_args_put(a, name, strlen(name));
+	add_args_put(a, data, data_len);
+	add_args_put(a, opts_json, strlen(opts_json));
+	add_args_put(a, ts, strlen(ts));
+	a->plain_name = name;
+	a->plain_opts = opts_json;
+	a->plain_ts = o->timestamp;
+}
+
+static void
+add_args_append(add_args *a, const jobq_add_request *reqs, char *const *opts, size_t n) {
+	for (size_t i = 0; i < n; i++)
+		add_args_job(a, &reqs[i], opts[i]);
+	a->av[0] = fmt_i64(&a->nums[a->cap * 4], (int64_t)a->jobs);
+	a->al[0] = strlen(a->av[0]);
+}
+
+static void
+add_args_free(add_args *a) {
+	jobq__free(a->nums);
+	jobq__free(a->al);
+	jobq__free(a->av);
+}
+
+/* The call of a flight of one job whose job is plain: addJob does it in fewer server steps
+ * than addJobs. */
 static add_call *
 add_plain(rq_call *group) {
 	for (rq_call *c = group; c != NULL; c = c->next) {
 		add_call *a = c->arg;
 		if (a->rc != 0 || a->n == 0)
 			continue;
-		const jobq_job_options *o = a->reqs[0].opts;
-		return o->job_id == NULL && o->dedup_id == NULL && o->delay_ms <= 0 &&
-		               o->priority == 0 && !o->lifo
-		           ? a
-		           : NULL;
+		return add_is_plain(a->reqs[0].opts) ? a : NULL;
 	}
 	return NULL;
 }
@@ -348,11 +445,7 @@ add_one_plain(jobq_backend_queue *q, rq_call *group) {
 		ac->rc = rc;
 		return;
 	}
-	/* (the reply is addJobs' for one job: {outcome, id}) */
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
-		ac->rc = jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
-	else
-		ac->rc = add_job_result(&ac->ids[0], ac->outcomes, r, 0);
+	ac->rc = add_reply_read(ac->ids, ac->outcomes, r, 0, 1, 1);
 	freeReplyObject(r);
 }
 
@@ -367,48 +460,31 @@ add_fly(jobq_backend_queue *q, rq_call *group) {
 	}
 	if (n == 0)
 		return;
-	int rc = 0;
 	if (n == 1 && add_plain(group)) {
 		add_one_plain(q, group);
 		return;
 	}
-	size_t argc = 1 + n * ADD_FIELDS;
-	const char **av = jobq__malloc(argc * sizeof(*av));
-	size_t *al = jobq__malloc(argc * sizeof(*al));
-	numbuf *nums = jobq__malloc((n * 4 + 1) * sizeof(*nums));
-	if (av == NULL || al == NULL || nums == NULL) {
-		rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
-		goto out;
-	}
-	av[0] = fmt_i64(&nums[n * 4], (int64_t)n);
-	al[0] = strlen(av[0]);
-	size_t j = 0;
-	for (rq_call *c = group; c != NULL; c = c->next) {
-		add_call *ac = c->arg;
-		for (size_t i = 0; ac->rc == 0 && i < ac->n; i++, j++) {
-			add_job_args(av + 1 + j * ADD_FIELDS, al + 1 + j * ADD_FIELDS, &nums[j * 4],
-			             &ac->reqs[i], ac->opts[i]);
-		}
-	}
-	redisReply *r = rq_script(&rc, q, JOBQ_LUA_ADDJOBS, (int)argc, av, al);
-	if (r == NULL)
-		goto out;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * n) {
-		rc = jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
-	} else {
-		j = 0;
+	add_args args;
+	int rc = add_args_init(&args, n);
+	if (rc == 0) {
 		for (rq_call *c = group; c != NULL; c = c->next) {
 			add_call *ac = c->arg;
-			for (size_t i = 0; ac->rc == 0 && i < ac->n; i++, j++) {
-				int one = add_job_result(
-				    &ac->ids[i], ac->outcomes ? &ac->outcomes[i] : NULL, r, j);
-				if (one < 0)
-					ac->rc = one;
+			if (ac->rc == 0)
+				add_args_append(&args, ac->reqs, ac->opts, ac->n);
+		}
+		redisReply *r =
+		    rq_script(&rc, q, JOBQ_LUA_ADDJOBS, (int)args.argc, args.av, args.al);
+		size_t j = 0;
+		for (rq_call *c = group; r != NULL && c != NULL; c = c->next) {
+			add_call *ac = c->arg;
+			if (ac->rc == 0) {
+				ac->rc = add_reply_read(ac->ids, ac->outcomes, r, j, ac->n, n);
+				j += ac->n;
 			}
 		}
+		freeReplyObject(r);
 	}
-	freeReplyObject(r);
-out:
+	add_args_free(&args);
 	if (rc < 0) {
 		for (rq_call *c = group; c != NULL; c = c->next) {
 			add_call *ac = c->arg;
@@ -416,9 +492,6 @@ out:
 				ac->rc = rc;
 		}
 	}
-	jobq__free(nums);
-	jobq__free(al);
-	jobq__free(av);
 }
 
 static int
@@ -538,28 +611,20 @@ rq_add_send(jobq_backend_queue *q, const jobq_add_request *reqs, size_t n, int64
 	if (rc < 0)
 		return rc;
 	char **opts = jobq__calloc(n, sizeof(*opts));
-	size_t argc = 1 + n * ADD_FIELDS;
-	const char **av = jobq__malloc(argc * sizeof(*av));
-	size_t *al = jobq__malloc(argc * sizeof(*al));
-	numbuf *nums = jobq__malloc((n * 4 + 1) * sizeof(*nums));
-	if (opts == NULL || av == NULL || al == NULL || nums == NULL) {
+	add_args args;
+	rc = add_args_init(&args, n);
+	if (opts == NULL && rc == 0)
 		rc = jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
-	} else if ((rc = opts_encode(opts, reqs, n)) == 0) {
-		av[0] = fmt_i64(&nums[n * 4], (int64_t)n);
-		al[0] = strlen(av[0]);
-		for (size_t j = 0; j < n; j++)
-			add_job_args(av + 1 + j * ADD_FIELDS, al + 1 + j * ADD_FIELDS, &nums[j * 4],
-			             &reqs[j], opts[j]);
-		rc = rq_script_send(q->pipe, q, JOBQ_LUA_ADDJOBS, (int)argc, av, al);
+	if (rc == 0 && (rc = opts_encode(opts, reqs, n)) == 0) {
+		add_args_append(&args, reqs, opts, n);
+		rc = rq_script_send(q->pipe, q, JOBQ_LUA_ADDJOBS, (int)args.argc, args.av, args.al);
 		if (rc < 0)
 			q->pipe_broken = 1;
 		else
 			q->pipe_inflight++;
 		opts_free(opts, n);
 	}
-	jobq__free(nums);
-	jobq__free(al);
-	jobq__free(av);
+	add_args_free(&args);
 	jobq__free(opts);
 	return rc;
 }
@@ -582,11 +647,8 @@ rq_add_recv(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, size_t n) {
 			q->pipe_broken = 1; /* load it again on a fresh connection */
 		rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: script addJobs: %s", q->b->where,
 		                    r->str);
-	} else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * n) {
-		rc = jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
 	} else {
-		for (size_t j = 0; j < n && rc == 0; j++)
-			rc = add_job_result(&ids[j], outcomes ? &outcomes[j] : NULL, r, j);
+		rc = add_reply_read(ids, outcomes, r, 0, n, n);
 	}
 	freeReplyObject(r);
 	if (q->pipe_broken && q->pipe_inflight == 0) {
