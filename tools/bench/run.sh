@@ -35,7 +35,8 @@
 #   CONCURRENCIES / --concurrencies   redis                        ("1 10 100")
 #   PLOT_CONCURRENCIES / --plot-concurrencies   plot               ("1 2 4 10 32 100")
 #   SAMPLES / --samples N             pickup latency samples       (200; quick 20)
-#   REPEAT / --repeat N               memory and lmdb repeats      (3; quick 1)
+#   REPEAT / --repeat N               repeats: redis (jobq and BullMQ alternate, medians
+#                                     compared), memory and lmdb   (3; quick 1)
 #   SIZE / --size BYTES               payload size                 (100)
 #   JOBQ_BUILD / --build DIR          a Release build tree (build/release) with tools/jobq,
 #                                     tools/jobq_bench, libjobq.a, generated/jobq_lua.c
@@ -264,35 +265,50 @@ if want redis; then
 	echo "        K = max(C, 10); process runs 2*$jobs jobs; pickup over $samples samples"
 	row() { printf '%-42s %12s %12s %8s\n' "$1" "$(thousands "$2")" "$(thousands "$3")" "$(ratio "$2" "$3")"; }
 	printf '%-42s %12s %12s %8s\n' "workload" "jobq" "BullMQ" "ratio"
+	# median FILE KEY: the median of KEY over the JSON lines of FILE, or "-"
+	median() {
+		local vals
+		vals=$(while read -r l; do field "$l" "$2"; done <"$1" | grep -v '^-$' | sort -n)
+		[ -n "$vals" ] || { echo -; return; }
+		sed -n "$(( ($(wc -l <<<"$vals") + 1) / 2 ))p" <<<"$vals"
+	}
 	for c in $concs; do
 		k=$((c > 10 ? c : 10))
-		echo "concurrency $c:"
-		flush
-		if [ "$inflight_flag" = 1 ]; then
-			j=$(run "redis-jobq-c$c" "$jobq" -q -u "$url" bench --jobs "$jobs" --concurrency "$c" \
-				--size "$size" --samples "$samples" --inflight "$k" --json)
-		else
-			j=$(run "redis-jobq-c$c" "$jobq" -q -u "$url" bench --jobs "$jobs" --concurrency "$c" \
-				--size "$size" --samples "$samples" --json)
-		fi
-		infl=$(field "$j" add_inflight_per_s)
+		echo "concurrency $c (median of $repeat, jobq and BullMQ taking turns):"
+		: >"$tmp/jobq.jsonl"
+		: >"$tmp/bullmq.jsonl"
 		how="async add"
-		[ "$infl" = - ] && build_add_threads
-		if [ "$infl" = - ] && [ -n "$add_threads" ]; then
+		for ((r = 1; r <= repeat; r++)); do
 			flush
-			t=$(run "redis-jobq-threads-k$k" "$add_threads" "$url" "$k" "$jobs" "$size")
-			infl=$(field "$t" add_threads_per_s)
-			how="$k threads"
-		fi
-		flush
-		n=$(run "redis-bullmq-c$c" node "$here/bullmq_bench.js" --socket "$sock" --jobs "$jobs" \
-			--concurrency "$c" --size "$size" --inflight "$k" --samples "$samples")
-		row "  add one at a time (awaited)" "$(field "$j" add_per_s)" "$(field "$n" add_per_s)"
-		row "  add, $k in flight (jobq: $how)" "$infl" "$(field "$n" add_concurrent_per_s)"
-		row "  add bulk (batches of 1000)" "$(field "$j" add_bulk_per_s)" "$(field "$n" add_bulk_per_s)"
-		row "  process, concurrency $c" "$(field "$j" process_per_s)" "$(field "$n" process_per_s)"
-		row "  pickup latency p50 (us)" "$(field "$j" pickup_p50_us)" "$(field "$n" pickup_p50_us)"
-		row "  pickup latency p99 (us)" "$(field "$j" pickup_p99_us)" "$(field "$n" pickup_p99_us)"
+			if [ "$inflight_flag" = 1 ]; then
+				j=$(run "redis-jobq-c$c" "$jobq" -q -u "$url" bench --jobs "$jobs" --concurrency "$c" \
+					--size "$size" --samples "$samples" --inflight "$k" --json)
+			else
+				j=$(run "redis-jobq-c$c" "$jobq" -q -u "$url" bench --jobs "$jobs" --concurrency "$c" \
+					--size "$size" --samples "$samples" --json)
+			fi
+			if [ "$(field "$j" add_inflight_per_s)" = - ]; then
+				build_add_threads
+				if [ -n "$add_threads" ]; then
+					flush
+					t=$(run "redis-jobq-threads-k$k" "$add_threads" "$url" "$k" "$jobs" "$size")
+					j="${j%\}},\"add_inflight_per_s\":$(field "$t" add_threads_per_s)}"
+					how="$k threads"
+				fi
+			fi
+			echo "$j" >>"$tmp/jobq.jsonl"
+			flush
+			n=$(run "redis-bullmq-c$c" node "$here/bullmq_bench.js" --socket "$sock" --jobs "$jobs" \
+				--concurrency "$c" --size "$size" --inflight "$k" --samples "$samples")
+			echo "$n" >>"$tmp/bullmq.jsonl"
+		done
+		both() { row "$1" "$(median "$tmp/jobq.jsonl" "$2")" "$(median "$tmp/bullmq.jsonl" "$3")"; }
+		both "  add one at a time (awaited)" add_per_s add_per_s
+		both "  add, $k in flight (jobq: $how)" add_inflight_per_s add_concurrent_per_s
+		both "  add bulk (batches of 1000)" add_bulk_per_s add_bulk_per_s
+		both "  process, concurrency $c" process_per_s process_per_s
+		both "  pickup latency p50 (us)" pickup_p50_us pickup_p50_us
+		both "  pickup latency p99 (us)" pickup_p99_us pickup_p99_us
 	done
 fi
 
