@@ -193,7 +193,6 @@ add_mixed_forms(void **state) {
 	f->q = q2;
 	jobq_job_id ids2[2][MIXED];
 	int outcomes2[2][MIXED];
-	o[3].job_id = o[7].job_id = "mixed-custom";
 	assert_int_equal(f->b->add_send(q2, r, MIXED, wall_ms()), 0);
 	assert_int_equal(f->b->add_send(q2, r, 3, wall_ms()), 0);
 	assert_int_equal(f->b->add_recv(ids2[0], outcomes2[0], q2, MIXED), 0);
