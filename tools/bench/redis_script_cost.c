@@ -3,7 +3,7 @@
  * for the same atomic steps, run alone (no jobq client logic): the script-cost section of
  * tools/bench/run.sh, which builds it against a jobq build tree.
  *
- *   redis_script_cost SOCKET [JOBS [add|process]]
+ *   redis_script_cost SOCKET [JOBS [add|process|steps K]]
  *
  * For each step it runs JOBS jobs and reports the server's CPU time per job (INFO cpu, user +
  * sys, so the parsing and networking of each call are counted) and the wall time per job:
@@ -20,6 +20,8 @@
  *              marker, SREM stalled, drained check, XTRIM), each with the checks the step
  *              promises; both return the fetched ids, whose hashes the harness then reads
  *              with one pipelined HGETALL per job (counted), as the backend does
+ *   steps K    only addJobs, in steps of K plain jobs, four steps in flight (what asynchronous
+ *              adds send); no comparison: a load for a profile of the server
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,6 +238,48 @@ add_bench(redisContext *c, const char *sha, int jobs, int ours) {
 	return (cost){cpu * 1e6 / jobs, wall * 1e6 / jobs};
 }
 
+/* addJobs alone in steps of k plain jobs ("p", then "s" for the rest of the step), four
+ * steps on the wire at once, as asynchronous adds send them. */
+static cost
+steps_bench(redisContext *c, const char *sha, int jobs, int k) {
+	queue q;
+	queue_init(&q, "cost-steps");
+	cmd(c, 1, (const char *[]){"FLUSHALL"});
+	const char **args = calloc((size_t)(1 + 5 + (k - 1) * 2), sizeof(*args));
+	const char **av = calloc((size_t)(21 + 5 + (k - 1) * 2), sizeof(*av));
+	char nb[16];
+	snprintf(nb, sizeof(nb), "%d", k);
+	int a = 0;
+	args[a++] = nb;
+	const char *first[] = {"p", "bench", payload, "{\"attempts\":0}", "1700000000000"};
+	for (int i = 0; i < 5; i++)
+		args[a++] = first[i];
+	for (int i = 1; i < k; i++) {
+		args[a++] = "s";
+		args[a++] = payload;
+	}
+	int argc = script_argv(av, sha, &q, a, args);
+	int calls = jobs / k, sent = 0, got = 0;
+	double cpu0 = server_cpu(c), t0 = now_s();
+	while (got < calls) {
+		while (sent < calls && sent - got < 4) {
+			redisAppendCommandArgv(c, argc, av, NULL);
+			sent++;
+		}
+		redisReply *r;
+		if (redisGetReply(c, (void **)&r) != REDIS_OK || r->type == REDIS_REPLY_ERROR) {
+			fprintf(stderr, "addJobs step failed\n");
+			exit(1);
+		}
+		freeReplyObject(r);
+		got++;
+	}
+	double wall = now_s() - t0, cpu = server_cpu(c) - cpu0;
+	free(args);
+	free(av);
+	return (cost){cpu * 1e6 / (calls * k), wall * 1e6 / (calls * k)};
+}
+
 static cost
 process_bench(redisContext *c, const char *add_sha, const char *sha, int jobs, int k) {
 	queue q;
@@ -347,7 +391,7 @@ report(const char *label, const cost *ours, const cost *min) {
 int
 main(int argc, char **argv) {
 	if (argc < 2) {
-		fprintf(stderr, "usage: redis_script_cost SOCKET [JOBS]\n");
+		fprintf(stderr, "usage: redis_script_cost SOCKET [JOBS [add|process|steps K]]\n");
 		return 2;
 	}
 	int jobs = argc > 2 ? atoi(argv[2]) : 20000;
@@ -365,6 +409,19 @@ main(int argc, char **argv) {
 	char *min_add_sha = load(c, min_add, strlen(min_add));
 	char *min_proc_sha = load(c, min_process, strlen(min_process));
 	const char *only = argc > 3 ? argv[3] : "";
+	if (strcmp(only, "steps") == 0) {
+		/* (for a profile of the server, e.g. under callgrind: no comparison) */
+		int k = argc > 4 ? atoi(argv[4]) : 32;
+		if (k < 1 || k > 1000) {
+			fprintf(stderr, "steps K: K is 1..1000, not %s\n", argc > 4 ? argv[4] : "");
+			return 2;
+		}
+		cost x = steps_bench(c, add_sha, jobs, k);
+		printf("addJobs in steps of %d plain jobs, 4 steps in flight: %.2f us server CPU, "
+		       "%.2f us wall per job\n",
+		       k, x.cpu_us, x.wall_us);
+		return 0;
+	}
 	printf("%d jobs per run, median of %d alternating runs; server CPU from INFO cpu "
 	       "(user+sys)\n",
 	       jobs, ROUNDS);
