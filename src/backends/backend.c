@@ -82,3 +82,17 @@ jobq__backend_check(const jobq_backend *b) {
 #undef NEED
 	return 0;
 }
+
+size_t
+jobq__u64_dec(char *buf, uint64_t v) {
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	buf[n] = '\0';
+	return n;
+}

@@ -5,12 +5,19 @@
 #ifndef JOBQ_BACKENDS_BACKEND_H
 #define JOBQ_BACKENDS_BACKEND_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "jobq/sys/backend.h"
 
 /* Opens the backend named by `url` (see jobq_store_open). */
 int jobq__backend_open_url(jobq_backend **out, const char *url);
 /* Checks a backend's version and mandatory slots; JOBQ_EVERSION / JOBQ_EINVAL if unusable. */
 int jobq__backend_check(const jobq_backend *b);
+
+/* Writes `v` in decimal with a NUL into `buf` (room for 21 bytes); returns the length. The
+ * generated job ids of the stores that number jobs themselves (memory, LMDB). */
+size_t jobq__u64_dec(char *buf, uint64_t v);
 
 /* URL openers of the built-in backends; each gets the whole URL. */
 int jobq__memory_open_url(jobq_backend **out, const char *url);

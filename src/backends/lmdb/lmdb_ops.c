@@ -3,6 +3,7 @@
  * jobq_lmdb__write); reads use a read-only transaction. See lmdb_internal.h for the layout.
  */
 #include "lmdb_internal.h"
+#include "backends/backend.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1016,22 +1017,6 @@ typedef struct add_args {
 	int64_t now;
 } add_args;
 
-/* Writes v in decimal (buf has room for 21 bytes); returns the length. */
-static size_t
-u64_str(char *buf, uint64_t v) {
-	char t[24];
-	size_t n = 0;
-	do {
-		t[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++) {
-		buf[i] = t[n - 1 - i];
-	}
-	buf[n] = '\0';
-	return n;
-}
-
 static int
 add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *outcome, int64_t now) {
 	const jobq_job_options *o = req->opts;
@@ -1057,7 +1042,7 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 			return mdb_fail(c, mrc, "reading a job");
 		}
 	} else {
-		u64_str(id, (uint64_t)ctr);
+		jobq__u64_dec(id, (uint64_t)ctr);
 	}
 
 	if (o->dedup_id && *o->dedup_id) {

@@ -510,21 +510,6 @@ ms_to_timespec(struct timespec *ts, int64_t abs_ms) {
 	ts->tv_nsec = (long)((abs_ms % 1000) * 1000000);
 }
 
-/* Writes `v` in decimal with a NUL; returns the length. */
-static size_t
-u64_dec(char *buf, uint64_t v) {
-	char tmp[24];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (size_t i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
-	buf[n] = '\0';
-	return n;
-}
-
 /* --- events ----------------------------------------------------------------------------- */
 
 static int
@@ -1489,7 +1474,7 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 				continue;
 			}
 		} else {
-			id_len = u64_dec(gen, q->id_counter);
+			id_len = jobq__u64_dec(gen, q->id_counter);
 			id = gen;
 		}
 		mdedup *d = NULL;
