@@ -41,6 +41,18 @@ assert_str_eq(const char *a, const char *b) {
 }
 
 /* One job whose fields take the given string/data lengths and integer magnitudes. */
+/* The text fields a decoded job `g` must have taken from the encoded `j`. */
+static void
+check_texts(const jobq_job *g, const jobq_job *j) {
+	assert_str_eq(g->progress, j->progress);
+	assert_str_eq(g->result, j->result);
+	assert_str_eq(g->failed_reason, j->failed_reason);
+	assert_int_equal(g->stacktrace_count, j->stacktrace_count);
+	for (size_t i = 0; i < j->stacktrace_count; i++)
+		assert_string_equal(g->stacktrace[i], j->stacktrace[i]);
+	assert_str_eq(g->deferred_failure, j->deferred_failure);
+}
+
 static void
 roundtrip(size_t slen, size_t dlen, int64_t big, int with_nils) {
 	char *s = filled(slen, 's');
@@ -120,14 +132,7 @@ roundtrip(size_t slen, size_t dlen, int64_t big, int with_nils) {
 	assert_int_equal(g->attempts_started, UINT32_MAX);
 	assert_int_equal(g->attempts_made, 200);
 	assert_int_equal(g->stalled_count, 65536);
-	assert_str_eq(g->progress, j.progress);
-	assert_str_eq(g->result, j.result);
-	assert_str_eq(g->failed_reason, j.failed_reason);
-	assert_int_equal(g->stacktrace_count, j.stacktrace_count);
-	for (size_t i = 0; i < j.stacktrace_count; i++) {
-		assert_string_equal(g->stacktrace[i], lines[i]);
-	}
-	assert_str_eq(g->deferred_failure, j.deferred_failure);
+	check_texts(g, &j);
 	assert_str_eq(g->token, j.token);
 	assert_int_equal(o.lock_until, big);
 	assert_int_equal(o.ia, -big);
@@ -167,14 +172,7 @@ roundtrip(size_t slen, size_t dlen, int64_t big, int with_nils) {
 	assert_memory_equal(g->data, d, dlen);
 	assert_int_equal(((char *)g->data)[dlen], '\0');
 	assert_int_equal(g->attempts_started, UINT32_MAX);
-	assert_str_eq(g->progress, j.progress);
-	assert_str_eq(g->result, j.result);
-	assert_str_eq(g->failed_reason, j.failed_reason);
-	assert_int_equal(g->stacktrace_count, j.stacktrace_count);
-	for (size_t i = 0; i < j.stacktrace_count; i++) {
-		assert_string_equal(g->stacktrace[i], lines[i]);
-	}
-	assert_str_eq(g->deferred_failure, j.deferred_failure);
+	check_texts(g, &j);
 	assert_string_equal(g->token, "tok");
 	assert_str_eq(g->opts.backoff.custom_type, j.opts.backoff.custom_type);
 	assert_str_eq(g->opts.job_id, j.opts.job_id);
