@@ -195,8 +195,12 @@ rq_queue_open(jobq_backend_queue **out, jobq_backend *base, const char *name) {
  * `max_steps` (so that one script stays short; a larger call flies alone). Each call waits
  * on its own condition: finishing a flight wakes one member (which wakes the next) and the
  * next leader only.
+ *
+ * Up to 8 flights: while the client takes in one flight's reply and its members wake, the
+ * server works on the others (with 2, redis-server sat idle a quarter of the time with a
+ * hundred handler threads; 8 made processing ~10 % faster at concurrency 10 and 100).
  */
-enum { RQ_FLIGHTS = 2 };
+enum { RQ_FLIGHTS = 8 };
 
 typedef void (*rq_fly_fn)(jobq_backend_queue *q, rq_call *group);
 
