@@ -45,6 +45,8 @@
 #                                     JSON line measured), concurrency.dat/.png
 #   JOBQ_BULLMQ_MODULES               node_modules holding bullmq (tests/interop's)
 #   STEP_TIMEOUT                      seconds any one measurement may take (1800)
+#   COLD=1                            no warm-up of the server's memory after each FLUSHALL
+#                                     (see flush below)
 #
 # Exit status: 0 when every measurement ran, 1 when one failed (the others still run and the
 # failure is printed), 2 on bad usage or a missing tool (named with what to install).
@@ -198,7 +200,30 @@ field() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f\n", a / b; else print "-" }'; }
 # thousands N: 1234567 -> 1,234,567 (not numbers as they are)
 thousands() { sed ':a; s/\b\([0-9]\+\)\([0-9]\{3\}\)\b/\1,\2/; ta' <<<"$1"; }
-flush() { redis-cli -s "$sock" flushall >/dev/null; }
+# flush: an empty server with warm memory. FLUSHALL also hands the server's free memory back
+# to the kernel (jemalloc purge), so a server that then grows touches fresh pages, and on this
+# VM a first touch costs the server dearly: the 100-in-flight add phase ran 98-110k adds/s on
+# such memory against 122-143k on reused memory. A server in service reuses the memory its
+# jobs freed; so after FLUSHALL the server creates and deletes 3 * JOBS jobs' worth of hashes,
+# events and list entries (the most either tool's run holds at once), in one script, which
+# leaves that memory with the allocator. The same for jobq and BullMQ; COLD=1 skips it.
+warm_lua='local n, d = tonumber(ARGV[1]), ARGV[2]
+for i = 1, n do
+  redis.call("HSET", "warm:" .. i, "name", "bench", "data", d, "opts", "{\"attempts\":1}",
+    "timestamp", "1700000000000", "delay", "0", "priority", "0")
+  redis.call("XADD", "warm:events", "*", "event", "added", "jobId", i, "name", "bench")
+  redis.call("XADD", "warm:events", "*", "event", "waiting", "jobId", i)
+  redis.call("LPUSH", "warm:wait", i)
+end
+for i = 1, n do
+  redis.call("DEL", "warm:" .. i)
+end
+redis.call("DEL", "warm:events", "warm:wait")'
+flush() {
+	redis-cli -s "$sock" flushall >/dev/null
+	[ "${COLD:-0}" = 1 ] && return
+	redis-cli -s "$sock" eval "$warm_lua" 0 $((3 * jobs)) "\"$(printf "%$((size > 2 ? size - 2 : 0))s" | tr ' ' x)\"" >/dev/null
+}
 heading() { printf '\n## %s\n' "$*"; }
 
 if want redis || want script-cost || want plot; then
