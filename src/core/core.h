@@ -100,6 +100,9 @@ int jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, cons
 
 /* Whether the backend completes and fetches in batches (the optional complete_fetch slot). */
 int jobq_queue__can_batch(const jobq_queue *q);
+/* A handler thread's next batch size after a full batch of `n` jobs that ran in `took_us`
+ * (worker.c). */
+size_t jobq_worker__next_batch_size(size_t n, int64_t took_us);
 /*
  * Completes `done` and fetches up to `max` jobs (the i-th locked with tokens[i]) in one
  * backend step, or, without complete_fetch, completes one by one and fetches at most one.

@@ -171,6 +171,23 @@ manual_clock_moves_only_when_advanced(void **state) {
 	jobq_clock_free(c);
 }
 
+/* A handler thread's batches: sized for about a millisecond at the speed of the last one
+ * (at least twice, at most 16 times as large, at most 256), kept between 1 and 2 ms, back to
+ * one job beyond 2 ms. */
+static void
+batch_size_follows_handler_speed(void **state) {
+	(void)state;
+	assert_int_equal(jobq_worker__next_batch_size(1, 0), 16);    /* instant: 16 times */
+	assert_int_equal(jobq_worker__next_batch_size(16, 10), 256); /* capped at 256 */
+	assert_int_equal(jobq_worker__next_batch_size(256, 5), 256);
+	assert_int_equal(jobq_worker__next_batch_size(10, 100), 100); /* 10 us a job: 100 */
+	assert_int_equal(jobq_worker__next_batch_size(10, 40), 160);  /* 4 us a job: at most 16x */
+	assert_int_equal(jobq_worker__next_batch_size(10, 900), 20);  /* nearly 1 ms: twice */
+	assert_int_equal(jobq_worker__next_batch_size(20, 1500), 20); /* 1-2 ms: as it is */
+	assert_int_equal(jobq_worker__next_batch_size(20, 2001), 1);  /* too slow: one */
+	assert_int_equal(jobq_worker__next_batch_size(1, 5000), 1);
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +202,7 @@ main(void) {
 	    cmocka_unit_test(json_is_checked),
 	    cmocka_unit_test(error_table_names_every_code),
 	    cmocka_unit_test(manual_clock_moves_only_when_advanced),
+	    cmocka_unit_test(batch_size_follows_handler_speed),
 	};
 	return cmocka_run_group_tests_name("unit.core_policy", tests, NULL, NULL);
 }
