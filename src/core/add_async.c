@@ -131,22 +131,15 @@ send_batch(jobq_queue *q, struct jobq_add_sender *s, size_t n) {
 	return first;
 }
 
-static int64_t
-now_us(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Waits (yielding the CPU) while adds keep arriving, until `enough` more have come; see
  * LINGER_GAP_US. */
 static void
 linger(struct jobq_add_sender *s, size_t enough) {
-	int64_t start = now_us(), last = start;
+	int64_t start = jobq_clock__monotonic_us(), last = start;
 	size_t first = atomic_load(&s->arrived), seen = first;
 	for (;;) {
 		sched_yield();
-		int64_t now = now_us();
+		int64_t now = jobq_clock__monotonic_us();
 		size_t n = atomic_load(&s->arrived);
 		if (n != seen) {
 			seen = n;

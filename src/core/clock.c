@@ -128,6 +128,13 @@ jobq_clock__monotonic_ms(void) {
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t
+jobq_clock__monotonic_us(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void
 jobq_clock__deadline(struct timespec *ts, int64_t ms) {
 	clock_gettime(CLOCK_MONOTONIC, ts);

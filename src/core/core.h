@@ -17,8 +17,9 @@ typedef void (*jobq_clock_listener_fn)(void *arg);
 int jobq_clock__listen(jobq_clock *clock, jobq_clock_listener_fn fn, void *arg);
 void jobq_clock__unlisten(jobq_clock *clock, jobq_clock_listener_fn fn, void *arg);
 int jobq_clock__is_manual(const jobq_clock *clock);
-/* Monotonic real time in ms, for real-time deadlines. */
+/* Monotonic real time in ms (for real-time deadlines) and in us. */
 int64_t jobq_clock__monotonic_ms(void);
+int64_t jobq_clock__monotonic_us(void);
 /* A timespec for pthread_cond_timedwait on a CLOCK_MONOTONIC condvar, `ms` from now. */
 void jobq_clock__deadline(struct timespec *ts, int64_t ms);
 /* Initializes a condvar that waits on CLOCK_MONOTONIC. */

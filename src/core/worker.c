@@ -347,13 +347,6 @@ complete_and_fetch(jobq_worker *w, slot *s, batch *b, size_t max, jobq_fetch_inf
 	return rc;
 }
 
-static int64_t
-monotonic_us(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 size_t
 jobq_worker__next_batch_size(size_t n, int64_t took_us) {
 	if (took_us > BATCH_BUDGET_MS * 1000)
@@ -372,7 +365,7 @@ jobq_worker__next_batch_size(size_t n, int64_t took_us) {
 static void
 run_batch(jobq_worker *w, slot *s, batch *b) {
 	int batching = jobq_queue__can_batch(w->q);
-	int64_t start = batching ? monotonic_us() : 0;
+	int64_t start = batching ? jobq_clock__monotonic_us() : 0;
 	for (size_t i = 0; i < b->n; i++) {
 		jobq_job *job = b->jobs[i];
 		if (atomic_load(&w->stopping)) {
@@ -388,7 +381,7 @@ run_batch(jobq_worker *w, slot *s, batch *b) {
 		run_job(w, s, b, i);
 	}
 	if (batching && b->n == b->want)
-		b->want = jobq_worker__next_batch_size(b->n, monotonic_us() - start);
+		b->want = jobq_worker__next_batch_size(b->n, jobq_clock__monotonic_us() - start);
 }
 
 /* --- waiting for work --------------------------------------------------------------------- */
