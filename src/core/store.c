@@ -558,18 +558,25 @@ jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, cons
 int
 jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const char *token,
                   int64_t lock_ms, const jobq_fail_policy *policy, struct jobq_job_runtime *rt) {
+	/* The job's runtime is allocated before the fetch: a fetched job is locked, and running
+	 * out of memory after that would leave it active under a token nobody holds. */
+	struct jobq_job_runtime *own = NULL;
+	if (rt == NULL && (own = jobq__calloc(1, sizeof(*own))) == NULL)
+		return JOBQ_ENOMEM;
 	/* Jobs past their stall limit come back marked; fail them here and look again. */
 	for (;;) {
 		jobq_job *job = NULL;
 		int rc = BACKEND(q)->fetch(&job, info, q->bq, token, lock_ms, jobq_queue__now(q));
-		if (rc < 0)
+		if (rc < 0) {
+			jobq__free(own);
 			return rc;
+		}
 		if (job->deferred_failure == NULL) {
 			if (rt != NULL) {
 				jobq_job__attach_to(job, rt, q);
-			} else if ((rc = jobq_job__attach(job, q)) < 0) {
-				jobq_job_free(job);
-				return rc;
+			} else {
+				own->queue = q;
+				job->rt = own;
 			}
 			*out = job;
 			return 0;
@@ -577,8 +584,10 @@ jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const ch
 		rc = jobq_queue__fail_job(q, job, token, job->deferred_failure,
 		                          JOBQ_FAIL_UNRECOVERABLE, policy);
 		jobq_job_free(job);
-		if (rc < 0 && rc != JOBQ_ELOCKLOST)
+		if (rc < 0 && rc != JOBQ_ELOCKLOST) {
+			jobq__free(own);
 			return rc;
+		}
 	}
 }
 
