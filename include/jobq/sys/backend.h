@@ -100,7 +100,8 @@ JOBQ_EXTERN void jobq_job_options__clear(jobq_job_options *opts);
 
 /* Building lists for the caller. */
 JOBQ_EXTERN int jobq_strings__append(jobq_strings **list, const char *s, size_t len);
-JOBQ_EXTERN int jobq_job_list__append(jobq_job_list **list, jobq_job *job); /* takes `job` */
+/* Takes `job` on success; on failure (JOBQ_ENOMEM) the caller still owns it. */
+JOBQ_EXTERN int jobq_job_list__append(jobq_job_list **list, jobq_job *job);
 
 /* Event lists: backends append events in order; the list copies the strings. */
 JOBQ_EXTERN int jobq_event_list__new(jobq_event_list **out);

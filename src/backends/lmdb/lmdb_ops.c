@@ -1950,6 +1950,9 @@ lm_list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t off
 			jobq__free(r.j->token);
 			r.j->token = NULL;
 			rc = jobq_job_list__append(&list, r.j);
+			if (rc < 0) {
+				jobq_job_free(r.j);
+			}
 		}
 	}
 	jobq_lmdb__read_end(q->e, txn);
