@@ -471,7 +471,10 @@ handler_thread(void *arg) {
 	jobq_worker *w = ta->w;
 	slot *s = &w->slots[ta->index];
 	jobq__free(ta);
-	batch *b = jobq__calloc(1, sizeof(*b));
+	/* A thread that gave up here would leave the worker short of a thread for good. */
+	batch *b;
+	while ((b = jobq__calloc(1, sizeof(*b))) == NULL && !atomic_load(&w->stopping))
+		wait_real_ms(w, &w->timer_cv, ERROR_BACKOFF_MIN_MS);
 	jobq_job__cache_enable(1);
 	if (b != NULL) {
 		b->want = 1;
