@@ -324,12 +324,22 @@ complete_and_fetch(jobq_worker *w, slot *s, batch *b, size_t max, jobq_fetch_inf
 	}
 	int rc = jobq_queue__complete_fetch(fetched, info, q, b->done, b->ndone, b->token_ptrs, max,
 	                                    w->opts.lock_ms);
+	size_t kept = 0;
 	for (size_t i = 0; i < b->ndone; i++) {
 		if (b->done[i].rc >= 0)
 			atomic_fetch_add(&w->completed, 1);
+		if ((rc == JOBQ_ENOMEM || rc == JOBQ_EIO) && b->done[i].rc == rc) {
+			/* The step failed (out of memory, store unwell) before writing this one:
+			 * keep it for the next step rather than leave the job to the reaper. */
+			b->done[kept] = b->done[i];
+			b->results[kept++] = b->results[i];
+			continue;
+		}
 		jobq__free(b->results[i]);
 	}
-	b->ndone = 0;
+	b->ndone = kept;
+	if (kept > 0)
+		return rc; /* the batch stays: the completions point into it, the heartbeat on it */
 	/* The heartbeat lets go of the old batch and takes the new one. */
 	size_t n = rc > 0 ? (size_t)rc : 0;
 	pthread_mutex_lock(&s->mu);
@@ -516,7 +526,13 @@ handler_thread(void *arg) {
 		complete_and_fetch(w, s, b, 0, NULL);
 		pthread_mutex_lock(&s->mu);
 		s->running_lost = NULL;
+		s->n = 0;
 		pthread_mutex_unlock(&s->mu);
+		/* completions that could not be written: their jobs go back through the reaper */
+		for (size_t i = 0; i < b->ndone; i++)
+			jobq__free(b->results[i]);
+		for (size_t i = 0; i < b->n; i++)
+			jobq_job_free(b->jobs[i]);
 		jobq__free(b);
 	}
 	jobq_job__cache_enable(0);
