@@ -223,7 +223,10 @@ JOBQ_EXTERN int jobq_queue_check_stalled(jobq_queue *q, uint32_t max_stalled);
  */
 JOBQ_EXTERN int jobq_queue_wait_job(jobq_job **out, jobq_queue *q, const char *id,
                                     int64_t timeout_ms);
-/** Adds a job and waits for its outcome, as jobq_queue_add then jobq_queue_wait_job. */
+/**
+ * Adds a job and waits for its outcome, as jobq_queue_add then jobq_queue_wait_job. Two steps:
+ * an error of the wait (JOBQ_ETIMEDOUT, JOBQ_ENOMEM, ...) leaves the job added.
+ */
 JOBQ_EXTERN int jobq_queue_request(jobq_job **out, jobq_queue *q, const char *name,
                                    const void *data, size_t len, const jobq_job_options *opts,
                                    int64_t timeout_ms);
