@@ -78,8 +78,8 @@ jobq__validate_custom_id(const char *id) {
 	return 0;
 }
 
-static int
-validate_keep(const jobq_keep *k, const char *what) {
+int
+jobq__validate_keep(const jobq_keep *k, const char *what) {
 	switch (k->mode) {
 	case JOBQ_KEEP_DEFAULT:
 	case JOBQ_KEEP_ALL:
@@ -126,8 +126,9 @@ jobq__validate_job_options(const jobq_job_options *o) {
 	int rc;
 	if (o->job_id != NULL && (rc = jobq__validate_custom_id(o->job_id)) < 0)
 		return rc;
-	if ((rc = validate_keep(&o->remove_on_complete, "remove-on-complete")) < 0 ||
-	    (rc = validate_keep(&o->remove_on_fail, "remove-on-fail")) < 0)
+	if ((rc = jobq__validate_keep(&o->remove_on_complete, "job options: remove_on_complete")) <
+	        0 ||
+	    (rc = jobq__validate_keep(&o->remove_on_fail, "job options: remove_on_fail")) < 0)
 		return rc;
 	if (o->keep_logs < 0)
 		return jobq_error_set(JOBQ_EINVAL, "job options: keep_logs %lld is negative",

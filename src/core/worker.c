@@ -119,6 +119,11 @@ validate_worker_options(const jobq_worker_options *o) {
 	if (o->stalled_interval_ms == 0)
 		return jobq_error_set(JOBQ_EINVAL, "worker options: stalled_interval_ms is 0 (use "
 		                                   "a negative value to disable the reaper)");
+	int rc;
+	if ((rc = jobq__validate_keep(&o->remove_on_complete,
+	                              "worker options: remove_on_complete")) < 0 ||
+	    (rc = jobq__validate_keep(&o->remove_on_fail, "worker options: remove_on_fail")) < 0)
+		return rc;
 	return 0;
 }
 
