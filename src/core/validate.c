@@ -142,9 +142,27 @@ jobq__validate_job_options(const jobq_job_options *o) {
 	if (o->dedup_ttl_ms > 0 && o->dedup_id == NULL)
 		return jobq_error_set(JOBQ_EINVAL,
 		                      "job options: dedup ttl given without a dedup id");
-	if (o->timestamp < 0)
-		return jobq_error_set(JOBQ_EINVAL, "job options: timestamp %lld is negative",
-		                      (long long)o->timestamp);
+	if (o->timestamp < 0 || o->timestamp > JOBQ_TIME_MAX_MS)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "job options: timestamp %lld is outside 0..JOBQ_TIME_MAX_MS "
+		                      "(%lld)",
+		                      (long long)o->timestamp, (long long)JOBQ_TIME_MAX_MS);
+	if (o->dedup_ttl_ms > JOBQ_TIME_MAX_MS)
+		return jobq_error_set(
+		    JOBQ_EINVAL, "job options: dedup_ttl_ms %lld is above JOBQ_TIME_MAX_MS (%lld)",
+		    (long long)o->dedup_ttl_ms, (long long)JOBQ_TIME_MAX_MS);
+	return 0;
+}
+
+int
+jobq__validate_duration(const char *what, const char *field, int64_t ms) {
+	if (ms <= 0)
+		return jobq_error_set(JOBQ_EINVAL, "%s: %s %lld ms must be positive", what, field,
+		                      (long long)ms);
+	if (ms > JOBQ_TIME_MAX_MS)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "%s: %s %lld ms is above JOBQ_TIME_MAX_MS (%lld)", what,
+		                      field, (long long)ms, (long long)JOBQ_TIME_MAX_MS);
 	return 0;
 }
 

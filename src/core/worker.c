@@ -132,9 +132,12 @@ validate_worker_options(const jobq_worker_options *o) {
 		return jobq_error_set(JOBQ_EINVAL,
 		                      "worker options: concurrency %u is not in 1..10000",
 		                      o->concurrency);
-	if (o->lock_ms <= 0)
-		return jobq_error_set(JOBQ_EINVAL, "worker options: lock_ms %lld must be positive",
-		                      (long long)o->lock_ms);
+	int rc;
+	if ((rc = jobq__validate_duration("worker options", "lock_ms", o->lock_ms)) < 0 ||
+	    (o->stalled_interval_ms > 0 &&
+	     (rc = jobq__validate_duration("worker options", "stalled_interval_ms",
+	                                   o->stalled_interval_ms)) < 0))
+		return rc;
 	if (o->lock_renew_ms < 0 || o->lock_renew_ms >= o->lock_ms)
 		return jobq_error_set(JOBQ_EINVAL,
 		                      "worker options: lock_renew_ms %lld must be in 0..lock_ms-1",
@@ -142,7 +145,6 @@ validate_worker_options(const jobq_worker_options *o) {
 	if (o->stalled_interval_ms == 0)
 		return jobq_error_set(JOBQ_EINVAL, "worker options: stalled_interval_ms is 0 (use "
 		                                   "a negative value to disable the reaper)");
-	int rc;
 	if ((rc = jobq__validate_keep(&o->remove_on_complete,
 	                              "worker options: remove_on_complete")) < 0 ||
 	    (rc = jobq__validate_keep(&o->remove_on_fail, "worker options: remove_on_fail")) < 0)

@@ -112,6 +112,59 @@ errors_unknown_keep_mode(void **state) {
 	conf_assert_counts(c, 0, 0, 0, 0, 0, 0);
 }
 
+/* Extreme times through the API, the same on every backend: a delay or timestamp whose sum
+ * passes JOBQ_TIME_MAX_MS leaves the job delayed (never due at once); a timestamp past it and
+ * lock times past it are refused with JOBQ_EINVAL naming the field, changing nothing. */
+static void
+errors_extreme_times(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_options o = conf_opts();
+	jobq_worker_options wo = conf_wopts();
+	jobq_worker *w = NULL;
+	jobq_job *job = NULL;
+	jobq_job_id a, b;
+
+	o.delay_ms = INT64_MAX;
+	conf_add(c, &a, "n", NULL, &o);
+	o.delay_ms = 1000;
+	o.timestamp = JOBQ_TIME_MAX_MS - 10;
+	conf_add(c, &b, "n", NULL, &o);
+	assert_int_equal(conf_state(c, a.str), JOBQ_STATE_DELAYED);
+	assert_int_equal(conf_state(c, b.str), JOBQ_STATE_DELAYED);
+	conf_fetch_none(c);
+	o.timestamp = INT64_MAX;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "timestamp"));
+	conf_assert_counts(c, 0, 0, 2, 0, 0, 0);
+
+	/* a lock time past the limit: refused, the job stays waiting */
+	assert_int_equal(jobq_queue_promote(c->q, a.str), 1);
+	conf_assert_error(jobq_queue_fetch(&job, c->q, INT64_MAX), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "lock_ms"));
+	assert_null(job);
+	conf_assert_error(jobq_queue_fetch(&job, c->q, JOBQ_TIME_MAX_MS + 1), JOBQ_EINVAL);
+	conf_assert_counts(c, 1, 0, 1, 0, 0, 0);
+	/* the longest lock is taken and held */
+	job = conf_fetch(c, a.str, JOBQ_TIME_MAX_MS);
+	conf_assert_error(jobq_job_extend_lock(job, INT64_MAX), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "lock_ms"));
+	assert_int_equal(jobq_job_extend_lock(job, JOBQ_TIME_MAX_MS), 0);
+	assert_int_equal(jobq_queue_check_stalled(c->q, 0), 0);
+	assert_int_equal(jobq_queue_check_stalled(c->q, 0), 0);
+	assert_int_equal(jobq_job_complete(job, NULL), 0);
+	jobq_job_free(job);
+
+	wo.lock_ms = INT64_MAX;
+	conf_assert_error(jobq_worker_new(&w, c->q, NULL, NULL, &wo), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "lock_ms"));
+	wo = conf_wopts();
+	wo.stalled_interval_ms = INT64_MAX;
+	conf_assert_error(jobq_worker_new(&w, c->q, NULL, NULL, &wo), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "stalled_interval_ms"));
+	assert_null(w);
+	conf_assert_counts(c, 0, 0, 1, 0, 1, 0);
+}
+
 /* Queue names: empty, over-long, with ':' or a control character are refused; the longest
  * allowed name works. */
 static void
@@ -386,6 +439,7 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(errors_invalid_job_options),
     CONF_CASE(errors_invalid_worker_options),
     CONF_CASE(errors_unknown_keep_mode),
+    CONF_CASE(errors_extreme_times),
     CONF_CASE(errors_bad_queue_names),
     CONF_CASE(errors_bad_job_ids),
     CONF_CASE(errors_bad_job_names),
