@@ -461,7 +461,10 @@ run_job(jobq_worker *w, slot *s, batch *b, size_t index) {
 static size_t
 settle_completions(jobq_worker *w, batch *b) {
 	char why[256];
-	snprintf(why, sizeof(why), "%s", jobq_error_message());
+	why[0] = '\0';
+	for (size_t i = 0; i < b->ndone && why[0] == '\0'; i++)
+		if (b->done[i].rc < 0) /* the message before a callback can change it */
+			snprintf(why, sizeof(why), "%s", jobq_error_message());
 	size_t kept = 0;
 	for (size_t i = 0; i < b->ndone; i++) {
 		jobq_completion *c = &b->done[i];

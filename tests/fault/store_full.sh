@@ -26,7 +26,9 @@ redis_pid=""
 mnt=""
 cleanup() {
 	[ -n "$work_pid" ] && kill "$work_pid" 2>/dev/null
-	[ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
+	if [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null; then
+		until_true 10 sh -c "! kill -0 $redis_pid 2>/dev/null"
+	fi
 	[ -n "$mnt" ] && umount "$mnt" 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -86,11 +88,11 @@ export JOBQ_URL=$URL
 # fill: makes the store refuse writes. unfill: lets it take them again.
 fill() {
 	if [ "$BACKEND" = redis ]; then
-		local v i
-		v=$(head -c 100000 /dev/zero | tr '\0' x)
+		local i
+		[ -f "$tmp/mb" ] || head -c 1048576 /dev/zero | tr '\0' x >"$tmp/mb"
 		rcli config set maxmemory 4mb >/dev/null
-		for i in $(seq 200); do
-			case "$(rcli set "fill$i" "$v" 2>&1)" in
+		for i in $(seq 20); do
+			case "$(rcli -x set "fill$i" <"$tmp/mb" 2>&1)" in
 			*OOM*) break ;;
 			esac
 		done
