@@ -624,10 +624,10 @@ cli_cmd_work(int argc, char **argv) {
 		                         (json_int_t)atomic_load(&ctx.completed), "failed",
 		                         (json_int_t)atomic_load(&ctx.failed)));
 	if (atomic_load(&ctx.dropped) > 0)
-		return cli_fail(
-		    CLI_EXIT_STORE,
-		    "gave up %lld results the store refused (those jobs will run again)",
-		    (long long)atomic_load(&ctx.dropped));
+		return cli_fail(CLI_EXIT_STORE,
+		                "gave up %lld result(s) the store refused (their jobs will run "
+		                "again)",
+		                (long long)atomic_load(&ctx.dropped));
 	if (atomic_load(&ctx.failed) > 0)
 		return cli_fail(CLI_EXIT_FAILED, "%lld of %lld attempts failed",
 		                (long long)atomic_load(&ctx.failed),
