@@ -19,6 +19,7 @@
   Events: completed, drained, waiting (prev delayed) for promotions, active (prev waiting)
 ]]
 --- @include "includes/keys"
+--- @include "includes/lock"
 --- @include "includes/ready"
 --- @include "includes/remove"
 
@@ -98,6 +99,10 @@ if #cand > 0 then
     end
     cand = kept
   end
+end
+-- (out of memory, a step that records completions is refused before its first change)
+if #cand > 0 then
+  refuseWhenFull()
 end
 -- ... then out of the active list. A batch fetched in one step sits together in the list
 -- (one LPUSH put it there), its first job deepest. When the completions are such a run, it is

@@ -19,6 +19,9 @@ end
 if cur ~= token then
   return -6
 end
-redis.call("SET", lockKey, token, "PX", tonumber(ARGV[4]))
+-- PEXPIRE, not SET PX: the value is the same, and PEXPIRE (not flagged deny-oom) still runs
+-- when the server is over maxmemory, so a worker keeps the locks of jobs whose outcome the
+-- full server refuses until it can record them
+redis.call("PEXPIRE", lockKey, tonumber(ARGV[4]))
 redis.call("SREM", stalledKey, id)
 return 0

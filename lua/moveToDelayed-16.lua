@@ -22,7 +22,7 @@ local jk = qp .. id
 if redis.call("EXISTS", jk) == 0 then
   return -1
 end
-local unlocked = unlock(id, token)
+local unlocked = unlock(id, token, true)
 if unlocked ~= 0 then
   return unlocked
 end

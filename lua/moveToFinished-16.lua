@@ -30,7 +30,7 @@ end
 if target == "completed" and redis.call("SCARD", jk .. ":dependencies") ~= 0 then
   return -4
 end
-local unlocked = unlock(id, token)
+local unlocked = unlock(id, token, true)
 if unlocked ~= 0 then
   return unlocked
 end

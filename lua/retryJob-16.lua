@@ -21,7 +21,7 @@ promoteDue(now)
 if redis.call("EXISTS", qp .. id) == 0 then
   return -1
 end
-local unlocked = unlock(id, token)
+local unlocked = unlock(id, token, true)
 if unlocked ~= 0 then
   return unlocked
 end

@@ -49,3 +49,22 @@ if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
                  "JOBQ_TEST_REDIS_SOCKET=${jobq_cli_redis_dir}/redis.sock")
   endif()
 endif()
+
+# A store that cannot take a result (Redis out of memory, LMDB on a full tmpfs): `jobq work`
+# keeps it and records it later (tests/fault/store_full.sh). Each starts its own store: a
+# private redis-server whose maxmemory it changes, a tmpfs it mounts (root only: skipped, 77,
+# otherwise). About 4 s each.
+set(jobq_store_full_backends)
+if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
+  list(APPEND jobq_store_full_backends redis)
+endif()
+if("JOBQ_HAVE_LMDB=1" IN_LIST jobq_definitions)
+  list(APPEND jobq_store_full_backends lmdb)
+endif()
+foreach(backend IN LISTS jobq_store_full_backends)
+  add_test(NAME fault.store_full.${backend}
+    COMMAND ${JOBQ_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/fault/store_full.sh $<TARGET_FILE:jobq>
+            ${backend})
+  set_tests_properties(fault.store_full.${backend} PROPERTIES
+    LABELS "fault;cli;${backend}" TIMEOUT 120 SKIP_RETURN_CODE 77)
+endforeach()

@@ -41,6 +41,7 @@ typedef struct work_ctx {
 	atomic_llong completed;
 	atomic_int running;
 	atomic_llong last_activity_us;
+	atomic_llong dropped; /* results the store refused and the worker gave up */
 } work_ctx;
 
 /* Pipes are made and the command spawned under this lock, so that no other command started
@@ -446,6 +447,40 @@ handle(jobq_job *job, void *payload) {
 	return rc;
 }
 
+/*
+ * What the worker sees beside the jobs, one line each on stderr (until the library's log hook
+ * takes this over). Runs on the worker's threads: one fprintf per line keeps lines whole.
+ */
+static void
+on_worker_event(const jobq_worker_event *e, void *payload) {
+	work_ctx *ctx = payload;
+	const char *what = "event";
+	switch (e->type) {
+	case JOBQ_WORKER_STORE_DOWN:
+		what = "store outage";
+		break;
+	case JOBQ_WORKER_STORE_UP:
+		what = "store recovered";
+		break;
+	case JOBQ_WORKER_LOCK_LOST:
+		what = "lock lost";
+		break;
+	case JOBQ_WORKER_RESULT_REFUSED:
+		what = "result refused";
+		break;
+	case JOBQ_WORKER_RESULT_RECORDED:
+		what = "result recorded";
+		break;
+	case JOBQ_WORKER_RESULT_DROPPED:
+		what = "result given up";
+		atomic_fetch_add(&ctx->dropped, 1);
+		break;
+	}
+	fprintf(stderr, "%sjobq work: %s: %s: %s%s%s%s\n", cli_progress_enabled() ? "\r\033[K" : "",
+	        ctx->queue, what, e->message, e->error ? " (" : "",
+	        e->error ? jobq_error_name(e->error) : "", e->error ? ")" : "");
+}
+
 /* Is the command runnable? (posix_spawnp's own search, checked once up front.) */
 static int
 command_exists(const char *cmd) {
@@ -517,6 +552,7 @@ cli_cmd_work(int argc, char **argv) {
 	atomic_init(&ctx.completed, 0);
 	atomic_init(&ctx.running, 0);
 	atomic_init(&ctx.last_activity_us, cli_now_us());
+	atomic_init(&ctx.dropped, 0);
 
 	/* Signals are taken by sigtimedwait below; every thread created from here blocks them.
 	 * A shell starts background commands with SIGINT ignored: undo that, or it is lost. */
@@ -536,6 +572,8 @@ cli_cmd_work(int argc, char **argv) {
 	wo.lock_ms = lock_ms;
 	wo.stalled_interval_ms = stalled_interval;
 	wo.max_stalled = (uint32_t)max_stalled;
+	wo.on_event = on_worker_event;
+	wo.event_payload = &ctx;
 	rc = jobq_worker_new(&ctx.w, q, handle, &ctx, &wo);
 	if (rc < 0) {
 		rc = cli_lib_fail(rc, "cannot create the worker");
@@ -585,6 +623,11 @@ cli_cmd_work(int argc, char **argv) {
 		cli_print_json(json_pack("{s:I,s:I}", "completed",
 		                         (json_int_t)atomic_load(&ctx.completed), "failed",
 		                         (json_int_t)atomic_load(&ctx.failed)));
+	if (atomic_load(&ctx.dropped) > 0)
+		return cli_fail(CLI_EXIT_STORE,
+		                "gave up %lld result(s) the store refused (their jobs will run "
+		                "again)",
+		                (long long)atomic_load(&ctx.dropped));
 	if (atomic_load(&ctx.failed) > 0)
 		return cli_fail(CLI_EXIT_FAILED, "%lld of %lld attempts failed",
 		                (long long)atomic_load(&ctx.failed),

@@ -30,6 +30,13 @@ extern "C" {
 #define JOBQ_ID_MAX         127
 #define JOBQ_QUEUE_NAME_MAX 200
 #define JOBQ_JOB_NAME_MAX   1024
+/*
+ * The latest time (ms since the epoch) and the longest duration (ms) the library takes:
+ * 2^53 - 1, beyond which JavaScript (BullMQ) and Lua numbers lose integer precision. Lock
+ * times and timestamps past it are refused; a delay that would make a job due past it is
+ * cut to make the job due at JOBQ_TIME_MAX_MS (in effect never, as in BullMQ).
+ */
+#define JOBQ_TIME_MAX_MS INT64_C(9007199254740991)
 
 /** A storage backend (include/jobq/sys/backend.h); opaque to users. */
 typedef struct jobq_backend jobq_backend;

@@ -42,7 +42,9 @@ JOBQ_EXTERN const char *jobq_event_get(const jobq_event *e, const char *key);
 /**
  * Reads up to `max` events after cursor `after` (JOBQ_EVENTS_START, JOBQ_EVENTS_NOW or an
  * event id). If none is there, waits up to `timeout_ms` of real time (0: do not wait; < 0:
- * forever) for one. An empty list is not an error. Thread safety: any thread.
+ * forever) for one. An empty list is not an error. JOBQ_ECLOSED (and `*out` NULL) if `q` is
+ * closed, also when jobq_queue_close closes it while this call waits: `q` is then gone, and
+ * the caller must not use it again. Thread safety: any thread.
  */
 JOBQ_EXTERN int jobq_events_read(jobq_event_list **out, jobq_queue *q, const char *after,
                                  size_t max, int64_t timeout_ms);

@@ -66,7 +66,7 @@ typedef struct jobq_keep {
 
 typedef struct jobq_job_options {
 	unsigned int version; /* JOBQ_JOB_OPTIONS_VERSION */
-	int64_t delay_ms;     /* > 0: delayed until timestamp + delay */
+	int64_t delay_ms;     /* > 0: delayed until timestamp + delay (at most JOBQ_TIME_MAX_MS) */
 	uint32_t priority;    /* 0 none; 1 .. 2^21-1, lower runs first */
 	int lifo;             /* non-zero: runs before the jobs already waiting */
 	uint32_t attempts;    /* 0 or 1: one attempt */
@@ -78,7 +78,7 @@ typedef struct jobq_job_options {
 	size_t size_limit;    /* > 0: refuse data larger than this many bytes */
 	const char *dedup_id; /* deduplication id: while its owner lives, adds return the owner */
 	int64_t dedup_ttl_ms; /* > 0: the dedup id also expires after this long */
-	int64_t timestamp;    /* creation time override in ms; 0: now */
+	int64_t timestamp;    /* creation time override in ms (<= JOBQ_TIME_MAX_MS); 0: now */
 } jobq_job_options;
 
 #define JOBQ_JOB_OPTIONS_VERSION 1

@@ -185,7 +185,8 @@ JOBQ_EXTERN int jobq_queue_add_log(jobq_queue *q, const char *id, const char *li
 
 /**
  * Fetches the next job (waiting before prioritized; due delayed jobs are promoted first) and
- * locks it for `lock_ms` with a fresh token (jobq_job_token). JOBQ_ENOJOB if none (or paused).
+ * locks it for `lock_ms` (1..JOBQ_TIME_MAX_MS, else JOBQ_EINVAL) with a fresh token
+ * (jobq_job_token). JOBQ_ENOJOB if none (or paused).
  * Complete, fail or extend it with the calls below. Deferred failures (a job past its stall
  * limit) are failed here and skipped.
  */

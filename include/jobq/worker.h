@@ -29,6 +29,44 @@ typedef int (*jobq_process_fn)(jobq_job *job, void *payload);
 typedef int (*jobq_backoff_fn)(int64_t *delay_ms, const jobq_job *job, uint32_t attempts_made,
                                const char *custom_type, const char *reason, void *payload);
 
+/** What happened to a worker (jobq_worker_event.type). */
+typedef enum jobq_worker_event_type {
+	/* A step of the store failed (fetch, recording an outcome, lock renewal, stalled
+	 * check): `error` and `message` say why. Reported once until JOBQ_WORKER_STORE_UP. */
+	JOBQ_WORKER_STORE_DOWN = 1,
+	/* The store took a fetch or an outcome again after JOBQ_WORKER_STORE_DOWN. */
+	JOBQ_WORKER_STORE_UP,
+	/* The lock of job `job_id` is gone (expired, or the job was taken back): someone else
+	 * owns the job now, and this worker does not write its outcome. */
+	JOBQ_WORKER_LOCK_LOST,
+	/* The store refused to record the outcome (completion or failed attempt) of job
+	 * `job_id` for a reason other than a lost lock (out of memory or disk, connection
+	 * lost): the worker keeps the outcome, keeps renewing the job's lock, fetches nothing
+	 * more on that thread, and tries again with a backoff of at most a second. */
+	JOBQ_WORKER_RESULT_REFUSED,
+	/* A refused outcome of job `job_id` was recorded after all. */
+	JOBQ_WORKER_RESULT_RECORDED,
+	/* The worker gave up a refused outcome of job `job_id`: its lock was lost meanwhile,
+	 * or jobq_worker_close's deadline passed first. The job stays active until the stalled
+	 * check gives it back (it will run again). */
+	JOBQ_WORKER_RESULT_DROPPED
+} jobq_worker_event_type;
+
+typedef struct jobq_worker_event {
+	jobq_worker_event_type type;
+	const char *job_id;  /* NULL for STORE_DOWN and STORE_UP */
+	int error;           /* the JOBQ_E* code of the failure, 0 for STORE_UP and RECORDED */
+	const char *message; /* what happened, in words (never NULL) */
+} jobq_worker_event;
+
+/**
+ * Told what happens to the worker that the handlers do not see: store outages and
+ * recoveries, lost locks, refused and late outcomes. Called on the worker's threads (several
+ * may call at once), under no library lock; the event and its strings live only during the
+ * call. It must return promptly and must not close or free the worker.
+ */
+typedef void (*jobq_worker_event_fn)(const jobq_worker_event *e, void *payload);
+
 typedef struct jobq_worker_options {
 	unsigned int version;         /* JOBQ_WORKER_OPTIONS_VERSION */
 	unsigned int concurrency;     /* handler threads, default 1 */
@@ -40,9 +78,13 @@ typedef struct jobq_worker_options {
 	jobq_keep remove_on_fail;
 	jobq_backoff_fn backoff_fn; /* optional */
 	void *backoff_payload;
+	/* version 2 */
+	jobq_worker_event_fn on_event; /* optional */
+	void *event_payload;
 } jobq_worker_options;
 
-#define JOBQ_WORKER_OPTIONS_VERSION 1
+/* Version 1 options (without on_event) are still accepted. */
+#define JOBQ_WORKER_OPTIONS_VERSION 2
 #define JOBQ_WORKER_OPTIONS_INIT                                                                   \
 	{                                                                                          \
 		.version = JOBQ_WORKER_OPTIONS_VERSION, .concurrency = 1, .lock_ms = 30000,        \
@@ -63,8 +105,10 @@ JOBQ_EXTERN int jobq_worker_start(jobq_worker *w);
 /**
  * Graceful close: stops fetching, lets running handlers finish for up to `deadline_ms` of
  * real time (< 0: no limit), then sets their cancellation flag and waits for them; jobs whose
- * handler fails after cancellation go back to waiting without using an attempt. Joins all
- * threads. Thread safety: any thread, not from inside a handler.
+ * handler fails after cancellation go back to waiting without using an attempt. Outcomes the
+ * store refused are tried again until the same deadline, then given up
+ * (JOBQ_WORKER_RESULT_DROPPED). Joins all threads. Thread safety: any thread, not from
+ * inside a handler.
  */
 JOBQ_EXTERN int jobq_worker_close(jobq_worker *w, int64_t deadline_ms);
 /** Asks the worker to stop fetching, without waiting. Callable from a handler or signal-safe

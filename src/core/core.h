@@ -31,7 +31,11 @@ int jobq__validate_queue_name(const char *name);
 int jobq__validate_job_name(const char *name);
 int jobq__validate_custom_id(const char *id);
 int jobq__validate_job_options(const jobq_job_options *opts);
+/* A keep policy (remove-on-complete / remove-on-fail); `what` names the field in the error. */
+int jobq__validate_keep(const jobq_keep *k, const char *what);
 int jobq__validate_json(const char *what, const char *json, size_t len);
+/* A lock time or period: 1..JOBQ_TIME_MAX_MS, else JOBQ_EINVAL naming `what` and `field`. */
+int jobq__validate_duration(const char *what, const char *field, int64_t ms);
 
 /* --- retry policy (retry.c) --------------------------------------------------------------- */
 

@@ -141,6 +141,15 @@ jobq_events_read(jobq_event_list **out, jobq_queue *q, const char *after, size_t
 	if (rc < 0)
 		return rc;
 	rc = q->store->backend->events_read(out, q->bq, after, max, timeout_ms);
+	if (atomic_load(&q->closed)) {
+		/* Closed while we waited: once we leave the wait, close may free `q`, so this is
+		 * the last look at it, and the caller must not call again. */
+		rc = jobq_error_set(JOBQ_ECLOSED, "events read: queue %s was closed", q->name);
+		jobq_queue__leave_wait(q);
+		jobq_event_list_free(*out);
+		*out = NULL;
+		return rc;
+	}
 	jobq_queue__leave_wait(q);
 	if (rc >= 0 && *out == NULL)
 		rc = jobq_event_list__new(out);

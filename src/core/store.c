@@ -248,6 +248,11 @@ jobq_queue__prepare_add(jobq_job_options *opts_out, const jobq_queue *q, const j
 	*opts_out = *opts;
 	if (opts_out->timestamp == 0)
 		opts_out->timestamp = now;
+	/* A due time past JOBQ_TIME_MAX_MS is cut to it: the job stays delayed (the backends
+	 * add the two, and must neither overflow nor make the job due). */
+	if (opts_out->timestamp <= JOBQ_TIME_MAX_MS &&
+	    opts_out->delay_ms > JOBQ_TIME_MAX_MS - opts_out->timestamp)
+		opts_out->delay_ms = JOBQ_TIME_MAX_MS - opts_out->timestamp;
 	return 0;
 }
 
@@ -537,6 +542,8 @@ jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, cons
 				delay = o->backoff.max_delay_ms;
 		}
 	}
+	if (delay > JOBQ_TIME_MAX_MS - now) /* a custom backoff's delay, as an add's */
+		delay = JOBQ_TIME_MAX_MS - now;
 	jobq_failure f = {
 	    .reason = reason ? reason : "failed",
 	    .stack = reason ? reason : "failed",
@@ -626,9 +633,8 @@ jobq_queue_fetch(jobq_job **out, jobq_queue *q, int64_t lock_ms) {
 		return rc;
 	if (out == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "fetch: out is NULL");
-	if (lock_ms <= 0)
-		return jobq_error_set(JOBQ_EINVAL, "fetch: lock duration %lld ms must be positive",
-		                      (long long)lock_ms);
+	if ((rc = jobq__validate_duration("fetch", "lock_ms", lock_ms)) < 0)
+		return rc;
 	char token[64];
 	jobq_store__new_token(q->store, token, sizeof(token));
 	*out = NULL;
@@ -688,9 +694,8 @@ jobq_queue_extend_lock(jobq_queue *q, const char *id, const char *token, int64_t
 	int rc = check_attempt_args(q, id, token, "extend lock");
 	if (rc < 0)
 		return rc;
-	if (lock_ms <= 0)
-		return jobq_error_set(JOBQ_EINVAL, "extend lock: duration %lld ms must be positive",
-		                      (long long)lock_ms);
+	if ((rc = jobq__validate_duration("extend lock", "lock_ms", lock_ms)) < 0)
+		return rc;
 	return BACKEND(q)->extend_lock(q->bq, id, token, lock_ms, jobq_queue__now(q));
 }
 

@@ -78,8 +78,8 @@ jobq__validate_custom_id(const char *id) {
 	return 0;
 }
 
-static int
-validate_keep(const jobq_keep *k, const char *what) {
+int
+jobq__validate_keep(const jobq_keep *k, const char *what) {
 	switch (k->mode) {
 	case JOBQ_KEEP_DEFAULT:
 	case JOBQ_KEEP_ALL:
@@ -126,8 +126,9 @@ jobq__validate_job_options(const jobq_job_options *o) {
 	int rc;
 	if (o->job_id != NULL && (rc = jobq__validate_custom_id(o->job_id)) < 0)
 		return rc;
-	if ((rc = validate_keep(&o->remove_on_complete, "remove-on-complete")) < 0 ||
-	    (rc = validate_keep(&o->remove_on_fail, "remove-on-fail")) < 0)
+	if ((rc = jobq__validate_keep(&o->remove_on_complete, "job options: remove_on_complete")) <
+	        0 ||
+	    (rc = jobq__validate_keep(&o->remove_on_fail, "job options: remove_on_fail")) < 0)
 		return rc;
 	if (o->keep_logs < 0)
 		return jobq_error_set(JOBQ_EINVAL, "job options: keep_logs %lld is negative",
@@ -141,9 +142,27 @@ jobq__validate_job_options(const jobq_job_options *o) {
 	if (o->dedup_ttl_ms > 0 && o->dedup_id == NULL)
 		return jobq_error_set(JOBQ_EINVAL,
 		                      "job options: dedup ttl given without a dedup id");
-	if (o->timestamp < 0)
-		return jobq_error_set(JOBQ_EINVAL, "job options: timestamp %lld is negative",
-		                      (long long)o->timestamp);
+	if (o->timestamp < 0 || o->timestamp > JOBQ_TIME_MAX_MS)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "job options: timestamp %lld is outside 0..JOBQ_TIME_MAX_MS "
+		                      "(%lld)",
+		                      (long long)o->timestamp, (long long)JOBQ_TIME_MAX_MS);
+	if (o->dedup_ttl_ms > JOBQ_TIME_MAX_MS)
+		return jobq_error_set(
+		    JOBQ_EINVAL, "job options: dedup_ttl_ms %lld is above JOBQ_TIME_MAX_MS (%lld)",
+		    (long long)o->dedup_ttl_ms, (long long)JOBQ_TIME_MAX_MS);
+	return 0;
+}
+
+int
+jobq__validate_duration(const char *what, const char *field, int64_t ms) {
+	if (ms <= 0)
+		return jobq_error_set(JOBQ_EINVAL, "%s: %s %lld ms must be positive", what, field,
+		                      (long long)ms);
+	if (ms > JOBQ_TIME_MAX_MS)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "%s: %s %lld ms is above JOBQ_TIME_MAX_MS (%lld)", what,
+		                      field, (long long)ms, (long long)JOBQ_TIME_MAX_MS);
 	return 0;
 }
 

@@ -17,6 +17,8 @@
  * job a thread holds - running, waiting for its turn, or completed but not yet written - is
  * locked and kept locked by the heartbeat; a crash leaves them to the stalled-job reaper.
  */
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -78,6 +80,8 @@ struct jobq_worker {
 	atomic_uint_fast64_t completed;
 	atomic_uint_fast64_t failed;
 	atomic_uint_fast64_t running;
+	atomic_int store_down; /* STORE_DOWN was told, and no STORE_UP since */
+	atomic_uint recording; /* threads holding outcomes the store refused */
 };
 
 typedef struct thread_arg {
@@ -85,33 +89,55 @@ typedef struct thread_arg {
 	unsigned int index;
 } thread_arg;
 
-/* An idle worker re-checks the store at least this often (BullMQ's drainDelay). */
-enum { IDLE_WAIT_MS = 5000, ERROR_BACKOFF_MIN_MS = 50, ERROR_BACKOFF_MAX_MS = 5000 };
+/* An idle worker re-checks the store at least this often (BullMQ's drainDelay). A refused
+ * outcome is tried again sooner than a failed fetch: the job is finished, and every second
+ * it waits is a second its lock must be kept. */
+enum {
+	IDLE_WAIT_MS = 5000,
+	ERROR_BACKOFF_MIN_MS = 50,
+	ERROR_BACKOFF_MAX_MS = 5000,
+	RECORD_BACKOFF_MAX_MS = 1000
+};
 
 int
 jobq_worker_options_init(jobq_worker_options *opts, unsigned int version) {
 	if (opts == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "worker options: NULL");
-	if (version != JOBQ_WORKER_OPTIONS_VERSION)
+	if (version != 1 && version != JOBQ_WORKER_OPTIONS_VERSION)
 		return jobq_error_set(JOBQ_EVERSION, "worker options: version %u not supported",
 		                      version);
-	*opts = (jobq_worker_options)JOBQ_WORKER_OPTIONS_INIT;
+	jobq_worker_options init = JOBQ_WORKER_OPTIONS_INIT;
+	init.version = version;
+	/* a version 1 struct ends before on_event */
+	memcpy(opts, &init, version == 1 ? offsetof(jobq_worker_options, on_event) : sizeof(init));
+	return 0;
+}
+
+/* Copies the caller's options (version 1 or 2) into a whole struct of this version. */
+static int
+copy_worker_options(jobq_worker_options *out, const jobq_worker_options *o) {
+	if (o->version != 1 && o->version != JOBQ_WORKER_OPTIONS_VERSION)
+		return jobq_error_set(JOBQ_EVERSION,
+		                      "worker options: version %u not supported (want 1..%u)",
+		                      o->version, JOBQ_WORKER_OPTIONS_VERSION);
+	memset(out, 0, sizeof(*out));
+	memcpy(out, o, o->version == 1 ? offsetof(jobq_worker_options, on_event) : sizeof(*out));
+	out->version = JOBQ_WORKER_OPTIONS_VERSION;
 	return 0;
 }
 
 static int
 validate_worker_options(const jobq_worker_options *o) {
-	if (o->version != JOBQ_WORKER_OPTIONS_VERSION)
-		return jobq_error_set(JOBQ_EVERSION,
-		                      "worker options: version %u not supported (want %u)",
-		                      o->version, JOBQ_WORKER_OPTIONS_VERSION);
 	if (o->concurrency == 0 || o->concurrency > 10000)
 		return jobq_error_set(JOBQ_EINVAL,
 		                      "worker options: concurrency %u is not in 1..10000",
 		                      o->concurrency);
-	if (o->lock_ms <= 0)
-		return jobq_error_set(JOBQ_EINVAL, "worker options: lock_ms %lld must be positive",
-		                      (long long)o->lock_ms);
+	int rc;
+	if ((rc = jobq__validate_duration("worker options", "lock_ms", o->lock_ms)) < 0 ||
+	    (o->stalled_interval_ms > 0 &&
+	     (rc = jobq__validate_duration("worker options", "stalled_interval_ms",
+	                                   o->stalled_interval_ms)) < 0))
+		return rc;
 	if (o->lock_renew_ms < 0 || o->lock_renew_ms >= o->lock_ms)
 		return jobq_error_set(JOBQ_EINVAL,
 		                      "worker options: lock_renew_ms %lld must be in 0..lock_ms-1",
@@ -119,6 +145,10 @@ validate_worker_options(const jobq_worker_options *o) {
 	if (o->stalled_interval_ms == 0)
 		return jobq_error_set(JOBQ_EINVAL, "worker options: stalled_interval_ms is 0 (use "
 		                                   "a negative value to disable the reaper)");
+	if ((rc = jobq__validate_keep(&o->remove_on_complete,
+	                              "worker options: remove_on_complete")) < 0 ||
+	    (rc = jobq__validate_keep(&o->remove_on_fail, "worker options: remove_on_fail")) < 0)
+		return rc;
 	return 0;
 }
 
@@ -141,14 +171,16 @@ jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payl
 		return jobq_error_set(JOBQ_ECLOSED, "worker: queue '%s' is closed", q->name);
 	if (opts == NULL)
 		opts = &defaults;
-	int rc = validate_worker_options(opts);
-	if (rc < 0)
+	jobq_worker_options o;
+	int rc = copy_worker_options(&o, opts);
+	if (rc < 0 || (rc = validate_worker_options(&o)) < 0)
 		return rc;
+	opts = &o;
 	jobq_worker *w = jobq__calloc(1, sizeof(*w));
 	if (w == NULL)
 		return JOBQ_ENOMEM;
 	w->q = q;
-	w->opts = *opts;
+	w->opts = o;
 	if (w->opts.lock_renew_ms == 0)
 		w->opts.lock_renew_ms = w->opts.lock_ms / 2;
 	w->default_fn = fn;
@@ -214,6 +246,116 @@ find_handler(const jobq_worker *w, const char *name, handler *fallback) {
 	return fallback;
 }
 
+/* --- telling the owner -------------------------------------------------------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 5, 6)))
+#endif
+static void
+tell(jobq_worker *w, jobq_worker_event_type type, const char *job_id, int error, const char *fmt,
+     ...) {
+	if (w->opts.on_event == NULL)
+		return;
+	char message[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	jobq_worker_event e = {type, job_id, error, message};
+	w->opts.on_event(&e, w->opts.event_payload);
+}
+
+/* A step of the store failed with `error` (the thread's error message says why). */
+static void
+store_down(jobq_worker *w, int error, const char *what) {
+	if (atomic_load(&w->store_down) == 0 && atomic_exchange(&w->store_down, 1) == 0)
+		tell(w, JOBQ_WORKER_STORE_DOWN, NULL, error, "%s: %s", what, jobq_error_message());
+}
+
+/* A fetch or an outcome went through. */
+static void
+store_up(jobq_worker *w) {
+	if (atomic_load(&w->store_down) != 0 && atomic_exchange(&w->store_down, 0) != 0)
+		tell(w, JOBQ_WORKER_STORE_UP, NULL, 0, "the store takes writes again");
+}
+
+/* Refusals that say the outcome will never be taken (the job is not this worker's any more),
+ * as opposed to a store that cannot take it now (out of memory or disk, unreachable). */
+static int
+refused_for_good(int rc) {
+	return rc == JOBQ_ELOCKLOST || rc == JOBQ_ESTATE || rc == JOBQ_ENOTFOUND ||
+	       rc == JOBQ_EINVAL;
+}
+
+/* Waits `ms` of real time before an outcome is tried again; not cut short by closing (the
+ * outcome is worth the wait), only by cancellation (close's deadline). */
+static void
+record_pause(jobq_worker *w, int64_t ms) {
+	int64_t until = jobq_clock__monotonic_ms() + ms;
+	pthread_mutex_lock(&w->mu);
+	while (!atomic_load(&w->cancelled)) {
+		int64_t left = until - jobq_clock__monotonic_ms();
+		if (left <= 0)
+			break;
+		struct timespec ts;
+		jobq_clock__deadline(&ts, left);
+		pthread_cond_timedwait(&w->timer_cv, &w->mu, &ts);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+static int64_t
+next_record_pause(int64_t ms) {
+	return ms * 2 > RECORD_BACKOFF_MAX_MS ? RECORD_BACKOFF_MAX_MS : ms * 2;
+}
+
+/*
+ * Records a failed attempt; while the store cannot take it, keeps it and tries again (the
+ * job stays in the thread's slot, so the heartbeat keeps its lock), until it is taken, its
+ * lock is lost, or close's deadline passes.
+ */
+static void
+record_failure(jobq_worker *w, const jobq_job *job, const char *reason, unsigned int flags) {
+	int rc = jobq_queue__fail_job(w->q, job, job->token, reason, flags, &w->policy);
+	if (rc >= 0) {
+		store_up(w);
+		return;
+	}
+	if (refused_for_good(rc)) {
+		tell(w, JOBQ_WORKER_LOCK_LOST, job->id, rc,
+		     "job %s: failed attempt not recorded: %s", job->id, jobq_error_message());
+		return;
+	}
+	store_down(w, rc, "recording a failed attempt");
+	tell(w, JOBQ_WORKER_RESULT_REFUSED, job->id, rc,
+	     "job %s: the store refused its failed attempt (kept, trying again): %s", job->id,
+	     jobq_error_message());
+	atomic_fetch_add(&w->recording, 1);
+	for (int64_t pause = ERROR_BACKOFF_MIN_MS;; pause = next_record_pause(pause)) {
+		record_pause(w, pause);
+		if (atomic_load(&w->cancelled)) {
+			tell(w, JOBQ_WORKER_RESULT_DROPPED, job->id, rc,
+			     "job %s: gave up its failed attempt at close: %s", job->id,
+			     "the store did not take it before the deadline");
+			break;
+		}
+		rc = jobq_queue__fail_job(w->q, job, job->token, reason, flags, &w->policy);
+		if (rc >= 0) {
+			store_up(w);
+			tell(w, JOBQ_WORKER_RESULT_RECORDED, job->id, 0,
+			     "job %s: its failed attempt was recorded", job->id);
+			break;
+		}
+		if (refused_for_good(rc)) {
+			tell(w, JOBQ_WORKER_RESULT_DROPPED, job->id, rc,
+			     "job %s: gave up its failed attempt: %s", job->id,
+			     jobq_error_message());
+			break;
+		}
+	}
+	atomic_fetch_sub(&w->recording, 1);
+}
+
 /* --- running one job ---------------------------------------------------------------------- */
 
 /* The per-thread state of a handler thread: the batch it holds and what it completed. */
@@ -221,7 +363,8 @@ typedef struct batch {
 	jobq_job *jobs[BATCH_MAX]; /* the batch fetched last, freed at the next fetch */
 	size_t n;
 	jobq_completion done[BATCH_MAX];
-	char *results[BATCH_MAX]; /* owned result texts of done[] */
+	char *results[BATCH_MAX];         /* owned result texts of done[] */
+	unsigned char refused[BATCH_MAX]; /* done[i] was refused once (and told) */
 	size_t ndone;
 	size_t want; /* how many to fetch next */
 	char tokens[BATCH_MAX][TOKEN_SIZE];
@@ -282,6 +425,7 @@ run_job(jobq_worker *w, slot *s, batch *b, size_t index) {
 		    jobq__resolve_keep(&job->opts.remove_on_complete, &w->opts.remove_on_complete);
 		c->rc = 0;
 		c->dedup_id = job->opts.dedup_id;
+		b->refused[b->ndone] = 0;
 		b->ndone++;
 	} else {
 		atomic_fetch_add(&w->failed, 1);
@@ -296,8 +440,7 @@ run_job(jobq_worker *w, slot *s, batch *b, size_t index) {
 				         "handler returned %d (%s)", rc, jobq_strerror(rc));
 				reason = fallback_reason;
 			}
-			jobq_queue__fail_job(q, job, job->token, reason, rt->error_flags,
-			                     &w->policy);
+			record_failure(w, job, reason, rt->error_flags);
 		}
 	}
 	jobq_job__detach(job);
@@ -311,8 +454,86 @@ run_job(jobq_worker *w, slot *s, batch *b, size_t index) {
 }
 
 /*
+ * After a step that wrote b->done: counts and frees the completions recorded, tells those
+ * refused for good, and keeps at the front of b->done those the store could not take now.
+ * Returns how many it kept.
+ */
+static size_t
+settle_completions(jobq_worker *w, batch *b) {
+	char why[256];
+	why[0] = '\0';
+	for (size_t i = 0; i < b->ndone && why[0] == '\0'; i++)
+		if (b->done[i].rc < 0) /* the message before a callback can change it */
+			snprintf(why, sizeof(why), "%s", jobq_error_message());
+	size_t kept = 0;
+	for (size_t i = 0; i < b->ndone; i++) {
+		jobq_completion *c = &b->done[i];
+		if (c->rc >= 0) {
+			atomic_fetch_add(&w->completed, 1);
+			if (b->refused[i])
+				tell(w, JOBQ_WORKER_RESULT_RECORDED, c->id, 0,
+				     "job %s: its completion was recorded", c->id);
+		} else if (refused_for_good(c->rc)) {
+			if (b->refused[i])
+				tell(w, JOBQ_WORKER_RESULT_DROPPED, c->id, c->rc,
+				     "job %s: gave up its completion: %s", c->id, why);
+			else
+				tell(w, JOBQ_WORKER_LOCK_LOST, c->id, c->rc,
+				     "job %s: completion not recorded: %s", c->id, why);
+		} else {
+			if (!b->refused[i])
+				tell(w, JOBQ_WORKER_RESULT_REFUSED, c->id, c->rc,
+				     "job %s: the store refused its completion (kept, trying "
+				     "again): %s",
+				     c->id, why);
+			b->done[kept] = *c;
+			b->results[kept] = b->results[i];
+			b->refused[kept] = 1;
+			kept++;
+			continue;
+		}
+		jobq__free(b->results[i]);
+	}
+	b->ndone = kept;
+	return kept;
+}
+
+/*
+ * Tries again, with a growing pause, to record the completions in b->done that the store
+ * refused, while the heartbeat keeps their jobs' locks (the batch stays in the slot), until
+ * each is taken or refused for good; gives up the rest when close's deadline passes.
+ */
+static void
+record_completions(jobq_worker *w, batch *b) {
+	atomic_fetch_add(&w->recording, 1);
+	for (int64_t pause = ERROR_BACKOFF_MIN_MS; b->ndone > 0; pause = next_record_pause(pause)) {
+		record_pause(w, pause);
+		if (atomic_load(&w->cancelled)) {
+			for (size_t i = 0; i < b->ndone; i++) {
+				tell(w, JOBQ_WORKER_RESULT_DROPPED, b->done[i].id, b->done[i].rc,
+				     "job %s: gave up its completion at close: the store did not "
+				     "take it before the deadline",
+				     b->done[i].id);
+				jobq__free(b->results[i]);
+			}
+			b->ndone = 0;
+			break;
+		}
+		jobq_job *none[1];
+		int rc = jobq_queue__complete_fetch(none, NULL, w->q, b->done, b->ndone,
+		                                    b->token_ptrs, 0, w->opts.lock_ms);
+		if (rc >= 0)
+			store_up(w);
+		settle_completions(w, b);
+	}
+	atomic_fetch_sub(&w->recording, 1);
+}
+
+/*
  * Writes the completions queued in b->done and fetches up to `max` jobs in one backend step
- * (max 0: only writes), then frees the previous batch. Returns the number fetched or < 0.
+ * (max 0: only writes), then frees the previous batch. Completions the store cannot take now
+ * are tried again first (record_completions), with no new work taken meanwhile. Returns the
+ * number fetched or < 0.
  */
 static int
 complete_and_fetch(jobq_worker *w, slot *s, batch *b, size_t max, jobq_fetch_info *info) {
@@ -322,24 +543,23 @@ complete_and_fetch(jobq_worker *w, slot *s, batch *b, size_t max, jobq_fetch_inf
 		jobq_store__new_token(q->store, b->tokens[i], TOKEN_SIZE);
 		b->token_ptrs[i] = b->tokens[i];
 	}
+	size_t ndone = b->ndone;
 	int rc = jobq_queue__complete_fetch(fetched, info, q, b->done, b->ndone, b->token_ptrs, max,
 	                                    w->opts.lock_ms);
-	size_t kept = 0;
-	for (size_t i = 0; i < b->ndone; i++) {
-		if (b->done[i].rc >= 0)
-			atomic_fetch_add(&w->completed, 1);
-		if ((rc == JOBQ_ENOMEM || rc == JOBQ_EIO) && b->done[i].rc == rc) {
-			/* The step failed (out of memory, store unwell) before writing this one:
-			 * keep it for the next step rather than leave the job to the reaper. */
-			b->done[kept] = b->done[i];
-			b->results[kept++] = b->results[i];
-			continue;
+	if (rc < 0)
+		store_down(w, rc, ndone > 0 ? "recording completions" : "fetching");
+	if (settle_completions(w, b) > 0) {
+		/* Only a backend without complete_fetch fetches past a refused completion. */
+		for (int k = rc; k-- > 0;) {
+			q->store->backend->release(q->bq, fetched[k]->id, fetched[k]->token,
+			                           jobq_queue__now(q));
+			jobq_job_free(fetched[k]);
 		}
-		jobq__free(b->results[i]);
+		rc = rc > 0 ? 0 : rc;
+		record_completions(w, b);
+	} else if (rc >= 0) {
+		store_up(w);
 	}
-	b->ndone = kept;
-	if (kept > 0)
-		return rc; /* the batch stays: the completions point into it, the heartbeat on it */
 	/* The heartbeat lets go of the old batch and takes the new one. */
 	size_t n = rc > 0 ? (size_t)rc : 0;
 	pthread_mutex_lock(&s->mu);
@@ -384,8 +604,7 @@ run_batch(jobq_worker *w, slot *s, batch *b) {
 		}
 		if (job->deferred_failure != NULL) {
 			/* Past its stall limit: fail it without running it. */
-			jobq_queue__fail_job(w->q, job, job->token, job->deferred_failure,
-			                     JOBQ_FAIL_UNRECOVERABLE, &w->policy);
+			record_failure(w, job, job->deferred_failure, JOBQ_FAIL_UNRECOVERABLE);
 			continue;
 		}
 		run_job(w, s, b, i);
@@ -548,21 +767,39 @@ handler_thread(void *arg) {
 static void
 renew_locks(jobq_worker *w) {
 	jobq_queue *q = w->q;
+	int failed = 0;
 	for (unsigned int i = 0; i < w->opts.concurrency; i++) {
 		slot *s = &w->slots[i];
+		char *lost[BATCH_MAX];
+		size_t nlost = 0;
 		/* Holding the slot keeps its jobs alive; the thread waits at most for this. */
 		pthread_mutex_lock(&s->mu);
 		for (size_t k = 0; k < s->n; k++) {
 			int rc = q->store->backend->extend_lock(
 			    q->bq, s->ids[k], s->tokens[k], w->opts.lock_ms, jobq_queue__now(q));
 			if (rc == JOBQ_ELOCKLOST) {
+				if (!s->lost[k])
+					lost[nlost++] = jobq__strdup(s->ids[k]);
 				s->lost[k] = 1;
 				if (s->running == k && s->running_lost != NULL)
 					atomic_store(s->running_lost, 1);
+			} else if (rc < 0 && failed == 0) {
+				failed = rc;
 			}
 		}
 		pthread_mutex_unlock(&s->mu);
+		/* told outside the slot's lock (a copy of each id: the jobs may go now) */
+		for (size_t k = 0; k < nlost; k++) {
+			if (lost[k] != NULL)
+				tell(w, JOBQ_WORKER_LOCK_LOST, lost[k], JOBQ_ELOCKLOST,
+				     "job %s: its lock was lost (expired or taken back); its "
+				     "outcome will not be recorded",
+				     lost[k]);
+			jobq__free(lost[k]);
+		}
 	}
+	if (failed < 0)
+		store_down(w, failed, "renewing locks");
 }
 
 static void *
@@ -578,8 +815,10 @@ timer_thread(void *arg) {
 	while (!atomic_load(&w->timer_stop)) {
 		now = jobq_clock_now(clock);
 		if (reaping && now >= next_reap) {
-			q->store->backend->reap_stalled(NULL, q->bq, w->opts.max_stalled,
-			                                w->opts.stalled_interval_ms, now);
+			int rc = q->store->backend->reap_stalled(NULL, q->bq, w->opts.max_stalled,
+			                                         w->opts.stalled_interval_ms, now);
+			if (rc < 0)
+				store_down(w, rc, "checking for stalled jobs");
 			next_reap = now + w->opts.stalled_interval_ms;
 		}
 		if (now >= next_renew) {
@@ -686,7 +925,7 @@ jobq_worker_close(jobq_worker *w, int64_t deadline_ms) {
 		wake_all(w);
 		pthread_mutex_lock(&w->mu);
 		unsigned int alive = w->alive;
-		if (alive > 0 && atomic_load(&w->running) > 0 &&
+		if (alive > 0 && (atomic_load(&w->running) > 0 || atomic_load(&w->recording) > 0) &&
 		    jobq_clock__monotonic_ms() >= deadline)
 			atomic_store(&w->cancelled, 1);
 		if (alive > 0) {

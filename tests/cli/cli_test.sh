@@ -120,19 +120,8 @@ has_keys() {
 	done
 	pass
 }
-# until_true SECONDS CMD...: polls a condition (every 20 ms) up to a limit.
-until_true() {
-	local limit=$(($1 * MULT * 50)) i=0
-	shift
-	while [ $i -lt $limit ]; do
-		if "$@"; then
-			return 0
-		fi
-		sleep 0.02
-		i=$((i + 1))
-	done
-	return 1
-}
+# until_true SECONDS CMD...
+. "$(dirname "$0")/../support/until.sh"
 state_is() { # QUEUE ID STATE
 	"$JOBQ" get "$1" "$2" --json 2>/dev/null | grep -q "\"state\":\"$3\""
 }

@@ -84,6 +84,87 @@ errors_invalid_worker_options(void **state) {
 	                  JOBQ_EVERSION);
 }
 
+/* An unknown keep mode is refused, naming the field, by the worker and by the job options
+ * alike (it used to reach the backends, which each read it differently). */
+static void
+errors_unknown_keep_mode(void **state) {
+	conf *c = conf_begin(state);
+	jobq_worker_options wo = conf_wopts();
+	jobq_job_options o = conf_opts();
+	jobq_worker *w = NULL;
+
+	wo.remove_on_complete.mode = (jobq_keep_mode)9;
+	conf_assert_error(jobq_worker_new(&w, c->q, NULL, NULL, &wo), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "remove_on_complete"));
+	assert_null(w);
+	wo = conf_wopts();
+	wo.remove_on_fail.mode = (jobq_keep_mode)-1;
+	conf_assert_error(jobq_worker_new(&w, c->q, NULL, NULL, &wo), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "remove_on_fail"));
+	assert_null(w);
+	o.remove_on_complete.mode = (jobq_keep_mode)9;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "remove_on_complete"));
+	o = conf_opts();
+	o.remove_on_fail.mode = (jobq_keep_mode)9;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "remove_on_fail"));
+	conf_assert_counts(c, 0, 0, 0, 0, 0, 0);
+}
+
+/* Extreme times through the API, the same on every backend: a delay or timestamp whose sum
+ * passes JOBQ_TIME_MAX_MS leaves the job delayed (never due at once); a timestamp past it and
+ * lock times past it are refused with JOBQ_EINVAL naming the field, changing nothing. */
+static void
+errors_extreme_times(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_options o = conf_opts();
+	jobq_worker_options wo = conf_wopts();
+	jobq_worker *w = NULL;
+	jobq_job *job = NULL;
+	jobq_job_id a, b;
+
+	o.delay_ms = INT64_MAX;
+	conf_add(c, &a, "n", NULL, &o);
+	o.delay_ms = 1000;
+	o.timestamp = JOBQ_TIME_MAX_MS - 10;
+	conf_add(c, &b, "n", NULL, &o);
+	assert_int_equal(conf_state(c, a.str), JOBQ_STATE_DELAYED);
+	assert_int_equal(conf_state(c, b.str), JOBQ_STATE_DELAYED);
+	conf_fetch_none(c);
+	o.timestamp = INT64_MAX;
+	add_refused(c, "n", "{}", 2, &o, JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "timestamp"));
+	conf_assert_counts(c, 0, 0, 2, 0, 0, 0);
+
+	/* a lock time past the limit: refused, the job stays waiting */
+	assert_int_equal(jobq_queue_promote(c->q, a.str), 1);
+	conf_assert_error(jobq_queue_fetch(&job, c->q, INT64_MAX), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "lock_ms"));
+	assert_null(job);
+	conf_assert_error(jobq_queue_fetch(&job, c->q, JOBQ_TIME_MAX_MS + 1), JOBQ_EINVAL);
+	conf_assert_counts(c, 1, 0, 1, 0, 0, 0);
+	/* the longest lock is taken and held */
+	job = conf_fetch(c, a.str, JOBQ_TIME_MAX_MS);
+	conf_assert_error(jobq_job_extend_lock(job, INT64_MAX), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "lock_ms"));
+	assert_int_equal(jobq_job_extend_lock(job, JOBQ_TIME_MAX_MS), 0);
+	assert_int_equal(jobq_queue_check_stalled(c->q, 0), 0);
+	assert_int_equal(jobq_queue_check_stalled(c->q, 0), 0);
+	assert_int_equal(jobq_job_complete(job, NULL), 0);
+	jobq_job_free(job);
+
+	wo.lock_ms = INT64_MAX;
+	conf_assert_error(jobq_worker_new(&w, c->q, NULL, NULL, &wo), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "lock_ms"));
+	wo = conf_wopts();
+	wo.stalled_interval_ms = INT64_MAX;
+	conf_assert_error(jobq_worker_new(&w, c->q, NULL, NULL, &wo), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "stalled_interval_ms"));
+	assert_null(w);
+	conf_assert_counts(c, 0, 0, 1, 0, 1, 0);
+}
+
 /* Queue names: empty, over-long, with ':' or a control character are refused; the longest
  * allowed name works. */
 static void
@@ -254,6 +335,8 @@ typedef struct waiter {
 	pid_t tid;
 	int rc;
 	int64_t took;
+	int events; /* wait in jobq_events_read (no timeout) instead of wait_job */
+	size_t nevents;
 } waiter;
 
 static void *
@@ -268,7 +351,15 @@ wait_thread(void *arg) {
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	t0 = conf_mono_ms();
-	w->rc = jobq_queue_wait_job(&job, w->q, w->id, conf_ms(30000));
+	if (w->events) {
+		/* Blocks with no timeout: only the close can end it. `q` is gone after it. */
+		jobq_event_list *list = NULL;
+		w->rc = jobq_events_read(&list, w->q, JOBQ_EVENTS_NOW, 10, -1);
+		w->nevents = list != NULL ? 1 + jobq_event_list_count(list) : 0;
+		jobq_event_list_free(list);
+	} else {
+		w->rc = jobq_queue_wait_job(&job, w->q, w->id, conf_ms(30000));
+	}
 	w->took = conf_mono_ms() - t0;
 	jobq_job_free(job);
 	return NULL;
@@ -293,9 +384,10 @@ thread_state(pid_t tid) {
 	return st;
 }
 
-/* Closing a queue handle wakes a thread blocked in wait_job on it with JOBQ_ECLOSED. */
+/* Closing a queue handle wakes a thread blocked in wait_job (or, with `events`, in
+ * jobq_events_read with no timeout) on it with JOBQ_ECLOSED. */
 static void
-errors_closed_queue_wakes_waiter(void **state) {
+closed_queue_wakes(void **state, int events) {
 	conf *c = conf_begin(state);
 	waiter w;
 	pthread_t th;
@@ -308,6 +400,7 @@ errors_closed_queue_wakes_waiter(void **state) {
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_cond_init(&w.cv, NULL);
 	w.id = id.str;
+	w.events = events;
 	assert_int_equal(jobq_queue_open(&w.q, c->store, CONF_QUEUE), 0);
 	assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
 	pthread_mutex_lock(&w.mu);
@@ -323,6 +416,7 @@ errors_closed_queue_wakes_waiter(void **state) {
 	jobq_queue_close(w.q);
 	pthread_join(th, NULL);
 	assert_int_equal(w.rc, JOBQ_ECLOSED); /* its message is the waiter thread's */
+	assert_int_equal(w.nevents, 0);       /* no list, not an empty one */
 	assert_true(w.took < conf_ms(10000));
 	/* The job and the store's other handles are untouched. */
 	assert_int_equal(conf_state(c, id.str), JOBQ_STATE_WAITING);
@@ -330,10 +424,22 @@ errors_closed_queue_wakes_waiter(void **state) {
 	pthread_mutex_destroy(&w.mu);
 }
 
+static void
+errors_closed_queue_wakes_waiter(void **state) {
+	closed_queue_wakes(state, 0);
+}
+
+static void
+errors_closed_queue_wakes_events_reader(void **state) {
+	closed_queue_wakes(state, 1);
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(errors_oversized_payload),
     CONF_CASE(errors_invalid_job_options),
     CONF_CASE(errors_invalid_worker_options),
+    CONF_CASE(errors_unknown_keep_mode),
+    CONF_CASE(errors_extreme_times),
     CONF_CASE(errors_bad_queue_names),
     CONF_CASE(errors_bad_job_ids),
     CONF_CASE(errors_bad_job_names),
@@ -343,5 +449,6 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(errors_invalid_json_result),
     CONF_CASE(errors_names_and_messages),
     CONF_CASE(errors_closed_queue_wakes_waiter),
+    CONF_CASE(errors_closed_queue_wakes_events_reader),
 };
 CONF_TABLE(conf_errors_cases, cases);

@@ -298,7 +298,9 @@ struct jobq_backend {
 	 * that error in its `rc`; the others get 0), then up to `max` fetches exactly as fetch(),
 	 * the i-th job locked with tokens[i] and stored in jobs[i]. Returns how many jobs were
 	 * fetched (0 when there is none, not JOBQ_ENOJOB), or a negative error if the fetching
-	 * part failed (the completions' `rc` still say what happened to each). `info` as for
+	 * part failed (the completions' `rc` still say what happened to each; when the step
+	 * failed as a whole, each gets its error, and the core keeps and retries the
+	 * completions whose error is not one of lock lost, state, not found). `info` as for
 	 * fetch. With a backend that has this slot, a worker may fetch several jobs at once; each
 	 * stays active, locked and heartbeated until it has run.
 	 */

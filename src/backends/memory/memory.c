@@ -1713,16 +1713,17 @@ mem_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q
 	size_t nres = 0;
 	char *long_tok = NULL;
 	int rc = 0;
-	if (res == NULL)
-		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
-	for (; nres < ndone; nres++)
-		if ((res[nres] = result_dup(done[nres].result_json)) == NULL)
-			break;
-	if (nres < ndone) {
+	if (res != NULL)
+		for (; nres < ndone; nres++)
+			if ((res[nres] = result_dup(done[nres].result_json)) == NULL)
+				break;
+	if (res == NULL || nres < ndone) {
 		for (size_t i = 0; i < nres; i++)
 			result_free(res[i]);
-		if (res != res_stack)
+		if (res != NULL && res != res_stack)
 			jobq__free(res);
+		for (size_t i = 0; i < ndone; i++)
+			done[i].rc = JOBQ_ENOMEM; /* nothing was written */
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
 	}
 	pthread_mutex_lock(&q->mu);

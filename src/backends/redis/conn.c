@@ -449,7 +449,10 @@ rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **arg
 		}
 		rq_conn_put(b, conn, 0);
 		if (r->type == REDIS_REPLY_ERROR) {
-			*rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: %s", b->where, r->str);
+			/* OOM: over maxmemory with noeviction, refused before any change */
+			*rc = jobq_error_set(strncmp(r->str, "OOM ", 4) == 0 ? JOBQ_ENOSPC
+			                                                     : JOBQ_EBACKEND,
+			                     "redis %s: %s", b->where, r->str);
 			if (strncmp(r->str, "NOSCRIPT", 8) == 0)
 				*rc = 1; /* the caller loads the script */
 			freeReplyObject(r);
