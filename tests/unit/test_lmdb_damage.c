@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "jobq.h"
 
 typedef struct fixture {
@@ -263,6 +265,217 @@ test_root_url(void **state) {
 	}
 }
 
+/* --- the integrity check ---------------------------------------------------------------- */
+
+/* A store with jobs in every state, logs and a dedup id. */
+static void
+varied_store(const fixture *f) {
+	jobq_store *s;
+	jobq_queue *q;
+	assert_int_equal(jobq_store_open(&s, f->url, NULL), 0);
+	assert_int_equal(jobq_queue_open(&q, s, "q"), 0);
+	jobq_job_id id;
+	for (int i = 0; i < 40; i++) {
+		jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+		o.priority = i % 4 == 1 ? 5 : 0;
+		o.delay_ms = i % 4 == 2 ? 3600000 : 0;
+		o.dedup_id = i == 3 ? "d3" : NULL;
+		assert_true(jobq_queue_add(&id, q, "x", "{}", 2, &o) >= 0);
+	}
+	assert_int_equal(jobq_queue_add_log(q, "1", "a log line") >= 0, 1);
+	for (int i = 0; i < 6; i++) {
+		jobq_job *job;
+		assert_int_equal(jobq_queue_fetch(&job, q, 60000), 0);
+		if (i % 3 == 0)
+			assert_int_equal(jobq_job_complete(job, "1"), 0);
+		else if (i % 3 == 1)
+			assert_true(jobq_job_fail(job, "no", 0) >= 0);
+		jobq_job_free(job); /* i % 3 == 2: stays active */
+	}
+	jobq_queue_close(q);
+	jobq_store_close(s);
+}
+
+/* Runs the check; returns the number of problems, with the messages in *msgs (if wanted). */
+static uint64_t
+run_check(const fixture *f, jobq_strings **msgs) {
+	jobq_store *s;
+	assert_int_equal(jobq_store_open(&s, f->url, NULL), 0);
+	jobq_check_report *r = NULL;
+	int rc = jobq_store_check(&r, s, 100);
+	if (rc < 0)
+		fail_msg("check: %s", jobq_error_message());
+	uint64_t n = r->problems;
+	for (size_t i = 0; r->messages && i < r->messages->count; i++)
+		print_message("  check: %s\n", r->messages->items[i]);
+	if (msgs) {
+		*msgs = r->messages;
+		r->messages = NULL;
+	}
+	assert_true(r->queues == 1 && r->jobs >= 40 && r->entries >= 40);
+	jobq_check_report_free(r);
+	jobq_store_close(s);
+	return n;
+}
+
+static void
+expect_problem(const fixture *f, const char *needle) {
+	jobq_strings *msgs = NULL;
+	assert_true(run_check(f, &msgs) > 0);
+	int found = 0;
+	for (size_t i = 0; msgs && i < msgs->count; i++)
+		found |= strstr(msgs->items[i], needle) != NULL;
+	jobq_strings_free(msgs);
+	if (!found)
+		fail_msg("no problem saying \"%s\"", needle);
+}
+
+/* Opens the closed store with LMDB itself, to damage it as a bug or a bad disk would. */
+typedef struct raw {
+	MDB_env *env;
+	MDB_txn *txn;
+	unsigned char kbuf[512], vbuf[512];
+} raw;
+
+static MDB_dbi
+raw_begin(raw *r, const fixture *f, const char *table) {
+	assert_int_equal(mdb_env_create(&r->env), 0);
+	mdb_env_set_maxdbs(r->env, 32);
+	assert_int_equal(mdb_env_open(r->env, f->dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
+	MDB_dbi d;
+	assert_int_equal(mdb_dbi_open(r->txn, table, 0, &d), 0);
+	return d;
+}
+
+static void
+raw_commit(raw *r) {
+	assert_int_equal(mdb_txn_commit(r->txn), 0);
+	mdb_env_close(r->env);
+}
+
+/* A varied store opened with LMDB, and the first entry of `table` (copied into r). */
+static MDB_dbi
+damage_begin(raw *r, const fixture *f, const char *table, MDB_val *k, MDB_val *v) {
+	varied_store(f);
+	MDB_dbi d = raw_begin(r, f, table);
+	MDB_cursor *cur;
+	assert_int_equal(mdb_cursor_open(r->txn, d, &cur), 0);
+	assert_int_equal(mdb_cursor_get(cur, k, v, MDB_FIRST), 0);
+	assert_true(k->mv_size <= 512 && v->mv_size <= 512);
+	memcpy(r->kbuf, k->mv_data, k->mv_size);
+	memcpy(r->vbuf, v->mv_data, v->mv_size);
+	k->mv_data = r->kbuf;
+	v->mv_data = r->vbuf;
+	mdb_cursor_close(cur);
+	return d;
+}
+
+static void
+test_check_clean_store(void **state) {
+	fixture *f = *state;
+	varied_store(f);
+	assert_int_equal(run_check(f, NULL), 0);
+}
+
+static void
+test_check_memory_not_supported(void **state) {
+	(void)state;
+	jobq_store *s;
+	assert_int_equal(jobq_store_open(&s, "mem://", NULL), 0);
+	jobq_check_report *r = NULL;
+	assert_int_equal(jobq_store_check(&r, s, 10), JOBQ_ENOTSUP);
+	assert_null(r);
+	jobq_store_close(s);
+}
+
+/* A waiting job's index entry lost: its record is in no index, the counter disagrees. */
+static void
+test_check_lost_index_entry(void **state) {
+	fixture *f = *state;
+	raw r;
+	MDB_val k, v;
+	MDB_dbi d = damage_begin(&r, f, "wait", &k, &v);
+	assert_int_equal(mdb_del(r.txn, d, &k, NULL), 0);
+	raw_commit(&r);
+	expect_problem(f, "but it is not in that index");
+	expect_problem(f, "its counter says");
+}
+
+/* An index entry naming a job that does not exist (the counter still agrees). */
+static void
+test_check_dangling_index_entry(void **state) {
+	fixture *f = *state;
+	raw r;
+	MDB_val k, v;
+	MDB_dbi d = damage_begin(&r, f, "wait", &k, &v);
+	MDB_val ghost = {4, (void *)(uintptr_t) "9999"};
+	assert_int_equal(mdb_put(r.txn, d, &k, &ghost, 0), 0); /* the first job's place */
+	raw_commit(&r);
+	expect_problem(f, "names job 9999, which does not exist");
+	expect_problem(f, "its place in the waiting index holds job \"9999\"");
+}
+
+/* A record whose bytes are not a record; a record in a second index. */
+static void
+test_check_bad_records(void **state) {
+	fixture *f = *state;
+	raw r;
+	MDB_val k, v;
+	MDB_dbi d = damage_begin(&r, f, "jobs", &k, &v);
+	MDB_val junk = {5, (void *)(uintptr_t) "\xc1\xc1\xc1\xc1\xc1"};
+	assert_int_equal(mdb_put(r.txn, d, &k, &junk, 0), 0);
+	/* job 25 (waiting) also in the failed index */
+	MDB_dbi fd;
+	assert_int_equal(mdb_dbi_open(r.txn, "failed", 0, &fd), 0);
+	unsigned char fk[2 + 16] = {'q', 0, 0x80, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x7f};
+	MDB_val fkey = {sizeof(fk), fk}, five = {2, (void *)(uintptr_t) "25"};
+	assert_int_equal(mdb_put(r.txn, fd, &fkey, &five, 0), 0);
+	raw_commit(&r);
+	expect_problem(f, "its record does not decode");
+	expect_problem(f, "job 25 is in the failed index but its record says waiting");
+	expect_problem(f, "its counter says");
+}
+
+/* Entries of a queue that has no settings record. */
+static void
+test_check_orphan_queue(void **state) {
+	fixture *f = *state;
+	varied_store(f);
+	raw r;
+	MDB_dbi d = raw_begin(&r, f, "logs");
+	unsigned char key[] = {'z', 'z', 0, '1', 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	MDB_val k = {sizeof(key), key}, v = {4, (void *)(uintptr_t) "line"};
+	assert_int_equal(mdb_put(r.txn, d, &k, &v, 0), 0);
+	raw_commit(&r);
+	expect_problem(f, "table logs: entries of no known queue (\"zz\")");
+}
+
+/* Finding 8: bytes written into the middle of data.mdb, over one job's record. */
+static void
+test_check_garbage_in_file(void **state) {
+	fixture *f = *state;
+	fill_store(f, 300);
+	assert_int_equal(run_check(f, NULL), 0);
+	size_t size;
+	unsigned char *buf = slurp(f, "data.mdb", &size);
+	/* job 150's record: its key "q\0150" followed by the msgpack array of the record */
+	static const unsigned char key[] = {'q', 0, '1', '5', '0'};
+	int hit = 0;
+	for (size_t i = 0; i + sizeof(key) + 16 < size; i++) {
+		unsigned char first = buf[i + sizeof(key)]; /* a msgpack array's header */
+		if (memcmp(buf + i, key, sizeof(key)) == 0 &&
+		    ((first & 0xf0) == 0x90 || first == 0xdc || first == 0xdd)) {
+			memset(buf + i + sizeof(key), 0xc1, 16);
+			hit++;
+		}
+	}
+	assert_int_equal(hit, 1);
+	spill(f, "data.mdb", buf, size);
+	free(buf);
+	expect_problem(f, "job 150: its record does not decode");
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +483,13 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(test_empty_data_file_in_new_dir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_open_removes_its_files, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_root_url, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_clean_store, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_memory_not_supported, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_lost_index_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_dangling_index_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_bad_records, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_orphan_queue, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_garbage_in_file, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("lmdb.damage", tests, NULL, NULL);
 }

@@ -33,6 +33,11 @@ static const char *const dbi_names[DBI__COUNT] = {
     "active", "completed", "failed", "dedup", "logs", "events",
 };
 
+const char *
+jobq_lmdb__dbi_name(int which) {
+	return dbi_names[which];
+}
+
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static lmdb_env *registry;
 

@@ -220,6 +220,17 @@ void jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen,
 
 /* lmdb_ops.c: converts a format-1 store's active index in the open transaction (at open). */
 int jobq_lmdb__migrate_v1(lmdb_env *e, MDB_txn *txn);
+/* lmdb_ops.c: the index key of a job of `q` in state `s` with key parts ia/ib, written to `buf`
+ * (LMDB_KEY_MAX bytes); its length, 0 if too long. */
+size_t jobq_lmdb__idx_key(unsigned char *buf, const jobq_backend_queue *q, jobq_state s, int64_t ia,
+                          uint64_t ib);
+/* lmdb_ops.c: the index table of state `s` (DBI_WAIT...DBI_FAILED), or -1 if it has none. */
+int jobq_lmdb__state_dbi(jobq_state s);
+
+/* lmdb_check.c: the vtable's check slot. */
+int jobq_lmdb__check(jobq_check_report *report, jobq_backend *b, size_t max_messages);
+/* lmdb_env.c: the names of the tables (DBI_*). */
+const char *jobq_lmdb__dbi_name(int which);
 
 /* lmdb_codec.c. The encoders fill `b` (release it with buf_free; nothing to free on error). */
 void jobq_lmdb__buf_init(lmdb_buf *b);
