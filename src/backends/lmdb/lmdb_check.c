@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct chk {
 	jobq_check_report *r;
@@ -378,12 +380,232 @@ check_orphans(chk *c, int which) {
 	mdb_cursor_close(cur);
 }
 
+/* --- the B-trees' structure, read from the file ------------------------------------------------
+ *
+ * LMDB follows page numbers without checking them, and a number past the end of the file
+ * faults (SIGBUS) when its page is read through the map. So before any table is read through
+ * LMDB, every page the snapshot reaches is read with pread and checked: its header names its own
+ * number, a branch's children and a leaf's overflow pages lie inside the file, node offsets and
+ * sizes fit the page. The facts of LMDB 0.9's file format used here: a page starts with its
+ * number (8 bytes), 2 bytes of padding, 2 of flags, then lower/upper bounds (2 + 2) or an
+ * overflow page count (4), then 2-byte node offsets; a node has 2 + 2 bytes of data size (a
+ * child page number in a branch, whose upper 16 bits are in the 2 flag bytes), 2 of flags,
+ * 2 of key size, then key and data. The meta page holds, after 24 bytes, the free and main
+ * databases' records (48 bytes each: root page last), the last page and the transaction id.
+ */
+
+enum {
+	PG_HDR = 16,
+	PG_BRANCH = 0x01,
+	PG_LEAF = 0x02,
+	PG_OVERFLOW = 0x04,
+	PG_LEAF2 = 0x20,
+	NODE_HDR = 8,
+	NODE_BIG = 0x01,
+	NODE_SUBDB = 0x02,
+	NODE_DUP = 0x04,
+	DB_REC = 48,
+	META_DBS = PG_HDR + 24,
+	MAX_DEPTH = 32
+};
+
+typedef struct tree {
+	chk *c;
+	int fd;
+	size_t psize;
+	uint64_t npages;
+	unsigned char *page; /* one buffer per depth: (MAX_DEPTH + 1) * psize */
+	int bad;
+} tree;
+
+static uint64_t
+le(const unsigned char *p, int n) {
+	uint64_t v = 0;
+	for (int i = n - 1; i >= 0; i--) {
+		v = (v << 8) | p[i];
+	}
+	return v;
+}
+
+static int
+read_page(tree *t, uint64_t pgno, unsigned char *buf) {
+	ssize_t n = pread(t->fd, buf, t->psize, (off_t)(pgno * t->psize));
+	return n == (ssize_t)t->psize ? 0 : -1;
+}
+
+static void
+tree_problem(tree *t, const char *table, uint64_t pgno, const char *what) {
+	t->bad = 1;
+	problem(t->c, "table %s: page %" PRIu64 " %s", table, pgno, what);
+}
+
+static void walk_tree(tree *t, const char *table, uint64_t pgno, int depth, int main_db);
+
+/* A database record (DB_REC bytes) found in the main database: walks its tree. */
+static void
+walk_db_record(tree *t, const char *table, const unsigned char *rec, int depth) {
+	uint64_t root = le(rec + 40, 8);
+	if (root != UINT64_MAX) {
+		walk_tree(t, table, root, depth, 0);
+	}
+}
+
+static void
+walk_leaf_node(tree *t, const char *table, uint64_t pgno, const unsigned char *node, size_t room,
+               int depth, int main_db) {
+	size_t dsize = (size_t)le(node, 2) | (size_t)le(node + 2, 2) << 16;
+	unsigned flags = (unsigned)le(node + 4, 2);
+	size_t ksize = (size_t)le(node + 6, 2);
+	size_t need = NODE_HDR + ksize + ((flags & NODE_BIG) ? 8 : dsize);
+	if (need > room) {
+		tree_problem(t, table, pgno, "has a node larger than the page");
+		return;
+	}
+	const unsigned char *data = node + NODE_HDR + ksize;
+	if (flags & NODE_BIG) {
+		uint64_t ov = le(data, 8);
+		uint64_t count = (dsize + PG_HDR + t->psize - 1) / t->psize;
+		unsigned char *buf = t->page + (size_t)(depth + 1) * t->psize; /* not the leaf's */
+		if (ov < 2 || ov + count > t->npages || read_page(t, ov, buf) < 0 ||
+		    le(buf, 8) != ov || !(le(buf + 10, 2) & PG_OVERFLOW) ||
+		    le(buf + 12, 4) < count) {
+			tree_problem(t, table, pgno,
+			             "names overflow pages outside the file or not "
+			             "overflow pages");
+		}
+		return;
+	}
+	if (main_db && (flags & NODE_SUBDB)) {
+		char name[64];
+		size_t n = ksize < sizeof(name) - 1 ? ksize : sizeof(name) - 1;
+		shown(name, node + NODE_HDR, n);
+		if (dsize != DB_REC) {
+			tree_problem(t, table, pgno, "holds a table record of the wrong size");
+			return;
+		}
+		walk_db_record(t, name, data, depth + 1);
+	} else if (flags & (NODE_SUBDB | NODE_DUP)) {
+		tree_problem(t, table, pgno, "has duplicate-key nodes, which jobq never writes");
+	}
+}
+
+static void
+walk_tree(tree *t, const char *table, uint64_t pgno, int depth, int main_db) {
+	if (t->bad || t->c->rc) {
+		return;
+	}
+	if (depth >= MAX_DEPTH) {
+		tree_problem(t, table, pgno, "is deeper than any LMDB tree (a cycle)");
+		return;
+	}
+	unsigned char *p = t->page + (size_t)depth * t->psize;
+	if (pgno < 2 || pgno >= t->npages) {
+		tree_problem(t, table, pgno, "is named but lies outside the file");
+		return;
+	}
+	if (read_page(t, pgno, p) < 0) {
+		tree_problem(t, table, pgno, "cannot be read");
+		return;
+	}
+	unsigned flags = (unsigned)le(p + 10, 2);
+	size_t lower = (size_t)le(p + 12, 2), upper = (size_t)le(p + 14, 2);
+	if (le(p, 8) != pgno || !(flags & (PG_BRANCH | PG_LEAF)) || (flags & PG_LEAF2) ||
+	    lower < PG_HDR || lower > upper || upper > t->psize) {
+		tree_problem(t, table, pgno, "is not a B-tree page (header damaged)");
+		return;
+	}
+	size_t nkeys = (lower - PG_HDR) / 2;
+	for (size_t i = 0; i < nkeys && !t->bad; i++) {
+		size_t off = (size_t)le(p + PG_HDR + 2 * i, 2);
+		if (off < upper || off + NODE_HDR > t->psize) {
+			tree_problem(t, table, pgno, "has a node outside its bounds");
+			return;
+		}
+		const unsigned char *node = p + off;
+		if (flags & PG_BRANCH) {
+			uint64_t child =
+			    le(node, 2) | le(node + 2, 2) << 16 | le(node + 4, 2) << 32;
+			if (off + NODE_HDR + le(node + 6, 2) > t->psize) {
+				tree_problem(t, table, pgno, "has a node larger than the page");
+				return;
+			}
+			walk_tree(t, table, child, depth + 1, main_db);
+			p = t->page +
+			    (size_t)depth * t->psize; /* (unchanged: one buffer per depth) */
+		} else {
+			walk_leaf_node(t, table, pgno, node, t->psize - off, depth, main_db);
+		}
+	}
+}
+
+/*
+ * Checks the structure of every tree of the snapshot of `txn`. Returns 0 if sound (or if the
+ * snapshot's meta page was rewritten meanwhile, so it cannot be read: writers are busy; the
+ * tables are then read through LMDB unchecked), -1 if a problem was reported.
+ */
+static int
+check_structure(chk *c) {
+	MDB_stat st;
+	int fd;
+	if (mdb_env_stat(c->e->env, &st) != 0 || mdb_env_get_fd(c->e->env, &fd) != 0) {
+		return 0;
+	}
+	tree t = {.c = c, .fd = fd, .psize = st.ms_psize};
+	unsigned char *meta = jobq__malloc(t.psize);
+	t.page = jobq__malloc((size_t)MAX_DEPTH * t.psize + t.psize);
+	if (!meta || !t.page) {
+		jobq__free(meta);
+		jobq__free(t.page);
+		c->rc = JOBQ_ENOMEM;
+		return -1;
+	}
+	uint64_t want = (uint64_t)mdb_txn_id(c->txn);
+	int found = 0;
+	for (uint64_t m = 0; m < 2 && !found; m++) {
+		if (read_page(&t, m, meta) == 0 &&
+		    le(meta + META_DBS + 2 * DB_REC + 8, 8) == want) {
+			found = 1;
+		}
+	}
+	struct stat fs;
+	if (found && fstat(fd, &fs) == 0) {
+		t.npages = le(meta + META_DBS + 2 * DB_REC, 8) + 1;
+		if ((uint64_t)fs.st_size / t.psize < t.npages) {
+			problem(c,
+			        "data.mdb has %lld bytes, less than its %" PRIu64 " pages in use",
+			        (long long)fs.st_size, t.npages);
+			t.bad = 1;
+		}
+		walk_db_record(&t, "(free pages)", meta + META_DBS, 0);
+		if (!t.bad) {
+			uint64_t root = le(meta + META_DBS + DB_REC + 40, 8);
+			if (root != UINT64_MAX) {
+				walk_tree(&t, "(main)", root, 0, 1);
+			}
+		}
+	}
+	jobq__free(meta);
+	jobq__free(t.page);
+	return t.bad ? -1 : 0;
+}
+
 int
 jobq_lmdb__check(jobq_check_report *report, jobq_backend *b, size_t max_messages) {
 	chk c = {.r = report, .max = max_messages, .e = ((lmdb_backend *)b)->e};
 	int rc = jobq_lmdb__read_begin(c.e, &c.txn);
 	if (rc < 0) {
 		return rc;
+	}
+	if (check_structure(&c) < 0) {
+		/* reading the tables through LMDB could fault on such pages */
+		if (c.rc == 0) {
+			problem(&c, "the tables were not read: their pages are damaged");
+		}
+		jobq_lmdb__read_end(c.e, c.txn);
+		return c.rc < 0
+		           ? jobq_error_set(c.rc, "lmdb: %s: checking the store: out of memory",
+		                            c.e->path)
+		           : 0;
 	}
 	MDB_val fk = {6, (void *)(uintptr_t) "format"}, fv;
 	int mrc = mdb_get(c.txn, c.e->dbi[DBI_META], &fk, &fv);
