@@ -27,6 +27,8 @@
 
 #include "jobq.h"
 
+#include "fork_child.h"
+
 typedef struct fixture {
 	char dir[256];
 	char url[300];
@@ -131,13 +133,8 @@ enum { OPEN_OK = 0, OPEN_TRUNCATED = 10, OPEN_OTHER = 11 };
  */
 static int
 open_in_child(const fixture *f, int jobs) {
-	fflush(NULL);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
+	pid_t pid = fork_child();
 	if (pid == 0) {
-		/* cmocka catches these to report a crash; here they must end the child */
-		signal(SIGBUS, SIG_DFL);
-		signal(SIGSEGV, SIG_DFL);
 		jobq_store *s = NULL;
 		int rc = jobq_store_open(&s, f->url, NULL);
 		if (rc < 0) {
@@ -157,13 +154,7 @@ open_in_child(const fixture *f, int jobs) {
 		jobq_store_close(s);
 		_exit(rc == 0 && c.waiting == (uint64_t)jobs ? OPEN_OK : OPEN_OTHER);
 	}
-	int st = 0;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	if (WIFSIGNALED(st)) {
-		return 128 + WTERMSIG(st);
-	}
-	assert_true(WIFEXITED(st));
-	return WEXITSTATUS(st);
+	return wait_child(pid);
 }
 
 /* Finding 2: a data.mdb cut at any size is refused with a clear error, never a signal. */
@@ -480,21 +471,15 @@ test_check_garbage_in_file(void **state) {
 /* Runs the check in a child: 0 clean, 1 damage found, 3 store refused, 128 + signal. */
 static int
 check_in_child(const fixture *f) {
-	fflush(NULL);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
+	pid_t pid = fork_child();
 	if (pid == 0) {
-		signal(SIGBUS, SIG_DFL);
-		signal(SIGSEGV, SIG_DFL);
 		jobq_store *s = NULL;
 		jobq_check_report *r = NULL;
 		if (jobq_store_open(&s, f->url, NULL) < 0 || jobq_store_check(&r, s, 0) < 0)
 			_exit(3);
 		_exit(r->problems > 0 ? 1 : 0);
 	}
-	int st = 0;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+	return wait_child(pid);
 }
 
 /*

@@ -27,6 +27,8 @@
 
 #include "jobq.h"
 
+#include "fork_child.h"
+
 typedef struct fixture {
 	char mnt[256];
 	char store[300];
@@ -118,29 +120,6 @@ child_exit_error(int rc, const char *what) {
 	fprintf(stderr, "  %s: %s: %s\n", what, jobq_error_name(rc), jobq_error_message());
 	_exit(rc == JOBQ_ENOSPC && strstr(jobq_error_message(), "No space left") ? CHILD_ENOSPC
 	                                                                         : CHILD_OTHER);
-}
-
-static int
-wait_child(pid_t pid) {
-	int st = 0;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	if (WIFSIGNALED(st)) {
-		return 128 + WTERMSIG(st);
-	}
-	return WEXITSTATUS(st);
-}
-
-static pid_t
-fork_child(void) {
-	fflush(NULL);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		/* cmocka catches these to report a crash; here they must end the child */
-		signal(SIGBUS, SIG_DFL);
-		signal(SIGSEGV, SIG_DFL);
-	}
-	return pid;
 }
 
 /* Finding 2: a new store on a full file system is a clear ENOSPC, never SIGBUS. */
