@@ -181,7 +181,9 @@ cmp_str(const void *a, const void *b) {
 
 static void
 idset_sort(idset *s) {
-	qsort(s->ids, s->n, sizeof(char *), cmp_str);
+	if (s->n > 1) { /* qsort of a NULL array (nothing handled yet) is undefined */
+		qsort(s->ids, s->n, sizeof(char *), cmp_str);
+	}
 }
 
 static int
@@ -400,13 +402,12 @@ check_store(jobq_store *s, int round, const char *when) {
 	for (size_t i = 0; r->messages && i < r->messages->count; i++) {
 		print_error("round %d, %s: %s\n", round, when, r->messages->items[i]);
 	}
-	uint64_t problems = r->problems, jobs = r->jobs;
+	uint64_t problems = r->problems;
 	jobq_check_report_free(r);
 	if (problems > 0) {
 		fail_msg("round %d, %s: the check found %llu problems", round, when,
 		         (unsigned long long)problems);
 	}
-	assert_true(jobs > 0);
 }
 
 static void
@@ -463,14 +464,17 @@ crash_round(const fixture *f, int round, unsigned int *seed) {
 			         completed.ids[i]);
 		}
 	}
-	/* A fresh worker (reaper on) finishes every job left, stalled ones included. */
+	/* A fresh worker (reaper on) finishes every job left, stalled ones included. None when
+	 * the producers were killed before their first add (a total of 0 would mean "run on"). */
 	char log[300];
 	log_path(log, sizeof(log), f, "crash-finisher", round);
 	char totals[32];
 	snprintf(totals, sizeof(totals), "%llu", (unsigned long long)total);
 	const char *args[] = {"work", url, "fault", log, totals, "4", "500", NULL};
-	pid_t fin = spawn(args, -1);
-	assert_int_equal(wait_all(&fin, 1, 120000), 0);
+	if (total > 0) {
+		pid_t fin = spawn(args, -1);
+		assert_int_equal(wait_all(&fin, 1, 120000), 0);
+	}
 	jobq_counts c;
 	assert_int_equal(jobq_queue_counts(&c, q), 0);
 	assert_int_equal(c.completed, total);
