@@ -161,6 +161,7 @@ int cli_cmd_work(int argc, char **argv);
 int cli_cmd_events(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
+int cli_cmd_check(int argc, char **argv);
 
 /* Verb help if --help was given (returns 1 then). */
 int cli_want_help(void);

@@ -60,8 +60,11 @@ JOBQ_EXTERN int jobq_lmdb_options_init(jobq_lmdb_options *opts, unsigned int ver
  * The LMDB backend over directory `path` (which must exist; the URL opener creates it). Several
  * processes may open the same directory; in one process every backend on one path shares one
  * environment. `opts` NULL means defaults. JOBQ_EIO / JOBQ_EINVAL, with the path and the
- * reason, for a missing or read-only directory, a corrupt file or a foreign LMDB store.
- * Thread safety: any thread.
+ * reason, for a missing or read-only directory, a corrupt file or a foreign LMDB store;
+ * JOBQ_EIO "store is truncated" (with the sizes) for a data.mdb shorter than its last page in
+ * use, or empty or missing in a directory that held a store; JOBQ_ENOSPC when the file system
+ * is full. A failed open removes the files it created, and only those. Thread safety: any
+ * thread.
  */
 JOBQ_EXTERN int jobq_backend_lmdb_new(jobq_backend **out, const char *path,
                                       const jobq_lmdb_options *opts);

@@ -44,6 +44,32 @@ JOBQ_EXTERN void jobq_store_close(jobq_store *store);
 JOBQ_EXTERN const char *jobq_store_backend_name(const jobq_store *store);
 JOBQ_EXTERN jobq_clock *jobq_store_clock(const jobq_store *store);
 
+/** What jobq_store_check examined and found. Free with jobq_check_report_free(). */
+typedef struct jobq_check_report {
+	uint64_t queues;   /* queues examined */
+	uint64_t jobs;     /* job records examined */
+	uint64_t entries;  /* index, running, dedup, log and event entries examined */
+	uint64_t problems; /* problems found; 0: the store is consistent as far as it can tell */
+	/* One line per problem, the first `max_messages` of them (NULL when there are none),
+	 * e.g. "queue 'mail': job 17: in the waiting index but its record says active". */
+	jobq_strings *messages;
+} jobq_check_report;
+
+/**
+ * Checks the store's own consistency, in one read snapshot (other processes and threads may
+ * keep working meanwhile): every record decodes, every index entry points to an existing
+ * record in that index's state, every record is in exactly the index its state names, and
+ * every queue's counters equal its index sizes. It finds damage that the storage engine does
+ * not (LMDB has no checksums: bytes changed inside a page are read as they are). It repairs
+ * nothing. Returns 0 when the check ran, whatever it found (see `(*out)->problems`), or a
+ * negative code when it could not: JOBQ_ENOTSUP for a backend without a check (memory,
+ * Redis), JOBQ_EIO for a store that cannot be read. Keeps the first `max_messages` problem
+ * lines (0: only counts them). Thread safety: any thread.
+ */
+JOBQ_EXTERN int jobq_store_check(jobq_check_report **out, jobq_store *store, size_t max_messages);
+/** Frees a report. NULL is a no-op. Thread safety: any thread. */
+JOBQ_EXTERN void jobq_check_report_free(jobq_check_report *report);
+
 /**
  * Opens the queue `name` (1..JOBQ_QUEUE_NAME_MAX bytes of printable characters, no ':').
  * The store must outlive the queue.

@@ -3,6 +3,7 @@
  * retry decision for a failed attempt lives here too (jobq_queue__fail_job), shared by
  * workers and manual mode.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -93,6 +94,50 @@ jobq_store_backend_name(const jobq_store *s) {
 jobq_clock *
 jobq_store_clock(const jobq_store *s) {
 	return s->clock;
+}
+
+int
+jobq_store_check(jobq_check_report **out, jobq_store *store, size_t max_messages) {
+	if (out == NULL || store == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "store check: out and store are required");
+	jobq_backend *b = store->backend;
+	if (b->version < 4 || b->check == NULL)
+		return jobq_error_set(JOBQ_ENOTSUP, "the %s backend has no integrity check",
+		                      b->name);
+	jobq_check_report *r = jobq__calloc(1, sizeof(*r));
+	if (r == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "store check: out of memory");
+	int rc = b->check(r, b, max_messages);
+	if (rc < 0) {
+		jobq_check_report_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void
+jobq_check_report_free(jobq_check_report *report) {
+	if (report == NULL)
+		return;
+	jobq_strings_free(report->messages);
+	jobq__free(report);
+}
+
+int
+jobq_check_report__problem(jobq_check_report *report, size_t max_messages, const char *fmt, ...) {
+	report->problems++;
+	if (report->problems > max_messages)
+		return 0;
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return 0;
+	size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	return jobq_strings__append(&report->messages, line, len);
 }
 
 void

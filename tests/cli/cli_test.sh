@@ -325,6 +325,9 @@ if [ "$BACKEND" = memory ]; then
 	has_keys waiting active delayed prioritized completed failed paused
 	run events "$Q"
 	expect 0
+	run check
+	expect 3
+	err_has "no integrity check"
 	echo "cli.$BACKEND: $checks checks, $failures failures"
 	[ "$failures" = 0 ]
 	exit
@@ -662,6 +665,41 @@ if [ "$BACKEND" = lmdb ]; then
 	if [ -d "$tmp/cwd/jobq-data" ]; then pass; else fail "no ./jobq-data created"; fi
 	out=$(cd "$tmp/cwd" && env -u JOBQ_URL "$JOBQ" counts dq --json 2>&1)
 	out_has "\"waiting\":1"
+fi
+
+# check: clean (0), damaged (1), unusable (3).
+if [ "$BACKEND" = lmdb ]; then
+	run check
+	expect 0
+	out_has ": 0 problems"
+	run check --json
+	expect 0
+	json_ok
+	has_keys queues jobs entries problems messages
+	cs="lmdb:$tmp/check-store"
+	run -u "$cs" add cq n '{}'
+	expect 0
+	name="mdb_load a dangling waiting entry"
+	if command -v mdb_load >/dev/null; then
+		# the waiting index of queue "cq" gets an entry naming job 999999, which does not exist
+		printf 'VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n 6371007fffffffffffff00\n 393939393939\nDATA=END\n' |
+			mdb_load -s wait "$tmp/check-store"
+		run -u "$cs" check
+		expect 1
+		out_has "names job 999999, which does not exist"
+		out_has "its counter says 1 waiting, the index holds 2"
+		run -u "$cs" check --json
+		expect 1
+		out_has "\"problems\":2"
+	elif [ -n "${CI:-}" ]; then
+		fail "mdb_load (lmdb-utils) is not installed"
+	else
+		echo "note: mdb_load (lmdb-utils) not installed, damaged-store check skipped"
+	fi
+	: >"$tmp/check-store/data.mdb"
+	run -u "$cs" check
+	expect 3
+	err_has "truncated"
 fi
 
 echo "cli.$BACKEND: $checks checks, $failures failures"

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define JOBQ_BACKEND_VERSION 3
+#define JOBQ_BACKEND_VERSION 4
 
 enum {
 	JOBQ_CAP_BLOCKING_WAIT = 1u << 0, /* wait_for_work and events_read really block */
@@ -323,7 +323,28 @@ struct jobq_backend {
 	int (*add_send)(jobq_backend_queue *q, const jobq_add_request *reqs, size_t n,
 	                int64_t now_ms);
 	int (*add_recv)(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, size_t n);
+
+	/* -- version 4; optional ------------------------------------------------------------ */
+
+	/*
+	 * Optional (NULL: jobq_store_check answers JOBQ_ENOTSUP). The integrity check of the
+	 * whole store (every queue), in one consistent read: fills `report` (zeroed by the
+	 * core) with what it examined and reports each problem with jobq_check_report__problem.
+	 * Returns 0 when the check ran, whatever it found (damage it meets, such as a table the
+	 * storage engine calls corrupt, is a problem, not an error), or < 0 when it could not
+	 * read the store at all. Changes nothing.
+	 */
+	int (*check)(jobq_check_report *report, jobq_backend *b, size_t max_messages);
 };
+
+/* Counts one problem in `report` and keeps its message (printf-style) among the first
+ * `max_messages`. Returns 0, or JOBQ_ENOMEM. */
+JOBQ_EXTERN int jobq_check_report__problem(jobq_check_report *report, size_t max_messages,
+                                           const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,11 @@ static const char *const dbi_names[DBI__COUNT] = {
     "active", "completed", "failed", "dedup", "logs", "events",
 };
 
+const char *
+jobq_lmdb__dbi_name(int which) {
+	return dbi_names[which];
+}
+
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static lmdb_env *registry;
 
@@ -43,7 +49,41 @@ jobq_lmdb__error(int mdb_rc, const char *what) {
 	if (mdb_rc == ENOMEM) {
 		return jobq_error_set(JOBQ_ENOMEM, "lmdb: %s: %s", what, mdb_strerror(mdb_rc));
 	}
+	if (mdb_rc == ENOSPC || mdb_rc == EDQUOT) {
+		return jobq_error_set(JOBQ_ENOSPC, "lmdb: %s: %s", what, mdb_strerror(mdb_rc));
+	}
 	return jobq_error_set(JOBQ_EIO, "lmdb: %s: %s", what, mdb_strerror(mdb_rc));
+}
+
+/* Bytes the caller may still write on the file system of `fd`, or -1 if unknown. */
+static int64_t
+fs_free_bytes(int fd) {
+	struct statvfs sv;
+	if (fstatvfs(fd, &sv) < 0) {
+		return -1;
+	}
+	uint64_t blocks = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+	return (int64_t)(blocks * sv.f_frsize);
+}
+
+/*
+ * LMDB answers a short write with EIO (it cannot tell why the kernel stopped), which on a
+ * full file system is the usual first symptom: EIO with less than 16 MiB left (more than a
+ * commit of this backend writes) is reported as the full file system it is.
+ */
+int
+jobq_lmdb__commit_error(lmdb_env *e, int mdb_rc) {
+	int fd = -1;
+	if (mdb_rc == EIO && mdb_env_get_fd(e->env, &fd) == 0) {
+		int64_t left = fs_free_bytes(fd);
+		if (left >= 0 && left < (int64_t)16 << 20) {
+			return jobq_error_set(JOBQ_ENOSPC,
+			                      "lmdb: %s: committing: %s (a short write; %lld bytes "
+			                      "free on its file system)",
+			                      e->path, strerror(ENOSPC), (long long)left);
+		}
+	}
+	return jobq_lmdb__error(mdb_rc, "committing");
 }
 
 /* --- wake-ups -------------------------------------------------------------------------------- */
@@ -113,22 +153,61 @@ jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen, int6
 	__atomic_sub_fetch(n, 1, __ATOMIC_SEQ_CST);
 }
 
+/*
+ * Gives the file `fd` (named `path`) real blocks for its first `len` bytes, so that a full
+ * file system is ENOSPC now and not SIGBUS at the first store into a mapping of a hole.
+ * `keep_size`: allocate without changing the file's size (for a file LMDB sizes itself).
+ */
 static int
-wake_map_open(lmdb_env *e, const char *dir, unsigned int mode) {
-	char path[PATH_MAX];
-	if ((size_t)snprintf(path, sizeof(path), "%s/jobq-wake", dir) >= sizeof(path)) {
+alloc_blocks(int fd, const char *path, off_t len, int keep_size) {
+	int err = keep_size ? (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, len) < 0 ? errno : 0)
+	                    : posix_fallocate(fd, 0, len);
+	if (err == EOPNOTSUPP || err == ENOSYS) {
+		return 0; /* a file system without allocation: nothing better to do */
+	}
+	if (err) {
+		return jobq_error_set(err == ENOSPC || err == EDQUOT ? JOBQ_ENOSPC : JOBQ_EIO,
+		                      "lmdb: cannot allocate %s: %s", path, strerror(err));
+	}
+	return 0;
+}
+
+/* Opens (creating if needed) the store file `name` of `dir`, whose path goes to `path`
+ * (PATH_MAX bytes); *created: this call made it. */
+static int
+open_store_file(int *fd_out, int *created, char *path, const char *dir, const char *name,
+                unsigned int mode) {
+	if ((size_t)snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
 		return jobq_error_set(JOBQ_EINVAL, "lmdb: path too long: %s", dir);
 	}
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, (mode_t)mode);
-	if (fd < 0) {
-		return jobq_error_set(JOBQ_EIO, "lmdb: cannot open %s: %s", path, strerror(errno));
+	*created = 1;
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+	if (fd < 0 && errno == EEXIST) {
+		*created = 0;
+		fd = open(path, O_RDWR | O_CLOEXEC);
 	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || ((size_t)st.st_size < sizeof(lmdb_wake_map) &&
-	                           ftruncate(fd, sizeof(lmdb_wake_map)) < 0)) {
-		int err = errno;
+	if (fd < 0) {
+		*created = 0;
+		return jobq_error_set(errno == ENOSPC || errno == EDQUOT ? JOBQ_ENOSPC : JOBQ_EIO,
+		                      "lmdb: cannot open %s: %s", path, strerror(errno));
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+static int
+wake_map_open(lmdb_env *e, int *created, const char *dir, unsigned int mode) {
+	char path[PATH_MAX];
+	int fd;
+	int rc = open_store_file(&fd, created, path, dir, "jobq-wake", mode);
+	if (rc < 0) {
+		return rc;
+	}
+	/* Allocated (not just sized) so that the first store into the map cannot fault; a file
+	 * of an older, shorter layout is grown the same way. */
+	if ((rc = alloc_blocks(fd, path, (off_t)sizeof(lmdb_wake_map), 0)) < 0) {
 		close(fd);
-		return jobq_error_set(JOBQ_EIO, "lmdb: cannot size %s: %s", path, strerror(err));
+		return rc;
 	}
 	void *p = mmap(NULL, sizeof(lmdb_wake_map), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	int err = errno;
@@ -321,7 +400,7 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 			continue;
 		}
 		if (mrc) {
-			return jobq_lmdb__error(mrc, "committing");
+			return jobq_lmdb__commit_error(e, mrc);
 		}
 		if (e->durability == JOBQ_LMDB_GROUP) {
 			int src = group_sync(e);
@@ -468,8 +547,7 @@ init_store_once(lmdb_env *e, int *again) {
 		return open_resize(e, 1);
 	}
 	if (mrc) {
-		return jobq_error_set(JOBQ_EIO, "lmdb: %s: cannot commit: %s", e->path,
-		                      mdb_strerror(mrc));
+		return jobq_lmdb__commit_error(e, mrc);
 	}
 	return 0;
 }
@@ -523,6 +601,101 @@ durability_name(jobq_lmdb_durability d) {
 	return d == JOBQ_LMDB_GROUP ? "group" : d == JOBQ_LMDB_PERIODIC ? "periodic" : "sync";
 }
 
+/* The files of a store directory, and which of them the open in progress created. */
+enum { FILE_WAKE, FILE_LOCK, FILE_DATA, FILE__COUNT };
+static const char *const store_files[FILE__COUNT] = {"jobq-wake", "lock.mdb", "data.mdb"};
+
+/*
+ * Gives lock.mdb blocks before LMDB maps it (LMDB sizes it with ftruncate, which leaves a hole
+ * that faults on a full file system): enough for the header and every reader slot.
+ */
+static int
+lock_file_prepare(int *created, const char *dir, unsigned int mode) {
+	char path[PATH_MAX];
+	int fd;
+	int rc = open_store_file(&fd, created, path, dir, store_files[FILE_LOCK], mode);
+	if (rc == 0) {
+		rc = alloc_blocks(fd, path, (off_t)64 << 10, 1);
+		close(fd);
+	}
+	return rc;
+}
+
+/*
+ * Before LMDB opens data.mdb: a directory whose jobq-wake says it held a store, but whose
+ * data.mdb is missing or too short to hold LMDB's two meta pages, lost its store (LMDB would
+ * start a new, empty one in an empty file). *exists: data.mdb was there.
+ */
+static int
+data_file_precheck(int *exists, lmdb_env *e, const char *dir) {
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dir, store_files[FILE_DATA]);
+	struct stat st;
+	*exists = stat(path, &st) == 0;
+	if (!*exists && errno != ENOENT) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: %s: %s", path, strerror(errno));
+	}
+	if (!(__atomic_load_n(&e->wake->flags, __ATOMIC_SEQ_CST) & LMDB_WAKE_STORE_READY)) {
+		return 0;
+	}
+	long page = sysconf(_SC_PAGESIZE);
+	if (*exists && st.st_size >= 2 * (off_t)page) {
+		return 0;
+	}
+	char what[64];
+	if (*exists) {
+		snprintf(what, sizeof(what), "has %lld bytes", (long long)st.st_size);
+	} else {
+		snprintf(what, sizeof(what), "is missing");
+	}
+	return jobq_error_set(JOBQ_EIO,
+	                      "lmdb: %s: store is truncated: data.mdb %s, but the directory "
+	                      "held a jobq store (its jobq-wake says so); restore data.mdb, or "
+	                      "remove the directory's files to start a new store",
+	                      dir, what);
+}
+
+/*
+ * After mdb_env_open, before any read touches the map: LMDB maps data.mdb whole and reads
+ * pages through the map, so a file that lost its end would fault (SIGBUS) at the first read
+ * of a page past it. The newest meta page names the last page in use.
+ */
+static int
+data_file_check_size(lmdb_env *e) {
+	MDB_envinfo info;
+	MDB_stat st;
+	int fd = -1;
+	struct stat fs;
+	if (mdb_env_info(e->env, &info) != 0 || mdb_env_stat(e->env, &st) != 0 ||
+	    mdb_env_get_fd(e->env, &fd) != 0 || fstat(fd, &fs) < 0) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: %s: cannot read the size of data.mdb",
+		                      e->path);
+	}
+	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if ((uint64_t)fs.st_size < need) {
+		return jobq_error_set(JOBQ_EIO,
+		                      "lmdb: %s: store is truncated: data.mdb has %lld bytes, but "
+		                      "its last page in use (%llu, of %u bytes) ends at byte %llu; "
+		                      "restore data.mdb from a copy",
+		                      e->path, (long long)fs.st_size,
+		                      (unsigned long long)info.me_last_pgno, st.ms_psize,
+		                      (unsigned long long)need);
+	}
+	return 0;
+}
+
+/* Removes the files of `made` (this open created them) unless a store is there after all. */
+static void
+remove_made_files(const char *dir, const int *made) {
+	for (int i = 0; i < FILE__COUNT; i++) {
+		char path[PATH_MAX];
+		if (made[i] && (size_t)snprintf(path, sizeof(path), "%s/%s", dir, store_files[i]) <
+		                   sizeof(path)) {
+			unlink(path);
+		}
+	}
+}
+
 static int
 env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 	lmdb_env *e = jobq__calloc(1, sizeof(*e));
@@ -544,12 +717,21 @@ env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 	e->durability = o->durability;
 	e->sync_ms = o->sync_ms ? o->sync_ms : 100;
 	e->path = jobq__strdup(real);
-	int rc = 0;
+	int made[FILE__COUNT] = {0};
+	int rc = 0, data_exists = 1;
 	if (!e->path) {
 		rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: opening %s", real);
 		goto fail;
 	}
-	rc = wake_map_open(e, real, o->file_mode);
+	rc = wake_map_open(e, &made[FILE_WAKE], real, o->file_mode);
+	if (rc < 0) {
+		goto fail;
+	}
+	rc = lock_file_prepare(&made[FILE_LOCK], real, o->file_mode);
+	if (rc < 0) {
+		goto fail;
+	}
+	rc = data_file_precheck(&data_exists, e, real);
 	if (rc < 0) {
 		goto fail;
 	}
@@ -566,6 +748,7 @@ env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 	if (o->durability != JOBQ_LMDB_SYNC) {
 		flags |= MDB_NOSYNC;
 	}
+	made[FILE_DATA] = !data_exists;
 	mrc = mdb_env_open(e->env, real, flags, (mdb_mode_t)o->file_mode);
 	if (mrc) {
 		const char *why = mrc == MDB_INVALID            ? "not an LMDB file or corrupt"
@@ -573,8 +756,13 @@ env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 		                  : mrc == MDB_CORRUPTED        ? "corrupt"
 		                                                : mdb_strerror(mrc);
 		rc = jobq_error_set(mrc == EACCES || mrc == EROFS || mrc == ENOENT ? JOBQ_EINVAL
+		                    : mrc == ENOSPC || mrc == EDQUOT               ? JOBQ_ENOSPC
 		                                                                   : JOBQ_EIO,
 		                    "lmdb: %s: cannot open the store: %s", real, why);
+		goto fail;
+	}
+	rc = data_file_check_size(e);
+	if (rc < 0) {
 		goto fail;
 	}
 	int dead = 0;
@@ -582,6 +770,15 @@ env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 	rc = init_store(e);
 	if (rc < 0) {
 		goto fail;
+	}
+	if (!(__atomic_load_n(&e->wake->flags, __ATOMIC_SEQ_CST) & LMDB_WAKE_STORE_READY)) {
+		/* The format record on disk before the flag says it is (NOSYNC modes). */
+		mrc = mdb_env_sync(e->env, 1);
+		if (mrc) {
+			rc = jobq_lmdb__error(mrc, "syncing the new store");
+			goto fail;
+		}
+		__atomic_or_fetch(&e->wake->flags, LMDB_WAKE_STORE_READY, __ATOMIC_SEQ_CST);
 	}
 	if (e->durability == JOBQ_LMDB_PERIODIC) {
 		if (pthread_create(&e->syncer, NULL, syncer_main, e) != 0) {
@@ -592,8 +789,15 @@ env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 	}
 	*out = e;
 	return 0;
-fail:
+fail:;
+	/* Undo only what this open created, and nothing once the directory holds a store (this
+	 * process's, or one another process made meanwhile). */
+	int ready =
+	    e->wake && (__atomic_load_n(&e->wake->flags, __ATOMIC_SEQ_CST) & LMDB_WAKE_STORE_READY);
 	env_destroy(e);
+	if (!ready) {
+		remove_made_files(real, made);
+	}
 	return rc;
 }
 
@@ -806,6 +1010,12 @@ jobq__lmdb_open_url(jobq_backend **out, const char *url) {
 	}
 	memcpy(dir, p, n);
 	dir[n] = '\0';
+	if (strspn(dir, "/") == n) {
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "lmdb url %s: the root directory cannot be a store; name a "
+		                      "directory (lmdb:///abs/dir)",
+		                      url);
+	}
 	jobq_lmdb_options o = JOBQ_LMDB_OPTIONS_INIT;
 	if (qm) {
 		int rc = parse_query(&o, qm + 1, url);

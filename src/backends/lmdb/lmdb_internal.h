@@ -43,6 +43,8 @@
 #define LMDB_KEY_MAX     512
 #define LMDB_EVENTS_KEEP 10000
 
+enum { LMDB_WAKE_STORE_READY = 1u };
+
 enum lmdb_dbi {
 	DBI_META,
 	DBI_QUEUES,
@@ -63,7 +65,10 @@ enum lmdb_dbi {
 typedef struct lmdb_wake_map {
 	uint32_t magic;
 	uint32_t version;
-	uint32_t pad[14];
+	/* LMDB_WAKE_STORE_READY once data.mdb holds a committed format record: from then on an
+	 * empty or missing data.mdb is a lost store, not a new one (was padding: 0 in old files) */
+	uint32_t flags;
+	uint32_t pad[13];
 	struct {
 		uint32_t work;   /* bumped when work may have appeared */
 		uint32_t events; /* bumped when events were written */
@@ -204,6 +209,9 @@ int jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg);
 int jobq_lmdb__read_begin(lmdb_env *e, MDB_txn **txn);
 void jobq_lmdb__read_end(lmdb_env *e, MDB_txn *txn);
 int jobq_lmdb__error(int mdb_rc, const char *what);
+/* As jobq_lmdb__error for a failed commit of `e`: LMDB's EIO for a short write on a full file
+ * system becomes JOBQ_ENOSPC. */
+int jobq_lmdb__commit_error(lmdb_env *e, int mdb_rc);
 uint32_t jobq_lmdb__wake_load(lmdb_env *e, uint32_t slot, int events);
 void jobq_lmdb__wake_bump(lmdb_env *e, uint32_t slot, int work, int events);
 void jobq_lmdb__wake_all(lmdb_env *e);
@@ -212,6 +220,17 @@ void jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen,
 
 /* lmdb_ops.c: converts a format-1 store's active index in the open transaction (at open). */
 int jobq_lmdb__migrate_v1(lmdb_env *e, MDB_txn *txn);
+/* lmdb_ops.c: the index key of a job of `q` in state `s` with key parts ia/ib, written to `buf`
+ * (LMDB_KEY_MAX bytes); its length, 0 if too long. */
+size_t jobq_lmdb__idx_key(unsigned char *buf, const jobq_backend_queue *q, jobq_state s, int64_t ia,
+                          uint64_t ib);
+/* lmdb_ops.c: the index table of state `s` (DBI_WAIT...DBI_FAILED), or -1 if it has none. */
+int jobq_lmdb__state_dbi(jobq_state s);
+
+/* lmdb_check.c: the vtable's check slot. */
+int jobq_lmdb__check(jobq_check_report *report, jobq_backend *b, size_t max_messages);
+/* lmdb_env.c: the names of the tables (DBI_*). */
+const char *jobq_lmdb__dbi_name(int which);
 
 /* lmdb_codec.c. The encoders fill `b` (release it with buf_free; nothing to free on error). */
 void jobq_lmdb__buf_init(lmdb_buf *b);

@@ -2733,6 +2733,25 @@ jobq_lmdb__migrate_v1(lmdb_env *e, MDB_txn *txn) {
 	return rc;
 }
 
+/* --- for the integrity check (lmdb_check.c) --------------------------------------------------- */
+
+size_t
+jobq_lmdb__idx_key(unsigned char *buf, const jobq_backend_queue *q, jobq_state s, int64_t ia,
+                   uint64_t ib) {
+	kb k;
+	idx_key(&k, q, s, ia, ib);
+	if (k.overflow) {
+		return 0;
+	}
+	memcpy(buf, k.b, k.n);
+	return k.n;
+}
+
+int
+jobq_lmdb__state_dbi(jobq_state s) {
+	return state_dbi(s);
+}
+
 /* --- the vtable ------------------------------------------------------------------------------- */
 
 static const jobq_backend lmdb_vtable = {
@@ -2768,6 +2787,7 @@ static const jobq_backend lmdb_vtable = {
     .wake = lm_wake,
     .free = lm_free,
     .complete_fetch = lm_complete_fetch,
+    .check = jobq_lmdb__check,
 };
 
 int
