@@ -19,4 +19,5 @@ const jobq_test_target jobq_test_target_memory = {
     JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_LOGICAL_CLOCK,
     memory_setup,
     memory_teardown,
+    NULL,
 };
