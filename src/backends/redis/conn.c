@@ -655,9 +655,8 @@ rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **arg
 		                     q->b->where, s->name);
 	if (r == NULL && *rc == JOBQ_EBACKEND) {
 		/* keep the server's words, name the script */
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", jobq_error_message());
-		*rc = jobq_error_set(JOBQ_EBACKEND, "redis script %s: %s", s->name, msg);
+		*rc = jobq_error_set(JOBQ_EBACKEND, "redis script %s: %s", s->name,
+		                     jobq_error_message());
 	}
 	if (avp != av) {
 		jobq__free(avp);

@@ -1762,18 +1762,13 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 			                                              : delay * 2;
 			rc = rq_connect_check(b);
 		}
-		if (rc == JOBQ_EIO) {
-			char msg[512];
-			snprintf(msg, sizeof(msg), "%s", jobq_error_message());
-			rc = jobq_error_set(JOBQ_EIO, "%s (still down after waiting %lld ms)", msg,
-			                    (long long)opts->connect_wait_ms);
-		}
+		if (rc == JOBQ_EIO)
+			rc = jobq_error_set(JOBQ_EIO, "%s (still down after waiting %lld ms)",
+			                    jobq_error_message(), (long long)opts->connect_wait_ms);
 	}
 	if (rc < 0) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", jobq_error_message());
-		rq_free(&b->base);
-		return jobq_error_set(rc, "%s", msg);
+		rq_free(&b->base); /* sets no error: the message stays */
+		return rc;
 	}
 	*out = &b->base;
 	return 0;
