@@ -641,11 +641,15 @@ rq_add_recv(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, size_t n) {
 	redisReply *r = q->pipe_broken ? NULL : rq_conn_read(q->pipe);
 	q->pipe_inflight--;
 	if (r == NULL) {
+		char tail[80];
+		snprintf(tail, sizeof(tail), " (the %zu adds may or may not have been made)", n);
+		if (q->pipe_broken)
+			rc = jobq_error_set(JOBQ_EIO, "redis %s: add: connection lost%s",
+			                    q->b->where, tail);
+		else
+			rc = rq_io_error(q->b, q->pipe->c, "addJobs", q->b->command_timeout_ms,
+			                 "command_timeout_ms", tail);
 		q->pipe_broken = 1;
-		rc = jobq_error_set(JOBQ_EIO,
-		                    "redis %s: add: connection lost (the %zu adds may or "
-		                    "may not have been made)",
-		                    q->b->where, n);
 	} else if (r->type == REDIS_REPLY_ERROR) {
 		if (strncmp(r->str, "NOSCRIPT", 8) == 0)
 			q->pipe_broken = 1; /* load it again on a fresh connection */
@@ -1361,14 +1365,16 @@ blocking_command(int *rc, jobq_backend_queue *q, const char *name, uint64_t gen,
 	waiter_add(b, &w);
 	redisReply *r = NULL;
 	if (waiter_arm(b, &w, gen)) {
-		/* the socket timeout must outlast the server-side block */
-		int64_t t = (block_ms > 0 ? block_ms : 0) + 5000 + b->command_timeout_ms;
+		/* the socket timeout outlasts the server-side block by the command timeout */
+		int64_t t = (block_ms > 0 ? block_ms : 0) + (b->command_timeout_ms > 0
+		                                                 ? b->command_timeout_ms
+		                                                 : RQ_DEFAULT_COMMAND_TIMEOUT_MS);
 		redisSetTimeout(conn->c, (struct timeval){(time_t)(t / 1000),
 		                                          (suseconds_t)((t % 1000) * 1000)});
 		r = rq_conn_command_named(conn, name, argc, argv);
 		if (r == NULL)
-			*rc = jobq_error_set(JOBQ_EIO, "redis %s: %s: %s", b->where, argv[0],
-			                     conn->c->errstr);
+			*rc = rq_io_error(b, conn->c, argv[0], t,
+			                  "its blocking time plus command_timeout_ms", "");
 	}
 	waiter_disarm(b, &w, gen);
 	waiter_remove(b, &w);
@@ -1725,7 +1731,9 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->port = opts->port ? opts->port : 6379;
 	b->db = opts->db;
 	b->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 5000;
-	b->command_timeout_ms = opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 0;
+	b->command_timeout_ms = opts->command_timeout_ms > 0   ? opts->command_timeout_ms
+	                        : opts->command_timeout_ms < 0 ? 0
+	                                                       : RQ_DEFAULT_COMMAND_TIMEOUT_MS;
 	b->reconnect_attempts = opts->reconnect_attempts ? opts->reconnect_attempts : 6;
 	b->reconnect_max_delay_ms =
 	    opts->reconnect_max_delay_ms > 0 ? opts->reconnect_max_delay_ms : 1000;

@@ -20,6 +20,8 @@
 #include "jobq/sys/backend.h"
 
 #define RQ_NKEYS 16
+/* How long a command may wait for its reply unless the options say otherwise. */
+#define RQ_DEFAULT_COMMAND_TIMEOUT_MS 30000
 
 typedef struct rconn {
 	redisContext *c;
@@ -139,6 +141,12 @@ int rq_script_send(rconn *conn, jobq_backend_queue *q, int script, int argc, con
 redisReply *rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **argv,
                       const size_t *lens);
 int rq_connect_check(redis_backend *b);
+/* Non-zero when the context's I/O error is a read or write timeout. */
+int rq_timed_out(const redisContext *c);
+/* JOBQ_EIO for the I/O error on `c` while running `cmd`: a timeout says which setting
+ * (`setting`, `timeout_ms`) ran out, anything else hiredis's words; `tail` is appended. */
+int rq_io_error(redis_backend *b, const redisContext *c, const char *cmd, int64_t timeout_ms,
+                const char *setting, const char *tail);
 void rq_pool_free(redis_backend *b);
 
 /* codec.c */

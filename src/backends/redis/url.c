@@ -2,8 +2,9 @@
  * Redis backend: store URLs.
  *   redis://[[user]:password@]host[:port][/db][?prefix=P&...]
  *   redis+unix:///path/to.sock[?db=N&prefix=P&password=...&user=...]
- * Query keys: prefix, db, user (or username), password, connect_timeout_ms,
- * command_timeout_ms, connect_wait_ms (0: fail at once when the server is down). User and password
+ * Query keys: prefix, db, user (or username), password, connect_timeout_ms (default 5000),
+ * command_timeout_ms (default 30000), connect_wait_ms (0: fail at once when the server is
+ * down). User and password
  * may be percent-encoded. Messages quote the URL with its password hidden.
  */
 #include <stdio.h>
