@@ -402,6 +402,28 @@ rq_pool_free(redis_backend *b) {
 	b->idle = b->idle_blocking = NULL;
 }
 
+/* The server's proto-max-bulk-len (the largest string a command may carry): CONFIG GET, or
+ * Redis's default when CONFIG is refused (an ACL, a managed server) or says nothing usable. */
+static int
+read_max_bulk(redis_backend *b, rconn *conn) {
+	b->max_bulk = RQ_DEFAULT_MAX_BULK;
+	sigpipe_guard g;
+	sigpipe_block(&g);
+	redisReply *r = redisCommand(conn->c, "CONFIG GET proto-max-bulk-len");
+	sigpipe_unblock(&g);
+	if (r == NULL)
+		return setup_error(b, conn, "CONFIG GET proto-max-bulk-len");
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[1]->type == REDIS_REPLY_STRING) {
+		char *end = NULL;
+		unsigned long long v = strtoull(r->element[1]->str, &end, 10);
+		if (end != r->element[1]->str && *end == '\0' && v > 0)
+			b->max_bulk = v;
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
 int
 rq_connect_check(redis_backend *b) {
 	rconn *conn = NULL;
@@ -409,8 +431,27 @@ rq_connect_check(redis_backend *b) {
 	int rc = conn_open_once(&conn, b, 0, &timed_out);
 	if (rc < 0)
 		return rc;
+	if ((rc = read_max_bulk(b, conn)) < 0) {
+		conn_close(conn);
+		return rc;
+	}
 	rq_conn_put(b, conn, 0);
 	return 0;
+}
+
+int
+rq_check_size(redis_backend *b, size_t len, const char *what) {
+	if ((unsigned long long)len <= b->max_bulk)
+		return 0;
+	char limit[48];
+	if (b->max_bulk % (1024 * 1024) == 0)
+		snprintf(limit, sizeof(limit), "%llu MB", b->max_bulk / (1024 * 1024));
+	else
+		snprintf(limit, sizeof(limit), "%llu bytes", b->max_bulk);
+	return jobq_error_set(JOBQ_EINVAL,
+	                      "%s of %zu bytes is over Redis's limit of %s (proto-max-bulk-len "
+	                      "of the server at %s); nothing was sent",
+	                      what, len, limit, b->where);
 }
 
 /* Writes `len` bytes with send(MSG_NOSIGNAL) (never SIGPIPE); -1 and c->err set. */
@@ -677,6 +718,18 @@ rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **arg
 	}
 	char nk[8];
 	size_t n = script_argv(avp, alp, nk, sizeof(nk), q, script, argc, argv, lens);
+	for (size_t i = 0; i < n; i++) {
+		if (alp[i] > q->b->max_bulk) {
+			char what[64];
+			snprintf(what, sizeof(what), "an argument of script %s", s->name);
+			*rc = rq_check_size(q->b, alp[i], what);
+			if (avp != av) {
+				jobq__free(avp);
+				jobq__free(alp);
+			}
+			return NULL;
+		}
+	}
 	int idem = script_idempotent[script];
 	redisReply *r = rq_command(rc, q->b, idem, (int)n, avp, alp);
 	if (r == NULL && *rc == 1) {

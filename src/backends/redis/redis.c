@@ -528,6 +528,21 @@ opts_free(char **opts, size_t n) {
 			jobq__free(opts[i]);
 }
 
+/* Each job's data against the server's largest string, before anything is sent. */
+static int
+add_sizes_check(jobq_backend_queue *q, const jobq_add_request *reqs, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		int rc = rq_check_size(q->b, reqs[i].len, "job data");
+		if (rc < 0) {
+			if (n > 1)
+				jobq_error_set(rc, "job %zu of %zu: %s", i + 1, n,
+				               jobq_error_message());
+			return rc;
+		}
+	}
+	return 0;
+}
+
 /* The opts JSON of each job; runs of jobs with options that encode alike share one text. */
 static int
 opts_encode(char **opts, const jobq_add_request *reqs, size_t n) {
@@ -556,7 +571,9 @@ rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_re
 	if (opts == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
 	add_call ac = {ids, outcomes, reqs, n, opts, 0};
-	ac.rc = opts_encode(opts, reqs, n);
+	ac.rc = add_sizes_check(q, reqs, n);
+	if (ac.rc == 0)
+		ac.rc = opts_encode(opts, reqs, n);
 	if (ac.rc == 0) {
 		rq_call me = {.arg = &ac, .steps = n, .key = 0};
 		combine(&q->adds, q, &me, ADD_STEPS, add_fly);
@@ -611,8 +628,8 @@ rq_add_send(jobq_backend_queue *q, const jobq_add_request *reqs, size_t n, int64
 	if (n == 0 || n > ADD_STEPS)
 		return jobq_error_set(JOBQ_EINVAL, "redis add_send: %zu jobs (1..%d per step)", n,
 		                      ADD_STEPS);
-	int rc = pipe_ready(q);
-	if (rc < 0)
+	int rc = add_sizes_check(q, reqs, n);
+	if (rc < 0 || (rc = pipe_ready(q)) < 0)
 		return rc;
 	char **opts = jobq__calloc(n, sizeof(*opts));
 	add_args args;
