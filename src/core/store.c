@@ -294,7 +294,8 @@ jobq_queue_add_bulk(jobq_job_id *out, int *outcomes, jobq_queue *q, const jobq_j
 		}
 		if ((rc = jobq_queue__prepare_add(&opts[i], q, &jobs[i], now)) < 0) {
 			if (n > 1)
-				jobq_error_set(rc, "job %zu of %zu: %s", i + 1, n, jobq_error_message());
+				jobq_error_set(rc, "job %zu of %zu: %s", i + 1, n,
+				               jobq_error_message());
 			goto done;
 		}
 		reqs[i] = (jobq_add_request){jobs[i].name, jobs[i].data, jobs[i].len, &opts[i]};

@@ -59,9 +59,7 @@ int
 rq_io_error(redis_backend *b, const redisContext *c, const char *cmd, int64_t timeout_ms,
             const char *setting, const char *tail) {
 	if (rq_timed_out(c))
-		return jobq_error_set(JOBQ_EIO,
-		                      "redis %s: no reply to %s within %lld ms (%s; the connection "
-		                      "is dropped and reopened by the next call)%s",
+		return jobq_error_set(JOBQ_EIO, "redis %s: no reply to %s within %lld ms (%s)%s",
 		                      b->where, cmd, (long long)timeout_ms, setting, tail);
 	return jobq_error_set(JOBQ_EIO, "redis %s: %s: %s%s", b->where, cmd, c->errstr, tail);
 }
@@ -502,7 +500,7 @@ command_nosignal(redisContext *c, int argc, const char **argv, const size_t *len
 
 static int
 command_error(redis_backend *b, const redisContext *c, const char *cmd, const char *tail) {
-	return rq_io_error(b, c, cmd, b->command_timeout_ms, "command_timeout_ms", tail);
+	return rq_io_error(b, c, cmd, b->command_timeout_ms, RQ_COMMAND_TIMEOUT_SETTING, tail);
 }
 
 redisReply *

@@ -665,7 +665,7 @@ rq_add_recv(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, size_t n) {
 			                    q->b->where, tail);
 		else
 			rc = rq_io_error(q->b, q->pipe->c, "addJobs", q->b->command_timeout_ms,
-			                 "command_timeout_ms", tail);
+			                 RQ_COMMAND_TIMEOUT_SETTING, tail);
 		q->pipe_broken = 1;
 	} else if (r->type == REDIS_REPLY_ERROR) {
 		if (strncmp(r->str, "NOSCRIPT", 8) == 0)

@@ -22,6 +22,9 @@
 #define RQ_NKEYS 16
 /* How long a command may wait for its reply unless the options say otherwise. */
 #define RQ_DEFAULT_COMMAND_TIMEOUT_MS 30000
+/* How messages name that setting, and what follows a timeout. */
+#define RQ_COMMAND_TIMEOUT_SETTING                                                                 \
+	"command_timeout_ms; the connection is dropped and the next call opens a new one"
 /* Redis's default proto-max-bulk-len, for a server that does not tell its own. */
 #define RQ_DEFAULT_MAX_BULK (512ULL * 1024 * 1024)
 
