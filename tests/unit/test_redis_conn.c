@@ -326,6 +326,14 @@ async_adds_server_gone(void **state) {
 
 /* --- strings over the server's limit ---------------------------------------------------------- */
 
+/* A cmocka teardown: stops the server the case put in *state (after a failed assertion too). */
+static int
+stop_server(void **state) {
+	if (*state != NULL)
+		server_teardown(*state);
+	return 0;
+}
+
 /* `n` bytes of JSON: a string of x's. */
 static char *
 big_json(size_t n) {
@@ -343,8 +351,8 @@ big_json(size_t n) {
  * the jobs around the refused one are added. */
 static void
 payload_over_max_bulk_len(void **state) {
-	(void)state;
-	server s;
+	static server s;
+	*state = &s; /* stopped by stop_server even when an assertion fails */
 	assert_int_equal(server_setup(&s), 0);
 	const char *extra[] = {"--proto-max-bulk-len", "1mb", NULL};
 	assert_int_equal(server_start(&s, extra), 0);
@@ -404,7 +412,7 @@ payload_over_max_bulk_len(void **state) {
 	assert_int_equal(got, 1024 * 1024);
 	jobq_job_free(job);
 	close_store(st, q);
-	server_teardown(&s);
+	/* stop_server removes the server */
 }
 
 /* --- a server that is down at open ---------------------------------------------------------- */
@@ -585,9 +593,12 @@ main(void) {
 		return getenv("CI") ? 1 : 77;
 	}
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(auth_password_and_acl_user), cmocka_unit_test(database_select),
-	    cmocka_unit_test(payload_over_max_bulk_len),  cmocka_unit_test(down_at_open),
-	    cmocka_unit_test(async_adds_server_gone),     cmocka_unit_test(restart_mid_run),
+	    cmocka_unit_test(auth_password_and_acl_user),
+	    cmocka_unit_test(database_select),
+	    cmocka_unit_test_teardown(payload_over_max_bulk_len, stop_server),
+	    cmocka_unit_test(down_at_open),
+	    cmocka_unit_test(async_adds_server_gone),
+	    cmocka_unit_test(restart_mid_run),
 	};
 	return cmocka_run_group_tests_name("redis_conn", tests, NULL, NULL);
 }
