@@ -10,7 +10,7 @@
 --- @include "includes/keys"
 
 local jk = ARGV[1] .. ARGV[2]
-if redis.call("EXISTS", jk) == 0 then
+if not jobExists(jk) then
   return -1
 end
 local n = redis.call("RPUSH", jk .. ":logs", ARGV[3])

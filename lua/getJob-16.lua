@@ -11,6 +11,9 @@
 --- @include "includes/state"
 
 local id = ARGV[2]
+if isQueueKey(qp .. id) then
+  return {}
+end
 local hash = redis.call("HGETALL", qp .. id)
 if #hash == 0 then
   return {}

@@ -19,7 +19,7 @@
 
 local id, token, now, due = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local jk = qp .. id
-if redis.call("EXISTS", jk) == 0 then
+if not jobExists(jk) then
   return -1
 end
 local unlocked = unlock(id, token, true)

@@ -24,7 +24,7 @@
 local id, token, now, target, value = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local keepCount, keepAge, attempts = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local jk = qp .. id
-if redis.call("EXISTS", jk) == 0 then
+if not jobExists(jk) then
   return -1
 end
 if target == "completed" and redis.call("SCARD", jk .. ":dependencies") ~= 0 then

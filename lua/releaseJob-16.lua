@@ -15,7 +15,7 @@
 --- @include "includes/lock"
 
 local id, token = ARGV[2], ARGV[3]
-if redis.call("EXISTS", qp .. id) == 0 then
+if not jobExists(qp .. id) then
   return -1
 end
 local unlocked = unlock(id, token)

@@ -17,7 +17,7 @@
 
 local id = ARGV[2]
 local jk = qp .. id
-if redis.call("EXISTS", jk) == 0 then
+if not jobExists(jk) then
   return -1
 end
 if isCurrentIteration(id) then

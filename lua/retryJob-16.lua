@@ -18,7 +18,7 @@
 
 local id, token, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 promoteDue(now)
-if redis.call("EXISTS", qp .. id) == 0 then
+if not jobExists(qp .. id) then
   return -1
 end
 local unlocked = unlock(id, token, true)

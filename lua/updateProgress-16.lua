@@ -14,7 +14,7 @@
 
 local id, token = ARGV[2], ARGV[3]
 local jk = qp .. id
-if redis.call("EXISTS", jk) == 0 then
+if not jobExists(jk) then
   return -1
 end
 if token ~= "" then

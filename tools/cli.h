@@ -97,6 +97,8 @@ int cli_usage_fail(const char *fmt, ...)
 
 /* The URL in effect: -u, else JOBQ_URL, else CLI_DEFAULT_URL. */
 const char *cli_url(void);
+/* `url` with its password hidden, for printing; valid until the next call. */
+const char *cli_url_shown(const char *url);
 /* Opens the store; on failure prints why and returns the exit code (> 0). */
 int cli_open_store(jobq_store **out, const char *url);
 /* Opens the store and queue `name`; on failure prints why and returns the exit code. */

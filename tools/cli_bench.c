@@ -311,7 +311,7 @@ cli_cmd_bench(int argc, char **argv) {
 			json_t *j = json_object();
 			json_object_set_new(j, "backend",
 			                    json_string(jobq_store_backend_name(store)));
-			json_object_set_new(j, "url", json_string(cli_url()));
+			json_object_set_new(j, "url", json_string(cli_url_shown(cli_url())));
 			json_object_set_new(j, "jobs", json_integer(jobs));
 			json_object_set_new(j, "concurrency", json_integer(concurrency));
 			json_object_set_new(j, "size", json_integer(size));
@@ -329,7 +329,7 @@ cli_cmd_bench(int argc, char **argv) {
 			rc = cli_print_json(j);
 		} else {
 			printf("backend        %s (%s)\n", jobq_store_backend_name(store),
-			       cli_url());
+			       cli_url_shown(cli_url()));
 			printf("jobs           %lld per add phase, %lld bytes each\n",
 			       (long long)jobs, (long long)size);
 			printf("add            %.0f jobs/s (one by one)\n", add_rate);
@@ -436,7 +436,7 @@ cli_cmd_demo(int argc, char **argv) {
 	rc = jobq_store_open(&store, url, NULL);
 	if (rc == JOBQ_ENOTSUP) {
 		fprintf(stderr, "jobq demo: the store '%s' is not built in; using mem:// instead\n",
-		        url);
+		        cli_url_shown(url));
 		url = "mem://";
 		rc = jobq_store_open(&store, url, NULL);
 	}
@@ -527,19 +527,19 @@ cli_cmd_demo(int argc, char **argv) {
 	if (cli_g.json) {
 		json_t *j = json_pack(
 		    "{s:s,s:s,s:s,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:f,s:I,s:I,s:I}",
-		    "store", url, "backend", jobq_store_backend_name(store), "queue", DEMO_QUEUE,
-		    "jobs", (json_int_t)jobs, "concurrency", (json_int_t)concurrency, "counts",
-		    "waiting", (json_int_t)c.waiting, "active", (json_int_t)c.active, "delayed",
-		    (json_int_t)c.delayed, "prioritized", (json_int_t)c.prioritized, "completed",
-		    (json_int_t)c.completed, "failed", (json_int_t)c.failed, "paused",
+		    "store", cli_url_shown(url), "backend", jobq_store_backend_name(store), "queue",
+		    DEMO_QUEUE, "jobs", (json_int_t)jobs, "concurrency", (json_int_t)concurrency,
+		    "counts", "waiting", (json_int_t)c.waiting, "active", (json_int_t)c.active,
+		    "delayed", (json_int_t)c.delayed, "prioritized", (json_int_t)c.prioritized,
+		    "completed", (json_int_t)c.completed, "failed", (json_int_t)c.failed, "paused",
 		    (json_int_t)c.paused, "jobs_per_s", (double)jobs * 1e6 / (double)total_us,
 		    "retries", (json_int_t)atomic_load(&d.retries), "attempts",
 		    (json_int_t)atomic_load(&d.attempts), "elapsed_ms",
 		    (json_int_t)(total_us / 1000));
 		cli_print_json(j);
 	} else {
-		printf("jobq demo on %s (%s), queue %s\n", url, jobq_store_backend_name(store),
-		       DEMO_QUEUE);
+		printf("jobq demo on %s (%s), queue %s\n", cli_url_shown(url),
+		       jobq_store_backend_name(store), DEMO_QUEUE);
 		printf(
 		    "  added       %lld jobs in %.0f ms (3 attempts, exponential backoff 10 ms)\n",
 		    (long long)jobs, (double)added_us / 1000.0);
@@ -557,9 +557,9 @@ cli_cmd_demo(int argc, char **argv) {
 		       (unsigned long long)c.delayed, (unsigned long long)c.prioritized);
 		if (strcmp(jobq_store_backend_name(store), "memory") != 0)
 			printf("  next        jobq%s%s counts %s; jobq%s%s get %s %s\n",
-			       cli_g.url ? " -u " : "", cli_g.url ? cli_g.url : "", DEMO_QUEUE,
-			       cli_g.url ? " -u " : "", cli_g.url ? cli_g.url : "", DEMO_QUEUE,
-			       ids[0].str);
+			       cli_g.url ? " -u " : "", cli_g.url ? cli_url_shown(cli_g.url) : "",
+			       DEMO_QUEUE, cli_g.url ? " -u " : "",
+			       cli_g.url ? cli_url_shown(cli_g.url) : "", DEMO_QUEUE, ids[0].str);
 	}
 	rc = (int64_t)c.completed == jobs
 	         ? 0

@@ -230,6 +230,19 @@ cli_url(void) {
 	return CLI_DEFAULT_URL;
 }
 
+const char *
+cli_url_shown(const char *url) {
+	static char *shown;
+	size_t n = jobq_url_redact(NULL, 0, url);
+	char *grown = realloc(shown, n + 1);
+
+	if (!grown)
+		return "(a store URL)";
+	shown = grown;
+	jobq_url_redact(shown, n + 1, url);
+	return shown;
+}
+
 static int
 mentions_url(const char *s) {
 	for (; *s; s++)
@@ -254,8 +267,9 @@ cli_open_store(jobq_store **out, const char *url) {
 	 * used (a directory that cannot be created, a foreign file) is exit 3. The library
 	 * returns JOBQ_EINVAL for both; its URL parsers say "URL" in their messages. */
 	if (rc == JOBQ_EINVAL && mentions_url(detail))
-		return cli_fail(CLI_EXIT_USAGE, "invalid store URL '%s': %s", url, detail);
-	return cli_fail(CLI_EXIT_STORE, "cannot open store '%s': %s", url, detail);
+		return cli_fail(CLI_EXIT_USAGE, "invalid store URL '%s': %s", cli_url_shown(url),
+		                detail);
+	return cli_fail(CLI_EXIT_STORE, "cannot open store '%s': %s", cli_url_shown(url), detail);
 }
 
 int

@@ -80,16 +80,22 @@ JOBQ_EXTERN int jobq_backend_lmdb_new(jobq_backend **out, const char *path,
  * with JOBQ_EIO when the server stays unreachable.
  */
 typedef struct jobq_redis_options {
-	unsigned int version;       /* JOBQ_REDIS_OPTIONS_VERSION */
-	const char *host;           /* NULL: "127.0.0.1" (ignored when unix_path is set) */
-	int port;                   /* 0: 6379 */
-	const char *unix_path;      /* unix socket path; NULL: TCP */
-	const char *username;       /* ACL user for AUTH; NULL: the default user */
-	const char *password;       /* NULL: no AUTH */
-	int db;                     /* SELECT'ed database, default 0 */
-	const char *prefix;         /* key prefix, NULL: "bull" (keys are <prefix>:<queue>:...) */
-	int64_t connect_timeout_ms; /* 0: 5000 */
-	int64_t command_timeout_ms; /* 0: none (blocking waits add their own time) */
+	unsigned int version;  /* JOBQ_REDIS_OPTIONS_VERSION */
+	const char *host;      /* NULL: "127.0.0.1" (ignored when unix_path is set) */
+	int port;              /* 0: 6379 */
+	const char *unix_path; /* unix socket path; NULL: TCP */
+	const char *username;  /* ACL user for AUTH; NULL: the default user */
+	const char *password;  /* NULL: no AUTH */
+	int db;                /* SELECT'ed database, default 0 */
+	const char *prefix;    /* key prefix, NULL: "bull" (keys are <prefix>:<queue>:...) */
+	/* Connecting, and the replies to the setup commands (AUTH, SELECT, CLIENT ID); 0: 5000.
+	 * URL query: connect_timeout_ms=N. */
+	int64_t connect_timeout_ms;
+	/* How long a command waits for its reply before the call fails with JOBQ_EIO ("no
+	 * reply ... within N ms") and the connection is dropped; 0: 30000, < 0: no limit.
+	 * Blocking waits (a worker waiting for jobs, an event read) wait their own blocking
+	 * time plus this. URL query: command_timeout_ms=N. */
+	int64_t command_timeout_ms;
 	unsigned int reconnect_attempts; /* tries after a lost connection; 0: 6 */
 	int64_t reconnect_max_delay_ms;  /* cap of the backoff between tries; 0: 1000 */
 	/* A server that is down when the backend is created: 0 (default) fails at once with

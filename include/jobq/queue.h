@@ -34,6 +34,13 @@ JOBQ_EXTERN int jobq_store_options_init(jobq_store_options *opts, unsigned int v
  * JOBQ_ENOTSUP for a backend not built in. Thread safety: any thread.
  */
 JOBQ_EXTERN int jobq_store_open(jobq_store **out, const char *url, const jobq_store_options *opts);
+/**
+ * Writes `url` into `out` (`size` bytes, always NUL-terminated when `size` > 0) with its
+ * password hidden, for messages and logs: `redis://user:***@host:6379`, `?password=***`.
+ * Returns the length of the whole result, as snprintf does. Every message of the library that
+ * quotes a store URL quotes it this way. Thread safety: any thread.
+ */
+JOBQ_EXTERN size_t jobq_url_redact(char *out, size_t size, const char *url);
 /** Opens a store over a backend built by the caller; takes ownership of `backend` even on failure.
  */
 JOBQ_EXTERN int jobq_store_open_backend(jobq_store **out, jobq_backend *backend,

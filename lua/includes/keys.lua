@@ -19,3 +19,33 @@ local idKey = KEYS[14]
 local eventsKey = KEYS[15]
 local limiterKey = KEYS[16]
 local qp = ARGV[1]
+
+--[[
+  Whether the job key `jk` (qp .. id) is one of the queue's own keys rather than a job's: an id
+  such as "meta", "wait", "repeat", "de:x" or "1:lock" (ids with ':' are jobs only in BullMQ's
+  three-part shape). The C core answers "not found" for such ids before any script runs
+  (jobq__reserved_id); this keeps a script from reading or changing those keys if one comes
+  another way.
+]]
+local function isQueueKey(jk)
+  for i = 1, #KEYS do
+    if KEYS[i] == jk then
+      return true
+    end
+  end
+  local id = string.sub(jk, #qp + 1)
+  if id == "repeat" or id == "metrics" or id == "de" or id == "dn" then
+    return true
+  end
+  local _, colons = string.gsub(id, ":", "")
+  if colons == 0 then
+    return false
+  end
+  local head = string.match(id, "^([^:]*):")
+  return colons ~= 2 or head == "de" or head == "dn" or head == "metrics"
+end
+
+-- Whether job key `jk` holds a job (never one of the queue's own keys).
+local function jobExists(jk)
+  return not isQueueKey(jk) and redis.call("EXISTS", jk) == 1
+end

@@ -5,7 +5,7 @@
 ]]
 local function moveFromSet(setKey, id, moveOne)
   if id ~= "" then
-    if redis.call("EXISTS", qp .. id) == 0 then
+    if not jobExists(qp .. id) then
       return -1
     end
     if redis.call("ZREM", setKey, id) == 0 then

@@ -5,10 +5,20 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#include "jobq/sys/alloc.h"
 
 static int
 has_prefix(const char *s, const char *prefix) {
 	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The URL's error, quoting it with its password hidden. */
+static int
+unusable(int code, const char *url, const char *why) {
+	char *shown = jobq__url_redacted(url);
+	int rc = jobq_error_set(code, "store URL '%s': %s", shown ? shown : "(out of memory)", why);
+	jobq__free(shown);
+	return rc;
 }
 
 int
@@ -21,7 +31,7 @@ jobq__backend_open_url(jobq_backend **out, const char *url) {
 #ifdef JOBQ_HAVE_LMDB
 		return jobq__lmdb_open_url(out, url);
 #else
-		return jobq_error_set(JOBQ_ENOTSUP, "'%s': this jobq was built without LMDB", url);
+		return unusable(JOBQ_ENOTSUP, url, "this jobq was built without LMDB");
 #endif
 	}
 	if (has_prefix(url, "redis:") || has_prefix(url, "redis+unix:") ||
@@ -29,13 +39,11 @@ jobq__backend_open_url(jobq_backend **out, const char *url) {
 #ifdef JOBQ_HAVE_REDIS
 		return jobq__redis_open_url(out, url);
 #else
-		return jobq_error_set(JOBQ_ENOTSUP, "'%s': this jobq was built without Redis", url);
+		return unusable(JOBQ_ENOTSUP, url, "this jobq was built without Redis");
 #endif
 	}
-	return jobq_error_set(JOBQ_EINVAL,
-	                      "store URL '%s' has an unknown scheme (expected mem://, lmdb:, "
-	                      "redis:// or redis+unix://)",
-	                      url);
+	return unusable(JOBQ_EINVAL, url,
+	                "unknown scheme (expected mem://, lmdb:, redis:// or redis+unix://)");
 }
 
 int

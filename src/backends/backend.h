@@ -19,6 +19,10 @@ int jobq__backend_check(const jobq_backend *b);
  * generated job ids of the stores that number jobs themselves (memory, LMDB). */
 size_t jobq__u64_dec(char *buf, uint64_t v);
 
+/* A copy of `url` with its password hidden (jobq_url_redact), for messages; jobq__free it.
+ * NULL on ENOMEM. */
+char *jobq__url_redacted(const char *url);
+
 /* URL openers of the built-in backends; each gets the whole URL. */
 int jobq__memory_open_url(jobq_backend **out, const char *url);
 #ifdef JOBQ_HAVE_LMDB

@@ -109,6 +109,23 @@ fill_reqs(struct jobq_add_sender *s, pending_add *const *batch, size_t n) {
 		                                &batch[i]->opts};
 }
 
+/* Adds the `n` adds of `batch` (their requests in s->reqs) one step each, after a step of
+ * them all met bad input only the store could see, so that only that job fails. Returns the
+ * first error. */
+static int
+add_one_by_one(jobq_queue *q, struct jobq_add_sender *s, pending_add **batch, size_t n,
+               int64_t now) {
+	const jobq_backend *be = q->store->backend;
+	int first = 0;
+	for (size_t i = 0; i < n; i++) {
+		int one = be->add(&s->ids[i], &s->outcomes[i], q->bq, &s->reqs[i], 1, now);
+		report_step(&batch[i], 1, one, &s->ids[i], &s->outcomes[i]);
+		if (one < 0 && first == 0)
+			first = one;
+	}
+	return first;
+}
+
 /* Sends `n` pending adds in one backend step; returns the first error or 0. */
 static int
 send_batch(jobq_queue *q, struct jobq_add_sender *s, size_t n) {
@@ -120,15 +137,7 @@ send_batch(jobq_queue *q, struct jobq_add_sender *s, size_t n) {
 		report_step(s->batch, n, rc, s->ids, s->outcomes);
 		return rc < 0 ? rc : 0;
 	}
-	/* bad input only the store could see: one by one, so that only that job fails */
-	int first = 0;
-	for (size_t i = 0; i < n; i++) {
-		int one = be->add(&s->ids[i], &s->outcomes[i], q->bq, &s->reqs[i], 1, now);
-		report_step(&s->batch[i], 1, one, &s->ids[i], &s->outcomes[i]);
-		if (one < 0 && first == 0)
-			first = one;
-	}
-	return first;
+	return add_one_by_one(q, s, s->batch, n, now);
 }
 
 /* Waits (yielding the CPU) while adds keep arriving, until `enough` more have come; see
@@ -227,10 +236,18 @@ pipelined_loop(jobq_queue *q, struct jobq_add_sender *s) {
 		}
 		size_t slot = s->first_step, n = s->step_n[slot];
 		int rc = s->step_rc[slot];
+		pending_add **batch = s->batch + slot * SEND_MAX;
 		pthread_mutex_unlock(&s->mu);
-		if (rc == 0)
-			rc = be->add_recv(s->ids, s->outcomes, q->bq, n);
-		report_step(s->batch + slot * SEND_MAX, n, rc, s->ids, s->outcomes);
+		if (rc == JOBQ_EINVAL && n > 1) {
+			/* refused before it was sent, for one job's sake: in its turn, one by one
+			 */
+			fill_reqs(s, batch, n);
+			rc = add_one_by_one(q, s, batch, n, jobq_queue__now(q));
+		} else {
+			if (rc == 0)
+				rc = be->add_recv(s->ids, s->outcomes, q->bq, n);
+			report_step(batch, n, rc, s->ids, s->outcomes);
+		}
 		pthread_mutex_lock(&s->mu);
 		s->first_step = (s->first_step + 1) % DEPTH;
 		s->nsteps--;

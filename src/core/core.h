@@ -30,6 +30,8 @@ int jobq_clock__cond_init(pthread_cond_t *cond);
 int jobq__validate_queue_name(const char *name);
 int jobq__validate_job_name(const char *name);
 int jobq__validate_custom_id(const char *id);
+/* Why `id` cannot name a job (it names one of the queue's own storage keys), or NULL. */
+const char *jobq__reserved_id(const char *id);
 int jobq__validate_job_options(const jobq_job_options *opts);
 /* A keep policy (remove-on-complete / remove-on-fail); `what` names the field in the error. */
 int jobq__validate_keep(const jobq_keep *k, const char *what);

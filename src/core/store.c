@@ -251,14 +251,22 @@ check_queue(const jobq_queue *q, const char *what) {
 	return 0;
 }
 
+/* Every public call that takes a job id checks it here: an id that cannot name a job (too
+ * long, or the name of one of the queue's own keys) is not found, and never reaches the store. */
 static int
-check_id(const char *id, const char *what) {
+check_id(const jobq_queue *q, const char *id, const char *what) {
 	if (id == NULL || id[0] == '\0')
 		return jobq_error_set(JOBQ_EINVAL, "%s: job id is empty", what);
 	if (strlen(id) > JOBQ_ID_MAX)
 		return jobq_error_set(JOBQ_ENOTFOUND,
 		                      "%s: no job '%.40s...' (ids are at most %d bytes)", what, id,
 		                      JOBQ_ID_MAX);
+	const char *why = jobq__reserved_id(id);
+	if (why != NULL)
+		return jobq_error_set(JOBQ_ENOTFOUND,
+		                      "%s: no job '%s' in queue '%s' (the id is reserved: it names "
+		                      "one of the queue's own storage keys, %s)",
+		                      what, id, q->name, why);
 	return 0;
 }
 
@@ -335,11 +343,9 @@ jobq_queue_add_bulk(jobq_job_id *out, int *outcomes, jobq_queue *q, const jobq_j
 			continue;
 		}
 		if ((rc = jobq_queue__prepare_add(&opts[i], q, &jobs[i], now)) < 0) {
-			if (n > 1) {
-				char detail[512];
-				snprintf(detail, sizeof(detail), "%s", jobq_error_message());
-				jobq_error_set(rc, "job %zu of %zu: %s", i + 1, n, detail);
-			}
+			if (n > 1)
+				jobq_error_set(rc, "job %zu of %zu: %s", i + 1, n,
+				               jobq_error_message());
 			goto done;
 		}
 		reqs[i] = (jobq_add_request){jobs[i].name, jobs[i].data, jobs[i].len, &opts[i]};
@@ -368,8 +374,10 @@ jobq_queue_add(jobq_job_id *out, jobq_queue *q, const char *name, const void *da
 
 int
 jobq_queue_get_job(jobq_job **out, jobq_queue *q, const char *id) {
+	if (out != NULL)
+		*out = NULL;
 	int rc = check_queue(q, "get job");
-	if (rc < 0 || (rc = check_id(id, "get job")) < 0)
+	if (rc < 0 || (rc = check_id(q, id, "get job")) < 0)
 		return rc;
 	if (out == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "get job: out is NULL");
@@ -440,10 +448,13 @@ jobq_queue_is_paused(int *out, jobq_queue *q) {
 
 int
 jobq_queue_get_logs(jobq_strings **out, jobq_queue *q, const char *id, size_t start, size_t limit) {
+	if (out != NULL)
+		*out = NULL;
 	int rc = check_queue(q, "get logs");
-	if (rc < 0 || (rc = check_id(id, "get logs")) < 0)
+	if (rc < 0 || (rc = check_id(q, id, "get logs")) < 0)
 		return rc;
-	*out = NULL;
+	if (out == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "get logs: out is NULL");
 	rc = BACKEND(q)->get_logs(out, q->bq, id, start, limit);
 	if (rc >= 0 && *out == NULL && (*out = jobq__calloc(1, sizeof(**out))) == NULL)
 		rc = JOBQ_ENOMEM;
@@ -455,7 +466,7 @@ jobq_queue_get_logs(jobq_strings **out, jobq_queue *q, const char *id, size_t st
 int
 jobq_queue_remove(jobq_queue *q, const char *id) {
 	int rc = check_queue(q, "remove");
-	if (rc < 0 || (rc = check_id(id, "remove")) < 0)
+	if (rc < 0 || (rc = check_id(q, id, "remove")) < 0)
 		return rc;
 	return BACKEND(q)->remove(q->bq, id, jobq_queue__now(q));
 }
@@ -514,7 +525,7 @@ jobq_queue_obliterate(jobq_queue *q, int force) {
 int
 jobq_queue_promote(jobq_queue *q, const char *id) {
 	int rc = check_queue(q, "promote");
-	if (rc < 0 || (id != NULL && (rc = check_id(id, "promote")) < 0))
+	if (rc < 0 || (id != NULL && (rc = check_id(q, id, "promote")) < 0))
 		return rc;
 	return BACKEND(q)->promote(q->bq, id, jobq_queue__now(q));
 }
@@ -522,7 +533,7 @@ jobq_queue_promote(jobq_queue *q, const char *id) {
 int
 jobq_queue_retry(jobq_queue *q, const char *id) {
 	int rc = check_queue(q, "retry");
-	if (rc < 0 || (id != NULL && (rc = check_id(id, "retry")) < 0))
+	if (rc < 0 || (id != NULL && (rc = check_id(q, id, "retry")) < 0))
 		return rc;
 	return BACKEND(q)->retry_failed(q->bq, id, jobq_queue__now(q));
 }
@@ -530,7 +541,7 @@ jobq_queue_retry(jobq_queue *q, const char *id) {
 int
 jobq_queue_update_progress(jobq_queue *q, const char *id, const char *json) {
 	int rc = check_queue(q, "progress");
-	if (rc < 0 || (rc = check_id(id, "progress")) < 0)
+	if (rc < 0 || (rc = check_id(q, id, "progress")) < 0)
 		return rc;
 	if (json == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "progress: json is NULL");
@@ -542,7 +553,7 @@ jobq_queue_update_progress(jobq_queue *q, const char *id, const char *json) {
 int
 jobq_queue_add_log(jobq_queue *q, const char *id, const char *line) {
 	int rc = check_queue(q, "add log");
-	if (rc < 0 || (rc = check_id(id, "add log")) < 0)
+	if (rc < 0 || (rc = check_id(q, id, "add log")) < 0)
 		return rc;
 	if (line == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "add log: line is NULL");
@@ -700,7 +711,7 @@ complete_with(jobq_queue *q, const char *id, const char *token, const char *resu
 static int
 check_attempt_args(jobq_queue *q, const char *id, const char *token, const char *what) {
 	int rc = check_queue(q, what);
-	if (rc < 0 || (rc = check_id(id, what)) < 0)
+	if (rc < 0 || (rc = check_id(q, id, what)) < 0)
 		return rc;
 	if (token == NULL || token[0] == '\0')
 		return jobq_error_set(JOBQ_EINVAL, "%s: token is empty", what);
@@ -811,8 +822,10 @@ finished_outcome(jobq_job **out, jobq_job *job) {
 
 int
 jobq_queue_wait_job(jobq_job **out, jobq_queue *q, const char *id, int64_t timeout_ms) {
+	if (out != NULL)
+		*out = NULL;
 	int rc = check_queue(q, "wait job");
-	if (rc < 0 || (rc = check_id(id, "wait job")) < 0)
+	if (rc < 0 || (rc = check_id(q, id, "wait job")) < 0)
 		return rc;
 	if ((rc = jobq_queue__enter_wait(q)) < 0)
 		return rc;

@@ -42,12 +42,71 @@ jobq__validate_job_name(const char *name) {
 	return 0;
 }
 
-/* Suffixes of a queue's own storage keys: a job with such an id would overwrite them. */
-static const char *const reserved_ids[] = {
-    "wait",    "paused",  "active", "prioritized", "delayed", "completed",        "failed",
-    "stalled", "marker",  "meta",   "id",          "pc",      "events",           "limiter",
-    "repeat",  "metrics", "delay",  "priority",    "de",      "waiting-children", "stalled-check",
+/*
+ * The names of a queue's own storage keys. On Redis every key of queue Q is "<prefix>:Q:<name>"
+ * (BullMQ's layout, bullmq-protocol.md 1.1) and a job's hash is "<prefix>:Q:<id>", so a job id
+ * equal to one of these names would be that key: an add would overwrite it, and any other call
+ * by id would read or change it as if it were a job. The rule is kept on every backend, so that
+ * a queue behaves the same wherever it lives: adds refuse these ids (JOBQ_EINVAL), and calls
+ * that look a job up by id answer JOBQ_ENOTFOUND without reaching the store.
+ */
+static const struct {
+	const char *name;
+	const char *what;
+} reserved_keys[] = {
+    {"wait", "the list of waiting jobs"},
+    {"paused", "the list of paused jobs (BullMQ 5)"},
+    {"active", "the list of active jobs"},
+    {"prioritized", "the set of prioritized jobs"},
+    {"delayed", "the set of delayed jobs"},
+    {"completed", "the set of completed jobs"},
+    {"failed", "the set of failed jobs"},
+    {"waiting-children", "the set of parents waiting for their children"},
+    {"stalled", "the set of stall candidates"},
+    {"stalled-check", "the time of the last stalled check"},
+    {"marker", "the workers' wake-up markers"},
+    {"meta", "the queue's settings (paused, concurrency, ...)"},
+    {"id", "the counter of generated ids"},
+    {"pc", "the counter of prioritized jobs"},
+    {"events", "the queue's event stream"},
+    {"limiter", "the rate limiter's counter"},
+    {"repeat", "the set of job schedulers"},
+    {"metrics", "the prefix of the metrics keys"},
+    {"de", "the prefix of the deduplication keys"},
+    {"dn", "the prefix of the pending deduplicated jobs"},
+    {"delay", "a key of old BullMQ versions"},
+    {"priority", "a key of old BullMQ versions"},
 };
+
+/* Families of keys named "<family>:<rest>": dedup owners, pending deduplicated jobs, metrics,
+ * and a job scheduler's definition ("repeat:<scheduler id>"; its jobs are
+ * "repeat:<scheduler id>:<millis>", which stay valid ids). */
+static const char *const reserved_families[] = {"de", "dn", "metrics"};
+
+const char *
+jobq__reserved_id(const char *id) {
+	for (size_t i = 0; i < sizeof(reserved_keys) / sizeof(reserved_keys[0]); i++)
+		if (strcmp(id, reserved_keys[i].name) == 0)
+			return reserved_keys[i].what;
+	const char *colon = strchr(id, ':');
+	if (colon == NULL)
+		return NULL;
+	size_t head = (size_t)(colon - id);
+	for (size_t i = 0; i < sizeof(reserved_families) / sizeof(reserved_families[0]); i++)
+		if (strlen(reserved_families[i]) == head &&
+		    strncmp(id, reserved_families[i], head) == 0)
+			return "a key of the queue's own (deduplication or metrics)";
+	/* Ids with ':' exist only in BullMQ's three-part shape ("repeat:<scheduler>:<millis>",
+	 * or a Node custom id of three parts); anything else names a job's own key
+	 * ("<id>:lock", "<id>:logs", ...) or a scheduler's definition ("repeat:<scheduler>"). */
+	size_t parts = 1;
+	for (const char *c = id; *c; c++)
+		parts += *c == ':';
+	if (parts != 3)
+		return "ids with ':' other than BullMQ's three-part ones name a job's own keys "
+		       "(<id>:lock, <id>:logs, ...) or a job scheduler";
+	return NULL;
+}
 
 int
 jobq__validate_custom_id(const char *id) {
@@ -66,15 +125,20 @@ jobq__validate_custom_id(const char *id) {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)id[i];
 		if (c == ':')
-			return jobq_error_set(JOBQ_EINVAL, "job id '%s' contains ':'", id);
+			return jobq_error_set(
+			    JOBQ_EINVAL, "job id '%s' contains ':' (it separates storage keys)",
+			    id);
 		if (c < 0x20 || c == 0x7f)
 			return jobq_error_set(JOBQ_EINVAL,
 			                      "job id has a control character at byte %zu", i);
 	}
-	for (size_t i = 0; i < sizeof(reserved_ids) / sizeof(reserved_ids[0]); i++)
-		if (strcmp(id, reserved_ids[i]) == 0)
-			return jobq_error_set(JOBQ_EINVAL,
-			                      "job id '%s' is the name of a queue storage key", id);
+	const char *why = jobq__reserved_id(id);
+	if (why != NULL)
+		return jobq_error_set(
+		    JOBQ_EINVAL,
+		    "job id '%s' is reserved: it is the name of one of the queue's "
+		    "own storage keys (%s), which a job of that id would overwrite",
+		    id, why);
 	return 0;
 }
 

@@ -95,6 +95,7 @@ out_is() { if [ "$out" = "$1" ]; then pass; else fail "stdout is not '$1'"; fi; 
 out_has() { if [[ "$out" == *"$1"* ]]; then pass; else fail "stdout lacks '$1'"; fi; }
 out_lacks() { if [[ "$out" != *"$1"* ]]; then pass; else fail "stdout has '$1'"; fi; }
 err_has() { if [[ "$err" == *"$1"* ]]; then pass; else fail "stderr lacks '$1'"; fi; }
+err_lacks() { if [[ "$err" != *"$1"* ]]; then pass; else fail "stderr has '$1'"; fi; }
 err_empty() { if [ -z "$err" ]; then pass; else fail "stderr is not empty"; fi; }
 # json_ok: stdout is exactly one line of valid JSON (checked with jq when installed).
 json_ok() {
@@ -281,6 +282,50 @@ run remove "$Q" 424242
 expect 4
 run wait "$Q" 424242 --timeout 100
 expect 4
+
+# Passwords in store URLs are never printed, however the URL is wrong.
+run -u 'redis://:hunter2@127.0.0.1:1' counts q
+expect 3
+err_has "redis://:***@127.0.0.1:1"
+err_lacks hunter2
+run -u 'redis://alice:hunter2@127.0.0.1:1/?bogus=1' counts q
+expect 2
+err_has "alice:***@"
+err_has "unknown query key 'bogus'"
+err_lacks hunter2
+long_prefix=$(printf 'p%.0s' $(seq 1 700))
+run -u "redis://:hunter2@127.0.0.1:1/?prefix=$long_prefix&bogus=1" counts q
+expect 2
+err_has "$long_prefix&bogus=1: unknown query key 'bogus'"
+err_lacks hunter2
+run -u 'redis+unix:///nonexistent/jobq-test.sock?password=hunter2' counts q
+expect 3
+err_has "password=***"
+err_lacks hunter2
+run -u 'redis://:hunter2@127.0.0.1:1' demo --jobs 1
+err_lacks hunter2
+out_lacks hunter2
+
+# Ids that name the queue's own storage keys are not found, and change nothing (a paused
+# queue stays paused).
+if [ "$BACKEND" != memory ]; then
+	run pause "$Q"
+	expect 0
+	for rid in meta wait id events paused 1:lock de:x; do
+		run remove "$Q" "$rid"
+		expect 4
+		err_has "no job '$rid'"
+		run get "$Q" "$rid"
+		expect 4
+		run add "$Q" n '{}' --id "$rid"
+		expect 2
+	done
+	run counts "$Q" --json
+	expect 0
+	out_has '"isPaused":true'
+	run resume "$Q"
+	expect 0
+fi
 
 # --- bench and demo: on memory, and (smaller) on the persistent backends --------------------
 if [ "$BACKEND" = memory ]; then

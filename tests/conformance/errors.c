@@ -219,6 +219,156 @@ errors_bad_job_ids(void **state) {
 	conf_assert_counts(c, 1, 0, 0, 0, 0, 0);
 }
 
+/* What a queue holds, as far as a refused call could change it. */
+typedef struct queue_snapshot {
+	jobq_counts counts;
+	int paused;
+	size_t events;
+	char *dump; /* the target's raw dump of every key (Redis), else NULL */
+} queue_snapshot;
+
+static void
+snapshot_take(conf *c, queue_snapshot *s) {
+	conf_events ev;
+
+	s->counts = conf_counts(c);
+	assert_int_equal(jobq_queue_is_paused(&s->paused, c->q), 0);
+	conf_events_load(c, &ev);
+	s->events = ev.count;
+	conf_events_free(&ev);
+	s->dump = c->target->dump != NULL ? c->target->dump(c->tctx) : NULL;
+	if (c->target->dump != NULL)
+		assert_non_null(s->dump);
+}
+
+/* Runs every public call that takes a job id with `id` (which names one of the queue's own
+ * storage keys): lookups answer JOBQ_ENOTFOUND, adds JOBQ_EINVAL, each with a message. */
+static void
+reserved_id_calls(conf *c, const char *id, const char *token) {
+	jobq_job *job = (jobq_job *)1;
+	jobq_state st;
+	jobq_strings *logs = (jobq_strings *)1;
+	jobq_job_options o = conf_opts();
+	jobq_job_id jid;
+	int outcome;
+
+	conf_assert_error(jobq_queue_get_job(&job, c->q, id), JOBQ_ENOTFOUND);
+	assert_null(job);
+	conf_assert_error(jobq_queue_get_state(&st, c->q, id), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_get_logs(&logs, c->q, id, 0, 0), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_remove(c->q, id), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_promote(c->q, id), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_retry(c->q, id), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_update_progress(c->q, id, "42"), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_add_log(c->q, id, "line"), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_complete(c->q, id, token, "1"), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_fail(c->q, id, token, "boom", 0), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_extend_lock(c->q, id, token, CONF_LOCK_MS), JOBQ_ENOTFOUND);
+	job = (jobq_job *)1;
+	conf_assert_error(jobq_queue_wait_job(&job, c->q, id, 0), JOBQ_ENOTFOUND);
+	assert_null(job);
+	o.job_id = id;
+	conf_assert_error(jobq_queue_add(&jid, c->q, "n", "{}", 2, &o), JOBQ_EINVAL);
+	conf_assert_error(
+	    jobq_queue_add_bulk(&jid, &outcome, c->q, &(jobq_job_spec){"n", "{}", 2, &o}, 1),
+	    JOBQ_EINVAL);
+	conf_assert_error(jobq_queue_add_async(c->q, "n", "{}", 2, &o, NULL, NULL), JOBQ_EINVAL);
+	job = NULL;
+	conf_assert_error(jobq_queue_request(&job, c->q, "n", "{}", 2, &o, 0), JOBQ_EINVAL);
+	assert_null(job);
+}
+
+/* Ids that name the queue's own storage keys (BullMQ's key layout: bull:<queue>:meta is the
+ * queue's settings, bull:<queue>:<id>:lock a job's lock, ...) reach no store on any backend:
+ * every call by id answers "not found" (adds: invalid), and nothing in the queue changes, down
+ * to the bytes of every Redis key. */
+static void
+errors_reserved_ids_touch_nothing(void **state) {
+	conf *c = conf_begin(state);
+	static const char *const reserved[] = {"wait",
+	                                       "paused",
+	                                       "active",
+	                                       "prioritized",
+	                                       "delayed",
+	                                       "completed",
+	                                       "failed",
+	                                       "waiting-children",
+	                                       "stalled",
+	                                       "stalled-check",
+	                                       "marker",
+	                                       "meta",
+	                                       "id",
+	                                       "pc",
+	                                       "events",
+	                                       "limiter",
+	                                       "repeat",
+	                                       "metrics",
+	                                       "de",
+	                                       "dn",
+	                                       "delay",
+	                                       "priority",
+	                                       "de:dd",
+	                                       "dn:dd",
+	                                       "metrics:completed",
+	                                       "metrics:completed:data",
+	                                       "metrics:failed:data",
+	                                       "repeat:sched",
+	                                       "0:marker",
+	                                       "a:b:c:d"};
+	jobq_job_options o = conf_opts();
+	jobq_job_id a, b, cc, d, e, f;
+	queue_snapshot before, after;
+	char own[2][JOBQ_ID_MAX + 16];
+	jobq_job *active, *job;
+
+	/* A queue with a job in every state, a log, a progress, a dedup key, paused. */
+	conf_add(c, &a, "n", "{\"a\":1}", NULL);
+	active = conf_fetch(c, a.str, CONF_LOCK_MS);
+	assert_int_equal(jobq_queue_add_log(c->q, a.str, "started"), 1);
+	conf_add(c, &b, "n", "{}", NULL);
+	conf_fetch_complete(c, b.str, "{\"ok\":true}");
+	conf_add(c, &cc, "n", "{}", NULL);
+	assert_int_equal(conf_fetch_fail(c, cc.str, "boom", JOBQ_FAIL_UNRECOVERABLE),
+	                 JOBQ_STATE_FAILED);
+	conf_add(c, &d, "n", "{}", NULL);
+	assert_int_equal(jobq_queue_update_progress(c->q, d.str, "7"), 0);
+	o.delay_ms = 3600000;
+	conf_add(c, &e, "n", "{}", &o);
+	o = conf_opts();
+	o.dedup_id = "dd";
+	conf_add(c, &f, "n", "{}", &o);
+	o = conf_opts();
+	o.priority = 5;
+	conf_add(c, NULL, "n", "{}", &o);
+	assert_int_equal(jobq_queue_pause(c->q), 0);
+	snprintf(own[0], sizeof(own[0]), "%s:lock", a.str);
+	snprintf(own[1], sizeof(own[1]), "%s:logs", a.str);
+
+	snapshot_take(c, &before);
+	assert_int_equal(before.paused, 1);
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		reserved_id_calls(c, reserved[i], jobq_job_token(active));
+	for (size_t i = 0; i < 2; i++)
+		reserved_id_calls(c, own[i], jobq_job_token(active));
+	assert_int_equal(jobq_queue_flush(c->q, conf_ms(5000)), 0);
+	snapshot_take(c, &after);
+
+	conf_assert_same_counts(&before.counts, &after.counts);
+	assert_int_equal(after.paused, 1);
+	assert_int_equal(after.events, before.events);
+	if (before.dump != NULL)
+		assert_string_equal(after.dump, before.dump);
+	free(before.dump);
+	free(after.dump);
+
+	/* The real jobs are still there and still answer. */
+	job = conf_get(c, a.str);
+	assert_int_equal(jobq_job_state(job), JOBQ_STATE_ACTIVE);
+	jobq_job_free(job);
+	assert_int_equal(jobq_queue_complete(c->q, a.str, jobq_job_token(active), "1"), 0);
+	jobq_job_free(active);
+}
+
 /* Job names: empty or longer than JOBQ_JOB_NAME_MAX are refused. */
 static void
 errors_bad_job_names(void **state) {
@@ -442,6 +592,7 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(errors_extreme_times),
     CONF_CASE(errors_bad_queue_names),
     CONF_CASE(errors_bad_job_ids),
+    CONF_CASE(errors_reserved_ids_touch_nothing),
     CONF_CASE(errors_bad_job_names),
     CONF_CASE(errors_non_json_data),
     CONF_CASE(errors_unknown_job),

@@ -18,6 +18,9 @@ typedef struct jobq_test_target {
 	int (*setup)(jobq_backend **out, void **ctx);
 	/* Called after the store built over the backend was closed: rm tmpdir / DEL keys. */
 	void (*teardown)(void *ctx);
+	/* Optional: every key of the store as text (name, type and serialized value), so that a
+	 * case can assert that a refused call changed nothing at all; malloc'ed, or NULL. */
+	char *(*dump)(void *ctx);
 } jobq_test_target;
 
 extern const jobq_test_target jobq_test_target_memory;

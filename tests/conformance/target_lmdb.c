@@ -65,4 +65,5 @@ const jobq_test_target jobq_test_target_lmdb = {
     JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_LOGICAL_CLOCK,
     lmdb_setup,
     lmdb_teardown,
+    NULL,
 };

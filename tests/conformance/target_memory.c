@@ -15,8 +15,5 @@ memory_teardown(void *ctx) {
 }
 
 const jobq_test_target jobq_test_target_memory = {
-    "memory",
-    JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_LOGICAL_CLOCK,
-    memory_setup,
-    memory_teardown,
+    "memory", JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_LOGICAL_CLOCK, memory_setup, memory_teardown, NULL,
 };

@@ -87,9 +87,110 @@ redis_teardown(void *ctx) {
 	free(rc);
 }
 
+/* Appends `len` bytes to the growing text *buf (size *cap, used *used); -1 on ENOMEM. */
+static int
+text_append(char **buf, size_t *used, size_t *cap, const char *s, size_t len) {
+	if (*used + len + 1 > *cap) {
+		size_t want = *cap ? *cap * 2 : 4096;
+		while (want < *used + len + 1)
+			want *= 2;
+		char *grown = realloc(*buf, want);
+		if (grown == NULL)
+			return -1;
+		*buf = grown;
+		*cap = want;
+	}
+	memcpy(*buf + *used, s, len);
+	*used += len;
+	(*buf)[*used] = '\0';
+	return 0;
+}
+
+static int
+key_cmp(const void *a, const void *b) {
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every key under the case's prefix, sorted, with its TYPE and DUMP (hex). TTLs are left out:
+ * they change as time passes. */
+static char *
+redis_dump(void *ctx) {
+	redis_ctx *rc = ctx;
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectUnixWithTimeout(rc->socket, tv);
+	char pattern[80], cursor[32] = "0";
+	char **keys = NULL;
+	size_t nkeys = 0, kcap = 0, used = 0, cap = 0;
+	char *out = NULL;
+	int ok = 1;
+
+	if (c == NULL || c->err) {
+		if (c != NULL)
+			redisFree(c);
+		return NULL;
+	}
+	snprintf(pattern, sizeof(pattern), "%s:*", rc->prefix);
+	do {
+		redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+			if (r != NULL)
+				freeReplyObject(r);
+			ok = 0;
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (size_t i = 0; ok && i < r->element[1]->elements; i++) {
+			if (nkeys == kcap) {
+				kcap = kcap ? kcap * 2 : 64;
+				char **grown = realloc(keys, kcap * sizeof(*keys));
+				if (grown == NULL) {
+					ok = 0;
+					break;
+				}
+				keys = grown;
+			}
+			keys[nkeys] = strdup(r->element[1]->element[i]->str);
+			ok = keys[nkeys++] != NULL;
+		}
+		freeReplyObject(r);
+	} while (ok && strcmp(cursor, "0") != 0);
+	if (ok)
+		qsort(keys, nkeys, sizeof(*keys), key_cmp);
+	ok = ok && text_append(&out, &used, &cap, "", 0) == 0;
+	for (size_t i = 0; ok && i < nkeys; i++) {
+		redisReply *t = redisCommand(c, "TYPE %s", keys[i]);
+		redisReply *d = redisCommand(c, "DUMP %s", keys[i]);
+		ok = t != NULL && d != NULL && t->type == REDIS_REPLY_STATUS;
+		ok = ok && text_append(&out, &used, &cap, keys[i], strlen(keys[i])) == 0 &&
+		     text_append(&out, &used, &cap, " ", 1) == 0 &&
+		     text_append(&out, &used, &cap, t->str, strlen(t->str)) == 0 &&
+		     text_append(&out, &used, &cap, " ", 1) == 0;
+		for (size_t j = 0; ok && d->type == REDIS_REPLY_STRING && j < d->len; j++) {
+			char hex[3];
+			snprintf(hex, sizeof(hex), "%02x", (unsigned char)d->str[j]);
+			ok = text_append(&out, &used, &cap, hex, 2) == 0;
+		}
+		ok = ok && text_append(&out, &used, &cap, "\n", 1) == 0;
+		if (t != NULL)
+			freeReplyObject(t);
+		if (d != NULL)
+			freeReplyObject(d);
+	}
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	redisFree(c);
+	if (!ok) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 const jobq_test_target jobq_test_target_redis = {
     "redis",
     JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_JSON_DATA,
     redis_setup,
     redis_teardown,
+    redis_dump,
 };

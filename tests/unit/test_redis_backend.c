@@ -543,6 +543,92 @@ complete_fetch_cuts_batches_out(void **state) {
 			jobq_job_free(jobs[b][i]);
 }
 
+/* TYPE and DUMP (hex) of every key under the test's prefix, sorted by name. */
+static char *
+dump_keys(void) {
+	redisContext *c = redisConnectUnix(sock);
+	assert_non_null(c);
+	assert_int_equal(c->err, 0);
+	redisReply *r = redisCommand(c, "KEYS %s:*", prefix);
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	/* sort the names (a few dozen: insertion sort) */
+	for (size_t i = 1; i < r->elements; i++)
+		for (size_t j = i; j > 0 && strcmp(r->element[j - 1]->str, r->element[j]->str) > 0;
+		     j--) {
+			redisReply *t = r->element[j];
+			r->element[j] = r->element[j - 1];
+			r->element[j - 1] = t;
+		}
+	size_t cap = 1 << 16, used = 0;
+	char *out = malloc(cap);
+	assert_non_null(out);
+	out[0] = '\0';
+	for (size_t i = 0; i < r->elements; i++) {
+		const char *k = r->element[i]->str;
+		redisReply *t = redisCommand(c, "TYPE %s", k);
+		redisReply *d = redisCommand(c, "DUMP %s", k);
+		assert_non_null(t);
+		assert_non_null(d);
+		size_t need = strlen(k) + strlen(t->str) + 2 * d->len + 4;
+		while (used + need >= cap) {
+			cap *= 2;
+			out = realloc(out, cap);
+			assert_non_null(out);
+		}
+		used += (size_t)sprintf(out + used, "%s %s ", k, t->str);
+		for (size_t b = 0; b < d->len; b++)
+			used += (size_t)sprintf(out + used, "%02x", (unsigned char)d->str[b]);
+		out[used++] = '\n';
+		out[used] = '\0';
+		freeReplyObject(t);
+		freeReplyObject(d);
+	}
+	freeReplyObject(r);
+	redisFree(c);
+	return out;
+}
+
+/* The scripts themselves never touch the queue's own keys, even when an id naming one reaches
+ * them without the core's check (jobq__reserved_id): every id-taking step answers that there
+ * is no such job, and every key keeps its type and value. */
+static void
+scripts_leave_queue_keys_alone(void **state) {
+	fixture *f = *state;
+	jobq_job_id id;
+	add_job(f, &id);
+	jobq_job *job = NULL;
+	assert_int_equal(f->b->fetch(&job, NULL, f->q, "tok", 30000, wall_ms()), 0);
+	jobq_job_free(job);
+	add_job(f, &id);
+	assert_int_equal(f->b->set_paused(f->q, 1, wall_ms()), 0);
+	char *before = dump_keys();
+	static const char *const ids[] = {"meta",   "wait",          "id",     "events", "marker",
+	                                  "active", "stalled-check", "repeat", "de:x",   "1:lock",
+	                                  "pc",     "limiter"};
+	jobq_failure fl = {"boom", "boom", -1, {JOBQ_KEEP_ALL, -1, -1}, 1};
+	jobq_keep keep = {JOBQ_KEEP_ALL, -1, -1};
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		const char *r = ids[i];
+		int64_t now = wall_ms();
+		job = NULL;
+		assert_int_equal(f->b->get(&job, f->q, r), JOBQ_ENOTFOUND);
+		assert_null(job);
+		assert_true(f->b->remove(f->q, r, now) < 0);
+		assert_true(f->b->progress(f->q, r, NULL, "42", now) < 0);
+		assert_true(f->b->add_log(f->q, r, "line", 0) < 0);
+		assert_true(f->b->promote(f->q, r, now) < 0);
+		assert_true(f->b->retry_failed(f->q, r, now) < 0);
+		assert_true(f->b->complete(f->q, r, "tok", "1", &keep, now) < 0);
+		assert_true((f->b->fail)(f->q, r, "tok", &fl, now) < 0);
+		assert_true(f->b->release(f->q, r, "tok", now) < 0);
+	}
+	char *after = dump_keys();
+	assert_string_equal(after, before);
+	free(before);
+	free(after);
+}
+
 int
 main(void) {
 	sock = getenv("JOBQ_TEST_REDIS_SOCKET");
@@ -557,6 +643,7 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(stalled_check_is_throttled, setup, teardown),
 	    cmocka_unit_test_setup_teardown(wake_interrupts_blocked_wait, setup, teardown),
 	    cmocka_unit_test_setup_teardown(add_wakes_waiter, setup, teardown),
+	    cmocka_unit_test_setup_teardown(scripts_leave_queue_keys_alone, setup, teardown),
 	    cmocka_unit_test(urls),
 	};
 	return cmocka_run_group_tests_name("redis_backend", tests, NULL, NULL);

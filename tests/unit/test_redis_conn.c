@@ -324,6 +324,97 @@ async_adds_server_gone(void **state) {
 	server_teardown(&s);
 }
 
+/* --- strings over the server's limit ---------------------------------------------------------- */
+
+/* A cmocka teardown: stops the server the case put in *state (after a failed assertion too). */
+static int
+stop_server(void **state) {
+	if (*state != NULL)
+		server_teardown(*state);
+	return 0;
+}
+
+/* `n` bytes of JSON: a string of x's. */
+static char *
+big_json(size_t n) {
+	char *s = malloc(n + 1);
+	assert_non_null(s);
+	memset(s, 'x', n);
+	s[0] = '"';
+	s[n - 1] = '"';
+	s[n] = '\0';
+	return s;
+}
+
+/* On a server started with proto-max-bulk-len 1mb: job data (and a result) over it is refused
+ * before anything is sent, with the sizes in the message; the connection stays usable and
+ * the jobs around the refused one are added. */
+static void
+payload_over_max_bulk_len(void **state) {
+	static server s;
+	*state = &s; /* stopped by stop_server even when an assertion fails */
+	assert_int_equal(server_setup(&s), 0);
+	const char *extra[] = {"--proto-max-bulk-len", "1mb", NULL};
+	assert_int_equal(server_start(&s, extra), 0);
+	jobq_store *st = NULL;
+	jobq_queue *q = NULL;
+	char url[256];
+	snprintf(url, sizeof(url), "redis+unix://%s?prefix=big", s.sock);
+	assert_int_equal(open_url(&st, &q, url), 0);
+
+	size_t len = 1024 * 1024 + 10;
+	char *data = big_json(len);
+	jobq_job_id id;
+	assert_int_equal(jobq_queue_add(&id, q, "n", data, len, NULL), JOBQ_EINVAL);
+	const char *msg = jobq_error_message();
+	if (strstr(msg, "job data of 1048586 bytes is over Redis's limit of 1 MB") == NULL)
+		fail_msg("message: %s", msg);
+
+	/* in a bulk add: the whole step is refused, naming the job */
+	jobq_job_spec specs[3] = {
+	    {"n", "{}", 2, NULL}, {"n", data, len, NULL}, {"n", "{}", 2, NULL}};
+	jobq_job_id ids[3];
+	assert_int_equal(jobq_queue_add_bulk(ids, NULL, q, specs, 3), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "job 2 of 3: job data of 1048586 bytes"));
+	jobq_counts c;
+	assert_int_equal(jobq_queue_counts(&c, q), 0);
+	assert_int_equal(c.waiting, 0);
+
+	/* asynchronous adds, sent together in steps as they come: only the big one fails; its
+	 * neighbours are added */
+	async_tally t = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+	for (int i = 0; i < 41; i++) {
+		const jobq_job_spec *sp = &specs[i == 20 ? 1 : 0];
+		assert_int_equal(
+		    jobq_queue_add_async(q, sp->name, sp->data, sp->len, NULL, async_done, &t), 0);
+	}
+	assert_int_equal(jobq_queue_flush(q, 10000), JOBQ_EINVAL);
+	assert_int_equal(t.ok, 40);
+	assert_int_equal(t.failed, 1);
+	assert_int_equal(t.first_error, JOBQ_EINVAL);
+
+	/* a result over the limit: refused, the job stays active under its lock */
+	jobq_job *job = NULL;
+	assert_int_equal(jobq_queue_fetch(&job, q, 30000), 0);
+	assert_int_equal(jobq_job_complete(job, data), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "is over Redis's limit of 1 MB"));
+	assert_int_equal(jobq_job_complete(job, "1"), 0);
+	jobq_job_free(job);
+
+	/* the connection works: the largest accepted size goes through */
+	free(data);
+	data = big_json(1024 * 1024);
+	assert_true(jobq_queue_add(&id, q, "n", data, 1024 * 1024, NULL) >= 0);
+	free(data);
+	assert_int_equal(jobq_queue_get_job(&job, q, id.str), 0);
+	size_t got = 0;
+	jobq_job_data(job, &got);
+	assert_int_equal(got, 1024 * 1024);
+	jobq_job_free(job);
+	close_store(st, q);
+	/* stop_server removes the server */
+}
+
 /* --- a server that is down at open ---------------------------------------------------------- */
 
 typedef struct opener {
@@ -504,6 +595,7 @@ main(void) {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(auth_password_and_acl_user),
 	    cmocka_unit_test(database_select),
+	    cmocka_unit_test_teardown(payload_over_max_bulk_len, stop_server),
 	    cmocka_unit_test(down_at_open),
 	    cmocka_unit_test(async_adds_server_gone),
 	    cmocka_unit_test(restart_mid_run),

@@ -10,6 +10,13 @@
  * Everything else (adds, fetch, finish, retry, stall check, ...) may have run before the
  * connection dropped, so it fails with JOBQ_EIO and the caller decides; an add that did run
  * is found by its id, a fetch that did run is recovered by the stalled check.
+ *
+ * Nothing waits on the server without a deadline: the setup of a connection (AUTH, SELECT,
+ * CLIENT ID, CONFIG GET) has connect_timeout_ms, every command command_timeout_ms (30 s by
+ * default), and blocking commands their blocking time plus command_timeout_ms. A call that
+ * times out fails with JOBQ_EIO saying so, its connection is dropped (a late reply must not be
+ * read as the answer to the next command) and the next call opens a fresh one. A timed-out
+ * call is not sent again: a server that did not answer in time is not retried at once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -41,7 +48,22 @@ tv_ms(int64_t ms) {
 	return tv;
 }
 
-/* Sends AUTH / SELECT / CLIENT ID on a fresh context. */
+int
+rq_timed_out(const redisContext *c) {
+	return c->err == REDIS_ERR_IO && (strcmp(c->errstr, strerror(EAGAIN)) == 0 ||
+	                                  strcmp(c->errstr, strerror(EWOULDBLOCK)) == 0 ||
+	                                  strcmp(c->errstr, "write timed out") == 0);
+}
+
+int
+rq_io_error(redis_backend *b, const redisContext *c, const char *cmd, int64_t timeout_ms,
+            const char *setting, const char *tail) {
+	if (rq_timed_out(c))
+		return jobq_error_set(JOBQ_EIO, "redis %s: no reply to %s within %lld ms (%s)%s",
+		                      b->where, cmd, (long long)timeout_ms, setting, tail);
+	return jobq_error_set(JOBQ_EIO, "redis %s: %s: %s%s", b->where, cmd, c->errstr, tail);
+}
+
 /*
  * hiredis writes with write(2): a server that went away would raise SIGPIPE, whose default
  * action kills the process. Block it on this thread around our I/O and discard one that our
@@ -80,6 +102,11 @@ sigpipe_unblock(sigpipe_guard *g) {
 }
 
 static int
+setup_error(redis_backend *b, const rconn *conn, const char *cmd) {
+	return rq_io_error(b, conn->c, cmd, b->connect_timeout_ms, "connect_timeout_ms", "");
+}
+
+static int
 conn_setup_io(redis_backend *b, rconn *conn) {
 	redisReply *r;
 	if (b->password != NULL) {
@@ -88,8 +115,7 @@ conn_setup_io(redis_backend *b, rconn *conn) {
 		else
 			r = redisCommand(conn->c, "AUTH %s", b->password);
 		if (r == NULL)
-			return jobq_error_set(JOBQ_EIO, "redis %s: AUTH: %s", b->where,
-			                      conn->c->errstr);
+			return setup_error(b, conn, "AUTH");
 		if (r->type == REDIS_REPLY_ERROR) {
 			int rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: AUTH refused: %s",
 			                        b->where, r->str);
@@ -101,8 +127,7 @@ conn_setup_io(redis_backend *b, rconn *conn) {
 	if (b->db != 0) {
 		r = redisCommand(conn->c, "SELECT %d", b->db);
 		if (r == NULL)
-			return jobq_error_set(JOBQ_EIO, "redis %s: SELECT: %s", b->where,
-			                      conn->c->errstr);
+			return setup_error(b, conn, "SELECT");
 		if (r->type == REDIS_REPLY_ERROR) {
 			int rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: SELECT %d refused: %s",
 			                        b->where, b->db, r->str);
@@ -113,8 +138,7 @@ conn_setup_io(redis_backend *b, rconn *conn) {
 	}
 	r = redisCommand(conn->c, "CLIENT ID");
 	if (r == NULL)
-		return jobq_error_set(JOBQ_EIO, "redis %s: CLIENT ID: %s", b->where,
-		                      conn->c->errstr);
+		return setup_error(b, conn, "CLIENT ID");
 	if (r->type == REDIS_REPLY_ERROR) {
 		/* NOAUTH (a password is needed) or NOPERM: say so now, not at the first command */
 		int rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: %s%s", b->where, r->str,
@@ -140,7 +164,8 @@ conn_setup(redis_backend *b, rconn *conn) {
 }
 
 static int
-conn_open_once(rconn **out, redis_backend *b, unsigned int gen) {
+conn_open_once(rconn **out, redis_backend *b, unsigned int gen, int *timed_out) {
+	*timed_out = 0;
 	struct timeval tv = tv_ms(b->connect_timeout_ms);
 	redisContext *c = b->unix_path ? redisConnectUnixWithTimeout(b->unix_path, tv)
 	                               : redisConnectWithTimeout(b->host, b->port, tv);
@@ -152,8 +177,8 @@ conn_open_once(rconn **out, redis_backend *b, unsigned int gen) {
 		redisFree(c);
 		return rc;
 	}
-	if (b->command_timeout_ms > 0)
-		redisSetTimeout(c, tv_ms(b->command_timeout_ms));
+	/* the setup's replies are part of connecting */
+	redisSetTimeout(c, tv_ms(b->connect_timeout_ms));
 	rconn *conn = jobq__calloc(1, sizeof(*conn));
 	if (conn == NULL) {
 		redisFree(c);
@@ -163,10 +188,12 @@ conn_open_once(rconn **out, redis_backend *b, unsigned int gen) {
 	conn->gen = gen;
 	int rc = conn_setup(b, conn);
 	if (rc < 0) {
+		*timed_out = rq_timed_out(c);
 		redisFree(c);
 		jobq__free(conn);
 		return rc;
 	}
+	redisSetTimeout(c, tv_ms(b->command_timeout_ms)); /* 0: no limit */
 	*out = conn;
 	return 0;
 }
@@ -179,8 +206,10 @@ conn_open(rconn **out, redis_backend *b) {
 	unsigned int gen = b->conn_gen;
 	pthread_mutex_unlock(&b->mu);
 	for (unsigned int attempt = 0;; attempt++) {
-		int rc = conn_open_once(out, b, gen);
-		if (rc != JOBQ_EIO || attempt >= b->reconnect_attempts)
+		int timed_out;
+		int rc = conn_open_once(out, b, gen, &timed_out);
+		/* a server that accepts but does not answer is not tried again at once */
+		if (rc != JOBQ_EIO || timed_out || attempt >= b->reconnect_attempts)
 			return rc;
 		pthread_mutex_lock(&b->mu);
 		unsigned int r = (unsigned int)rand_r(&b->seed);
@@ -371,14 +400,56 @@ rq_pool_free(redis_backend *b) {
 	b->idle = b->idle_blocking = NULL;
 }
 
+/* The server's proto-max-bulk-len (the largest string a command may carry): CONFIG GET, or
+ * Redis's default when CONFIG is refused (an ACL, a managed server) or says nothing usable. */
+static int
+read_max_bulk(redis_backend *b, rconn *conn) {
+	b->max_bulk = RQ_DEFAULT_MAX_BULK;
+	sigpipe_guard g;
+	sigpipe_block(&g);
+	redisReply *r = redisCommand(conn->c, "CONFIG GET proto-max-bulk-len");
+	sigpipe_unblock(&g);
+	if (r == NULL)
+		return setup_error(b, conn, "CONFIG GET proto-max-bulk-len");
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[1]->type == REDIS_REPLY_STRING) {
+		char *end = NULL;
+		unsigned long long v = strtoull(r->element[1]->str, &end, 10);
+		if (end != r->element[1]->str && *end == '\0' && v > 0)
+			b->max_bulk = v;
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
 int
 rq_connect_check(redis_backend *b) {
 	rconn *conn = NULL;
-	int rc = conn_open_once(&conn, b, 0);
+	int timed_out;
+	int rc = conn_open_once(&conn, b, 0, &timed_out);
 	if (rc < 0)
 		return rc;
+	if ((rc = read_max_bulk(b, conn)) < 0) {
+		conn_close(conn);
+		return rc;
+	}
 	rq_conn_put(b, conn, 0);
 	return 0;
+}
+
+int
+rq_check_size(redis_backend *b, size_t len, const char *what) {
+	if ((unsigned long long)len <= b->max_bulk)
+		return 0;
+	char limit[48];
+	if (b->max_bulk % (1024 * 1024) == 0)
+		snprintf(limit, sizeof(limit), "%llu MB", b->max_bulk / (1024 * 1024));
+	else
+		snprintf(limit, sizeof(limit), "%llu bytes", b->max_bulk);
+	return jobq_error_set(JOBQ_EINVAL,
+	                      "%s of %zu bytes is over Redis's limit of %s (proto-max-bulk-len "
+	                      "of the server at %s); nothing was sent",
+	                      what, len, limit, b->where);
 }
 
 /* Writes `len` bytes with send(MSG_NOSIGNAL) (never SIGPIPE); -1 and c->err set. */
@@ -427,6 +498,11 @@ command_nosignal(redisContext *c, int argc, const char **argv, const size_t *len
 	return reply;
 }
 
+static int
+command_error(redis_backend *b, const redisContext *c, const char *cmd, const char *tail) {
+	return rq_io_error(b, c, cmd, b->command_timeout_ms, RQ_COMMAND_TIMEOUT_SETTING, tail);
+}
+
 redisReply *
 rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **argv,
            const size_t *lens) {
@@ -437,14 +513,15 @@ rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **arg
 			return NULL;
 		redisReply *r = command_nosignal(conn->c, argc, argv, lens);
 		if (r == NULL) {
-			char err[128];
-			snprintf(err, sizeof(err), "%s", conn->c->errstr);
-			rq_conn_put(b, conn, 0);
-			if (idempotent && attempt == 0)
+			int timed_out = rq_timed_out(conn->c);
+			if (idempotent && attempt == 0 && !timed_out) {
+				rq_conn_put(b, conn, 0);
 				continue;
-			*rc = jobq_error_set(JOBQ_EIO, "redis %s: %s: %s%s", b->where, argv[0], err,
-			                     idempotent ? ""
-			                                : " (the command may or may not have run)");
+			}
+			*rc = command_error(b, conn->c, argv[0],
+			                    idempotent ? ""
+			                               : " (the command may or may not have run)");
+			rq_conn_put(b, conn, 0);
 			return NULL;
 		}
 		rq_conn_put(b, conn, 0);
@@ -533,12 +610,13 @@ rq_command_many(redis_backend *b, size_t n, int argc, const char **argv, const s
 			rq_conn_put(b, conn, 0);
 			return 0;
 		}
-		char err[128];
-		snprintf(err, sizeof(err), "%s", conn->c->errstr);
-		rq_conn_put(b, conn, 0);
-		if (attempt == 0)
+		if (attempt == 0 && !rq_timed_out(conn->c)) {
+			rq_conn_put(b, conn, 0);
 			continue; /* read-only commands: safe to send again */
-		return jobq_error_set(JOBQ_EIO, "redis %s: %s: %s", b->where, argv[0], err);
+		}
+		rc = command_error(b, conn->c, argv[0], "");
+		rq_conn_put(b, conn, 0);
+		return rc;
 	}
 }
 
@@ -588,7 +666,7 @@ rq_script_send(rconn *conn, jobq_backend_queue *q, int script, int argc, const c
 			rc = jobq_error_set(JOBQ_ENOMEM,
 			                    "redis: out of memory formatting a command");
 		else if (send_all(conn->c, cmd, (size_t)len) < 0)
-			rc = jobq_error_set(JOBQ_EIO, "redis %s: %s", q->b->where, conn->c->errstr);
+			rc = command_error(q->b, conn->c, "EVALSHA", "");
 		free(cmd);
 	}
 	jobq__free(avp);
@@ -641,6 +719,18 @@ rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **arg
 	}
 	char nk[8];
 	size_t n = script_argv(avp, alp, nk, sizeof(nk), q, script, argc, argv, lens);
+	for (size_t i = 0; i < n; i++) {
+		if (alp[i] > q->b->max_bulk) {
+			char what[64];
+			snprintf(what, sizeof(what), "an argument of script %s", s->name);
+			*rc = rq_check_size(q->b, alp[i], what);
+			if (avp != av) {
+				jobq__free(avp);
+				jobq__free(alp);
+			}
+			return NULL;
+		}
+	}
 	int idem = script_idempotent[script];
 	redisReply *r = rq_command(rc, q->b, idem, (int)n, avp, alp);
 	if (r == NULL && *rc == 1) {
@@ -658,9 +748,8 @@ rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **arg
 		                     q->b->where, s->name);
 	if (r == NULL && *rc == JOBQ_EBACKEND) {
 		/* keep the server's words, name the script */
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", jobq_error_message());
-		*rc = jobq_error_set(JOBQ_EBACKEND, "redis script %s: %s", s->name, msg);
+		*rc = jobq_error_set(JOBQ_EBACKEND, "redis script %s: %s", s->name,
+		                     jobq_error_message());
 	}
 	if (avp != av) {
 		jobq__free(avp);

@@ -528,6 +528,21 @@ opts_free(char **opts, size_t n) {
 			jobq__free(opts[i]);
 }
 
+/* Each job's data against the server's largest string, before anything is sent. */
+static int
+add_sizes_check(jobq_backend_queue *q, const jobq_add_request *reqs, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		int rc = rq_check_size(q->b, reqs[i].len, "job data");
+		if (rc < 0) {
+			if (n > 1)
+				jobq_error_set(rc, "job %zu of %zu: %s", i + 1, n,
+				               jobq_error_message());
+			return rc;
+		}
+	}
+	return 0;
+}
+
 /* The opts JSON of each job; runs of jobs with options that encode alike share one text. */
 static int
 opts_encode(char **opts, const jobq_add_request *reqs, size_t n) {
@@ -556,7 +571,9 @@ rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_re
 	if (opts == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
 	add_call ac = {ids, outcomes, reqs, n, opts, 0};
-	ac.rc = opts_encode(opts, reqs, n);
+	ac.rc = add_sizes_check(q, reqs, n);
+	if (ac.rc == 0)
+		ac.rc = opts_encode(opts, reqs, n);
 	if (ac.rc == 0) {
 		rq_call me = {.arg = &ac, .steps = n, .key = 0};
 		combine(&q->adds, q, &me, ADD_STEPS, add_fly);
@@ -611,8 +628,8 @@ rq_add_send(jobq_backend_queue *q, const jobq_add_request *reqs, size_t n, int64
 	if (n == 0 || n > ADD_STEPS)
 		return jobq_error_set(JOBQ_EINVAL, "redis add_send: %zu jobs (1..%d per step)", n,
 		                      ADD_STEPS);
-	int rc = pipe_ready(q);
-	if (rc < 0)
+	int rc = add_sizes_check(q, reqs, n);
+	if (rc < 0 || (rc = pipe_ready(q)) < 0)
 		return rc;
 	char **opts = jobq__calloc(n, sizeof(*opts));
 	add_args args;
@@ -641,11 +658,15 @@ rq_add_recv(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, size_t n) {
 	redisReply *r = q->pipe_broken ? NULL : rq_conn_read(q->pipe);
 	q->pipe_inflight--;
 	if (r == NULL) {
+		char tail[80];
+		snprintf(tail, sizeof(tail), " (the %zu adds may or may not have been made)", n);
+		if (q->pipe_broken)
+			rc = jobq_error_set(JOBQ_EIO, "redis %s: add: connection lost%s",
+			                    q->b->where, tail);
+		else
+			rc = rq_io_error(q->b, q->pipe->c, "addJobs", q->b->command_timeout_ms,
+			                 RQ_COMMAND_TIMEOUT_SETTING, tail);
 		q->pipe_broken = 1;
-		rc = jobq_error_set(JOBQ_EIO,
-		                    "redis %s: add: connection lost (the %zu adds may or "
-		                    "may not have been made)",
-		                    q->b->where, n);
 	} else if (r->type == REDIS_REPLY_ERROR) {
 		if (strncmp(r->str, "NOSCRIPT", 8) == 0)
 			q->pipe_broken = 1; /* load it again on a fresh connection */
@@ -1361,14 +1382,16 @@ blocking_command(int *rc, jobq_backend_queue *q, const char *name, uint64_t gen,
 	waiter_add(b, &w);
 	redisReply *r = NULL;
 	if (waiter_arm(b, &w, gen)) {
-		/* the socket timeout must outlast the server-side block */
-		int64_t t = (block_ms > 0 ? block_ms : 0) + 5000 + b->command_timeout_ms;
+		/* the socket timeout outlasts the server-side block by the command timeout */
+		int64_t t = (block_ms > 0 ? block_ms : 0) + (b->command_timeout_ms > 0
+		                                                 ? b->command_timeout_ms
+		                                                 : RQ_DEFAULT_COMMAND_TIMEOUT_MS);
 		redisSetTimeout(conn->c, (struct timeval){(time_t)(t / 1000),
 		                                          (suseconds_t)((t % 1000) * 1000)});
 		r = rq_conn_command_named(conn, name, argc, argv);
 		if (r == NULL)
-			*rc = jobq_error_set(JOBQ_EIO, "redis %s: %s: %s", b->where, argv[0],
-			                     conn->c->errstr);
+			*rc = rq_io_error(b, conn->c, argv[0], t,
+			                  "its blocking time plus command_timeout_ms", "");
 	}
 	waiter_disarm(b, &w, gen);
 	waiter_remove(b, &w);
@@ -1725,7 +1748,9 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->port = opts->port ? opts->port : 6379;
 	b->db = opts->db;
 	b->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 5000;
-	b->command_timeout_ms = opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 0;
+	b->command_timeout_ms = opts->command_timeout_ms > 0   ? opts->command_timeout_ms
+	                        : opts->command_timeout_ms < 0 ? 0
+	                                                       : RQ_DEFAULT_COMMAND_TIMEOUT_MS;
 	b->reconnect_attempts = opts->reconnect_attempts ? opts->reconnect_attempts : 6;
 	b->reconnect_max_delay_ms =
 	    opts->reconnect_max_delay_ms > 0 ? opts->reconnect_max_delay_ms : 1000;
@@ -1762,18 +1787,13 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 			                                              : delay * 2;
 			rc = rq_connect_check(b);
 		}
-		if (rc == JOBQ_EIO) {
-			char msg[512];
-			snprintf(msg, sizeof(msg), "%s", jobq_error_message());
-			rc = jobq_error_set(JOBQ_EIO, "%s (still down after waiting %lld ms)", msg,
-			                    (long long)opts->connect_wait_ms);
-		}
+		if (rc == JOBQ_EIO)
+			rc = jobq_error_set(JOBQ_EIO, "%s (still down after waiting %lld ms)",
+			                    jobq_error_message(), (long long)opts->connect_wait_ms);
 	}
 	if (rc < 0) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", jobq_error_message());
-		rq_free(&b->base);
-		return jobq_error_set(rc, "%s", msg);
+		rq_free(&b->base); /* sets no error: the message stays */
+		return rc;
 	}
 	*out = &b->base;
 	return 0;

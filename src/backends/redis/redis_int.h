@@ -20,6 +20,13 @@
 #include "jobq/sys/backend.h"
 
 #define RQ_NKEYS 16
+/* How long a command may wait for its reply unless the options say otherwise. */
+#define RQ_DEFAULT_COMMAND_TIMEOUT_MS 30000
+/* How messages name that setting, and what follows a timeout. */
+#define RQ_COMMAND_TIMEOUT_SETTING                                                                 \
+	"command_timeout_ms; the connection is dropped and the next call opens a new one"
+/* Redis's default proto-max-bulk-len, for a server that does not tell its own. */
+#define RQ_DEFAULT_MAX_BULK (512ULL * 1024 * 1024)
 
 typedef struct rconn {
 	redisContext *c;
@@ -68,6 +75,7 @@ typedef struct redis_backend {
 	char *prefix;
 	int64_t connect_timeout_ms;
 	int64_t command_timeout_ms;
+	unsigned long long max_bulk; /* the server's proto-max-bulk-len, read at open */
 	unsigned int reconnect_attempts;
 	int64_t reconnect_max_delay_ms;
 	char *where; /* "host:port" or the socket path, for messages */
@@ -138,7 +146,18 @@ int rq_script_send(rconn *conn, jobq_backend_queue *q, int script, int argc, con
 /* Runs embedded script `script` with the queue's keys and ARGV = {qp, args...}. */
 redisReply *rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **argv,
                       const size_t *lens);
+/* Opens one connection to check the server, and reads its proto-max-bulk-len. */
 int rq_connect_check(redis_backend *b);
+/* JOBQ_EINVAL, worded as "<what> of N bytes is over Redis's limit of M", when `len` is more
+ * than the server accepts in one string (a command carrying it would be refused and its
+ * connection closed); else 0. */
+int rq_check_size(redis_backend *b, size_t len, const char *what);
+/* Non-zero when the context's I/O error is a read or write timeout. */
+int rq_timed_out(const redisContext *c);
+/* JOBQ_EIO for the I/O error on `c` while running `cmd`: a timeout says which setting
+ * (`setting`, `timeout_ms`) ran out, anything else hiredis's words; `tail` is appended. */
+int rq_io_error(redis_backend *b, const redisContext *c, const char *cmd, int64_t timeout_ms,
+                const char *setting, const char *tail);
 void rq_pool_free(redis_backend *b);
 
 /* codec.c */

@@ -2,9 +2,10 @@
  * Redis backend: store URLs.
  *   redis://[[user]:password@]host[:port][/db][?prefix=P&...]
  *   redis+unix:///path/to.sock[?db=N&prefix=P&password=...&user=...]
- * Query keys: prefix, db, user (or username), password, connect_timeout_ms,
- * command_timeout_ms, connect_wait_ms (0: fail at once when the server is down). User and password
- * may be percent-encoded.
+ * Query keys: prefix, db, user (or username), password, connect_timeout_ms (default 5000),
+ * command_timeout_ms (default 30000), connect_wait_ms (0: fail at once when the server is
+ * down). User and password
+ * may be percent-encoded. Messages quote the URL with its password hidden.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,17 +220,21 @@ parse_tcp(url_parts *p, const char *s, const char *url) {
 }
 
 int
-jobq__redis_open_url(jobq_backend **out, const char *url) {
+jobq__redis_open_url(jobq_backend **out, const char *full_url) {
 	url_parts p;
 	memset(&p, 0, sizeof(p));
 	int rc;
-	if (strncmp(url, "rediss:", 7) == 0) {
-		return jobq_error_set(JOBQ_ENOTSUP,
-		                      "redis URL %s: TLS (rediss://) is not supported", url);
-	} else if (strncmp(url, "redis://", 8) == 0) {
-		rc = parse_tcp(&p, url + 8, url);
-	} else if (strncmp(url, "redis+unix://", 13) == 0) {
-		const char *path = url + 13;
+	/* `url` is what messages quote; the parsers read `full_url` */
+	char *url = jobq__url_redacted(full_url);
+	if (url == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis URL: out of memory");
+	if (strncmp(full_url, "rediss:", 7) == 0) {
+		rc = jobq_error_set(JOBQ_ENOTSUP, "redis URL %s: TLS (rediss://) is not supported",
+		                    url);
+	} else if (strncmp(full_url, "redis://", 8) == 0) {
+		rc = parse_tcp(&p, full_url + 8, url);
+	} else if (strncmp(full_url, "redis+unix://", 13) == 0) {
+		const char *path = full_url + 13;
 		size_t pl = strcspn(path, "?");
 		if (pl == 0 || path[0] != '/')
 			rc = jobq_error_set(
@@ -264,5 +269,6 @@ jobq__redis_open_url(jobq_backend **out, const char *url) {
 	jobq__free(p.user);
 	jobq__free(p.password);
 	jobq__free(p.prefix);
+	jobq__free(url);
 	return rc;
 }
