@@ -795,7 +795,10 @@ wait_job(jobq_job **out, jobq_queue *q, const char *id, int64_t timeout_ms) {
 	jobq_event_list_free(list);
 	if (cursor == NULL)
 		return JOBQ_ENOMEM;
-	int64_t deadline = timeout_ms < 0 ? INT64_MAX : jobq_clock__monotonic_ms() + timeout_ms;
+	/* The deadline saturates: a timeout near INT64_MAX waits as long as one < 0. */
+	int64_t start = jobq_clock__monotonic_ms();
+	int64_t deadline =
+	    timeout_ms < 0 || timeout_ms > INT64_MAX - start ? INT64_MAX : start + timeout_ms;
 	int blocking = (BACKEND(q)->caps & JOBQ_CAP_BLOCKING_WAIT) != 0;
 	for (;;) {
 		jobq_job *job = NULL;
