@@ -104,3 +104,18 @@ jobq__u64_dec(char *buf, uint64_t v) {
 	buf[n] = '\0';
 	return n;
 }
+
+jobq_failure
+jobq__deferred_failure(const char *reason, const jobq_job_options *o, const jobq_fetch_info *info) {
+	jobq_keep keep = {JOBQ_KEEP_ALL, -1, -1};
+	if (o->remove_on_fail.mode != JOBQ_KEEP_DEFAULT)
+		keep = o->remove_on_fail;
+	else if (info != NULL && info->keep_on_fail != NULL &&
+	         info->keep_on_fail->mode != JOBQ_KEEP_DEFAULT)
+		keep = *info->keep_on_fail;
+	return (jobq_failure){.reason = reason,
+	                      .stack = reason,
+	                      .retry_at_ms = -1,
+	                      .keep = keep,
+	                      .attempts = o->attempts};
+}

@@ -23,6 +23,14 @@ size_t jobq__u64_dec(char *buf, uint64_t v);
  * NULL on ENOMEM. */
 char *jobq__url_redacted(const char *url);
 
+/*
+ * The failure a fetch writes for job options `o` taken with deferred failure `reason` (see
+ * the fetch slot): final, with the job's remove-on-fail policy, else the fetcher's
+ * (info->keep_on_fail; `info` may be NULL), else keep all.
+ */
+jobq_failure jobq__deferred_failure(const char *reason, const jobq_job_options *o,
+                                    const jobq_fetch_info *info);
+
 /* URL openers of the built-in backends; each gets the whole URL. */
 int jobq__memory_open_url(jobq_backend **out, const char *url);
 #ifdef JOBQ_HAVE_LMDB

@@ -626,7 +626,12 @@ jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const ch
 	struct jobq_job_runtime *own = NULL;
 	if (rt == NULL && (own = jobq__calloc(1, sizeof(*own))) == NULL)
 		return JOBQ_ENOMEM;
-	/* Jobs past their stall limit come back marked; fail them here and look again. */
+	/* Memory and LMDB fail jobs past their stall limit inside the fetch (with the policy in
+	 * `info`); Redis hands them out marked: fail them here and look again. */
+	jobq_fetch_info own_info = {0};
+	if (info == NULL)
+		info = &own_info;
+	info->keep_on_fail = policy != NULL ? policy->worker_keep_on_fail : NULL;
 	for (;;) {
 		jobq_job *job = NULL;
 		int rc = BACKEND(q)->fetch(&job, info, q->bq, token, lock_ms, jobq_queue__now(q));
@@ -848,7 +853,10 @@ wait_job(jobq_job **out, jobq_queue *q, const char *id, int64_t timeout_ms) {
 	jobq_event_list_free(list);
 	if (cursor == NULL)
 		return JOBQ_ENOMEM;
-	int64_t deadline = timeout_ms < 0 ? INT64_MAX : jobq_clock__monotonic_ms() + timeout_ms;
+	/* The deadline saturates: a timeout near INT64_MAX waits as long as one < 0. */
+	int64_t start = jobq_clock__monotonic_ms();
+	int64_t deadline =
+	    timeout_ms < 0 || timeout_ms > INT64_MAX - start ? INT64_MAX : start + timeout_ms;
 	int blocking = (BACKEND(q)->caps & JOBQ_CAP_BLOCKING_WAIT) != 0;
 	for (;;) {
 		jobq_job *job = NULL;

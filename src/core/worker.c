@@ -714,7 +714,7 @@ handler_thread(void *arg) {
 	int64_t error_backoff = ERROR_BACKOFF_MIN_MS;
 	int covered = 0; /* another thread waits in the backend for the next news */
 	while (b != NULL && !atomic_load(&w->stopping)) {
-		jobq_fetch_info info = {0};
+		jobq_fetch_info info = {.keep_on_fail = &w->opts.remove_on_fail};
 		int rc = complete_and_fetch(w, s, b, b->want, &info);
 		if (rc == 0) {
 			error_backoff = ERROR_BACKOFF_MIN_MS;

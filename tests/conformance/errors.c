@@ -487,6 +487,7 @@ typedef struct waiter {
 	int64_t took;
 	int events; /* wait in jobq_events_read (no timeout) instead of wait_job */
 	size_t nevents;
+	int64_t timeout; /* wait_job's (0: 30 s) */
 } waiter;
 
 static void *
@@ -508,7 +509,8 @@ wait_thread(void *arg) {
 		w->nevents = list != NULL ? 1 + jobq_event_list_count(list) : 0;
 		jobq_event_list_free(list);
 	} else {
-		w->rc = jobq_queue_wait_job(&job, w->q, w->id, conf_ms(30000));
+		w->rc = jobq_queue_wait_job(&job, w->q, w->id,
+		                            w->timeout != 0 ? w->timeout : conf_ms(30000));
 	}
 	w->took = conf_mono_ms() - t0;
 	jobq_job_free(job);
@@ -535,9 +537,9 @@ thread_state(pid_t tid) {
 }
 
 /* Closing a queue handle wakes a thread blocked in wait_job (or, with `events`, in
- * jobq_events_read with no timeout) on it with JOBQ_ECLOSED. */
+ * jobq_events_read with no timeout) on it with JOBQ_ECLOSED. `timeout`: wait_job's (0: 30 s). */
 static void
-closed_queue_wakes(void **state, int events) {
+closed_queue_wakes(void **state, int events, int64_t timeout) {
 	conf *c = conf_begin(state);
 	waiter w;
 	pthread_t th;
@@ -551,6 +553,7 @@ closed_queue_wakes(void **state, int events) {
 	pthread_cond_init(&w.cv, NULL);
 	w.id = id.str;
 	w.events = events;
+	w.timeout = timeout;
 	assert_int_equal(jobq_queue_open(&w.q, c->store, CONF_QUEUE), 0);
 	assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
 	pthread_mutex_lock(&w.mu);
@@ -576,12 +579,19 @@ closed_queue_wakes(void **state, int events) {
 
 static void
 errors_closed_queue_wakes_waiter(void **state) {
-	closed_queue_wakes(state, 0);
+	closed_queue_wakes(state, 0, 0);
 }
 
 static void
 errors_closed_queue_wakes_events_reader(void **state) {
-	closed_queue_wakes(state, 1);
+	closed_queue_wakes(state, 1, 0);
+}
+
+/* A wait_job timeout near INT64_MAX is as good as forever: the waiter sleeps until the close
+ * (its deadline saturates instead of overflowing into the past). */
+static void
+errors_wait_job_far_timeout(void **state) {
+	closed_queue_wakes(state, 0, INT64_MAX);
 }
 
 static const struct CMUnitTest cases[] = {
@@ -601,5 +611,6 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(errors_names_and_messages),
     CONF_CASE(errors_closed_queue_wakes_waiter),
     CONF_CASE(errors_closed_queue_wakes_events_reader),
+    CONF_CASE(errors_wait_job_far_timeout),
 };
 CONF_TABLE(conf_errors_cases, cases);

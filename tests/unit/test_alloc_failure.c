@@ -947,6 +947,20 @@ c_fetch(fixture *f, sbuf *res) {
 }
 
 static int
+c_fetch_promotes(fixture *f, sbuf *res) {
+	/* with the locks expired the retrying job is due: the fetch promotes it, then takes the
+	 * head of waiting */
+	return c_fetch(f, res);
+}
+
+static int
+c_fetch_stalled(fixture *f, sbuf *res) {
+	/* after the stalled check with max 0 the active job is back at the front of waiting
+	 * past its stall limit: the fetch fails it, then takes the next job */
+	return c_fetch(f, res);
+}
+
+static int
 c_fetch_paused(fixture *f, sbuf *res) {
 	(void)res;
 	jobq_job *j = NULL;
@@ -1207,7 +1221,9 @@ c_wait_job_timeout(fixture *f, sbuf *res) {
 typedef struct call_case {
 	const char *name;
 	call_fn fn;
-	int stale_locks; /* run with the active job's lock expired */
+	/* 1: run with the active job's lock expired; 2: and after a stalled check with max 0,
+	 * which leaves that job waiting, marked to fail at its next fetch */
+	int stale_locks;
 	/* add, then wait (jobq_queue_request): a failure in the wait leaves the add done, so
 	 * JOBQ_ENOMEM may leave the store as before or as after the call */
 	int two_steps;
@@ -1271,6 +1287,8 @@ static const call_case cases[] = {
     CASE(c_add_log),
     CASE(c_job_log),
     CASE(c_fetch),
+    {"fetch_promotes", c_fetch_promotes, 1, 0, 0},
+    {"fetch_stalled", c_fetch_stalled, 2, 0, 0},
     CASE(c_fetch_paused),
     CASE(c_complete),
     CASE(c_complete_wrong_token),
@@ -1314,6 +1332,8 @@ fresh(fixture *f, const char *backend, int stale) {
 	fixture_setup(f, backend);
 	if (stale)
 		assert_int_equal(jobq_clock_advance(f->clock, 31000), 0);
+	if (stale == 2)
+		assert_int_equal(jobq_queue_check_stalled(f->q, 0), 1);
 }
 
 /* Runs one case on `backend`; returns the number of failures found (0: it held). */

@@ -353,19 +353,25 @@ stall_reaping(void **state) {
 	assert_int_equal(j->stalled_count, 1);
 	assert_null(j->deferred_failure);
 	jobq_job_free(j);
-	/* second stall passes max_stalled = 1: deferred failure */
+	/* second stall passes max_stalled = 1: deferred failure, which the next fetch writes in
+	 * the same step before it takes the next job */
 	assert_int_equal(f->b->reap_stalled(NULL, f->q, 1, 30000, 2001), 1);
-	assert_int_equal(f->b->fetch(&j, NULL, f->q, "t4", 1000, 2002), 0);
-	assert_string_equal(j->id, a);
-	assert_int_equal(j->stalled_count, 2);
+	assert_int_equal(f->b->get(&j, f->q, a), 0);
 	assert_string_equal(j->deferred_failure, "job stalled more than allowable limit");
 	jobq_job_free(j);
-	jobq_failure fl = {.reason = "job stalled more than allowable limit", .retry_at_ms = -1};
-	fl.keep = (jobq_keep){JOBQ_KEEP_ALL, -1, -1};
-	assert_int_equal((f->b->fail)(f->q, a, "t4", &fl, 2003), 0);
+	strcpy(c0, newest_cursor(f));
+	assert_int_equal(f->b->fetch(&j, NULL, f->q, "t4", 1000, 2002), 0);
+	assert_string_equal(j->id, c);
+	jobq_job_free(j);
+	assert_events(f, c0, "active failed retries-exhausted active");
 	assert_int_equal(f->b->get(&j, f->q, a), 0);
 	assert_null(j->deferred_failure);
 	assert_int_equal(j->state, JOBQ_STATE_FAILED);
+	assert_int_equal(j->stalled_count, 2);
+	assert_int_equal(j->attempts_started, 3);
+	assert_int_equal(j->attempts_made, 1);
+	assert_int_equal(j->finished_on, 2002);
+	assert_string_equal(j->failed_reason, "job stalled more than allowable limit");
 	jobq_job_free(j);
 	assert_int_equal(state_of(f, b), JOBQ_STATE_ACTIVE); /* locked until 5000 */
 }
@@ -1093,7 +1099,7 @@ complete_fetch_batches(void **state) {
 	assert_non_null(f->b->complete_fetch);
 	const char *tokens[3] = {"t:1", "t:2", "t:3"};
 	jobq_job *jobs[3] = {NULL, NULL, NULL};
-	jobq_fetch_info info = {-1};
+	jobq_fetch_info info = {.next_due_ms = -1};
 	assert_int_equal(f->b->complete_fetch(jobs, &info, f->q, NULL, 0, tokens, 2, 1000, 200), 2);
 	assert_int_equal(info.next_due_ms, 0);
 	for (int i = 0; i < 2; i++) {

@@ -129,9 +129,12 @@ typedef struct jobq_failure {
 	uint32_t attempts;   /* the job's attempts option, for retries-exhausted */
 } jobq_failure;
 
-/* What fetch found out besides the job. */
+/* What fetch found out besides the job, and what the fetcher tells it. */
 typedef struct jobq_fetch_info {
-	int64_t next_due_ms; /* due time of the earliest delayed job, or 0 if none */
+	int64_t next_due_ms; /* out: due time of the earliest delayed job, or 0 if none */
+	/* in: the fetcher's remove-on-fail policy (NULL: none), for the jobs a fetch fails
+	 * because of their deferred failure and whose own policy is JOBQ_KEEP_DEFAULT */
+	const jobq_keep *keep_on_fail;
 } jobq_fetch_info;
 
 /* One completion for complete_fetch: what complete() takes, and its outcome. */
@@ -178,6 +181,14 @@ struct jobq_backend {
 	 * processed_on = now, attempts_started += 1, state active; event `active` prev waiting.
 	 * Returns the whole job (token set), or JOBQ_ENOJOB. `info` (optional) gets the next due
 	 * time whether or not a job was found.
+	 * A job taken with a deferred_failure (past its stall limit) must be failed, not run.
+	 * Backends with JOBQ_CAP_LOGICAL_CLOCK (memory, LMDB) do it inside this step: the job is
+	 * taken as above (event `active`), then failed as fail() would with reason and stack =
+	 * the deferred failure and retry_at_ms < 0, keep = the job's remove_on_fail, else
+	 * info->keep_on_fail, else keep all (jobq__deferred_failure), and the step takes the next
+	 * job; so a fetch that fails changes nothing. Redis hands such a job out as BullMQ's
+	 * moveToActive does (Node workers fail it themselves), and the core fails it in a second
+	 * step. complete_fetch's fetches follow the same rule.
 	 */
 	int (*fetch)(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q,
 	             const char *token, int64_t lock_ms, int64_t now_ms);

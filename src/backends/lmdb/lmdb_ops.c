@@ -1222,7 +1222,11 @@ typedef struct fetch_args {
 	int64_t next_due;
 	const char *token;
 	int64_t lock_ms, now;
+	const jobq_fetch_info *info; /* the fetcher's (may be NULL) */
 } fetch_args;
+
+static int take_ready(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now,
+                      const jobq_fetch_info *info, jobq_job **out);
 
 /*
  * Loads a job found in the waiting or prioritized index for handing to the core: one packed
@@ -1348,7 +1352,7 @@ fetch_body(lmdb_wctx *c, void *arg) {
 		c->commit_anyway = 1; /* keep the promotions */
 		return JOBQ_ENOJOB;
 	}
-	rc = take_one(c, a->token, a->lock_ms, a->now, &a->job);
+	rc = take_ready(c, a->token, a->lock_ms, a->now, a->info, &a->job);
 	c->commit_anyway = rc == JOBQ_ENOJOB;
 	return rc;
 }
@@ -1359,7 +1363,7 @@ lm_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const cha
 	if (!token || !*token) {
 		return jobq_error_set(JOBQ_EINVAL, "lmdb: fetch needs a lock token");
 	}
-	fetch_args a = {NULL, 0, token, lock_ms, now_ms};
+	fetch_args a = {NULL, 0, token, lock_ms, now_ms, info};
 	int rc = op_run(q, fetch_body, &a);
 	if (info) {
 		info->next_due_ms = a.next_due;
@@ -1639,6 +1643,7 @@ typedef struct complete_fetch_args {
 	const char *const *tokens;
 	size_t max;
 	int64_t lock_ms, now;
+	const jobq_fetch_info *info; /* the fetcher's (may be NULL) */
 } complete_fetch_args;
 
 static int
@@ -1671,7 +1676,8 @@ complete_fetch_body(lmdb_wctx *c, void *arg) {
 		return rc;
 	}
 	while (!meta(c)->paused && a->got < a->max) {
-		rc = take_one(c, a->tokens[a->got], a->lock_ms, a->now, &a->jobs[a->got]);
+		rc =
+		    take_ready(c, a->tokens[a->got], a->lock_ms, a->now, a->info, &a->jobs[a->got]);
 		if (rc == JOBQ_ENOJOB) {
 			break;
 		}
@@ -1687,7 +1693,7 @@ static int
 lm_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
                   jobq_completion *done, size_t ndone, const char *const *tokens, size_t max,
                   int64_t lock_ms, int64_t now_ms) {
-	complete_fetch_args a = {jobs, 0, 0, done, ndone, tokens, max, lock_ms, now_ms};
+	complete_fetch_args a = {jobs, 0, 0, done, ndone, tokens, max, lock_ms, now_ms, info};
 	for (size_t i = 0; i < max; i++) {
 		jobs[i] = NULL;
 	}
@@ -1787,6 +1793,33 @@ fail_body(lmdb_wctx *c, void *arg) {
 	}
 	rec_free(&r);
 	return rc;
+}
+
+/*
+ * take_one, failing the jobs it takes with a deferred failure (in this transaction, as
+ * lm_fail would) until it takes one to run: 0, JOBQ_ENOJOB or an error.
+ */
+static int
+take_ready(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now,
+           const jobq_fetch_info *info, jobq_job **out) {
+	for (;;) {
+		jobq_job *j = NULL;
+		int rc = take_one(c, token, lock_ms, now, &j);
+		if (rc < 0) {
+			return rc;
+		}
+		if (j->deferred_failure == NULL) {
+			*out = j;
+			return 0;
+		}
+		jobq_failure f = jobq__deferred_failure(j->deferred_failure, &j->opts, info);
+		lock_args la = {.id = j->id, .token = token, .now = now, .f = &f};
+		rc = fail_body(c, &la);
+		jobq_job_free(j);
+		if (rc < 0) {
+			return rc;
+		}
+	}
 }
 
 static int

@@ -551,16 +551,19 @@ ev_wake_readers(mqueue *q) {
 
 /*
  * Appends one event. Never fails: when memory is short the oldest events go earlier, and a
- * long value that cannot be stored is replaced by an empty string.
+ * long value that cannot be stored is replaced by an empty string. `pre`: the storage for
+ * strings longer than EV_INLINE, allocated beforehand (taken), or NULL.
  */
 static void
-ev_push_n(mqueue *q, int type, const char *job_id, size_t l0, int prev, int64_t num, const char *s1,
-          size_t l1, const char *s2, size_t l2) {
+ev_store(mqueue *q, int type, const char *job_id, size_t l0, int prev, int64_t num, const char *s1,
+         size_t l1, const char *s2, size_t l2, char *pre) {
 	evring *r = &q->ev;
 	if (r->next - r->first == r->cap) {
 		if (r->cap >= EV_RING_MAX || ring_grow(r) < 0) {
-			if (r->cap == 0)
+			if (r->cap == 0) {
+				jobq__free(pre);
 				return;
+			}
 			mevent *old = &r->buf[r->first & (r->cap - 1)];
 			if (old->heap != NULL)
 				jobq__free(old->heap);
@@ -571,8 +574,10 @@ ev_push_n(mqueue *q, int type, const char *job_id, size_t l0, int prev, int64_t 
 	size_t total = l0 + l1 + l2 + 3;
 	char *dst = e->inl;
 	e->heap = NULL;
-	if (total > EV_INLINE) {
-		e->heap = jobq__malloc(total);
+	if (total <= EV_INLINE) {
+		jobq__free(pre);
+	} else {
+		e->heap = pre != NULL ? pre : jobq__malloc(total);
 		if (e->heap != NULL) {
 			dst = e->heap;
 		} else {
@@ -596,6 +601,12 @@ ev_push_n(mqueue *q, int type, const char *job_id, size_t l0, int prev, int64_t 
 	e->num = num;
 	e->seq = r->next++;
 	ev_wake_readers(q);
+}
+
+static void
+ev_push_n(mqueue *q, int type, const char *job_id, size_t l0, int prev, int64_t num, const char *s1,
+          size_t l1, const char *s2, size_t l2) {
+	ev_store(q, type, job_id, l0, prev, num, s1, l1, s2, l2, NULL);
 }
 
 static void
@@ -998,20 +1009,6 @@ promote_one(mqueue *q, mjob *j) {
 	j->delay_ms = 0;
 	make_ready(q, j, 0, 0);
 	ev_job(q, EV_WAITING, j, JOBQ_STATE_DELAYED);
-}
-
-/* Moves every delayed job due at `now` to waiting/prioritized. Returns how many. */
-static size_t
-promote_due(mqueue *q, int64_t now) {
-	size_t n = 0;
-	mjob *d;
-	while ((d = RB_MIN(mtree, &q->delayed)) != NULL && d->k1 <= now) {
-		promote_one(q, d);
-		n++;
-	}
-	if (n > 0)
-		work_signal(q, n > 1);
-	return n;
 }
 
 static void
@@ -1575,46 +1572,245 @@ out:
 
 /* --- fetch and the active job ----------------------------------------------------------- */
 
+/* --- failing an active job --------------------------------------------------------------- */
+
+/* What failing one job takes, allocated before anything changes. */
+typedef struct fail_prep {
+	mjob *j;
+	char *reason;
+	char *stack;   /* NULL: no stack line */
+	mside *side;   /* a side block for a job that has none, or NULL */
+	char **trace;  /* the stack trace with room for one more line (with `stack`) */
+	char *ev_heap; /* the `failed` event's strings if they do not fit inline, or NULL */
+} fail_prep;
+
+static void
+fail_prep_free(fail_prep *p) {
+	jobq__free(p->reason);
+	jobq__free(p->stack);
+	jobq__free(p->side);
+	jobq__free(p->trace);
+	jobq__free(p->ev_heap);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Allocates the rest of what failing job `j` (`final`: for good) takes (p->reason and
+ * p->stack are set). */
+static int
+fail_prepare(fail_prep *p, mjob *j, int final) {
+	p->j = j;
+	size_t ev_len = j->id_len + strlen(p->reason) + 3; /* as ev_store lays them out */
+	if (final && ev_len > EV_INLINE && (p->ev_heap = jobq__malloc(ev_len)) == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
+	if (j->side == NULL && (p->side = jobq__calloc(1, sizeof(mside))) == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
+	if (p->stack != NULL &&
+	    (p->trace = jobq__malloc((SIDE(j)->stacktrace_count + 1) * sizeof(char *))) == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
+	return 0;
+}
+
+/* Fails active job p->j as decided in `f` (takes what `p` holds); cannot fail. */
+static void
+fail_apply(mqueue *q, fail_prep *p, const jobq_failure *f, int64_t now) {
+	mjob *j = p->j;
+	if (p->side != NULL)
+		j->side = p->side;
+	mside *sd = j->side;
+	if (p->stack != NULL) {
+		if (sd->stacktrace_count > 0)
+			memcpy(p->trace, sd->stacktrace, sd->stacktrace_count * sizeof(char *));
+		jobq__free(sd->stacktrace);
+		sd->stacktrace = p->trace;
+		sd->stacktrace[sd->stacktrace_count++] = p->stack;
+	}
+	char *reason = p->reason, *ev_heap = p->ev_heap;
+	memset(p, 0, sizeof(*p));
+	job_unlink(q, j);
+	drop_lock(j);
+	j->attempts_made++;
+	jobq__free(sd->failed_reason);
+	sd->failed_reason = reason;
+	if (f->retry_at_ms >= 0 && f->retry_at_ms <= now) {
+		make_ready(q, j, j->mo->o.lifo, 0);
+		ev_job(q, EV_WAITING, j, JOBQ_STATE_ACTIVE);
+		work_signal(q, 0);
+	} else if (f->retry_at_ms > now) {
+		j->delay_ms = f->retry_at_ms - now;
+		make_delayed(q, j, f->retry_at_ms);
+		ev_push(q, EV_DELAYED, j->id, 0, f->retry_at_ms, NULL, NULL);
+		work_signal(q, 1);
+	} else {
+		j->finished_on = now;
+		j->defa = NULL;
+		j->state = JOBQ_STATE_FAILED;
+		list_push_back(&q->failed, j);
+		ev_store(q, EV_FAILED, j->id, j->id_len, 0, 0, reason, strlen(reason), NULL, 0,
+		         ev_heap);
+		ev_heap = NULL;
+		if (j->attempts_made >= f->attempts)
+			ev_push(q, EV_RETRIES_EXHAUSTED, j->id, 0, j->attempts_made, NULL, NULL);
+		dedup_release_finished(q, j, now);
+		apply_keep(q, &q->failed, j, &f->keep, now);
+		drained_check(q);
+	}
+	jobq__free(ev_heap);
+}
+
+/* --- fetch and the active job ----------------------------------------------------------- */
+
+/* A promotion, as promote_due_undoable records it. */
+typedef struct promoted {
+	mjob *j;
+	int64_t k1, k2, delay_ms;
+} promoted;
+
 /*
- * Takes the next job under the lock (after promoting due delayed jobs): a copy for the caller
- * with `token`, which the job keeps in tok_inl or in `long_tok` (taken if used). JOBQ_ENOJOB
- * (error not set) if there is none.
+ * promote_due, recording what it moved in *log (n entries, freed with jobq__free) so that
+ * promote_undo can put it back. JOBQ_ENOMEM (nothing done) if the record cannot be made.
  */
 static int
-fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, char **long_tok,
-             int64_t lock_ms, int64_t now) {
-	mjob *j = NULL;
-	if (!q->paused) {
-		j = q->waiting.head;
-		if (j == NULL)
-			j = RB_MIN(mtree, &q->prio);
+promote_due_undoable(promoted **log, size_t *n, mqueue *q, int64_t now) {
+	*log = NULL;
+	*n = 0;
+	size_t due = 0;
+	for (mjob *d = RB_MIN(mtree, &q->delayed); d != NULL && d->k1 <= now;
+	     d = RB_NEXT(mtree, &q->delayed, d))
+		due++;
+	if (due == 0)
+		return 0;
+	if ((*log = jobq__malloc(due * sizeof(**log))) == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
+	mjob *d;
+	while (*n < due && (d = RB_MIN(mtree, &q->delayed)) != NULL) {
+		(*log)[(*n)++] = (promoted){d, d->k1, d->k2, d->delay_ms};
+		promote_one(q, d);
 	}
-	if (j == NULL)
-		return JOBQ_ENOJOB;
-	jobq_job *c;
-	int rc = job_copy(&c, j, token, token_len);
-	if (rc < 0)
-		return rc;
+	work_signal(q, due > 1);
+	return 0;
+}
+
+/* Undoes promote_due_undoable (the queue's order counter and events back to `order` and
+ * `ev_next`, as they were before it). */
+static void
+promote_undo(mqueue *q, const promoted *log, size_t n, int64_t order, uint64_t ev_next) {
+	for (size_t i = n; i-- > 0;) {
+		mjob *j = log[i].j;
+		job_unlink(q, j);
+		j->delay_ms = log[i].delay_ms;
+		tree_insert(q, j, JOBQ_STATE_DELAYED, log[i].k1, log[i].k2);
+	}
+	q->order = order;
+	ring_truncate(&q->ev, ev_next);
+}
+
+/* Takes ready job `j`: active, locked until now + lock_ms (the lock's token is the caller's
+ * to set), started; event `active`. */
+static void
+take_job(mqueue *q, mjob *j, int64_t lock_ms, int64_t now) {
 	job_unlink(q, j);
 	j->state = JOBQ_STATE_ACTIVE;
 	list_push_back(&q->active, j);
 	token_free(j);
-	if (token_len >= TOKEN_INLINE) {
-		j->token = *long_tok;
-		*long_tok = NULL;
-	} else {
-		memcpy(j->tok_inl, token, token_len + 1);
-		j->token = j->tok_inl;
-	}
 	j->lock_expiry = now + lock_ms;
 	j->processed_on = now;
 	j->attempts_started++;
 	ev_job(q, EV_ACTIVE, j, JOBQ_STATE_WAITING);
-	c->state = JOBQ_STATE_ACTIVE;
-	c->processed_on = now;
-	c->attempts_started++;
-	*out = c;
-	return 0;
+}
+
+/* The next ready job after `j` in the order fetch takes them (first: j NULL), or NULL. */
+static mjob *
+next_ready(mqueue *q, mjob *j) {
+	if (j == NULL)
+		return q->waiting.head != NULL ? q->waiting.head : RB_MIN(mtree, &q->prio);
+	if (j->state == JOBQ_STATE_WAITING)
+		return j->next != NULL ? j->next : RB_MIN(mtree, &q->prio);
+	return RB_NEXT(mtree, &q->prio, j);
+}
+
+/*
+ * One fetch under the lock, all or nothing: promotes due delayed jobs, fails the ready jobs
+ * that carry a deferred failure (see the fetch slot) and takes the next one: a copy for the
+ * caller with `token`, which the job keeps in tok_inl or in `long_tok` (taken if used).
+ * JOBQ_ENOJOB (error not set) if there is none; JOBQ_ENOMEM changes nothing.
+ */
+static int
+fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, char **long_tok,
+             int64_t lock_ms, const jobq_fetch_info *info, int64_t now) {
+	int64_t order = q->order;
+	uint64_t ev_next = q->ev.next;
+	promoted *log;
+	size_t nlog;
+	int rc = promote_due_undoable(&log, &nlog, q, now);
+	if (rc < 0)
+		return rc;
+	/* Allocate everything first: the copy of the job to run, and what failing each job
+	 * before it takes. */
+	fail_prep stack[4], *fails = stack;
+	size_t nfails = 0, cap = sizeof(stack) / sizeof(stack[0]);
+	jobq_job *c = NULL;
+	mjob *j = NULL;
+	while (!q->paused && (j = next_ready(q, j)) != NULL) {
+		if (j->defa == NULL) {
+			rc = job_copy(&c, j, token, token_len);
+			break;
+		}
+		if (nfails == cap) {
+			fail_prep *more = jobq__malloc(2 * cap * sizeof(*more));
+			if (more == NULL) {
+				rc = jobq_error_set(JOBQ_ENOMEM,
+				                    "memory backend: out of memory in fetch");
+				break;
+			}
+			memcpy(more, fails, nfails * sizeof(*more));
+			if (fails != stack)
+				jobq__free(fails);
+			fails = more;
+			cap *= 2;
+		}
+		fail_prep *p = &fails[nfails++];
+		memset(p, 0, sizeof(*p));
+		p->reason = jobq__strdup(j->defa);
+		p->stack = jobq__strdup(j->defa);
+		if (p->reason == NULL || p->stack == NULL)
+			rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
+		else
+			rc = fail_prepare(p, j, 1);
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0) {
+		for (size_t i = 0; i < nfails; i++)
+			fail_prep_free(&fails[i]);
+		promote_undo(q, log, nlog, order, ev_next);
+	} else {
+		for (size_t i = 0; i < nfails; i++) {
+			mjob *fj = fails[i].j;
+			jobq_failure f = jobq__deferred_failure(fj->defa, &fj->mo->o, info);
+			take_job(q, fj, lock_ms, now);
+			fail_apply(q, &fails[i], &f, now);
+		}
+		if (c != NULL) {
+			take_job(q, j, lock_ms, now);
+			if (token_len >= TOKEN_INLINE) {
+				j->token = *long_tok;
+				*long_tok = NULL;
+			} else {
+				memcpy(j->tok_inl, token, token_len + 1);
+				j->token = j->tok_inl;
+			}
+			c->state = JOBQ_STATE_ACTIVE;
+			c->processed_on = now;
+			c->attempts_started++;
+			*out = c;
+		} else {
+			rc = JOBQ_ENOJOB;
+		}
+	}
+	if (fails != stack)
+		jobq__free(fails);
+	jobq__free(log);
+	return rc;
 }
 
 static int
@@ -1627,8 +1823,7 @@ mem_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const ch
 	if (token_len >= TOKEN_INLINE && (long_tok = jobq__strdup(token)) == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
 	pthread_mutex_lock(&q->mu);
-	promote_due(q, now);
-	int rc = fetch_locked(out, q, token, token_len, &long_tok, lock_ms, now);
+	int rc = fetch_locked(out, q, token, token_len, &long_tok, lock_ms, info, now);
 	if (info != NULL)
 		info->next_due_ms = next_due(q);
 	if (rc == JOBQ_ENOJOB)
@@ -1739,8 +1934,6 @@ mem_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q
 	if (completed > 0)
 		drained_check(q);
 	size_t n = 0;
-	if (max > 0)
-		promote_due(q, now);
 	while (n < max) {
 		size_t tl = strlen(tokens[n]);
 		if (tl >= TOKEN_INLINE && long_tok == NULL &&
@@ -1748,7 +1941,7 @@ mem_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q
 			rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
 			break;
 		}
-		rc = fetch_locked(&jobs[n], q, tokens[n], tl, &long_tok, lock_ms, now);
+		rc = fetch_locked(&jobs[n], q, tokens[n], tl, &long_tok, lock_ms, info, now);
 		if (rc < 0)
 			break;
 		n++;
@@ -1769,64 +1962,23 @@ mem_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_fa
          int64_t now) {
 	if (f == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "memory backend: fail needs a failure");
-	char *reason = jobq__strdup(f->reason ? f->reason : "");
-	char *stack = f->stack ? jobq__strdup(f->stack) : NULL;
-	if (reason == NULL || (f->stack && stack == NULL)) {
-		jobq__free(reason);
-		jobq__free(stack);
+	fail_prep p = {0};
+	p.reason = jobq__strdup(f->reason ? f->reason : "");
+	p.stack = f->stack ? jobq__strdup(f->stack) : NULL;
+	if (p.reason == NULL || (f->stack && p.stack == NULL)) {
+		fail_prep_free(&p);
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
 	}
 	pthread_mutex_lock(&q->mu);
 	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
-	mside *sd = NULL;
-	if (rc == 0 && (sd = side_get(j)) == NULL)
-		rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
-	if (rc == 0 && stack != NULL) {
-		char **st =
-		    jobq__realloc(sd->stacktrace, (sd->stacktrace_count + 1) * sizeof(char *));
-		if (st == NULL) {
-			rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
-		} else {
-			sd->stacktrace = st;
-			st[sd->stacktrace_count++] = stack;
-			stack = NULL;
-		}
-	}
-	if (rc < 0) {
-		pthread_mutex_unlock(&q->mu);
-		jobq__free(reason);
-		jobq__free(stack);
-		return rc;
-	}
-	job_unlink(q, j);
-	drop_lock(j);
-	j->attempts_made++;
-	jobq__free(sd->failed_reason);
-	sd->failed_reason = reason;
-	if (f->retry_at_ms >= 0 && f->retry_at_ms <= now) {
-		make_ready(q, j, j->mo->o.lifo, 0);
-		ev_job(q, EV_WAITING, j, JOBQ_STATE_ACTIVE);
-		work_signal(q, 0);
-	} else if (f->retry_at_ms > now) {
-		j->delay_ms = f->retry_at_ms - now;
-		make_delayed(q, j, f->retry_at_ms);
-		ev_push(q, EV_DELAYED, j->id, 0, f->retry_at_ms, NULL, NULL);
-		work_signal(q, 1);
-	} else {
-		j->finished_on = now;
-		j->defa = NULL;
-		j->state = JOBQ_STATE_FAILED;
-		list_push_back(&q->failed, j);
-		ev_push(q, EV_FAILED, j->id, 0, 0, reason, NULL);
-		if (j->attempts_made >= f->attempts)
-			ev_push(q, EV_RETRIES_EXHAUSTED, j->id, 0, j->attempts_made, NULL, NULL);
-		dedup_release_finished(q, j, now);
-		apply_keep(q, &q->failed, j, &f->keep, now);
-		drained_check(q);
-	}
+	if (rc == 0)
+		rc = fail_prepare(&p, j, f->retry_at_ms < 0);
+	if (rc == 0)
+		fail_apply(q, &p, f, now);
 	pthread_mutex_unlock(&q->mu);
-	return 0;
+	fail_prep_free(&p);
+	return rc;
 }
 
 static int
