@@ -221,8 +221,7 @@ map_resize(lmdb_env *e, int grow) {
 	pthread_rwlock_wrlock(&e->resize);
 	if (grow) {
 		MDB_envinfo info;
-		int dead = 0;
-		mdb_reader_check(e->env, &dead);
+		jobq_lmdb__reader_check(e);
 		mdb_env_info(e->env, &info);
 		size_t next = info.me_mapsize * 2;
 		if (next > MAX_MAP_SIZE) {
@@ -248,7 +247,7 @@ int
 jobq_lmdb__read_begin(lmdb_env *e, MDB_txn **txn) {
 	for (int tries = 0; tries < 8; tries++) {
 		pthread_rwlock_rdlock(&e->resize);
-		int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, txn);
+		int mrc = jobq_lmdb__txn_begin(txn, e, MDB_RDONLY);
 		if (mrc == 0) {
 			return 0;
 		}
@@ -280,7 +279,7 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 		c.e = e;
 		jobq_lmdb__buf_init(&c.evb);
 		pthread_rwlock_rdlock(&e->resize);
-		int mrc = mdb_txn_begin(e->env, NULL, 0, &c.txn);
+		int mrc = jobq_lmdb__txn_begin(&c.txn, e, 0);
 		if (mrc) {
 			pthread_rwlock_unlock(&e->resize);
 			if (mrc == MDB_MAP_RESIZED) {
@@ -301,6 +300,7 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 		}
 		if (rc < 0 && !c.commit_anyway) {
 			mdb_txn_abort(c.txn);
+			jobq_lmdb__write_gate_leave(e);
 			pthread_rwlock_unlock(&e->resize);
 			if (c.mdb_rc == MDB_MAP_FULL) {
 				int grc = map_resize(e, 1);
@@ -312,6 +312,7 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 			return rc;
 		}
 		mrc = mdb_txn_commit(c.txn);
+		jobq_lmdb__write_gate_leave(e);
 		pthread_rwlock_unlock(&e->resize);
 		if (mrc == MDB_MAP_FULL) {
 			int grc = map_resize(e, 1);
@@ -478,7 +479,12 @@ static int
 init_store(lmdb_env *e) {
 	for (int tries = 0; tries < 32; tries++) {
 		int again = 0;
-		int rc = init_store_once(e, &again);
+		int rc = jobq_lmdb__write_gate_enter(e);
+		if (rc) {
+			return jobq_lmdb__error(rc, "locking jobq-lock");
+		}
+		rc = init_store_once(e, &again);
+		jobq_lmdb__write_gate_leave(e);
 		if (!again || rc < 0) {
 			return rc;
 		}
@@ -504,6 +510,7 @@ env_destroy(lmdb_env *e) {
 	if (e->wake) {
 		munmap(e->wake, sizeof(lmdb_wake_map));
 	}
+	jobq_lmdb__gate_close(e);
 	while (e->queues) {
 		jobq_backend_queue *q = e->queues;
 		e->queues = q->next;
@@ -553,6 +560,10 @@ env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 	if (rc < 0) {
 		goto fail;
 	}
+	rc = jobq_lmdb__gate_open(e, real, o->file_mode);
+	if (rc < 0) {
+		goto fail;
+	}
 	int mrc = mdb_env_create(&e->env);
 	if (mrc) {
 		e->env = NULL;
@@ -577,8 +588,7 @@ env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 		                    "lmdb: %s: cannot open the store: %s", real, why);
 		goto fail;
 	}
-	int dead = 0;
-	mdb_reader_check(e->env, &dead);
+	jobq_lmdb__reader_check(e);
 	rc = init_store(e);
 	if (rc < 0) {
 		goto fail;
