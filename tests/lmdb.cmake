@@ -61,3 +61,17 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
   add_test(NAME fault.lmdb.lock_handover_raw COMMAND lmdb_ptrace raw)
   jobq_test_properties(fault.lmdb.lock_handover_raw "lmdb;fault")
 endif()
+
+# Kill cycles with the real `jobq` command (tests/fault/kill_cycle.sh): two workers killed
+# every 0.3-0.9 s while three add loops run; no command may wait on the lock longer than the
+# lock timeout and no acknowledged add may be lost. A short run by default, 500 cycles as slow.
+find_program(JOBQ_BASH bash)
+if(TARGET jobq AND JOBQ_BASH)
+  add_test(NAME fault.lmdb.kill_cycle
+    COMMAND ${JOBQ_BASH} ${jobq_fault_dir}/kill_cycle.sh $<TARGET_FILE:jobq> 15)
+  jobq_test_properties(fault.lmdb.kill_cycle "lmdb;fault")
+  add_test(NAME fault.lmdb.kill_cycle_many
+    COMMAND ${JOBQ_BASH} ${jobq_fault_dir}/kill_cycle.sh $<TARGET_FILE:jobq> 500)
+  jobq_test_properties(fault.lmdb.kill_cycle_many "lmdb;fault;slow")
+  set_tests_properties(fault.lmdb.kill_cycle_many PROPERTIES TIMEOUT 1800)
+endif()

@@ -106,9 +106,8 @@ typedef struct lmdb_env {
 	lmdb_wake_map *wake;
 	uint32_t wake_gen; /* bumped by wake(): waiters in this process return */
 	/* Gates in front of LMDB's shared mutexes (lmdb_gate.c): one in-process mutex each, and
-	 * the descriptor and mapping of the file jobq-lock. */
+	 * the mapping of the file jobq-lock (their shared mutexes). */
 	pthread_mutex_t gate_mu[LMDB_GATE__COUNT];
-	int gate_fd;
 	void *gate_map;
 	int gate_recover; /* (under the write gate) it holds the reader gate too */
 	/* Queue handles by name (under registry lock of lmdb_env.c). */
