@@ -77,7 +77,7 @@ typedef struct lmdb_wake_map {
 	uint32_t waiters[LMDB_WAKE_SLOTS][2];
 } lmdb_wake_map;
 
-/* The gates of lmdb_gate.c: the byte of jobq-lock each locks. */
+/* The gates of lmdb_gate.c (one shared mutex each in the file jobq-lock). */
 enum { LMDB_GATE_WRITE, LMDB_GATE_READ, LMDB_GATE__COUNT };
 
 /* One environment per real path per process, shared by every backend on that path. */
