@@ -77,7 +77,7 @@ typedef struct lmdb_wake_map {
 	uint32_t waiters[LMDB_WAKE_SLOTS][2];
 } lmdb_wake_map;
 
-/* The gates of lmdb_gate.c (one shared mutex each in the file jobq-lock). */
+/* The gates of lmdb_gate.c: the byte of jobq-lock each locks. */
 enum { LMDB_GATE_WRITE, LMDB_GATE_READ, LMDB_GATE__COUNT };
 
 /* One environment per real path per process, shared by every backend on that path. */
@@ -106,8 +106,9 @@ typedef struct lmdb_env {
 	lmdb_wake_map *wake;
 	uint32_t wake_gen; /* bumped by wake(): waiters in this process return */
 	/* Gates in front of LMDB's shared mutexes (lmdb_gate.c): one in-process mutex each, and
-	 * the mapping of the file jobq-lock (their shared mutexes). */
+	 * the descriptor and mapping of the file jobq-lock. */
 	pthread_mutex_t gate_mu[LMDB_GATE__COUNT];
+	int gate_fd;
 	void *gate_map;
 	int gate_recover; /* (under the write gate) it holds the reader gate too */
 	/* Queue handles by name (under registry lock of lmdb_env.c). */
