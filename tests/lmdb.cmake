@@ -24,7 +24,7 @@ endforeach()
 
 # Fault tests with real processes: a helper binary fork+exec'd by the test driver.
 set(jobq_fault_dir ${CMAKE_CURRENT_SOURCE_DIR}/fault)
-foreach(t lmdb_helper lmdb_fault lmdb_bench)
+foreach(t lmdb_helper lmdb_fault lmdb_bench lmdb_ptrace)
   if(EXISTS ${jobq_fault_dir}/${t}.c)
     add_executable(${t} ${jobq_fault_dir}/${t}.c)
     target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/include)
@@ -52,3 +52,26 @@ add_test(NAME fault.lmdb.crash_many COMMAND lmdb_fault test_crash_rounds)
 jobq_test_properties(fault.lmdb.crash_many "lmdb;fault;slow")
 set_tests_properties(fault.lmdb.crash_many PROPERTIES TIMEOUT 1800)
 set_property(TEST fault.lmdb.crash_many APPEND PROPERTY ENVIRONMENT "JOBQ_FAULT_ROUNDS=40")
+
+# The lost wake-up of LMDB's shared mutexes under SIGKILL, replayed with ptrace (lmdb_gate.c):
+# through jobq (must end well), and with plain LMDB (shows the hazard; skipped if absent).
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  add_test(NAME fault.lmdb.lock_handover COMMAND lmdb_ptrace jobq)
+  jobq_test_properties(fault.lmdb.lock_handover "lmdb;fault")
+  add_test(NAME fault.lmdb.lock_handover_raw COMMAND lmdb_ptrace raw)
+  jobq_test_properties(fault.lmdb.lock_handover_raw "lmdb;fault")
+endif()
+
+# Kill cycles with the real `jobq` command (tests/fault/kill_cycle.sh): two workers killed
+# every 0.3-0.9 s while three add loops run; no command may wait on the lock longer than the
+# lock timeout and no acknowledged add may be lost. A short run by default, 500 cycles as slow.
+find_program(JOBQ_BASH bash)
+if(TARGET jobq AND JOBQ_BASH)
+  add_test(NAME fault.lmdb.kill_cycle
+    COMMAND ${JOBQ_BASH} ${jobq_fault_dir}/kill_cycle.sh $<TARGET_FILE:jobq> 15)
+  jobq_test_properties(fault.lmdb.kill_cycle "lmdb;fault")
+  add_test(NAME fault.lmdb.kill_cycle_many
+    COMMAND ${JOBQ_BASH} ${jobq_fault_dir}/kill_cycle.sh $<TARGET_FILE:jobq> 500)
+  jobq_test_properties(fault.lmdb.kill_cycle_many "lmdb;fault;slow")
+  set_tests_properties(fault.lmdb.kill_cycle_many PROPERTIES TIMEOUT 1800)
+endif()

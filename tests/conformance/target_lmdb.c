@@ -12,7 +12,7 @@ typedef struct lmdb_target_ctx {
 
 static void
 remove_dir(const char *dir) {
-	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake"};
+	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake", "jobq-lock"};
 	char path[512];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);

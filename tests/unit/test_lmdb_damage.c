@@ -215,6 +215,7 @@ test_failed_open_removes_its_files(void **state) {
 	assert_true(file_exists(f, "data.mdb"));
 	assert_false(file_exists(f, "lock.mdb"));
 	assert_false(file_exists(f, "jobq-wake"));
+	assert_false(file_exists(f, "jobq-lock"));
 
 	/* files that were there before the failed open stay */
 	char path[512];
@@ -225,15 +226,16 @@ test_failed_open_removes_its_files(void **state) {
 	assert_int_equal(jobq_store_open(&s, f->url, NULL), JOBQ_EIO);
 	assert_true(file_exists(f, "lock.mdb"));
 	assert_true(file_exists(f, "jobq-wake"));
+	assert_true(file_exists(f, "jobq-lock"));
 }
 
 /* Finding 8: lmdb:/// names the root directory, which is no place for a store. */
 static void
 test_root_url(void **state) {
 	(void)state;
-	static const char *const files[] = {"/data.mdb", "/lock.mdb", "/jobq-wake"};
-	int had[3];
-	for (int i = 0; i < 3; i++) {
+	static const char *const files[] = {"/data.mdb", "/lock.mdb", "/jobq-wake", "/jobq-lock"};
+	int had[4];
+	for (int i = 0; i < 4; i++) {
 		had[i] = access(files[i], F_OK) == 0;
 	}
 	static const char *const urls[] = {"lmdb:///", "lmdb:////", "lmdb:/",
@@ -243,7 +245,7 @@ test_root_url(void **state) {
 		int rc = jobq_store_open(&s, urls[u], NULL);
 		if (rc == 0) {
 			jobq_store_close(s);
-			for (int i = 0; i < 3; i++) {
+			for (int i = 0; i < 4; i++) {
 				if (!had[i]) {
 					unlink(files[i]); /* what the open wrongly created */
 				}

@@ -75,9 +75,9 @@ teardown(void **state) {
 
 static void
 rm_store(const fixture *f) {
-	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake"};
+	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake", "jobq-lock"};
 	char path[400];
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", f->store, files[i]);
 		unlink(path);
 	}

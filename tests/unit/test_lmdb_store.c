@@ -32,7 +32,8 @@ typedef struct fixture {
 
 static void
 rm_store(const char *dir) {
-	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake", "junk"};
+	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake", "jobq-lock",
+	                                    "junk"};
 	char path[512];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
@@ -140,8 +141,8 @@ test_files_are_0600(void **state) {
 	fixture *f = *state;
 	jobq_store *s;
 	jobq_queue *q = open_queue(&s, f->url, "m");
-	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake"};
-	for (size_t i = 0; i < 3; i++) {
+	static const char *const files[] = {"data.mdb", "lock.mdb", "jobq-wake", "jobq-lock"};
+	for (size_t i = 0; i < 4; i++) {
 		char path[512];
 		struct stat st;
 		snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);

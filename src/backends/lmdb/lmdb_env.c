@@ -158,8 +158,8 @@ jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen, int6
  * file system is ENOSPC now and not SIGBUS at the first store into a mapping of a hole.
  * `keep_size`: allocate without changing the file's size (for a file LMDB sizes itself).
  */
-static int
-alloc_blocks(int fd, const char *path, off_t len, int keep_size) {
+int
+jobq_lmdb__alloc_blocks(int fd, const char *path, off_t len, int keep_size) {
 	int err = keep_size ? (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, len) < 0 ? errno : 0)
 	                    : posix_fallocate(fd, 0, len);
 	if (err == EOPNOTSUPP || err == ENOSYS) {
@@ -174,9 +174,9 @@ alloc_blocks(int fd, const char *path, off_t len, int keep_size) {
 
 /* Opens (creating if needed) the store file `name` of `dir`, whose path goes to `path`
  * (PATH_MAX bytes); *created: this call made it. */
-static int
-open_store_file(int *fd_out, int *created, char *path, const char *dir, const char *name,
-                unsigned int mode) {
+int
+jobq_lmdb__open_store_file(int *fd_out, int *created, char *path, const char *dir, const char *name,
+                           unsigned int mode) {
 	if ((size_t)snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
 		return jobq_error_set(JOBQ_EINVAL, "lmdb: path too long: %s", dir);
 	}
@@ -199,13 +199,13 @@ static int
 wake_map_open(lmdb_env *e, int *created, const char *dir, unsigned int mode) {
 	char path[PATH_MAX];
 	int fd;
-	int rc = open_store_file(&fd, created, path, dir, "jobq-wake", mode);
+	int rc = jobq_lmdb__open_store_file(&fd, created, path, dir, "jobq-wake", mode);
 	if (rc < 0) {
 		return rc;
 	}
 	/* Allocated (not just sized) so that the first store into the map cannot fault; a file
 	 * of an older, shorter layout is grown the same way. */
-	if ((rc = alloc_blocks(fd, path, (off_t)sizeof(lmdb_wake_map), 0)) < 0) {
+	if ((rc = jobq_lmdb__alloc_blocks(fd, path, (off_t)sizeof(lmdb_wake_map), 0)) < 0) {
 		close(fd);
 		return rc;
 	}
@@ -300,8 +300,7 @@ map_resize(lmdb_env *e, int grow) {
 	pthread_rwlock_wrlock(&e->resize);
 	if (grow) {
 		MDB_envinfo info;
-		int dead = 0;
-		mdb_reader_check(e->env, &dead);
+		jobq_lmdb__reader_check(e);
 		mdb_env_info(e->env, &info);
 		size_t next = info.me_mapsize * 2;
 		if (next > MAX_MAP_SIZE) {
@@ -327,7 +326,7 @@ int
 jobq_lmdb__read_begin(lmdb_env *e, MDB_txn **txn) {
 	for (int tries = 0; tries < 8; tries++) {
 		pthread_rwlock_rdlock(&e->resize);
-		int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, txn);
+		int mrc = jobq_lmdb__txn_begin(txn, e, MDB_RDONLY);
 		if (mrc == 0) {
 			return 0;
 		}
@@ -359,7 +358,7 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 		c.e = e;
 		jobq_lmdb__buf_init(&c.evb);
 		pthread_rwlock_rdlock(&e->resize);
-		int mrc = mdb_txn_begin(e->env, NULL, 0, &c.txn);
+		int mrc = jobq_lmdb__txn_begin(&c.txn, e, 0);
 		if (mrc) {
 			pthread_rwlock_unlock(&e->resize);
 			if (mrc == MDB_MAP_RESIZED) {
@@ -380,6 +379,7 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 		}
 		if (rc < 0 && !c.commit_anyway) {
 			mdb_txn_abort(c.txn);
+			jobq_lmdb__write_gate_leave(e);
 			pthread_rwlock_unlock(&e->resize);
 			if (c.mdb_rc == MDB_MAP_FULL) {
 				int grc = map_resize(e, 1);
@@ -391,6 +391,7 @@ jobq_lmdb__write(jobq_backend_queue *q, lmdb_write_fn fn, void *arg) {
 			return rc;
 		}
 		mrc = mdb_txn_commit(c.txn);
+		jobq_lmdb__write_gate_leave(e);
 		pthread_rwlock_unlock(&e->resize);
 		if (mrc == MDB_MAP_FULL) {
 			int grc = map_resize(e, 1);
@@ -556,7 +557,12 @@ static int
 init_store(lmdb_env *e) {
 	for (int tries = 0; tries < 32; tries++) {
 		int again = 0;
-		int rc = init_store_once(e, &again);
+		int rc = jobq_lmdb__write_gate_enter(e);
+		if (rc) {
+			return jobq_lmdb__error(rc, "locking jobq-lock");
+		}
+		rc = init_store_once(e, &again);
+		jobq_lmdb__write_gate_leave(e);
 		if (!again || rc < 0) {
 			return rc;
 		}
@@ -582,6 +588,7 @@ env_destroy(lmdb_env *e) {
 	if (e->wake) {
 		munmap(e->wake, sizeof(lmdb_wake_map));
 	}
+	jobq_lmdb__gate_close(e);
 	while (e->queues) {
 		jobq_backend_queue *q = e->queues;
 		e->queues = q->next;
@@ -602,8 +609,9 @@ durability_name(jobq_lmdb_durability d) {
 }
 
 /* The files of a store directory, and which of them the open in progress created. */
-enum { FILE_WAKE, FILE_LOCK, FILE_DATA, FILE__COUNT };
-static const char *const store_files[FILE__COUNT] = {"jobq-wake", "lock.mdb", "data.mdb"};
+enum { FILE_WAKE, FILE_LOCK, FILE_DATA, FILE_GATE, FILE__COUNT };
+static const char *const store_files[FILE__COUNT] = {"jobq-wake", "lock.mdb", "data.mdb",
+                                                     "jobq-lock"};
 
 /*
  * Gives lock.mdb blocks before LMDB maps it (LMDB sizes it with ftruncate, which leaves a hole
@@ -613,9 +621,9 @@ static int
 lock_file_prepare(int *created, const char *dir, unsigned int mode) {
 	char path[PATH_MAX];
 	int fd;
-	int rc = open_store_file(&fd, created, path, dir, store_files[FILE_LOCK], mode);
+	int rc = jobq_lmdb__open_store_file(&fd, created, path, dir, store_files[FILE_LOCK], mode);
 	if (rc == 0) {
-		rc = alloc_blocks(fd, path, (off_t)64 << 10, 1);
+		rc = jobq_lmdb__alloc_blocks(fd, path, (off_t)64 << 10, 1);
 		close(fd);
 	}
 	return rc;
@@ -735,6 +743,10 @@ env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 	if (rc < 0) {
 		goto fail;
 	}
+	rc = jobq_lmdb__gate_open(e, &made[FILE_GATE], real, o->file_mode);
+	if (rc < 0) {
+		goto fail;
+	}
 	int mrc = mdb_env_create(&e->env);
 	if (mrc) {
 		e->env = NULL;
@@ -765,8 +777,7 @@ env_open(lmdb_env **out, const char *real, const jobq_lmdb_options *o) {
 	if (rc < 0) {
 		goto fail;
 	}
-	int dead = 0;
-	mdb_reader_check(e->env, &dead);
+	jobq_lmdb__reader_check(e);
 	rc = init_store(e);
 	if (rc < 0) {
 		goto fail;

@@ -82,6 +82,9 @@ typedef struct lmdb_wake_map {
 	uint32_t waiters[LMDB_WAKE_SLOTS][2];
 } lmdb_wake_map;
 
+/* The gates of lmdb_gate.c: the byte of jobq-lock each locks. */
+enum { LMDB_GATE_WRITE, LMDB_GATE_READ, LMDB_GATE__COUNT };
+
 /* One environment per real path per process, shared by every backend on that path. */
 typedef struct lmdb_env {
 	struct lmdb_env *next;
@@ -107,6 +110,12 @@ typedef struct lmdb_env {
 	/* Wake-ups. */
 	lmdb_wake_map *wake;
 	uint32_t wake_gen; /* bumped by wake(): waiters in this process return */
+	/* Gates in front of LMDB's shared mutexes (lmdb_gate.c): one in-process mutex each, and
+	 * the descriptor and mapping of the file jobq-lock. */
+	pthread_mutex_t gate_mu[LMDB_GATE__COUNT];
+	int gate_fd;
+	void *gate_map;
+	int gate_recover; /* (under the write gate) it holds the reader gate too */
 	/* Queue handles by name (under registry lock of lmdb_env.c). */
 	struct jobq_backend_queue *queues;
 } lmdb_env;
@@ -217,6 +226,29 @@ void jobq_lmdb__wake_bump(lmdb_env *e, uint32_t slot, int work, int events);
 void jobq_lmdb__wake_all(lmdb_env *e);
 /* Sleeps while the word is `seen`, up to `ms` (capped at 1 s as a backstop). */
 void jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen, int64_t ms);
+
+/* lmdb_gate.c: see there why every LMDB begin and reader check goes through these. */
+/* Opens `dir`/jobq-lock (0 or a jobq error); gate_close does nothing unless it succeeded. */
+/* Opens (creating if needed) the gate file of `dir`; *created: this call made it. */
+int jobq_lmdb__gate_open(lmdb_env *e, int *created, const char *dir, unsigned int mode);
+/* Opens (creating if needed) the store file `name` of `dir`, its path to `path` (PATH_MAX
+ * bytes); *created: this call made it. */
+int jobq_lmdb__open_store_file(int *fd_out, int *created, char *path, const char *dir,
+                               const char *name, unsigned int mode);
+/* Real blocks for the first `len` bytes of `fd` (ENOSPC now, not SIGBUS in a mapping later);
+ * keep_size: without changing the file's size. */
+int jobq_lmdb__alloc_blocks(int fd, const char *path, off_t len, int keep_size);
+void jobq_lmdb__gate_close(lmdb_env *e);
+/* The write gate, held across a write transaction: enter before mdb_txn_begin, leave after
+ * its commit or abort (0 or an errno value). */
+int jobq_lmdb__write_gate_enter(lmdb_env *e);
+void jobq_lmdb__write_gate_leave(lmdb_env *e);
+/* mdb_txn_begin (no parent) behind its gate: an LMDB return code, or an errno value if the
+ * gate failed. A write transaction begun holds the write gate: leave it after the commit or
+ * abort. */
+int jobq_lmdb__txn_begin(MDB_txn **txn, lmdb_env *e, unsigned int flags);
+/* mdb_reader_check behind the reader gate: an LMDB return code or an errno value. */
+int jobq_lmdb__reader_check(lmdb_env *e);
 
 /* lmdb_ops.c: converts a format-1 store's active index in the open transaction (at open). */
 int jobq_lmdb__migrate_v1(lmdb_env *e, MDB_txn *txn);
