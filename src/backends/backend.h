@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jobq/backends.h"
 #include "jobq/sys/backend.h"
 
 /* Opens the backend named by `url` (see jobq_store_open). */
@@ -24,6 +25,9 @@ int jobq__memory_open_url(jobq_backend **out, const char *url);
 #ifdef JOBQ_HAVE_LMDB
 /* `url` is the whole URL: lmdb:///abs/dir, lmdb:rel/dir (query options allowed). */
 int jobq__lmdb_open_url(jobq_backend **out, const char *url);
+/* Its parser: the directory (at most dir_cap bytes with the NUL) and the options of `url`,
+ * touching no file. */
+int jobq__lmdb_url_parse(char *dir, size_t dir_cap, jobq_lmdb_options *o, const char *url);
 #endif
 #ifdef JOBQ_HAVE_REDIS
 /* `url` is the whole URL: redis://..., rediss:// is refused, redis+unix:///path.sock. */

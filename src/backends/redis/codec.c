@@ -2,8 +2,10 @@
  * Redis backend: the job codec. Job options are stored as BullMQ's `opts` JSON (short keys
  * of bullmq-protocol.md §2.2, "attempts" always present); job hashes are decoded into
  * jobq_job with every field BullMQ writes. Unknown opts keys written by Node are ignored
- * here and left untouched in Redis (no script rewrites `opts`).
+ * here and left untouched in Redis (no script rewrites `opts`). Also the readers of the
+ * replies that carry more than a number: addJobs' ids, string arrays and event streams.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -389,4 +391,97 @@ rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *h
 int
 rq_job_from_hash(jobq_job **out, const char *id, const redisReply *hash, jobq_state state) {
 	return rq_job_decode(out, id, strlen(id), hash, state, NULL);
+}
+
+/*
+ * Reads the outcomes and ids of jobs `from` .. `from + n - 1` of an addJobs reply to `total`
+ * jobs into ids[0 .. n) and outcomes[0 .. n) (may be NULL). The reply is {firstId, then
+ * {index, outcome, id} per job that was not plain}: job i of the call was given the id
+ * firstId + i and was created unless its triple says otherwise.
+ */
+int
+rq_add_reply_read(jobq_job_id *ids, int *outcomes, const redisReply *r, size_t from, size_t n,
+                  size_t total) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || (r->elements - 1) % 3 != 0 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER)
+		return jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
+	long long first = r->element[0]->integer;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(ids[i].str, sizeof(ids[i].str), "%lld", first + (long long)(from + i));
+		if (outcomes != NULL)
+			outcomes[i] = 0;
+	}
+	for (size_t e = 1; e < r->elements; e += 3) {
+		const redisReply *at = r->element[e], *oc = r->element[e + 1],
+		                 *idr = r->element[e + 2];
+		if (at->type != REDIS_REPLY_INTEGER || at->integer < 0 ||
+		    (unsigned long long)at->integer >= total || oc->type != REDIS_REPLY_INTEGER ||
+		    idr->type != REDIS_REPLY_STRING || idr->len > JOBQ_ID_MAX)
+			return jobq_error_set(JOBQ_EBACKEND, "redis add: bad job in reply");
+		size_t i = (size_t)at->integer;
+		if (i < from || i - from >= n)
+			continue;
+		i -= from;
+		if (outcomes != NULL)
+			outcomes[i] = (int)oc->integer;
+		memcpy(ids[i].str, idr->str, idr->len);
+		ids[i].str[idr->len] = '\0';
+	}
+	return 0;
+}
+
+int
+rq_strings_from_reply(jobq_strings **list, const redisReply *r) {
+	if (r->type != REDIS_REPLY_ARRAY)
+		return jobq_error_set(JOBQ_EBACKEND, "redis: expected an array reply");
+	for (size_t i = 0; list != NULL && i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+		if (e->type == REDIS_REPLY_STRING) {
+			int rc = jobq_strings__append(list, e->str, e->len);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return (int)r->elements;
+}
+
+/* One stream entry {id, {field, value, ...}}: appended if it has an `event` field. */
+static int
+append_entry(jobq_event_list *list, const redisReply *entry) {
+	if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+	    entry->element[0]->type != REDIS_REPLY_STRING ||
+	    entry->element[1]->type != REDIS_REPLY_ARRAY)
+		return 0;
+	const redisReply *kv = entry->element[1];
+	const char *event = NULL, *job_id = NULL;
+	size_t nf = 0;
+	jobq_event_field fields[16];
+	for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+		const char *k = kv->element[i]->str, *v = kv->element[i + 1]->str;
+		if (k == NULL || v == NULL)
+			continue;
+		if (strcmp(k, "event") == 0)
+			event = v;
+		else if (strcmp(k, "jobId") == 0)
+			job_id = v;
+		else if (nf < 16)
+			fields[nf++] = (jobq_event_field){k, v};
+	}
+	if (event == NULL)
+		return 0;
+	return jobq_event_list__append(list, entry->element[0]->str, event, job_id, nf, fields);
+}
+
+int
+rq_events_from_reply(jobq_event_list *list, const redisReply *r) {
+	int rc = 0;
+	for (size_t s = 0; rc >= 0 && s < r->elements; s++) {
+		const redisReply *st = r->element[s];
+		if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+			continue;
+		const redisReply *entries = st->element[1];
+		for (size_t i = 0; rc >= 0 && i < entries->elements; i++)
+			rc = append_entry(list, entries->element[i]);
+	}
+	return rc;
 }

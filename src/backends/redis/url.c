@@ -13,11 +13,7 @@
 #include "backends/backend.h"
 #include "redis_int.h"
 
-typedef struct url_parts {
-	char *host, *unix_path, *user, *password, *prefix;
-	long port, db;
-	long long connect_timeout_ms, command_timeout_ms, connect_wait_ms;
-} url_parts;
+typedef rq_url url_parts;
 
 static int
 hexval(int c) {
@@ -219,15 +215,14 @@ parse_tcp(url_parts *p, const char *s, const char *url) {
 }
 
 int
-jobq__redis_open_url(jobq_backend **out, const char *url) {
-	url_parts p;
-	memset(&p, 0, sizeof(p));
+rq_url_parse(rq_url *p, const char *url) {
+	memset(p, 0, sizeof(*p));
 	int rc;
 	if (strncmp(url, "rediss:", 7) == 0) {
 		return jobq_error_set(JOBQ_ENOTSUP,
 		                      "redis URL %s: TLS (rediss://) is not supported", url);
 	} else if (strncmp(url, "redis://", 8) == 0) {
-		rc = parse_tcp(&p, url + 8, url);
+		rc = parse_tcp(p, url + 8, url);
 	} else if (strncmp(url, "redis+unix://", 13) == 0) {
 		const char *path = url + 13;
 		size_t pl = strcspn(path, "?");
@@ -235,16 +230,35 @@ jobq__redis_open_url(jobq_backend **out, const char *url) {
 			rc = jobq_error_set(
 			    JOBQ_EINVAL, "redis URL %s: expected redis+unix:///absolute/path.sock",
 			    url);
-		else if ((rc = set_str(&p.unix_path, path, pl, url, "socket path")) == 0 &&
+		else if ((rc = set_str(&p->unix_path, path, pl, url, "socket path")) == 0 &&
 		         path[pl] == '?')
-			rc = parse_query(&p, path + pl + 1, url);
+			rc = parse_query(p, path + pl + 1, url);
 	} else {
 		rc = jobq_error_set(
 		    JOBQ_EINVAL, "redis URL %s: expected redis://host:port or redis+unix:///path",
 		    url);
 	}
-	if (rc == 0 && p.user != NULL && p.password == NULL)
+	if (rc == 0 && p->user != NULL && p->password == NULL)
 		rc = jobq_error_set(JOBQ_EINVAL, "redis URL %s: a user needs a password", url);
+	if (rc < 0)
+		rq_url_free(p);
+	return rc;
+}
+
+void
+rq_url_free(rq_url *p) {
+	jobq__free(p->host);
+	jobq__free(p->unix_path);
+	jobq__free(p->user);
+	jobq__free(p->password);
+	jobq__free(p->prefix);
+	memset(p, 0, sizeof(*p));
+}
+
+int
+jobq__redis_open_url(jobq_backend **out, const char *url) {
+	url_parts p;
+	int rc = rq_url_parse(&p, url);
 	if (rc == 0) {
 		jobq_redis_options o = JOBQ_REDIS_OPTIONS_INIT;
 		o.host = p.host;
@@ -258,11 +272,7 @@ jobq__redis_open_url(jobq_backend **out, const char *url) {
 		o.command_timeout_ms = p.command_timeout_ms;
 		o.connect_wait_ms = p.connect_wait_ms;
 		rc = jobq_backend_redis_new(out, &o);
+		rq_url_free(&p);
 	}
-	jobq__free(p.host);
-	jobq__free(p.unix_path);
-	jobq__free(p.user);
-	jobq__free(p.password);
-	jobq__free(p.prefix);
 	return rc;
 }
