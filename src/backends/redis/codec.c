@@ -40,11 +40,22 @@ keep_to_json(const jobq_keep *k) {
 	}
 }
 
+/* Sets o[key] to the string s; *bad notes a string jansson refuses (not UTF-8), which
+ * json_object_set_new would drop without a word. */
+static void
+set_string(json_t *o, const char *key, const char *s, int *bad) {
+	json_t *v = json_string(s);
+	if (v == NULL)
+		*bad = 1;
+	json_object_set_new(o, key, v);
+}
+
 int
 rq_opts_to_json(char **out, const jobq_job_options *o) {
 	json_t *j = json_object();
 	if (j == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory (opts JSON)");
+	int bad = 0;
 	json_object_set_new(j, "attempts", json_integer(o->attempts));
 	if (o->backoff.type != JOBQ_BACKOFF_NONE) {
 		json_t *bo = json_object();
@@ -52,7 +63,7 @@ rq_opts_to_json(char **out, const jobq_job_options *o) {
 		                   : o->backoff.type == JOBQ_BACKOFF_EXPONENTIAL ? "exponential"
 		                   : o->backoff.custom_type ? o->backoff.custom_type
 		                                            : "custom";
-		json_object_set_new(bo, "type", json_string(type));
+		set_string(bo, "type", type, &bad);
 		json_object_set_new(bo, "delay", json_integer(o->backoff.delay_ms));
 		if (o->backoff.jitter > 0)
 			json_object_set_new(bo, "jitter", json_real(o->backoff.jitter));
@@ -67,7 +78,7 @@ rq_opts_to_json(char **out, const jobq_job_options *o) {
 	if (o->lifo)
 		json_object_set_new(j, "lifo", json_true());
 	if (o->job_id != NULL)
-		json_object_set_new(j, "jobId", json_string(o->job_id));
+		set_string(j, "jobId", o->job_id, &bad);
 	json_t *k = keep_to_json(&o->remove_on_complete);
 	if (k != NULL)
 		json_object_set_new(j, "removeOnComplete", k);
@@ -80,12 +91,12 @@ rq_opts_to_json(char **out, const jobq_job_options *o) {
 		json_object_set_new(j, "sizeLimit", json_integer((json_int_t)o->size_limit));
 	if (o->dedup_id != NULL) {
 		json_t *de = json_object();
-		json_object_set_new(de, "id", json_string(o->dedup_id));
+		set_string(de, "id", o->dedup_id, &bad);
 		if (o->dedup_ttl_ms > 0)
 			json_object_set_new(de, "ttl", json_integer(o->dedup_ttl_ms));
 		json_object_set_new(j, "de", de);
 	}
-	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *text = bad ? NULL : json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (text == NULL)
 		return jobq_error_set(JOBQ_EINVAL,
