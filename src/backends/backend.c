@@ -96,3 +96,14 @@ jobq__u64_dec(char *buf, uint64_t v) {
 	buf[n] = '\0';
 	return n;
 }
+
+int64_t
+jobq__f64_to_i64(double d) {
+	if (d != d)
+		return 0;
+	if (d >= 9223372036854775808.0) /* 2^63 */
+		return INT64_MAX;
+	if (d < -9223372036854775808.0)
+		return INT64_MIN;
+	return (int64_t)d;
+}

@@ -20,6 +20,10 @@ int jobq__backend_check(const jobq_backend *b);
  * generated job ids of the stores that number jobs themselves (memory, LMDB). */
 size_t jobq__u64_dec(char *buf, uint64_t v);
 
+/* `d` as an int64_t, saturated at both ends and 0 for NaN: converting a double out of range is
+ * undefined behaviour, and stored numbers (JSON written by Node, records on disk) can be any. */
+int64_t jobq__f64_to_i64(double d);
+
 /* URL openers of the built-in backends; each gets the whole URL. */
 int jobq__memory_open_url(jobq_backend **out, const char *url);
 #ifdef JOBQ_HAVE_LMDB

@@ -4,6 +4,7 @@
  * than it knows (missing fields are zero).
  */
 #include "lmdb_internal.h"
+#include "backends/backend.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -228,7 +229,7 @@ obj_i64(const msgpack_object *o) {
 		return o->via.i64;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		return (int64_t)o->via.f64;
+		return jobq__f64_to_i64(o->via.f64);
 	default:
 		return 0;
 	}
@@ -554,7 +555,7 @@ mp_i64_any(mp_rd *r) {
 	case 'i':
 		return (int64_t)n;
 	case 'f':
-		return (int64_t)f;
+		return jobq__f64_to_i64(f);
 	case 's':
 		mp_skip_bytes(r, n);
 		return 0;

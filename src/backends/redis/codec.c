@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "backends/backend.h"
 #include "redis_int.h"
 
 /* removeOnComplete / removeOnFail: true, false, n, or {count, age (seconds)}. */
@@ -112,7 +113,7 @@ json_num(const json_t *v, int64_t dflt) {
 	if (json_is_integer(v))
 		return (int64_t)json_integer_value(v);
 	if (json_is_real(v))
-		return (int64_t)json_real_value(v);
+		return jobq__f64_to_i64(json_real_value(v));
 	if (json_is_string(v))
 		return strtoll(json_string_value(v), NULL, 10);
 	return dflt;
@@ -138,7 +139,7 @@ keep_from_json(jobq_keep *k, const json_t *v) {
 		if (c != NULL)
 			k->count = json_num(c, -1);
 		if (json_is_number(a))
-			k->age_ms = (int64_t)(json_number_value(a) * 1000.0);
+			k->age_ms = jobq__f64_to_i64(json_number_value(a) * 1000.0);
 	} else {
 		k->mode = JOBQ_KEEP_DEFAULT;
 	}
