@@ -5,6 +5,7 @@
  * here and left untouched in Redis (no script rewrites `opts`). Also the readers of the
  * replies that carry more than a number: addJobs' ids, string arrays and event streams.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,6 +419,9 @@ rq_add_reply_read(jobq_job_id *ids, int *outcomes, const redisReply *r, size_t f
 	    r->element[0]->type != REDIS_REPLY_INTEGER)
 		return jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
 	long long first = r->element[0]->integer;
+	if (first < 0 || (unsigned long long)first > (unsigned long long)LLONG_MAX - total)
+		return jobq_error_set(JOBQ_EBACKEND, "redis add: first id %lld out of range",
+		                      first);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(ids[i].str, sizeof(ids[i].str), "%lld", first + (long long)(from + i));
 		if (outcomes != NULL)
