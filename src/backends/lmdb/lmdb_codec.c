@@ -1167,6 +1167,13 @@ jobq_lmdb__dedup_encode(lmdb_buf *b, const char *owner, int64_t expires_at) {
 int
 jobq_lmdb__dedup_decode(char *owner, size_t owner_cap, int64_t *expires_at, const void *buf,
                         size_t len) {
+	/* msgpack-c allocates a container's items as its header counts them, before it reads
+	 * them: the streaming reader first checks that they are there */
+	mp_rd rd = {buf, (const unsigned char *)buf + len, 0};
+	mp_skip(&rd);
+	if (rd.bad) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: corrupt dedup record");
+	}
 	unpacked up;
 	int rc = unpack_array(&up, buf, len, "dedup");
 	if (rc < 0) {
@@ -1174,7 +1181,8 @@ jobq_lmdb__dedup_decode(char *owner, size_t owner_cap, int64_t *expires_at, cons
 	}
 	const msgpack_object *o = at(&up, 1);
 	owner[0] = '\0';
-	if (o->type == MSGPACK_OBJECT_STR && o->via.str.size < owner_cap) {
+	/* (an empty str has no pointer, and memcpy from NULL is undefined even for 0 bytes) */
+	if (o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 && o->via.str.size < owner_cap) {
 		memcpy(owner, o->via.str.ptr, o->via.str.size);
 		owner[o->via.str.size] = '\0';
 	}
