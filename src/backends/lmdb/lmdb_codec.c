@@ -530,19 +530,33 @@ mp_skip_bytes(mp_rd *r, uint64_t n) {
 	}
 }
 
+/* Records nest two deep: deeper is corruption, refused before it exhausts the stack (msgpack-c
+ * stops at 32 too). */
+enum { MP_DEPTH_MAX = 32 };
+
 static void
-mp_skip_any(mp_rd *r) {
+mp_skip_at(mp_rd *r, int depth) {
 	uint64_t n = 0;
 	double f;
 	int k = mp_head(r, &n, &f);
 	if (k == 's') {
 		mp_skip_bytes(r, n);
 	} else if (k == 'a' || k == 'm') {
+		if (depth >= MP_DEPTH_MAX) {
+			r->bad = 1;
+			r->p = r->end;
+			return;
+		}
 		uint64_t items = k == 'm' ? n * 2 : n;
 		for (uint64_t i = 0; i < items && !r->bad; i++) {
-			mp_skip(r);
+			mp_skip_at(r, depth + 1);
 		}
 	}
+}
+
+static void
+mp_skip_any(mp_rd *r) {
+	mp_skip_at(r, 0);
 }
 
 static int64_t
