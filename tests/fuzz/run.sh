@@ -37,7 +37,7 @@ if [ -z "$targets" ]; then
 fi
 
 # UBSan findings stop the run with a stack; libFuzzer's ASan catches leaks at exit.
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 passed=0
 failed=0
 for t in $targets; do
