@@ -119,3 +119,14 @@ jobq__deferred_failure(const char *reason, const jobq_job_options *o, const jobq
 	                      .keep = keep,
 	                      .attempts = o->attempts};
 }
+
+int64_t
+jobq__f64_to_i64(double d) {
+	if (d != d)
+		return 0;
+	if (d >= 9223372036854775808.0) /* 2^63 */
+		return INT64_MAX;
+	if (d < -9223372036854775808.0)
+		return INT64_MIN;
+	return (int64_t)d;
+}

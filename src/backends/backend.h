@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jobq/backends.h"
 #include "jobq/sys/backend.h"
 
 /* Opens the backend named by `url` (see jobq_store_open). */
@@ -31,11 +32,18 @@ char *jobq__url_redacted(const char *url);
 jobq_failure jobq__deferred_failure(const char *reason, const jobq_job_options *o,
                                     const jobq_fetch_info *info);
 
+/* `d` as an int64_t, saturated at both ends and 0 for NaN: converting a double out of range is
+ * undefined behaviour, and stored numbers (JSON written by Node, records on disk) can be any. */
+int64_t jobq__f64_to_i64(double d);
+
 /* URL openers of the built-in backends; each gets the whole URL. */
 int jobq__memory_open_url(jobq_backend **out, const char *url);
 #ifdef JOBQ_HAVE_LMDB
 /* `url` is the whole URL: lmdb:///abs/dir, lmdb:rel/dir (query options allowed). */
 int jobq__lmdb_open_url(jobq_backend **out, const char *url);
+/* Its parser: the directory (at most dir_cap bytes with the NUL) and the options of `url`,
+ * touching no file. */
+int jobq__lmdb_url_parse(char *dir, size_t dir_cap, jobq_lmdb_options *o, const char *url);
 #endif
 #ifdef JOBQ_HAVE_REDIS
 /* `url` is the whole URL: redis://..., rediss:// is refused, redis+unix:///path.sock. */

@@ -4,6 +4,7 @@
  * than it knows (missing fields are zero).
  */
 #include "lmdb_internal.h"
+#include "backends/backend.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -228,7 +229,7 @@ obj_i64(const msgpack_object *o) {
 		return o->via.i64;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		return (int64_t)o->via.f64;
+		return jobq__f64_to_i64(o->via.f64);
 	default:
 		return 0;
 	}
@@ -529,19 +530,33 @@ mp_skip_bytes(mp_rd *r, uint64_t n) {
 	}
 }
 
+/* Records nest two deep: deeper is corruption, refused before it exhausts the stack (msgpack-c
+ * stops at 32 too). */
+enum { MP_DEPTH_MAX = 32 };
+
 static void
-mp_skip_any(mp_rd *r) {
+mp_skip_at(mp_rd *r, int depth) {
 	uint64_t n = 0;
 	double f;
 	int k = mp_head(r, &n, &f);
 	if (k == 's') {
 		mp_skip_bytes(r, n);
 	} else if (k == 'a' || k == 'm') {
+		if (depth >= MP_DEPTH_MAX) {
+			r->bad = 1;
+			r->p = r->end;
+			return;
+		}
 		uint64_t items = k == 'm' ? n * 2 : n;
 		for (uint64_t i = 0; i < items && !r->bad; i++) {
-			mp_skip(r);
+			mp_skip_at(r, depth + 1);
 		}
 	}
+}
+
+static void
+mp_skip_any(mp_rd *r) {
+	mp_skip_at(r, 0);
 }
 
 static int64_t
@@ -554,7 +569,7 @@ mp_i64_any(mp_rd *r) {
 	case 'i':
 		return (int64_t)n;
 	case 'f':
-		return (int64_t)f;
+		return jobq__f64_to_i64(f);
 	case 's':
 		mp_skip_bytes(r, n);
 		return 0;
@@ -1166,6 +1181,13 @@ jobq_lmdb__dedup_encode(lmdb_buf *b, const char *owner, int64_t expires_at) {
 int
 jobq_lmdb__dedup_decode(char *owner, size_t owner_cap, int64_t *expires_at, const void *buf,
                         size_t len) {
+	/* msgpack-c allocates a container's items as its header counts them, before it reads
+	 * them: the streaming reader first checks that they are there */
+	mp_rd rd = {buf, (const unsigned char *)buf + len, 0};
+	mp_skip(&rd);
+	if (rd.bad) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: corrupt dedup record");
+	}
 	unpacked up;
 	int rc = unpack_array(&up, buf, len, "dedup");
 	if (rc < 0) {
@@ -1173,7 +1195,8 @@ jobq_lmdb__dedup_decode(char *owner, size_t owner_cap, int64_t *expires_at, cons
 	}
 	const msgpack_object *o = at(&up, 1);
 	owner[0] = '\0';
-	if (o->type == MSGPACK_OBJECT_STR && o->via.str.size < owner_cap) {
+	/* (an empty str has no pointer, and memcpy from NULL is undefined even for 0 bytes) */
+	if (o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 && o->via.str.size < owner_cap) {
 		memcpy(owner, o->via.str.ptr, o->via.str.size);
 		owner[o->via.str.size] = '\0';
 	}

@@ -997,7 +997,7 @@ parse_query(jobq_lmdb_options *o, const char *q, const char *url) {
 }
 
 int
-jobq__lmdb_open_url(jobq_backend **out, const char *url) {
+jobq__lmdb_url_parse(char *dir, size_t dir_cap, jobq_lmdb_options *o, const char *url) {
 	const char *p;
 	if (strncmp(url, "lmdb://", 7) == 0) {
 		p = url + 7;
@@ -1015,8 +1015,7 @@ jobq__lmdb_open_url(jobq_backend **out, const char *url) {
 	if (n == 0) {
 		return jobq_error_set(JOBQ_EINVAL, "lmdb url %s: no directory", url);
 	}
-	char dir[PATH_MAX];
-	if (n >= sizeof(dir)) {
+	if (n >= dir_cap) {
 		return jobq_error_set(JOBQ_EINVAL, "lmdb url %s: path too long", url);
 	}
 	memcpy(dir, p, n);
@@ -1027,12 +1026,18 @@ jobq__lmdb_open_url(jobq_backend **out, const char *url) {
 		                      "directory (lmdb:///abs/dir)",
 		                      url);
 	}
-	jobq_lmdb_options o = JOBQ_LMDB_OPTIONS_INIT;
-	if (qm) {
-		int rc = parse_query(&o, qm + 1, url);
-		if (rc < 0) {
-			return rc;
-		}
+	jobq_lmdb_options d = JOBQ_LMDB_OPTIONS_INIT;
+	*o = d;
+	return qm ? parse_query(o, qm + 1, url) : 0;
+}
+
+int
+jobq__lmdb_open_url(jobq_backend **out, const char *url) {
+	char dir[PATH_MAX];
+	jobq_lmdb_options o;
+	int rc = jobq__lmdb_url_parse(dir, sizeof(dir), &o, url);
+	if (rc < 0) {
+		return rc;
 	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		return jobq_error_set(

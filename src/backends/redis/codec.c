@@ -2,13 +2,17 @@
  * Redis backend: the job codec. Job options are stored as BullMQ's `opts` JSON (short keys
  * of bullmq-protocol.md §2.2, "attempts" always present); job hashes are decoded into
  * jobq_job with every field BullMQ writes. Unknown opts keys written by Node are ignored
- * here and left untouched in Redis (no script rewrites `opts`).
+ * here and left untouched in Redis (no script rewrites `opts`). Also the readers of the
+ * replies that carry more than a number: addJobs' ids, string arrays and event streams.
  */
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "backends/backend.h"
 #include "redis_int.h"
 
 /* removeOnComplete / removeOnFail: true, false, n, or {count, age (seconds)}. */
@@ -38,11 +42,22 @@ keep_to_json(const jobq_keep *k) {
 	}
 }
 
+/* Sets o[key] to the string s; *bad notes a string jansson refuses (not UTF-8), which
+ * json_object_set_new would drop without a word. */
+static void
+set_string(json_t *o, const char *key, const char *s, int *bad) {
+	json_t *v = json_string(s);
+	if (v == NULL)
+		*bad = 1;
+	json_object_set_new(o, key, v);
+}
+
 int
 rq_opts_to_json(char **out, const jobq_job_options *o) {
 	json_t *j = json_object();
 	if (j == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory (opts JSON)");
+	int bad = 0;
 	json_object_set_new(j, "attempts", json_integer(o->attempts));
 	if (o->backoff.type != JOBQ_BACKOFF_NONE) {
 		json_t *bo = json_object();
@@ -50,7 +65,7 @@ rq_opts_to_json(char **out, const jobq_job_options *o) {
 		                   : o->backoff.type == JOBQ_BACKOFF_EXPONENTIAL ? "exponential"
 		                   : o->backoff.custom_type ? o->backoff.custom_type
 		                                            : "custom";
-		json_object_set_new(bo, "type", json_string(type));
+		set_string(bo, "type", type, &bad);
 		json_object_set_new(bo, "delay", json_integer(o->backoff.delay_ms));
 		if (o->backoff.jitter > 0)
 			json_object_set_new(bo, "jitter", json_real(o->backoff.jitter));
@@ -65,7 +80,7 @@ rq_opts_to_json(char **out, const jobq_job_options *o) {
 	if (o->lifo)
 		json_object_set_new(j, "lifo", json_true());
 	if (o->job_id != NULL)
-		json_object_set_new(j, "jobId", json_string(o->job_id));
+		set_string(j, "jobId", o->job_id, &bad);
 	json_t *k = keep_to_json(&o->remove_on_complete);
 	if (k != NULL)
 		json_object_set_new(j, "removeOnComplete", k);
@@ -78,12 +93,12 @@ rq_opts_to_json(char **out, const jobq_job_options *o) {
 		json_object_set_new(j, "sizeLimit", json_integer((json_int_t)o->size_limit));
 	if (o->dedup_id != NULL) {
 		json_t *de = json_object();
-		json_object_set_new(de, "id", json_string(o->dedup_id));
+		set_string(de, "id", o->dedup_id, &bad);
 		if (o->dedup_ttl_ms > 0)
 			json_object_set_new(de, "ttl", json_integer(o->dedup_ttl_ms));
 		json_object_set_new(j, "de", de);
 	}
-	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *text = bad ? NULL : json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (text == NULL)
 		return jobq_error_set(JOBQ_EINVAL,
@@ -99,7 +114,7 @@ json_num(const json_t *v, int64_t dflt) {
 	if (json_is_integer(v))
 		return (int64_t)json_integer_value(v);
 	if (json_is_real(v))
-		return (int64_t)json_real_value(v);
+		return jobq__f64_to_i64(json_real_value(v));
 	if (json_is_string(v))
 		return strtoll(json_string_value(v), NULL, 10);
 	return dflt;
@@ -125,7 +140,7 @@ keep_from_json(jobq_keep *k, const json_t *v) {
 		if (c != NULL)
 			k->count = json_num(c, -1);
 		if (json_is_number(a))
-			k->age_ms = (int64_t)(json_number_value(a) * 1000.0);
+			k->age_ms = jobq__f64_to_i64(json_number_value(a) * 1000.0);
 	} else {
 		k->mode = JOBQ_KEEP_DEFAULT;
 	}
@@ -389,4 +404,100 @@ rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *h
 int
 rq_job_from_hash(jobq_job **out, const char *id, const redisReply *hash, jobq_state state) {
 	return rq_job_decode(out, id, strlen(id), hash, state, NULL);
+}
+
+/*
+ * Reads the outcomes and ids of jobs `from` .. `from + n - 1` of an addJobs reply to `total`
+ * jobs into ids[0 .. n) and outcomes[0 .. n) (may be NULL). The reply is {firstId, then
+ * {index, outcome, id} per job that was not plain}: job i of the call was given the id
+ * firstId + i and was created unless its triple says otherwise.
+ */
+int
+rq_add_reply_read(jobq_job_id *ids, int *outcomes, const redisReply *r, size_t from, size_t n,
+                  size_t total) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || (r->elements - 1) % 3 != 0 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER)
+		return jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
+	long long first = r->element[0]->integer;
+	if (first < 0 || (unsigned long long)first > (unsigned long long)LLONG_MAX - total)
+		return jobq_error_set(JOBQ_EBACKEND, "redis add: first id %lld out of range",
+		                      first);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(ids[i].str, sizeof(ids[i].str), "%lld", first + (long long)(from + i));
+		if (outcomes != NULL)
+			outcomes[i] = 0;
+	}
+	for (size_t e = 1; e < r->elements; e += 3) {
+		const redisReply *at = r->element[e], *oc = r->element[e + 1],
+		                 *idr = r->element[e + 2];
+		if (at->type != REDIS_REPLY_INTEGER || at->integer < 0 ||
+		    (unsigned long long)at->integer >= total || oc->type != REDIS_REPLY_INTEGER ||
+		    idr->type != REDIS_REPLY_STRING || idr->len > JOBQ_ID_MAX)
+			return jobq_error_set(JOBQ_EBACKEND, "redis add: bad job in reply");
+		size_t i = (size_t)at->integer;
+		if (i < from || i - from >= n)
+			continue;
+		i -= from;
+		if (outcomes != NULL)
+			outcomes[i] = (int)oc->integer;
+		memcpy(ids[i].str, idr->str, idr->len);
+		ids[i].str[idr->len] = '\0';
+	}
+	return 0;
+}
+
+int
+rq_strings_from_reply(jobq_strings **list, const redisReply *r) {
+	if (r->type != REDIS_REPLY_ARRAY)
+		return jobq_error_set(JOBQ_EBACKEND, "redis: expected an array reply");
+	for (size_t i = 0; list != NULL && i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+		if (e->type == REDIS_REPLY_STRING) {
+			int rc = jobq_strings__append(list, e->str, e->len);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return (int)r->elements;
+}
+
+/* One stream entry {id, {field, value, ...}}: appended if it has an `event` field. */
+static int
+append_entry(jobq_event_list *list, const redisReply *entry) {
+	if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+	    entry->element[0]->type != REDIS_REPLY_STRING ||
+	    entry->element[1]->type != REDIS_REPLY_ARRAY)
+		return 0;
+	const redisReply *kv = entry->element[1];
+	const char *event = NULL, *job_id = NULL;
+	size_t nf = 0;
+	jobq_event_field fields[16];
+	for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+		const char *k = kv->element[i]->str, *v = kv->element[i + 1]->str;
+		if (k == NULL || v == NULL)
+			continue;
+		if (strcmp(k, "event") == 0)
+			event = v;
+		else if (strcmp(k, "jobId") == 0)
+			job_id = v;
+		else if (nf < 16)
+			fields[nf++] = (jobq_event_field){k, v};
+	}
+	if (event == NULL)
+		return 0;
+	return jobq_event_list__append(list, entry->element[0]->str, event, job_id, nf, fields);
+}
+
+int
+rq_events_from_reply(jobq_event_list *list, const redisReply *r) {
+	int rc = 0;
+	for (size_t s = 0; rc >= 0 && s < r->elements; s++) {
+		const redisReply *st = r->element[s];
+		if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+			continue;
+		const redisReply *entries = st->element[1];
+		for (size_t i = 0; rc >= 0 && i < entries->elements; i++)
+			rc = append_entry(list, entries->element[i]);
+	}
+	return rc;
 }

@@ -295,43 +295,6 @@ add_is_plain(const jobq_job_options *o) {
 	       !o->lifo;
 }
 
-/*
- * Reads the outcomes and ids of jobs `from` .. `from + n - 1` of an addJobs reply to `total`
- * jobs into ids[0 .. n) and outcomes[0 .. n) (may be NULL). The reply is {firstId, then
- * {index, outcome, id} per job that was not plain}: job i of the call was given the id
- * firstId + i and was created unless its triple says otherwise.
- */
-static int
-add_reply_read(jobq_job_id *ids, int *outcomes, const redisReply *r, size_t from, size_t n,
-               size_t total) {
-	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || (r->elements - 1) % 3 != 0 ||
-	    r->element[0]->type != REDIS_REPLY_INTEGER)
-		return jobq_error_set(JOBQ_EBACKEND, "redis add: unexpected reply");
-	long long first = r->element[0]->integer;
-	for (size_t i = 0; i < n; i++) {
-		snprintf(ids[i].str, sizeof(ids[i].str), "%lld", first + (long long)(from + i));
-		if (outcomes != NULL)
-			outcomes[i] = 0;
-	}
-	for (size_t e = 1; e < r->elements; e += 3) {
-		const redisReply *at = r->element[e], *oc = r->element[e + 1],
-		                 *idr = r->element[e + 2];
-		if (at->type != REDIS_REPLY_INTEGER || at->integer < 0 ||
-		    (unsigned long long)at->integer >= total || oc->type != REDIS_REPLY_INTEGER ||
-		    idr->type != REDIS_REPLY_STRING || idr->len > JOBQ_ID_MAX)
-			return jobq_error_set(JOBQ_EBACKEND, "redis add: bad job in reply");
-		size_t i = (size_t)at->integer;
-		if (i < from || i - from >= n)
-			continue;
-		i -= from;
-		if (outcomes != NULL)
-			outcomes[i] = (int)oc->integer;
-		memcpy(ids[i].str, idr->str, idr->len);
-		ids[i].str[idr->len] = '\0';
-	}
-	return 0;
-}
-
 /* addJobs' arguments for a step of up to `cap` jobs: the job count, then each job's. */
 typedef struct add_args {
 	const char **av;
@@ -449,7 +412,7 @@ add_one_plain(jobq_backend_queue *q, rq_call *group) {
 		ac->rc = rc;
 		return;
 	}
-	ac->rc = add_reply_read(ac->ids, ac->outcomes, r, 0, 1, 1);
+	ac->rc = rq_add_reply_read(ac->ids, ac->outcomes, r, 0, 1, 1);
 	freeReplyObject(r);
 }
 
@@ -482,7 +445,7 @@ add_fly(jobq_backend_queue *q, rq_call *group) {
 		for (rq_call *c = group; r != NULL && c != NULL; c = c->next) {
 			add_call *ac = c->arg;
 			if (ac->rc == 0) {
-				ac->rc = add_reply_read(ac->ids, ac->outcomes, r, j, ac->n, n);
+				ac->rc = rq_add_reply_read(ac->ids, ac->outcomes, r, j, ac->n, n);
 				j += ac->n;
 			}
 		}
@@ -673,7 +636,7 @@ rq_add_recv(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, size_t n) {
 		rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: script addJobs: %s", q->b->where,
 		                    r->str);
 	} else {
-		rc = add_reply_read(ids, outcomes, r, 0, n, n);
+		rc = rq_add_reply_read(ids, outcomes, r, 0, n, n);
 	}
 	freeReplyObject(r);
 	if (q->pipe_broken && q->pipe_inflight == 0) {
@@ -1038,22 +1001,6 @@ rq_release(jobq_backend_queue *q, const char *id, const char *token, int64_t now
 	return script_int(NULL, q, JOBQ_LUA_RELEASEJOB, 2, av, NULL, "release", id);
 }
 
-/* Appends the string elements of an array reply to `list`; returns how many. */
-static int
-strings_from_reply(jobq_strings **list, const redisReply *r) {
-	if (r->type != REDIS_REPLY_ARRAY)
-		return jobq_error_set(JOBQ_EBACKEND, "redis: expected an array reply");
-	for (size_t i = 0; list != NULL && i < r->elements; i++) {
-		const redisReply *e = r->element[i];
-		if (e->type == REDIS_REPLY_STRING) {
-			int rc = jobq_strings__append(list, e->str, e->len);
-			if (rc < 0)
-				return rc;
-		}
-	}
-	return (int)r->elements;
-}
-
 static int
 rq_reap_stalled(jobq_strings **recovered, jobq_backend_queue *q, uint32_t max_stalled,
                 int64_t stalled_interval_ms, int64_t now_ms) {
@@ -1064,7 +1011,7 @@ rq_reap_stalled(jobq_strings **recovered, jobq_backend_queue *q, uint32_t max_st
 	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVESTALLEDJOBSTOWAIT, 3, av, NULL);
 	if (r == NULL)
 		return rc;
-	rc = strings_from_reply(recovered, r);
+	rc = rq_strings_from_reply(recovered, r);
 	freeReplyObject(r);
 	return rc;
 }
@@ -1192,7 +1139,7 @@ rq_clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state, int64_
 	redisReply *r = rq_script(&rc, q, JOBQ_LUA_CLEAN, 4, av, NULL);
 	if (r == NULL)
 		return rc;
-	rc = strings_from_reply(removed, r);
+	rc = rq_strings_from_reply(removed, r);
 	freeReplyObject(r);
 	return rc;
 }
@@ -1273,7 +1220,7 @@ rq_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t st
 			    fmt_i64(&n2, limit ? (int64_t)(start + limit - 1) : -1)};
 			r = rq_command(&rc, q->b, 1, 4, av, NULL);
 			if (r != NULL) {
-				rc = strings_from_reply(out, r);
+				rc = rq_strings_from_reply(out, r);
 				freeReplyObject(r);
 				if (rc >= 0)
 					rc = 0;
@@ -1527,32 +1474,6 @@ unblock_waiters(redis_backend *b, jobq_backend_queue *only) {
 /* --- events --------------------------------------------------------------------------------- */
 
 static int
-append_entry(jobq_event_list *list, const redisReply *entry) {
-	if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-	    entry->element[0]->type != REDIS_REPLY_STRING ||
-	    entry->element[1]->type != REDIS_REPLY_ARRAY)
-		return 0;
-	const redisReply *kv = entry->element[1];
-	const char *event = NULL, *job_id = NULL;
-	size_t nf = 0;
-	jobq_event_field fields[16];
-	for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-		const char *k = kv->element[i]->str, *v = kv->element[i + 1]->str;
-		if (k == NULL || v == NULL)
-			continue;
-		if (strcmp(k, "event") == 0)
-			event = v;
-		else if (strcmp(k, "jobId") == 0)
-			job_id = v;
-		else if (nf < 16)
-			fields[nf++] = (jobq_event_field){k, v};
-	}
-	if (event == NULL)
-		return 0;
-	return jobq_event_list__append(list, entry->element[0]->str, event, job_id, nf, fields);
-}
-
-static int
 events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, size_t max,
             int64_t timeout_ms) {
 	redis_backend *b = q->b;
@@ -1619,14 +1540,7 @@ events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, siz
 			break;
 	}
 	if (r != NULL) {
-		for (size_t s = 0; rc >= 0 && s < r->elements; s++) {
-			const redisReply *st = r->element[s];
-			if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
-				continue;
-			const redisReply *entries = st->element[1];
-			for (size_t i = 0; rc >= 0 && i < entries->elements; i++)
-				rc = append_entry(*out, entries->element[i]);
-		}
+		rc = rq_events_from_reply(*out, r);
 		freeReplyObject(r);
 		if (rc < 0)
 			goto fail;

@@ -160,11 +160,30 @@ int rq_io_error(redis_backend *b, const redisContext *c, const char *cmd, int64_
                 const char *setting, const char *tail);
 void rq_pool_free(redis_backend *b);
 
+/* url.c: the parts of a redis:// or redis+unix:// store URL (strings percent-decoded, owned). */
+typedef struct rq_url {
+	char *host, *unix_path, *user, *password, *prefix;
+	long port, db;
+	long long connect_timeout_ms, command_timeout_ms, connect_wait_ms;
+} rq_url;
+/* Parses `url` without connecting: 0, or < 0 with the error set and nothing to free. */
+int rq_url_parse(rq_url *p, const char *url);
+void rq_url_free(rq_url *p);
+
 /* codec.c */
 int rq_opts_to_json(char **out, const jobq_job_options *opts);
 int rq_job_from_hash(jobq_job **out, const char *id, const redisReply *hash, jobq_state state);
 /* The same in one allocation, with the lock token `token` (NULL: none) stored with it. */
 int rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *hash,
                   jobq_state state, const char *token);
+/* Reads the outcomes and ids of jobs `from` .. `from + n - 1` of an addJobs reply for
+ * `total` jobs into ids[0 .. n) and outcomes[0 .. n) (may be NULL). */
+int rq_add_reply_read(jobq_job_id *ids, int *outcomes, const redisReply *r, size_t from, size_t n,
+                      size_t total);
+/* Appends the string elements of an array reply to `list` (may be NULL); returns how many
+ * elements the reply has. */
+int rq_strings_from_reply(jobq_strings **list, const redisReply *r);
+/* Appends the events of an XREAD reply {{stream, {{id, {field, value, ...}}, ...}}, ...}. */
+int rq_events_from_reply(jobq_event_list *list, const redisReply *r);
 
 #endif

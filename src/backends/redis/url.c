@@ -14,11 +14,7 @@
 #include "backends/backend.h"
 #include "redis_int.h"
 
-typedef struct url_parts {
-	char *host, *unix_path, *user, *password, *prefix;
-	long port, db;
-	long long connect_timeout_ms, command_timeout_ms, connect_wait_ms;
-} url_parts;
+typedef rq_url url_parts;
 
 static int
 hexval(int c) {
@@ -220,19 +216,18 @@ parse_tcp(url_parts *p, const char *s, const char *url) {
 }
 
 int
-jobq__redis_open_url(jobq_backend **out, const char *full_url) {
-	url_parts p;
-	memset(&p, 0, sizeof(p));
-	int rc;
-	/* `url` is what messages quote; the parsers read `full_url` */
+rq_url_parse(rq_url *p, const char *full_url) {
+	memset(p, 0, sizeof(*p));
+	/* `url` is what messages quote (the password hidden); the parsers read `full_url` */
 	char *url = jobq__url_redacted(full_url);
 	if (url == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "redis URL: out of memory");
+	int rc;
 	if (strncmp(full_url, "rediss:", 7) == 0) {
 		rc = jobq_error_set(JOBQ_ENOTSUP, "redis URL %s: TLS (rediss://) is not supported",
 		                    url);
 	} else if (strncmp(full_url, "redis://", 8) == 0) {
-		rc = parse_tcp(&p, full_url + 8, url);
+		rc = parse_tcp(p, full_url + 8, url);
 	} else if (strncmp(full_url, "redis+unix://", 13) == 0) {
 		const char *path = full_url + 13;
 		size_t pl = strcspn(path, "?");
@@ -240,16 +235,36 @@ jobq__redis_open_url(jobq_backend **out, const char *full_url) {
 			rc = jobq_error_set(
 			    JOBQ_EINVAL, "redis URL %s: expected redis+unix:///absolute/path.sock",
 			    url);
-		else if ((rc = set_str(&p.unix_path, path, pl, url, "socket path")) == 0 &&
+		else if ((rc = set_str(&p->unix_path, path, pl, url, "socket path")) == 0 &&
 		         path[pl] == '?')
-			rc = parse_query(&p, path + pl + 1, url);
+			rc = parse_query(p, path + pl + 1, url);
 	} else {
 		rc = jobq_error_set(
 		    JOBQ_EINVAL, "redis URL %s: expected redis://host:port or redis+unix:///path",
 		    url);
 	}
-	if (rc == 0 && p.user != NULL && p.password == NULL)
+	if (rc == 0 && p->user != NULL && p->password == NULL)
 		rc = jobq_error_set(JOBQ_EINVAL, "redis URL %s: a user needs a password", url);
+	if (rc < 0)
+		rq_url_free(p);
+	jobq__free(url);
+	return rc;
+}
+
+void
+rq_url_free(rq_url *p) {
+	jobq__free(p->host);
+	jobq__free(p->unix_path);
+	jobq__free(p->user);
+	jobq__free(p->password);
+	jobq__free(p->prefix);
+	memset(p, 0, sizeof(*p));
+}
+
+int
+jobq__redis_open_url(jobq_backend **out, const char *url) {
+	url_parts p;
+	int rc = rq_url_parse(&p, url);
 	if (rc == 0) {
 		jobq_redis_options o = JOBQ_REDIS_OPTIONS_INIT;
 		o.host = p.host;
@@ -263,12 +278,7 @@ jobq__redis_open_url(jobq_backend **out, const char *full_url) {
 		o.command_timeout_ms = p.command_timeout_ms;
 		o.connect_wait_ms = p.connect_wait_ms;
 		rc = jobq_backend_redis_new(out, &o);
+		rq_url_free(&p);
 	}
-	jobq__free(p.host);
-	jobq__free(p.unix_path);
-	jobq__free(p.user);
-	jobq__free(p.password);
-	jobq__free(p.prefix);
-	jobq__free(url);
 	return rc;
 }
