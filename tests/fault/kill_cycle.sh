@@ -119,6 +119,8 @@ for ((c = 1; c <= cycles; c++)); do
 	wait "$w1" "$w2" 2>/dev/null
 	check_adds "cycle $c"
 	bounded "jobq counts (cycle $c)" "$jobq" -q -u "$url" counts q
+	# The store's tables agree with each other after every round of kills.
+	bounded "jobq check (cycle $c)" "$jobq" -q -u "$url" check
 done
 
 touch "$tmp/stop"
@@ -131,6 +133,7 @@ check_adds "at the end"
 wait "${pids[@]}"
 pids=()
 
+bounded "jobq check at the end" "$jobq" -q -u "$url" check
 bounded "jobq counts --json" "$jobq" -q -u "$url" counts q --json
 counts=$(cat "$tmp/bounded.out")
 total=0
