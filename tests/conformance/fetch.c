@@ -351,7 +351,7 @@ fetch_list_in_run_order(void **state) {
 	jobq_job_list_free(list);
 }
 
-/* --- real time (any backend; the logical variants above need the manual clock) ------------ */
+/* --- real time (any backend: the case reopens its store on the system clock) -------------- */
 
 static int
 wall_complete(jobq_job *job, void *payload) {

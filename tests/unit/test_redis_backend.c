@@ -1,7 +1,8 @@
 /*
- * Redis backend specifics the logical-clock conformance cases cannot cover: real lock
- * expiry (server time), BullMQ's two-phase stalled check, wake() interrupting a blocked
- * wait, URL parsing and a server that is down. Waits are bounded polls on a condition.
+ * Redis backend specifics the conformance cases cannot cover (locks there expire on server
+ * time, not the manual clock): real lock expiry, BullMQ's two-phase stalled check, wake()
+ * interrupting a blocked wait, URL parsing and a server that is down. Waits are bounded polls
+ * on a condition.
  */
 #include <pthread.h>
 #include <setjmp.h>

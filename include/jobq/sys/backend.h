@@ -219,8 +219,8 @@ struct jobq_backend {
 	int (*release)(jobq_backend_queue *q, const char *id, const char *token, int64_t now_ms);
 
 	/*
-	 * The stalled check: every active job whose lock expired (logical clock: lock expiry <=
-	 * now) gets stalled_count += 1, goes to the front of waiting (events `waiting` prev
+	 * The stalled check: every active job whose lock expired (JOBQ_CAP_LOCK_CLOCK: lock expiry
+	 * <= now) gets stalled_count += 1, goes to the front of waiting (events `waiting` prev
 	 * active, then `stalled`), and past `max_stalled` gets deferred_failure "job stalled
 	 * more than allowable limit", so the next fetch fails it. Returns the number recovered
 	 * (ids in `recovered`, optional). Backends that need BullMQ's two-phase protocol may
