@@ -40,7 +40,7 @@ admin_pause_holds_due_delayed(void **state) {
 	jobq_job_options o = conf_opts();
 	jobq_job_id d;
 
-	CONF_NEED_CLOCK(c);
+	CONF_NEED_DUE_CLOCK(c);
 	o.delay_ms = 100;
 	conf_add(c, &d, "n", NULL, &o);
 	assert_int_equal(jobq_queue_pause(c->q), 0);
@@ -90,7 +90,7 @@ admin_clean_by_grace(void **state) {
 	long at;
 	int i, rc;
 
-	CONF_NEED_CLOCK(c);
+	CONF_NEED_DUE_CLOCK(c);
 	for (i = 0; i < 3; i++) {
 		conf_add(c, &id[i], "n", NULL, NULL);
 	}
@@ -338,7 +338,7 @@ keep_by_age(conf *c, int fail_it) {
 	jobq_job_id old, young, now;
 	jobq_keep *k = fail_it ? &aged.remove_on_fail : &aged.remove_on_complete;
 
-	CONF_NEED_CLOCK(c);
+	CONF_NEED_DUE_CLOCK(c);
 	*k = keep(JOBQ_KEEP_LIMIT, -1, 1000);
 	run_one(c, &old, NULL, fail_it);
 	conf_advance(c, 600);

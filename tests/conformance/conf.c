@@ -45,7 +45,7 @@ conf_setup(void **state) {
 		free(c);
 		return -1;
 	}
-	if (target->caps & JOBQ_CAP_LOGICAL_CLOCK) {
+	if (target->caps & JOBQ_CAP_DUE_CLOCK) {
 		rc = jobq_clock_manual_new(&c->clock, CONF_T0);
 		assert_int_equal(rc, 0);
 		so.clock = c->clock;
@@ -103,6 +103,32 @@ conf_begin(void **state) {
 	return c;
 }
 
+void
+conf_use_real_clock(conf *c) {
+	jobq_backend *b = NULL;
+	int rc;
+
+	if (c->clock == NULL) {
+		return;
+	}
+	jobq_queue_close(c->q);
+	jobq_store_close(c->store);
+	c->target->teardown(c->tctx);
+	jobq_clock_free(c->clock);
+	c->q = NULL;
+	c->store = NULL;
+	c->tctx = NULL;
+	c->clock = NULL;
+	rc = c->target->setup(&b, &c->tctx);
+	assert_int_equal(rc, 0);
+	rc = jobq_store_open_backend(&c->store, b, NULL);
+	if (rc < 0) {
+		print_error("store open: %s (%s)\n", jobq_error_name(rc), jobq_error_message());
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(jobq_queue_open(&c->q, c->store, CONF_QUEUE), 0);
+}
+
 int
 conf_has(const conf *c, uint32_t cap) {
 	return (c->target->caps & cap) == cap;
@@ -119,6 +145,41 @@ void
 conf_advance(conf *c, int64_t ms) {
 	assert_non_null(c->clock);
 	assert_int_equal(jobq_clock_advance(c->clock, ms), 0);
+}
+
+int64_t
+conf_expiring_lock_ms(conf *c) {
+	return conf_has(c, JOBQ_CAP_LOCK_CLOCK) ? 1000 : conf_ms(100);
+}
+
+void
+conf_expire_lock(conf *c) {
+	if (conf_has(c, JOBQ_CAP_LOCK_CLOCK)) {
+		conf_advance(c, 1001);
+	}
+}
+
+int
+conf_check_until_recovered(conf *c, uint32_t max_stalled) {
+	int64_t deadline = conf_mono_ms() + conf_ms(10000);
+	int lock_clock = conf_has(c, JOBQ_CAP_LOCK_CLOCK);
+	int i, rc = 0;
+
+	for (i = 0; rc == 0; i++) {
+		if (lock_clock ? i >= 3 : conf_mono_ms() >= deadline) {
+			break;
+		}
+		if (i > 0 && !lock_clock) {
+			conf_poll_pause();
+		}
+		rc = jobq_queue_check_stalled(c->q, max_stalled);
+		if (rc < 0) {
+			print_error("check_stalled: %s (%s)\n", jobq_error_name(rc),
+			            jobq_error_message());
+		}
+		assert_true(rc >= 0);
+	}
+	return rc;
 }
 
 int64_t

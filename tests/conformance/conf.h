@@ -50,16 +50,40 @@ typedef struct conf_table {
 #define CONF_TABLE(name, arr) const conf_table name = {arr, sizeof(arr) / sizeof((arr)[0])}
 extern const conf_table conf_add_cases, conf_fetch_cases, conf_retry_cases, conf_stall_cases,
     conf_admin_cases, conf_events_cases, conf_concurrency_cases, conf_errors_cases,
-    conf_add_async_cases;
+    conf_add_async_cases, conf_vtable_cases;
 
-/* Capabilities. CONF_NEED_CLOCK skips a case that needs the manual clock. */
+/*
+ * Capabilities and clocks. A target with JOBQ_CAP_DUE_CLOCK runs on the manual clock (c->clock
+ * set): CONF_NEED_DUE_CLOCK skips a case that moves due times with it. CONF_NEED_LOCK_CLOCK
+ * skips a case that also lets locks or dedup TTLs expire by advancing it (JOBQ_CAP_LOCK_CLOCK).
+ */
 int conf_has(const conf *c, uint32_t cap);
-#define CONF_NEED_CLOCK(c)                                                                         \
+#define CONF_NEED_DUE_CLOCK(c)                                                                     \
 	do {                                                                                       \
 		if ((c)->clock == NULL) {                                                          \
 			skip();                                                                    \
 		}                                                                                  \
 	} while (0)
+#define CONF_NEED_LOCK_CLOCK(c)                                                                    \
+	do {                                                                                       \
+		if ((c)->clock == NULL || !conf_has(c, JOBQ_CAP_LOCK_CLOCK)) {                     \
+			skip();                                                                    \
+		}                                                                                  \
+	} while (0)
+/* For the real-time cases: replaces the case's store and queue by fresh ones on real time
+ * (nothing when the target already runs on it). */
+void conf_use_real_clock(conf *c);
+/*
+ * For cases that let a lock expire. conf_expiring_lock_ms: the lock to fetch with (1000 ms of
+ * the manual clock when locks follow it, else a short real-time lock). conf_expire_lock: with
+ * a lock clock, advances past such a lock; without one, the lock runs out in real time, so
+ * the case waits with conf_check_until_recovered.
+ * conf_check_until_recovered: runs the stalled check until it recovers something (up to 3
+ * checks on the lock clock, else until the real-time limit) and returns that count (0: none).
+ */
+int64_t conf_expiring_lock_ms(conf *c);
+void conf_expire_lock(conf *c);
+int conf_check_until_recovered(conf *c, uint32_t max_stalled);
 
 /* Time. conf_now: the store's clock. conf_advance: the manual clock. conf_ms: a real-time
  * duration times JOBQ_TEST_TIMEOUT_MULTIPLIER. conf_mono_ms: monotonic real time. */

@@ -74,7 +74,7 @@ events_life_retry(void **state) {
 	char due[32];
 	int64_t t;
 
-	CONF_NEED_CLOCK(c);
+	CONF_NEED_DUE_CLOCK(c);
 	o.attempts = 3;
 	o.backoff.type = JOBQ_BACKOFF_FIXED;
 	o.backoff.delay_ms = 500;
@@ -129,16 +129,11 @@ events_life_stalled(void **state) {
 	jobq_job_id id;
 	conf_events ev;
 	long idx[5];
-	int i, rc = 0;
 
-	CONF_NEED_CLOCK(c);
 	conf_add(c, &id, "n", NULL, NULL);
-	jobq_job_free(conf_fetch(c, id.str, 1000));
-	conf_advance(c, 1001);
-	for (i = 0; i < 3 && rc == 0; i++) {
-		rc = jobq_queue_check_stalled(c->q, 1);
-	}
-	assert_int_equal(rc, 1);
+	jobq_job_free(conf_fetch(c, id.str, conf_expiring_lock_ms(c)));
+	conf_expire_lock(c);
+	assert_int_equal(conf_check_until_recovered(c, 1), 1);
 	conf_fetch_complete(c, id.str, NULL);
 	conf_events_load(c, &ev);
 	conf_events_expect_seq(&ev, id.str, seq, idx);

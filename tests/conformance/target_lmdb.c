@@ -62,7 +62,8 @@ lmdb_teardown(void *ctx) {
 
 const jobq_test_target jobq_test_target_lmdb = {
     "lmdb",
-    JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_LOGICAL_CLOCK,
+    JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_DUE_CLOCK |
+        JOBQ_CAP_LOCK_CLOCK,
     lmdb_setup,
     lmdb_teardown,
     NULL,

@@ -15,5 +15,7 @@ memory_teardown(void *ctx) {
 }
 
 const jobq_test_target jobq_test_target_memory = {
-    "memory", JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_LOGICAL_CLOCK, memory_setup, memory_teardown, NULL,
+    "memory",     JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK,
+    memory_setup, memory_teardown,
+    NULL,
 };

@@ -189,7 +189,8 @@ redis_dump(void *ctx) {
 
 const jobq_test_target jobq_test_target_redis = {
     "redis",
-    JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_JSON_DATA,
+    JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_JSON_DATA |
+        JOBQ_CAP_DUE_CLOCK,
     redis_setup,
     redis_teardown,
     redis_dump,

@@ -738,101 +738,6 @@ test_running_fields_merged(void **state) {
 	b->free(b);
 }
 
-/*
- * Batches of fetches in one transaction continue along the waiting index (the cursor stays
- * after the entry it took) and then go on to the prioritized one: FIFO order over several
- * batches, a lifo job added between batches first, prioritized jobs after every waiting one
- * by priority; completions in the same step free the batch before.
- */
-static void
-test_batched_fetch_order(void **state) {
-	fixture *f = *state;
-	jobq_backend *b;
-	jobq_lmdb_options lo = JOBQ_LMDB_OPTIONS_INIT;
-	assert_int_equal(jobq_backend_lmdb_new(&b, f->dir, &lo), 0);
-	jobq_backend_queue *bq;
-	assert_int_equal(b->queue_open(&bq, b, "order"), 0);
-	enum { WAITING = 150, PRIO = 10, MAX = 64 };
-	jobq_add_request reqs[WAITING + PRIO];
-	jobq_job_options po[PRIO], wo = JOBQ_JOB_OPTIONS_INIT;
-	wo.timestamp = 1;
-	for (int i = 0; i < WAITING; i++) {
-		reqs[i] = (jobq_add_request){"w", "1", 1, &wo};
-	}
-	for (int i = 0; i < PRIO; i++) {
-		po[i] = wo;
-		po[i].priority = (uint32_t)(PRIO - i); /* added last-first by priority */
-		reqs[WAITING + i] = (jobq_add_request){"p", "1", 1, &po[i]};
-	}
-	jobq_job_id ids[WAITING + PRIO];
-	int outcomes[WAITING + PRIO];
-	assert_int_equal(b->add(ids, outcomes, bq, reqs, WAITING + PRIO, 1), 0);
-	char tokens[MAX][16];
-	const char *tp[MAX];
-	for (int i = 0; i < MAX; i++) {
-		snprintf(tokens[i], sizeof(tokens[i]), "t%d", i);
-		tp[i] = tokens[i];
-	}
-	jobq_job *jobs[MAX];
-	jobq_completion done[MAX];
-	size_t ndone = 0, seen = 0;
-	char order[WAITING + PRIO + 1][24];
-	int lifo_added = 0;
-	for (;;) {
-		int got = b->complete_fetch(jobs, NULL, bq, done, ndone, tp, MAX, 1000, 10);
-		assert_true(got >= 0);
-		for (size_t i = 0; i < ndone; i++) {
-			assert_int_equal(done[i].rc, 0);
-			free((void *)(uintptr_t)done[i].id);
-		}
-		ndone = 0;
-		if (got == 0) {
-			break;
-		}
-		for (int i = 0; i < got; i++) {
-			assert_true(seen < WAITING + PRIO + 1);
-			snprintf(order[seen++], sizeof(order[0]), "%s", jobs[i]->id);
-			assert_string_equal(jobs[i]->token, tokens[i]);
-			assert_int_equal(jobs[i]->state, JOBQ_STATE_ACTIVE);
-			done[ndone++] = (jobq_completion){strdup(jobs[i]->id),    tokens[i], "null",
-			                                  {JOBQ_KEEP_NONE, 0, 0}, 0,         NULL};
-			jobq_job_free(jobs[i]);
-		}
-		if (!lifo_added) { /* goes to the front of what is still waiting */
-			jobq_job_options lifo = wo;
-			lifo.lifo = 1;
-			jobq_add_request r = {"l", "1", 1, &lifo};
-			jobq_job_id lid;
-			int oc;
-			assert_int_equal(b->add(&lid, &oc, bq, &r, 1, 1), 0);
-			assert_string_equal(lid.str, "161");
-			lifo_added = 1;
-		}
-	}
-	assert_int_equal(seen, WAITING + PRIO + 1);
-	for (int i = 0; i < MAX; i++) { /* the first batch: 1..64 */
-		char want[24];
-		snprintf(want, sizeof(want), "%d", i + 1);
-		assert_string_equal(order[i], want);
-	}
-	assert_string_equal(order[MAX], "161"); /* the lifo job, then 65..150 */
-	for (int i = MAX + 1; i < WAITING + 1; i++) {
-		char want[24];
-		snprintf(want, sizeof(want), "%d", i);
-		assert_string_equal(order[i], want);
-	}
-	for (int i = 0; i < PRIO; i++) { /* priority 1 (the last added) first */
-		char want[24];
-		snprintf(want, sizeof(want), "%d", WAITING + PRIO - i);
-		assert_string_equal(order[WAITING + 1 + i], want);
-	}
-	jobq_counts n;
-	assert_int_equal(b->counts(&n, bq), 0);
-	assert_int_equal(n.active + n.waiting + n.prioritized + n.completed, 0);
-	b->queue_close(bq);
-	b->free(b);
-}
-
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
@@ -850,7 +755,6 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(test_complete_removed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrates_format_1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_running_fields_merged, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_batched_fetch_order, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("lmdb.store", tests, NULL, NULL);
 }

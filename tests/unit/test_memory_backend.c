@@ -212,50 +212,6 @@ delayed_due_exactly_at_its_time(void **state) {
 /* --- locks -------------------------------------------------------------------------------- */
 
 static void
-token_cas(void **state) {
-	fixture *f = *state;
-	char id[128];
-	add_plain(f, id, 0);
-	assert_string_equal(fetch_id(f, "good", 1000, 0), id);
-	assert_int_equal(f->b->complete(f->q, id, "bad", "1", NULL, 10), JOBQ_ELOCKLOST);
-	assert_int_equal(f->b->extend_lock(f->q, id, "bad", 5000, 10), JOBQ_ELOCKLOST);
-	jobq_failure fl = {.reason = "x", .retry_at_ms = -1, .keep = {JOBQ_KEEP_ALL, -1, -1}};
-	assert_int_equal((f->b->fail)(f->q, id, "bad", &fl, 10), JOBQ_ELOCKLOST);
-	assert_int_equal(f->b->release(f->q, id, "bad", 10), JOBQ_ELOCKLOST);
-	assert_int_equal(f->b->progress(f->q, id, "bad", "50", 10), JOBQ_ELOCKLOST);
-	assert_int_equal(state_of(f, id), JOBQ_STATE_ACTIVE);
-	assert_int_equal(f->b->remove(f->q, id, 10), JOBQ_ESTATE);
-
-	/* extend to 1500; valid at 1499, lost at 1500 */
-	assert_int_equal(f->b->extend_lock(f->q, id, "good", 1000, 500), 0);
-	assert_int_equal(f->b->progress(f->q, id, "good", "50", 1499), 0);
-	assert_int_equal(f->b->complete(f->q, id, "good", "1", NULL, 1500), JOBQ_ELOCKLOST);
-	assert_int_equal(state_of(f, id), JOBQ_STATE_ACTIVE);
-	assert_int_equal(f->b->extend_lock(f->q, id, "good", 1000, 1499), 0);
-	jobq_keep all = {JOBQ_KEEP_ALL, -1, -1};
-	assert_int_equal(f->b->complete(f->q, id, "good", "{\"ok\":1}", &all, 1600), 0);
-	assert_int_equal(f->b->complete(f->q, id, "good", "1", &all, 1601), JOBQ_ELOCKLOST);
-
-	jobq_job *j = NULL;
-	assert_int_equal(f->b->get(&j, f->q, id), 0);
-	assert_int_equal(j->state, JOBQ_STATE_COMPLETED);
-	assert_string_equal(j->result, "{\"ok\":1}");
-	assert_string_equal(j->progress, "50");
-	assert_int_equal(j->attempts_made, 1);
-	assert_int_equal(j->finished_on, 1600);
-	assert_null(j->token);
-	jobq_job_free(j);
-	assert_events(f, "0", "added waiting active progress completed drained");
-	jobq_event_list *l = read_events(f, "4", 0);
-	const jobq_event *e = jobq_event_list_at(l, 0);
-	assert_string_equal(e->job_id, id);
-	assert_string_equal(jobq_event_get(e, "returnvalue"), "{\"ok\":1}");
-	assert_string_equal(jobq_event_get(e, "prev"), "active");
-	assert_null(jobq_event_list_at(l, 1)->job_id);
-	jobq_event_list_free(l);
-}
-
-static void
 fail_retry_paths(void **state) {
 	fixture *f = *state;
 	char a[128], b[128];
@@ -785,7 +741,8 @@ named_instances_share(void **state) {
 	assert_int_equal(jobq_backend_memory_new(&b2, "shared-1.x_y"), 0);
 	assert_int_equal(jobq_backend_memory_new(&p, NULL), 0);
 	assert_string_equal(b1->name, "memory");
-	assert_int_equal(b1->caps, JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_LOGICAL_CLOCK);
+	assert_int_equal(b1->caps,
+	                 JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK);
 	assert_int_equal(b1->version, JOBQ_BACKEND_VERSION);
 	assert_int_equal(b1->queue_open(&q1, b1, "q"), 0);
 	assert_int_equal(b2->queue_open(&q2, b2, "q"), 0);
@@ -1089,69 +1046,6 @@ threads_add_and_process(void **state) {
 	pthread_mutex_destroy(&st.mu);
 }
 
-/* complete_fetch: completions as complete(), then fetches as fetch(), in one step. */
-static void
-complete_fetch_batches(void **state) {
-	fixture *f = *state;
-	char ids[4][JOBQ_ID_MAX + 1];
-	for (int i = 0; i < 4; i++)
-		add_plain(f, ids[i], 100);
-	assert_non_null(f->b->complete_fetch);
-	const char *tokens[3] = {"t:1", "t:2", "t:3"};
-	jobq_job *jobs[3] = {NULL, NULL, NULL};
-	jobq_fetch_info info = {.next_due_ms = -1};
-	assert_int_equal(f->b->complete_fetch(jobs, &info, f->q, NULL, 0, tokens, 2, 1000, 200), 2);
-	assert_int_equal(info.next_due_ms, 0);
-	for (int i = 0; i < 2; i++) {
-		assert_string_equal(jobs[i]->id, ids[i]); /* FIFO */
-		assert_string_equal(jobs[i]->token, tokens[i]);
-		assert_int_equal(jobs[i]->state, JOBQ_STATE_ACTIVE);
-		assert_int_equal(jobs[i]->attempts_started, 1);
-		assert_int_equal(jobs[i]->processed_on, 200);
-	}
-	/* One completion with a stale token changes nothing; the other completes. */
-	jobq_keep all = {JOBQ_KEEP_ALL, -1, -1};
-	jobq_completion done[2] = {{ids[0], "t:1", "{\"x\":1}", all, 99, NULL},
-	                           {ids[1], "t:stale", "null", all, 99, NULL}};
-	jobq_job *next[3] = {NULL, NULL, NULL};
-	const char *tokens2[3] = {"u:1", "u:2", "u:3"};
-	assert_int_equal(f->b->complete_fetch(next, NULL, f->q, done, 2, tokens2, 3, 1000, 300), 2);
-	assert_int_equal(done[0].rc, 0);
-	assert_int_equal(done[1].rc, JOBQ_ELOCKLOST);
-	assert_string_equal(next[0]->id, ids[2]);
-	assert_string_equal(next[1]->id, ids[3]);
-	jobq_job *g = NULL;
-	assert_int_equal(f->b->get(&g, f->q, ids[0]), 0);
-	assert_int_equal(g->state, JOBQ_STATE_COMPLETED);
-	assert_string_equal(g->result, "{\"x\":1}");
-	assert_int_equal(g->attempts_made, 1);
-	jobq_job_free(g);
-	assert_int_equal(f->b->get(&g, f->q, ids[1]), 0);
-	assert_int_equal(g->state, JOBQ_STATE_ACTIVE);
-	assert_null(g->result);
-	jobq_job_free(g);
-	/* Only completions (max 0), with the shared "null" result; then nothing to fetch. */
-	jobq_completion last[3] = {{ids[1], "t:2", "null", all, 99, NULL},
-	                           {ids[2], "u:1", "null", all, 99, NULL},
-	                           {ids[3], "u:2", "null", all, 99, NULL}};
-	assert_int_equal(f->b->complete_fetch(NULL, NULL, f->q, last, 3, NULL, 0, 1000, 400), 0);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(last[i].rc, 0);
-	assert_int_equal(f->b->get(&g, f->q, ids[3]), 0);
-	assert_string_equal(g->result, "null");
-	jobq_job_free(g);
-	assert_int_equal(f->b->complete_fetch(next + 2, NULL, f->q, NULL, 0, tokens2, 1, 1000, 500),
-	                 0);
-	jobq_counts c;
-	assert_int_equal(f->b->counts(&c, f->q), 0);
-	assert_int_equal(c.completed, 4);
-	assert_int_equal(c.active, 0);
-	for (int i = 0; i < 2; i++) {
-		jobq_job_free(jobs[i]);
-		jobq_job_free(next[i]);
-	}
-}
-
 /*
  * The job table: generated ids, custom decimal ids that share low bits (multiples of 64),
  * and other custom ids; half removed in a scattered order (deletion shifts entries back),
@@ -1268,7 +1162,6 @@ main(void) {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(fetch_order_fifo_lifo_priority, setup, teardown),
 	    cmocka_unit_test_setup_teardown(delayed_due_exactly_at_its_time, setup, teardown),
-	    cmocka_unit_test_setup_teardown(token_cas, setup, teardown),
 	    cmocka_unit_test_setup_teardown(fail_retry_paths, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stall_reaping, setup, teardown),
 	    cmocka_unit_test_setup_teardown(keep_policies, setup, teardown),
@@ -1279,7 +1172,6 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(wait_for_work_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(failed_ops_change_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(threads_add_and_process, setup, teardown),
-	    cmocka_unit_test_setup_teardown(complete_fetch_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(removed_blocks_are_reused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(emptied_queue_reuses_its_memory, setup, teardown),
 	    cmocka_unit_test_setup_teardown(job_table_finds_after_removals, setup, teardown),

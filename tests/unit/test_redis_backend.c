@@ -1,7 +1,8 @@
 /*
- * Redis backend specifics the logical-clock conformance cases cannot cover: real lock
- * expiry (server time), BullMQ's two-phase stalled check, wake() interrupting a blocked
- * wait, URL parsing and a server that is down. Waits are bounded polls on a condition.
+ * Redis backend specifics the conformance cases cannot cover (locks there expire on server
+ * time, not the manual clock): real lock expiry, BullMQ's two-phase stalled check, wake()
+ * interrupting a blocked wait, URL parsing and a server that is down. Waits are bounded polls
+ * on a condition.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -364,62 +365,6 @@ urls(void **state) {
 	}
 }
 
-/*
- * complete_fetch: completions as complete() (a wrong token or a missing job changes nothing
- * and gets its own error), then fetches as fetch(). With 100 jobs active, the active list is
- * long enough for the script's one-scan removal of a batch.
- */
-static void
-complete_fetch_batches(void **state) {
-	fixture *f = *state;
-	if (f == NULL)
-		skip();
-	assert_non_null(f->b->complete_fetch);
-	enum { N = 100 };
-	char tokens_buf[N][32];
-	const char *tokens[N];
-	for (int i = 0; i < N; i++) {
-		jobq_job_id id;
-		add_job(f, &id);
-		snprintf(tokens_buf[i], sizeof(tokens_buf[i]), "tok-%d", i);
-		tokens[i] = tokens_buf[i];
-	}
-	jobq_job *jobs[N] = {0};
-	int got = f->b->complete_fetch(jobs, NULL, f->q, NULL, 0, tokens, N, 30000, wall_ms());
-	assert_int_equal(got, N);
-	jobq_counts c;
-	assert_int_equal(f->b->counts(&c, f->q), 0);
-	assert_int_equal(c.active, N);
-
-	/* Complete 98 of them rightly, one with a wrong token, one that does not exist. */
-	jobq_completion done[N + 1];
-	for (int i = 0; i < N; i++)
-		done[i] = (jobq_completion){
-		    jobs[i]->id, jobs[i]->token, "{\"ok\":true}", {JOBQ_KEEP_ALL, -1, -1}, 1, NULL};
-	done[5].token = "not-the-token";
-	done[N] =
-	    (jobq_completion){"no-such-job", "tok-x", "null", {JOBQ_KEEP_ALL, -1, -1}, 1, NULL};
-	jobq_job *none[1] = {0};
-	assert_int_equal(
-	    f->b->complete_fetch(none, NULL, f->q, done, N + 1, tokens, 1, 30000, wall_ms()), 0);
-	for (int i = 0; i < N; i++)
-		assert_int_equal(done[i].rc, i == 5 ? JOBQ_ELOCKLOST : 0);
-	assert_true(done[N].rc < 0);
-	assert_int_equal(f->b->counts(&c, f->q), 0);
-	assert_int_equal(c.completed, N - 1);
-	assert_int_equal(c.active, 1);
-	jobq_job *j = NULL;
-	assert_int_equal(f->b->get(&j, f->q, jobs[5]->id), 0);
-	assert_int_equal(j->state, JOBQ_STATE_ACTIVE);
-	jobq_job_free(j);
-	assert_int_equal(f->b->get(&j, f->q, jobs[7]->id), 0);
-	assert_int_equal(j->state, JOBQ_STATE_COMPLETED);
-	assert_string_equal(j->result, "{\"ok\":true}");
-	jobq_job_free(j);
-	for (int i = 0; i < N; i++)
-		jobq_job_free(jobs[i]);
-}
-
 /* A job's dedup id comes back with the fetched job and goes with its completion: completing
  * it through complete_fetch releases the dedup key (the next add with that id is created),
  * without the script reading the job. */
@@ -635,7 +580,6 @@ main(void) {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(add_data_is_not_a_c_string, setup, teardown),
 	    cmocka_unit_test_setup_teardown(add_mixed_forms, setup, teardown),
-	    cmocka_unit_test_setup_teardown(complete_fetch_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_cuts_batches_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_releases_dedup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(lock_expires_on_server_time, setup, teardown),

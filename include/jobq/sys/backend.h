@@ -9,8 +9,10 @@
  * - Compare-and-swap on the lock token. extend_lock, complete, fail, release (and progress
  *   with a token) check "active and token matches and lock not expired" inside that step; on
  *   a mismatch they return JOBQ_ELOCKLOST and change nothing, so a stale call is harmless.
- * - Backends never read a clock (but in wait_for_work): `now_ms` comes from the core. A backend
- * without JOBQ_CAP_LOGICAL_CLOCK (Redis) may use its own server time for lock expiry.
+ * - Backends never read a clock (but in wait_for_work): `now_ms` comes from the core. Due times
+ * (delays, retry times, promotion, timestamps and the ages clean compares) follow it in a
+ * backend with JOBQ_CAP_DUE_CLOCK; a backend without JOBQ_CAP_LOCK_CLOCK (Redis) may use its
+ * own server time for what expires on its own: locks and deduplication TTLs.
  * - Any operation may be called from any thread at the same time.
  * - Inputs are borrowed for the call only; backends copy what they keep. Everything returned
  *   through an out-parameter is allocated with jobq__malloc & co. so the core can free it.
@@ -41,8 +43,11 @@ enum {
 	JOBQ_CAP_BLOCKING_WAIT = 1u << 0, /* wait_for_work and events_read really block */
 	JOBQ_CAP_DURABLE = 1u << 1,       /* survives a process restart */
 	JOBQ_CAP_MULTIPROCESS = 1u << 2,  /* several processes may share a queue */
-	JOBQ_CAP_LOGICAL_CLOCK = 1u << 3, /* lock expiry and due times follow now_ms only */
-	JOBQ_CAP_JSON_DATA = 1u << 4      /* job data must be JSON text (BullMQ interop) */
+	JOBQ_CAP_DUE_CLOCK = 1u << 3,     /* due times follow now_ms only (was LOGICAL_CLOCK) */
+	JOBQ_CAP_JSON_DATA = 1u << 4,     /* job data must be JSON text (BullMQ interop) */
+	JOBQ_CAP_LOCK_CLOCK = 1u << 5,    /* locks and dedup TTLs expire by now_ms only */
+	/* Both clocks: what JOBQ_CAP_LOGICAL_CLOCK meant before the split (kept for old users). */
+	JOBQ_CAP_LOGICAL_CLOCK = JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK
 };
 
 /* Sets the calling thread's error detail and returns `code`. */
@@ -225,8 +230,8 @@ struct jobq_backend {
 	int (*release)(jobq_backend_queue *q, const char *id, const char *token, int64_t now_ms);
 
 	/*
-	 * The stalled check: every active job whose lock expired (logical clock: lock expiry <=
-	 * now) gets stalled_count += 1, goes to the front of waiting (events `waiting` prev
+	 * The stalled check: every active job whose lock expired (JOBQ_CAP_LOCK_CLOCK: lock expiry
+	 * <= now) gets stalled_count += 1, goes to the front of waiting (events `waiting` prev
 	 * active, then `stalled`), and past `max_stalled` gets deferred_failure "job stalled
 	 * more than allowable limit", so the next fetch fails it. Returns the number recovered
 	 * (ids in `recovered`, optional). Backends that need BullMQ's two-phase protocol may

@@ -2790,8 +2790,8 @@ jobq_lmdb__state_dbi(jobq_state s) {
 static const jobq_backend lmdb_vtable = {
     .version = JOBQ_BACKEND_VERSION,
     .name = "lmdb",
-    .caps =
-        JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_LOGICAL_CLOCK,
+    .caps = JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_DUE_CLOCK |
+            JOBQ_CAP_LOCK_CLOCK,
     .queue_open = lm_queue_open,
     .queue_close = lm_queue_close,
     .add = lm_add,

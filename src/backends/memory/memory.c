@@ -2645,7 +2645,7 @@ mem_free(jobq_backend *b) {
 static const jobq_backend memory_vtable = {
     .version = JOBQ_BACKEND_VERSION,
     .name = "memory",
-    .caps = JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_LOGICAL_CLOCK,
+    .caps = JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK,
     .queue_open = mem_queue_open,
     .queue_close = mem_queue_close,
     .add = mem_add,
