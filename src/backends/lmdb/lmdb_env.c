@@ -198,7 +198,7 @@ jobq_lmdb__open_store_file(int *fd_out, int *created, char *path, const char *di
 static int
 wake_map_open(lmdb_env *e, int *created, const char *dir, unsigned int mode) {
 	char path[PATH_MAX];
-	int fd;
+	int fd = -1;
 	int rc = jobq_lmdb__open_store_file(&fd, created, path, dir, "jobq-wake", mode);
 	if (rc < 0) {
 		return rc;
@@ -620,7 +620,7 @@ static const char *const store_files[FILE__COUNT] = {"jobq-wake", "lock.mdb", "d
 static int
 lock_file_prepare(int *created, const char *dir, unsigned int mode) {
 	char path[PATH_MAX];
-	int fd;
+	int fd = -1;
 	int rc = jobq_lmdb__open_store_file(&fd, created, path, dir, store_files[FILE_LOCK], mode);
 	if (rc == 0) {
 		rc = jobq_lmdb__alloc_blocks(fd, path, (off_t)64 << 10, 1);
@@ -637,7 +637,10 @@ lock_file_prepare(int *created, const char *dir, unsigned int mode) {
 static int
 data_file_precheck(int *exists, lmdb_env *e, const char *dir) {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/%s", dir, store_files[FILE_DATA]);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, store_files[FILE_DATA]) >=
+	    sizeof(path)) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb: path too long: %s", dir);
+	}
 	struct stat st;
 	*exists = stat(path, &st) == 0;
 	if (!*exists && errno != ENOENT) {

@@ -50,7 +50,7 @@ gate_dirty(lmdb_env *e) {
 int
 jobq_lmdb__gate_open(lmdb_env *e, int *created, const char *dir, unsigned int mode) {
 	char path[PATH_MAX];
-	int fd;
+	int fd = -1;
 	int rc = jobq_lmdb__open_store_file(&fd, created, path, dir, "jobq-lock", mode);
 	if (rc < 0) {
 		return rc;
