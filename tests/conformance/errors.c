@@ -578,6 +578,49 @@ errors_refused_calls_change_nothing(void **state) {
 	jobq_job_free(done);
 }
 
+/* The slots the public API reaches only through a worker, called on the backend itself:
+ * release answers the lock checks' codes, and complete_fetch gives each refused completion the
+ * code complete() would answer; neither changes anything. */
+static void
+errors_refused_backend_slots(void **state) {
+	conf *c = conf_begin(state);
+	jobq_backend *b = c->backend;
+	jobq_backend_queue *bq = NULL;
+	jobq_job_id a, d;
+	jobq_job *act;
+	queue_snapshot before, after;
+
+	conf_add(c, &a, "n", "{}", NULL);
+	act = conf_fetch(c, a.str, CONF_LOCK_MS);
+	conf_add(c, &d, "n", "{}", NULL);
+	assert_int_equal(b->queue_open(&bq, b, CONF_QUEUE), 0);
+	assert_refused(c, JOBQ_ENOTFOUND, b->release(bq, "nope", "tok", conf_now(c)));
+	assert_refused(c, JOBQ_ESTATE, b->release(bq, d.str, "tok", conf_now(c)));
+	assert_refused(c, JOBQ_ELOCKLOST, b->release(bq, a.str, "tok", conf_now(c)));
+	if (b->version >= 2 && b->complete_fetch != NULL) {
+		jobq_keep all = {JOBQ_KEEP_ALL, -1, -1};
+		jobq_completion done[3] = {{"nope", "tok", "1", all, 1, NULL},
+		                           {d.str, "tok", "1", all, 1, NULL},
+		                           {a.str, "tok", "1", all, 1, NULL}};
+		const char *tokens[1] = {"t"};
+		jobq_job *jobs[1] = {NULL};
+
+		snapshot_take(c, &before);
+		assert_int_equal(b->complete_fetch(jobs, NULL, bq, done, 3, tokens, 0, CONF_LOCK_MS,
+		                                   conf_now(c)),
+		                 0);
+		snapshot_take(c, &after);
+		snapshot_assert_same(&before, &after);
+		assert_int_equal(done[0].rc, JOBQ_ENOTFOUND);
+		assert_int_equal(done[1].rc, JOBQ_ESTATE);
+		assert_int_equal(done[2].rc, JOBQ_ELOCKLOST);
+		assert_null(jobs[0]);
+	}
+	b->queue_close(bq);
+	assert_int_equal(jobq_job_complete(act, "1"), 0);
+	jobq_job_free(act);
+}
+
 /* Invalid JSON as a result or progress: JOBQ_EINVAL, the job stays active. */
 static void
 errors_invalid_json_result(void **state) {
@@ -730,6 +773,7 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(errors_unknown_job),
     CONF_CASE(errors_wrong_state),
     CONF_CASE(errors_refused_calls_change_nothing),
+    CONF_CASE(errors_refused_backend_slots),
     CONF_CASE(errors_invalid_json_result),
     CONF_CASE(errors_names_and_messages),
     CONF_CASE(errors_closed_queue_wakes_waiter),
