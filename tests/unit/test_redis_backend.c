@@ -404,7 +404,7 @@ complete_fetch_batches(void **state) {
 	    f->b->complete_fetch(none, NULL, f->q, done, N + 1, tokens, 1, 30000, wall_ms()), 0);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(done[i].rc, i == 5 ? JOBQ_ELOCKLOST : 0);
-	assert_true(done[N].rc < 0);
+	assert_int_equal(done[N].rc, JOBQ_ENOTFOUND);
 	assert_int_equal(f->b->counts(&c, f->q), 0);
 	assert_int_equal(c.completed, N - 1);
 	assert_int_equal(c.active, 1);
