@@ -58,13 +58,15 @@ for i = 1, ndone do
   argi = argi + 6
   local st = 0
   local cur = locks[i]
-  if not cur or seen[id] then
-    st = -2 -- a repeated id finds the lock gone, as a second complete() would
-  elseif cur ~= token then
-    st = -6
-  else
-    seen[id] = true
+  if seen[id] then
+    -- a repeated id finds the job finished, as a second complete() would: gone when the
+    -- first kept nothing, else no longer active
+    st = ARGV[seen[id] * 6 + 3] == "0" and -1 or -3
+  elseif cur and cur == token then
+    seen[id] = i
     held[#held + 1] = i
+  else
+    st = lockCheck(id, token) -- a refusal, worded in the contract's order (reads only)
   end
   statuses[i] = st
 end

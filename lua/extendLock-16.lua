@@ -6,18 +6,17 @@
     KEYS[1..16] the queue keys
     ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token, ARGV[4] lock ms
   Output:
-    0 ok, -2 lock missing (expired), -6 held by another token
+    0 ok, -1 no such job, -3 not active, -2 lock missing (expired), -6 held by another
+    token (checked in this order, before any change)
 ]]
 --- @include "includes/keys"
+--- @include "includes/lock"
 
 local id, token = ARGV[2], ARGV[3]
 local lockKey = qp .. id .. ":lock"
-local cur = redis.call("GET", lockKey)
-if not cur then
-  return -2
-end
-if cur ~= token then
-  return -6
+local st = lockCheck(id, token)
+if st ~= 0 then
+  return st
 end
 -- PEXPIRE, not SET PX: the value is the same, and PEXPIRE (not flagged deny-oom) still runs
 -- when the server is over maxmemory, so a worker keeps the locks of jobs whose outcome the

@@ -7,7 +7,8 @@
     ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token, ARGV[4] now (ms), ARGV[5] due (ms),
     ARGV[6] failedReason, ARGV[7] "1" if ARGV[8] is a stack to append
   Output:
-    0 ok, -1 no such job, -2 lock missing, -3 not active, -6 lock held by another token
+    0 ok, -1 no such job, -3 not active, -2 lock missing, -6 lock held by another token
+    (checked in this order, before any change)
   Events: delayed (delay = due time)
 ]]
 --- @include "includes/keys"
@@ -19,15 +20,9 @@
 
 local id, token, now, due = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local jk = qp .. id
-if not jobExists(jk) then
-  return -1
-end
-local unlocked = unlock(id, token, true)
-if unlocked ~= 0 then
-  return unlocked
-end
-if redis.call("LREM", activeKey, -1, id) == 0 then
-  return -3
+local taken = takeActive(id, token, true)
+if taken ~= 0 then
+  return taken
 end
 recordFailure(id, ARGV[6], ARGV[7], ARGV[8])
 redis.call("HINCRBY", jk, "atm", 1)

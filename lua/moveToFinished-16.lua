@@ -11,8 +11,8 @@
     ARGV[7] keep count (-1 all, 0 none, n newest), ARGV[8] keep age ms (-1 none),
     ARGV[9] the job's attempts option, ARGV[10] "1" if ARGV[11] is a stack to append
   Output:
-    0 ok, -1 no such job, -2 lock missing, -3 not active, -4 pending children,
-    -6 lock held by another token
+    0 ok, -1 no such job, -4 pending children, -3 not active, -2 lock missing,
+    -6 lock held by another token (checked in this order, before any change)
   Events: completed | failed (+ retries-exhausted), drained
 ]]
 --- @include "includes/keys"
@@ -30,12 +30,9 @@ end
 if target == "completed" and redis.call("SCARD", jk .. ":dependencies") ~= 0 then
   return -4
 end
-local unlocked = unlock(id, token, true)
-if unlocked ~= 0 then
-  return unlocked
-end
-if redis.call("LREM", activeKey, -1, id) == 0 then
-  return -3
+local taken = takeActive(id, token, true)
+if taken ~= 0 then
+  return taken
 end
 if target == "failed" then
   recordFailure(id, value, ARGV[10], ARGV[11])

@@ -6,7 +6,8 @@
     KEYS[1..16] the queue keys
     ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token
   Output:
-    0 ok, -1 no such job, -2 lock missing, -3 not active, -6 lock held by another token
+    0 ok, -1 no such job, -3 not active, -2 lock missing, -6 lock held by another token
+    (checked in this order, before any change)
   Events: waiting (prev active)
 ]]
 --- @include "includes/keys"
@@ -15,15 +16,9 @@
 --- @include "includes/lock"
 
 local id, token = ARGV[2], ARGV[3]
-if not jobExists(qp .. id) then
-  return -1
-end
-local unlocked = unlock(id, token)
-if unlocked ~= 0 then
-  return unlocked
-end
-if redis.call("LREM", activeKey, -1, id) == 0 then
-  return -3
+local taken = takeActive(id, token)
+if taken ~= 0 then
+  return taken
 end
 makeReady(id, true)
 emit("waiting", "jobId", id, "prev", "active")

@@ -7,7 +7,8 @@
     ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token, ARGV[4] now (ms),
     ARGV[5] failedReason, ARGV[6] "1" if ARGV[7] is a stack to append
   Output:
-    0 ok, -1 no such job, -2 lock missing, -3 not active, -6 lock held by another token
+    0 ok, -1 no such job, -3 not active, -2 lock missing, -6 lock held by another token
+    (checked in this order, before any change)
   Events: waiting (prev active)
 ]]
 --- @include "includes/keys"
@@ -17,17 +18,12 @@
 --- @include "includes/failure"
 
 local id, token, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local taken = takeActive(id, token, true)
+if taken ~= 0 then
+  return taken
+end
+-- (after the checks: a refused call promotes nothing either)
 promoteDue(now)
-if not jobExists(qp .. id) then
-  return -1
-end
-local unlocked = unlock(id, token, true)
-if unlocked ~= 0 then
-  return unlocked
-end
-if redis.call("LREM", activeKey, -1, id) == 0 then
-  return -3
-end
 recordFailure(id, ARGV[5], ARGV[6], ARGV[7])
 makeReady(id, jobIsLifo(id))
 redis.call("HINCRBY", qp .. id, "atm", 1)

@@ -225,7 +225,11 @@ JOBQ_EXTERN int jobq_queue_add_log(jobq_queue *q, const char *id, const char *li
  */
 JOBQ_EXTERN int jobq_queue_fetch(jobq_job **out, jobq_queue *q, int64_t lock_ms);
 
-/** Completes job `id` if `token` holds its lock (else JOBQ_ELOCKLOST, nothing changes). */
+/**
+ * Completes job `id` if `token` holds its lock; else, changing nothing, JOBQ_ENOTFOUND (no
+ * such job), JOBQ_ESTATE (not active) or JOBQ_ELOCKLOST (another token's, or expired). Fail
+ * and extend below refuse alike.
+ */
 JOBQ_EXTERN int jobq_queue_complete(jobq_queue *q, const char *id, const char *token,
                                     const char *result_json);
 /**

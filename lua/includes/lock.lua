@@ -1,8 +1,14 @@
 --[[
-  unlock(id, token): the compare-and-swap every transition out of active starts with.
-  Every token is checked, "0" included (BullMQ's administrative "0" is not used by jobq).
-  Returns 0 when `token` held the lock (the lock is deleted and the id leaves the stalled
-  suspects), -2 when the lock is gone (expired), -6 when another token holds it.
+  lockCheck(id, token): the checks of every operation on an active job's lock, in the order
+  of the contract (include/jobq/sys/backend.h), reading only, so that a refused call changes
+  nothing: -1 no such job, -3 the job is not active, -2 its lock is gone (expired), -6
+  another token holds it, 0 `token` holds it. Every token is checked, "0" included
+  (BullMQ's administrative "0" is not used by jobq). The active list is searched only on a
+  refusal, from its tail, where the oldest fetches (the ones finishing first) sit.
+
+  takeActive(id, token, recording): the compare-and-swap every transition out of active
+  starts with: lockCheck, then (when 0) the lock is deleted, the id leaves the stalled
+  suspects and the active list. Returns lockCheck's answer; nothing changed unless 0.
 
   refuseWhenFull(): raises Redis's OOM error, changing nothing, when the server is over its
   maxmemory. Under maxmemory with noeviction, Redis refuses a script at its first command
@@ -16,23 +22,41 @@ local function refuseWhenFull()
   redis.call("ZADD", completedKey, "XX", 0, "\0jobq:oom-probe")
 end
 
---[[
-  unlock(id, token, recording): as above; `recording` (an outcome is being recorded) checks
-  the server has room (refuseWhenFull) once the token matched, before the first change.
-]]
-local function unlock(id, token, recording)
-  local lockKey = qp .. id .. ":lock"
-  local cur = redis.call("GET", lockKey)
+local function lockCheck(id, token)
+  local jk = qp .. id
+  local cur = redis.call("GET", jk .. ":lock")
+  -- a lock key exists only while its job is active (fetch sets it, every way out of active
+  -- deletes it), so a held lock answers at once and the searches below are for refusals
+  if cur and cur == token and not isQueueKey(jk) then
+    return 0
+  end
+  if not jobExists(jk) then
+    return -1
+  end
+  if not redis.call("LPOS", activeKey, id, "RANK", -1) then
+    return -3
+  end
   if not cur then
     return -2
   end
-  if cur ~= token then
-    return -6
+  return -6
+end
+
+--[[
+  takeActive(id, token, recording): as above; `recording` (an outcome is being recorded)
+  checks the server has room (refuseWhenFull) once every check passed, before the first
+  change.
+]]
+local function takeActive(id, token, recording)
+  local st = lockCheck(id, token)
+  if st ~= 0 then
+    return st
   end
   if recording then
     refuseWhenFull()
   end
-  redis.call("DEL", lockKey)
+  redis.call("DEL", qp .. id .. ":lock")
   redis.call("SREM", stalledKey, id)
+  redis.call("LREM", activeKey, -1, id)
   return 0
 end

@@ -105,6 +105,17 @@ jobq_keep jobq__resolve_keep(const jobq_keep *job_keep, const jobq_keep *worker_
 int jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const char *token,
                       int64_t lock_ms, const jobq_fail_policy *policy, struct jobq_job_runtime *rt);
 
+/*
+ * Whether a lock-checked call (extend, complete, fail, release, progress with a token) was
+ * refused because the caller no longer holds the job: it is gone (JOBQ_ENOTFOUND), no longer
+ * active (JOBQ_ESTATE), or its lock expired or is another token's (JOBQ_ELOCKLOST); the
+ * contract is in include/jobq/sys/backend.h.
+ */
+static inline int
+jobq__lock_gone(int rc) {
+	return rc == JOBQ_ELOCKLOST || rc == JOBQ_ESTATE || rc == JOBQ_ENOTFOUND;
+}
+
 /* Whether the backend completes and fetches in batches (the optional complete_fetch slot). */
 int jobq_queue__can_batch(const jobq_queue *q);
 /* A handler thread's next batch size after a full batch of `n` jobs that ran in `took_us`

@@ -413,7 +413,7 @@ jobq_job_update_progress(jobq_job *job, const char *json) {
 		return rc;
 	jobq_queue *q = job->rt->queue;
 	rc = q->store->backend->progress(q->bq, job->id, job->token, json, jobq_queue__now(q));
-	if (rc == JOBQ_ELOCKLOST)
+	if (job->token != NULL && jobq__lock_gone(rc))
 		atomic_store(&job->rt->lock_lost, 1);
 	return rc;
 }

@@ -652,7 +652,7 @@ jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const ch
 		rc = jobq_queue__fail_job(q, job, token, job->deferred_failure,
 		                          JOBQ_FAIL_UNRECOVERABLE, policy);
 		jobq_job_free(job);
-		if (rc < 0 && rc != JOBQ_ELOCKLOST) {
+		if (rc < 0 && !jobq__lock_gone(rc)) {
 			jobq__free(own);
 			return rc;
 		}

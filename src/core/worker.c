@@ -283,8 +283,7 @@ store_up(jobq_worker *w) {
  * as opposed to a store that cannot take it now (out of memory or disk, unreachable). */
 static int
 refused_for_good(int rc) {
-	return rc == JOBQ_ELOCKLOST || rc == JOBQ_ESTATE || rc == JOBQ_ENOTFOUND ||
-	       rc == JOBQ_EINVAL;
+	return jobq__lock_gone(rc) || rc == JOBQ_EINVAL;
 }
 
 /* Waits `ms` of real time before an outcome is tried again; not cut short by closing (the
@@ -777,7 +776,7 @@ renew_locks(jobq_worker *w) {
 		for (size_t k = 0; k < s->n; k++) {
 			int rc = q->store->backend->extend_lock(
 			    q->bq, s->ids[k], s->tokens[k], w->opts.lock_ms, jobq_queue__now(q));
-			if (rc == JOBQ_ELOCKLOST) {
+			if (jobq__lock_gone(rc)) {
 				if (!s->lost[k])
 					lost[nlost++] = jobq__strdup(s->ids[k]);
 				s->lost[k] = 1;

@@ -50,6 +50,7 @@ conf_setup(void **state) {
 		assert_int_equal(rc, 0);
 		so.clock = c->clock;
 	}
+	c->backend = b;
 	rc = jobq_store_open_backend(&c->store, b, &so);
 	if (rc < 0) {
 		print_error("store open: %s (%s)\n", jobq_error_name(rc), jobq_error_message());

@@ -29,6 +29,8 @@ typedef struct conf {
 	void *tctx;
 	jobq_clock *clock; /* the manual clock, or NULL when the target runs on real time */
 	jobq_store *store;
+	jobq_backend *backend; /* the store's backend (owned by the store), for the slots the
+	                        * public API reaches only through a worker */
 	jobq_queue *q;
 	int unavailable; /* the target's setup answered 77: every case skips */
 } conf;

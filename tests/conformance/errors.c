@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "dump.h"
 
 /* Adds with `o` and asserts error `code`, a message, and unchanged counts. */
 static void
@@ -224,13 +225,17 @@ typedef struct queue_snapshot {
 	jobq_counts counts;
 	int paused;
 	size_t events;
-	char *dump; /* the target's raw dump of every key (Redis), else NULL */
+	char *api;  /* what the public API shows of the queue, events included (dump.h) */
+	char *dump; /* the target's raw dump of every key (Redis, LMDB), else NULL */
 } queue_snapshot;
 
 static void
 snapshot_take(conf *c, queue_snapshot *s) {
 	conf_events ev;
+	jobq_test_buf api = {0};
 
+	jobq_test_dump_queue(&api, c->q, 1);
+	s->api = api.p;
 	s->counts = conf_counts(c);
 	assert_int_equal(jobq_queue_is_paused(&s->paused, c->q), 0);
 	conf_events_load(c, &ev);
@@ -239,6 +244,22 @@ snapshot_take(conf *c, queue_snapshot *s) {
 	s->dump = c->target->dump != NULL ? c->target->dump(c->tctx) : NULL;
 	if (c->target->dump != NULL)
 		assert_non_null(s->dump);
+}
+
+/* Asserts that two snapshots are the same, down to the bytes of every key where the target
+ * has a raw dump; frees both. */
+static void
+snapshot_assert_same(queue_snapshot *before, queue_snapshot *after) {
+	conf_assert_same_counts(&before->counts, &after->counts);
+	assert_int_equal(after->paused, before->paused);
+	assert_int_equal(after->events, before->events);
+	assert_string_equal(after->api, before->api);
+	if (before->dump != NULL)
+		assert_string_equal(after->dump, before->dump);
+	free(before->api);
+	free(after->api);
+	free(before->dump);
+	free(after->dump);
 }
 
 /* Runs every public call that takes a job id with `id` (which names one of the queue's own
@@ -356,10 +377,7 @@ errors_reserved_ids_touch_nothing(void **state) {
 	conf_assert_same_counts(&before.counts, &after.counts);
 	assert_int_equal(after.paused, 1);
 	assert_int_equal(after.events, before.events);
-	if (before.dump != NULL)
-		assert_string_equal(after.dump, before.dump);
-	free(before.dump);
-	free(after.dump);
+	snapshot_assert_same(&before, &after);
 
 	/* The real jobs are still there and still answer. */
 	job = conf_get(c, a.str);
@@ -402,7 +420,6 @@ errors_unknown_job(void **state) {
 	jobq_state st;
 	jobq_strings *logs = NULL;
 	jobq_counts before, after;
-	int rc;
 
 	conf_add(c, NULL, "n", NULL, NULL);
 	before = conf_counts(c);
@@ -416,13 +433,10 @@ errors_unknown_job(void **state) {
 	conf_assert_error(jobq_queue_add_log(c->q, "nope", "x"), JOBQ_ENOTFOUND);
 	conf_assert_error(jobq_queue_get_logs(&logs, c->q, "nope", 0, 0), JOBQ_ENOTFOUND);
 	conf_assert_error(jobq_queue_wait_job(&job, c->q, "nope", 0), JOBQ_ENOTFOUND);
-	/* Finishing an unknown job: not found (or lock lost: there is no lock to hold). */
-	rc = jobq_queue_complete(c->q, "nope", "tok", NULL);
-	assert_true(rc == JOBQ_ENOTFOUND || rc == JOBQ_ELOCKLOST);
-	rc = jobq_queue_fail(c->q, "nope", "tok", "x", 0);
-	assert_true(rc == JOBQ_ENOTFOUND || rc == JOBQ_ELOCKLOST);
-	rc = jobq_queue_extend_lock(c->q, "nope", "tok", 1000);
-	assert_true(rc == JOBQ_ENOTFOUND || rc == JOBQ_ELOCKLOST);
+	/* Finishing an unknown job: not found, on every backend (backend.h's contract). */
+	conf_assert_error(jobq_queue_complete(c->q, "nope", "tok", NULL), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_fail(c->q, "nope", "tok", "x", 0), JOBQ_ENOTFOUND);
+	conf_assert_error(jobq_queue_extend_lock(c->q, "nope", "tok", 1000), JOBQ_ENOTFOUND);
 	after = conf_counts(c);
 	conf_assert_same_counts(&before, &after);
 }
@@ -433,17 +447,188 @@ errors_wrong_state(void **state) {
 	conf *c = conf_begin(state);
 	jobq_job_id id;
 	jobq_counts before, after;
-	int rc;
 
 	conf_add(c, &id, "n", NULL, NULL);
 	before = conf_counts(c);
-	rc = jobq_queue_complete(c->q, id.str, "tok", NULL);
-	assert_true(rc == JOBQ_ELOCKLOST || rc == JOBQ_ESTATE);
-	conf_assert_error(rc, rc);
+	conf_assert_error(jobq_queue_complete(c->q, id.str, "tok", NULL), JOBQ_ESTATE);
+	conf_assert_error(jobq_queue_fail(c->q, id.str, "tok", "x", 0), JOBQ_ESTATE);
+	conf_assert_error(jobq_queue_extend_lock(c->q, id.str, "tok", 1000), JOBQ_ESTATE);
 	conf_assert_error(jobq_queue_retry(c->q, id.str), JOBQ_ESTATE);
 	after = conf_counts(c);
 	conf_assert_same_counts(&before, &after);
 	assert_int_equal(conf_state(c, id.str), JOBQ_STATE_WAITING);
+}
+
+/* Runs `call` between two snapshots: it answers exactly `code` and changes nothing. */
+#define assert_refused(c, code, call)                                                              \
+	do {                                                                                       \
+		queue_snapshot b_, a_;                                                             \
+		int rc_;                                                                           \
+		snapshot_take((c), &b_);                                                           \
+		rc_ = (call);                                                                      \
+		snapshot_take((c), &a_);                                                           \
+		conf_assert_error(rc_, (code));                                                    \
+		snapshot_assert_same(&b_, &a_);                                                    \
+	} while (0)
+
+/* The contract of include/jobq/sys/backend.h, the same code on every backend, and a refused
+ * call leaves the store as it was, byte for byte where the target has a raw dump (Redis:
+ * every key; LMDB: every database), else as far as the public API shows it (memory): a missing
+ * job answers JOBQ_ENOTFOUND, a job in the wrong state JOBQ_ESTATE, a wrong token or an
+ * expired lock on an active job JOBQ_ELOCKLOST; a paused queue gives no job. */
+static void
+errors_refused_calls_change_nothing(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_options o = conf_opts();
+	jobq_job_id a, x, b, f, d, e, r, due;
+	jobq_job *act, *expired, *done;
+	int64_t deadline, due_at;
+	int rc;
+
+	/* active and locked (with a log and a progress), active with an expired lock,
+	 * completed (its handle kept), failed, waiting, delayed, prioritized */
+	conf_add(c, &a, "n", "{\"a\":1}", NULL);
+	act = conf_fetch(c, a.str, CONF_LOCK_MS);
+	assert_int_equal(jobq_queue_add_log(c->q, a.str, "started"), 1);
+	assert_int_equal(jobq_job_update_progress(act, "5"), 0);
+	conf_add(c, &x, "n", "{}", NULL);
+	expired = conf_fetch(c, x.str, 1);
+	conf_add(c, &b, "n", "{}", NULL);
+	done = conf_fetch(c, b.str, CONF_LOCK_MS);
+	assert_int_equal(jobq_job_complete(done, "{\"ok\":1}"), 0);
+	conf_add(c, &f, "n", "{}", NULL);
+	assert_int_equal(conf_fetch_fail(c, f.str, "boom", JOBQ_FAIL_UNRECOVERABLE),
+	                 JOBQ_STATE_FAILED);
+	conf_add(c, &d, "n", "{}", NULL);
+	o.delay_ms = 3600000;
+	conf_add(c, &e, "n", "{}", &o);
+	o = conf_opts();
+	o.priority = 5;
+	conf_add(c, NULL, "n", "{}", &o);
+	/* a waiting job with attempts left (a refused fail of it takes the retry path) and a
+	 * delayed job due in 1 ms (due during the refusals: none of them may promote it) */
+	o = conf_opts();
+	o.attempts = 3;
+	conf_add(c, &r, "n", "{}", &o);
+	o = conf_opts();
+	o.delay_ms = 1;
+	due_at = conf_now(c) + 1;
+	conf_add(c, &due, "n", "{}", &o);
+	/* x's 1 ms lock expires: the manual clock passes it; on real time, wait until a 1 ms
+	 * extension is refused (while the lock is held, that only keeps it 1 ms) */
+	if (c->clock != NULL) {
+		conf_advance(c, 2);
+	} else {
+		deadline = conf_mono_ms() + conf_ms(10000);
+		while ((rc = jobq_job_extend_lock(expired, 1)) == 0 && conf_mono_ms() < deadline)
+			conf_poll_pause();
+		conf_assert_error(rc, JOBQ_ELOCKLOST);
+		while (conf_now(c) <= due_at && conf_mono_ms() < deadline)
+			conf_poll_pause();
+		assert_true(conf_now(c) > due_at);
+	}
+	assert_int_equal(jobq_queue_pause(c->q), 0);
+
+	/* no such job */
+	assert_refused(c, JOBQ_ENOTFOUND, jobq_queue_complete(c->q, "nope", "tok", "1"));
+	assert_refused(c, JOBQ_ENOTFOUND, jobq_queue_fail(c->q, "nope", "tok", "x", 0));
+	assert_refused(c, JOBQ_ENOTFOUND, jobq_queue_extend_lock(c->q, "nope", "tok", 1000));
+	assert_refused(c, JOBQ_ENOTFOUND, jobq_queue_update_progress(c->q, "nope", "1"));
+	assert_refused(c, JOBQ_ENOTFOUND, jobq_queue_add_log(c->q, "nope", "x"));
+	assert_refused(c, JOBQ_ENOTFOUND, jobq_queue_remove(c->q, "nope"));
+	assert_refused(c, JOBQ_ENOTFOUND, jobq_queue_promote(c->q, "nope"));
+	assert_refused(c, JOBQ_ENOTFOUND, jobq_queue_retry(c->q, "nope"));
+	/* not active: waiting, delayed, completed (with the token it completed with), failed */
+	assert_refused(c, JOBQ_ESTATE, jobq_queue_complete(c->q, d.str, "tok", "1"));
+	assert_refused(c, JOBQ_ESTATE, jobq_queue_fail(c->q, d.str, "tok", "x", 0));
+	assert_refused(c, JOBQ_ESTATE, jobq_queue_fail(c->q, r.str, "tok", "x", 0));
+	assert_refused(c, JOBQ_ESTATE, jobq_queue_extend_lock(c->q, e.str, "tok", 1000));
+	assert_refused(c, JOBQ_ESTATE, jobq_job_complete(done, "2"));
+	assert_refused(c, JOBQ_ESTATE, jobq_job_fail(done, "late", 0));
+	assert_refused(c, JOBQ_ESTATE, jobq_job_extend_lock(done, 1000));
+	assert_refused(c, JOBQ_ESTATE, jobq_job_update_progress(done, "9"));
+	assert_refused(c, JOBQ_ESTATE, jobq_queue_complete(c->q, f.str, "tok", "1"));
+	/* the wrong state for promote, retry and remove */
+	assert_refused(c, JOBQ_ESTATE, jobq_queue_promote(c->q, d.str));
+	assert_refused(c, JOBQ_ESTATE, jobq_queue_promote(c->q, a.str));
+	assert_refused(c, JOBQ_ESTATE, jobq_queue_retry(c->q, d.str));
+	assert_refused(c, JOBQ_ESTATE, jobq_queue_retry(c->q, b.str));
+	assert_refused(c, JOBQ_ESTATE, jobq_queue_remove(c->q, a.str));
+	/* active, another token */
+	assert_refused(c, JOBQ_ELOCKLOST, jobq_queue_complete(c->q, a.str, "tok", "1"));
+	assert_refused(c, JOBQ_ELOCKLOST, jobq_queue_fail(c->q, a.str, "tok", "x", 0));
+	assert_refused(c, JOBQ_ELOCKLOST, jobq_queue_extend_lock(c->q, a.str, "tok", 1000));
+	/* active, the lock expired */
+	assert_refused(c, JOBQ_ELOCKLOST, jobq_job_complete(expired, "1"));
+	assert_refused(c, JOBQ_ELOCKLOST, jobq_job_fail(expired, "late", 0));
+	assert_refused(c, JOBQ_ELOCKLOST, jobq_job_fail(expired, "late", JOBQ_FAIL_UNRECOVERABLE));
+	assert_refused(c, JOBQ_ELOCKLOST, jobq_job_extend_lock(expired, 1000));
+	assert_refused(c, JOBQ_ELOCKLOST, jobq_job_update_progress(expired, "9"));
+	/* paused: no job, nothing taken (but the due job, promoted first, as fetch would) */
+	assert_int_equal(jobq_queue_promote(c->q, due.str), 1);
+	{
+		jobq_job *job = NULL;
+		assert_refused(c, JOBQ_ENOJOB, jobq_queue_fetch(&job, c->q, CONF_LOCK_MS));
+		assert_null(job);
+	}
+
+	assert_int_equal(jobq_job_complete(act, "1"), 0);
+	jobq_job_free(act);
+	jobq_job_free(expired);
+	jobq_job_free(done);
+}
+
+/* The slots the public API reaches only through a worker, called on the backend itself:
+ * release answers the lock checks' codes, and complete_fetch gives each refused completion the
+ * code complete() would answer; neither changes anything. */
+static void
+errors_refused_backend_slots(void **state) {
+	conf *c = conf_begin(state);
+	jobq_backend *b = c->backend;
+	jobq_backend_queue *bq = NULL;
+	jobq_job_id a, d;
+	jobq_job *act;
+	queue_snapshot before, after;
+
+	conf_add(c, &a, "n", "{}", NULL);
+	act = conf_fetch(c, a.str, CONF_LOCK_MS);
+	conf_add(c, &d, "n", "{}", NULL);
+	assert_int_equal(b->queue_open(&bq, b, CONF_QUEUE), 0);
+	assert_refused(c, JOBQ_ENOTFOUND, b->release(bq, "nope", "tok", conf_now(c)));
+	assert_refused(c, JOBQ_ESTATE, b->release(bq, d.str, "tok", conf_now(c)));
+	assert_refused(c, JOBQ_ELOCKLOST, b->release(bq, a.str, "tok", conf_now(c)));
+	if (b->version >= 2 && b->complete_fetch != NULL) {
+		jobq_keep all = {JOBQ_KEEP_ALL, -1, -1};
+		jobq_completion done[3] = {{"nope", "tok", "1", all, 1, NULL},
+		                           {d.str, "tok", "1", all, 1, NULL},
+		                           {a.str, "tok", "1", all, 1, NULL}};
+		const char *tokens[1] = {"t"};
+		jobq_job *jobs[1] = {NULL};
+
+		snapshot_take(c, &before);
+		assert_int_equal(b->complete_fetch(jobs, NULL, bq, done, 3, tokens, 0, CONF_LOCK_MS,
+		                                   conf_now(c)),
+		                 0);
+		snapshot_take(c, &after);
+		snapshot_assert_same(&before, &after);
+		assert_int_equal(done[0].rc, JOBQ_ENOTFOUND);
+		assert_int_equal(done[1].rc, JOBQ_ESTATE);
+		assert_int_equal(done[2].rc, JOBQ_ELOCKLOST);
+		assert_null(jobs[0]);
+		/* an id completed twice in one batch: the second finds the job completed */
+		done[0] = (jobq_completion){a.str, jobq_job_token(act), "1", all, 1, NULL};
+		done[1] = done[0];
+		assert_int_equal(b->complete_fetch(jobs, NULL, bq, done, 2, tokens, 0, CONF_LOCK_MS,
+		                                   conf_now(c)),
+		                 0);
+		assert_int_equal(done[0].rc, 0);
+		assert_int_equal(done[1].rc, JOBQ_ESTATE);
+		assert_int_equal(conf_state(c, a.str), JOBQ_STATE_COMPLETED);
+	} else {
+		assert_int_equal(jobq_job_complete(act, "1"), 0);
+	}
+	b->queue_close(bq);
+	jobq_job_free(act);
 }
 
 /* Invalid JSON as a result or progress: JOBQ_EINVAL, the job stays active. */
@@ -607,6 +792,8 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(errors_non_json_data),
     CONF_CASE(errors_unknown_job),
     CONF_CASE(errors_wrong_state),
+    CONF_CASE(errors_refused_calls_change_nothing),
+    CONF_CASE(errors_refused_backend_slots),
     CONF_CASE(errors_invalid_json_result),
     CONF_CASE(errors_names_and_messages),
     CONF_CASE(errors_closed_queue_wakes_waiter),

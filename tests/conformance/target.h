@@ -18,8 +18,10 @@ typedef struct jobq_test_target {
 	int (*setup)(jobq_backend **out, void **ctx);
 	/* Called after the store built over the backend was closed: rm tmpdir / DEL keys. */
 	void (*teardown)(void *ctx);
-	/* Optional: every key of the store as text (name, type and serialized value), so that a
-	 * case can assert that a refused call changed nothing at all; malloc'ed, or NULL. */
+	/* Optional: every key of the store as text (Redis: name, type and DUMP of every key;
+	 * LMDB: every key and value of every database), so that a case can assert that a
+	 * refused call changed nothing at all; malloc'ed, or NULL. The memory backend has no raw
+	 * form: its cases compare what the public API shows (tests/support/dump.h). */
 	char *(*dump)(void *ctx);
 } jobq_test_target;
 

@@ -4,10 +4,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dump.h"
 #include "target.h"
 
 typedef struct lmdb_target_ctx {
 	char dir[256];
+	jobq_backend *b; /* valid while the case's store is open */
 } lmdb_target_ctx;
 
 static void
@@ -47,6 +49,7 @@ lmdb_setup(jobq_backend **out, void **ctx) {
 		free(c);
 		return rc;
 	}
+	c->b = *out;
 	*ctx = c;
 	return 0;
 }
@@ -60,11 +63,20 @@ lmdb_teardown(void *ctx) {
 	}
 }
 
+/* Every key and value of every database of the environment, read-only (dump.h). */
+static char *
+lmdb_dump(void *ctx) {
+	lmdb_target_ctx *c = ctx;
+	jobq_test_buf b = {0};
+	jobq_test_dump_lmdb(&b, c->b);
+	return b.p != NULL ? b.p : strdup("");
+}
+
 const jobq_test_target jobq_test_target_lmdb = {
     "lmdb",
     JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_DUE_CLOCK |
         JOBQ_CAP_LOCK_CLOCK,
     lmdb_setup,
     lmdb_teardown,
-    NULL,
+    lmdb_dump,
 };

@@ -35,9 +35,8 @@
 #include "jobq.h"
 #include "jobq/backends.h"
 
-#ifdef JOBQ_HAVE_LMDB
-#include "backends/lmdb/lmdb_internal.h"
-#endif
+#include "dump.h"
+#include "jobq/sys/backend.h"
 
 /* --- the failing allocator ------------------------------------------------------------------ */
 
@@ -98,139 +97,6 @@ arm(long n) {
 static void
 disarm(void) {
 	atomic_store(&fail_at, 0);
-}
-
-/* --- a growable text buffer (libc memory, invisible to the hook) ---------------------------- */
-
-typedef struct sbuf {
-	char *p;
-	size_t len, cap;
-} sbuf;
-
-static void
-sb_printf(sbuf *b, const char *fmt, ...) {
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		size_t room = b->cap - b->len;
-		int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
-		va_end(ap);
-		assert_true(n >= 0);
-		if ((size_t)n < room) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-		while (cap - b->len <= (size_t)n)
-			cap *= 2;
-		b->p = realloc(b->p, cap);
-		assert_non_null(b->p);
-		b->cap = cap;
-	}
-}
-
-static void
-sb_hex(sbuf *b, const void *p, size_t n) {
-	const unsigned char *c = p;
-	for (size_t i = 0; i < n; i++)
-		sb_printf(b, "%02x", c[i]);
-}
-
-static void
-sb_free(sbuf *b) {
-	free(b->p);
-	*b = (sbuf){0};
-}
-
-static const char *
-sb_str(const sbuf *b) {
-	return b->p ? b->p : "";
-}
-
-/* --- snapshots ------------------------------------------------------------------------------ */
-
-static void
-render_keep(sbuf *b, const char *what, const jobq_keep *k) {
-	sb_printf(b, " %s=%d/%lld/%lld", what, (int)k->mode, (long long)k->count,
-	          (long long)k->age_ms);
-}
-
-static void
-render_job(sbuf *b, const jobq_job *j) {
-	size_t len = 0;
-	const void *data = jobq_job_data(j, &len);
-	sb_printf(b, "job %s name=%s queue=%s state=%s data=", jobq_job_id_of(j), jobq_job_name(j),
-	          jobq_job_queue_name(j), jobq_state_name(jobq_job_state(j)));
-	sb_hex(b, data, len);
-	sb_printf(b,
-	          " ts=%lld processed=%lld finished=%lld delay=%lld prio=%u started=%u made=%u "
-	          "stalled=%u progress=%s result=%s reason=%s",
-	          (long long)jobq_job_timestamp(j), (long long)jobq_job_processed_on(j),
-	          (long long)jobq_job_finished_on(j), (long long)jobq_job_delay(j),
-	          jobq_job_priority(j), jobq_job_attempts_started(j), jobq_job_attempts_made(j),
-	          jobq_job_stalled_count(j), jobq_job_progress(j) ? jobq_job_progress(j) : "-",
-	          jobq_job_result(j) ? jobq_job_result(j) : "-",
-	          jobq_job_failed_reason(j) ? jobq_job_failed_reason(j) : "-");
-	for (size_t i = 0; i < jobq_job_stacktrace_count(j); i++)
-		sb_printf(b, " stack[%zu]=%s", i, jobq_job_stacktrace_at(j, i));
-	const jobq_job_options *o = jobq_job_options_of(j);
-	sb_printf(
-	    b, " opts{delay=%lld prio=%u lifo=%d attempts=%u backoff=%d/%lld/%g/%lld/%s id=%s",
-	    (long long)o->delay_ms, o->priority, o->lifo, o->attempts, (int)o->backoff.type,
-	    (long long)o->backoff.delay_ms, o->backoff.jitter, (long long)o->backoff.max_delay_ms,
-	    o->backoff.custom_type ? o->backoff.custom_type : "-", o->job_id ? o->job_id : "-");
-	render_keep(b, "roc", &o->remove_on_complete);
-	render_keep(b, "rof", &o->remove_on_fail);
-	sb_printf(b, " keep_logs=%lld size_limit=%zu dedup=%s/%lld ts=%lld}\n",
-	          (long long)o->keep_logs, o->size_limit, o->dedup_id ? o->dedup_id : "-",
-	          (long long)o->dedup_ttl_ms, (long long)o->timestamp);
-}
-
-static void
-render_event(sbuf *b, const jobq_event *e) {
-	sb_printf(b, "event %s %s job=%s", e->id, e->event, e->job_id ? e->job_id : "-");
-	for (size_t i = 0; i < e->nfields; i++)
-		sb_printf(b, " %s=%s", e->fields[i].key, e->fields[i].value);
-	sb_printf(b, "\n");
-}
-
-/* Everything the public API shows of queue `q` (the events log if `events`). Runs disarmed. */
-static void
-snapshot_queue(sbuf *b, jobq_queue *q, int events) {
-	sb_printf(b, "queue %s\n", jobq_queue_name(q));
-	jobq_counts c;
-	assert_int_equal(jobq_queue_counts(&c, q), 0);
-	sb_printf(b, "counts w=%llu a=%llu d=%llu p=%llu c=%llu f=%llu paused=%llu wc=%llu\n",
-	          (unsigned long long)c.waiting, (unsigned long long)c.active,
-	          (unsigned long long)c.delayed, (unsigned long long)c.prioritized,
-	          (unsigned long long)c.completed, (unsigned long long)c.failed,
-	          (unsigned long long)c.paused, (unsigned long long)c.waiting_children);
-	int paused = -1;
-	assert_int_equal(jobq_queue_is_paused(&paused, q), 0);
-	sb_printf(b, "is_paused %d\n", paused);
-	for (int st = JOBQ_STATE_WAITING; st <= JOBQ_STATE_FAILED; st++) {
-		jobq_job_list *l = NULL;
-		assert_int_equal(jobq_queue_list(&l, q, (jobq_state)st, 0, 1000), 0);
-		sb_printf(b, "list %s %zu\n", jobq_state_name((jobq_state)st), l->count);
-		for (size_t i = 0; i < l->count; i++) {
-			render_job(b, l->jobs[i]);
-			jobq_strings *logs = NULL;
-			assert_int_equal(
-			    jobq_queue_get_logs(&logs, q, jobq_job_id_of(l->jobs[i]), 0, 0), 0);
-			for (size_t k = 0; k < logs->count; k++)
-				sb_printf(b, "  log %s\n", logs->items[k]);
-			jobq_strings_free(logs);
-		}
-		jobq_job_list_free(l);
-	}
-	if (!events)
-		return;
-	jobq_event_list *ev = NULL;
-	assert_int_equal(jobq_events_read(&ev, q, JOBQ_EVENTS_START, 100000, 0), 0);
-	for (size_t i = 0; i < jobq_event_list_count(ev); i++)
-		render_event(b, jobq_event_list_at(ev, i));
-	sb_printf(b, "cursor %s\n", jobq_event_list_cursor(ev) ? jobq_event_list_cursor(ev) : "-");
-	jobq_event_list_free(ev);
 }
 
 /* --- the fixture: a store with jobs in every state ------------------------------------------ */
@@ -395,70 +261,40 @@ fixture_teardown(fixture *f) {
 	memset(f, 0, sizeof(*f));
 }
 
-/* The raw content of every database of the environment (LMDB). */
-static void
-snapshot_raw(sbuf *b, fixture *f) {
-#ifdef JOBQ_HAVE_LMDB
-	if (strcmp(f->backend, "lmdb") != 0)
-		return;
-	lmdb_env *e = ((lmdb_backend *)f->b)->e;
-	MDB_txn *txn;
-	assert_int_equal(mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn), 0);
-	for (int d = 0; d < DBI__COUNT; d++) {
-		MDB_cursor *cur;
-		assert_int_equal(mdb_cursor_open(txn, e->dbi[d], &cur), 0);
-		sb_printf(b, "db %d\n", d);
-		MDB_val k, v;
-		for (MDB_cursor_op op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0;
-		     op = MDB_NEXT) {
-			sb_hex(b, k.mv_data, k.mv_size);
-			sb_printf(b, " = ");
-			sb_hex(b, v.mv_data, v.mv_size);
-			sb_printf(b, "\n");
-		}
-		mdb_cursor_close(cur);
-	}
-	mdb_txn_abort(txn);
-#else
-	(void)b;
-	(void)f;
-#endif
-}
-
 /* The API's view (comparable across fixtures) and the raw view (within one fixture). */
 static void
-snapshot(sbuf *api, sbuf *raw, fixture *f, int events) {
+snapshot(jobq_test_buf *api, jobq_test_buf *raw, fixture *f, int events) {
 	disarm();
-	snapshot_queue(api, f->q, events);
-	snapshot_queue(api, f->p, events);
-	if (raw != NULL)
-		snapshot_raw(raw, f);
+	jobq_test_dump_queue(api, f->q, events);
+	jobq_test_dump_queue(api, f->p, events);
+	if (raw != NULL && strcmp(f->backend, "lmdb") == 0)
+		jobq_test_dump_lmdb(raw, f->b);
 }
 
 /* --- the calls ------------------------------------------------------------------------------ */
 
 /* A call runs on a fixture and writes what it returned (besides its code) to `res`. */
-typedef int (*call_fn)(fixture *f, sbuf *res);
+typedef int (*call_fn)(fixture *f, jobq_test_buf *res);
 
 static void
-render_list(sbuf *res, jobq_job_list *l) {
-	sb_printf(res, "%zu jobs\n", l->count);
+render_list(jobq_test_buf *res, jobq_job_list *l) {
+	jobq_test_buf_printf(res, "%zu jobs\n", l->count);
 	for (size_t i = 0; i < l->count; i++)
-		render_job(res, l->jobs[i]);
+		jobq_test_dump_job(res, l->jobs[i]);
 }
 
 static void
-render_strings(sbuf *res, const jobq_strings *s) {
+render_strings(jobq_test_buf *res, const jobq_strings *s) {
 	if (s == NULL) {
-		sb_printf(res, "(null)\n");
+		jobq_test_buf_printf(res, "(null)\n");
 		return;
 	}
 	for (size_t i = 0; i < s->count; i++)
-		sb_printf(res, "%s\n", s->items[i]);
+		jobq_test_buf_printf(res, "%s\n", s->items[i]);
 }
 
 static int
-c_store_open_memory_named(fixture *f, sbuf *res) {
+c_store_open_memory_named(fixture *f, jobq_test_buf *res) {
 	(void)f;
 	(void)res;
 	jobq_store *s = NULL;
@@ -473,7 +309,7 @@ c_store_open_memory_named(fixture *f, sbuf *res) {
 }
 
 static int
-c_store_open_url(fixture *f, sbuf *res) {
+c_store_open_url(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	char url[160];
 	if (strcmp(f->backend, "memory") == 0)
@@ -492,7 +328,7 @@ c_store_open_url(fixture *f, sbuf *res) {
 		jobq_counts c;
 		rc = jobq_queue_counts(&c, q);
 		if (rc >= 0)
-			sb_printf(res, "waiting %llu\n", (unsigned long long)c.waiting);
+			jobq_test_buf_printf(res, "waiting %llu\n", (unsigned long long)c.waiting);
 	}
 	jobq_queue_close(q);
 	jobq_store_close(s);
@@ -501,7 +337,7 @@ c_store_open_url(fixture *f, sbuf *res) {
 
 /* A store in a new directory (LMDB: a new environment; memory: a private instance). */
 static int
-c_store_open_fresh(fixture *f, sbuf *res) {
+c_store_open_fresh(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	char url[160];
 	static int round;
@@ -522,7 +358,7 @@ c_store_open_fresh(fixture *f, sbuf *res) {
 }
 
 static int
-c_queue_open_new(fixture *f, sbuf *res) {
+c_queue_open_new(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	jobq_queue *q = NULL;
 	int rc = jobq_queue_open(&q, f->s, "fresh");
@@ -531,42 +367,42 @@ c_queue_open_new(fixture *f, sbuf *res) {
 }
 
 static int
-c_queue_open_existing(fixture *f, sbuf *res) {
+c_queue_open_existing(fixture *f, jobq_test_buf *res) {
 	jobq_queue *q = NULL;
 	int rc = jobq_queue_open(&q, f->s, "q");
 	if (rc >= 0) {
 		int paused = -1;
 		rc = jobq_queue_is_paused(&paused, q);
-		sb_printf(res, "paused %d\n", paused);
+		jobq_test_buf_printf(res, "paused %d\n", paused);
 	}
 	jobq_queue_close(q);
 	return rc;
 }
 
 static int
-c_clock_manual(fixture *f, sbuf *res) {
+c_clock_manual(fixture *f, jobq_test_buf *res) {
 	(void)f;
 	jobq_clock *c = NULL;
 	int rc = jobq_clock_manual_new(&c, 5);
 	if (rc < 0)
 		return rc;
 	rc = jobq_clock_advance(c, 7);
-	sb_printf(res, "now %lld\n", (long long)jobq_clock_now(c));
+	jobq_test_buf_printf(res, "now %lld\n", (long long)jobq_clock_now(c));
 	jobq_clock_free(c);
 	return rc;
 }
 
 static int
-c_add_plain(fixture *f, sbuf *res) {
+c_add_plain(fixture *f, jobq_test_buf *res) {
 	jobq_job_id id;
 	int rc = jobq_queue_add(&id, f->q, "new", "{\"x\":1}", 7, NULL);
 	if (rc >= 0)
-		sb_printf(res, "%s %d\n", id.str, rc);
+		jobq_test_buf_printf(res, "%s %d\n", id.str, rc);
 	return rc;
 }
 
 static int
-c_add_options(fixture *f, sbuf *res) {
+c_add_options(fixture *f, jobq_test_buf *res) {
 	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
 	o.job_id = "custom-1";
 	o.priority = 3;
@@ -579,46 +415,46 @@ c_add_options(fixture *f, sbuf *res) {
 	jobq_job_id id;
 	int rc = jobq_queue_add(&id, f->q, "opts", "{\"x\":2}", 7, &o);
 	if (rc >= 0)
-		sb_printf(res, "%s %d\n", id.str, rc);
+		jobq_test_buf_printf(res, "%s %d\n", id.str, rc);
 	return rc;
 }
 
 static int
-c_add_delayed(fixture *f, sbuf *res) {
+c_add_delayed(fixture *f, jobq_test_buf *res) {
 	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
 	o.delay_ms = 1000;
 	o.lifo = 1;
 	jobq_job_id id;
 	int rc = jobq_queue_add(&id, f->q, "later", "{}", 2, &o);
 	if (rc >= 0)
-		sb_printf(res, "%s %d\n", id.str, rc);
+		jobq_test_buf_printf(res, "%s %d\n", id.str, rc);
 	return rc;
 }
 
 static int
-c_add_duplicate(fixture *f, sbuf *res) {
+c_add_duplicate(fixture *f, jobq_test_buf *res) {
 	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
 	o.job_id = "act";
 	jobq_job_id id;
 	int rc = jobq_queue_add(&id, f->q, "again", "{}", 2, &o);
 	if (rc >= 0)
-		sb_printf(res, "%s %d\n", id.str, rc);
+		jobq_test_buf_printf(res, "%s %d\n", id.str, rc);
 	return rc;
 }
 
 static int
-c_add_deduplicated(fixture *f, sbuf *res) {
+c_add_deduplicated(fixture *f, jobq_test_buf *res) {
 	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
 	o.dedup_id = "dd";
 	jobq_job_id id;
 	int rc = jobq_queue_add(&id, f->q, "again", "{}", 2, &o);
 	if (rc >= 0)
-		sb_printf(res, "%s %d\n", id.str, rc);
+		jobq_test_buf_printf(res, "%s %d\n", id.str, rc);
 	return rc;
 }
 
 static int
-c_add_bulk(fixture *f, sbuf *res) {
+c_add_bulk(fixture *f, jobq_test_buf *res) {
 	jobq_job_options o1 = JOBQ_JOB_OPTIONS_INIT, o2 = JOBQ_JOB_OPTIONS_INIT;
 	o1.priority = 2;
 	o2.job_id = "bulk-2";
@@ -632,19 +468,19 @@ c_add_bulk(fixture *f, sbuf *res) {
 	int rc = jobq_queue_add_bulk(ids, outcomes, f->q, specs, 4);
 	if (rc >= 0)
 		for (int i = 0; i < 4; i++)
-			sb_printf(res, "%s %d\n", ids[i].str, outcomes[i]);
+			jobq_test_buf_printf(res, "%s %d\n", ids[i].str, outcomes[i]);
 	return rc;
 }
 
 static int
-c_add_bulk_duplicate(fixture *f, sbuf *res) {
+c_add_bulk_duplicate(fixture *f, jobq_test_buf *res) {
 	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
 	o.job_id = "act";
 	jobq_job_spec specs[2] = {{"x", "{}", 2, NULL}, {"y", "{}", 2, &o}};
 	jobq_job_id ids[2];
 	int rc = jobq_queue_add_bulk(ids, NULL, f->q, specs, 2);
 	if (rc >= 0)
-		sb_printf(res, "%s %s\n", ids[0].str, ids[1].str);
+		jobq_test_buf_printf(res, "%s %s\n", ids[0].str, ids[1].str);
 	return rc;
 }
 
@@ -665,7 +501,7 @@ on_async_done(void *ctx, int rc, const char *id, int outcome) {
 
 /* On a handle of its own: the sender thread of a queue handle lives until the handle closes. */
 static int
-c_add_async(fixture *f, sbuf *res) {
+c_add_async(fixture *f, jobq_test_buf *res) {
 	jobq_queue *q = NULL;
 	int rc = jobq_queue_open(&q, f->s, "q");
 	if (rc < 0)
@@ -683,22 +519,22 @@ c_add_async(fixture *f, sbuf *res) {
 	if (atomic_load(&d.rc) != rc)
 		fail_msg("add_async: done saw %d, flush returned %d", atomic_load(&d.rc), rc);
 	if (rc >= 0)
-		sb_printf(res, "%s\n", d.id);
+		jobq_test_buf_printf(res, "%s\n", d.id);
 	return rc;
 }
 
 static int
-c_get_job(fixture *f, sbuf *res) {
+c_get_job(fixture *f, jobq_test_buf *res) {
 	jobq_job *j = NULL;
 	int rc = jobq_queue_get_job(&j, f->q, f->id_waiting);
 	if (rc >= 0)
-		render_job(res, j);
+		jobq_test_dump_job(res, j);
 	jobq_job_free(j);
 	return rc;
 }
 
 static int
-c_get_job_missing(fixture *f, sbuf *res) {
+c_get_job_missing(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	jobq_job *j = NULL;
 	int rc = jobq_queue_get_job(&j, f->q, "nope");
@@ -707,15 +543,15 @@ c_get_job_missing(fixture *f, sbuf *res) {
 }
 
 static int
-c_get_state(fixture *f, sbuf *res) {
+c_get_state(fixture *f, jobq_test_buf *res) {
 	jobq_state st = JOBQ_STATE_UNKNOWN;
 	int rc = jobq_queue_get_state(&st, f->q, f->id_failed);
-	sb_printf(res, "%s\n", jobq_state_name(st));
+	jobq_test_buf_printf(res, "%s\n", jobq_state_name(st));
 	return rc;
 }
 
 static int
-list_state(fixture *f, sbuf *res, jobq_state st) {
+list_state(fixture *f, jobq_test_buf *res, jobq_state st) {
 	jobq_job_list *l = NULL;
 	int rc = jobq_queue_list(&l, f->q, st, 0, 100);
 	if (rc >= 0)
@@ -725,57 +561,58 @@ list_state(fixture *f, sbuf *res, jobq_state st) {
 }
 
 static int
-c_list_waiting(fixture *f, sbuf *res) {
+c_list_waiting(fixture *f, jobq_test_buf *res) {
 	return list_state(f, res, JOBQ_STATE_WAITING);
 }
 
 static int
-c_list_active(fixture *f, sbuf *res) {
+c_list_active(fixture *f, jobq_test_buf *res) {
 	return list_state(f, res, JOBQ_STATE_ACTIVE);
 }
 
 static int
-c_list_completed(fixture *f, sbuf *res) {
+c_list_completed(fixture *f, jobq_test_buf *res) {
 	return list_state(f, res, JOBQ_STATE_COMPLETED);
 }
 
 static int
-c_list_failed(fixture *f, sbuf *res) {
+c_list_failed(fixture *f, jobq_test_buf *res) {
 	return list_state(f, res, JOBQ_STATE_FAILED);
 }
 
 static int
-c_list_delayed(fixture *f, sbuf *res) {
+c_list_delayed(fixture *f, jobq_test_buf *res) {
 	return list_state(f, res, JOBQ_STATE_DELAYED);
 }
 
 static int
-c_list_prioritized(fixture *f, sbuf *res) {
+c_list_prioritized(fixture *f, jobq_test_buf *res) {
 	return list_state(f, res, JOBQ_STATE_PRIORITIZED);
 }
 
 static int
-c_counts(fixture *f, sbuf *res) {
+c_counts(fixture *f, jobq_test_buf *res) {
 	jobq_counts c;
 	int rc = jobq_queue_counts(&c, f->q);
 	if (rc >= 0)
-		sb_printf(res, "%llu %llu %llu %llu %llu %llu\n", (unsigned long long)c.waiting,
-		          (unsigned long long)c.active, (unsigned long long)c.delayed,
-		          (unsigned long long)c.prioritized, (unsigned long long)c.completed,
-		          (unsigned long long)c.failed);
+		jobq_test_buf_printf(res, "%llu %llu %llu %llu %llu %llu\n",
+		                     (unsigned long long)c.waiting, (unsigned long long)c.active,
+		                     (unsigned long long)c.delayed,
+		                     (unsigned long long)c.prioritized,
+		                     (unsigned long long)c.completed, (unsigned long long)c.failed);
 	return rc;
 }
 
 static int
-c_is_paused(fixture *f, sbuf *res) {
+c_is_paused(fixture *f, jobq_test_buf *res) {
 	int paused = -1;
 	int rc = jobq_queue_is_paused(&paused, f->p);
-	sb_printf(res, "%d\n", paused);
+	jobq_test_buf_printf(res, "%d\n", paused);
 	return rc;
 }
 
 static int
-c_get_logs(fixture *f, sbuf *res) {
+c_get_logs(fixture *f, jobq_test_buf *res) {
 	jobq_strings *logs = NULL;
 	int rc = jobq_queue_get_logs(&logs, f->q, f->id_waiting, 0, 0);
 	if (rc >= 0)
@@ -785,35 +622,35 @@ c_get_logs(fixture *f, sbuf *res) {
 }
 
 static int
-c_pause(fixture *f, sbuf *res) {
+c_pause(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_pause(f->q);
 }
 
 static int
-c_resume(fixture *f, sbuf *res) {
+c_resume(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_resume(f->p);
 }
 
 static int
-c_drain(fixture *f, sbuf *res) {
+c_drain(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_drain(f->q, 0);
 }
 
 static int
-c_drain_delayed(fixture *f, sbuf *res) {
+c_drain_delayed(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_drain(f->q, 1);
 }
 
 static int
-clean_state(fixture *f, sbuf *res, jobq_state st, size_t limit) {
+clean_state(fixture *f, jobq_test_buf *res, jobq_state st, size_t limit) {
 	jobq_strings *removed = NULL;
 	int rc = jobq_queue_clean(&removed, f->q, st, 0, limit);
 	if (rc >= 0) {
-		sb_printf(res, "rc %d\n", rc);
+		jobq_test_buf_printf(res, "rc %d\n", rc);
 		render_strings(res, removed);
 	}
 	jobq_strings_free(removed);
@@ -821,147 +658,147 @@ clean_state(fixture *f, sbuf *res, jobq_state st, size_t limit) {
 }
 
 static int
-c_clean_completed(fixture *f, sbuf *res) {
+c_clean_completed(fixture *f, jobq_test_buf *res) {
 	return clean_state(f, res, JOBQ_STATE_COMPLETED, 0);
 }
 
 static int
-c_clean_failed(fixture *f, sbuf *res) {
+c_clean_failed(fixture *f, jobq_test_buf *res) {
 	return clean_state(f, res, JOBQ_STATE_FAILED, 0);
 }
 
 static int
-c_clean_waiting(fixture *f, sbuf *res) {
+c_clean_waiting(fixture *f, jobq_test_buf *res) {
 	return clean_state(f, res, JOBQ_STATE_WAITING, 1);
 }
 
 static int
-c_clean_delayed(fixture *f, sbuf *res) {
+c_clean_delayed(fixture *f, jobq_test_buf *res) {
 	return clean_state(f, res, JOBQ_STATE_DELAYED, 0);
 }
 
 static int
-c_clean_no_list(fixture *f, sbuf *res) {
+c_clean_no_list(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_clean(NULL, f->q, JOBQ_STATE_COMPLETED, 0, 0);
 }
 
 static int
-c_obliterate(fixture *f, sbuf *res) {
+c_obliterate(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_obliterate(f->q, 1);
 }
 
 static int
-c_obliterate_refused(fixture *f, sbuf *res) {
+c_obliterate_refused(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_obliterate(f->q, 0);
 }
 
 static int
-c_obliterate_paused(fixture *f, sbuf *res) {
+c_obliterate_paused(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_obliterate(f->p, 0);
 }
 
 static int
-c_promote_one(fixture *f, sbuf *res) {
+c_promote_one(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_promote(f->q, f->id_delayed);
 }
 
 static int
-c_promote_all(fixture *f, sbuf *res) {
+c_promote_all(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_promote(f->q, NULL);
 }
 
 static int
-c_retry_one(fixture *f, sbuf *res) {
+c_retry_one(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_retry(f->q, f->id_failed);
 }
 
 static int
-c_retry_all(fixture *f, sbuf *res) {
+c_retry_all(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_retry(f->q, NULL);
 }
 
 static int
-c_remove_waiting(fixture *f, sbuf *res) {
+c_remove_waiting(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_remove(f->q, f->id_waiting);
 }
 
 static int
-c_remove_completed(fixture *f, sbuf *res) {
+c_remove_completed(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_remove(f->q, f->id_completed);
 }
 
 static int
-c_remove_active(fixture *f, sbuf *res) {
+c_remove_active(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_remove(f->q, "act");
 }
 
 static int
-c_remove_missing(fixture *f, sbuf *res) {
+c_remove_missing(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_remove(f->q, "nope");
 }
 
 static int
-c_progress(fixture *f, sbuf *res) {
+c_progress(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_update_progress(f->q, f->id_prio, "{\"step\":2}");
 }
 
 static int
-c_job_progress(fixture *f, sbuf *res) {
+c_job_progress(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_job_update_progress(f->active, "42");
 }
 
 static int
-c_add_log(fixture *f, sbuf *res) {
+c_add_log(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_add_log(f->q, f->id_waiting, "line three");
 }
 
 static int
-c_job_log(fixture *f, sbuf *res) {
+c_job_log(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_job_log(f->active, "still working");
 }
 
 static int
-c_fetch(fixture *f, sbuf *res) {
+c_fetch(fixture *f, jobq_test_buf *res) {
 	jobq_job *j = NULL;
 	int rc = jobq_queue_fetch(&j, f->q, 30000);
 	if (rc >= 0)
-		render_job(res, j);
+		jobq_test_dump_job(res, j);
 	jobq_job_free(j);
 	return rc;
 }
 
 static int
-c_fetch_promotes(fixture *f, sbuf *res) {
+c_fetch_promotes(fixture *f, jobq_test_buf *res) {
 	/* with the locks expired the retrying job is due: the fetch promotes it, then takes the
 	 * head of waiting */
 	return c_fetch(f, res);
 }
 
 static int
-c_fetch_stalled(fixture *f, sbuf *res) {
+c_fetch_stalled(fixture *f, jobq_test_buf *res) {
 	/* after the stalled check with max 0 the active job is back at the front of waiting
 	 * past its stall limit: the fetch fails it, then takes the next job */
 	return c_fetch(f, res);
 }
 
 static int
-c_fetch_paused(fixture *f, sbuf *res) {
+c_fetch_paused(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	jobq_job *j = NULL;
 	int rc = jobq_queue_fetch(&j, f->p, 30000);
@@ -970,91 +807,91 @@ c_fetch_paused(fixture *f, sbuf *res) {
 }
 
 static int
-c_complete(fixture *f, sbuf *res) {
+c_complete(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_complete(f->q, "act", jobq_job_token(f->active), "{\"r\":[1,2]}");
 }
 
 static int
-c_complete_wrong_token(fixture *f, sbuf *res) {
+c_complete_wrong_token(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_complete(f->q, "act", "not-the-token", "1");
 }
 
 static int
-c_job_complete(fixture *f, sbuf *res) {
+c_job_complete(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_job_complete(f->active, NULL);
 }
 
 static int
-c_fail_retry(fixture *f, sbuf *res) {
+c_fail_retry(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_fail(f->q, "act", jobq_job_token(f->active), "oops", 0);
 }
 
 static int
-c_fail_final(fixture *f, sbuf *res) {
+c_fail_final(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_job_fail(f->active, "fatal", JOBQ_FAIL_UNRECOVERABLE);
 }
 
 static int
-c_fail_wrong_token(fixture *f, sbuf *res) {
+c_fail_wrong_token(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_fail(f->q, "act", "not-the-token", "oops", 0);
 }
 
 static int
-c_extend_lock(fixture *f, sbuf *res) {
+c_extend_lock(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_extend_lock(f->q, "act", jobq_job_token(f->active), 60000);
 }
 
 static int
-c_job_extend_lock(fixture *f, sbuf *res) {
+c_job_extend_lock(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_job_extend_lock(f->active, 60000);
 }
 
 static int
-c_check_stalled(fixture *f, sbuf *res) {
+c_check_stalled(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_check_stalled(f->q, 1);
 }
 
 static int
-c_check_stalled_fail(fixture *f, sbuf *res) {
+c_check_stalled_fail(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	return jobq_queue_check_stalled(f->q, 0);
 }
 
 static int
-read_events(fixture *f, sbuf *res, const char *after) {
+read_events(fixture *f, jobq_test_buf *res, const char *after) {
 	jobq_event_list *l = NULL;
 	int rc = jobq_events_read(&l, f->q, after, 0, 0);
 	if (rc >= 0) {
 		for (size_t i = 0; i < jobq_event_list_count(l); i++)
-			render_event(res, jobq_event_list_at(l, i));
-		sb_printf(res, "cursor %s\n",
-		          jobq_event_list_cursor(l) ? jobq_event_list_cursor(l) : "-");
+			jobq_test_dump_event(res, jobq_event_list_at(l, i));
+		jobq_test_buf_printf(res, "cursor %s\n",
+		                     jobq_event_list_cursor(l) ? jobq_event_list_cursor(l) : "-");
 	}
 	jobq_event_list_free(l);
 	return rc;
 }
 
 static int
-c_events_start(fixture *f, sbuf *res) {
+c_events_start(fixture *f, jobq_test_buf *res) {
 	return read_events(f, res, JOBQ_EVENTS_START);
 }
 
 static int
-c_events_now(fixture *f, sbuf *res) {
+c_events_now(fixture *f, jobq_test_buf *res) {
 	return read_events(f, res, JOBQ_EVENTS_NOW);
 }
 
 static int
-c_events_after_last(fixture *f, sbuf *res) {
+c_events_after_last(fixture *f, jobq_test_buf *res) {
 	/* the cursor of the newest event: an empty list with that cursor */
 	jobq_event_list *l = NULL;
 	long armed = atomic_exchange(&fail_at, 0); /* this read is not the call under test */
@@ -1069,18 +906,18 @@ c_events_after_last(fixture *f, sbuf *res) {
 typedef struct sub_seen {
 	atomic_int count;
 	int want; /* the callback stops the subscription at this many events */
-	sbuf seen;
+	jobq_test_buf seen;
 } sub_seen;
 
 static int
 on_event(const jobq_event *e, void *payload) {
 	sub_seen *s = payload;
-	render_event(&s->seen, e);
+	jobq_test_dump_event(&s->seen, e);
 	return atomic_fetch_add(&s->count, 1) + 1 >= s->want;
 }
 
 static int
-c_subscribe(fixture *f, sbuf *res) {
+c_subscribe(fixture *f, jobq_test_buf *res) {
 	/* every event of the log, then the callback stops the subscription */
 	jobq_event_list *l = NULL;
 	long armed = atomic_exchange(&fail_at, 0); /* counting the events is not under test */
@@ -1097,13 +934,13 @@ c_subscribe(fixture *f, sbuf *res) {
 		nanosleep(&ts, NULL);
 	}
 	jobq_events_unsubscribe(sub);
-	sb_printf(res, "%s", sb_str(&seen.seen));
-	sb_free(&seen.seen);
+	jobq_test_buf_printf(res, "%s", jobq_test_buf_str(&seen.seen));
+	jobq_test_buf_free(&seen.seen);
 	return 0;
 }
 
 static int
-c_subscribe_now(fixture *f, sbuf *res) {
+c_subscribe_now(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	sub_seen seen = {.want = 1};
 	jobq_subscription *sub = NULL;
@@ -1111,29 +948,29 @@ c_subscribe_now(fixture *f, sbuf *res) {
 	if (rc < 0)
 		return rc;
 	jobq_events_unsubscribe(sub);
-	sb_free(&seen.seen);
+	jobq_test_buf_free(&seen.seen);
 	return 0;
 }
 
 static int
-c_request_finished(fixture *f, sbuf *res) {
+c_request_finished(fixture *f, jobq_test_buf *res) {
 	/* a custom id of a completed job: the add finds it, the wait returns it at once */
 	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
 	o.job_id = f->id_completed;
 	jobq_job *j = NULL;
 	int rc = jobq_queue_request(&j, f->q, "done", "{}", 2, &o, 5000);
 	if (rc >= 0)
-		render_job(res, j);
+		jobq_test_dump_job(res, j);
 	jobq_job_free(j);
 	return rc;
 }
 
 static int
-c_wait_job_finished(fixture *f, sbuf *res) {
+c_wait_job_finished(fixture *f, jobq_test_buf *res) {
 	jobq_job *j = NULL;
 	int rc = jobq_queue_wait_job(&j, f->q, f->id_failed, 5000);
 	if (j != NULL)
-		render_job(res, j);
+		jobq_test_dump_job(res, j);
 	jobq_job_free(j);
 	return rc;
 }
@@ -1145,7 +982,7 @@ process_ok(jobq_job *job, void *payload) {
 }
 
 static int
-c_worker(fixture *f, sbuf *res) {
+c_worker(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	/* on the paused queue: the worker starts, finds nothing to do, and closes */
 	jobq_worker_options wo = JOBQ_WORKER_OPTIONS_INIT;
@@ -1168,7 +1005,7 @@ process_plain(jobq_job *job, void *payload) {
 }
 
 static int
-c_worker_process(fixture *f, sbuf *res) {
+c_worker_process(fixture *f, jobq_test_buf *res) {
 	/* a worker completes the three ready jobs of q (10 s at most) */
 	jobq_worker_options wo = JOBQ_WORKER_OPTIONS_INIT;
 	jobq_worker *w = NULL;
@@ -1193,12 +1030,12 @@ c_worker_process(fixture *f, sbuf *res) {
 		rc =
 		    jobq_error_set(JOBQ_ETIMEDOUT, "worker: %llu completed, %llu attempts failed",
 		                   (unsigned long long)st.completed, (unsigned long long)st.failed);
-	sb_printf(res, "completed %llu\n", (unsigned long long)st.completed);
+	jobq_test_buf_printf(res, "completed %llu\n", (unsigned long long)st.completed);
 	return rc;
 }
 
 static int
-c_add_bulk_invalid(fixture *f, sbuf *res) {
+c_add_bulk_invalid(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	jobq_job_options bad = JOBQ_JOB_OPTIONS_INIT;
 	bad.priority = JOBQ_PRIORITY_MAX + 1;
@@ -1208,7 +1045,7 @@ c_add_bulk_invalid(fixture *f, sbuf *res) {
 }
 
 static int
-c_wait_job_timeout(fixture *f, sbuf *res) {
+c_wait_job_timeout(fixture *f, jobq_test_buf *res) {
 	(void)res;
 	jobq_job *j = NULL;
 	int rc = jobq_queue_wait_job(&j, f->q, f->id_waiting, 0);
@@ -1341,7 +1178,7 @@ static int
 run_case(const call_case *c, const char *backend, int *points) {
 	fixture f;
 	/* The reference: the call without injection, on a fresh fixture. */
-	sbuf ref_res = {0}, ref_api = {0};
+	jobq_test_buf ref_res = {0}, ref_api = {0};
 	fresh(&f, backend, c->stale_locks);
 	arm(0);
 	long ref_live = atomic_load(&live_allocs);
@@ -1355,45 +1192,51 @@ run_case(const call_case *c, const char *backend, int *points) {
 	    ref_rc != JOBQ_ETIMEDOUT) {
 		fprintf(stderr, "%s/%s: the call without injection returned %s: %s\n", backend,
 		        c->name, jobq_error_name(ref_rc), jobq_error_message());
-		sb_free(&ref_res);
-		sb_free(&ref_api);
+		jobq_test_buf_free(&ref_res);
+		jobq_test_buf_free(&ref_api);
 		return 1;
 	}
 
 	int bad = 0, have = 0;
-	sbuf before_api = {0}, before_raw = {0};
+	jobq_test_buf before_api = {0}, before_raw = {0};
 	long n;
 	for (n = 1; n <= MAX_INJECTIONS; n++) {
 		if (!have) {
 			fresh(&f, backend, c->stale_locks);
-			sb_free(&before_api);
-			sb_free(&before_raw);
+			jobq_test_buf_free(&before_api);
+			jobq_test_buf_free(&before_raw);
 			snapshot(&before_api, &before_raw, &f, 1);
 			have = 1;
 		}
-		sbuf res = {0};
+		jobq_test_buf res = {0};
 		long live = atomic_load(&live_allocs);
 		arm(n);
 		int rc = c->fn(&f, &res);
 		disarm();
 		int injected = atomic_load(&failed) > 0;
 		if (rc == JOBQ_ENOMEM && injected) {
-			sbuf api = {0}, raw = {0};
+			jobq_test_buf api = {0}, raw = {0};
 			snapshot(&api, &raw, &f, 1);
-			int as_after = c->two_steps && strcmp(sb_str(&api), sb_str(&ref_api)) == 0;
+			int as_after = c->two_steps && strcmp(jobq_test_buf_str(&api),
+			                                      jobq_test_buf_str(&ref_api)) == 0;
 			if (as_after) {
 				fixture_teardown(&f); /* the add is done: start again */
 				have = 0;
-			} else if (strcmp(sb_str(&api), sb_str(&before_api)) != 0 ||
-			           strcmp(sb_str(&raw), sb_str(&before_raw)) != 0) {
+			} else if (strcmp(jobq_test_buf_str(&api),
+			                  jobq_test_buf_str(&before_api)) != 0 ||
+			           strcmp(jobq_test_buf_str(&raw),
+			                  jobq_test_buf_str(&before_raw)) != 0) {
 				fprintf(stderr,
 				        "%s/%s: allocation %ld failed, the call returned "
 				        "JOBQ_ENOMEM but changed the store\n",
 				        backend, c->name, n);
-				if (strcmp(sb_str(&api), sb_str(&before_api)) != 0)
-					first_diff("API view", sb_str(&before_api), sb_str(&api));
+				if (strcmp(jobq_test_buf_str(&api),
+				           jobq_test_buf_str(&before_api)) != 0)
+					first_diff("API view", jobq_test_buf_str(&before_api),
+					           jobq_test_buf_str(&api));
 				else
-					first_diff("LMDB dump", sb_str(&before_raw), sb_str(&raw));
+					first_diff("LMDB dump", jobq_test_buf_str(&before_raw),
+					           jobq_test_buf_str(&raw));
 				bad++;
 				fixture_teardown(&f);
 				have = 0;
@@ -1407,32 +1250,34 @@ run_case(const call_case *c, const char *backend, int *points) {
 				        backend, c->name, n, now_live - live);
 				bad++;
 			}
-			sb_free(&api);
-			sb_free(&raw);
+			jobq_test_buf_free(&api);
+			jobq_test_buf_free(&raw);
 		} else if (rc == ref_rc) {
-			sbuf api = {0};
+			jobq_test_buf api = {0};
 			snapshot(&api, NULL, &f, !c->threaded);
-			if (strcmp(sb_str(&res), sb_str(&ref_res)) != 0) {
+			if (strcmp(jobq_test_buf_str(&res), jobq_test_buf_str(&ref_res)) != 0) {
 				fprintf(stderr,
 				        "%s/%s: allocation %ld failed, the call returned %s with "
 				        "another result\n",
 				        backend, c->name, n, jobq_error_name(rc));
-				first_diff("result", sb_str(&ref_res), sb_str(&res));
+				first_diff("result", jobq_test_buf_str(&ref_res),
+				           jobq_test_buf_str(&res));
 				bad++;
 			}
-			if (strcmp(sb_str(&api), sb_str(&ref_api)) != 0) {
+			if (strcmp(jobq_test_buf_str(&api), jobq_test_buf_str(&ref_api)) != 0) {
 				fprintf(stderr,
 				        "%s/%s: allocation %ld failed, the call returned %s but "
 				        "left another store than without injection\n",
 				        backend, c->name, n, jobq_error_name(rc));
-				first_diff("API view", sb_str(&ref_api), sb_str(&api));
+				first_diff("API view", jobq_test_buf_str(&ref_api),
+				           jobq_test_buf_str(&api));
 				bad++;
 			}
 			/* A call that left the store as it was (a read) keeps the fixture. */
-			sbuf full = {0}, raw = {0};
+			jobq_test_buf full = {0}, raw = {0};
 			snapshot(&full, &raw, &f, 1);
-			if (strcmp(sb_str(&full), sb_str(&before_api)) == 0 &&
-			    strcmp(sb_str(&raw), sb_str(&before_raw)) == 0) {
+			if (strcmp(jobq_test_buf_str(&full), jobq_test_buf_str(&before_api)) == 0 &&
+			    strcmp(jobq_test_buf_str(&raw), jobq_test_buf_str(&before_raw)) == 0) {
 				if (atomic_load(&live_allocs) - live != ref_kept) {
 					fprintf(stderr,
 					        "%s/%s: allocation %ld failed: %ld blocks of the "
@@ -1445,9 +1290,9 @@ run_case(const call_case *c, const char *backend, int *points) {
 				fixture_teardown(&f);
 				have = 0;
 			}
-			sb_free(&full);
-			sb_free(&raw);
-			sb_free(&api);
+			jobq_test_buf_free(&full);
+			jobq_test_buf_free(&raw);
+			jobq_test_buf_free(&api);
 		} else {
 			fprintf(stderr, "%s/%s: allocation %ld %s; the call returned %s: %s\n",
 			        backend, c->name, n, injected ? "failed" : "did not fail",
@@ -1456,7 +1301,7 @@ run_case(const call_case *c, const char *backend, int *points) {
 			fixture_teardown(&f);
 			have = 0;
 		}
-		sb_free(&res);
+		jobq_test_buf_free(&res);
 		if (!injected)
 			break;
 	}
@@ -1468,10 +1313,10 @@ run_case(const call_case *c, const char *backend, int *points) {
 		bad++;
 	}
 	*points = (int)n - 1;
-	sb_free(&before_api);
-	sb_free(&before_raw);
-	sb_free(&ref_res);
-	sb_free(&ref_api);
+	jobq_test_buf_free(&before_api);
+	jobq_test_buf_free(&before_raw);
+	jobq_test_buf_free(&ref_res);
+	jobq_test_buf_free(&ref_api);
 	return bad;
 }
 

@@ -259,12 +259,30 @@ completion_given_up_at_close(void **state) {
 	assert_int_equal(runs, 1);
 }
 
+/* The job vanishes while its refused outcome is kept (obliterated): the heartbeat's extend
+ * answers JOBQ_ENOTFOUND, which, like JOBQ_ELOCKLOST and JOBQ_ESTATE, means the lock is
+ * lost (backend.h's lock checks): the worker says so, instead of taking it for a store that
+ * cannot take writes. */
+static void
+lock_lost_when_the_job_vanishes(void **state) {
+	(void)state;
+	fixture f;
+	start(&f, 0);
+	assert_int_equal(told[JOBQ_WORKER_LOCK_LOST], 0);
+	assert_int_equal(jobq_queue_obliterate(f.q, 1), 0);
+	assert_true(wait_told(JOBQ_WORKER_LOCK_LOST, 1));
+	atomic_store(&full, 0);
+	stop(&f);
+	assert_int_equal(runs, 1);
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(completion_recorded_late),
 	    cmocka_unit_test(failure_recorded_late),
 	    cmocka_unit_test(completion_given_up_at_close),
+	    cmocka_unit_test(lock_lost_when_the_job_vanishes),
 	};
 	return cmocka_run_group_tests_name("worker_refused", tests, NULL, NULL);
 }

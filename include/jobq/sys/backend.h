@@ -7,8 +7,19 @@
  * - Atomic and linearizable. Each operation is one step: one critical section (memory), one
  *   write transaction (LMDB), one Lua script (Redis). A failed operation changes nothing.
  * - Compare-and-swap on the lock token. extend_lock, complete, fail, release (and progress
- *   with a token) check "active and token matches and lock not expired" inside that step; on
- *   a mismatch they return JOBQ_ELOCKLOST and change nothing, so a stale call is harmless.
+ *   with a token) check the job's lock inside that step, in this order, and on the first
+ *   check that fails return its code and change nothing, so a stale call is harmless
+ *   ("the lock checks" below; BullMQ's script codes in brackets):
+ *     no job `id` in the queue                              JOBQ_ENOTFOUND  [-1]
+ *     the job is not active                                 JOBQ_ESTATE     [-3]
+ *     its lock has expired (lock expiry <= now; Redis: the  JOBQ_ELOCKLOST  [-2]
+ *     lock key is gone)
+ *     its lock is held by another token (or token NULL)     JOBQ_ELOCKLOST  [-6]
+ *   The core reads all three as "this caller no longer holds the job" (core.h
+ *   jobq__lock_gone): the outcome is dropped, a worker reports the lock lost.
+ * - The codes of every other refusal are stated per slot, and are the same on every backend.
+ *   A refused call changes nothing at all: every check runs before the first write (on Redis,
+ *   before the script's first write command; lua/includes/lock.lua has the lock checks).
  * - Backends never read a clock (but in wait_for_work): `now_ms` comes from the core. Due times
  * (delays, retry times, promotion, timestamps and the ages clean compares) follow it in a
  * backend with JOBQ_CAP_DUE_CLOCK; a backend without JOBQ_CAP_LOCK_CLOCK (Redis) may use its
@@ -184,10 +195,11 @@ struct jobq_backend {
 	 * the next job: waiting first (FIFO, lifo jobs at the front), then prioritized (lowest
 	 * priority number, FIFO within one). Locks it with `token` until now + lock_ms, sets
 	 * processed_on = now, attempts_started += 1, state active; event `active` prev waiting.
-	 * Returns the whole job (token set), or JOBQ_ENOJOB. `info` (optional) gets the next due
-	 * time whether or not a job was found.
+	 * Returns the whole job (token set), or JOBQ_ENOJOB (nothing ready, or paused: then
+	 * nothing but the promotion of due delayed jobs changes). `info` (optional) gets the next
+	 * due time whether or not a job was found.
 	 * A job taken with a deferred_failure (past its stall limit) must be failed, not run.
-	 * Backends with JOBQ_CAP_LOGICAL_CLOCK (memory, LMDB) do it inside this step: the job is
+	 * The in-process backends (memory, LMDB) do it inside this step: the job is
 	 * taken as above (event `active`), then failed as fail() would with reason and stack =
 	 * the deferred failure and retry_at_ms < 0, keep = the job's remove_on_fail, else
 	 * info->keep_on_fail, else keep all (jobq__deferred_failure), and the step takes the next
@@ -198,7 +210,8 @@ struct jobq_backend {
 	int (*fetch)(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q,
 	             const char *token, int64_t lock_ms, int64_t now_ms);
 
-	/* Sets the lock of active job `id` held by `token` to expire at now + lock_ms. */
+	/* Sets the lock of active job `id` held by `token` to expire at now + lock_ms. Refusals:
+	 * the lock checks (JOBQ_ENOTFOUND, JOBQ_ESTATE, JOBQ_ELOCKLOST). */
 	int (*extend_lock)(jobq_backend_queue *q, const char *id, const char *token,
 	                   int64_t lock_ms, int64_t now_ms);
 
@@ -207,6 +220,7 @@ struct jobq_backend {
 	 * result, state completed; event `completed` (returnvalue, prev active); then applies
 	 * `keep` (resolved, never JOBQ_KEEP_DEFAULT) to the completed set; releases a dedup id
 	 * the job owns; event `drained` if nothing is waiting, prioritized or active.
+	 * Refusals: the lock checks.
 	 */
 	int (*complete)(jobq_backend_queue *q, const char *id, const char *token,
 	                const char *result_json, const jobq_keep *keep, int64_t now_ms);
@@ -218,14 +232,15 @@ struct jobq_backend {
 	 * (finished_on, event `failed` with failedReason and prev active, then
 	 * `retries-exhausted` if attempts_made >= f->attempts, keep policy, dedup release,
 	 * `drained` as for complete). A job with deferred_failure is failed here too; the field
-	 * is cleared when the job lands in failed.
+	 * is cleared when the job lands in failed. Refusals: the lock checks.
 	 */
 	int (*fail)(jobq_backend_queue *q, const char *id, const char *token, const jobq_failure *f,
 	            int64_t now_ms);
 
 	/*
 	 * Puts active job `id` held by `token` back at the front of waiting (or its priority)
-	 * without counting an attempt; event `waiting` prev active. Used on close.
+	 * without counting an attempt; event `waiting` prev active. Used on close. Refusals:
+	 * the lock checks.
 	 */
 	int (*release)(jobq_backend_queue *q, const char *id, const char *token, int64_t now_ms);
 
@@ -247,7 +262,9 @@ struct jobq_backend {
 	            size_t limit);
 	int (*counts)(jobq_counts *out, jobq_backend_queue *q);
 
-	/* Removes a job and its logs; JOBQ_ESTATE if active and locked. Event `removed` (prev). */
+	/* Removes a job and its logs. Event `removed` (prev). Refusals: JOBQ_ENOTFOUND (no such
+	 * job), then JOBQ_ESTATE (active and locked, or on Redis the pending iteration of a job
+	 * scheduler). */
 	int (*remove)(jobq_backend_queue *q, const char *id, int64_t now_ms);
 	/* Pause or resume (event `paused` / `resumed`), and its state. */
 	int (*set_paused)(jobq_backend_queue *q, int paused, int64_t now_ms);
@@ -265,19 +282,23 @@ struct jobq_backend {
 	 * `force`. The queue stays usable (empty, not paused). */
 	int (*obliterate)(jobq_backend_queue *q, int force, int64_t now_ms);
 	/* Moves delayed job `id` (NULL: all) to waiting/prioritized. Returns how many. Event
-	 * `waiting` prev delayed. JOBQ_ENOTFOUND / JOBQ_ESTATE for an absent / not delayed id. */
+	 * `waiting` prev delayed. Refusals (with an id): JOBQ_ENOTFOUND (no such job), then
+	 * JOBQ_ESTATE (not delayed). */
 	int (*promote)(jobq_backend_queue *q, const char *id, int64_t now_ms);
 	/* Moves failed job `id` (NULL: all failed) back to waiting, clearing finished_on,
 	 * processed_on, failed_reason (attempts kept). Returns how many. Event `waiting` prev
-	 * failed. */
+	 * failed. Refusals (with an id): JOBQ_ENOTFOUND (no such job), then JOBQ_ESTATE (not
+	 * failed). */
 	int (*retry_failed)(jobq_backend_queue *q, const char *id, int64_t now_ms);
 
-	/* Sets progress (JSON, validated by the core); event `progress` (data). `token` NULL: no
-	 * lock check. */
+	/* Sets progress (JSON, validated by the core); event `progress` (data). Refusals: with a
+	 * `token`, the lock checks; with `token` NULL (no lock check), JOBQ_ENOTFOUND. */
 	int (*progress)(jobq_backend_queue *q, const char *id, const char *token, const char *json,
 	                int64_t now_ms);
-	/* Appends a log line, keeping the last `keep` (0: all). Returns the number kept. */
+	/* Appends a log line, keeping the last `keep` (0: all). Returns the number kept.
+	 * Refusal: JOBQ_ENOTFOUND (no such job), whatever its state. */
 	int (*add_log)(jobq_backend_queue *q, const char *id, const char *line, int64_t keep);
+	/* The logs of job `id`; JOBQ_ENOTFOUND if there is no such job. */
 	int (*get_logs)(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t start,
 	                size_t limit);
 
@@ -310,10 +331,11 @@ struct jobq_backend {
 	/*
 	 * Optional (NULL: the core calls complete, then fetch). Finishes and takes work in ONE
 	 * step, as BullMQ's moveToFinished with fetchNext, for batches: first each of the `ndone`
-	 * completions exactly as complete() (one whose lock check fails changes nothing and gets
-	 * that error in its `rc`; the others get 0), then up to `max` fetches exactly as fetch(),
-	 * the i-th job locked with tokens[i] and stored in jobs[i]. Returns how many jobs were
-	 * fetched (0 when there is none, not JOBQ_ENOJOB), or a negative error if the fetching
+	 * completions exactly as complete() (one whose lock checks fail changes nothing and gets
+	 * the code complete() would answer at that point in its `rc`: a repeated id finds the
+	 * job its first entry finished; the others get 0), then up to `max` fetches exactly as
+	 * fetch(), the i-th job locked with tokens[i] and stored in jobs[i]. Returns how many jobs
+	 * were fetched (0 when there is none, not JOBQ_ENOJOB), or a negative error if the fetching
 	 * part failed (the completions' `rc` still say what happened to each; when the step
 	 * failed as a whole, each gets its error, and the core keeps and retries the
 	 * completions whose error is not one of lock lost, state, not found). `info` as for

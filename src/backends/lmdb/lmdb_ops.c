@@ -1388,12 +1388,16 @@ load_locked(lmdb_wctx *c, lmdb_rec *r, const char *id, const char *token, int64_
 		return rc;
 	}
 	if (rc == 0) {
-		return jobq_error_set(JOBQ_ELOCKLOST, "lmdb: job %s does not exist", id);
+		return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: job %s does not exist", id);
+	}
+	if (r->j->state != JOBQ_STATE_ACTIVE) {
+		int st = r->j->state;
+		rec_free(r);
+		return jobq_error_set(JOBQ_ESTATE, "lmdb: job %s is %s, not active", id,
+		                      jobq_state_name((jobq_state)st));
 	}
 	const char *why = NULL;
-	if (r->j->state != JOBQ_STATE_ACTIVE) {
-		why = "is not active";
-	} else if (!token || !r->j->token || strcmp(token, r->j->token) != 0) {
+	if (!token || !r->j->token || strcmp(token, r->j->token) != 0) {
 		why = "is locked by another token";
 	} else if (r->lock_until <= now) {
 		why = "has an expired lock";
@@ -1662,7 +1666,8 @@ complete_fetch_body(lmdb_wctx *c, void *arg) {
 		                .result = d->result_json,
 		                .keep = &d->keep};
 		int rc = complete_body(c, &la);
-		if (rc == JOBQ_ELOCKLOST) { /* checked before any change: this one is skipped */
+		if (rc == JOBQ_ELOCKLOST || rc == JOBQ_ESTATE || rc == JOBQ_ENOTFOUND) {
+			/* checked before any change: this one is skipped */
 			d->rc = rc;
 			continue;
 		}

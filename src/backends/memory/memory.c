@@ -1127,10 +1127,10 @@ check_lock(mjob **out, mqueue *q, const char *id, const char *token, int64_t now
 	if (j == NULL || j->id_len != id_len || memcmp(j->id, id, id_len) != 0)
 		j = find_job(q, id);
 	if (j == NULL)
-		return jobq_error_set(JOBQ_ELOCKLOST, "job %s does not exist in queue %s",
+		return jobq_error_set(JOBQ_ENOTFOUND, "job %s does not exist in queue %s",
 		                      id ? id : "(null)", q->name);
 	if (j->state != JOBQ_STATE_ACTIVE)
-		return jobq_error_set(JOBQ_ELOCKLOST, "job %s is %s, not active", j->id,
+		return jobq_error_set(JOBQ_ESTATE, "job %s is %s, not active", j->id,
 		                      state_name(j->state));
 	if (token == NULL || j->token == NULL || strcmp(token, j->token) != 0)
 		return jobq_error_set(JOBQ_ELOCKLOST, "job %s is locked by another token", j->id);
