@@ -4,8 +4,8 @@
  * batches. Each case builds its own backend from the target and calls the slots directly, with
  * `now` values on the manual clock's start; lock-expiry steps need JOBQ_CAP_LOCK_CLOCK.
  *
- * Refused calls are asserted as "some error, and nothing changed": the exact codes are
- * errors.c's business.
+ * Refused calls are asserted with the exact code backend.h states for them, and with the
+ * store as it was before.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,12 +162,12 @@ vt_token_cas(void **state) {
 	jobq_job_free(j);
 
 	vt_snap_take(&s, &v, id.str);
-	assert_true(v.b->complete(v.q, id.str, "bad", "1", &all, T + 10) < 0);
-	assert_true(v.b->extend_lock(v.q, id.str, "bad", 5000, T + 10) < 0);
-	assert_true((v.b->fail)(v.q, id.str, "bad", &fl, T + 10) < 0);
-	assert_true(v.b->release(v.q, id.str, "bad", T + 10) < 0);
-	assert_true(v.b->progress(v.q, id.str, "bad", "50", T + 10) < 0);
-	assert_true(v.b->remove(v.q, id.str, T + 10) < 0); /* active and locked */
+	assert_int_equal(v.b->complete(v.q, id.str, "bad", "1", &all, T + 10), JOBQ_ELOCKLOST);
+	assert_int_equal(v.b->extend_lock(v.q, id.str, "bad", 5000, T + 10), JOBQ_ELOCKLOST);
+	assert_int_equal((v.b->fail)(v.q, id.str, "bad", &fl, T + 10), JOBQ_ELOCKLOST);
+	assert_int_equal(v.b->release(v.q, id.str, "bad", T + 10), JOBQ_ELOCKLOST);
+	assert_int_equal(v.b->progress(v.q, id.str, "bad", "50", T + 10), JOBQ_ELOCKLOST);
+	assert_int_equal(v.b->remove(v.q, id.str, T + 10), JOBQ_ESTATE); /* active and locked */
 	vt_snap_same(&s, &v);
 
 	assert_int_equal(v.b->extend_lock(v.q, id.str, "good", 1000, T + 500), 0);
@@ -175,15 +175,16 @@ vt_token_cas(void **state) {
 	if (conf_has(c, JOBQ_CAP_LOCK_CLOCK)) {
 		/* extended to T + 1500: lost at T + 1500, changing nothing */
 		vt_snap_take(&s, &v, id.str);
-		assert_true(v.b->complete(v.q, id.str, "good", "1", &all, T + 1500) < 0);
+		assert_int_equal(v.b->complete(v.q, id.str, "good", "1", &all, T + 1500),
+		                 JOBQ_ELOCKLOST);
 		vt_snap_same(&s, &v);
 		assert_int_equal(v.b->extend_lock(v.q, id.str, "good", 1000, T + 1499), 0);
 	}
 	assert_int_equal(v.b->complete(v.q, id.str, "good", "{\"ok\":1}", &all, T + 1600), 0);
 	vt_snap_take(&s, &v, id.str);
-	assert_true(v.b->complete(v.q, id.str, "good", "1", &all, T + 1601) < 0);
-	assert_true((v.b->fail)(v.q, id.str, "good", &fl, T + 1601) < 0);
-	assert_true(v.b->extend_lock(v.q, id.str, "good", 1000, T + 1601) < 0);
+	assert_int_equal(v.b->complete(v.q, id.str, "good", "1", &all, T + 1601), JOBQ_ESTATE);
+	assert_int_equal((v.b->fail)(v.q, id.str, "good", &fl, T + 1601), JOBQ_ESTATE);
+	assert_int_equal(v.b->extend_lock(v.q, id.str, "good", 1000, T + 1601), JOBQ_ESTATE);
 	vt_snap_same(&s, &v);
 
 	assert_int_equal(v.b->get(&j, v.q, id.str), 0);
@@ -237,21 +238,22 @@ vt_refused_change_nothing(void **state) {
 
 	/* ids[1] waits: no token of any kind finishes it */
 	vt_snap_take(&s, &v, ids[1].str);
-	assert_true(v.b->complete(v.q, ids[1].str, "tok", "1", &all, T + 1) < 0);
-	assert_true((v.b->fail)(v.q, ids[1].str, "tok", &fl, T + 1) < 0);
-	assert_true(v.b->extend_lock(v.q, ids[1].str, "tok", 1000, T + 1) < 0);
-	assert_true(v.b->release(v.q, ids[1].str, "tok", T + 1) < 0);
-	assert_true(v.b->promote(v.q, ids[1].str, T + 1) < 0);
-	assert_true(v.b->retry_failed(v.q, ids[1].str, T + 1) < 0);
-	assert_true(v.b->promote(v.q, "no-such-job", T + 1) < 0);
-	assert_true(v.b->complete(v.q, "no-such-job", "tok", "1", &all, T + 1) < 0);
+	assert_int_equal(v.b->complete(v.q, ids[1].str, "tok", "1", &all, T + 1), JOBQ_ESTATE);
+	assert_int_equal((v.b->fail)(v.q, ids[1].str, "tok", &fl, T + 1), JOBQ_ESTATE);
+	assert_int_equal(v.b->extend_lock(v.q, ids[1].str, "tok", 1000, T + 1), JOBQ_ESTATE);
+	assert_int_equal(v.b->release(v.q, ids[1].str, "tok", T + 1), JOBQ_ESTATE);
+	assert_int_equal(v.b->promote(v.q, ids[1].str, T + 1), JOBQ_ESTATE);
+	assert_int_equal(v.b->retry_failed(v.q, ids[1].str, T + 1), JOBQ_ESTATE);
+	assert_int_equal(v.b->promote(v.q, "no-such-job", T + 1), JOBQ_ENOTFOUND);
+	assert_int_equal(v.b->complete(v.q, "no-such-job", "tok", "1", &all, T + 1),
+	                 JOBQ_ENOTFOUND);
 	vt_snap_same(&s, &v);
 
 	/* ids[0] is active */
 	vt_snap_take(&s, &v, ids[0].str);
-	assert_true(v.b->promote(v.q, ids[0].str, T + 1) < 0);
-	assert_true(v.b->retry_failed(v.q, ids[0].str, T + 1) < 0);
-	assert_true(v.b->obliterate(v.q, 0, T + 1) < 0);
+	assert_int_equal(v.b->promote(v.q, ids[0].str, T + 1), JOBQ_ESTATE);
+	assert_int_equal(v.b->retry_failed(v.q, ids[0].str, T + 1), JOBQ_ESTATE);
+	assert_int_equal(v.b->obliterate(v.q, 0, T + 1), JOBQ_ESTATE);
 	vt_snap_same(&s, &v);
 
 	/* the token still works afterwards */
@@ -300,8 +302,8 @@ vt_complete_fetch_batches(void **state) {
 		                                     CONF_LOCK_MS, T + 300),
 		                 2);
 		assert_int_equal(done[0].rc, 0);
-		assert_true(done[1].rc < 0);
-		assert_true(done[2].rc < 0);
+		assert_int_equal(done[1].rc, JOBQ_ELOCKLOST);
+		assert_int_equal(done[2].rc, JOBQ_ENOTFOUND);
 		/* the stale completion changed nothing */
 		assert_int_equal(v.b->get(&g, v.q, ids[1].str), 0);
 		assert_int_equal(g->state, JOBQ_STATE_ACTIVE);
