@@ -229,6 +229,8 @@ void jobq_lmdb__wake_wait(lmdb_env *e, uint32_t slot, int events, uint32_t seen,
 
 /* lmdb_gate.c: see there why every LMDB begin and reader check goes through these. */
 /* Opens `dir`/jobq-lock (0 or a jobq error); gate_close does nothing unless it succeeded. */
+/* Opens (creating if needed) and maps jobq-wake of `dir`; *created: this call made it. */
+int jobq_lmdb__wake_map_open(lmdb_env *e, int *created, const char *dir, unsigned int mode);
 /* Opens (creating if needed) the gate file of `dir`; *created: this call made it. */
 int jobq_lmdb__gate_open(lmdb_env *e, int *created, const char *dir, unsigned int mode);
 /* Opens (creating if needed) the store file `name` of `dir`, its path to `path` (PATH_MAX
