@@ -3,6 +3,7 @@
  * version and the mandatory slots are verified.
  */
 #include <string.h>
+#include <time.h>
 
 #include "backends/backend.h"
 #include "jobq/sys/alloc.h"
@@ -89,6 +90,89 @@ jobq__backend_check(const jobq_backend *b) {
 	NEED(free);
 #undef NEED
 	return 0;
+}
+
+void
+jobq__backend_wake(jobq_backend *b) {
+	if (b->wake != NULL)
+		b->wake(b);
+}
+
+int
+jobq__backend_can_wait(const jobq_backend *b) {
+	return b->wait_for_work != NULL;
+}
+
+void
+jobq__backend_wait_for_work(jobq_backend *b, jobq_backend_queue *q, jobq_clock *clock,
+                            int64_t timeout_ms) {
+	if (b->wait_for_work != NULL)
+		(void)b->wait_for_work(q, clock, timeout_ms);
+}
+
+int
+jobq__backend_can_complete_fetch(const jobq_backend *b) {
+	return b->version >= 2 && b->complete_fetch != NULL;
+}
+
+int
+jobq__backend_check_store(jobq_check_report *report, jobq_backend *b, size_t max_messages) {
+	if (b->version < 4 || b->check == NULL)
+		return jobq_error_set(JOBQ_ENOTSUP, "the %s backend has no integrity check",
+		                      b->name);
+	return b->check(report, b, max_messages);
+}
+
+void
+jobq__backend_free(jobq_backend *b) {
+	if (b != NULL && b->free != NULL)
+		b->free(b);
+}
+
+int64_t
+jobq__mono_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+jobq__ms_to_timespec(struct timespec *ts, int64_t abs_ms) {
+	ts->tv_sec = (time_t)(abs_ms / 1000);
+	ts->tv_nsec = (long)((abs_ms % 1000) * 1000000);
+}
+
+void
+jobq__cond_init_monotonic(pthread_cond_t *cv) {
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
+int
+jobq__keep_equal(const jobq_keep *a, const jobq_keep *b) {
+	return a->mode == b->mode && a->count == b->count && a->age_ms == b->age_ms;
+}
+
+static int
+str_eq(const char *a, const char *b) {
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int
+jobq__job_options_equal(const jobq_job_options *a, const jobq_job_options *b) {
+	return a->version == b->version && a->delay_ms == b->delay_ms &&
+	       a->priority == b->priority && a->lifo == b->lifo && a->attempts == b->attempts &&
+	       a->backoff.type == b->backoff.type && a->backoff.delay_ms == b->backoff.delay_ms &&
+	       a->backoff.jitter == b->backoff.jitter &&
+	       a->backoff.max_delay_ms == b->backoff.max_delay_ms &&
+	       str_eq(a->backoff.custom_type, b->backoff.custom_type) &&
+	       jobq__keep_equal(&a->remove_on_complete, &b->remove_on_complete) &&
+	       jobq__keep_equal(&a->remove_on_fail, &b->remove_on_fail) &&
+	       a->keep_logs == b->keep_logs && a->size_limit == b->size_limit &&
+	       a->dedup_ttl_ms == b->dedup_ttl_ms;
 }
 
 size_t

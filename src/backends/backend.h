@@ -6,7 +6,9 @@
 #define JOBQ_BACKENDS_BACKEND_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "jobq/backends.h"
 #include "jobq/sys/backend.h"
@@ -15,6 +17,39 @@
 int jobq__backend_open_url(jobq_backend **out, const char *url);
 /* Checks a backend's version and mandatory slots; JOBQ_EVERSION / JOBQ_EINVAL if unusable. */
 int jobq__backend_check(const jobq_backend *b);
+
+/*
+ * Optional slots, dispatched here only (the core never reads them itself).
+ */
+/* Wakes the backend's blocking waits (the wake slot), or does nothing without one. */
+void jobq__backend_wake(jobq_backend *b);
+/* Whether wait_for_work blocks until work may be ready (else the worker polls). */
+int jobq__backend_can_wait(const jobq_backend *b);
+/* Waits for work through wait_for_work; returns at once without the slot (the caller polls). */
+void jobq__backend_wait_for_work(jobq_backend *b, jobq_backend_queue *q, jobq_clock *clock,
+                                 int64_t timeout_ms);
+/* Whether complete_fetch exists (version 2 and later). */
+int jobq__backend_can_complete_fetch(const jobq_backend *b);
+/* The integrity check (version 4): JOBQ_ENOTSUP with a message when the backend has none. */
+int jobq__backend_check_store(jobq_check_report *report, jobq_backend *b, size_t max_messages);
+/* Frees the backend through its free slot; NULL is ignored. */
+void jobq__backend_free(jobq_backend *b);
+
+/*
+ * Helpers for backend writers: the things every backend needs and none should copy.
+ */
+/* Milliseconds on CLOCK_MONOTONIC: for timeouts and deadlines, never for stored times. */
+int64_t jobq__mono_ms(void);
+/* An absolute CLOCK_MONOTONIC time in ms as a timespec, for pthread_cond_timedwait on a
+ * condition variable made with jobq__cond_init_monotonic. */
+void jobq__ms_to_timespec(struct timespec *ts, int64_t abs_ms);
+/* A condition variable that waits on CLOCK_MONOTONIC. */
+void jobq__cond_init_monotonic(pthread_cond_t *cv);
+/* Whether two keep policies are the same. */
+int jobq__keep_equal(const jobq_keep *a, const jobq_keep *b);
+/* Whether two job options are the same but for the per-job fields (job_id, dedup_id,
+ * timestamp): adds that may share one options record or one encoding. */
+int jobq__job_options_equal(const jobq_job_options *a, const jobq_job_options *b);
 
 /* Writes `v` in decimal with a NUL into `buf` (room for 21 bytes); returns the length. The
  * generated job ids of the stores that number jobs themselves (memory, LMDB). */

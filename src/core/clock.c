@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core.h"
+#include "backends/backend.h"
 
 typedef struct listener {
 	jobq_clock_listener_fn fn;
@@ -123,9 +124,7 @@ jobq_clock__unlisten(jobq_clock *clock, jobq_clock_listener_fn fn, void *arg) {
 
 int64_t
 jobq_clock__monotonic_ms(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return jobq__mono_ms();
 }
 
 int64_t

@@ -16,8 +16,7 @@
 static void
 wake_backend(void *arg) {
 	jobq_store *s = arg;
-	if (s->backend->wake != NULL)
-		s->backend->wake(s->backend);
+	jobq__backend_wake(s->backend);
 }
 
 int
@@ -42,8 +41,7 @@ jobq_store_open_backend(jobq_store **out, jobq_backend *backend, const jobq_stor
 	else
 		rc = jobq__backend_check(backend);
 	if (rc < 0) {
-		if (backend != NULL && backend->free != NULL)
-			backend->free(backend);
+		jobq__backend_free(backend);
 		return rc;
 	}
 	jobq_store *s = jobq__calloc(1, sizeof(*s));
@@ -100,14 +98,10 @@ int
 jobq_store_check(jobq_check_report **out, jobq_store *store, size_t max_messages) {
 	if (out == NULL || store == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "store check: out and store are required");
-	jobq_backend *b = store->backend;
-	if (b->version < 4 || b->check == NULL)
-		return jobq_error_set(JOBQ_ENOTSUP, "the %s backend has no integrity check",
-		                      b->name);
 	jobq_check_report *r = jobq__calloc(1, sizeof(*r));
 	if (r == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "store check: out of memory");
-	int rc = b->check(r, b, max_messages);
+	int rc = jobq__backend_check_store(r, store->backend, max_messages);
 	if (rc < 0) {
 		jobq_check_report_free(r);
 		return rc;
@@ -215,8 +209,7 @@ jobq_queue_close(jobq_queue *q) {
 	jobq_add_sender__close(q);
 	/* Wake blocking waits until they have all left: a wake-up can fall just before a wait. */
 	while (atomic_load(&q->blocked) > 0) {
-		if (q->store->backend->wake != NULL)
-			q->store->backend->wake(q->store->backend);
+		jobq__backend_wake(q->store->backend);
 		struct timespec ts = {0, 1000000L};
 		nanosleep(&ts, NULL);
 	}
@@ -662,7 +655,7 @@ jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const ch
 int
 jobq_queue__can_batch(const jobq_queue *q) {
 	const jobq_backend *b = BACKEND(q);
-	return b->version >= 2 && b->complete_fetch != NULL;
+	return jobq__backend_can_complete_fetch(b);
 }
 
 int

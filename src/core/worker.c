@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "core.h"
+#include "backends/backend.h"
 
 typedef struct handler {
 	char *name;
@@ -198,7 +199,7 @@ jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payl
 	}
 	w->nslots = opts->concurrency;
 	/* Without a blocking wait, a second waiter would only poll twice as often. */
-	w->max_waiters = opts->concurrency > 1 && q->store->backend->wait_for_work != NULL ? 2 : 1;
+	w->max_waiters = opts->concurrency > 1 && jobq__backend_can_wait(q->store->backend) ? 2 : 1;
 	for (unsigned int i = 0; i < opts->concurrency; i++) {
 		pthread_mutex_init(&w->slots[i].mu, NULL);
 		w->slots[i].running = NOT_RUNNING;
@@ -682,8 +683,8 @@ wait_for_work(jobq_worker *w, int64_t next_due_ms) {
 		if (until_due < timeout)
 			timeout = until_due < 0 ? 0 : until_due;
 	}
-	if (q->store->backend->wait_for_work != NULL)
-		q->store->backend->wait_for_work(q->bq, clock, timeout);
+	if (jobq__backend_can_wait(q->store->backend))
+		jobq__backend_wait_for_work(q->store->backend, q->bq, clock, timeout);
 	else
 		wait_real_ms(w, &w->timer_cv, timeout < 0 || timeout > 50 ? 50 : timeout);
 
@@ -894,8 +895,7 @@ jobq_worker_start(jobq_worker *w) {
 
 static void
 wake_all(jobq_worker *w) {
-	if (w->q->store->backend->wake != NULL)
-		w->q->store->backend->wake(w->q->store->backend);
+	jobq__backend_wake(w->q->store->backend);
 	pthread_mutex_lock(&w->mu);
 	pthread_cond_broadcast(&w->idle_cv);
 	pthread_cond_broadcast(&w->timer_cv);

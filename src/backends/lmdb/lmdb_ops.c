@@ -2464,13 +2464,6 @@ lm_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t st
 /* --- events and waiting -------------------------------------------------------------------------
  */
 
-static int64_t
-mono_ms(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads events with seq > *after into `list` (at most max). Resolves "$" in *after. */
 static int
 events_once(jobq_event_list *list, jobq_backend_queue *q, uint64_t *after, int *resolve_now,
@@ -2574,7 +2567,7 @@ lm_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, 
 		return rc;
 	}
 	lmdb_env *e = q->e;
-	int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+	int64_t deadline = timeout_ms > 0 ? jobq__mono_ms() + timeout_ms : 0;
 	uint32_t gen = __atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST);
 	for (;;) {
 		uint32_t seen = jobq_lmdb__wake_load(e, q->slot, 1);
@@ -2583,7 +2576,7 @@ lm_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, 
 		if (rc < 0 || got > 0 || timeout_ms == 0) {
 			break;
 		}
-		int64_t left = timeout_ms < 0 ? 1000 : deadline - mono_ms();
+		int64_t left = timeout_ms < 0 ? 1000 : deadline - jobq__mono_ms();
 		if (left <= 0 || __atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST) != gen) {
 			break;
 		}
@@ -2640,7 +2633,7 @@ work_ready(jobq_backend_queue *q, jobq_clock *clock, int64_t *next_due) {
 static int
 lm_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 	lmdb_env *e = q->e;
-	int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+	int64_t deadline = timeout_ms > 0 ? jobq__mono_ms() + timeout_ms : 0;
 	uint32_t gen = __atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST);
 	for (;;) {
 		uint32_t seen = jobq_lmdb__wake_load(e, q->slot, 0);
@@ -2652,7 +2645,7 @@ lm_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 		if (timeout_ms == 0) {
 			return 0;
 		}
-		int64_t left = timeout_ms < 0 ? 1000 : deadline - mono_ms();
+		int64_t left = timeout_ms < 0 ? 1000 : deadline - jobq__mono_ms();
 		if (left <= 0 || __atomic_load_n(&e->wake_gen, __ATOMIC_SEQ_CST) != gen) {
 			return 0;
 		}

@@ -488,28 +488,6 @@ find_dedup(mqueue *q, const char *key) {
 	return d;
 }
 
-static void
-cond_init_monotonic(pthread_cond_t *cv) {
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &attr);
-	pthread_condattr_destroy(&attr);
-}
-
-static int64_t
-mono_ms(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-ms_to_timespec(struct timespec *ts, int64_t abs_ms) {
-	ts->tv_sec = (time_t)(abs_ms / 1000);
-	ts->tv_nsec = (long)((abs_ms % 1000) * 1000000);
-}
-
 /* --- events ----------------------------------------------------------------------------- */
 
 static int
@@ -744,30 +722,6 @@ job_unlink(mqueue *q, mjob *j) {
 		q->ndelayed--;
 	}
 	j->state = JOBQ_STATE_UNKNOWN;
-}
-
-static int
-str_eq(const char *a, const char *b) {
-	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-static int
-keep_eq(const jobq_keep *a, const jobq_keep *b) {
-	return a->mode == b->mode && a->count == b->count && a->age_ms == b->age_ms;
-}
-
-/* Equal but for the per-job fields (job_id, dedup_id, timestamp). */
-static int
-opts_equal(const jobq_job_options *a, const jobq_job_options *b) {
-	return a->version == b->version && a->delay_ms == b->delay_ms &&
-	       a->priority == b->priority && a->lifo == b->lifo && a->attempts == b->attempts &&
-	       a->backoff.type == b->backoff.type && a->backoff.delay_ms == b->backoff.delay_ms &&
-	       a->backoff.jitter == b->backoff.jitter &&
-	       a->backoff.max_delay_ms == b->backoff.max_delay_ms &&
-	       str_eq(a->backoff.custom_type, b->backoff.custom_type) &&
-	       keep_eq(&a->remove_on_complete, &b->remove_on_complete) &&
-	       keep_eq(&a->remove_on_fail, &b->remove_on_fail) && a->keep_logs == b->keep_logs &&
-	       a->size_limit == b->size_limit && a->dedup_ttl_ms == b->dedup_ttl_ms;
 }
 
 /* A new options record holding one reference (the adding call's). */
@@ -1217,8 +1171,8 @@ mem_queue_open(jobq_backend_queue **out, jobq_backend *b, const char *name) {
 			                      "memory backend: out of memory opening %s", name);
 		}
 		pthread_mutex_init(&q->mu, NULL);
-		cond_init_monotonic(&q->work_cv);
-		cond_init_monotonic(&q->ev_cv);
+		jobq__cond_init_monotonic(&q->work_cv);
+		jobq__cond_init_monotonic(&q->ev_cv);
 	}
 	pthread_mutex_unlock(&inst->mu);
 	*out = q;
@@ -1406,7 +1360,7 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 	/* Allocate everything outside the lock. */
 	for (size_t i = 0; i < n; i++) {
 		if (i == 0 || (reqs[i].opts != reqs[i - 1].opts &&
-		               !opts_equal(reqs[i].opts, reqs[i - 1].opts))) {
+		               !jobq__job_options_equal(reqs[i].opts, reqs[i - 1].opts))) {
 			if ((s[i].mo = mopts_new(reqs[i].opts)) == NULL)
 				goto oom;
 		}
@@ -1495,7 +1449,7 @@ mem_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_r
 		s[i].blk = NULL;
 		if (cur == NULL) {
 			cur = q->last_opts;
-			if (cur == NULL || !opts_equal(&cur->o, o))
+			if (cur == NULL || !jobq__job_options_equal(&cur->o, o))
 				cur = run;
 		}
 		cur->refs++;
@@ -2513,15 +2467,15 @@ mem_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after,
 		goto out;
 	if (q->ev.next - 1 <= a && timeout_ms != 0) {
 		uint64_t gen = q->gen;
-		int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+		int64_t deadline = timeout_ms > 0 ? jobq__mono_ms() + timeout_ms : 0;
 		struct timespec ts;
 		if (timeout_ms > 0)
-			ms_to_timespec(&ts, deadline);
+			jobq__ms_to_timespec(&ts, deadline);
 		q->ev_waiters++;
 		while (q->ev.next - 1 <= a && q->gen == gen) {
 			if (timeout_ms > 0) {
 				if (pthread_cond_timedwait(&q->ev_cv, &q->mu, &ts) != 0 &&
-				    mono_ms() >= deadline)
+				    jobq__mono_ms() >= deadline)
 					break;
 			} else {
 				pthread_cond_wait(&q->ev_cv, &q->mu);
@@ -2556,7 +2510,7 @@ out:
 
 static int
 mem_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
-	int64_t start = mono_ms();
+	int64_t start = jobq__mono_ms();
 	int64_t deadline = timeout_ms >= 0 ? start + timeout_ms : INT64_MAX;
 	pthread_mutex_lock(&q->mu);
 	uint64_t gen = q->gen;
@@ -2569,7 +2523,7 @@ mem_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) 
 			break;
 		if (q->gen != gen)
 			break;
-		int64_t mnow = mono_ms();
+		int64_t mnow = jobq__mono_ms();
 		if (mnow >= deadline)
 			break;
 		int64_t until = deadline;
@@ -2585,7 +2539,7 @@ mem_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) 
 			pthread_cond_wait(&q->work_cv, &q->mu);
 		} else {
 			struct timespec ts;
-			ms_to_timespec(&ts, until);
+			jobq__ms_to_timespec(&ts, until);
 			pthread_cond_timedwait(&q->work_cv, &q->mu, &ts);
 		}
 		q->work_waiters--;

@@ -17,13 +17,6 @@ static const char *const key_suffixes[RQ_NKEYS] = {
     "failed", "waiting-children", "stalled", "stalled-check", "marker", "meta",    "id",
     "events", "limiter"};
 
-static int64_t
-mono_ms(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 sleep_real_ms(int64_t ms) {
 	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -461,11 +454,6 @@ add_fly(jobq_backend_queue *q, rq_call *group) {
 	}
 }
 
-static int
-same_keep(const jobq_keep *a, const jobq_keep *b) {
-	return a->mode == b->mode && a->count == b->count && a->age_ms == b->age_ms;
-}
-
 /* Whether two options encode to the same opts JSON (rq_opts_to_json); options that carry
  * strings are never taken as the same. */
 static int
@@ -474,14 +462,7 @@ same_opts_json(const jobq_job_options *a, const jobq_job_options *b) {
 		return 1;
 	return a->job_id == NULL && b->job_id == NULL && a->dedup_id == NULL &&
 	       b->dedup_id == NULL && a->backoff.custom_type == NULL &&
-	       b->backoff.custom_type == NULL && a->attempts == b->attempts &&
-	       a->backoff.type == b->backoff.type && a->backoff.delay_ms == b->backoff.delay_ms &&
-	       a->backoff.jitter == b->backoff.jitter &&
-	       a->backoff.max_delay_ms == b->backoff.max_delay_ms && a->delay_ms == b->delay_ms &&
-	       a->priority == b->priority && a->lifo == b->lifo &&
-	       same_keep(&a->remove_on_complete, &b->remove_on_complete) &&
-	       same_keep(&a->remove_on_fail, &b->remove_on_fail) && a->keep_logs == b->keep_logs &&
-	       a->size_limit == b->size_limit && a->dedup_ttl_ms == b->dedup_ttl_ms;
+	       b->backoff.custom_type == NULL && jobq__job_options_equal(a, b);
 }
 
 static void
@@ -1358,7 +1339,7 @@ static int
 wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 	redis_backend *b = q->b;
 	uint64_t gen = wake_gen(b);
-	int64_t deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : INT64_MAX;
+	int64_t deadline = timeout_ms >= 0 ? jobq__mono_ms() + timeout_ms : INT64_MAX;
 	for (;;) {
 		int64_t now = jobq_clock_now(clock);
 		numbuf n1;
@@ -1375,7 +1356,7 @@ wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 		freeReplyObject(r);
 		if (ready)
 			return 0;
-		int64_t left = deadline == INT64_MAX ? MAX_BLOCK_MS : deadline - mono_ms();
+		int64_t left = deadline == INT64_MAX ? MAX_BLOCK_MS : deadline - jobq__mono_ms();
 		if (left <= 0)
 			return 0;
 		int64_t block = left < MAX_BLOCK_MS ? left : MAX_BLOCK_MS;
@@ -1504,7 +1485,7 @@ events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, siz
 		av[argc++] = fmt_i64(&n1, (int64_t)max);
 	}
 	int64_t block = timeout_ms < 0 ? MAX_BLOCK_MS : timeout_ms;
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = jobq__mono_ms() + timeout_ms;
 	int blocking = timeout_ms != 0;
 	if (blocking) {
 		av[argc++] = "BLOCK";
@@ -1517,7 +1498,7 @@ events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, siz
 	for (;;) {
 		if (blocking) {
 			if (timeout_ms >= 0) {
-				block = deadline - mono_ms();
+				block = deadline - jobq__mono_ms();
 				if (block > MAX_BLOCK_MS)
 					block = MAX_BLOCK_MS;
 				if (block < 1)
@@ -1536,7 +1517,7 @@ events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, siz
 			freeReplyObject(r);
 		r = NULL;
 		if (!blocking || wake_gen(b) != gen || closing(q) ||
-		    (timeout_ms >= 0 && mono_ms() >= deadline))
+		    (timeout_ms >= 0 && jobq__mono_ms() >= deadline))
 			break;
 	}
 	if (r != NULL) {
@@ -1691,10 +1672,10 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	int rc = rq_connect_check(b);
 	if (rc == JOBQ_EIO && opts->connect_wait_ms > 0) {
 		/* the caller chose to wait for a server that is down (or restarting) */
-		int64_t deadline = mono_ms() + opts->connect_wait_ms;
+		int64_t deadline = jobq__mono_ms() + opts->connect_wait_ms;
 		int64_t delay = 10;
-		while (rc == JOBQ_EIO && mono_ms() < deadline) {
-			int64_t left = deadline - mono_ms();
+		while (rc == JOBQ_EIO && jobq__mono_ms() < deadline) {
+			int64_t left = deadline - jobq__mono_ms();
 			int64_t d = delay / 2 + (int64_t)((unsigned)rand_r(&b->seed) %
 			                                  (unsigned)(delay / 2 + 1));
 			sleep_real_ms(d < left ? d : left);

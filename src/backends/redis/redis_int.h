@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 
 #include "jobq/backends.h"
+#include "backends/backend.h"
 #include "jobq/sys/backend.h"
 
 #define RQ_NKEYS 16
