@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jobq/version.h" /* generated: <build>/include, or installed beside this file */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -20,11 +22,6 @@ extern "C" {
 #else
 #define JOBQ_EXTERN
 #endif
-
-#define JOBQ_VERSION_MAJOR 0
-#define JOBQ_VERSION_MINOR 1
-#define JOBQ_VERSION_PATCH 0
-#define JOBQ_VERSION       "0.1.0"
 
 /** Longest job id, queue name and job name in bytes (without the NUL). */
 #define JOBQ_ID_MAX         127
@@ -37,6 +34,13 @@ extern "C" {
  * cut to make the job due at JOBQ_TIME_MAX_MS (in effect never, as in BullMQ).
  */
 #define JOBQ_TIME_MAX_MS INT64_C(9007199254740991)
+
+/**
+ * The version of the library in use, "MAJOR.MINOR.PATCH": the one linked at run time, which
+ * may differ from JOBQ_VERSION_STRING, the one of the headers compiled against.
+ * Thread safety: any thread.
+ */
+JOBQ_EXTERN const char *jobq_version(void);
 
 /** A storage backend (include/jobq/sys/backend.h); opaque to users. */
 typedef struct jobq_backend jobq_backend;

@@ -82,8 +82,12 @@ typedef struct jobq_job_options {
 } jobq_job_options;
 
 #define JOBQ_JOB_OPTIONS_VERSION 1
+/* Positional, not designated, so that C++ before C++20 takes it too. */
 #define JOBQ_JOB_OPTIONS_INIT                                                                      \
-	{ .version = JOBQ_JOB_OPTIONS_VERSION }
+	{                                                                                          \
+		JOBQ_JOB_OPTIONS_VERSION, 0, 0, 0, 0, {JOBQ_BACKOFF_NONE, 0, 0.0, 0, NULL}, NULL,  \
+		    {JOBQ_KEEP_DEFAULT, 0, 0}, {JOBQ_KEEP_DEFAULT, 0, 0}, 0, 0, NULL, 0, 0         \
+	}
 #define JOBQ_PRIORITY_MAX 2097151u
 
 /** Fills `opts` with the defaults. JOBQ_EVERSION if `version` is not supported. */

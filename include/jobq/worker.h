@@ -83,12 +83,13 @@ typedef struct jobq_worker_options {
 	void *event_payload;
 } jobq_worker_options;
 
-/* Version 1 options (without on_event) are still accepted. */
+/* Version 1 options (without on_event) are still accepted. The _INIT macro is positional,
+ * not designated, so that C++ before C++20 takes it too. */
 #define JOBQ_WORKER_OPTIONS_VERSION 2
 #define JOBQ_WORKER_OPTIONS_INIT                                                                   \
 	{                                                                                          \
-		.version = JOBQ_WORKER_OPTIONS_VERSION, .concurrency = 1, .lock_ms = 30000,        \
-		.stalled_interval_ms = 30000, .max_stalled = 1                                     \
+		JOBQ_WORKER_OPTIONS_VERSION, 1, 30000, 0, 30000, 1, {JOBQ_KEEP_DEFAULT, 0, 0},     \
+		    {JOBQ_KEEP_DEFAULT, 0, 0}, NULL, NULL, NULL, NULL                              \
 	}
 JOBQ_EXTERN int jobq_worker_options_init(jobq_worker_options *opts, unsigned int version);
 
