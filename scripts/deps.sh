@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [--with-node]   (as root, or with sudo available)
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libhiredis-dev liblmdb-dev libmsgpack-dev
+packages=(build-essential cmake pkg-config libhiredis-dev liblmdb-dev libmsgpack-dev doxygen
           libjansson-dev uthash-dev libbsd-dev libcmocka-dev redis-server lmdb-utils)
 if [ "${1:-}" = "--with-node" ]; then
 	command -v node >/dev/null 2>&1 || packages+=(nodejs)

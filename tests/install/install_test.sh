@@ -29,6 +29,9 @@ config=$(find "$moved" -name jobqConfig.cmake | head -n 1)
 [ -n "$config" ] || fail "no jobqConfig.cmake under $moved"
 [ -f "$(dirname "$config")/jobqConfigVersion.cmake" ] || fail "no jobqConfigVersion.cmake"
 libdir=$(dirname "$(dirname "$pc")")
+if [ -x "$moved/bin/jobq" ]; then # the command comes with its man page
+	[ -n "$(find "$moved" -path '*/man1/jobq.1')" ] || fail "jobq is installed without jobq.1"
+fi
 grep -rl "$stage" "$moved" >/dev/null 2>&1 && fail "installed files name the staging prefix: $(grep -rl "$stage" "$moved")"
 
 export PKG_CONFIG_PATH=$(dirname "$pc")
