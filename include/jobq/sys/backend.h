@@ -29,7 +29,7 @@
  * - Inputs are borrowed for the call only; backends copy what they keep. Everything returned
  *   through an out-parameter is allocated with jobq__malloc & co. so the core can free it.
  * - Events are written by the backend inside the step that causes them, with BullMQ's names
- *   and fields (bullmq-protocol.md §5); see each slot for which.
+ *   and fields (docs/protocol.md §5); see each slot for which.
  * - Errors: return a negative JOBQ_E* and set the detail with jobq_error_set().
  * - Slots are only ever appended; a backend sets `version` to the JOBQ_BACKEND_VERSION it was
  *   written for. Optional slots may be NULL; the core checks them in one place.
