@@ -2,9 +2,18 @@
 # docs.api: runs Doxygen over the public headers with WARN_AS_ERROR (docs/api/Doxyfile.in), so
 # an undocumented public symbol or a broken doc comment fails. Without doxygen it is skipped
 # (exit 77), except under CI (CI set), where scripts/deps.sh installs it.
-# Usage: api_check.sh DOXYGEN DOXYFILE OUT_DIR
+# Usage: api_check.sh DOXYGEN DOXYFILE OUT_DIR INCLUDE_DIR...
 set -euo pipefail
 doxygen=$1 doxyfile=$2 out=$3
+shift 3
+# Doxygen checks the members of a header only when the header itself is documented: each one
+# must open with a comment that has @file.
+undocumented=$(find "$@" -name '*.h' -exec grep -L '@file' {} + || true)
+if [ -n "$undocumented" ]; then
+	echo "docs.api: public headers without a /** @file ... */ comment (their symbols go unchecked):" >&2
+	echo "$undocumented" >&2
+	exit 1
+fi
 if [ -z "$doxygen" ] || [[ "$doxygen" == *NOTFOUND ]] || ! [ -x "$doxygen" ]; then
 	if [ -n "${CI:-}" ]; then
 		echo "docs.api: doxygen is missing (scripts/deps.sh installs it)" >&2
