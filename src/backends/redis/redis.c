@@ -1,6 +1,6 @@
 /*
  * Redis backend: the vtable over the Lua scripts of lua/ (one script per operation, each one
- * atomic step), wire-compatible with BullMQ 6.x (bullmq-protocol.md).
+ * atomic step), wire-compatible with BullMQ 6.x (docs/protocol.md).
  */
 #include <errno.h>
 #include <inttypes.h>
