@@ -401,6 +401,14 @@ jobq_cron__parse(jobq_cron *out, const char *pattern, char *err, size_t errlen) 
 		if (rc < 0)
 			return rc;
 	}
+	/* One month, a plain day of month, any weekday: a day that month never has is refused. */
+	if (__builtin_popcount(c.month) == 1 && !c.mday_last && c.wday_star && c.mday != 0) {
+		int m = __builtin_ctz(c.month), first = __builtin_ctz(c.mday);
+		static const int longest[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+		if (first > longest[m - 1])
+			return fail(&p, "day of month field: day %d never occurs in month %d",
+			            first, m);
+	}
 	*out = c;
 	return 0;
 }
@@ -472,18 +480,12 @@ walk_add_seconds(walk *w, int64_t n) {
 	walk_refresh(w);
 }
 
-static int
-month_days(int64_t y, int m) {
-	static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	return m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0) ? 29 : dim[m - 1];
-}
-
 /* The next month's first day at 00:00 (a month later, then the start of that month). */
 static void
 walk_next_month(walk *w) {
 	int64_t y = w->year + (w->month == 12);
 	int m = w->month % 12 + 1;
-	int d = w->day < month_days(y, m) ? w->day : month_days(y, m);
+	int d = w->day < jobq_tz__days_in_month(y, m) ? w->day : jobq_tz__days_in_month(y, m);
 	walk_set_local(w, jobq_tz__days_from_civil(y, m, d),
 	               (int64_t)w->hour * 3600 + w->minute * 60 + w->second);
 	walk_set_local(w, jobq_tz__days_from_civil(w->year, w->month, 1), 0);
@@ -546,7 +548,7 @@ has(uint64_t bits, int v) {
  */
 static bool
 day_matches(const jobq_cron *c, const walk *w) {
-	int dim = month_days(w->year, w->month);
+	int dim = jobq_tz__days_in_month(w->year, w->month);
 	bool dom = has(c->mday, w->day) || (c->mday_last && w->day == dim);
 	bool dow = (has(c->wday, w->wday) && (c->nth == 0 || (w->day + 6) / 7 == c->nth)) ||
 	           (c->wday_last && w->day > dim - 7 && has(c->wday_lastd, w->wday));

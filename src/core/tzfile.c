@@ -76,8 +76,8 @@ is_leap(int64_t y) {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static int
-days_in_month(int64_t y, int m) {
+int
+jobq_tz__days_in_month(int64_t y, int m) {
 	static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	return m == 2 && is_leap(y) ? 29 : dim[m - 1];
 }
@@ -200,7 +200,7 @@ rule_local(const tz_rule *r, int64_t y) {
 		int64_t first = jobq_tz__days_from_civil(y, r->month, 1);
 		int wd1 = (int)((first % 7 + 11) % 7); /* 1970-01-01 was a Thursday (4) */
 		int64_t d = first + (r->day - wd1 + 7) % 7 + (int64_t)(r->week - 1) * 7;
-		int64_t dim = days_in_month(y, r->month);
+		int64_t dim = jobq_tz__days_in_month(y, r->month);
 		while (d >= first + dim)
 			d -= 7;
 		day = d;
@@ -415,7 +415,9 @@ load_local(jobq_tz *tz) {
 int
 jobq_tz__load(jobq_tz **out, const char *name) {
 	*out = NULL;
-	if (name != NULL && !valid_name(name))
+	int32_t off;
+	bool fixed = name != NULL && fixed_offset(name, &off);
+	if (name != NULL && !fixed && !valid_name(name))
 		return jobq_error_set(JOBQ_EINVAL, "time zone '%s': not a zone name", name);
 	jobq_tz *tz = jobq__calloc(1, sizeof(*tz));
 	const char *shown = name != NULL ? name : "local";
@@ -424,11 +426,10 @@ jobq_tz__load(jobq_tz **out, const char *name) {
 		return jobq_error_set(JOBQ_ENOMEM, "time zone: out of memory");
 	}
 	memcpy(tz->name, shown, strlen(shown) + 1);
-	int32_t off;
 	int rc = 0;
 	if (name == NULL) {
 		rc = load_local(tz);
-	} else if (fixed_offset(name, &off)) {
+	} else if (fixed) {
 		tz->off_before = off;
 	} else {
 		char path[4096];

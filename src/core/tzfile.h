@@ -43,5 +43,6 @@ int64_t jobq_tz__to_utc(const jobq_tz *tz, int64_t local, int32_t guess, int32_t
 /* Days since 1970-01-01 of a proleptic Gregorian date, and back; `month` 1-12. */
 int64_t jobq_tz__days_from_civil(int64_t year, int month, int day);
 void jobq_tz__civil_from_days(int64_t days, int64_t *year, int *month, int *day);
+int jobq_tz__days_in_month(int64_t year, int month);
 
 #endif
