@@ -47,6 +47,8 @@ typedef struct parse_ctx {
 	size_t errlen;
 } parse_ctx;
 
+static int fail(parse_ctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static int
 fail(parse_ctx *p, const char *fmt, ...) {
 	if (p->errlen > 0) {
@@ -123,6 +125,27 @@ add_range(parse_ctx *p, field_values *fv, int f, const char *atom, size_t n, lon
 	return 0;
 }
 
+/*
+ * A weekday of 22 digits or more is, as a JavaScript number, at least 1e21, which cron-parser
+ * reads back from its exponent form ("3.5e+33"): only the first digit of the shortest such
+ * form counts. Mirrored so that both sides accept the same patterns.
+ */
+static long
+js_exponent_lead(const char *s, size_t n) {
+	char buf[PATTERN_MAX + 1], out[40];
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	double v = strtod(buf, NULL);
+	if (v < 1e21)
+		return leading_int(s, n);
+	for (int prec = 0; prec < 17; prec++) { /* the shortest form that reads back the same */
+		snprintf(out, sizeof(out), "%.*e", prec, v);
+		if (strtod(out, NULL) == v)
+			break;
+	}
+	return out[0] - '0';
+}
+
 /* One element of a list: `v`, `a-b`, `a-b/s`, `a/s`, or (day fields) `nL`, `L`. */
 static int
 parse_atom(parse_ctx *p, field_values *fv, int f, const char *atom, size_t n, const char *raw) {
@@ -172,6 +195,8 @@ parse_atom(parse_ctx *p, field_values *fv, int f, const char *atom, size_t n, co
 		return 0;
 	}
 	long v = leading_int(atom, n);
+	if (f == F_WDAY && n >= 22)
+		v = js_exponent_lead(atom, n);
 	if (v < field_min[f] || v > field_max[f])
 		return fail(p, "%s field: value '%.*s' outside %d-%d", field_names[f], (int)n, atom,
 		            field_min[f], field_max[f]);

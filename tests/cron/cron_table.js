@@ -125,6 +125,49 @@ function nodeNext(pattern, zone, ms) {
   }
 }
 
+// Random patterns from the syntax's pieces (a fixed seed: the same table each run), for
+// whether both sides accept the same, and the same times in two zones.
+function randomPatterns(count) {
+  let seed = 20261205;
+  const rnd = (n) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return Math.floor((seed / 2147483648) * n);
+  };
+  const pick = (a) => a[rnd(a.length)];
+  // Mostly what the field allows (values a little past its range now and then), with a few
+  // forms that only some fields take.
+  const piece = (min, max, kind) => {
+    const n = () => String(min + rnd(max - min + (rnd(10) === 0 ? 3 : 1)));
+    const forms = ['*', '?', n(), n(), `${n()}-${n()}`, `*/${1 + rnd(max)}`,
+      `${n()}/${1 + rnd(max)}`, `${n()}-${n()}/${1 + rnd(9)}`, `${n()},${n()}`,
+      `${n()},${n()},${n()}`];
+    if (kind === 'dom') forms.push('L', `${n()},L`, 'LW', `${n()}W`);
+    if (kind === 'month') forms.push(pick(['JAN', 'feb', 'Jul', 'DEC']), 'JAN-MAR');
+    if (kind === 'dow') {
+      forms.push(`${n()}L`, `${n()}#${1 + rnd(5)}`, pick(['MON', 'sun', 'FRI', 'sat-SUN']),
+        'MON-FRI', `${n()},${n()}L`, `${n()}#${rnd(7)}`);
+    }
+    if (rnd(25) === 0) forms.push('', `${n()}-`, 'x'); // no H: jobq refuses it on purpose
+    return pick(forms);
+  };
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const six = rnd(2) === 1;
+    const f = [piece(0, 59), piece(0, 59), piece(0, 23), piece(1, 31, 'dom'),
+      piece(1, 12, 'month'), piece(0, 7, 'dow')];
+    out.push((six ? f : f.slice(1)).map((x) => x || '*').join(' '));
+  }
+  return out;
+}
+const randomRows = [];
+for (const p of randomPatterns(big ? 4000 : +(process.env.CRON_RANDOM || 300))) {
+  for (const z of ['UTC', 'Europe/Berlin']) {
+    for (const s of [Date.UTC(2024, 2, 30, 23, 17), Date.UTC(2025, 9, 26, 0, 0, 0, 500)]) {
+      randomRows.push([p, z, s]);
+    }
+  }
+}
+
 const pats = big ? patterns.concat(bigPatterns) : patterns;
 const zs = big ? zones.concat(bigZones) : zones;
 // Whether a pattern parses does not depend on the zone: refused ones are tried once.
@@ -134,6 +177,7 @@ for (const z of zs) {
   const starts = startTimes(z);
   for (const p of valid) for (const s of starts) rows.push([p, z, s]);
 }
+rows.push(...randomRows);
 const input = rows.map(([p, z, s]) => `${p}\t${z}\t${s}`).join('\n') + '\n';
 const res = spawnSync(helper, [], { input, maxBuffer: 1 << 28 });
 if (res.status !== 0) {
@@ -154,5 +198,6 @@ for (let i = 0; i < rows.length; i++) {
   }
 }
 console.log(`cron_table: ${rows.length} cases (${pats.length - valid.length} refused patterns, ` +
-  `${valid.length} patterns x ${zs.length} zones x start times), ${mismatches} mismatches`);
+  `${valid.length} patterns x ${zs.length} zones x start times, ${randomRows.length} of random ` +
+  `patterns), ${mismatches} mismatches`);
 process.exit(mismatches ? 1 : 0);
