@@ -43,8 +43,12 @@ int jobq_cron__parse(jobq_cron *out, const char *pattern, char *err, size_t errl
  * The first run time strictly after `after_ms` (ms since the epoch), in whole seconds, of `c`
  * evaluated in the zone `tz` (NULL: UTC), as cron-parser's next() computes it from
  * currentDate = after_ms, DST transitions included (see cron.c). Returns 0 and sets *next_ms,
- * or JOBQ_ENOTFOUND when there is none (a pattern that never matches, such as `0 0 30 2 *`,
- * where cron-parser gives up after its step limit). Thread safety: any thread.
+ * or JOBQ_ENOTFOUND when there is none (a pattern that never matches, such as `0 0 31 2,4 *`,
+ * where cron-parser gives up after its step limit). JOBQ_EINVAL for `after_ms` beyond what a
+ * JavaScript date holds. For a BullMQ scheduler: `after_ms` is the later of the millis and the
+ * start date, a result after the end date means no next iteration (cron-parser refuses it),
+ * and a scheduler without `tz` runs in the local zone (jobq_tz__load with NULL), as Node does.
+ * Thread safety: any thread.
  */
 int jobq_cron__next(const jobq_cron *c, const jobq_tz *tz, int64_t after_ms, int64_t *next_ms);
 
