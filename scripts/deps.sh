@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libhiredis-dev liblmdb-dev libmsgpack-dev doxygen
           libjansson-dev uthash-dev libbsd-dev libcmocka-dev redis-server lmdb-utils)
+packages+=(tzdata) # the time zones of cron schedules (src/core/tzfile.c)
 if [ "${1:-}" = "--with-node" ]; then
 	command -v node >/dev/null 2>&1 || packages+=(nodejs)
 	command -v npm >/dev/null 2>&1 || packages+=(npm)
