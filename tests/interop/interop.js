@@ -747,6 +747,30 @@ async function schedulers() {
   });
   sampling = false;
   await sampler;
+
+  // a cron pattern with a time zone and a limit, under a jobq worker alone
+  const pq = `isp-${tag}`;
+  const pqueue = new Queue(pq, { connection });
+  closers.push(() => pqueue.close());
+  const pfirst = await pqueue.upsertJobScheduler('p', { pattern: '* * * * * *', tz: 'Europe/Paris', limit: 4 },
+    { name: 'cron', data: { c: 1 } });
+  const pw = serve(pq, 1);
+  await check('8.5.2 Node scheduler (pattern, tz, limit) iterates under a jobq worker alone', async () => {
+    const ran = () => pw.done.filter((id) => id.startsWith('repeat:p:'));
+    await until(() => ran().length >= 4, 20000, () => `4 iterations by jobq (have ${pw.done})`);
+    await pw.stop();
+    const ids = ran();
+    assert.equal(ids.length, 4);
+    assert.equal(ids[0], pfirst.id);
+    const ms = ids.map(millisOf);
+    for (let i = 1; i < ms.length; i++) assert.ok(ms[i] > ms[i - 1] && ms[i] % 1000 === 0, `times ${ms}`);
+    assert.deepEqual(await client.eval(PENDING_LUA, 0, `bull:${pq}:`, 'repeat:p:'), []);
+    assert.equal((await client.hgetall(`bull:${pq}:repeat:p`)).ic, '4');
+    const o = JSON.parse(await client.hget(`bull:${pq}:${ids[3]}`, 'opts'));
+    assert.deepEqual(o.repeat, { pattern: '* * * * * *', tz: 'Europe/Paris', limit: 4, count: 4 });
+    assert.equal(o.prevMillis, ms[3]);
+    assert.equal(o.jobId, ids[3]);
+  });
 }
 
 (async () => {

@@ -6,8 +6,10 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/cron.h"
 #include "jobq_lua.h"
 #include "redis_int.h"
 
@@ -22,17 +24,55 @@ reply_elem_int(const redisReply *r, size_t i, long long dflt) {
 	return dflt;
 }
 
+/* Element `i` of the script's reply as text ("" when absent). */
+static const char *
+reply_elem_str(const redisReply *r, size_t i) {
+	if (r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
+	    r->element[i]->type != REDIS_REPLY_STRING)
+		return "";
+	return r->element[i]->str;
+}
+
+/* A decimal number of the reply, or `dflt` when it is empty. */
+static int64_t
+reply_elem_ms(const redisReply *r, size_t i, int64_t dflt) {
+	const char *s = reply_elem_str(r, i);
+	return s[0] != '\0' ? (int64_t)strtoll(s, NULL, 10) : dflt;
+}
+
 /*
- * The next time of a pattern scheduler, from the script's {3, pattern, tz, startDate,
- * endDate, prevMillis}: JOBQ_ENOTFOUND when the series has no next time.
+ * The next time of a pattern scheduler from the script's {3, pattern, tz, startDate, endDate,
+ * prevMillis}, as BullMQ's worker computes it: the first cron time after the latest of now,
+ * the fetched iteration's time and the start date, in the scheduler's zone (none: the local
+ * zone, as Node); none (JOBQ_ENOTFOUND) after the end date. JOBQ_EINVAL for a pattern or
+ * zone that cannot be evaluated.
  */
 static int
 pattern_next(int64_t *next_ms, const char *sid, const redisReply *r, int64_t now_ms) {
-	(void)next_ms;
-	(void)r;
-	(void)now_ms;
-	return jobq_error_set(JOBQ_ENOTSUP,
-	                      "redis: job scheduler %s: cron patterns are not evaluated yet", sid);
+	const char *pattern = reply_elem_str(r, 1), *zone = reply_elem_str(r, 2);
+	int64_t start = reply_elem_ms(r, 3, 0), end = reply_elem_ms(r, 4, -1);
+	int64_t after = reply_elem_ms(r, 5, 0);
+	if (after < now_ms)
+		after = now_ms;
+	if (start > after)
+		after = start;
+	jobq_cron cron;
+	char why[200];
+	if (jobq_cron__parse(&cron, pattern, why, sizeof(why)) < 0)
+		return jobq_error_set(JOBQ_EINVAL, "redis: job scheduler %s: pattern '%s': %s", sid,
+		                      pattern, why);
+	jobq_tz *tz = NULL;
+	int rc = jobq_tz__load(&tz, zone[0] != '\0' ? zone : NULL);
+	if (rc == JOBQ_ENOTFOUND || rc == JOBQ_EINVAL)
+		return jobq_error_set(JOBQ_EINVAL, "redis: job scheduler %s: time zone '%s': %s",
+		                      sid, zone, jobq_error_message());
+	if (rc < 0)
+		return rc;
+	rc = jobq_cron__next(&cron, tz, after, next_ms);
+	jobq_tz__free(tz);
+	if (rc == 0 && end >= 0 && *next_ms > end)
+		return JOBQ_ENOTFOUND; /* cron-parser refuses a time past the end date */
+	return rc;
 }
 
 int
