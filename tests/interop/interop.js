@@ -771,6 +771,25 @@ async function schedulers() {
     assert.equal(o.prevMillis, ms[3]);
     assert.equal(o.jobId, ids[3]);
   });
+
+  // a pattern jobq cannot evaluate: the iteration runs, the series ends, nothing loops
+  const bq = `isb-${tag}`;
+  const bqueue = new Queue(bq, { connection });
+  closers.push(() => bqueue.close());
+  const bfirst = await bqueue.upsertJobScheduler('b', { pattern: '0 0 1 1 *' }, { name: 'bad', data: {} });
+  const bkey = `bull:${bq}:${bfirst.id}`;
+  const bopts = JSON.parse(await client.hget(bkey, 'opts'));
+  bopts.repeat.pattern = '61 * * * * *';
+  await client.hset(bkey, 'opts', JSON.stringify(bopts));
+  await bqueue.promoteJobs();
+  const bw = serve(bq, 1);
+  await check('8.5.2 an iteration whose pattern jobq cannot evaluate runs once, the series ends', async () => {
+    await until(() => bw.done.includes(bfirst.id), 10000, 'the iteration ran');
+    await bw.stop();
+    assert.deepEqual(bw.started, [bfirst.id]);
+    assert.deepEqual(await client.eval(PENDING_LUA, 0, `bull:${bq}:`, 'repeat:b:'), []);
+    assert.equal((await client.hgetall(`bull:${bq}:repeat:b`)).ic, '1');
+  });
 }
 
 (async () => {
