@@ -123,6 +123,14 @@ jobq__backend_check_store(jobq_check_report *report, jobq_backend *b, size_t max
 	return b->check(report, b, max_messages);
 }
 
+int
+jobq__backend_scheduler_next(jobq_backend *b, jobq_backend_queue *q, const jobq_job *job,
+                             int64_t now_ms) {
+	if (b->version < 5 || b->scheduler_next == NULL)
+		return 0;
+	return b->scheduler_next(q, job, now_ms);
+}
+
 void
 jobq__backend_free(jobq_backend *b) {
 	if (b != NULL && b->free != NULL)

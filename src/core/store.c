@@ -611,6 +611,37 @@ jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, cons
 	return job->priority > 0 ? JOBQ_STATE_PRIORITIZED : JOBQ_STATE_WAITING;
 }
 
+/*
+ * Continues the job schedulers whose iterations are among the `n` jobs just fetched (BullMQ 6:
+ * the worker that fetches an iteration creates the next one, before running it). A job whose
+ * step failed for a reason that may pass (I/O) goes back to waiting and leaves the array, so
+ * that no iteration runs without its successor; one whose scheduler cannot be evaluated
+ * (JOBQ_EINVAL, JOBQ_ENOTSUP) runs, and its series ends. Returns how many jobs are kept, or the
+ * failed step's error when none is (the caller backs off as after a failed fetch).
+ */
+static int
+continue_schedulers(jobq_queue *q, jobq_job **jobs, int n) {
+	int kept = 0, err = 0;
+	for (int i = 0; i < n; i++) {
+		jobq_job *job = jobs[i];
+		if (job->scheduler_id != NULL) {
+			int rc = jobq__backend_scheduler_next(BACKEND(q), q->bq, job,
+			                                      jobq_queue__now(q));
+			if (rc < 0 && rc != JOBQ_EINVAL && rc != JOBQ_ENOTSUP) {
+				char why[256];
+				snprintf(why, sizeof(why), "%s", jobq_error_message());
+				(void)BACKEND(q)->release(q->bq, job->id, job->token,
+				                          jobq_queue__now(q));
+				jobq_job_free(job);
+				err = jobq_error_set(rc, "%s", why);
+				continue;
+			}
+		}
+		jobs[kept++] = job;
+	}
+	return kept > 0 || err == 0 ? kept : err;
+}
+
 int
 jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const char *token,
                   int64_t lock_ms, const jobq_fail_policy *policy, struct jobq_job_runtime *rt) {
@@ -628,6 +659,9 @@ jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const ch
 	for (;;) {
 		jobq_job *job = NULL;
 		int rc = BACKEND(q)->fetch(&job, info, q->bq, token, lock_ms, jobq_queue__now(q));
+		if (rc == 0 && job->scheduler_id != NULL &&
+		    (rc = continue_schedulers(q, &job, 1)) > 0)
+			rc = 0;
 		if (rc < 0) {
 			jobq__free(own);
 			return rc;
@@ -664,8 +698,11 @@ jobq_queue__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_queue *q
                            size_t max, int64_t lock_ms) {
 	jobq_backend *b = BACKEND(q);
 	int64_t now = jobq_queue__now(q);
-	if (jobq_queue__can_batch(q))
-		return b->complete_fetch(jobs, info, q->bq, done, ndone, tokens, max, lock_ms, now);
+	if (jobq_queue__can_batch(q)) {
+		int n =
+		    b->complete_fetch(jobs, info, q->bq, done, ndone, tokens, max, lock_ms, now);
+		return n > 0 ? continue_schedulers(q, jobs, n) : n;
+	}
 	/* The fallback: one step per completion, then one fetch. */
 	for (size_t i = 0; i < ndone; i++)
 		done[i].rc = b->complete(q->bq, done[i].id, done[i].token, done[i].result_json,
@@ -677,7 +714,7 @@ jobq_queue__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_queue *q
 	int rc = b->fetch(&jobs[0], info, q->bq, tokens[0], lock_ms, now);
 	if (rc == JOBQ_ENOJOB)
 		return 0;
-	return rc < 0 ? rc : 1;
+	return rc < 0 ? rc : continue_schedulers(q, jobs, 1);
 }
 
 int

@@ -50,7 +50,7 @@ extern "C" {
 #endif
 
 /** The version of struct jobq_backend this header defines (slots are only appended). */
-#define JOBQ_BACKEND_VERSION 4
+#define JOBQ_BACKEND_VERSION 5
 
 /** Capabilities of a backend (jobq_backend.caps). */
 enum {
@@ -102,6 +102,8 @@ struct jobq_job {
 	char *token;               /**< set by fetch: the lock token */
 	/** Owned by the core; backends leave it NULL. */
 	struct jobq_job_runtime *rt;
+	/** version 5: the job scheduler this job is an iteration of (BullMQ `rjk`), or NULL */
+	char *scheduler_id;
 };
 
 /** A zeroed job, or NULL on ENOMEM (error set). */
@@ -382,6 +384,27 @@ struct jobq_backend {
 	 * read the store at all. Changes nothing.
 	 */
 	int (*check)(jobq_check_report *report, jobq_backend *b, size_t max_messages);
+
+	/* -- version 5; optional ------------------------------------------------------------ */
+
+	/**
+	 * Optional (NULL: the iterations of job schedulers are not continued). Called by the core
+	 * right after a fetch handed out `job`, an iteration of job scheduler job->scheduler_id,
+	 * before it runs (BullMQ 6: the worker that fetches an iteration creates the next one).
+	 * In one step: if the scheduler still exists and its pending iteration is `job` (else
+	 * nothing changes: the scheduler was removed or updated since), and the series goes on
+	 * (the iteration count is below the limit, `now` is not past the end date, a cron pattern
+	 * has a next time), the next iteration is created as an add would (id
+	 * "repeat:<scheduler id>:<millis>", the template's name, data and options, delayed until
+	 * its time; events `added`, then `delayed` or `waiting`), the scheduler's next time and
+	 * iteration count advance; if that iteration exists already, only event `duplicated`.
+	 * Returns 1 when it created the next iteration, 0 when there was none to create.
+	 * Errors: JOBQ_EINVAL when the scheduler's stored definition cannot be evaluated (a
+	 * malformed pattern, an unknown time zone), JOBQ_ENOTSUP when the backend cannot
+	 * evaluate it: the series cannot go on, the job runs. Anything else (I/O) changes
+	 * nothing, and the core gives the job back to waiting to try again.
+	 */
+	int (*scheduler_next)(jobq_backend_queue *q, const jobq_job *job, int64_t now_ms);
 };
 
 /** Counts one problem in `report` and keeps its message (printf-style) among the first

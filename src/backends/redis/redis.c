@@ -256,6 +256,7 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.wake = rq_wake;
 	b->base.free = rq_free;
 	b->base.complete_fetch = rq_complete_fetch;
+	b->base.scheduler_next = rq_scheduler_next;
 	b->base.add_send = rq_add_send;
 	b->base.add_recv = rq_add_recv;
 	pthread_mutex_init(&b->mu, NULL);

@@ -188,4 +188,7 @@ int rq_strings_from_reply(jobq_strings **list, const redisReply *r);
 /* Appends the events of an XREAD reply {{stream, {{id, {field, value, ...}}, ...}}, ...}. */
 int rq_events_from_reply(jobq_event_list *list, const redisReply *r);
 
+/* redis_sched.c: the scheduler_next slot (lua/updateJobScheduler-16.lua) */
+int rq_scheduler_next(jobq_backend_queue *q, const jobq_job *job, int64_t now_ms);
+
 #endif
