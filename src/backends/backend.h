@@ -32,6 +32,9 @@ void jobq__backend_wait_for_work(jobq_backend *b, jobq_backend_queue *q, jobq_cl
 int jobq__backend_can_complete_fetch(const jobq_backend *b);
 /* The integrity check (version 4): JOBQ_ENOTSUP with a message when the backend has none. */
 int jobq__backend_check_store(jobq_check_report *report, jobq_backend *b, size_t max_messages);
+/* The version-5 slots, or JOBQ_ENOTSUP without them. */
+int jobq__backend_list_queues(jobq_strings **out, jobq_backend *b);
+int jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q);
 /* Frees the backend through its free slot; NULL is ignored. */
 void jobq__backend_free(jobq_backend *b);
 

@@ -48,7 +48,7 @@
 extern "C" {
 #endif
 
-#define JOBQ_BACKEND_VERSION 4
+#define JOBQ_BACKEND_VERSION 5
 
 enum {
 	JOBQ_CAP_BLOCKING_WAIT = 1u << 0, /* wait_for_work and events_read really block */
@@ -373,6 +373,22 @@ struct jobq_backend {
 	 * read the store at all. Changes nothing.
 	 */
 	int (*check)(jobq_check_report *report, jobq_backend *b, size_t max_messages);
+
+	/* -- version 5; optional ------------------------------------------------------------ */
+
+	/*
+	 * Optional (NULL: jobq_store_list_queues answers JOBQ_ENOTSUP). The names of the queues
+	 * the store holds (any order, each once; the core sorts them): memory its queues, LMDB
+	 * those with settings, Redis those with a meta or id key under the prefix, found without
+	 * blocking the server (SCAN). An empty list may be NULL. Changes nothing.
+	 */
+	int (*list_queues)(jobq_strings **out, jobq_backend *b);
+	/*
+	 * Optional (NULL: jobq_queue_count_workers answers JOBQ_ENOTSUP). How many workers are
+	 * connected to queue `q` now, from any process (Redis: the named client connections
+	 * BullMQ's getWorkers counts). Returns the count.
+	 */
+	int (*count_workers)(jobq_backend_queue *q);
 };
 
 /* Counts one problem in `report` and keeps its message (printf-style) among the first

@@ -2819,6 +2819,7 @@ static const jobq_backend lmdb_vtable = {
     .free = lm_free,
     .complete_fetch = lm_complete_fetch,
     .check = jobq_lmdb__check,
+    .list_queues = jobq_lmdb__list_queues,
 };
 
 int
