@@ -277,7 +277,7 @@ cli_cmd_wait(int argc, char **argv) {
 		rc = cli_fail(CLI_EXIT_FAILED, "job %s failed: %s", a.pos[1],
 		              reason ? reason : "(no reason)");
 	} else if (rc == JOBQ_ETIMEDOUT) {
-		rc = cli_fail(CLI_EXIT_FAILED, "job %s did not finish within %lld ms", a.pos[1],
+		rc = cli_fail(CLI_EXIT_TIMEOUT, "job %s did not finish within %lld ms", a.pos[1],
 		              (long long)timeout);
 	} else if (rc == JOBQ_ENOTFOUND) {
 		rc = cli_fail(CLI_EXIT_NOTFOUND, "no job '%s' in queue '%s'", a.pos[1], a.pos[0]);

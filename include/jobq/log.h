@@ -6,6 +6,9 @@
  * a handler still running after its lock was lost, a store outage and its end (Redis: a
  * connection lost and restored, with the time it took), deployment warnings.
  *
+ * A worker created with its own on_event callback (worker.h) reports its events (store
+ * outages, lost locks, refused outcomes) there instead of here.
+ *
  * Thread safety: the handler is process-wide and may be called from any library thread at
  * any time, also concurrently; it must not call back into the library. Setting it is safe
  * from any thread; a record being delivered while the handler is replaced may still reach

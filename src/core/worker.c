@@ -255,7 +255,9 @@ __attribute__((format(printf, 5, 6)))
 static void
 tell(jobq_worker *w, jobq_worker_event_type type, const char *job_id, int error, const char *fmt,
      ...) {
-	int logging = jobq_log_enabled();
+	/* A worker with its own on_event gets the event instead of a log record (one report,
+	 * not two, for an owner that logs its events itself). */
+	int logging = w->opts.on_event == NULL && jobq_log_enabled();
 	if (w->opts.on_event == NULL && !logging)
 		return;
 	char message[512];
