@@ -576,7 +576,8 @@ complete_and_fetch(jobq_worker *w, slot *s, batch *b, size_t max, jobq_fetch_inf
 		}
 		rc = rc > 0 ? 0 : rc;
 		record_completions(w, b);
-	} else if (rc >= 0) {
+	} else if (rc >= 0 && (ndone > 0 || max > 0)) {
+		/* (a step with nothing to write or take may not reach the store at all) */
 		store_up(w);
 	}
 	/* The heartbeat lets go of the old batch and takes the new one. */
