@@ -97,9 +97,10 @@ scan_suffix(jobq_strings **out, redis_backend *b, const char *esc, const char *s
 				continue;
 			const char *name = k->str + plen;
 			size_t n = k->len - plen - slen;
-			/* a job id never contains ':'-suffixed "meta" or "id" (refused at add), but
-			 * a queue name may contain ':'; job sub-keys end otherwise */
-			if (!has_name(*out, name, n) && n <= JOBQ_QUEUE_NAME_MAX)
+			/* a queue name has no ':' (refused at open): a longer match is another key
+			 * (the MATCH star spans colons) */
+			if (n <= JOBQ_QUEUE_NAME_MAX && !memchr(name, ':', n) &&
+			    !has_name(*out, name, n))
 				rc = jobq_strings__append(out, name, n);
 		}
 		freeReplyObject(r);
