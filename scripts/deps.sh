@@ -12,6 +12,7 @@ if [ "${1:-}" = "--with-node" ]; then
 	command -v npm >/dev/null 2>&1 || packages+=(npm)
 	packages+=(clang-format valgrind gnuplot-nox) # gnuplot: tools/bench/run.sh draws its plot
 	packages+=(clang libclang-rt-14-dev)          # libFuzzer for tests/fuzz
+	packages+=(chromium)                          # tools/bullboard: Bull Board screenshot
 fi
 
 missing=()

@@ -77,3 +77,15 @@ foreach(backend IN LISTS jobq_store_full_backends)
     LABELS "fault;cli;${backend}" TIMEOUT 120 SKIP_RETURN_CODE 77)
 endforeach()
 
+
+# Bull Board shows what a command run by `jobq work` reported (progress, log lines, stderr
+# kept as logs), checked through its API and in headless Chromium (tools/bullboard); starts
+# its own redis-server. Label slow: Chromium is heavy on two cores. Skipped (77) without node,
+# chromium or tools/bullboard/node_modules.
+if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
+  add_test(NAME interop.bullboard
+    COMMAND ${JOBQ_BASH} ${PROJECT_SOURCE_DIR}/tools/bullboard/screenshot.sh $<TARGET_FILE:jobq>
+            ${CMAKE_CURRENT_BINARY_DIR}/bullboard-job.png)
+  set_tests_properties(interop.bullboard PROPERTIES LABELS "interop;redis;slow" TIMEOUT 300
+                                                    SKIP_RETURN_CODE 77)
+endif()
