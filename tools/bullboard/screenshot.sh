@@ -24,7 +24,11 @@ command -v redis-server >/dev/null || missing "redis-server not found"
 export CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 [ -n "$CHROMIUM" ] || missing "chromium not found (apt-get install chromium)"
 if [ ! -d "$here/node_modules/@bull-board" ] && [ -n "${CI:-}" ]; then
-	(cd "$here" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) >&2
+	# (npm ci refuses the lock when the registry lacks msgpackr-extract's optional prebuilds
+	# for other platforms; npm install then installs the same versions)
+	(cd "$here" && export PUPPETEER_SKIP_DOWNLOAD=1 &&
+		{ npm ci --no-audit --no-fund --loglevel=error ||
+			npm install --no-audit --no-fund --loglevel=error; }) >&2
 fi
 [ -d "$here/node_modules/@bull-board" ] || missing "run 'PUPPETEER_SKIP_DOWNLOAD=1 npm ci' in $here"
 
