@@ -620,13 +620,19 @@ tty_restore(void) {
 
 /* One frame: the screen cleared, a header line, one row per queue. */
 static void
-top_frame(FILE *f, jobq_store *store, int64_t interval) {
+top_frame(FILE *f, jobq_store *store, int64_t interval, char **only, int nonly) {
 	jobq_strings *names = NULL;
 	char t[64];
 	fputs("\033[H\033[2J", f);
 	fprintf(f, "jobq top  %s  %s  every %lld ms  (q quits)\r\n", cli_url_shown(cli_url()),
 	        cli_fmt_time(t, sizeof(t), cli_wall_ms()), (long long)interval);
-	if (jobq_store_list_queues(&names, store) < 0) {
+	if (nonly > 0) {
+		names = calloc(1, sizeof(*names));
+		if (names) {
+			names->items = only;
+			names->count = (size_t)nonly;
+		}
+	} else if (jobq_store_list_queues(&names, store) < 0) {
 		fprintf(f, "\r\nthe store does not answer: %s\r\n", jobq_error_message());
 		fflush(f);
 		return;
@@ -636,7 +642,7 @@ top_frame(FILE *f, jobq_store *store, int64_t interval) {
 	        "OLDEST", "P50ms");
 	cli_qstats *one = calloc(1, sizeof(*one));
 	int64_t now = cli_wall_ms();
-	for (size_t i = 0; one && i < names->count; i++) {
+	for (size_t i = 0; one && names && i < names->count; i++) {
 		jobq_queue *q;
 		char workers[16], oldest[16];
 		if (jobq_queue_open(&q, store, names->items[i]) < 0)
@@ -664,10 +670,13 @@ top_frame(FILE *f, jobq_store *store, int64_t interval) {
 		    (long long)one->failed_1m, workers, oldest, (long long)cli_quantile(one, 0.5),
 		    one->paused ? "  paused" : "");
 	}
-	if (names->count == 0)
+	if (!names || names->count == 0)
 		fprintf(f, "(no queues)\r\n");
 	free(one);
-	jobq_strings_free(names);
+	if (nonly > 0)
+		free(names); /* the items are argv's */
+	else
+		jobq_strings_free(names);
 	fflush(f);
 }
 
@@ -682,7 +691,7 @@ cli_cmd_top(int argc, char **argv) {
 	cli_args a;
 	jobq_store *store;
 	int rc;
-	if ((rc = cli_parse(&a, argc, argv, opts, 0, 0)) != 0)
+	if ((rc = cli_parse(&a, argc, argv, opts, CLI_MAX_POSITIONAL, 0)) != 0)
 		return rc;
 	if (cli_want_help())
 		return 0;
@@ -700,7 +709,7 @@ cli_cmd_top(int argc, char **argv) {
 	}
 	int stdin_open = 1;
 	for (int64_t n = 0; !top_stop && (iterations == 0 || n < iterations); n++) {
-		top_frame(stdout, store, interval);
+		top_frame(stdout, store, interval, a.pos, a.npos);
 		if (iterations > 0 && n + 1 >= iterations)
 			break;
 		int64_t until = cli_now_us() + interval * 1000;

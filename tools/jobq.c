@@ -35,7 +35,8 @@ static const cli_verb_info verbs[] = {
      "show a job: state, attempts, progress, result, failure",
      "Options:\n"
      "  --json   one JSON object with BullMQ's field names (id, name, state, data, opts,\n"
-     "           progress, returnvalue, failedReason, stacktrace, attemptsMade, ...)\n"
+     "           progress, returnvalue, failedReason, stacktrace, attemptsMade, ...) and\n"
+     "           logs (its log lines)\n"
      "\n"
      "Exit status 4 when the job does not exist.\n"
      "\n"
@@ -279,11 +280,12 @@ static const cli_verb_info verbs[] = {
      "\n"
      "Examples:\n"
      "  jobq -u redis://localhost:6379 health mail --min-workers 1 || alert\n"},
-    {"top", cli_cmd_top, "top [--interval MS] [--iterations N]",
+    {"top", cli_cmd_top, "top [QUEUE...] [--interval MS] [--iterations N]",
      "a live view of the store's queues",
-     "Redraws, every --interval, one line per queue: counts, jobs completed and failed in\n"
-     "the last minute, workers (Redis), the oldest waiting job's age and the median\n"
-     "processing time. Plain ANSI (works over ssh). Quits on q, Ctrl-C or SIGTERM.\n"
+     "Redraws, every --interval, one line per QUEUE (default: every queue): counts, jobs\n"
+     "completed and failed in the last minute, workers (Redis), the oldest waiting job's\n"
+     "age and the median processing time. Plain ANSI (works over ssh). Quits on q, Ctrl-C\n"
+     "or SIGTERM.\n"
      "\n"
      "Options:\n"
      "  --interval MS      refresh period (default 1000)\n"

@@ -133,6 +133,10 @@ out_is "$(printf 'first line\nno newline\ne2\ne3')"
 run logs "$Q" "$id1" --json
 json_ok
 out_has '"count":4'
+run get "$Q" "$id1" --json
+out_has '"logs":["first line","no newline","e2","e3"]'
+run get "$Q" "$id1"
+out_has "logs:         4 lines, the last: e3"
 
 # progress, log, logs verbs
 run progress "$Q" "$id1" '{"step":9}'
@@ -277,7 +281,7 @@ if command -v tmux >/dev/null; then
 	pane_has() { pane | grep -qF -- "$1"; }
 	top_gone() { ! tmx has-session -t top 2>/dev/null; }
 	tmx -f /dev/null new-session -d -s top -x 160 -y 30 \
-		"JOBQ_URL='$URL' '$JOBQ' top --interval 200; echo exited \$? > '$tmp/top.rc'; sleep 30"
+		"JOBQ_URL='$URL' '$JOBQ' top '$Q' --interval 200; echo exited \$? > '$tmp/top.rc'; sleep 30"
 	name="top draws the store"
 	if until_true 10 pane_has "jobq top"; then pass; else fail "no header: $(pane)"; fi
 	if until_true 10 pane_has "$Q"; then pass; else fail "no row for $Q: $(pane)"; fi
