@@ -17,5 +17,6 @@
 #include "jobq/worker.h"
 #include "jobq/events.h"
 #include "jobq/backends.h"
+#include "jobq/log.h"
 
 #endif

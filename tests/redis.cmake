@@ -34,6 +34,11 @@ foreach(src IN LISTS jobq_unit_sources)
     jobq_redis_test(unit.${short})
   endif()
 endforeach()
+# unit.redis_log stops and starts a private server of its own with this script
+if(TARGET test_redis_log)
+  target_compile_definitions(test_redis_log PRIVATE
+    JOBQ_REDIS_SH="${CMAKE_CURRENT_SOURCE_DIR}/support/redis.sh")
+endif()
 
 # Interop with Node BullMQ (tests/interop): bullmq 6.7.0 (tests/interop/package-lock.json)
 # and the last 5.x (tests/interop/v5/package-lock.json). run.sh skips when node or the

@@ -86,6 +86,14 @@ JOBQ_EXTERN int jobq_store_check(jobq_check_report **out, jobq_store *store, siz
 JOBQ_EXTERN void jobq_check_report_free(jobq_check_report *report);
 
 /**
+ * The names of the queues `store` holds, sorted (byte order); an empty store gives an empty
+ * list. Memory: the queues opened in this instance; LMDB: every queue with jobs or settings;
+ * Redis: every queue under the URL's prefix, found with SCAN (not blocking the server).
+ * Free with jobq_strings_free(). Thread safety: any thread.
+ */
+JOBQ_EXTERN int jobq_store_list_queues(jobq_strings **out, jobq_store *store);
+
+/**
  * Opens the queue `name` (1..JOBQ_QUEUE_NAME_MAX bytes of printable characters, no ':').
  * The store must outlive the queue.
  */
@@ -202,6 +210,10 @@ typedef struct jobq_counts {
 JOBQ_EXTERN int jobq_queue_counts(jobq_counts *out, jobq_queue *q);
 /** Sets `*out` non-zero if the queue is paused. */
 JOBQ_EXTERN int jobq_queue_is_paused(int *out, jobq_queue *q);
+/** How many workers (from any process) are connected to the queue now: a count >= 0, or
+ * JOBQ_ENOTSUP where the backend cannot know (memory, LMDB). Redis counts the named
+ * connections BullMQ's getWorkers counts, so Node workers are included. */
+JOBQ_EXTERN int jobq_queue_count_workers(jobq_queue *q);
 
 /** Log lines of a job, from `start` (0-based), at most `limit` (0: all). */
 JOBQ_EXTERN int jobq_queue_get_logs(jobq_strings **out, jobq_queue *q, const char *id, size_t start,

@@ -131,6 +131,21 @@ jobq__backend_scheduler_next(jobq_backend *b, jobq_backend_queue *q, const jobq_
 	return b->scheduler_next(q, job, now_ms);
 }
 
+int
+jobq__backend_list_queues(jobq_strings **out, jobq_backend *b) {
+	if (b->version < 5 || b->list_queues == NULL)
+		return jobq_error_set(JOBQ_ENOTSUP, "the %s backend cannot list its queues",
+		                      b->name);
+	return b->list_queues(out, b);
+}
+
+int
+jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q) {
+	if (b->version < 5 || b->count_workers == NULL)
+		return jobq_error_set(JOBQ_ENOTSUP, "the %s backend cannot count workers", b->name);
+	return b->count_workers(q);
+}
+
 void
 jobq__backend_free(jobq_backend *b) {
 	if (b != NULL && b->free != NULL)

@@ -36,6 +36,9 @@ int jobq__backend_check_store(jobq_check_report *report, jobq_backend *b, size_t
  * scheduler_next slot, version 5): 1 created, 0 none to create; 0 without the slot. */
 int jobq__backend_scheduler_next(jobq_backend *b, jobq_backend_queue *q, const jobq_job *job,
                                  int64_t now_ms);
+/* The version-5 slots, or JOBQ_ENOTSUP without them. */
+int jobq__backend_list_queues(jobq_strings **out, jobq_backend *b);
+int jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q);
 /* Frees the backend through its free slot; NULL is ignored. */
 void jobq__backend_free(jobq_backend *b);
 

@@ -405,6 +405,19 @@ struct jobq_backend {
 	 * nothing, and the core gives the job back to waiting to try again.
 	 */
 	int (*scheduler_next)(jobq_backend_queue *q, const jobq_job *job, int64_t now_ms);
+	/**
+	 * Optional (NULL: jobq_store_list_queues answers JOBQ_ENOTSUP). The names of the queues
+	 * the store holds (any order, each once; the core sorts them): memory its queues, LMDB
+	 * those with settings, Redis those with a meta or id key under the prefix, found without
+	 * blocking the server (SCAN). An empty list may be NULL. Changes nothing.
+	 */
+	int (*list_queues)(jobq_strings **out, jobq_backend *b);
+	/**
+	 * Optional (NULL: jobq_queue_count_workers answers JOBQ_ENOTSUP). How many workers are
+	 * connected to queue `q` now, from any process (Redis: the named client connections
+	 * BullMQ's getWorkers counts). Returns the count.
+	 */
+	int (*count_workers)(jobq_backend_queue *q);
 };
 
 /** Counts one problem in `report` and keeps its message (printf-style) among the first

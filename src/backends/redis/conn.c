@@ -61,7 +61,9 @@ rq_io_error(redis_backend *b, const redisContext *c, const char *cmd, int64_t ti
 	if (rq_timed_out(c))
 		return jobq_error_set(JOBQ_EIO, "redis %s: no reply to %s within %lld ms (%s)%s",
 		                      b->where, cmd, (long long)timeout_ms, setting, tail);
-	return jobq_error_set(JOBQ_EIO, "redis %s: %s: %s%s", b->where, cmd, c->errstr, tail);
+	int rc = jobq_error_set(JOBQ_EIO, "redis %s: %s: %s%s", b->where, cmd, c->errstr, tail);
+	rq_note_lost(b);
+	return rc;
 }
 
 /*
@@ -209,8 +211,13 @@ conn_open(rconn **out, redis_backend *b) {
 		int timed_out;
 		int rc = conn_open_once(out, b, gen, &timed_out);
 		/* a server that accepts but does not answer is not tried again at once */
-		if (rc != JOBQ_EIO || timed_out || attempt >= b->reconnect_attempts)
+		if (rc == 0)
+			rq_note_restored(b);
+		if (rc != JOBQ_EIO || timed_out || attempt >= b->reconnect_attempts) {
+			if (rc == JOBQ_EIO)
+				rq_note_lost(b);
 			return rc;
+		}
 		pthread_mutex_lock(&b->mu);
 		unsigned int r = (unsigned int)rand_r(&b->seed);
 		pthread_mutex_unlock(&b->mu);

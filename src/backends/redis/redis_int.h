@@ -90,6 +90,7 @@ typedef struct redis_backend {
 	uint64_t wake_gen;
 	unsigned int conn_gen; /* bumped when a connection is found dead: older ones are dropped */
 	unsigned int seed;
+	atomic_llong down_since_ms; /* redis_info.c: when the server stopped answering, 0: up */
 } redis_backend;
 
 struct jobq_backend_queue {
@@ -162,6 +163,13 @@ int rq_io_error(redis_backend *b, const redisContext *c, const char *cmd, int64_
                 const char *setting, const char *tail);
 void rq_pool_free(redis_backend *b);
 
+/* redis_info.c: the vtable's list_queues and count_workers slots, and the log lines for a
+ * server that stopped answering (rq_note_lost, after an I/O error has been set) and answers
+ * again (rq_note_restored, after a connection opened). */
+int rq_list_queues(jobq_strings **out, jobq_backend *b);
+int rq_count_workers(jobq_backend_queue *q);
+void rq_note_lost(redis_backend *b);
+void rq_note_restored(redis_backend *b);
 /* url.c: the parts of a redis:// or redis+unix:// store URL (strings percent-decoded, owned). */
 typedef struct rq_url {
 	char *host, *unix_path, *user, *password, *prefix;
