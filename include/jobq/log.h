@@ -1,4 +1,5 @@
 /**
+ * @file
  * jobq — the library's log hook.
  *
  * The library is silent unless a handler is installed. It then reports what an operator must
@@ -23,22 +24,24 @@
 extern "C" {
 #endif
 
+/** How much a log record matters. */
 typedef enum jobq_log_level {
-	JOBQ_LOG_DEBUG = 0,
-	JOBQ_LOG_INFO = 1,
-	JOBQ_LOG_WARN = 2,
-	JOBQ_LOG_ERROR = 3
+	JOBQ_LOG_DEBUG = 0, /**< detail for developers */
+	JOBQ_LOG_INFO = 1,  /**< normal events worth a line (a store outage ended) */
+	JOBQ_LOG_WARN = 2,  /**< something an operator should look at (a lock lost) */
+	JOBQ_LOG_ERROR = 3  /**< work was lost or stopped (a job failed for good) */
 } jobq_log_level;
 
 /** One log record. Every string is valid for the call only. */
 typedef struct jobq_log_record {
-	jobq_log_level level;
+	jobq_log_level level;  /**< how much it matters */
 	const char *component; /**< "worker", "reaper", "redis", ... */
 	const char *queue;     /**< the queue it concerns, or NULL */
 	const char *job_id;    /**< the job it concerns, or NULL */
 	const char *message;   /**< one line, no trailing newline */
 } jobq_log_record;
 
+/** A log handler: receives each record and the `user` given to jobq_log_set_handler. */
 typedef void (*jobq_log_fn)(const jobq_log_record *record, void *user);
 
 /** Installs `fn` (NULL: silent again) with `user` passed to each call. */
