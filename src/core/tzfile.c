@@ -415,7 +415,7 @@ load_local(jobq_tz *tz) {
 int
 jobq_tz__load(jobq_tz **out, const char *name) {
 	*out = NULL;
-	int32_t off;
+	int32_t off = 0;
 	bool fixed = name != NULL && fixed_offset(name, &off);
 	if (name != NULL && !fixed && !valid_name(name))
 		return jobq_error_set(JOBQ_EINVAL, "time zone '%s': not a zone name", name);
