@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libhiredis-dev liblmdb-dev libmsgpack-dev
-          libjansson-dev uthash-dev libbsd-dev libcmocka-dev redis-server lmdb-utils)
+          libjansson-dev uthash-dev libbsd-dev libcmocka-dev redis-server lmdb-utils
+          libssl-dev openssl)
 if [ "${1:-}" = "--with-node" ]; then
 	command -v node >/dev/null 2>&1 || packages+=(nodejs)
 	command -v npm >/dev/null 2>&1 || packages+=(npm)

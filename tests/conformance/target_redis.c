@@ -1,6 +1,7 @@
 /*
  * The Redis backend as a conformance target. Each case gets a unique key prefix
- * (jobqtest:<pid>:<n>) on the fixture's server (unix socket in JOBQ_TEST_REDIS_SOCKET);
+ * (jobqtest:<pid>:<n>) on the fixture's server (unix socket in JOBQ_TEST_REDIS_SOCKET, or
+ * over TLS to the server of JOBQ_TEST_REDIS_TLS_DIR, tests/support/redis_tls.sh);
  * teardown deletes every key under it. No socket or no server: the case is skipped (77).
  */
 #include <stdio.h>
@@ -15,6 +16,7 @@
 typedef struct redis_ctx {
 	char socket[256];
 	char prefix[64];
+	char ca[320], cert[320], key[320]; /* over TLS (JOBQ_TEST_REDIS_TLS_DIR) */
 } redis_ctx;
 
 static unsigned int case_counter;
@@ -59,6 +61,24 @@ redis_setup(jobq_backend **out, void **ctx) {
 	int err;
 
 	*ctx = NULL;
+	const char *tls_dir = getenv("JOBQ_TEST_REDIS_TLS_DIR");
+	char tls_sock[256];
+	int tls_port = 0;
+	if (tls_dir != NULL) {
+		char path[300];
+		snprintf(path, sizeof(path), "%s/tls.port", tls_dir);
+		FILE *f = fopen(path, "r");
+		if (f == NULL || fscanf(f, "%d", &tls_port) != 1)
+			tls_port = 0;
+		if (f != NULL)
+			fclose(f);
+		if (tls_port == 0)
+			return 77;
+		if ((size_t)snprintf(tls_sock, sizeof(tls_sock), "%.200s/redis.sock", tls_dir) >=
+		    sizeof(tls_sock))
+			return 77;
+		sock = tls_sock;
+	}
 	if (sock == NULL || sock[0] == '\0' || access(sock, F_OK) != 0)
 		return 77;
 	rc = calloc(1, sizeof(*rc));
@@ -68,6 +88,19 @@ redis_setup(jobq_backend **out, void **ctx) {
 	snprintf(rc->prefix, sizeof(rc->prefix), "jobqtest:%ld:%u", (long)getpid(), ++case_counter);
 	o.unix_path = rc->socket;
 	o.prefix = rc->prefix;
+	if (tls_dir != NULL) {
+		/* over TLS with a client certificate; cleanup and dumps use the unix socket */
+		o.unix_path = NULL;
+		o.host = "127.0.0.1";
+		o.port = tls_port;
+		o.tls = 1;
+		snprintf(rc->ca, sizeof(rc->ca), "%s/ca.crt", tls_dir);
+		snprintf(rc->cert, sizeof(rc->cert), "%s/client.crt", tls_dir);
+		snprintf(rc->key, sizeof(rc->key), "%s/client.key", tls_dir);
+		o.tls_ca_file = rc->ca;
+		o.tls_cert_file = rc->cert;
+		o.tls_key_file = rc->key;
+	}
 	err = jobq_backend_redis_new(out, &o);
 	if (err < 0) {
 		free(rc);

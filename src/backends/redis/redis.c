@@ -1314,8 +1314,7 @@ blocking_command(int *rc, jobq_backend_queue *q, const char *name, uint64_t gen,
 		int64_t t = (block_ms > 0 ? block_ms : 0) + (b->command_timeout_ms > 0
 		                                                 ? b->command_timeout_ms
 		                                                 : RQ_DEFAULT_COMMAND_TIMEOUT_MS);
-		redisSetTimeout(conn->c, (struct timeval){(time_t)(t / 1000),
-		                                          (suseconds_t)((t % 1000) * 1000)});
+		rq_conn_set_timeout(conn, t);
 		r = rq_conn_command_named(conn, name, argc, argv);
 		if (r == NULL)
 			*rc = rq_io_error(b, conn->c, argv[0], t,
@@ -1669,7 +1668,9 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 		snprintf(b->where, wl, "%s", b->unix_path);
 	else
 		snprintf(b->where, wl, "%s:%d", b->host, b->port);
-	int rc = rq_connect_check(b);
+	int rc = rq_conn_init(b, opts);
+	if (rc == 0)
+		rc = rq_connect_check(b);
 	if (rc == JOBQ_EIO && opts->connect_wait_ms > 0) {
 		/* the caller chose to wait for a server that is down (or restarting) */
 		int64_t deadline = jobq__mono_ms() + opts->connect_wait_ms;
