@@ -6,8 +6,8 @@
  * Blocking waits (BZPOPMIN on the marker, XREAD BLOCK) use connections of their own and are
  * registered so that wake() can interrupt them with CLIENT UNBLOCK from another connection.
  * The sockets are our own (sock.c: TCP, unix, TLS); hiredis 0.14 only parses replies and
- * formats commands. Its reply objects are allocated with libc, and the reader treats an
- * out-of-memory as a protocol error (the connection is dropped, nothing aborts).
+ * formats commands, allocating with libc, and its allocation wrappers abort on out-of-memory
+ * (hiredis's alloc.h); nothing we can prevent short of replacing the reader.
  */
 #ifndef JOBQ_REDIS_INT_H
 #define JOBQ_REDIS_INT_H
