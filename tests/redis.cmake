@@ -58,6 +58,16 @@ jobq_redis_test(conformance.redis)
 add_test(NAME conformance.redis.tls COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.redis.tls "conformance;redis")
 jobq_redis_tls_test(conformance.redis.tls)
+# Redis Cluster: three masters (tests/support/redis_cluster.sh), the suite with a hash-tagged
+# prefix (target_redis.c); static slot map only (no resharding or failover yet).
+set(jobq_redis_cluster_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-fixture)
+jobq_server_fixture(redis.cluster redis_cluster redis_cluster.sh ${jobq_redis_cluster_dir}
+                    "redis;cluster")
+add_test(NAME conformance.redis.cluster COMMAND jobq_conformance redis)
+jobq_test_properties(conformance.redis.cluster "conformance;redis;cluster")
+set_property(TEST conformance.redis.cluster APPEND PROPERTY FIXTURES_REQUIRED redis_cluster)
+set_property(TEST conformance.redis.cluster APPEND PROPERTY ENVIRONMENT
+             "JOBQ_TEST_REDIS_CLUSTER_DIR=${jobq_redis_cluster_dir}")
 add_test(NAME conformance.valkey COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.valkey "conformance;redis;valkey")
 jobq_valkey_test(conformance.valkey)

@@ -11,12 +11,15 @@
 
 #include <hiredis/hiredis.h>
 
+#include "backends/backend.h"
 #include "target.h"
 
 typedef struct redis_ctx {
 	char socket[256];
 	char prefix[64];
 	char ca[320], cert[320], key[320]; /* over TLS (JOBQ_TEST_REDIS_TLS_DIR) */
+	char nodes[3][256]; /* a cluster's node sockets (JOBQ_TEST_REDIS_CLUSTER_DIR) */
+	int nnodes;
 } redis_ctx;
 
 static unsigned int case_counter;
@@ -53,6 +56,39 @@ delete_prefix(const char *socket, const char *prefix) {
 	redisFree(c);
 }
 
+/* Redis Cluster (tests/support/redis_cluster.sh): redis+cluster:// with a hash-tagged prefix
+ * {jobqtest:<pid>:<n>}, so that each case's queues live on one master. */
+static int
+cluster_setup(jobq_backend **out, void **ctx, const char *dir) {
+	char path[300], url[400];
+	int ports[3];
+	snprintf(path, sizeof(path), "%.200s/ports", dir);
+	FILE *f = fopen(path, "r");
+	int n = f ? fscanf(f, "%d %d %d", &ports[0], &ports[1], &ports[2]) : 0;
+	if (f != NULL)
+		fclose(f);
+	if (n != 3)
+		return 77;
+	redis_ctx *rc = calloc(1, sizeof(*rc));
+	if (rc == NULL)
+		return JOBQ_ENOMEM;
+	snprintf(rc->prefix, sizeof(rc->prefix), "{jobqtest:%ld:%u}", (long)getpid(),
+	         ++case_counter);
+	for (int i = 0; i < 3; i++)
+		snprintf(rc->nodes[i], sizeof(rc->nodes[i]), "%.200s/node%d/redis.sock", dir,
+		         i + 1);
+	rc->nnodes = 3;
+	snprintf(url, sizeof(url), "redis+cluster://127.0.0.1:%d,127.0.0.1:%d?prefix=%s", ports[0],
+	         ports[1], rc->prefix);
+	int err = jobq__backend_open_url(out, url);
+	if (err < 0) {
+		free(rc);
+		return err;
+	}
+	*ctx = rc;
+	return 0;
+}
+
 static int
 redis_setup(jobq_backend **out, void **ctx) {
 	const char *sock = getenv("JOBQ_TEST_REDIS_SOCKET");
@@ -61,6 +97,9 @@ redis_setup(jobq_backend **out, void **ctx) {
 	int err;
 
 	*ctx = NULL;
+	const char *cluster_dir = getenv("JOBQ_TEST_REDIS_CLUSTER_DIR");
+	if (cluster_dir != NULL)
+		return cluster_setup(out, ctx, cluster_dir);
 	const char *tls_dir = getenv("JOBQ_TEST_REDIS_TLS_DIR");
 	char tls_sock[256];
 	int tls_port = 0;
@@ -116,7 +155,10 @@ redis_teardown(void *ctx) {
 
 	if (rc == NULL)
 		return;
-	delete_prefix(rc->socket, rc->prefix);
+	if (rc->nnodes == 0)
+		delete_prefix(rc->socket, rc->prefix);
+	for (int i = 0; i < rc->nnodes; i++)
+		delete_prefix(rc->nodes[i], rc->prefix);
 	free(rc);
 }
 
@@ -147,10 +189,9 @@ key_cmp(const void *a, const void *b) {
 /* Every key under the case's prefix, sorted, with its TYPE and DUMP (hex). TTLs are left out:
  * they change as time passes. */
 static char *
-redis_dump(void *ctx) {
-	redis_ctx *rc = ctx;
+dump_node(const char *socket, const char *prefix) {
 	struct timeval tv = {2, 0};
-	redisContext *c = redisConnectUnixWithTimeout(rc->socket, tv);
+	redisContext *c = redisConnectUnixWithTimeout(socket, tv);
 	char pattern[80], cursor[32] = "0";
 	char **keys = NULL;
 	size_t nkeys = 0, kcap = 0, used = 0, cap = 0;
@@ -162,7 +203,7 @@ redis_dump(void *ctx) {
 			redisFree(c);
 		return NULL;
 	}
-	snprintf(pattern, sizeof(pattern), "%s:*", rc->prefix);
+	snprintf(pattern, sizeof(pattern), "%s:*", prefix);
 	do {
 		redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
 		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
@@ -218,6 +259,26 @@ redis_dump(void *ctx) {
 		return NULL;
 	}
 	return out;
+}
+
+/* Every key under the case's prefix (on a cluster: on every node; they are on one). */
+static char *
+redis_dump(void *ctx) {
+	redis_ctx *rc = ctx;
+	if (rc->nnodes == 0)
+		return dump_node(rc->socket, rc->prefix);
+	char *all = NULL;
+	size_t used = 0, cap = 0;
+	for (int i = 0; i < rc->nnodes; i++) {
+		char *d = dump_node(rc->nodes[i], rc->prefix);
+		if (d == NULL || text_append(&all, &used, &cap, d, strlen(d)) < 0) {
+			free(d);
+			free(all);
+			return NULL;
+		}
+		free(d);
+	}
+	return all;
 }
 
 const jobq_test_target jobq_test_target_redis = {

@@ -362,6 +362,9 @@ urls(void **state) {
 	    {"rediss://127.0.0.1:1?capath=/nonexistent/dir", "capath '/nonexistent/dir'"},
 	    {"rediss://127.0.0.1:1?cert=/nonexistent/c.pem&key=/k.pem",
 	     "cert '/nonexistent/c.pem'"},
+	    {"redis+cluster://127.0.0.1:1,otherhost?prefix={q}", "cluster seed 'otherhost'"},
+	    {"redis+cluster://127.0.0.1:1,h:2/3", "only database 0"},
+	    {"rediss+cluster://127.0.0.1:1?insecure=x", "insecure 'x'"},
 	};
 	for (size_t i = 0; i < sizeof(bad_tls) / sizeof(bad_tls[0]); i++) {
 		int rc = jobq__redis_open_url(&b, bad_tls[i][0]);

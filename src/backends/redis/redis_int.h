@@ -82,8 +82,9 @@ typedef struct redis_backend {
 	unsigned long long max_bulk; /* the server's proto-max-bulk-len, read at open */
 	unsigned int reconnect_attempts;
 	int64_t reconnect_max_delay_ms;
-	char *where; /* "host:port" or the socket path, for messages */
-	rq_tls *tls; /* NULL: plain connections */
+	char *where;                /* "host:port" or the socket path, for messages */
+	rq_tls *tls;                /* NULL: plain connections */
+	struct rq_cluster *cluster; /* Redis Cluster (cluster.c); NULL: one server */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;    /* signalled when a blocking wait of a closing queue ends */
@@ -178,12 +179,21 @@ typedef struct rq_url {
 	char *host, *unix_path, *user, *password, *prefix;
 	char *tls_ca_file, *tls_ca_path, *tls_cert_file, *tls_key_file, *tls_sni;
 	int tls, tls_insecure;
+	int cluster;         /* redis+cluster:// or rediss+cluster:// */
+	char *cluster_seeds; /* the seeds after the first, "host:port,host:port" */
 	long port, db;
 	long long connect_timeout_ms, command_timeout_ms, connect_wait_ms;
 } rq_url;
 /* Parses `url` without connecting: 0, or < 0 with the error set and nothing to free. */
 int rq_url_parse(rq_url *p, const char *url);
 void rq_url_free(rq_url *p);
+
+/* cluster.c: a cluster backend from the first seed in `opts` (the others in `seeds`, "host:port,
+ * ...", tried when it is down). */
+int rq_cluster_open(jobq_backend **out, const jobq_redis_options *opts, const char *seeds);
+/* The offset and *len of the hash tag of `key` (Redis Cluster's rule: the first {...} that is
+ * not empty), or -1 when the whole key is hashed. */
+int rq_key_hash_tag(const char *key, size_t *len);
 
 /* codec.c */
 int rq_opts_to_json(char **out, const jobq_job_options *opts);
