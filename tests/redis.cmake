@@ -36,6 +36,18 @@ function(jobq_redis_tls_test name)
   set_property(TEST ${name} APPEND PROPERTY LABELS tls)
 endfunction()
 
+# Redis Cluster: three masters on loopback (tests/support/redis_cluster.sh) as the
+# `redis_cluster` fixture; its directory in JOBQ_TEST_REDIS_CLUSTER_DIR.
+set(jobq_redis_cluster_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-fixture)
+jobq_server_fixture(redis.cluster redis_cluster redis_cluster.sh ${jobq_redis_cluster_dir}
+                    "redis;cluster")
+function(jobq_redis_cluster_test name)
+  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED redis_cluster)
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
+               "JOBQ_TEST_REDIS_CLUSTER_DIR=${jobq_redis_cluster_dir}")
+  set_property(TEST ${name} APPEND PROPERTY LABELS cluster)
+endfunction()
+
 # Valkey 8.0.1 (a test build at ../shared/servers/valkey-8.0.1/valkey-server from the project's
 # root; no Debian package ships it) as the `valkey_server` fixture: the conformance suite and
 # the CLI test run on it too. Without the binary the fixture says so and is skipped (fails in
@@ -58,16 +70,11 @@ jobq_redis_test(conformance.redis)
 add_test(NAME conformance.redis.tls COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.redis.tls "conformance;redis")
 jobq_redis_tls_test(conformance.redis.tls)
-# Redis Cluster: three masters (tests/support/redis_cluster.sh), the suite with a hash-tagged
-# prefix (target_redis.c); static slot map only (no resharding or failover yet).
-set(jobq_redis_cluster_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-fixture)
-jobq_server_fixture(redis.cluster redis_cluster redis_cluster.sh ${jobq_redis_cluster_dir}
-                    "redis;cluster")
+# Redis Cluster: the suite with a hash-tagged prefix (target_redis.c); static slot map only
+# (no resharding or failover yet).
 add_test(NAME conformance.redis.cluster COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.redis.cluster "conformance;redis;cluster")
-set_property(TEST conformance.redis.cluster APPEND PROPERTY FIXTURES_REQUIRED redis_cluster)
-set_property(TEST conformance.redis.cluster APPEND PROPERTY ENVIRONMENT
-             "JOBQ_TEST_REDIS_CLUSTER_DIR=${jobq_redis_cluster_dir}")
+jobq_redis_cluster_test(conformance.redis.cluster)
 add_test(NAME conformance.valkey COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.valkey "conformance;redis;valkey")
 jobq_valkey_test(conformance.valkey)
@@ -82,6 +89,8 @@ foreach(src IN LISTS jobq_unit_sources)
     target_link_libraries(${name} PRIVATE PkgConfig::HIREDIS)
     if(name STREQUAL "test_redis_tls")
       jobq_redis_tls_test(unit.${short})
+    elseif(name STREQUAL "test_redis_cluster")
+      jobq_redis_cluster_test(unit.${short})
     else()
       jobq_redis_test(unit.${short})
     endif()

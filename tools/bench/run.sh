@@ -304,7 +304,7 @@ if want redis; then
 		[ "$add_threads_tried" = 1 ] && return
 		add_threads_tried=1
 		if "${CC:-cc}" -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/include" \
-			"$here/redis_add_threads.c" "$build/libjobq.a" -lhiredis -llmdb -ljansson \
+			"$here/redis_add_threads.c" "$build/libjobq.a" -lhiredis -lssl -lcrypto -llmdb -ljansson \
 			-lmsgpackc -lpthread -lm -o "$tmp/add_threads" 2>"$tmp/cc.log"; then
 			add_threads=$tmp/add_threads
 		else

@@ -57,12 +57,18 @@ rq_io_error(redis_backend *b, const rq_sock *c, const char *cmd, int64_t timeout
 
 static int
 setup_error(redis_backend *b, const rconn *conn, const char *cmd) {
-	/* a TLS port drops a plain client at its first bytes */
-	return rq_io_error(b, conn->c, cmd, b->connect_timeout_ms, "connect_timeout_ms",
-	                   b->tls == NULL && !rq_timed_out(conn->c) &&
-	                           (conn->c->err == REDIS_ERR_EOF || conn->c->err == REDIS_ERR_IO)
-	                       ? " (if this is a TLS port, use rediss://)"
-	                       : "");
+	const char *hint = "";
+	if (!rq_timed_out(conn->c) &&
+	    (conn->c->err == REDIS_ERR_EOF || conn->c->err == REDIS_ERR_IO)) {
+		/* a TLS port drops a plain client at its first bytes; a server that requires a
+		 * client certificate drops a TLS client without one after the handshake (TLS 1.3),
+		 * its alert often lost in the reset */
+		if (b->tls == NULL)
+			hint = " (if this is a TLS port, use rediss://)";
+		else if (!rq_tls_has_cert(b->tls) && strstr(conn->c->errstr, "certificate") == NULL)
+			hint = " (if the server requires a client certificate: cert=FILE&key=FILE)";
+	}
+	return rq_io_error(b, conn->c, cmd, b->connect_timeout_ms, "connect_timeout_ms", hint);
 }
 
 /* A setup command's reply, or NULL with the error set (`what` names the command; an error

@@ -29,7 +29,13 @@ struct rq_tls {
 	SSL_CTX *ctx;
 	char *sni;
 	int insecure;
+	int has_cert;
 };
+
+int
+rq_tls_has_cert(const rq_tls *tls) {
+	return tls->has_cert;
+}
 
 /* --- TLS context ---------------------------------------------------------------------------- */
 
@@ -60,6 +66,7 @@ rq_tls_new(rq_tls **out, const rq_tls_config *cfg, char *err, size_t errlen) {
 		return JOBQ_ENOMEM;
 	}
 	t->insecure = cfg->insecure;
+	t->has_cert = cfg->cert_file != NULL;
 	ERR_clear_error();
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	if (t->ctx == NULL) {

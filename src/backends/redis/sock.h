@@ -32,6 +32,8 @@ typedef struct rq_tls_config {
  * in err) and *out NULL. */
 int rq_tls_new(rq_tls **out, const rq_tls_config *cfg, char *err, size_t errlen);
 void rq_tls_free(rq_tls *tls);
+/* Non-zero when the context carries a client certificate. */
+int rq_tls_has_cert(const rq_tls *tls);
 
 typedef struct rq_sock {
 	int fd;
