@@ -113,3 +113,13 @@ foreach(t interop.bullmq interop.bullmq5)
   set_tests_properties(${t} PROPERTIES LABELS "interop;redis" TIMEOUT 300 SKIP_RETURN_CODE 77)
   jobq_redis_test(${t})
 endforeach()
+
+# The backend's unit test and the BullMQ 6 interop on Valkey too (interop: slow, ~20 s).
+add_test(NAME unit.redis_backend.valkey COMMAND test_redis_backend)
+jobq_test_properties(unit.redis_backend.valkey "unit;redis;valkey")
+jobq_valkey_test(unit.redis_backend.valkey)
+add_test(NAME interop.bullmq.valkey
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/run.sh $<TARGET_FILE:jobq_interop>)
+set_tests_properties(interop.bullmq.valkey PROPERTIES LABELS "interop;redis;valkey;slow"
+                     TIMEOUT 300 SKIP_RETURN_CODE 77)
+jobq_valkey_test(interop.bullmq.valkey)
