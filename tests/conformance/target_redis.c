@@ -228,7 +228,7 @@ dump_node(const char *socket, const char *prefix) {
 		}
 		freeReplyObject(r);
 	} while (ok && strcmp(cursor, "0") != 0);
-	if (ok)
+	if (ok && nkeys > 0) /* (a cluster node may hold none) */
 		qsort(keys, nkeys, sizeof(*keys), key_cmp);
 	ok = ok && text_append(&out, &used, &cap, "", 0) == 0;
 	for (size_t i = 0; ok && i < nkeys; i++) {
