@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * jobq — a job-queue engine. Include only this header.
  *
  * Threading: a jobq_store and a jobq_queue may be used from any number of threads at once; a

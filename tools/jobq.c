@@ -303,7 +303,7 @@ main(int argc, char **argv) {
 			main_help(stdout);
 			return CLI_EXIT_OK;
 		} else if (strcmp(a, "--version") == 0) {
-			printf("jobq %s\n", JOBQ_VERSION);
+			printf("jobq %s\n", jobq_version());
 			return CLI_EXIT_OK;
 		} else if (strcmp(a, "--json") == 0) {
 			cli_g.json = 1;

@@ -1,4 +1,4 @@
-// BullMQ <-> jobq interop on one Redis server (bullmq-protocol.md §8), against the bullmq
+// BullMQ <-> jobq interop on one Redis server (docs/protocol.md §8), against the bullmq
 // package in JOBQ_INTEROP_MODULES (default ./node_modules: 6.7.0; v5/node_modules: 5.x).
 // usage: node interop.js <path to jobq_interop> <redis unix socket>
 // Prints "ok <check>" / "FAIL <check>" lines; exits non-zero on any failure.
@@ -550,7 +550,7 @@ async function pauseResume() {
     assert.equal(await queue.isPaused(), true);
     // 5.x adds to the legacy paused list while the queue is paused, and its resume RENAMEs
     // that list over the wait list: jobs jobq added meanwhile (6.x style, to wait) would be
-    // lost (bullmq-protocol.md §7). With 5.x peers only Node adds during this pause.
+    // lost (docs/protocol.md §7). With 5.x peers only Node adds during this pause.
     await queue.addBulk(Array.from({ length: v5 ? 20 : 10 }, () => ({ name: 'slow', data: {} })));
     if (!v5) jobq('addn', url, qname, '10', 'slow');
     await holds(() => nodeRuns.length === n0 && jw.started.length === j0, 500,

@@ -303,7 +303,7 @@ if want redis; then
 	build_add_threads() {
 		[ "$add_threads_tried" = 1 ] && return
 		add_threads_tried=1
-		if "${CC:-cc}" -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/include" \
+		if "${CC:-cc}" -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/include" -I"$build/include" \
 			"$here/redis_add_threads.c" "$build/libjobq.a" -lhiredis -lssl -lcrypto -llmdb -ljansson \
 			-lmsgpackc -lpthread -lm -o "$tmp/add_threads" 2>"$tmp/cc.log"; then
 			add_threads=$tmp/add_threads

@@ -1,6 +1,6 @@
 /*
  * Redis backend: the job codec. Job options are stored as BullMQ's `opts` JSON (short keys
- * of bullmq-protocol.md §2.2, "attempts" always present); job hashes are decoded into
+ * of docs/protocol.md §2.2, "attempts" always present); job hashes are decoded into
  * jobq_job with every field BullMQ writes. Unknown opts keys written by Node are ignored
  * here and left untouched in Redis (no script rewrites `opts`). Also the readers of the
  * replies that carry more than a number: addJobs' ids, string arrays and event streams.
