@@ -5,8 +5,9 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libhiredis-dev liblmdb-dev libmsgpack-dev doxygen
           libjansson-dev uthash-dev libbsd-dev libcmocka-dev redis-server lmdb-utils
-          libmicrohttpd-dev # jobq serve-metrics
-          tmux jq curl)     # tests/cli/ops_test.sh: jobq top under tmux, metrics scraped
+          libssl-dev openssl  # TLS to Redis (rediss://); tests make certificates
+          libmicrohttpd-dev   # jobq serve-metrics
+          tmux jq curl)       # tests/cli/ops_test.sh: jobq top under tmux, metrics scraped
 packages+=(tzdata) # the time zones of cron schedules (src/core/tzfile.c)
 if [ "${1:-}" = "--with-node" ]; then
 	command -v node >/dev/null 2>&1 || packages+=(nodejs)

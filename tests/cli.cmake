@@ -58,6 +58,15 @@ if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
   endif()
 endif()
 
+# The CLI on Valkey (tests/redis.cmake's valkey_server fixture); slow: 15-60 s.
+if(COMMAND jobq_valkey_test)
+  add_test(NAME cli.valkey
+    COMMAND ${JOBQ_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/cli/cli_test.sh $<TARGET_FILE:jobq> redis)
+  set_tests_properties(cli.valkey PROPERTIES LABELS "cli;redis;valkey;slow" TIMEOUT 300
+                                             SKIP_RETURN_CODE 77)
+  jobq_valkey_test(cli.valkey)
+endif()
+
 # A store that cannot take a result (Redis out of memory, LMDB on a full tmpfs): `jobq work`
 # keeps it and records it later (tests/fault/store_full.sh). Each starts its own store: a
 # private redis-server whose maxmemory it changes, a tmpfs it mounts (root only: skipped, 77,

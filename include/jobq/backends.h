@@ -107,13 +107,26 @@ typedef struct jobq_redis_options {
 	 * JOBQ_EIO; > 0 keeps trying (capped exponential backoff with jitter) for up to this
 	 * many ms. URL query: connect_wait_ms=N. */
 	int64_t connect_wait_ms;
+	/** Non-zero: TLS (URL scheme rediss://; TCP only). The server's certificate is verified
+	 * against tls_ca_file / tls_ca_path, or the system's CA store when both are NULL, and
+	 * must be valid for tls_sni (NULL: the host), which is also sent as SNI. */
+	int tls;
+	const char *tls_ca_file;   /**< PEM file of trusted CAs; URL: cacert=FILE */
+	const char *tls_ca_path;   /**< directory of hashed CA certificates; URL: capath=DIR */
+	const char *tls_cert_file; /**< client certificate (PEM); URL: cert=FILE */
+	const char *tls_key_file;  /**< its private key (PEM); URL: key=FILE */
+	const char *tls_sni;       /**< the server's name, sent and verified; URL: sni=NAME */
+	int tls_insecure;          /**< skip verification (a warning says so); URL: insecure=1 */
 } jobq_redis_options;
 
 /** The version of jobq_redis_options this header defines. */
 #define JOBQ_REDIS_OPTIONS_VERSION 1
 /** The defaults of jobq_redis_options. */
 #define JOBQ_REDIS_OPTIONS_INIT                                                                    \
-	{ JOBQ_REDIS_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0 }
+	{                                                                                          \
+		JOBQ_REDIS_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0, 0,  \
+		    NULL, NULL, NULL, NULL, NULL, 0                                                \
+	}
 
 /** Fills `opts` with the defaults. JOBQ_EVERSION if `version` is not supported. */
 JOBQ_EXTERN int jobq_redis_options_init(jobq_redis_options *opts, unsigned int version);

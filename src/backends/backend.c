@@ -36,7 +36,8 @@ jobq__backend_open_url(jobq_backend **out, const char *url) {
 #endif
 	}
 	if (has_prefix(url, "redis:") || has_prefix(url, "redis+unix:") ||
-	    has_prefix(url, "rediss:")) {
+	    has_prefix(url, "rediss:") || has_prefix(url, "redis+cluster:") ||
+	    has_prefix(url, "rediss+cluster:")) {
 #ifdef JOBQ_HAVE_REDIS
 		return jobq__redis_open_url(out, url);
 #else

@@ -88,7 +88,7 @@ int jobq__lmdb_open_url(jobq_backend **out, const char *url);
 int jobq__lmdb_url_parse(char *dir, size_t dir_cap, jobq_lmdb_options *o, const char *url);
 #endif
 #ifdef JOBQ_HAVE_REDIS
-/* `url` is the whole URL: redis://..., rediss:// is refused, redis+unix:///path.sock. */
+/* `url` is the whole URL: redis://..., rediss://... (TLS), redis+unix:///path.sock. */
 int jobq__redis_open_url(jobq_backend **out, const char *url);
 #endif
 

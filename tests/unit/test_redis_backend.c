@@ -352,7 +352,26 @@ urls(void **state) {
 			fail_msg("%s: %s (%s)", bad[i], jobq_error_name(rc), jobq_error_message());
 		assert_non_null(strstr(jobq_error_message(), "redis URL"));
 	}
-	assert_int_equal(jobq__redis_open_url(&b, "rediss://host:6380"), JOBQ_ENOTSUP);
+	/* TLS settings: each bad one named; nothing is contacted */
+	const char *bad_tls[][2] = {
+	    {"redis://127.0.0.1:1?cacert=/x.pem", "'cacert' is a TLS setting"},
+	    {"rediss://127.0.0.1:1?insecure=2", "insecure '2'"},
+	    {"rediss://127.0.0.1:1?sni=", "empty sni"},
+	    {"rediss://127.0.0.1:1?cert=/c.pem", "needs both cert= and key="},
+	    {"rediss://127.0.0.1:1?cacert=/nonexistent/ca.pem", "cacert '/nonexistent/ca.pem'"},
+	    {"rediss://127.0.0.1:1?capath=/nonexistent/dir", "capath '/nonexistent/dir'"},
+	    {"rediss://127.0.0.1:1?cert=/nonexistent/c.pem&key=/k.pem",
+	     "cert '/nonexistent/c.pem'"},
+	    {"redis+cluster://127.0.0.1:1,otherhost?prefix={q}", "cluster seed 'otherhost'"},
+	    {"redis+cluster://127.0.0.1:1,h:2/3", "only database 0"},
+	    {"rediss+cluster://127.0.0.1:1?insecure=x", "insecure 'x'"},
+	};
+	for (size_t i = 0; i < sizeof(bad_tls) / sizeof(bad_tls[0]); i++) {
+		int rc = jobq__redis_open_url(&b, bad_tls[i][0]);
+		if (rc != JOBQ_EINVAL || strstr(jobq_error_message(), bad_tls[i][1]) == NULL)
+			fail_msg("%s: %s (%s)", bad_tls[i][0], jobq_error_name(rc),
+			         jobq_error_message());
+	}
 	/* nobody listens there: a clear JOBQ_EIO naming the address */
 	assert_int_equal(jobq__redis_open_url(&b, "redis+unix:///nonexistent/jobq.sock?prefix=x"),
 	                 JOBQ_EIO);

@@ -291,7 +291,9 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 		snprintf(b->where, wl, "%s", b->unix_path);
 	else
 		snprintf(b->where, wl, "%s:%d", b->host, b->port);
-	int rc = rq_connect_check(b);
+	int rc = rq_conn_init(b, opts);
+	if (rc == 0)
+		rc = rq_connect_check(b);
 	if (rc == JOBQ_EIO && opts->connect_wait_ms > 0) {
 		/* the caller chose to wait for a server that is down (or restarting) */
 		int64_t deadline = jobq__mono_ms() + opts->connect_wait_ms;
