@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jobq/log.h"
 #include "jobq_lua.h"
 #include "redis_int.h"
 
@@ -378,27 +379,16 @@ rq_conn_init(redis_backend *b, const jobq_redis_options *opts) {
 	if (rc < 0)
 		return jobq_error_set(rc, "redis %s: %s", b->where, why);
 	if (opts->tls_insecure)
-		redis__warn("redis %s: TLS without verifying the server's certificate (insecure=1)",
-		            b->where);
+		jobq_log_emit(
+		    JOBQ_LOG_WARN, "redis", NULL, NULL,
+		    "redis %s: TLS without verifying the server's certificate (insecure=1)",
+		    b->where);
 	return 0;
 }
 
 void
 rq_conn_set_timeout(rconn *conn, int64_t ms) {
 	rq_sock_set_timeout(conn->c, ms); /* a failure sets conn->c->err: the call fails */
-}
-
-void
-redis__warn(const char *fmt, ...) {
-	const char *quiet = getenv("JOBQ_QUIET");
-	if (quiet != NULL && quiet[0] != '\0' && strcmp(quiet, "0") != 0)
-		return;
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "jobq: warning: %s\n", line);
 }
 
 /* The value of a CONFIG GET reply {name, value}, or NULL (CONFIG refused by an ACL or a
@@ -437,9 +427,10 @@ read_config(redis_backend *b, rconn *conn) {
 	}
 	v = config_value(p);
 	if (v != NULL && strcmp(v, "noeviction") != 0)
-		redis__warn("redis %s: maxmemory-policy is '%s'; it should be 'noeviction', or "
-		            "the server may evict a queue's keys under memory pressure",
-		            b->where, v);
+		jobq_log_emit(JOBQ_LOG_WARN, "redis", NULL, NULL,
+		              "redis %s: maxmemory-policy is '%s'; it should be 'noeviction', or "
+		              "the server may evict a queue's keys under memory pressure",
+		              b->where, v);
 	freeReplyObject(r);
 	freeReplyObject(p);
 	return 0;

@@ -172,9 +172,6 @@ void rq_pool_free(redis_backend *b);
 int rq_conn_init(redis_backend *b, const jobq_redis_options *opts);
 /* Each later read or write on `conn` waits at most `ms` (0: no limit). */
 void rq_conn_set_timeout(rconn *conn, int64_t ms);
-/* One line "jobq: warning: ..." on stderr unless JOBQ_QUIET is set (until the library has a
- * log hook). */
-void redis__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* redis_info.c: the vtable's list_queues and count_workers slots, and the log lines for a
  * server that stopped answering (rq_note_lost, after an I/O error has been set) and answers
