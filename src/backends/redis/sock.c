@@ -335,6 +335,18 @@ tls_error(SSL *ssl, int ret, const char *when, char *buf, size_t len, int *timed
 	ERR_clear_error();
 }
 
+/* SNI, as SSL_set_tlsext_host_name does; that macro casts const away, so it gets a copy. A
+ * DNS name is at most 253 bytes: a longer one is refused. */
+static int
+set_sni(SSL *ssl, const char *name) {
+	char copy[256];
+	size_t n = strlen(name);
+	if (n >= sizeof(copy))
+		return 0;
+	memcpy(copy, name, n + 1);
+	return (int)SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, copy);
+}
+
 static int
 is_ip(const char *s) {
 	unsigned char a[16];
@@ -365,8 +377,7 @@ tls_handshake(rq_sock *s, const rq_tls *tls, const char *host, char *err, size_t
 			snprintf(err, errlen, "TLS: cannot verify the address %s", name);
 			return JOBQ_EIO;
 		}
-	} else if (SSL_set_tlsext_host_name(ssl, name) != 1 ||
-	           (!tls->insecure && SSL_set1_host(ssl, name) != 1)) {
+	} else if (set_sni(ssl, name) != 1 || (!tls->insecure && SSL_set1_host(ssl, name) != 1)) {
 		ERR_clear_error();
 		snprintf(err, errlen, "TLS: cannot use the server name '%s'", name);
 		return JOBQ_EIO;
