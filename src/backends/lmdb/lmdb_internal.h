@@ -19,9 +19,9 @@
  *             Fetch writes only this entry, not the record: while the entry exists the job is
  *             active and these fields override the record's (whose state, index key, token,
  *             lock, processed_on and attempts_started are those from before the fetch), so
- *             every reader merges them in (rec_load). The job leaves active by deleting the
- *             entry and, but for a removal, rewriting the record. (Format 1 keyed this index
- *             Q\0seq -> id and kept the running fields in the record.)
+ *             every reader merges them in (jobq_lmdb__rec_load_txn). The job leaves active
+ *             by deleting the entry and, but for a removal, rewriting the record. (Format 1
+ *             keyed this index Q\0seq -> id and kept the running fields in the record.)
  *   completed Q\0finished_on\0seq -> id (read backwards: newest first)
  *   failed    Q\0finished_on\0seq -> id
  *   dedup     Q\0dedup id -> msgpack [owner id, expires at (0: while the owner lives)]
@@ -155,7 +155,7 @@ typedef struct lmdb_rec {
 	jobq_job *j;
 	int64_t lock_until;
 	int64_t ia;  /* index key parts of the job's current state */
-	uint64_t ib; /* (see idx_key in lmdb_ops.c) */
+	uint64_t ib; /* (see idx_key in lmdb_records.c) */
 	uint64_t log_next;
 	uint64_t log_count;
 } lmdb_rec;
@@ -252,13 +252,13 @@ int jobq_lmdb__txn_begin(MDB_txn **txn, lmdb_env *e, unsigned int flags);
 /* mdb_reader_check behind the reader gate: an LMDB return code or an errno value. */
 int jobq_lmdb__reader_check(lmdb_env *e);
 
-/* lmdb_ops.c: converts a format-1 store's active index in the open transaction (at open). */
+/* lmdb_migrate.c: converts a format-1 store's active index in the open transaction (at open). */
 int jobq_lmdb__migrate_v1(lmdb_env *e, MDB_txn *txn);
-/* lmdb_ops.c: the index key of a job of `q` in state `s` with key parts ia/ib, written to `buf`
- * (LMDB_KEY_MAX bytes); its length, 0 if too long. */
+/* lmdb_records.c: the index key of a job of `q` in state `s` with key parts ia/ib, written to
+ * `buf` (LMDB_KEY_MAX bytes); its length, 0 if too long. */
 size_t jobq_lmdb__idx_key(unsigned char *buf, const jobq_backend_queue *q, jobq_state s, int64_t ia,
                           uint64_t ib);
-/* lmdb_ops.c: the index table of state `s` (DBI_WAIT...DBI_FAILED), or -1 if it has none. */
+/* lmdb_records.c: the index table of state `s` (DBI_WAIT...DBI_FAILED), or -1 if it has none. */
 int jobq_lmdb__state_dbi(jobq_state s);
 
 /* lmdb_check.c: the vtable's check slot. */

@@ -50,7 +50,8 @@ typedef struct rq_call {
 	struct rq_call *wake_next; /* the member it releases as it leaves */
 } rq_call;
 
-/* The calls of one kind on one queue handle waiting for a flight (redis.c, combine()). */
+/* The calls of one kind on one queue handle waiting for a flight (redis_combine.c, rq_combine()).
+ */
 typedef struct rq_combiner {
 	pthread_mutex_t mu;
 	rq_call *head, *tail;
@@ -102,11 +103,11 @@ struct jobq_backend_queue {
 	int waits;         /* blocking waits in progress (under b->mu) */
 	atomic_int named_wait; /* a wait holds the connection named worker_name */
 	int closing;           /* queue_close started: waits end with JOBQ_ECLOSED */
-	/* pipelined adds (redis.c, add_send / add_recv; one thread at a time) */
+	/* pipelined adds (redis_add.c, rq_add_send / rq_add_recv; one thread at a time) */
 	struct rconn *pipe;   /* own connection, NULL until the first */
 	size_t pipe_inflight; /* steps sent whose replies are not read yet */
 	int pipe_broken;      /* an I/O error: reopened once nothing is outstanding */
-	/* calls of several threads combined into one script call (redis.c, combine()) */
+	/* calls of several threads combined into one script call (redis_combine.c, rq_combine()) */
 	rq_combiner adds;
 	rq_combiner cf; /* complete_fetch */
 };

@@ -1,0 +1,451 @@
+/*
+ * LMDB backend: lock-checked operations on active jobs (extend, complete, fail, release) and
+ * reaping stalled jobs. See lmdb_ops.h for what the files of the operations share.
+ */
+#include "lmdb_ops.h"
+
+/* --- lock-checked operations on active jobs -----------------------------------------------------
+ */
+
+int
+jobq_lmdb__load_locked(lmdb_wctx *c, lmdb_rec *r, const char *id, const char *token, int64_t now) {
+	int rc = jobq_lmdb__rec_load(c, r, id);
+	if (rc < 0) {
+		return rc;
+	}
+	if (rc == 0) {
+		return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: job %s does not exist", id);
+	}
+	if (r->j->state != JOBQ_STATE_ACTIVE) {
+		int st = r->j->state;
+		rec_free(r);
+		return jobq_error_set(JOBQ_ESTATE, "lmdb: job %s is %s, not active", id,
+		                      jobq_state_name((jobq_state)st));
+	}
+	const char *why = NULL;
+	if (!token || !r->j->token || strcmp(token, r->j->token) != 0) {
+		why = "is locked by another token";
+	} else if (r->lock_until <= now) {
+		why = "has an expired lock";
+	}
+	if (why) {
+		rec_free(r);
+		return jobq_error_set(JOBQ_ELOCKLOST, "lmdb: job %s %s", id, why);
+	}
+	return 0;
+}
+
+static void
+unlock_rec(lmdb_rec *r) {
+	jobq__free(r->j->token);
+	r->j->token = NULL;
+	r->lock_until = 0;
+}
+
+/*
+ * The running entry of active job `id` if `token` holds its lock at `now`: 1 (*run points
+ * into the entry, valid until the next write), 0 if not (jobq_lmdb__load_locked words why), < 0
+ * error. With `cur`, the entry stays under the cursor.
+ */
+static int
+run_get_locked(lmdb_wctx *c, lmdb_run *run, MDB_cursor *cur, const char *id, const char *token,
+               int64_t now) {
+	kb k;
+	job_key(&k, c->q, id);
+	if (k.overflow || !token) {
+		return 0;
+	}
+	MDB_val key = kv(&k), v;
+	int mrc = cur ? mdb_cursor_get(cur, &key, &v, MDB_SET_KEY)
+	              : mdb_get(c->txn, dbi(c->e, DBI_ACTIVE), &key, &v);
+	if (mrc) {
+		return mrc == MDB_NOTFOUND ? 0 : mdb_fail(c, mrc, "reading a running entry");
+	}
+	if (jobq_lmdb__run_decode(run, v.mv_data, v.mv_size) < 0) {
+		jobq_error_clear();
+		return 0;
+	}
+	size_t tl = strlen(token);
+	return run->token && run->token_len == tl && memcmp(run->token, token, tl) == 0 &&
+	       run->lock_until > now;
+}
+
+static int
+extend_body(lmdb_wctx *c, void *arg) {
+	lock_args *a = arg;
+	lmdb_run run;
+	int rc = run_get_locked(c, &run, NULL, a->id, a->token, a->now);
+	if (rc < 0) {
+		return rc;
+	}
+	if (rc == 0) { /* for the error's words */
+		lmdb_rec r;
+		rc = jobq_lmdb__load_locked(c, &r, a->id, a->token, a->now);
+		if (rc == 0) { /* cannot be: the entry said no */
+			rec_free(&r);
+			rc = jobq_error_set(JOBQ_ELOCKLOST, "lmdb: job %s is not locked", a->id);
+		}
+		return rc;
+	}
+	run.lock_until = a->now + a->lock_ms;
+	return jobq_lmdb__run_write(c, a->id, &run);
+}
+
+int
+jobq_lmdb__extend_lock(jobq_backend_queue *q, const char *id, const char *token, int64_t lock_ms,
+                       int64_t now_ms) {
+	lock_args a = {.id = id, .token = token, .lock_ms = lock_ms, .now = now_ms};
+	return jobq_lmdb__op_run(q, extend_body, &a);
+}
+
+/* Keep policy on the finished set `s` after job `r` landed there. */
+static int
+apply_keep(lmdb_wctx *c, jobq_state s, const jobq_keep *keep, lmdb_rec *r, int64_t now) {
+	if (!keep || keep->mode == JOBQ_KEEP_ALL || keep->mode == JOBQ_KEEP_DEFAULT) {
+		return 0;
+	}
+	if (keep->mode == JOBQ_KEEP_NONE) {
+		return jobq_lmdb__job_delete(c, r, now);
+	}
+	int rc = 0;
+	if (keep->age_ms >= 0) {
+		int64_t cutoff = now - keep->age_ms;
+		idlist l;
+		rc = jobq_lmdb__collect(&l, c->q, c->txn, s, 0, 0, 1000, &cutoff);
+		for (size_t i = 0; rc == 0 && i < l.n; i++) {
+			rc = jobq_lmdb__delete_by_id(c, l.ids[i], now);
+		}
+		jobq_lmdb__idlist_free(&l);
+	}
+	if (rc == 0 && keep->count >= 0 && meta(c)->counts[s] > keep->count) {
+		idlist l;
+		size_t extra = (size_t)(meta(c)->counts[s] - keep->count);
+		rc = jobq_lmdb__collect(&l, c->q, c->txn, s, 0, 0, extra, NULL);
+		for (size_t i = 0; rc == 0 && i < l.n; i++) {
+			rc = jobq_lmdb__delete_by_id(c, l.ids[i], now);
+		}
+		jobq_lmdb__idlist_free(&l);
+	}
+	return rc;
+}
+
+static int
+maybe_drained(lmdb_wctx *c) {
+	lmdb_qmeta *m = meta(c);
+	if (m->counts[JOBQ_STATE_WAITING] + m->counts[JOBQ_STATE_PRIORITIZED] +
+	        m->counts[JOBQ_STATE_ACTIVE] ==
+	    0) {
+		return ev(c, "drained", NULL, 0, NULL);
+	}
+	return 0;
+}
+
+/*
+ * Completion of a job removed on completion, without reading its record: the lock check is
+ * on the running entry, which also says whether there may be logs and which dedup id the job
+ * has. Returns 1 to leave the job to the full path (which also words every lock error).
+ */
+static int
+complete_removed(lmdb_wctx *c, const lock_args *a) {
+	MDB_cursor *cur = NULL;
+	int rc = wcur(c, DBI_ACTIVE, &cur);
+	if (rc < 0) {
+		return rc;
+	}
+	lmdb_run run;
+	int ok = run_get_locked(c, &run, cur, a->id, a->token, a->now);
+	char dedup[LMDB_KEY_MAX + 1];
+	if (ok <= 0 || (run.dedup && run.dedup_len >= sizeof(dedup))) {
+		return ok < 0 ? ok : 1;
+	}
+	/* The entry's bytes are not valid past the next write: copy what is still needed. */
+	size_t dl = run.dedup ? run.dedup_len : 0;
+	if (dl) {
+		memcpy(dedup, run.dedup, dl);
+	}
+	dedup[dl] = '\0';
+	uint32_t flags = run.flags;
+	int mrc = mdb_cursor_del(cur, 0);
+	if (mrc) {
+		return mdb_fail(c, mrc, "removing a running entry");
+	}
+	lmdb_qmeta *m = meta(c);
+	if (m->counts[JOBQ_STATE_ACTIVE] > 0) {
+		m->counts[JOBQ_STATE_ACTIVE]--;
+	}
+	kb k;
+	job_key(&k, c->q, a->id);
+	MDB_val key = kv(&k);
+	rc = wdel(c, DBI_JOBS, &key, "deleting a job");
+	if (rc == 0 && (flags & LMDB_RUN_LOGS)) {
+		kb p;
+		if (jobq_lmdb__logs_prefix(&p, c->q, a->id) == 0) {
+			rc = jobq_lmdb__del_prefix(c, DBI_LOGS, &p, NULL, NULL);
+		}
+	}
+	jobq_event_field f[2] = {{"returnvalue", a->result ? a->result : "null"},
+	                         {"prev", "active"}};
+	if (rc == 0) {
+		rc = ev(c, "completed", a->id, 2, f);
+	}
+	if (rc == 0) { /* removed: its dedup key goes whatever its TTL (as jobq_lmdb__job_delete) */
+		rc = jobq_lmdb__dedup_release_id(c, a->id, dedup, 0, a->now);
+	}
+	if (rc == 0) {
+		rc = maybe_drained(c);
+	}
+	return rc;
+}
+
+int
+jobq_lmdb__complete_body(lmdb_wctx *c, void *arg) {
+	lock_args *a = arg;
+	if (a->keep && a->keep->mode == JOBQ_KEEP_NONE) {
+		int frc = complete_removed(c, a);
+		if (frc != 1) {
+			return frc;
+		}
+	}
+	lmdb_rec r;
+	int rc = jobq_lmdb__load_locked(c, &r, a->id, a->token, a->now);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = jobq_lmdb__idx_remove(c, &r);
+	unlock_rec(&r);
+	r.j->attempts_made++;
+	r.j->finished_on = a->now;
+	/*
+	 * Removed on completion: the record and its index entry would be written only to be
+	 * deleted again in this transaction, so go straight to the deletion (same events, same
+	 * counts, same dedup release).
+	 */
+	int gone = a->keep && a->keep->mode == JOBQ_KEEP_NONE;
+	if (rc == 0 && !gone) {
+		rc = set_str(&r.j->result, a->result);
+	}
+	if (rc == 0 && !gone) {
+		rc = jobq_lmdb__to_finished(c, &r, JOBQ_STATE_COMPLETED);
+	}
+	if (rc == 0 && !gone) {
+		rc = jobq_lmdb__rec_put(c, &r);
+	}
+	jobq_event_field f[2] = {{"returnvalue", a->result ? a->result : "null"},
+	                         {"prev", "active"}};
+	if (rc == 0) {
+		rc = ev(c, "completed", a->id, 2, f);
+	}
+	if (rc == 0) {
+		rc = jobq_lmdb__dedup_release(c, &r, 1, a->now);
+	}
+	if (rc == 0) {
+		rc = apply_keep(c, JOBQ_STATE_COMPLETED, a->keep, &r, a->now);
+	}
+	if (rc == 0) {
+		rc = maybe_drained(c);
+	}
+	rec_free(&r);
+	return rc;
+}
+
+int
+jobq_lmdb__complete(jobq_backend_queue *q, const char *id, const char *token,
+                    const char *result_json, const jobq_keep *keep, int64_t now_ms) {
+	lock_args a = {
+	    .id = id, .token = token, .now = now_ms, .result = result_json, .keep = keep};
+	return jobq_lmdb__op_run(q, jobq_lmdb__complete_body, &a);
+}
+
+int
+jobq_lmdb__fail_body(lmdb_wctx *c, void *arg) {
+	lock_args *a = arg;
+	const jobq_failure *f = a->f;
+	lmdb_rec r;
+	int rc = jobq_lmdb__load_locked(c, &r, a->id, a->token, a->now);
+	if (rc < 0) {
+		return rc;
+	}
+	jobq_job *j = r.j;
+	rc = jobq_lmdb__idx_remove(c, &r);
+	unlock_rec(&r);
+	j->attempts_made++;
+	if (rc == 0) {
+		rc = set_str(&j->failed_reason, f->reason ? f->reason : "");
+	}
+	if (rc == 0 && f->stack) {
+		char **st =
+		    jobq__realloc(j->stacktrace, (j->stacktrace_count + 1) * sizeof(char *));
+		if (!st) {
+			rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: failing a job");
+		} else {
+			j->stacktrace = st;
+			st[j->stacktrace_count] = jobq__strdup(f->stack);
+			if (!st[j->stacktrace_count]) {
+				rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: failing a job");
+			} else {
+				j->stacktrace_count++;
+			}
+		}
+	}
+	if (rc < 0) {
+		rec_free(&r);
+		return rc;
+	}
+	if (f->retry_at_ms >= 0 && f->retry_at_ms <= a->now) {
+		rc = jobq_lmdb__make_ready(c, &r, j->opts.lifo != 0);
+		if (rc == 0) {
+			rc = jobq_lmdb__rec_put(c, &r);
+		}
+		if (rc == 0) {
+			rc = ev1(c, "waiting", a->id, "prev", "active");
+		}
+	} else if (f->retry_at_ms > a->now) {
+		j->delay_ms = f->retry_at_ms - a->now;
+		rc = jobq_lmdb__to_delayed(c, &r, f->retry_at_ms);
+		if (rc == 0) {
+			rc = jobq_lmdb__rec_put(c, &r);
+		}
+		if (rc == 0) {
+			rc = ev_i64(c, "delayed", a->id, "delay", f->retry_at_ms);
+		}
+	} else {
+		j->finished_on = a->now;
+		jobq__free(j->deferred_failure);
+		j->deferred_failure = NULL;
+		rc = jobq_lmdb__to_finished(c, &r, JOBQ_STATE_FAILED);
+		if (rc == 0) {
+			rc = jobq_lmdb__rec_put(c, &r);
+		}
+		jobq_event_field ef[2] = {{"failedReason", j->failed_reason}, {"prev", "active"}};
+		if (rc == 0) {
+			rc = ev(c, "failed", a->id, 2, ef);
+		}
+		if (rc == 0 && j->attempts_made >= f->attempts) {
+			rc =
+			    ev_i64(c, "retries-exhausted", a->id, "attemptsMade", j->attempts_made);
+		}
+		if (rc == 0) {
+			rc = jobq_lmdb__dedup_release(c, &r, 1, a->now);
+		}
+		if (rc == 0) {
+			rc = apply_keep(c, JOBQ_STATE_FAILED, &f->keep, &r, a->now);
+		}
+		if (rc == 0) {
+			rc = maybe_drained(c);
+		}
+	}
+	rec_free(&r);
+	return rc;
+}
+
+int
+jobq_lmdb__fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_failure *f,
+                int64_t now_ms) {
+	lock_args a = {.id = id, .token = token, .now = now_ms, .f = f};
+	return jobq_lmdb__op_run(q, jobq_lmdb__fail_body, &a);
+}
+
+static int
+release_body(lmdb_wctx *c, void *arg) {
+	lock_args *a = arg;
+	lmdb_rec r;
+	int rc = jobq_lmdb__load_locked(c, &r, a->id, a->token, a->now);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = jobq_lmdb__idx_remove(c, &r);
+	unlock_rec(&r);
+	if (rc == 0) {
+		rc = jobq_lmdb__make_ready(c, &r, 1);
+	}
+	if (rc == 0) {
+		rc = jobq_lmdb__rec_put(c, &r);
+	}
+	if (rc == 0) {
+		rc = ev1(c, "waiting", a->id, "prev", "active");
+	}
+	rec_free(&r);
+	return rc;
+}
+
+int
+jobq_lmdb__release(jobq_backend_queue *q, const char *id, const char *token, int64_t now_ms) {
+	lock_args a = {.id = id, .token = token, .now = now_ms};
+	return jobq_lmdb__op_run(q, release_body, &a);
+}
+
+/* --- stalled jobs ------------------------------------------------------------------------------
+ */
+
+typedef struct reap_args {
+	jobq_strings *recovered;
+	uint32_t max_stalled;
+	int64_t now;
+	int count;
+} reap_args;
+
+static int
+reap_body(lmdb_wctx *c, void *arg) {
+	reap_args *a = arg;
+	if (a->recovered) {
+		jobq_strings_free(a->recovered);
+		a->recovered = NULL;
+	}
+	a->count = 0;
+	idlist l;
+	int rc = jobq_lmdb__collect_active(&l, c->q, c->txn, 0, 0, &a->now);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		lmdb_rec r;
+		rc = jobq_lmdb__rec_load(c, &r, l.ids[i]);
+		if (rc <= 0) {
+			continue;
+		}
+		rc = 0;
+		if (r.lock_until > a->now) {
+			rec_free(&r);
+			continue;
+		}
+		rc = jobq_lmdb__idx_remove(c, &r);
+		unlock_rec(&r);
+		r.j->stalled_count++;
+		if (rc == 0 && r.j->stalled_count > a->max_stalled) {
+			rc = set_str(&r.j->deferred_failure,
+			             "job stalled more than allowable limit");
+		}
+		if (rc == 0) {
+			rc = jobq_lmdb__to_wait(c, &r, 1);
+		}
+		if (rc == 0) {
+			rc = jobq_lmdb__rec_put(c, &r);
+		}
+		if (rc == 0) {
+			rc = ev1(c, "waiting", l.ids[i], "prev", "active");
+		}
+		if (rc == 0) {
+			rc = ev1(c, "stalled", l.ids[i], NULL, NULL);
+		}
+		if (rc == 0) {
+			rc = jobq_strings__append(&a->recovered, l.ids[i], strlen(l.ids[i]));
+		}
+		if (rc == 0) {
+			a->count++;
+		}
+		rec_free(&r);
+	}
+	jobq_lmdb__idlist_free(&l);
+	return rc < 0 ? rc : a->count;
+}
+
+int
+jobq_lmdb__reap_stalled(jobq_strings **recovered, jobq_backend_queue *q, uint32_t max_stalled,
+                        int64_t stalled_interval_ms, int64_t now_ms) {
+	(void)stalled_interval_ms;
+	reap_args a = {NULL, max_stalled, now_ms, 0};
+	int rc = jobq_lmdb__op_run(q, reap_body, &a);
+	if (rc < 0 || !recovered) {
+		jobq_strings_free(a.recovered);
+		return rc;
+	}
+	*recovered = a.recovered;
+	return rc;
+}

@@ -1,0 +1,170 @@
+/*
+ * LMDB backend: adding jobs (one transaction per batch). See lmdb_ops.h for what the files of
+ * the operations share.
+ */
+#include "lmdb_ops.h"
+
+static int
+check_id(const char *id) {
+	if (!id || !*id || strlen(id) > JOBQ_ID_MAX) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb: job id must be 1..%d bytes", JOBQ_ID_MAX);
+	}
+	return 0;
+}
+
+/* --- add ----------------------------------------------------------------------------------------
+ */
+
+typedef struct add_args {
+	jobq_job_id *ids;
+	int *outcomes;
+	const jobq_add_request *reqs;
+	size_t n;
+	int64_t now;
+} add_args;
+
+static int
+add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *outcome, int64_t now) {
+	const jobq_job_options *o = req->opts;
+	lmdb_qmeta *m = meta(c);
+	int64_t ctr = ++m->counter;
+	char id[JOBQ_ID_MAX + 1];
+	if (o->job_id && *o->job_id) {
+		int rc = check_id(o->job_id);
+		if (rc < 0) {
+			return rc;
+		}
+		snprintf(id, sizeof(id), "%s", o->job_id);
+		kb k;
+		job_key(&k, c->q, id);
+		MDB_val key = kv(&k), v;
+		int mrc = mdb_get(c->txn, dbi(c->e, DBI_JOBS), &key, &v);
+		if (mrc == 0) {
+			snprintf(id_out->str, sizeof(id_out->str), "%s", id);
+			*outcome = JOBQ_ADD_DUPLICATE;
+			return ev1(c, "duplicated", id, NULL, NULL);
+		}
+		if (mrc != MDB_NOTFOUND) {
+			return mdb_fail(c, mrc, "reading a job");
+		}
+	} else {
+		jobq__u64_dec(id, (uint64_t)ctr);
+	}
+
+	if (o->dedup_id && *o->dedup_id) {
+		kb k;
+		int rc = jobq_lmdb__dedup_key(&k, c->q, o->dedup_id);
+		if (rc < 0) {
+			return rc;
+		}
+		MDB_val key = kv(&k), v;
+		int mrc = mdb_get(c->txn, dbi(c->e, DBI_DEDUP), &key, &v);
+		if (mrc == 0) {
+			char owner[JOBQ_ID_MAX + 1];
+			int64_t exp;
+			rc = jobq_lmdb__dedup_decode(owner, sizeof(owner), &exp, v.mv_data,
+			                             v.mv_size);
+			if (rc < 0) {
+				return rc;
+			}
+			int live;
+			if (exp > 0) {
+				live = now < exp;
+			} else {
+				kb jk;
+				job_key(&jk, c->q, owner);
+				MDB_val jkey = kv(&jk), jv;
+				live =
+				    *owner && mdb_get(c->txn, dbi(c->e, DBI_JOBS), &jkey, &jv) == 0;
+			}
+			if (live) {
+				snprintf(id_out->str, sizeof(id_out->str), "%s", owner);
+				*outcome = JOBQ_ADD_DEDUPLICATED;
+				jobq_event_field f[2] = {{"deduplicationId", o->dedup_id},
+				                         {"deduplicatedJobId", id}};
+				return ev(c, "deduplicated", owner, 2, f);
+			}
+		} else if (mrc != MDB_NOTFOUND) {
+			return mdb_fail(c, mrc, "reading a dedup key");
+		}
+		lmdb_buf b;
+		rc = jobq_lmdb__dedup_encode(&b, id,
+		                             o->dedup_ttl_ms > 0 ? now + o->dedup_ttl_ms : 0);
+		if (rc < 0) {
+			return rc;
+		}
+		v.mv_size = b.size;
+		v.mv_data = b.data;
+		mrc = mdb_put(c->txn, dbi(c->e, DBI_DEDUP), &key, &v, 0);
+		jobq_lmdb__buf_free(&b);
+		if (mrc) {
+			return mdb_fail(c, mrc, "writing a dedup key");
+		}
+	}
+
+	/* The new job, borrowing the request's name, data and options (it is only encoded). */
+	jobq_job j;
+	memset(&j, 0, sizeof(j));
+	lmdb_rec r = {.j = &j};
+	j.id = id;
+	j.opts = *o;
+	j.timestamp = o->timestamp ? o->timestamp : now;
+	j.delay_ms = o->delay_ms > 0 ? o->delay_ms : 0;
+	j.priority = o->priority;
+	j.name = (char *)(uintptr_t)(req->name ? req->name : "");
+	j.data = (void *)(uintptr_t)(req->len ? req->data : "");
+	j.data_len = req->len;
+	int rc = ev1(c, "added", id, "name", j.name);
+	if (rc < 0) {
+		return rc;
+	}
+	if (j.delay_ms > 0) {
+		int64_t due = j.timestamp + j.delay_ms;
+		rc = jobq_lmdb__to_delayed(c, &r, due);
+		if (rc == 0) {
+			rc = ev_i64(c, "delayed", id, "delay", due);
+		}
+	} else {
+		rc = o->priority > 0 ? jobq_lmdb__to_prio(c, &r, 0)
+		                     : jobq_lmdb__to_wait(c, &r, o->lifo != 0);
+		if (rc == 0) {
+			rc = ev1(c, "waiting", id, NULL, NULL);
+		}
+	}
+	if (rc == 0) {
+		rc = jobq_lmdb__rec_put(c, &r);
+	}
+	if (rc == 0) {
+		size_t n = strlen(id);
+		if (n >= sizeof(id_out->str)) {
+			n = sizeof(id_out->str) - 1;
+		}
+		memcpy(id_out->str, id, n);
+		id_out->str[n] = '\0';
+		*outcome = JOBQ_ADD_CREATED;
+	}
+	return rc;
+}
+
+static int
+add_body(lmdb_wctx *c, void *arg) {
+	add_args *a = arg;
+	for (size_t i = 0; i < a->n; i++) {
+		int outcome = 0;
+		int rc = add_one(c, &a->reqs[i], &a->ids[i], &outcome, a->now);
+		if (rc < 0) {
+			return rc;
+		}
+		if (a->outcomes) {
+			a->outcomes[i] = outcome;
+		}
+	}
+	return 0;
+}
+
+int
+jobq_lmdb__add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_add_request *reqs,
+               size_t n, int64_t now_ms) {
+	add_args a = {ids, outcomes, reqs, n, now_ms};
+	return jobq_lmdb__op_run(q, add_body, &a);
+}

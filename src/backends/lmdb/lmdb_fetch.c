@@ -1,0 +1,355 @@
+/*
+ * LMDB backend: fetching: promoting due delayed jobs, taking the next ready job and locking
+ * it, and complete-and-fetch. See lmdb_ops.h for what the files of the operations share.
+ */
+#include "lmdb_ops.h"
+
+/* --- fetch --------------------------------------------------------------------------------------
+ */
+
+/* The id stored under the first key of `prefix` in `which`; 1 found, 0 none. */
+static int
+first_id(lmdb_wctx *c, int which, const kb *prefix, char *id, MDB_val *key_out) {
+	MDB_cursor *cur = NULL;
+	int mrc = mdb_cursor_open(c->txn, dbi(c->e, which), &cur);
+	if (mrc) {
+		return mdb_fail(c, mrc, "opening a cursor");
+	}
+	MDB_val k = kv(prefix), v;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	int found = 0;
+	if (mrc == 0 && has_prefix(&k, prefix) && v.mv_size <= JOBQ_ID_MAX) {
+		memcpy(id, v.mv_data, v.mv_size);
+		id[v.mv_size] = '\0';
+		if (key_out) {
+			*key_out = k;
+		}
+		found = 1;
+	} else if (mrc && mrc != MDB_NOTFOUND) {
+		mdb_cursor_close(cur);
+		return mdb_fail(c, mrc, "reading an index");
+	}
+	mdb_cursor_close(cur);
+	return found;
+}
+
+/* Moves delayed jobs due at `now` to waiting/prioritized (at most `max`; 0: all). */
+static int
+promote_due(lmdb_wctx *c, int64_t now, size_t max, int64_t *next_due) {
+	kb p;
+	kb_q(&p, c->q);
+	size_t moved = 0;
+	*next_due = 0;
+	for (;;) {
+		char id[JOBQ_ID_MAX + 1];
+		MDB_val key;
+		int found = first_id(c, DBI_DELAYED, &p, id, &key);
+		if (found < 0) {
+			return found;
+		}
+		if (!found) {
+			break;
+		}
+		int64_t due = rd_i64((const unsigned char *)key.mv_data + p.n);
+		if (due > now || (max && moved >= max)) {
+			*next_due = due;
+			break;
+		}
+		lmdb_rec r;
+		int rc = jobq_lmdb__rec_load_idle(c, &r, id);
+		if (rc <= 0) {
+			if (rc == 0) { /* dangling index entry: drop it */
+				MDB_val k2 = key;
+				mdb_del(c->txn, dbi(c->e, DBI_DELAYED), &k2, NULL);
+				continue;
+			}
+			return rc;
+		}
+		rc = jobq_lmdb__idx_remove(c, &r);
+		r.j->delay_ms = 0;
+		if (rc == 0) {
+			rc = jobq_lmdb__make_ready(c, &r, 0);
+		}
+		if (rc == 0) {
+			rc = jobq_lmdb__rec_put(c, &r);
+		}
+		if (rc == 0) {
+			rc = ev1(c, "waiting", id, "prev", "delayed");
+		}
+		rec_free(&r);
+		if (rc < 0) {
+			return rc;
+		}
+		moved++;
+	}
+	return (int)moved;
+}
+
+typedef struct fetch_args {
+	jobq_job *job;
+	int64_t next_due;
+	const char *token;
+	int64_t lock_ms, now;
+	const jobq_fetch_info *info; /* the fetcher's (may be NULL) */
+} fetch_args;
+
+static int take_ready(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now,
+                      const jobq_fetch_info *info, jobq_job **out);
+
+/*
+ * Loads a job found in the waiting or prioritized index for handing to the core: one packed
+ * allocation with `token` as its token. 1 found, 0 absent, < 0 error.
+ */
+static int
+rec_load_taken(lmdb_wctx *c, lmdb_rec *r, const char *id, const char *token) {
+	kb k;
+	job_key(&k, c->q, id);
+	if (k.overflow) {
+		return 0;
+	}
+	MDB_cursor *cur = NULL;
+	int rc = wcur(c, DBI_JOBS, &cur);
+	if (rc < 0) {
+		return rc;
+	}
+	MDB_val key = kv(&k), v;
+	int mrc = mdb_cursor_get(cur, &key, &v, MDB_SET);
+	if (mrc == MDB_NOTFOUND) {
+		return 0;
+	}
+	if (mrc) {
+		return mdb_fail(c, mrc, "reading a job");
+	}
+	rc = jobq_lmdb__rec_decode_packed(r, id, v.mv_data, v.mv_size, token);
+	return rc < 0 ? rc : 1;
+}
+
+/* Takes the next waiting (else prioritized) job and locks it: 0, JOBQ_ENOJOB or an error. */
+static int
+take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job **out) {
+	kb p;
+	kb_q(&p, c->q);
+	char id[JOBQ_ID_MAX + 1];
+	int found = 0, pass;
+	lmdb_rec r;
+	MDB_cursor *cur = NULL;
+	for (pass = 0; pass < 2; pass++) {
+		int rc = wcur(c, pass == 0 ? DBI_WAIT : DBI_PRIO, &cur);
+		if (rc < 0) {
+			return rc;
+		}
+		for (;;) {
+			/* After a take in this transaction the cursor sits on the entry that
+			 * followed the deleted one (MDB_NEXT yields it): no search. */
+			MDB_val k = kv(&p), v;
+			int mrc = mdb_cursor_get(cur, &k, &v,
+			                         c->take_next[pass] ? MDB_NEXT : MDB_SET_RANGE);
+			c->take_next[pass] = 0;
+			if (mrc == MDB_NOTFOUND ||
+			    (mrc == 0 && (!has_prefix(&k, &p) || v.mv_size > JOBQ_ID_MAX))) {
+				break;
+			}
+			rc = mrc ? mdb_fail(c, mrc, "reading an index") : 0;
+			if (rc == 0) {
+				memcpy(id, v.mv_data, v.mv_size);
+				id[v.mv_size] = '\0';
+				rc = rec_load_taken(c, &r, id, token);
+			}
+			if (rc < 0) {
+				return rc;
+			}
+			if (rc > 0) {
+				found = 1;
+				break;
+			}
+			/* dangling index entry (should not happen): drop it and look again */
+			mrc = mdb_cursor_del(cur, 0);
+			if (mrc) {
+				return mdb_fail(c, mrc, "removing an index entry");
+			}
+			c->take_next[pass] = 1;
+		}
+		if (found) {
+			break;
+		}
+	}
+	if (!found) {
+		return JOBQ_ENOJOB;
+	}
+	/* The index entry under the cursor is the job's: delete it there (as
+	 * jobq_lmdb__idx_remove). */
+	int mrc = mdb_cursor_del(cur, 0);
+	if (mrc) {
+		rec_free(&r);
+		return mdb_fail(c, mrc, "removing an index entry");
+	}
+	c->take_next[pass] = 1;
+	lmdb_qmeta *m = meta(c);
+	size_t st = (size_t)r.j->state;
+	if (st < sizeof(m->counts) / sizeof(m->counts[0]) && m->counts[st] > 0) {
+		m->counts[st]--;
+	}
+	r.j->state = JOBQ_STATE_UNKNOWN;
+	/* The record stays as it is: the running entry carries what the fetch changed. */
+	r.lock_until = now + lock_ms;
+	r.j->processed_on = now;
+	r.j->attempts_started++;
+	int rc = jobq_lmdb__to_active(c, &r);
+	if (rc == 0) {
+		rc = ev1(c, "active", id, "prev", "waiting");
+	}
+	if (rc < 0) {
+		rec_free(&r);
+		return rc;
+	}
+	*out = r.j;
+	return 0;
+}
+
+static int
+fetch_body(lmdb_wctx *c, void *arg) {
+	fetch_args *a = arg;
+	if (a->job) {
+		jobq_job_free(a->job);
+		a->job = NULL;
+	}
+	int rc = promote_due(c, a->now, 1000, &a->next_due);
+	if (rc < 0) {
+		return rc;
+	}
+	if (meta(c)->paused) {
+		c->commit_anyway = 1; /* keep the promotions */
+		return JOBQ_ENOJOB;
+	}
+	rc = take_ready(c, a->token, a->lock_ms, a->now, a->info, &a->job);
+	c->commit_anyway = rc == JOBQ_ENOJOB;
+	return rc;
+}
+
+int
+jobq_lmdb__fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
+                 int64_t lock_ms, int64_t now_ms) {
+	if (!token || !*token) {
+		return jobq_error_set(JOBQ_EINVAL, "lmdb: fetch needs a lock token");
+	}
+	fetch_args a = {NULL, 0, token, lock_ms, now_ms, info};
+	int rc = jobq_lmdb__op_run(q, fetch_body, &a);
+	if (info) {
+		info->next_due_ms = a.next_due;
+	}
+	if (rc < 0) {
+		if (a.job) {
+			jobq_job_free(a.job);
+		}
+		return rc;
+	}
+	*out = a.job;
+	return 0;
+}
+
+typedef struct complete_fetch_args {
+	jobq_job **jobs;
+	size_t got;
+	int64_t next_due;
+	jobq_completion *done;
+	size_t ndone;
+	const char *const *tokens;
+	size_t max;
+	int64_t lock_ms, now;
+	const jobq_fetch_info *info; /* the fetcher's (may be NULL) */
+} complete_fetch_args;
+
+static int
+complete_fetch_body(lmdb_wctx *c, void *arg) {
+	complete_fetch_args *a = arg;
+	for (size_t i = 0; i < a->got; i++) { /* from an attempt that had to be retried */
+		jobq_job_free(a->jobs[i]);
+		a->jobs[i] = NULL;
+	}
+	a->got = 0;
+	for (size_t i = 0; i < a->ndone; i++) {
+		jobq_completion *d = &a->done[i];
+		lock_args la = {.id = d->id,
+		                .token = d->token,
+		                .now = a->now,
+		                .result = d->result_json,
+		                .keep = &d->keep};
+		int rc = jobq_lmdb__complete_body(c, &la);
+		if (rc == JOBQ_ELOCKLOST || rc == JOBQ_ESTATE || rc == JOBQ_ENOTFOUND) {
+			/* checked before any change: this one is skipped */
+			d->rc = rc;
+			continue;
+		}
+		if (rc < 0) {
+			return rc;
+		}
+		d->rc = 0;
+	}
+	int rc = promote_due(c, a->now, 1000, &a->next_due);
+	if (rc < 0) {
+		return rc;
+	}
+	while (!meta(c)->paused && a->got < a->max) {
+		rc =
+		    take_ready(c, a->tokens[a->got], a->lock_ms, a->now, a->info, &a->jobs[a->got]);
+		if (rc == JOBQ_ENOJOB) {
+			break;
+		}
+		if (rc < 0) {
+			return rc;
+		}
+		a->got++;
+	}
+	return (int)a->got;
+}
+
+int
+jobq_lmdb__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
+                          jobq_completion *done, size_t ndone, const char *const *tokens,
+                          size_t max, int64_t lock_ms, int64_t now_ms) {
+	complete_fetch_args a = {jobs, 0, 0, done, ndone, tokens, max, lock_ms, now_ms, info};
+	for (size_t i = 0; i < max; i++) {
+		jobs[i] = NULL;
+	}
+	int rc = jobq_lmdb__op_run(q, complete_fetch_body, &a);
+	if (info) {
+		info->next_due_ms = a.next_due;
+	}
+	if (rc < 0) {
+		for (size_t i = 0; i < a.got; i++) {
+			jobq_job_free(jobs[i]);
+			jobs[i] = NULL;
+		}
+		for (size_t i = 0; i < ndone; i++) {
+			done[i].rc = rc; /* the whole step was rolled back */
+		}
+	}
+	return rc;
+}
+
+/*
+ * take_one, failing the jobs it takes with a deferred failure (in this transaction, as
+ * jobq_lmdb__fail would) until it takes one to run: 0, JOBQ_ENOJOB or an error.
+ */
+static int
+take_ready(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now,
+           const jobq_fetch_info *info, jobq_job **out) {
+	for (;;) {
+		jobq_job *j = NULL;
+		int rc = take_one(c, token, lock_ms, now, &j);
+		if (rc < 0) {
+			return rc;
+		}
+		if (j->deferred_failure == NULL) {
+			*out = j;
+			return 0;
+		}
+		jobq_failure f = jobq__deferred_failure(j->deferred_failure, &j->opts, info);
+		lock_args la = {.id = j->id, .token = token, .now = now, .f = &f};
+		rc = jobq_lmdb__fail_body(c, &la);
+		jobq_job_free(j);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+}
