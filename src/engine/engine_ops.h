@@ -194,16 +194,22 @@ eng_keep(ENG_CTX *c, jobq_state s, ENG_JOB *just, const jobq_keep *keep, int64_t
 
 /* --- fetch ------------------------------------------------------------------------------------ */
 
-/* Takes ready job `j`: active, locked until now + lock_ms (the token is the backend's to
- * set), started; event `active`. */
+/* Ready job `j`, already out of its index, becomes active: locked until now + lock_ms (the
+ * token is the backend's to set), started; event `active`. */
+static inline int
+eng_activate(ENG_CTX *c, ENG_JOB *j, int64_t lock_ms, int64_t now) {
+	ENG_FIELD(j, processed_on) = now;
+	ENG_FIELD(j, attempts_started)++;
+	ENG_TRY(engp_put_active(c, j, now + lock_ms)); /* LMDB's running entry carries these */
+	return eng_ev_job(c, ENG_EV_ACTIVE, j, JOBQ_STATE_WAITING);
+}
+
+/* Takes ready job `j` (fetch): out of waiting or prioritized, then eng_activate. */
 static inline int
 eng_take(ENG_CTX *c, ENG_JOB *j, int64_t lock_ms, int64_t now) {
 	ENG_TRY(jobq_eng__check_move(engp_id(j), engp_state(j), JOBQ_STATE_ACTIVE, "fetch"));
 	ENG_TRY(engp_unlink(c, j));
-	ENG_TRY(engp_put_active(c, j, now + lock_ms));
-	ENG_FIELD(j, processed_on) = now;
-	ENG_FIELD(j, attempts_started)++;
-	return eng_ev_job(c, ENG_EV_ACTIVE, j, JOBQ_STATE_WAITING);
+	return eng_activate(c, j, lock_ms, now);
 }
 
 /* Delayed job `j` becomes ready (due, or promoted by hand); event `waiting`. */
