@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * jobq — a job-queue engine. Include only this header.
  *
  * Threading: a jobq_store and a jobq_queue may be used from any number of threads at once; a
@@ -16,5 +17,6 @@
 #include "jobq/worker.h"
 #include "jobq/events.h"
 #include "jobq/backends.h"
+#include "jobq/log.h"
 
 #endif

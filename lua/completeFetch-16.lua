@@ -2,7 +2,9 @@
   Completes a batch of active jobs, then fetches up to `max` jobs, in one step: what
   moveToFinished ("completed") does for each completion followed by what moveToActive does
   for each fetch, with the per-step work (meta hash, delayed head, event trimming, stalled
-  suspects, drained check, marker) done once instead of once per job.
+  suspects, drained check, marker) done once instead of once per job. The checks are
+  lockCheck's (includes/lock) done for the batch at once; the writes are those of
+  includes/finish and includes/fetch, which moveToFinished and moveToActive use.
 
   Input:
     KEYS[1..16] the queue keys
@@ -20,8 +22,8 @@
 ]]
 --- @include "includes/keys"
 --- @include "includes/lock"
---- @include "includes/ready"
---- @include "includes/remove"
+--- @include "includes/finish"
+--- @include "includes/fetch"
 
 local ndone, maxFetch = tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = tonumber(ARGV[5])
@@ -30,11 +32,7 @@ local meta = redis.call("HMGET", metaKey, "opts.maxLenEvents", "paused", "concur
 if meta[1] then
   maxEventsCache = meta[1]
 end
--- number arguments of redis.call are passed as the text the client sent (or literals):
--- Lua formats a number argument with printf for every call
-local function add(...)
-  redis.call("XADD", eventsKey, "*", "event", ...)
-end
+trimOnce = true -- (trimEvents at the end)
 
 -- completions: first the checks of complete() for each, with the locks read in one MGET
 -- and the pending-children check in one EXISTS (an empty set does not exist) ...
@@ -194,46 +192,19 @@ for i = 1, ndone do
   local keepCount, keepAge = tonumber(ARGV[argi + 3]), tonumber(ARGV[argi + 4])
   local deid = ARGV[argi + 5]
   argi = argi + 6
-  local st = statuses[i]
-  local jk, lockKey = jks[i], lockKeys[i]
-  if st == 0 then
+  if statuses[i] == 0 then
     finished[#finished + 1] = id
-    if deid ~= "" then
-      local dk = qp .. "de:" .. deid
-      if redis.call("PTTL", dk) == -1 and redis.call("GET", dk) == id then
-        redis.call("DEL", dk, qp .. "dn:" .. deid)
-      end
-    end
+    releaseDedupOnFinish(id, deid, keepCount == 0)
     if keepCount == 0 then
       -- (":dependencies" does not exist: checked above)
-      local n = #gone
-      gone[n + 1], gone[n + 2], gone[n + 3] = jk, lockKey, jk .. ":logs"
-      gone[n + 4], gone[n + 5], gone[n + 6] = jk .. ":processed", jk .. ":failed",
-        jk .. ":unsuccessful"
+      finishedKeys(id, gone)
+      gone[#gone + 1] = lockKeys[i]
     else
-      redis.call("DEL", lockKey)
-      redis.call("ZADD", completedKey, ARGV[5], id)
-      redis.call("HSET", jk, "returnvalue", value, "finishedOn", ARGV[5], "atm",
-        (tonumber(redis.call("HGET", jk, "atm")) or 0) + 1)
-      if keepAge >= 0 then
-        local old = redis.call("ZRANGEBYSCORE", completedKey, 0, now - keepAge, "LIMIT", 0, 1000)
-        for _, oid in ipairs(old) do
-          removeJobKeys(oid)
-          redis.call("ZREM", completedKey, oid)
-        end
-      end
-      if keepCount > 0 then
-        local extra = redis.call("ZREVRANGE", completedKey, keepCount, -1)
-        for _, oid in ipairs(extra) do
-          removeJobKeys(oid)
-        end
-        if #extra > 0 then
-          redis.call("ZREMRANGEBYRANK", completedKey, 0, -(keepCount + 1))
-        end
-      end
+      redis.call("DEL", lockKeys[i])
+      redis.call("HINCRBY", jks[i], "atm", "1")
+      recordFinished(id, completedKey, "returnvalue", value, ARGV[5], keepCount, keepAge)
     end
-    redis.call("XADD", eventsKey, "*", "event", "completed", "jobId", id, "returnvalue", value,
-      "prev", "active")
+    emit("completed", "jobId", id, "returnvalue", value, "prev", "active")
   end
 end
 if #gone > 0 then
@@ -241,125 +212,20 @@ if #gone > 0 then
 end
 if #finished > 0 then
   redis.call("SREM", stalledKey, unpack(finished))
-  if redis.call("LLEN", activeKey) == 0 and redis.call("LLEN", waitKey) == 0
-      and redis.call("ZCARD", prioritizedKey) == 0 then
-    add("drained")
-  end
+  emitDrainedIfIdle()
 end
 
 -- fetches
 local jobs = {}
 local due = 0
 if maxFetch > 0 then
-  local first = redis.call("ZRANGE", delayedKey, "0", "0", "WITHSCORES")
-  if first[2] then
-    due = math.floor(tonumber(first[2]) / 4096)
-    if due <= now then
-      promoteDue(now)
-      due = nextDelayedDue()
-    end
-  end
-  local conc, maxJobs = tonumber(meta[3]), tonumber(meta[4])
-  -- locks the job and starts its attempt. The job's hash is not returned: the client reads
-  -- it with HGETALL after this script (the job is locked by then), which costs the server
-  -- far less than turning each hash into a Lua table and back
-  local function start(id, token)
-    local jk = qp .. id
-    redis.call("SET", jk .. ":lock", token, "PX", ARGV[4])
-    redis.call("HINCRBY", jk, "ats", "1")
-    redis.call("HSET", jk, "processedOn", ARGV[5])
-    jobs[#jobs + 1] = id
-    redis.call("XADD", eventsKey, "*", "event", "active", "jobId", id, "prev", "waiting")
-  end
-  local n = 0
-  if maxJobs then
-    -- with a rate limiter each job is counted as it is taken
-    local waitEmpty = false
-    while n < maxFetch and not meta[2] do
-      if conc and redis.call("LLEN", activeKey) >= conc then
-        break
-      end
-      local used = tonumber(redis.call("GET", limiterKey) or "0")
-      if used >= maxJobs then
-        if redis.call("PTTL", limiterKey) > 0 then
-          break
-        end
-        redis.call("DEL", limiterKey)
-      end
-      local id
-      if not waitEmpty then
-        id = redis.call("RPOPLPUSH", waitKey, activeKey)
-        while id and string.sub(id, 1, 2) == "0:" do
-          redis.call("LREM", activeKey, 1, id)
-          id = redis.call("RPOPLPUSH", waitKey, activeKey)
-        end
-        waitEmpty = not id
-      end
-      if not id then
-        local popped = redis.call("ZPOPMIN", prioritizedKey)
-        if not popped[1] then
-          redis.call("DEL", pcKey)
-          break
-        end
-        id = popped[1]
-        redis.call("LPUSH", activeKey, id)
-      end
-      n = n + 1
-      if redis.call("HEXISTS", qp .. id, "defa") == 0 then
-        if redis.call("INCR", limiterKey) == 1 then
-          redis.call("PEXPIRE", limiterKey, math.floor(math.abs(tonumber(meta[5] or "1000"))))
-        end
-      end
-      start(id, ARGV[argi + n - 1])
-    end
-  elseif not meta[2] then
-    -- the jobs are taken together: the oldest of the wait list (its tail) in one LRANGE and
-    -- LTRIM, then the prioritized set in one ZPOPMIN, pushed on the active list in one LPUSH
-    -- in the order one RPOPLPUSH per job would leave them
-    local room = maxFetch
-    if conc then
-      room = math.min(room, conc - redis.call("LLEN", activeKey))
-    end
-    local ids = {}
-    while #ids < room do
-      local want = room - #ids
-      local tail = redis.call("LRANGE", waitKey, -want, -1)
-      if #tail > 0 then
-        redis.call("LTRIM", waitKey, 0, -(#tail + 1))
-      end
-      for k = #tail, 1, -1 do
-        if string.sub(tail[k], 1, 2) ~= "0:" then -- (markers of old BullMQ versions)
-          ids[#ids + 1] = tail[k]
-        end
-      end
-      if #tail < want then
-        break
-      end
-    end
-    if #ids < room then
-      local popped = redis.call("ZPOPMIN", prioritizedKey, room - #ids)
-      for k = 1, #popped, 2 do
-        ids[#ids + 1] = popped[k]
-      end
-      if #ids < room then
-        redis.call("DEL", pcKey)
-      end
-    end
-    if #ids > 0 then
-      redis.call("LPUSH", activeKey, unpack(ids))
-    end
-    for _, id in ipairs(ids) do
-      n = n + 1
-      start(id, ARGV[argi + n - 1])
-    end
-  end
-  -- the next idle worker is woken only if there is more for it: a marker with nothing
-  -- behind it wakes a worker for an empty fetch, at the moment this one starts its job
-  if n > 0 and (redis.call("LLEN", waitKey) > 0 or redis.call("ZCARD", prioritizedKey) > 0) then
-    redis.call("ZADD", markerKey, "0", "0")
-  end
+  due = promoteIfDue(now)
+  -- The jobs' hashes are not returned: the client reads them with HGETALL after this script
+  -- (the jobs are locked by then), which costs the server far less than turning each hash
+  -- into a Lua table and back.
+  jobs = fetchJobs(maxFetch, argi, ARGV[4], ARGV[5], {meta[2], meta[3], meta[4], meta[5]})
 end
 if #finished > 0 or #jobs > 0 then
-  redis.call("XTRIM", eventsKey, "MAXLEN", "~", maxEvents())
+  trimEvents()
 end
 return {statuses, jobs, due}

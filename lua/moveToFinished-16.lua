@@ -1,7 +1,8 @@
 --[[
   Finishes an active job for good (BullMQ's moveToFinished): completed, or failed after its
   last attempt. Verifies and drops the lock, applies the keep policy, releases the
-  deduplication id and reports `drained` when no work is left.
+  deduplication id and reports `drained` when no work is left (includes/finish, shared
+  with completeFetch).
   Not idempotent: a repeated call finds the lock gone (-2).
 
   Input:
@@ -18,10 +19,10 @@
 --- @include "includes/keys"
 --- @include "includes/events"
 --- @include "includes/lock"
---- @include "includes/remove"
+--- @include "includes/finish"
 --- @include "includes/failure"
 
-local id, token, now, target, value = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local id, token, now, target, value = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local keepCount, keepAge, attempts = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local jk = qp .. id
 if not jobExists(jk) then
@@ -37,47 +38,17 @@ end
 if target == "failed" then
   recordFailure(id, value, ARGV[10], ARGV[11])
 end
-redis.call("XTRIM", eventsKey, "MAXLEN", "~", maxEvents())
-
-local deid = redis.call("HGET", jk, "deid")
-if deid then
-  local dk = qp .. "de:" .. deid
-  if redis.call("PTTL", dk) == -1 and redis.call("GET", dk) == id then
-    redis.call("DEL", dk)
-  end
-end
+trimEvents()
+releaseDedupOnFinish(id, redis.call("HGET", jk, "deid"), keepCount == 0)
 
 local atm = redis.call("HINCRBY", jk, "atm", 1)
-local setKey = completedKey
-if target == "failed" then
-  setKey = failedKey
-end
 if keepCount == 0 then
-  removeJobKeys(id)
+  redis.call("DEL", unpack(finishedKeys(id, {})))
+elseif target == "failed" then
+  recordFinished(id, failedKey, "failedReason", value, now, keepCount, keepAge)
+  redis.call("HDEL", jk, "defa")
 else
-  redis.call("ZADD", setKey, now, id)
-  if target == "failed" then
-    redis.call("HSET", jk, "failedReason", value, "finishedOn", now)
-    redis.call("HDEL", jk, "defa")
-  else
-    redis.call("HSET", jk, "returnvalue", value, "finishedOn", now)
-  end
-  if keepAge >= 0 then
-    local old = redis.call("ZRANGEBYSCORE", setKey, 0, now - keepAge, "LIMIT", 0, 1000)
-    for _, oid in ipairs(old) do
-      removeJobKeys(oid)
-      redis.call("ZREM", setKey, oid)
-    end
-  end
-  if keepCount > 0 then
-    local extra = redis.call("ZREVRANGE", setKey, keepCount, -1)
-    for _, oid in ipairs(extra) do
-      removeJobKeys(oid)
-    end
-    if #extra > 0 then
-      redis.call("ZREMRANGEBYRANK", setKey, 0, -(keepCount + 1))
-    end
-  end
+  recordFinished(id, completedKey, "returnvalue", value, now, keepCount, keepAge)
 end
 
 if target == "failed" then
@@ -88,8 +59,5 @@ if target == "failed" then
 else
   emit("completed", "jobId", id, "returnvalue", value, "prev", "active")
 end
-if redis.call("LLEN", waitKey) == 0 and redis.call("LLEN", activeKey) == 0
-    and redis.call("ZCARD", prioritizedKey) == 0 then
-  emit("drained")
-end
+emitDrainedIfIdle()
 return 0

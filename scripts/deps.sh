@@ -3,13 +3,19 @@
 # Usage: scripts/deps.sh [--with-node]   (as root, or with sudo available)
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libhiredis-dev liblmdb-dev libmsgpack-dev
-          libjansson-dev uthash-dev libbsd-dev libcmocka-dev redis-server lmdb-utils)
+packages=(build-essential cmake pkg-config libhiredis-dev liblmdb-dev libmsgpack-dev doxygen
+          libjansson-dev uthash-dev libbsd-dev libcmocka-dev redis-server lmdb-utils
+          libssl-dev openssl  # TLS to Redis (rediss://); tests make certificates
+          libmicrohttpd-dev   # jobq serve-metrics
+          tmux jq curl)       # tests/cli/ops_test.sh: jobq top under tmux, metrics scraped
+packages+=(tzdata) # the time zones of cron schedules (src/core/tzfile.c)
 if [ "${1:-}" = "--with-node" ]; then
 	command -v node >/dev/null 2>&1 || packages+=(nodejs)
 	command -v npm >/dev/null 2>&1 || packages+=(npm)
 	packages+=(clang-format valgrind gnuplot-nox) # gnuplot: tools/bench/run.sh draws its plot
 	packages+=(clang libclang-rt-14-dev)          # libFuzzer for tests/fuzz
+	packages+=(groff-base)                        # tests/docs/man_check.sh renders jobq.1
+	packages+=(chromium)                          # tools/bullboard: Bull Board screenshot
 fi
 
 missing=()

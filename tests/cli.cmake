@@ -13,27 +13,34 @@ if(NOT JOBQ_BASH)
   return()
 endif()
 
-function(jobq_cli_test backend)
-  add_test(NAME cli.${backend}
-    COMMAND ${JOBQ_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/cli/cli_test.sh $<TARGET_FILE:jobq> ${backend})
+# jobq_cli_test(NAME SCRIPT BACKEND): tests/cli/SCRIPT run on BACKEND as test NAME.
+function(jobq_cli_test name script backend)
+  add_test(NAME ${name}
+    COMMAND ${JOBQ_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/cli/${script} $<TARGET_FILE:jobq> ${backend})
   if(COMMAND jobq_test_properties)
-    jobq_test_properties(cli.${backend} "cli;${backend}")
+    jobq_test_properties(${name} "cli;${backend}")
   else()
-    set_tests_properties(cli.${backend} PROPERTIES LABELS "cli;${backend}" TIMEOUT 300
-                                                   SKIP_RETURN_CODE 77)
+    set_tests_properties(${name} PROPERTIES LABELS "cli;${backend}" TIMEOUT 300
+                                            SKIP_RETURN_CODE 77)
   endif()
 endfunction()
 
-jobq_cli_test(memory)
+jobq_cli_test(cli.memory cli_test.sh memory)
+jobq_cli_test(cli.ops.memory ops_test.sh memory)
 
 if("JOBQ_HAVE_LMDB=1" IN_LIST jobq_definitions)
-  jobq_cli_test(lmdb)
+  jobq_cli_test(cli.lmdb cli_test.sh lmdb)
+  jobq_cli_test(cli.ops.lmdb ops_test.sh lmdb)
 endif()
 
 if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
-  jobq_cli_test(redis)
+  jobq_cli_test(cli.redis cli_test.sh redis)
+  # ops_test.sh also starts a private server of its own, which it stops
+  jobq_cli_test(cli.ops.redis ops_test.sh redis)
   if(COMMAND jobq_redis_test)
-    jobq_redis_test(cli.redis) # the redis_server fixture and JOBQ_TEST_REDIS_SOCKET
+    # the redis_server fixture and JOBQ_TEST_REDIS_SOCKET
+    jobq_redis_test(cli.redis)
+    jobq_redis_test(cli.ops.redis)
   else()
     set(jobq_cli_redis_dir ${CMAKE_CURRENT_BINARY_DIR}/cli-redis)
     add_test(NAME cli.redis.start
@@ -44,10 +51,20 @@ if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
                                                     LABELS "cli;redis" SKIP_RETURN_CODE 77)
     set_tests_properties(cli.redis.stop PROPERTIES FIXTURES_CLEANUP cli_redis_server
                                                    LABELS "cli;redis")
-    set_property(TEST cli.redis APPEND PROPERTY FIXTURES_REQUIRED cli_redis_server)
-    set_property(TEST cli.redis APPEND PROPERTY ENVIRONMENT
+    set_property(TEST cli.redis cli.ops.redis APPEND PROPERTY FIXTURES_REQUIRED
+                 cli_redis_server)
+    set_property(TEST cli.redis cli.ops.redis APPEND PROPERTY ENVIRONMENT
                  "JOBQ_TEST_REDIS_SOCKET=${jobq_cli_redis_dir}/redis.sock")
   endif()
+endif()
+
+# The CLI on Valkey (tests/redis.cmake's valkey_server fixture); slow: 15-60 s.
+if(COMMAND jobq_valkey_test)
+  add_test(NAME cli.valkey
+    COMMAND ${JOBQ_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/cli/cli_test.sh $<TARGET_FILE:jobq> redis)
+  set_tests_properties(cli.valkey PROPERTIES LABELS "cli;redis;valkey;slow" TIMEOUT 300
+                                             SKIP_RETURN_CODE 77)
+  jobq_valkey_test(cli.valkey)
 endif()
 
 # A store that cannot take a result (Redis out of memory, LMDB on a full tmpfs): `jobq work`
@@ -68,3 +85,16 @@ foreach(backend IN LISTS jobq_store_full_backends)
   set_tests_properties(fault.store_full.${backend} PROPERTIES
     LABELS "fault;cli;${backend}" TIMEOUT 120 SKIP_RETURN_CODE 77)
 endforeach()
+
+
+# Bull Board shows what a command run by `jobq work` reported (progress, log lines, stderr
+# kept as logs), checked through its API and in headless Chromium (tools/bullboard); starts
+# its own redis-server. Label slow: Chromium is heavy on two cores. Skipped (77) without node,
+# chromium or tools/bullboard/node_modules.
+if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
+  add_test(NAME interop.bullboard
+    COMMAND ${JOBQ_BASH} ${PROJECT_SOURCE_DIR}/tools/bullboard/screenshot.sh $<TARGET_FILE:jobq>
+            ${CMAKE_CURRENT_BINARY_DIR}/bullboard-job.png)
+  set_tests_properties(interop.bullboard PROPERTIES LABELS "interop;redis;slow" TIMEOUT 300
+                                                    SKIP_RETURN_CODE 77)
+endif()

@@ -4,14 +4,20 @@
 set(jobq_redis_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-fixture)
 set(jobq_redis_socket ${jobq_redis_dir}/redis.sock)
 
-add_test(NAME redis.server.start
-  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/support/redis.sh start ${jobq_redis_dir})
-set_tests_properties(redis.server.start PROPERTIES
-  FIXTURES_SETUP redis_server LABELS "redis;interop" TIMEOUT 30 SKIP_RETURN_CODE 77)
-add_test(NAME redis.server.stop
-  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/support/redis.sh stop ${jobq_redis_dir})
-set_tests_properties(redis.server.stop PROPERTIES
-  FIXTURES_CLEANUP redis_server LABELS "redis;interop" TIMEOUT 30)
+# A server fixture `fixture`: tests NAME.start / NAME.stop running support/SCRIPT start|stop
+# DIR [ARGS...] (start may skip with 77).
+function(jobq_server_fixture name fixture script dir labels)
+  add_test(NAME ${name}.start
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/support/${script} start ${dir} ${ARGN})
+  set_tests_properties(${name}.start PROPERTIES
+    FIXTURES_SETUP ${fixture} LABELS "${labels}" TIMEOUT 60 SKIP_RETURN_CODE 77)
+  add_test(NAME ${name}.stop
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/support/${script} stop ${dir})
+  set_tests_properties(${name}.stop PROPERTIES
+    FIXTURES_CLEANUP ${fixture} LABELS "${labels}" TIMEOUT 30)
+endfunction()
+
+jobq_server_fixture(redis.server redis_server redis.sh ${jobq_redis_dir} "redis;interop")
 
 # Tests that need the server: fixture and socket path.
 function(jobq_redis_test name)
@@ -19,9 +25,59 @@ function(jobq_redis_test name)
   set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "JOBQ_TEST_REDIS_SOCKET=${jobq_redis_socket}")
 endfunction()
 
+# A TLS server (tests/support/redis_tls.sh: certificates made by openssl at test time, random
+# TLS and plain ports, a unix socket for the tests' own cleanup) as the `redis_tls_server`
+# fixture; its directory in JOBQ_TEST_REDIS_TLS_DIR.
+set(jobq_redis_tls_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-tls-fixture)
+jobq_server_fixture(redis.tls redis_tls_server redis_tls.sh ${jobq_redis_tls_dir} "redis;tls")
+function(jobq_redis_tls_test name)
+  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED redis_tls_server)
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "JOBQ_TEST_REDIS_TLS_DIR=${jobq_redis_tls_dir}")
+  set_property(TEST ${name} APPEND PROPERTY LABELS tls)
+endfunction()
+
+# Redis Cluster: three masters on loopback (tests/support/redis_cluster.sh) as the
+# `redis_cluster` fixture; its directory in JOBQ_TEST_REDIS_CLUSTER_DIR.
+set(jobq_redis_cluster_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-fixture)
+jobq_server_fixture(redis.cluster redis_cluster redis_cluster.sh ${jobq_redis_cluster_dir}
+                    "redis;cluster")
+function(jobq_redis_cluster_test name)
+  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED redis_cluster)
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
+               "JOBQ_TEST_REDIS_CLUSTER_DIR=${jobq_redis_cluster_dir}")
+  set_property(TEST ${name} APPEND PROPERTY LABELS cluster)
+endfunction()
+
+# Valkey 8.0.1 (a test build at ../shared/servers/valkey-8.0.1/valkey-server from the project's
+# root; no Debian package ships it) as the `valkey_server` fixture: the conformance suite and
+# the CLI test run on it too. Without the binary the fixture says so and is skipped (fails in
+# CI).
+set(JOBQ_VALKEY_SERVER ${PROJECT_SOURCE_DIR}/../shared/servers/valkey-8.0.1/valkey-server
+    CACHE FILEPATH "valkey-server for the Valkey runs of the Redis suites")
+set(jobq_valkey_dir ${CMAKE_CURRENT_BINARY_DIR}/valkey-fixture)
+jobq_server_fixture(valkey.server valkey_server redis.sh ${jobq_valkey_dir} "redis;valkey"
+                    ${JOBQ_VALKEY_SERVER})
+function(jobq_valkey_test name)
+  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED valkey_server)
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "JOBQ_TEST_REDIS_SOCKET=${jobq_valkey_dir}/redis.sock")
+endfunction()
+
 add_test(NAME conformance.redis COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.redis "conformance;redis")
 jobq_redis_test(conformance.redis)
+
+# The conformance suite over TLS (rediss:// with a client certificate) and on Valkey.
+add_test(NAME conformance.redis.tls COMMAND jobq_conformance redis)
+jobq_test_properties(conformance.redis.tls "conformance;redis")
+jobq_redis_tls_test(conformance.redis.tls)
+# Redis Cluster: the suite with a hash-tagged prefix (target_redis.c); static slot map only
+# (no resharding or failover yet).
+add_test(NAME conformance.redis.cluster COMMAND jobq_conformance redis)
+jobq_test_properties(conformance.redis.cluster "conformance;redis;cluster")
+jobq_redis_cluster_test(conformance.redis.cluster)
+add_test(NAME conformance.valkey COMMAND jobq_conformance redis)
+jobq_test_properties(conformance.valkey "conformance;redis;valkey")
+jobq_valkey_test(conformance.valkey)
 
 # Unit tests built by tests/CMakeLists.txt from tests/unit/test_redis_*.c; the script test
 # reads the generated script table.
@@ -31,9 +87,20 @@ foreach(src IN LISTS jobq_unit_sources)
     string(REGEX REPLACE "^test_" "" short ${name})
     target_include_directories(${name} PRIVATE ${PROJECT_BINARY_DIR}/generated)
     target_link_libraries(${name} PRIVATE PkgConfig::HIREDIS)
-    jobq_redis_test(unit.${short})
+    if(name STREQUAL "test_redis_tls")
+      jobq_redis_tls_test(unit.${short})
+    elseif(name STREQUAL "test_redis_cluster")
+      jobq_redis_cluster_test(unit.${short})
+    else()
+      jobq_redis_test(unit.${short})
+    endif()
   endif()
 endforeach()
+# unit.redis_log stops and starts a private server of its own with this script
+if(TARGET test_redis_log)
+  target_compile_definitions(test_redis_log PRIVATE
+    JOBQ_REDIS_SH="${CMAKE_CURRENT_SOURCE_DIR}/support/redis.sh")
+endif()
 
 # Interop with Node BullMQ (tests/interop): bullmq 6.7.0 (tests/interop/package-lock.json)
 # and the last 5.x (tests/interop/v5/package-lock.json). run.sh skips when node or the
@@ -51,3 +118,13 @@ foreach(t interop.bullmq interop.bullmq5)
   set_tests_properties(${t} PROPERTIES LABELS "interop;redis" TIMEOUT 300 SKIP_RETURN_CODE 77)
   jobq_redis_test(${t})
 endforeach()
+
+# The backend's unit test and the BullMQ 6 interop on Valkey too (interop: slow, ~20 s).
+add_test(NAME unit.redis_backend.valkey COMMAND test_redis_backend)
+jobq_test_properties(unit.redis_backend.valkey "unit;redis;valkey")
+jobq_valkey_test(unit.redis_backend.valkey)
+add_test(NAME interop.bullmq.valkey
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/run.sh $<TARGET_FILE:jobq_interop>)
+set_tests_properties(interop.bullmq.valkey PROPERTIES LABELS "interop;redis;valkey;slow"
+                     TIMEOUT 300 SKIP_RETURN_CODE 77)
+jobq_valkey_test(interop.bullmq.valkey)

@@ -15,11 +15,12 @@
 
 /* Exit codes of the program (documented in `jobq --help`). */
 enum {
-	CLI_EXIT_OK = 0,      /* success */
-	CLI_EXIT_FAILED = 1,  /* a job or an operation failed */
-	CLI_EXIT_USAGE = 2,   /* bad command line or bad input */
-	CLI_EXIT_STORE = 3,   /* store unreachable or unusable */
-	CLI_EXIT_NOTFOUND = 4 /* queue item not found */
+	CLI_EXIT_OK = 0,       /* success */
+	CLI_EXIT_FAILED = 1,   /* a job or an operation failed */
+	CLI_EXIT_USAGE = 2,    /* bad command line or bad input */
+	CLI_EXIT_STORE = 3,    /* store unreachable or unusable */
+	CLI_EXIT_NOTFOUND = 4, /* queue item not found */
+	CLI_EXIT_TIMEOUT = 5   /* wait: the timeout passed first */
 };
 
 #define CLI_DEFAULT_URL "lmdb:jobq-data"
@@ -132,6 +133,47 @@ int64_t cli_now_us(void);
 /* Formats milliseconds since the epoch as ISO 8601 UTC into buf (or "-" when 0). */
 const char *cli_fmt_time(char *buf, size_t n, int64_t ms);
 
+/* --- logs and overview (cli_ops.c) -------------------------------------------------------- */
+
+typedef enum cli_log_format { CLI_LOG_TEXT, CLI_LOG_JSON } cli_log_format;
+/* Installs the library's log handler: one line per record on stderr, text or JSON; with
+ * `quiet`, info and debug records are dropped. */
+void cli_log_install(cli_log_format format, int quiet);
+/* Writes one line as the installed handler would (also without one: text, not quiet). */
+void cli_log_line(jobq_log_level level, const char *component, const char *queue,
+                  const char *job_id, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* Jobs in every state. */
+uint64_t cli_counts_total(const jobq_counts *c);
+/* Whether queue `name` exists in the store: 1, 0, or -1 when the backend cannot tell. */
+int cli_queue_exists(jobq_store *store, const char *name);
+
+/* What stats, metrics and top show of one queue. */
+typedef struct cli_qstats {
+	jobq_counts counts;
+	int paused;
+	int workers;          /* < 0: unknown (the backend cannot count them) */
+	int64_t completed_1m; /* finished in the last minute (of the jobs kept) */
+	int64_t failed_1m;
+	int64_t oldest_waiting_ms; /* age of the oldest waiting job, -1: none waiting */
+	size_t nsamples;           /* processing times of recent completed jobs, ms, sorted */
+	int64_t samples[1000];
+	int64_t samples_sum;
+} cli_qstats;
+/* Reads them at wall-clock `now_ms`. 0 or a library error. */
+int cli_read_qstats(cli_qstats *out, jobq_queue *q, int64_t now_ms);
+/* The q-quantile of the sorted samples (0 when there are none). */
+int64_t cli_quantile(const cli_qstats *s, double q);
+/* Milliseconds since the epoch. */
+int64_t cli_wall_ms(void);
+/* The Prometheus text of every queue in the store (or the given ones) into `out` (a
+ * malloc'd string). 0 or an exit code (message printed unless `quiet_errors`). */
+int cli_prometheus(char **out, jobq_store *store, char **queues, int nqueues);
+
 /* --- verbs ------------------------------------------------------------------------------- */
 
 typedef struct cli_verb_info {
@@ -164,6 +206,15 @@ int cli_cmd_events(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
 int cli_cmd_check(int argc, char **argv);
+int cli_cmd_queues(int argc, char **argv);
+int cli_cmd_stats(int argc, char **argv);
+int cli_cmd_metrics(int argc, char **argv);
+int cli_cmd_serve_metrics(int argc, char **argv);
+int cli_cmd_health(int argc, char **argv);
+int cli_cmd_top(int argc, char **argv);
+int cli_cmd_progress(int argc, char **argv);
+int cli_cmd_log(int argc, char **argv);
+int cli_cmd_logs(int argc, char **argv);
 
 /* Verb help if --help was given (returns 1 then). */
 int cli_want_help(void);

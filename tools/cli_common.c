@@ -16,39 +16,67 @@ const char *cli_verb = "jobq";
 
 /* --- messages ---------------------------------------------------------------------------- */
 
+static const char *
+exit_name(int code) {
+	switch (code) {
+	case CLI_EXIT_USAGE:
+		return "usage";
+	case CLI_EXIT_STORE:
+		return "store";
+	case CLI_EXIT_NOTFOUND:
+		return "notfound";
+	case CLI_EXIT_TIMEOUT:
+		return "timeout";
+	default:
+		return "failed";
+	}
+}
+
+/* One error line on stderr: "jobq VERB: message[tail]", or under --json one JSON object
+ * {"error":{"code":EXIT,"kind":..,"verb":..,"message":..}}. */
 static void
-vmessage(const char *fmt, va_list ap) {
+vmessage(int code, const char *tail, const char *fmt, va_list ap) {
+	char msg[4096];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	cli_progress_done();
+	if (cli_g.json) {
+		json_t *e = json_pack("{s:{s:i,s:s,s:s,s:s}}", "error", "code", code, "kind",
+		                      exit_name(code), "verb", cli_verb, "message", msg);
+		char *text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+		if (text)
+			fprintf(stderr, "%s\n", text);
+		free(text);
+		json_decref(e);
+		return;
+	}
 	if (strcmp(cli_verb, "jobq") == 0)
-		fputs("jobq: ", stderr);
+		fprintf(stderr, "jobq: %s%s\n", msg, tail);
 	else
-		fprintf(stderr, "jobq %s: ", cli_verb);
-	vfprintf(stderr, fmt, ap);
+		fprintf(stderr, "jobq %s: %s%s\n", cli_verb, msg, tail);
 }
 
 int
 cli_fail(int code, const char *fmt, ...) {
 	va_list ap;
 
-	cli_progress_done();
 	va_start(ap, fmt);
-	vmessage(fmt, ap);
+	vmessage(code, "", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return code;
 }
 
 int
 cli_usage_fail(const char *fmt, ...) {
+	char tail[64];
 	va_list ap;
 
-	cli_progress_done();
-	va_start(ap, fmt);
-	vmessage(fmt, ap);
-	va_end(ap);
 	if (strcmp(cli_verb, "jobq") == 0)
-		fputs(" (see 'jobq --help')\n", stderr);
+		snprintf(tail, sizeof(tail), " (see 'jobq --help')");
 	else
-		fprintf(stderr, " (see 'jobq %s --help')\n", cli_verb);
+		snprintf(tail, sizeof(tail), " (see 'jobq %s --help')", cli_verb);
+	va_start(ap, fmt);
+	vmessage(CLI_EXIT_USAGE, tail, fmt, ap);
+	va_end(ap);
 	return CLI_EXIT_USAGE;
 }
 

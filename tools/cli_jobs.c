@@ -230,11 +230,25 @@ cli_cmd_get(int argc, char **argv) {
 		rc = cli_fail(CLI_EXIT_NOTFOUND, "no job '%s' in queue '%s'", a.pos[1], a.pos[0]);
 	} else if (rc < 0) {
 		rc = cli_lib_fail(rc, "cannot read the job");
-	} else if (cli_g.json) {
-		rc = cli_print_json(cli_job_json(job));
 	} else {
-		print_job_text(job);
-		rc = 0;
+		/* the job's log lines too (a job removed meanwhile just has none) */
+		jobq_strings *logs = NULL;
+		jobq_queue_get_logs(&logs, q, a.pos[1], 0, 0);
+		if (cli_g.json) {
+			json_t *j = cli_job_json(job), *arr = json_array();
+			for (size_t i = 0; logs && i < logs->count; i++)
+				json_array_append_new(
+				    arr, cli_json_string(logs->items[i], strlen(logs->items[i])));
+			json_object_set_new(j, "logs", arr);
+			rc = cli_print_json(j);
+		} else {
+			print_job_text(job);
+			if (logs && logs->count > 0)
+				printf("logs:         %zu lines, the last: %s\n", logs->count,
+				       logs->items[logs->count - 1]);
+			rc = 0;
+		}
+		jobq_strings_free(logs);
 	}
 	jobq_job_free(job);
 	cli_close(store, q);
@@ -277,7 +291,7 @@ cli_cmd_wait(int argc, char **argv) {
 		rc = cli_fail(CLI_EXIT_FAILED, "job %s failed: %s", a.pos[1],
 		              reason ? reason : "(no reason)");
 	} else if (rc == JOBQ_ETIMEDOUT) {
-		rc = cli_fail(CLI_EXIT_FAILED, "job %s did not finish within %lld ms", a.pos[1],
+		rc = cli_fail(CLI_EXIT_TIMEOUT, "job %s did not finish within %lld ms", a.pos[1],
 		              (long long)timeout);
 	} else if (rc == JOBQ_ENOTFOUND) {
 		rc = cli_fail(CLI_EXIT_NOTFOUND, "no job '%s' in queue '%s'", a.pos[1], a.pos[0]);

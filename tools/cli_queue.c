@@ -46,16 +46,32 @@ cli_cmd_counts(int argc, char **argv) {
 	jobq_store *store;
 	jobq_queue *q;
 	jobq_counts c;
-	int paused = 0;
-	int rc = open_with(&a, &store, &q, argc, argv, no_opts, 1, NULL);
+	int paused = 0, exists;
+	int rc;
 
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	if ((rc = cli_parse(&a, argc, argv, no_opts, 1, 0)) != 0)
+		return rc;
+	if (cli_want_help())
+		return 0;
+	if (a.npos < 1)
+		return cli_usage_fail("missing QUEUE");
+	if ((rc = cli_open_store(&store, cli_url())) != 0)
+		return rc;
+	/* asked before opening the queue, which registers it in a memory store */
+	exists = cli_queue_exists(store, a.pos[0]);
+	if ((rc = jobq_queue_open(&q, store, a.pos[0])) < 0) {
+		rc = cli_lib_fail(rc, "cannot open queue");
+		jobq_store_close(store);
+		return rc;
+	}
 	rc = jobq_queue_counts(&c, q);
 	if (rc >= 0)
 		rc = jobq_queue_is_paused(&paused, q);
 	if (rc < 0) {
 		rc = cli_lib_fail(rc, "cannot count jobs");
+	} else if (!paused && cli_counts_total(&c) == 0 && exists == 0) {
+		rc = cli_fail(CLI_EXIT_NOTFOUND, "no queue '%s' in the store (see 'jobq queues')",
+		              a.pos[0]);
 	} else if (cli_g.json) {
 		json_t *j = json_object();
 		json_object_set_new(j, "waiting", json_integer((json_int_t)c.waiting));
@@ -84,6 +100,89 @@ cli_cmd_counts(int argc, char **argv) {
 	return rc;
 }
 
+/* Jobs in `st` (waiting ones of a paused queue count as waiting). */
+static uint64_t
+state_total(const jobq_counts *c, jobq_state st) {
+	switch (st) {
+	case JOBQ_STATE_WAITING:
+		return c->waiting + c->paused;
+	case JOBQ_STATE_PRIORITIZED:
+		return c->prioritized;
+	case JOBQ_STATE_DELAYED:
+		return c->delayed;
+	case JOBQ_STATE_ACTIVE:
+		return c->active;
+	case JOBQ_STATE_COMPLETED:
+		return c->completed;
+	case JOBQ_STATE_FAILED:
+		return c->failed;
+	default:
+		return 0;
+	}
+}
+
+/* A header and one tab-separated line per job, with the columns that matter in `st`. */
+static void
+print_list(const jobq_job_list *list, jobq_state st) {
+	const char *head;
+	switch (st) {
+	case JOBQ_STATE_DELAYED:
+		head = "ID\tNAME\tRUN-AT\tATTEMPTS";
+		break;
+	case JOBQ_STATE_PRIORITIZED:
+		head = "ID\tNAME\tCREATED\tPRIORITY";
+		break;
+	case JOBQ_STATE_ACTIVE:
+		head = "ID\tNAME\tSTARTED\tATTEMPT\tPROGRESS";
+		break;
+	case JOBQ_STATE_COMPLETED:
+		head = "ID\tNAME\tFINISHED\tRESULT";
+		break;
+	case JOBQ_STATE_FAILED:
+		head = "ID\tNAME\tFINISHED\tATTEMPTS\tREASON";
+		break;
+	default:
+		head = "ID\tNAME\tCREATED\tATTEMPTS";
+		break;
+	}
+	printf("%s\n", head);
+	for (size_t i = 0; list && i < list->count; i++) {
+		const jobq_job *j = list->jobs[i];
+		const char *result = jobq_job_result(j), *reason = jobq_job_failed_reason(j);
+		const char *progress = jobq_job_progress(j);
+		char t[64];
+		printf("%s\t%s\t", jobq_job_id_of(j), jobq_job_name(j));
+		switch (st) {
+		case JOBQ_STATE_DELAYED:
+			printf(
+			    "%s\t%u\n",
+			    cli_fmt_time(t, sizeof(t), jobq_job_timestamp(j) + jobq_job_delay(j)),
+			    jobq_job_attempts_made(j));
+			break;
+		case JOBQ_STATE_PRIORITIZED:
+			printf("%s\t%u\n", cli_fmt_time(t, sizeof(t), jobq_job_timestamp(j)),
+			       jobq_job_priority(j));
+			break;
+		case JOBQ_STATE_ACTIVE:
+			printf("%s\t%u\t%s\n", cli_fmt_time(t, sizeof(t), jobq_job_processed_on(j)),
+			       jobq_job_attempts_started(j), progress ? progress : "");
+			break;
+		case JOBQ_STATE_COMPLETED:
+			printf("%s\t%s\n", cli_fmt_time(t, sizeof(t), jobq_job_finished_on(j)),
+			       result ? result : "");
+			break;
+		case JOBQ_STATE_FAILED:
+			printf("%s\t%u\t%s\n", cli_fmt_time(t, sizeof(t), jobq_job_finished_on(j)),
+			       jobq_job_attempts_made(j), reason ? reason : "");
+			break;
+		default:
+			printf("%s\t%u\n", cli_fmt_time(t, sizeof(t), jobq_job_timestamp(j)),
+			       jobq_job_attempts_made(j));
+			break;
+		}
+	}
+}
+
 int
 cli_cmd_list(int argc, char **argv) {
 	int64_t limit = 100, offset = 0;
@@ -97,6 +196,7 @@ cli_cmd_list(int argc, char **argv) {
 	jobq_queue *q;
 	jobq_state st;
 	jobq_job_list *list = NULL;
+	jobq_counts c;
 	int rc;
 
 	if ((rc = cli_parse(&a, argc, argv, opts, 2, 0)) != 0)
@@ -112,25 +212,32 @@ cli_cmd_list(int argc, char **argv) {
 	if ((rc = cli_open_queue(&store, &q, a.pos[0])) != 0)
 		return rc;
 	rc = jobq_queue_list(&list, q, st, (size_t)offset, limit == 0 ? SIZE_MAX : (size_t)limit);
+	if (rc >= 0)
+		rc = jobq_queue_counts(&c, q);
 	if (rc < 0) {
 		rc = cli_lib_fail(rc, "cannot list jobs");
-	} else if (cli_g.json) {
-		json_t *arr = json_array();
-		for (size_t i = 0; i < list->count; i++)
-			json_array_append_new(arr, cli_job_json(list->jobs[i]));
-		rc = cli_print_json(arr);
 	} else {
-		for (size_t i = 0; i < list->count; i++) {
-			const jobq_job *j = list->jobs[i];
-			const char *extra = jobq_job_failed_reason(j);
-			char t[64];
-			if (st == JOBQ_STATE_COMPLETED)
-				extra = jobq_job_result(j);
-			printf("%s\t%s\t%s\t%s\n", jobq_job_id_of(j), jobq_job_name(j),
-			       cli_fmt_time(t, sizeof(t), jobq_job_timestamp(j)),
-			       extra ? extra : "");
+		size_t n = list ? list->count : 0;
+		uint64_t total = state_total(&c, st);
+		int more = (uint64_t)offset + n < total;
+		if (cli_g.json) {
+			json_t *arr = json_array();
+			for (size_t i = 0; i < n; i++)
+				json_array_append_new(arr, cli_job_json(list->jobs[i]));
+			rc = cli_print_json(json_pack("{s:o,s:I,s:I,s:b}", "jobs", arr, "total",
+			                              (json_int_t)total, "offset",
+			                              (json_int_t)offset, "more", more));
+		} else {
+			print_list(list, st);
+			if (more)
+				fprintf(stderr,
+				        "jobq list: %zu of %llu %s jobs shown (from offset %lld); "
+				        "more with "
+				        "--offset %lld\n",
+				        n, (unsigned long long)total, jobq_state_name(st),
+				        (long long)offset, (long long)(offset + (int64_t)n));
+			rc = 0;
 		}
-		rc = 0;
 	}
 	jobq_job_list_free(list);
 	cli_close(store, q);
@@ -307,10 +414,11 @@ cli_cmd_obliterate(int argc, char **argv) {
 		rc = cli_lib_fail(rc, "cannot read the queue");
 		goto out;
 	}
-	if (c.active > 0 && !force) {
+	if (cli_counts_total(&c) > 0 && !force) {
 		rc = cli_fail(CLI_EXIT_FAILED,
-		              "queue '%s' has %llu active jobs; use --force to delete it anyway",
-		              a.pos[0], (unsigned long long)c.active);
+		              "queue '%s' has %llu jobs (%llu active); use --force to delete them",
+		              a.pos[0], (unsigned long long)cli_counts_total(&c),
+		              (unsigned long long)c.active);
 		goto out;
 	}
 	/* A large queue goes in batches first, so that a terminal shows progress. */

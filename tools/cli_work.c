@@ -28,6 +28,8 @@ extern char **environ;
 #define ERR_KEEP           (64u * 1024)        /* tail of stderr kept for the reason */
 #define EXIT_UNRECOVERABLE 64                  /* exit status that skips remaining attempts */
 #define KILL_GRACE_MS      2000                /* SIGTERM to SIGKILL when cancelled */
+#define REPORT_FD          3                   /* the command's end of the report pipe */
+#define REPORT_LINE_MAX    (64u * 1024)        /* longer report lines are cut */
 
 typedef struct work_ctx {
 	char **cmd;
@@ -41,7 +43,9 @@ typedef struct work_ctx {
 	atomic_llong completed;
 	atomic_int running;
 	atomic_llong last_activity_us;
-	atomic_llong dropped; /* results the store refused and the worker gave up */
+	atomic_llong dropped;  /* results the store refused and the worker gave up */
+	atomic_int store_down; /* the last store event was an outage */
+	int64_t stderr_log;    /* --stderr-log: stderr lines kept as job logs, 0: none */
 } work_ctx;
 
 /* Pipes are made and the command spawned under this lock, so that no other command started
@@ -72,6 +76,8 @@ buf_append(buf *b, const char *s, size_t n) {
 	return 0;
 }
 
+#define NOURS 5 /* the variables make_env sets */
+
 static int
 is_env(const char *entry, const char *name) {
 	size_t n = strlen(name);
@@ -82,15 +88,16 @@ is_env(const char *entry, const char *name) {
 static char **
 make_env(const jobq_job *job, const char *queue) {
 	static const char *const ours[] = {"JOBQ_QUEUE", "JOBQ_JOB_ID", "JOBQ_JOB_NAME",
-	                                   "JOBQ_ATTEMPT"};
+	                                   "JOBQ_ATTEMPT", "JOBQ_REPORT_FD"};
 	size_t n = 0, k = 0;
 	char **env;
 	char attempt[32];
-	const char *values[4];
+	const char *values[NOURS];
+	char report_fd[16];
 
 	while (environ[n])
 		n++;
-	env = calloc(n + 5, sizeof(*env));
+	env = calloc(n + NOURS + 1, sizeof(*env));
 	if (!env)
 		return NULL;
 	snprintf(attempt, sizeof(attempt), "%u", jobq_job_attempts_made(job) + 1);
@@ -98,7 +105,9 @@ make_env(const jobq_job *job, const char *queue) {
 	values[1] = jobq_job_id_of(job);
 	values[2] = jobq_job_name(job);
 	values[3] = attempt;
-	for (size_t i = 0; i < 4; i++) {
+	snprintf(report_fd, sizeof(report_fd), "%d", REPORT_FD);
+	values[4] = report_fd;
+	for (size_t i = 0; i < NOURS; i++) {
 		size_t len = strlen(ours[i]) + strlen(values[i]) + 2;
 		env[i] = malloc(len);
 		if (!env[i]) {
@@ -109,10 +118,10 @@ make_env(const jobq_job *job, const char *queue) {
 		}
 		snprintf(env[i], len, "%s=%s", ours[i], values[i]);
 	}
-	k = 4;
+	k = NOURS;
 	for (size_t i = 0; i < n; i++) {
 		int skip = 0;
-		for (size_t j = 0; j < 4; j++)
+		for (size_t j = 0; j < NOURS; j++)
 			skip |= is_env(environ[i], ours[j]);
 		if (!skip)
 			env[k++] = environ[i];
@@ -125,7 +134,7 @@ static void
 free_env(char **env) {
 	if (!env)
 		return;
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < NOURS; i++)
 		free(env[i]);
 	free(env);
 }
@@ -151,8 +160,8 @@ set_nonblock(int fd) {
 
 /* Starts the command with its three pipes. Returns 0 or an errno value. */
 static int
-spawn_command(pid_t *pid, int *in_w, int *out_r, int *err_r, char **cmd, char **env) {
-	int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
+spawn_command(pid_t *pid, int *in_w, int *out_r, int *err_r, int *rep_r, char **cmd, char **env) {
+	int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, prep[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, defaults;
@@ -173,18 +182,29 @@ spawn_command(pid_t *pid, int *in_w, int *out_r, int *err_r, char **cmd, char **
 	posix_spawnattr_setpgroup(&attr, 0);
 
 	pthread_mutex_lock(&spawn_lock);
-	if (pipe(pin) < 0 || pipe(pout) < 0 || pipe(perr) < 0) {
+	if (pipe(pin) < 0 || pipe(pout) < 0 || pipe(perr) < 0 || pipe(prep) < 0) {
 		err = errno;
 	} else {
-		int fds[6] = {pin[0], pin[1], pout[0], pout[1], perr[0], perr[1]};
-		for (int i = 0; i < 6 && !err; i++)
+		int fds[8] = {pin[0], pin[1], pout[0], pout[1], perr[0], perr[1], prep[0], prep[1]};
+		for (int i = 0; i < 8 && !err; i++)
 			if (set_cloexec(fds[i]) < 0)
 				err = errno;
+	}
+	/* dup2 onto itself would keep close-on-exec: move the write end off REPORT_FD */
+	if (!err && prep[1] <= REPORT_FD) {
+		int moved = fcntl(prep[1], F_DUPFD_CLOEXEC, REPORT_FD + 1);
+		if (moved < 0)
+			err = errno;
+		else {
+			close(prep[1]);
+			prep[1] = moved;
+		}
 	}
 	if (!err) {
 		posix_spawn_file_actions_adddup2(&fa, pin[0], STDIN_FILENO);
 		posix_spawn_file_actions_adddup2(&fa, pout[1], STDOUT_FILENO);
 		posix_spawn_file_actions_adddup2(&fa, perr[1], STDERR_FILENO);
+		posix_spawn_file_actions_adddup2(&fa, prep[1], REPORT_FD);
 		err = posix_spawnp(pid, cmd[0], &fa, &attr, cmd, env);
 	}
 	pthread_mutex_unlock(&spawn_lock);
@@ -194,18 +214,22 @@ spawn_command(pid_t *pid, int *in_w, int *out_r, int *err_r, char **cmd, char **
 	close_fd(&pin[0]);
 	close_fd(&pout[1]);
 	close_fd(&perr[1]);
+	close_fd(&prep[1]);
 	if (err) {
 		close_fd(&pin[1]);
 		close_fd(&pout[0]);
 		close_fd(&perr[0]);
+		close_fd(&prep[0]);
 		return err;
 	}
 	set_nonblock(pin[1]);
 	set_nonblock(pout[0]);
 	set_nonblock(perr[0]);
+	set_nonblock(prep[0]);
 	*in_w = pin[1];
 	*out_r = pout[0];
 	*err_r = perr[0];
+	*rep_r = prep[0];
 	return 0;
 }
 
@@ -264,6 +288,94 @@ set_result_from(jobq_job *job, buf *out) {
 	return rc;
 }
 
+/* One line the command wrote on its report pipe: "progress JSON" or "log TEXT". */
+static void
+report_line(jobq_job *job, work_ctx *ctx, char *line) {
+	size_t n = strlen(line);
+	int rc;
+	if (n > 0 && line[n - 1] == '\r')
+		line[--n] = '\0';
+	if (n == 0)
+		return;
+	if (strncmp(line, "progress ", 9) == 0) {
+		rc = jobq_job_update_progress(job, line + 9);
+		if (rc < 0)
+			cli_log_line(JOBQ_LOG_WARN, "work", ctx->queue, jobq_job_id_of(job),
+			             "job %s: progress not set: %s", jobq_job_id_of(job),
+			             jobq_error_message());
+	} else if (strncmp(line, "log ", 4) == 0) {
+		rc = jobq_job_log(job, line + 4);
+		if (rc < 0)
+			cli_log_line(JOBQ_LOG_WARN, "work", ctx->queue, jobq_job_id_of(job),
+			             "job %s: log line not added: %s", jobq_job_id_of(job),
+			             jobq_error_message());
+	} else {
+		cli_log_line(
+		    JOBQ_LOG_WARN, "work", ctx->queue, jobq_job_id_of(job),
+		    "job %s: report line is neither 'progress JSON' nor 'log TEXT': '%.60s'",
+		    jobq_job_id_of(job), line);
+	}
+}
+
+/* Acts on the complete lines in `b` (all of it when `final`), keeping a partial last line;
+ * a line longer than REPORT_LINE_MAX is taken as it is. */
+static void
+report_lines(jobq_job *job, work_ctx *ctx, buf *b, int final) {
+	size_t start = 0;
+	if (b->len == 0)
+		return;
+	while (start < b->len) {
+		char *nl = memchr(b->p + start, '\n', b->len - start);
+		size_t end;
+		if (nl)
+			end = (size_t)(nl - b->p);
+		else if (final || b->len - start > REPORT_LINE_MAX)
+			end = b->len;
+		else
+			break;
+		b->p[end] = '\0';
+		report_line(job, ctx, b->p + start);
+		start = end + 1;
+	}
+	if (start >= b->len) {
+		b->len = 0;
+	} else {
+		memmove(b->p, b->p + start, b->len - start);
+		b->len -= start;
+	}
+	b->p[b->len] = '\0';
+}
+
+/* Appends the last `keep` lines of the command's stderr to the job's logs. */
+static void
+stderr_to_logs(jobq_job *job, const buf *errb, int64_t keep) {
+	size_t end = errb->len, start;
+	int64_t lines = 0;
+	if (keep <= 0 || end == 0)
+		return;
+	if (errb->p[end - 1] == '\n')
+		end--;
+	start = end;
+	while (start > 0 && lines < keep) {
+		if (errb->p[start - 1] == '\n' && ++lines == keep)
+			break;
+		start--;
+	}
+	while (start <= end) {
+		const char *nl = memchr(errb->p + start, '\n', end - start);
+		size_t stop = nl ? (size_t)(nl - errb->p) : end;
+		char *line = strndup(errb->p + start, stop - start);
+		if (line) {
+			size_t n = strlen(line);
+			if (n > 0 && line[n - 1] == '\r')
+				line[n - 1] = '\0';
+			jobq_job_log(job, line);
+			free(line);
+		}
+		start = stop + 1;
+	}
+}
+
 static const char *
 signal_name(int sig) {
 	switch (sig) {
@@ -289,17 +401,18 @@ run_command(jobq_job *job, work_ctx *ctx) {
 	size_t dlen = 0, dpos = 0;
 	const char *data = jobq_job_data(job, &dlen);
 	char **env = make_env(job, ctx->queue);
-	int in_w = -1, out_r = -1, err_r = -1, status = 0, err;
+	int in_w = -1, out_r = -1, err_r = -1, rep_r = -1, status = 0, err;
 	int timed_out = 0, cancelled = 0, too_big = 0;
 	int64_t start = cli_now_us(), term_at = 0;
-	buf out = {0}, errb = {0};
+	buf out = {0}, errb = {0}, repb = {0};
 	pid_t pid;
-	char line[1024];
+	char line[1024], why[1100];
+	unsigned flags = 0;
 	int rc;
 
 	if (!env)
 		return jobq_job_set_error(job, 0, "out of memory");
-	err = spawn_command(&pid, &in_w, &out_r, &err_r, ctx->cmd, env);
+	err = spawn_command(&pid, &in_w, &out_r, &err_r, &rep_r, ctx->cmd, env);
 	free_env(env);
 	if (err)
 		return jobq_job_set_error(job, 0, "cannot run '%s': %s", ctx->cmd[0],
@@ -307,10 +420,10 @@ run_command(jobq_job *job, work_ctx *ctx) {
 	if (!data || dlen == 0)
 		close_fd(&in_w);
 
-	while (out_r >= 0 || err_r >= 0) {
-		struct pollfd p[3];
+	while (out_r >= 0 || err_r >= 0 || rep_r >= 0) {
+		struct pollfd p[4];
 		nfds_t np = 0;
-		int wait_ms = 100, idx_in = -1, idx_out = -1, idx_err = -1;
+		int wait_ms = 100, idx_in = -1, idx_out = -1, idx_err = -1, idx_rep = -1;
 		int64_t now = cli_now_us();
 
 		if (ctx->timeout_ms > 0 && !timed_out && now - start >= ctx->timeout_ms * 1000) {
@@ -339,6 +452,10 @@ run_command(jobq_job *job, work_ctx *ctx) {
 			idx_err = (int)np;
 			p[np++] = (struct pollfd){err_r, POLLIN, 0};
 		}
+		if (rep_r >= 0) {
+			idx_rep = (int)np;
+			p[np++] = (struct pollfd){rep_r, POLLIN, 0};
+		}
 		if (ctx->timeout_ms > 0) {
 			int64_t left = (start + ctx->timeout_ms * 1000 - now) / 1000 + 1;
 			if (left < wait_ms)
@@ -358,9 +475,9 @@ run_command(jobq_job *job, work_ctx *ctx) {
 			else if (dpos >= dlen)
 				close_fd(&in_w);
 		}
-		for (int k = 0; k < 2; k++) {
-			int idx = k == 0 ? idx_out : idx_err;
-			int *fd = k == 0 ? &out_r : &err_r;
+		for (int k = 0; k < 3; k++) {
+			int idx = k == 0 ? idx_out : k == 1 ? idx_err : idx_rep;
+			int *fd = k == 0 ? &out_r : k == 1 ? &err_r : &rep_r;
 			char chunk[16384];
 			ssize_t r;
 			if (idx < 0 || !p[idx].revents)
@@ -380,6 +497,9 @@ run_command(jobq_job *job, work_ctx *ctx) {
 					continue;
 				}
 				buf_append(&out, chunk, (size_t)r);
+			} else if (k == 2) {
+				buf_append(&repb, chunk, (size_t)r);
+				report_lines(job, ctx, &repb, 0);
 			} else {
 				buf_append(&errb, chunk, (size_t)r);
 				if (errb.len > ERR_KEEP) { /* keep the tail */
@@ -393,36 +513,51 @@ run_command(jobq_job *job, work_ctx *ctx) {
 	close_fd(&in_w);
 	close_fd(&out_r);
 	close_fd(&err_r);
+	close_fd(&rep_r);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	report_lines(job, ctx, &repb, 1);
+	if (errb.p)
+		stderr_to_logs(job, &errb, ctx->stderr_log);
 
 	line[0] = '\0';
 	if (errb.p)
 		last_line(line, sizeof(line), errb.p, errb.len);
+	why[0] = '\0';
 	if (timed_out) {
-		rc = jobq_job_set_error(job, 0, "timed out after %lld ms: killed",
-		                        (long long)ctx->timeout_ms);
+		snprintf(why, sizeof(why), "timed out after %lld ms: killed",
+		         (long long)ctx->timeout_ms);
 	} else if (too_big) {
-		rc = jobq_job_set_error(job, 0, "output larger than %u bytes", OUT_MAX);
+		snprintf(why, sizeof(why), "output larger than %u bytes", OUT_MAX);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		rc = set_result_from(job, &out);
+		/* the result below */
 	} else if (WIFEXITED(status)) {
-		unsigned flags =
-		    WEXITSTATUS(status) == EXIT_UNRECOVERABLE ? JOBQ_FAIL_UNRECOVERABLE : 0;
+		flags = WEXITSTATUS(status) == EXIT_UNRECOVERABLE ? JOBQ_FAIL_UNRECOVERABLE : 0;
 		if (line[0])
-			rc = jobq_job_set_error(job, flags, "%s", line);
+			snprintf(why, sizeof(why), "%s", line);
 		else
-			rc = jobq_job_set_error(job, flags, "exited with status %d",
-			                        WEXITSTATUS(status));
+			snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
 	} else {
 		int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 		if (line[0])
-			rc = jobq_job_set_error(job, 0, "%s", line);
+			snprintf(why, sizeof(why), "%s", line);
 		else
-			rc = jobq_job_set_error(job, 0, "killed by %s (%d)", signal_name(sig), sig);
+			snprintf(why, sizeof(why), "killed by %s (%d)", signal_name(sig), sig);
 	}
+	rc = why[0] ? jobq_job_set_error(job, flags, "%s", why) : set_result_from(job, &out);
+	if (rc >= 0)
+		cli_log_line(JOBQ_LOG_INFO, "work", ctx->queue, jobq_job_id_of(job),
+		             "job %s (%s) completed in %lld ms", jobq_job_id_of(job),
+		             jobq_job_name(job), (long long)((cli_now_us() - start) / 1000));
+	else if (!jobq_job_is_cancelled(job))
+		cli_log_line(JOBQ_LOG_INFO, "work", ctx->queue, jobq_job_id_of(job),
+		             "job %s (%s) attempt %u failed after %lld ms: %s", jobq_job_id_of(job),
+		             jobq_job_name(job), jobq_job_attempts_made(job) + 1,
+		             (long long)((cli_now_us() - start) / 1000),
+		             why[0] ? why : "no result");
 	free(out.p);
 	free(errb.p);
+	free(repb.p);
 	return rc < 0 ? JOBQ_EUSER : 0;
 }
 
@@ -448,19 +583,24 @@ handle(jobq_job *job, void *payload) {
 }
 
 /*
- * What the worker sees beside the jobs, one line each on stderr (until the library's log hook
- * takes this over). Runs on the worker's threads: one fprintf per line keeps lines whole.
+ * What the worker sees beside the jobs, one log line each on stderr. Runs on the worker's
+ * threads (one fprintf per line keeps lines whole).
  */
 static void
 on_worker_event(const jobq_worker_event *e, void *payload) {
 	work_ctx *ctx = payload;
 	const char *what = "event";
+	jobq_log_level level = JOBQ_LOG_WARN;
 	switch (e->type) {
 	case JOBQ_WORKER_STORE_DOWN:
 		what = "store outage";
+		level = JOBQ_LOG_ERROR;
+		atomic_store(&ctx->store_down, 1);
 		break;
 	case JOBQ_WORKER_STORE_UP:
 		what = "store recovered";
+		level = JOBQ_LOG_INFO;
+		atomic_store(&ctx->store_down, 0);
 		break;
 	case JOBQ_WORKER_LOCK_LOST:
 		what = "lock lost";
@@ -470,15 +610,16 @@ on_worker_event(const jobq_worker_event *e, void *payload) {
 		break;
 	case JOBQ_WORKER_RESULT_RECORDED:
 		what = "result recorded";
+		level = JOBQ_LOG_INFO;
 		break;
 	case JOBQ_WORKER_RESULT_DROPPED:
 		what = "result given up";
 		atomic_fetch_add(&ctx->dropped, 1);
 		break;
 	}
-	fprintf(stderr, "%sjobq work: %s: %s: %s%s%s%s\n", cli_progress_enabled() ? "\r\033[K" : "",
-	        ctx->queue, what, e->message, e->error ? " (" : "",
-	        e->error ? jobq_error_name(e->error) : "", e->error ? ")" : "");
+	cli_log_line(level, "worker", ctx->queue, e->job_id, "%s: %s%s%s%s", what, e->message,
+	             e->error ? " (" : "", e->error ? jobq_error_name(e->error) : "",
+	             e->error ? ")" : "");
 }
 
 /* Is the command runnable? (posix_spawnp's own search, checked once up front.) */
@@ -508,7 +649,8 @@ command_exists(const char *cmd) {
 int
 cli_cmd_work(int argc, char **argv) {
 	int64_t concurrency = 1, max_jobs = 0, idle_exit = 0, timeout = 0, lock_ms = 30000;
-	int64_t stalled_interval = 30000, max_stalled = 1, shutdown_ms = 30000;
+	int64_t stalled_interval = 30000, max_stalled = 1, shutdown_ms = 30000, stderr_log = 0;
+	const char *log_format = "text";
 	const cli_opt opts[] = {
 	    {"concurrency", 'c', CLI_OPT_INT, &concurrency, 1, 1024, 0, NULL},
 	    {"max-jobs", 0, CLI_OPT_INT, &max_jobs, 1, INT64_MAX, 0, NULL},
@@ -518,6 +660,8 @@ cli_cmd_work(int argc, char **argv) {
 	    {"stalled-interval", 0, CLI_OPT_INT, &stalled_interval, 10, INT32_MAX, 0, NULL},
 	    {"max-stalled", 0, CLI_OPT_INT, &max_stalled, 0, 1000000, 0, NULL},
 	    {"shutdown-timeout", 0, CLI_OPT_INT, &shutdown_ms, 0, INT32_MAX, 0, NULL},
+	    {"stderr-log", 0, CLI_OPT_OPTINT, &stderr_log, 1, 10000, 100, NULL},
+	    {"log", 0, CLI_OPT_STRING, &log_format, 0, 0, 0, NULL},
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
 	cli_args a;
@@ -540,12 +684,16 @@ cli_cmd_work(int argc, char **argv) {
 		    "missing the command: jobq work QUEUE [OPTIONS] -- CMD [ARGS...]");
 	if (!command_exists(a.rest[0]))
 		return cli_usage_fail("command not found or not executable: '%s'", a.rest[0]);
+	if (strcmp(log_format, "text") != 0 && strcmp(log_format, "json") != 0)
+		return cli_usage_fail("invalid --log '%s': expected text or json", log_format);
+	cli_log_install(strcmp(log_format, "json") == 0 ? CLI_LOG_JSON : CLI_LOG_TEXT, cli_g.quiet);
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cmd = a.rest;
 	ctx.queue = a.pos[0];
 	ctx.timeout_ms = timeout;
 	ctx.max_jobs = max_jobs;
+	ctx.stderr_log = stderr_log;
 	atomic_init(&ctx.started, 0);
 	atomic_init(&ctx.finished, 0);
 	atomic_init(&ctx.failed, 0);
@@ -553,6 +701,7 @@ cli_cmd_work(int argc, char **argv) {
 	atomic_init(&ctx.running, 0);
 	atomic_init(&ctx.last_activity_us, cli_now_us());
 	atomic_init(&ctx.dropped, 0);
+	atomic_init(&ctx.store_down, 0);
 
 	/* Signals are taken by sigtimedwait below; every thread created from here blocks them.
 	 * A shell starts background commands with SIGINT ignored: undo that, or it is lost. */
@@ -623,6 +772,8 @@ cli_cmd_work(int argc, char **argv) {
 		cli_print_json(json_pack("{s:I,s:I}", "completed",
 		                         (json_int_t)atomic_load(&ctx.completed), "failed",
 		                         (json_int_t)atomic_load(&ctx.failed)));
+	if (atomic_load(&ctx.store_down))
+		return cli_fail(CLI_EXIT_STORE, "stopped while the store is unreachable");
 	if (atomic_load(&ctx.dropped) > 0)
 		return cli_fail(CLI_EXIT_STORE,
 		                "gave up %lld result(s) the store refused (their jobs will run "

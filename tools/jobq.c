@@ -35,7 +35,8 @@ static const cli_verb_info verbs[] = {
      "show a job: state, attempts, progress, result, failure",
      "Options:\n"
      "  --json   one JSON object with BullMQ's field names (id, name, state, data, opts,\n"
-     "           progress, returnvalue, failedReason, stacktrace, attemptsMade, ...)\n"
+     "           progress, returnvalue, failedReason, stacktrace, attemptsMade, ...) and\n"
+     "           logs (its log lines)\n"
      "\n"
      "Exit status 4 when the job does not exist.\n"
      "\n"
@@ -45,7 +46,8 @@ static const cli_verb_info verbs[] = {
     {"wait", cli_cmd_wait, "wait QUEUE ID [--timeout MS] [--json]",
      "wait until a job finishes; prints its result",
      "Prints the job's result (JSON) when it completes and exits 0. Exits 1 when the job\n"
-     "failed (its reason on stderr) or the timeout passed, 4 when the job does not exist.\n"
+     "failed (its reason on stderr), 5 when the timeout passed first, 4 when the job does\n"
+     "not exist.\n"
      "\n"
      "Options:\n"
      "  --timeout MS   give up after MS milliseconds (default: wait forever)\n"
@@ -60,6 +62,8 @@ static const cli_verb_info verbs[] = {
      "{\"waiting\":..,\"active\":..,\"delayed\":..,\"prioritized\":..,\"completed\":..,\n"
      "           \"failed\":..,\"paused\":..} plus \"isPaused\"\n"
      "\n"
+     "Exit status 4 when the queue does not exist in the store (see `jobq queues`).\n"
+     "\n"
      "Examples:\n"
      "  jobq counts mail\n"
      "  jobq counts mail --json | jq .failed\n"},
@@ -69,10 +73,15 @@ static const cli_verb_info verbs[] = {
      "Waiting, prioritized, delayed and active jobs are listed in the order they run;\n"
      "completed and failed ones newest first.\n"
      "\n"
+     "Prints a header line, then one tab-separated line per job with the columns that\n"
+     "matter in STATE (run-at time for delayed jobs, progress for active ones, result or\n"
+     "reason for finished ones). When more jobs exist than shown, a line on stderr says how\n"
+     "many and the --offset that shows the next ones.\n"
+     "\n"
      "Options:\n"
      "  --limit N    at most N jobs (default 100; 0: all)\n"
      "  --offset N   skip the first N\n"
-     "  --json       a JSON array of jobs (as `get --json`)\n"
+     "  --json       {\"jobs\":[..],\"total\":N,\"offset\":N,\"more\":bool}, jobs as `get --json`\n"
      "\n"
      "Examples:\n"
      "  jobq list mail failed --limit 10\n"},
@@ -92,7 +101,8 @@ static const cli_verb_info verbs[] = {
      "  jobq drain mail --delayed\n"},
     {"obliterate", cli_cmd_obliterate, "obliterate QUEUE [--force]",
      "delete a queue and all its jobs",
-     "Refuses (exit 1) while jobs are active, unless --force.\n"
+     "Refuses (exit 1) while the queue holds any job, unless --force (which also deletes\n"
+     "active jobs).\n"
      "\n"
      "Examples:\n"
      "  jobq obliterate scratch --force\n"},
@@ -125,7 +135,8 @@ static const cli_verb_info verbs[] = {
     {"work", cli_cmd_work,
      "work QUEUE [--concurrency N] [--max-jobs N] [--idle-exit MS] [--timeout MS]\n"
      "          [--lock-ms MS] [--stalled-interval MS] [--max-stalled N]\n"
-     "          [--shutdown-timeout MS] -- CMD [ARGS...]",
+     "          [--shutdown-timeout MS] [--stderr-log[=N]] [--log text|json]\n"
+     "          -- CMD [ARGS...]",
      "process jobs by running a command for each",
      "Runs CMD once per job, without a shell: the job data on stdin; JOBQ_QUEUE, JOBQ_JOB_ID,\n"
      "JOBQ_JOB_NAME and JOBQ_ATTEMPT (1 for the first attempt) in its environment. Its\n"
@@ -136,9 +147,16 @@ static const cli_verb_info verbs[] = {
      "may finish until --shutdown-timeout, then they are killed and their jobs go back to\n"
      "waiting; locks are released.\n"
      "\n"
-     "What the worker sees beside the jobs goes to stderr, one line each: store outages and\n"
-     "recoveries, lost locks, results the store refused (kept and tried again, the command\n"
-     "is not run again), recorded late, or given up at --shutdown-timeout.\n"
+     "The command may report while it runs by writing lines to the file descriptor named\n"
+     "by JOBQ_REPORT_FD (a pipe): \"progress JSON\" sets the job's progress, \"log TEXT\"\n"
+     "appends a line to the job's logs (e.g. in sh: echo 'progress 50' >&\"$JOBQ_REPORT_FD\").\n"
+     "\n"
+     "The worker logs to stderr, one line each (--log json: one JSON object with time,\n"
+     "level, component, queue, job, message): every job finished, and what it sees beside\n"
+     "the jobs: store outages and recoveries, lost locks, jobs failed for good, stalled\n"
+     "jobs recovered, results the store refused (kept and tried again, the command is not\n"
+     "run again), recorded late, or given up at --shutdown-timeout. -q keeps warnings and\n"
+     "errors only.\n"
      "\n"
      "Options:\n"
      "  --concurrency N        commands run at once (default 1)\n"
@@ -149,9 +167,13 @@ static const cli_verb_info verbs[] = {
      "  --stalled-interval MS  how often to look for stalled jobs (default 30000)\n"
      "  --max-stalled N        stalls a job survives before it fails (default 1)\n"
      "  --shutdown-timeout MS  how long running commands may finish on close (default 30000)\n"
+     "  --stderr-log[=N]       keep the last N lines of the command's stderr (default 100)\n"
+     "                         as the job's log lines\n"
+     "  --log text|json        the format of the log lines (default text)\n"
      "\n"
      "Exit status: 0; 1 when an attempt failed during the run; 3 when a result the store\n"
-     "refused was given up (its job will run again).\n"
+     "refused was given up (its job will run again), or when it stopped (--idle-exit,\n"
+     "--max-jobs, a signal) while the store was unreachable.\n"
      "\n"
      "Examples:\n"
      "  jobq work images --concurrency 4 -- ./resize.sh\n"
@@ -170,6 +192,107 @@ static const cli_verb_info verbs[] = {
      "Examples:\n"
      "  jobq events mail\n"
      "  jobq events mail --follow --json | jq -c 'select(.event==\"failed\")'\n"},
+    {"progress", cli_cmd_progress, "progress QUEUE ID JSON", "set a job's progress",
+     "JSON is any JSON value (a number such as 42, or an object). Works on a job in any\n"
+     "state, without its lock. Exit status 4 when the job does not exist.\n"
+     "\n"
+     "Examples:\n"
+     "  jobq progress render 42 50\n"
+     "  jobq progress render 42 '{\"page\":3,\"of\":10}'\n"},
+    {"log", cli_cmd_log, "log QUEUE ID LINE", "append a line to a job's logs",
+     "LINE '-' appends each line of stdin. Exit status 4 when the job does not exist.\n"
+     "\n"
+     "Examples:\n"
+     "  jobq log render 42 'fetched 3 pages'\n"
+     "  make 2>&1 | jobq log build 7 -\n"},
+    {"logs", cli_cmd_logs, "logs QUEUE ID [--json]", "print a job's log lines",
+     "Prints the job's log lines, oldest first, one per line.\n"
+     "\n"
+     "Options:\n"
+     "  --json   {\"logs\":[..],\"count\":N}\n"
+     "\n"
+     "Exit status 4 when the job does not exist.\n"
+     "\n"
+     "Examples:\n"
+     "  jobq logs render 42\n"},
+    {"queues", cli_cmd_queues, "queues [--json]", "every queue in the store with its counts",
+     "Lists the queues the store holds, sorted by name, with their job counts (waiting\n"
+     "includes the waiting jobs of a paused queue). Memory: the queues of this process;\n"
+     "LMDB: every queue with jobs or settings; Redis: every queue under the URL's prefix,\n"
+     "found with SCAN (the server is not blocked).\n"
+     "\n"
+     "Options:\n"
+     "  --json   {\"queues\":[{\"name\":..,\"counts\":{..},\"isPaused\":..},..]}\n"
+     "\n"
+     "Examples:\n"
+     "  jobq -u redis://localhost:6379 queues\n"},
+    {"stats", cli_cmd_stats, "stats [QUEUE...] [--json]",
+     "counts, rates, workers, latency of queues",
+     "For each QUEUE (default: every queue): the counts, the jobs completed and failed in\n"
+     "the last minute (of the jobs kept), the workers connected (Redis; '-' elsewhere),\n"
+     "the age of the oldest waiting job, and the processing time percentiles of the\n"
+     "newest completed jobs (up to 1000).\n"
+     "\n"
+     "Options:\n"
+     "  --json   {\"queues\":[{\"name\",\"counts\",\"isPaused\",\"completedPerMinute\",\n"
+     "           \"failedPerMinute\",\"workers\",\"oldestWaitingMs\",\"processingMs\":{\"count\",\n"
+     "           \"p50\",\"p90\",\"p99\"}}]}  (workers, oldestWaitingMs: null when unknown)\n"
+     "\n"
+     "Exit status 4 when a QUEUE does not exist.\n"
+     "\n"
+     "Examples:\n"
+     "  jobq stats mail --json | jq '.queues[0].failedPerMinute'\n"},
+    {"metrics", cli_cmd_metrics, "metrics --prometheus [QUEUE...]",
+     "print metrics in the Prometheus text format",
+     "Prints, for each QUEUE (default: every queue): jobq_jobs{queue,state} (completed and\n"
+     "failed count the jobs kept), jobq_queue_paused, jobq_completed_last_minute,\n"
+     "jobq_failed_last_minute, jobq_oldest_waiting_age_seconds, the summary\n"
+     "jobq_processing_seconds (quantiles 0.5, 0.9, 0.99 of the newest completed jobs, _sum,\n"
+     "_count), jobq_workers (Redis only); and jobq_up.\n"
+     "\n"
+     "Options:\n"
+     "  --prometheus   the Prometheus text exposition format (0.0.4); required\n"
+     "\n"
+     "Examples:\n"
+     "  jobq metrics --prometheus > /var/lib/node_exporter/jobq.prom\n"},
+    {"serve-metrics", cli_cmd_serve_metrics, "serve-metrics --listen ADDR [QUEUE...]",
+     "answer /metrics and /healthz over HTTP",
+     "Serves GET /metrics (what `metrics --prometheus` prints; jobq_up 0 when the store\n"
+     "does not answer) and GET /healthz (200 \"ok\" when the store answers, else 503) until\n"
+     "SIGINT or SIGTERM. Prints \"listening on http://HOST:PORT/metrics\" once it listens.\n"
+     "\n"
+     "Options:\n"
+     "  --listen ADDR   HOST:PORT, [IPV6]:PORT, :PORT or PORT (host default 127.0.0.1);\n"
+     "                  port 0 picks a free port (printed)\n"
+     "\n"
+     "Examples:\n"
+     "  jobq -u redis://localhost:6379 serve-metrics --listen 0.0.0.0:9464\n"},
+    {"health", cli_cmd_health, "health [QUEUE...] [--min-workers N] [--json]",
+     "check that the store answers and workers are there",
+     "Exit status: 0 the store answers (and every QUEUE, default all, has at least N\n"
+     "workers); 1 a queue has fewer than N workers; 2 usage error, or --min-workers on a\n"
+     "backend that cannot count workers (memory, LMDB); 3 the store does not answer; 4 a\n"
+     "QUEUE does not exist.\n"
+     "\n"
+     "Options:\n"
+     "  --min-workers N   workers each queue needs (default 0; Redis only)\n"
+     "  --json            {\"ok\":..,\"backend\":..,\"queues\":[{\"name\":..,\"workers\":..}]}\n"
+     "\n"
+     "Examples:\n"
+     "  jobq -u redis://localhost:6379 health mail --min-workers 1 || alert\n"},
+    {"top", cli_cmd_top, "top [QUEUE...] [--interval MS] [--iterations N]",
+     "a live view of the store's queues",
+     "Redraws, every --interval, one line per QUEUE (default: every queue): counts, jobs\n"
+     "completed and failed in the last minute, workers (Redis), the oldest waiting job's\n"
+     "age and the median processing time. Plain ANSI (works over ssh). Quits on q, Ctrl-C\n"
+     "or SIGTERM.\n"
+     "\n"
+     "Options:\n"
+     "  --interval MS      refresh period (default 1000)\n"
+     "  -n, --iterations N draw N frames, then exit\n"
+     "\n"
+     "Examples:\n"
+     "  jobq -u redis://localhost:6379 top\n"},
     {"bench", cli_cmd_bench,
      "bench [--jobs N] [--concurrency N] [--size BYTES] [--inflight K] [--json]",
      "measure add/process throughput and pickup latency",
@@ -254,27 +377,30 @@ main_help(FILE *f) {
 	           "\n"
 	           "Verbs:\n");
 	for (size_t i = 0; i < NVERBS; i++)
-		fprintf(f, "  %-11s %s\n", verbs[i].name, verbs[i].summary);
-	fprintf(f,
-	        "\n"
-	        "Options (before or after the verb):\n"
-	        "  -u, --url URL   the store: mem://[NAME], lmdb:DIR, lmdb:///ABS/DIR,\n"
-	        "                  redis://[user:pass@]host:port[/db][?prefix=bull],\n"
-	        "                  redis+unix:///path.sock (default: $JOBQ_URL, else %s)\n"
-	        "  --json          print one JSON document (one per line for events --follow)\n"
-	        "  -q, --quiet     no progress line\n"
-	        "  -h, --help      help; `jobq VERB --help` for a verb\n"
-	        "  --version       print the version\n"
-	        "\n"
-	        "Exit status: 0 success, 1 a job or operation failed, 2 usage error, 3 store\n"
-	        "unreachable or unusable, 4 not found.\n"
-	        "\n"
-	        "Examples:\n"
-	        "  jobq add mail send '{\"to\":\"ann@example.com\"}'\n"
-	        "  jobq work mail --concurrency 4 -- ./send-mail.sh\n"
-	        "  jobq counts mail --json\n"
-	        "  jobq -u mem:// demo\n",
-	        CLI_DEFAULT_URL);
+		fprintf(f, "  %-13s %s\n", verbs[i].name, verbs[i].summary);
+	fprintf(
+	    f,
+	    "\n"
+	    "Options (before or after the verb):\n"
+	    "  -u, --url URL   the store: mem://[NAME], lmdb:DIR, lmdb:///ABS/DIR,\n"
+	    "                  redis://[user:pass@]host:port[/db][?prefix=bull],\n"
+	    "                  redis+unix:///path.sock (default: $JOBQ_URL, else %s)\n"
+	    "  --json          print one JSON document (one per line for events --follow)\n"
+	    "  -q, --quiet     no progress line\n"
+	    "  -h, --help      help; `jobq VERB --help` for a verb\n"
+	    "  --version       print the version\n"
+	    "\n"
+	    "Exit status: 0 success, 1 a job or operation failed, 2 usage error, 3 store\n"
+	    "unreachable or unusable, 4 not found, 5 timed out (wait). Under --json, errors\n"
+	    "are one JSON object on stderr: {\"error\":{\"code\":EXIT,\"kind\":..,\"verb\":..,\n"
+	    "\"message\":..}}.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  jobq add mail send '{\"to\":\"ann@example.com\"}'\n"
+	    "  jobq work mail --concurrency 4 -- ./send-mail.sh\n"
+	    "  jobq counts mail --json\n"
+	    "  jobq -u mem:// demo\n",
+	    CLI_DEFAULT_URL);
 }
 
 int
@@ -303,7 +429,7 @@ main(int argc, char **argv) {
 			main_help(stdout);
 			return CLI_EXIT_OK;
 		} else if (strcmp(a, "--version") == 0) {
-			printf("jobq %s\n", JOBQ_VERSION);
+			printf("jobq %s\n", jobq_version());
 			return CLI_EXIT_OK;
 		} else if (strcmp(a, "--json") == 0) {
 			cli_g.json = 1;

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * jobq — constructors of the built-in backends, for callers who build a backend themselves
  * and open it with jobq_store_open_backend (jobq_store_open does this from a URL).
  */
@@ -41,15 +42,19 @@ typedef enum jobq_lmdb_durability {
 	JOBQ_LMDB_PERIODIC
 } jobq_lmdb_durability;
 
+/** Options of the LMDB backend; initialise with JOBQ_LMDB_OPTIONS_INIT or jobq_lmdb_options_init().
+ */
 typedef struct jobq_lmdb_options {
-	unsigned int version;            /* JOBQ_LMDB_OPTIONS_VERSION */
-	jobq_lmdb_durability durability; /* default JOBQ_LMDB_SYNC */
-	uint32_t sync_ms;                /* PERIODIC: sync window in ms, default 100 */
-	uint64_t map_size;               /* initial map size in bytes; 0: 64 MiB. Grows when full */
-	unsigned int file_mode;          /* mode of the files created, default 0600 */
+	unsigned int version;            /**< JOBQ_LMDB_OPTIONS_VERSION */
+	jobq_lmdb_durability durability; /**< default JOBQ_LMDB_SYNC */
+	uint32_t sync_ms;                /**< PERIODIC: sync window in ms, default 100 */
+	uint64_t map_size;      /**< initial map size in bytes; 0: 64 MiB. Grows when full */
+	unsigned int file_mode; /**< mode of the files created, default 0600 */
 } jobq_lmdb_options;
 
+/** The version of jobq_lmdb_options this header defines. */
 #define JOBQ_LMDB_OPTIONS_VERSION 1
+/** The defaults of jobq_lmdb_options. */
 #define JOBQ_LMDB_OPTIONS_INIT                                                                     \
 	{ JOBQ_LMDB_OPTIONS_VERSION, JOBQ_LMDB_SYNC, 100, 0, 0600 }
 
@@ -80,33 +85,48 @@ JOBQ_EXTERN int jobq_backend_lmdb_new(jobq_backend **out, const char *path,
  * with JOBQ_EIO when the server stays unreachable.
  */
 typedef struct jobq_redis_options {
-	unsigned int version;  /* JOBQ_REDIS_OPTIONS_VERSION */
-	const char *host;      /* NULL: "127.0.0.1" (ignored when unix_path is set) */
-	int port;              /* 0: 6379 */
-	const char *unix_path; /* unix socket path; NULL: TCP */
-	const char *username;  /* ACL user for AUTH; NULL: the default user */
-	const char *password;  /* NULL: no AUTH */
-	int db;                /* SELECT'ed database, default 0 */
-	const char *prefix;    /* key prefix, NULL: "bull" (keys are <prefix>:<queue>:...) */
-	/* Connecting, and the replies to the setup commands (AUTH, SELECT, CLIENT ID); 0: 5000.
+	unsigned int version;  /**< JOBQ_REDIS_OPTIONS_VERSION */
+	const char *host;      /**< NULL: "127.0.0.1" (ignored when unix_path is set) */
+	int port;              /**< 0: 6379 */
+	const char *unix_path; /**< unix socket path; NULL: TCP */
+	const char *username;  /**< ACL user for AUTH; NULL: the default user */
+	const char *password;  /**< NULL: no AUTH */
+	int db;                /**< SELECT'ed database, default 0 */
+	const char *prefix;    /**< key prefix, NULL: "bull" (keys are `prefix:queue:...`) */
+	/** Connecting, and the replies to the setup commands (AUTH, SELECT, CLIENT ID); 0: 5000.
 	 * URL query: connect_timeout_ms=N. */
 	int64_t connect_timeout_ms;
-	/* How long a command waits for its reply before the call fails with JOBQ_EIO ("no
+	/** How long a command waits for its reply before the call fails with JOBQ_EIO ("no
 	 * reply ... within N ms") and the connection is dropped; 0: 30000, < 0: no limit.
 	 * Blocking waits (a worker waiting for jobs, an event read) wait their own blocking
 	 * time plus this. URL query: command_timeout_ms=N. */
 	int64_t command_timeout_ms;
-	unsigned int reconnect_attempts; /* tries after a lost connection; 0: 6 */
-	int64_t reconnect_max_delay_ms;  /* cap of the backoff between tries; 0: 1000 */
-	/* A server that is down when the backend is created: 0 (default) fails at once with
+	unsigned int reconnect_attempts; /**< tries after a lost connection; 0: 6 */
+	int64_t reconnect_max_delay_ms;  /**< cap of the backoff between tries; 0: 1000 */
+	/** A server that is down when the backend is created: 0 (default) fails at once with
 	 * JOBQ_EIO; > 0 keeps trying (capped exponential backoff with jitter) for up to this
 	 * many ms. URL query: connect_wait_ms=N. */
 	int64_t connect_wait_ms;
+	/** Non-zero: TLS (URL scheme rediss://; TCP only). The server's certificate is verified
+	 * against tls_ca_file / tls_ca_path, or the system's CA store when both are NULL, and
+	 * must be valid for tls_sni (NULL: the host), which is also sent as SNI. */
+	int tls;
+	const char *tls_ca_file;   /**< PEM file of trusted CAs; URL: cacert=FILE */
+	const char *tls_ca_path;   /**< directory of hashed CA certificates; URL: capath=DIR */
+	const char *tls_cert_file; /**< client certificate (PEM); URL: cert=FILE */
+	const char *tls_key_file;  /**< its private key (PEM); URL: key=FILE */
+	const char *tls_sni;       /**< the server's name, sent and verified; URL: sni=NAME */
+	int tls_insecure;          /**< skip verification (a warning says so); URL: insecure=1 */
 } jobq_redis_options;
 
+/** The version of jobq_redis_options this header defines. */
 #define JOBQ_REDIS_OPTIONS_VERSION 1
+/** The defaults of jobq_redis_options. */
 #define JOBQ_REDIS_OPTIONS_INIT                                                                    \
-	{ JOBQ_REDIS_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0 }
+	{                                                                                          \
+		JOBQ_REDIS_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0, 0,  \
+		    NULL, NULL, NULL, NULL, NULL, 0                                                \
+	}
 
 /** Fills `opts` with the defaults. JOBQ_EVERSION if `version` is not supported. */
 JOBQ_EXTERN int jobq_redis_options_init(jobq_redis_options *opts, unsigned int version);

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * jobq — clocks. The core reads time through a clock: the system clock by default, or a
  * manual clock in tests, so delays, backoff, lock expiry and stalls are testable without
  * sleeping (memory and LMDB backends; Redis lock TTLs run on server time).
@@ -12,6 +13,7 @@
 extern "C" {
 #endif
 
+/** A clock: the system clock or a manual one (opaque). */
 typedef struct jobq_clock jobq_clock;
 
 /** The shared system clock (milliseconds since the Unix epoch). Never freed. */
@@ -22,6 +24,7 @@ JOBQ_EXTERN jobq_clock *jobq_clock_system(void);
  * Free it after every store that uses it is closed. Thread safety: any thread.
  */
 JOBQ_EXTERN int jobq_clock_manual_new(jobq_clock **out, int64_t start_ms);
+/** Frees a manual clock (the system clock is ignored). NULL is a no-op. */
 JOBQ_EXTERN void jobq_clock_free(jobq_clock *clock);
 
 /** Current time in ms. Thread safety: any thread. */

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * jobq — common definitions: export macro, version, allocator hook, small output types.
  *
  * Threading rule for the whole library: a jobq_store and a jobq_queue may be used from any
@@ -11,26 +12,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jobq/version.h" /* generated: <build>/include, or installed beside this file */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/** Marks the library's exported functions (default visibility; the library builds hidden). */
 #if defined(__GNUC__) || defined(__clang__)
 #define JOBQ_EXTERN __attribute__((visibility("default")))
 #else
 #define JOBQ_EXTERN
 #endif
 
-#define JOBQ_VERSION_MAJOR 0
-#define JOBQ_VERSION_MINOR 1
-#define JOBQ_VERSION_PATCH 0
-#define JOBQ_VERSION       "0.1.0"
-
 /** Longest job id, queue name and job name in bytes (without the NUL). */
-#define JOBQ_ID_MAX         127
+#define JOBQ_ID_MAX 127
+/** Longest queue name in bytes (without the NUL). */
 #define JOBQ_QUEUE_NAME_MAX 200
-#define JOBQ_JOB_NAME_MAX   1024
-/*
+/** Longest job name in bytes (without the NUL). */
+#define JOBQ_JOB_NAME_MAX 1024
+/**
  * The latest time (ms since the epoch) and the longest duration (ms) the library takes:
  * 2^53 - 1, beyond which JavaScript (BullMQ) and Lua numbers lose integer precision. Lock
  * times and timestamps past it are refused; a delay that would make a job due past it is
@@ -38,18 +39,25 @@ extern "C" {
  */
 #define JOBQ_TIME_MAX_MS INT64_C(9007199254740991)
 
+/**
+ * The version of the library in use, "MAJOR.MINOR.PATCH": the one linked at run time, which
+ * may differ from JOBQ_VERSION_STRING, the one of the headers compiled against.
+ * Thread safety: any thread.
+ */
+JOBQ_EXTERN const char *jobq_version(void);
+
 /** A storage backend (include/jobq/sys/backend.h); opaque to users. */
 typedef struct jobq_backend jobq_backend;
 
 /** A job id, by value, so adding a job allocates nothing for its id. */
 typedef struct jobq_job_id {
-	char str[JOBQ_ID_MAX + 1];
+	char str[JOBQ_ID_MAX + 1]; /**< the id, NUL-terminated */
 } jobq_job_id;
 
 /** A list of strings returned to the caller; free with jobq_strings_free(). */
 typedef struct jobq_strings {
-	size_t count;
-	char **items;
+	size_t count; /**< number of strings */
+	char **items; /**< `count` NUL-terminated strings */
 } jobq_strings;
 
 /** Frees a list returned by the library. NULL is a no-op. Thread safety: any thread. */
@@ -60,10 +68,10 @@ JOBQ_EXTERN void jobq_strings_free(jobq_strings *list);
  * libc and ignore it. Thread safety: call before any other thread uses the library.
  */
 typedef struct jobq_allocator {
-	void *ctx;
-	void *(*malloc)(void *ctx, size_t size);
-	void *(*realloc)(void *ctx, void *ptr, size_t size);
-	void (*free)(void *ctx, void *ptr);
+	void *ctx;                                           /**< passed to each function as is */
+	void *(*malloc)(void *ctx, size_t size);             /**< as malloc(3) */
+	void *(*realloc)(void *ctx, void *ptr, size_t size); /**< as realloc(3) */
+	void (*free)(void *ctx, void *ptr);                  /**< as free(3) */
 } jobq_allocator;
 
 /** Installs `a` (copied), or restores libc's allocator when `a` is NULL. */

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * jobq — error codes. Fallible functions return 0 (or a count) on success and a negative
  * JOBQ_E* code on failure, so `if (rc < 0)` always works. jobq_error_message() gives the
  * detail of the calling thread's last failure.
@@ -12,7 +13,10 @@
 extern "C" {
 #endif
 
-/* XX(NAME, value, message) — one table for the enum, names and messages. */
+/**
+ * The error table: XX(NAME, value, message) for each code, from which the enum, the names
+ * and the messages are made. Users may expand it too (XX must be a macro of three arguments).
+ */
 #define JOBQ_ERROR_MAP(XX)                                                                         \
 	XX(ERROR, -1, "generic error")                                                             \
 	XX(ENOMEM, -2, "out of memory")                                                            \
@@ -31,11 +35,15 @@ extern "C" {
 	XX(EBACKEND, -15, "backend error")                                                         \
 	XX(EUSER, -16, "stopped by a callback")
 
+/** The return codes of the library: 0 for success, a negative JOBQ_E* for failure. */
 typedef enum jobq_error_code {
+	/** Success. */
 	JOBQ_OK = 0,
+/** @cond INTERNAL */
 #define JOBQ__ERR_ENUM(name, val, msg) JOBQ_##name = val,
 	JOBQ_ERROR_MAP(JOBQ__ERR_ENUM)
 #undef JOBQ__ERR_ENUM
+	/** @endcond */
 } jobq_error_code;
 
 /** Static message for a code ("unknown error" for others). Thread safety: any thread. */

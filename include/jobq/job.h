@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * jobq — jobs: the options a job is added with, and read access to a job.
  *
  * A jobq_job is either returned to the caller (jobq_queue_get_job, jobq_queue_fetch, ...) and
@@ -14,8 +15,10 @@
 extern "C" {
 #endif
 
+/** A job (opaque): returned to the caller, or lent to a process callback. */
 typedef struct jobq_job jobq_job;
 
+/** The states of a job, as BullMQ names them. */
 typedef enum jobq_state {
 	JOBQ_STATE_UNKNOWN = 0,
 	JOBQ_STATE_WAITING,
@@ -24,8 +27,8 @@ typedef enum jobq_state {
 	JOBQ_STATE_ACTIVE,
 	JOBQ_STATE_COMPLETED,
 	JOBQ_STATE_FAILED,
-	JOBQ_STATE_PAUSED,           /* legacy BullMQ 5 paused list only */
-	JOBQ_STATE_WAITING_CHILDREN, /* flows; not produced yet */
+	JOBQ_STATE_PAUSED,           /**< legacy BullMQ 5 paused list only */
+	JOBQ_STATE_WAITING_CHILDREN, /**< flows; not produced yet */
 	JOBQ_STATE__COUNT
 } jobq_state;
 
@@ -34,56 +37,68 @@ JOBQ_EXTERN const char *jobq_state_name(jobq_state state);
 /** Parses a state name ("wait" is accepted for "waiting"); JOBQ_EINVAL if unknown. */
 JOBQ_EXTERN int jobq_state_parse(jobq_state *out, const char *name);
 
+/** How the delay before a retry is computed. */
 typedef enum jobq_backoff_type {
-	JOBQ_BACKOFF_NONE = 0,    /* retry at once */
-	JOBQ_BACKOFF_FIXED,       /* delay_ms every time */
-	JOBQ_BACKOFF_EXPONENTIAL, /* round(2^(n-1) * delay_ms) for attempt n, as BullMQ */
-	JOBQ_BACKOFF_CUSTOM       /* the worker's backoff callback decides, given custom_type */
+	JOBQ_BACKOFF_NONE = 0,    /**< retry at once */
+	JOBQ_BACKOFF_FIXED,       /**< delay_ms every time */
+	JOBQ_BACKOFF_EXPONENTIAL, /**< round(2^(n-1) * delay_ms) for attempt n, as BullMQ */
+	JOBQ_BACKOFF_CUSTOM       /**< the worker's backoff callback decides, given custom_type */
 } jobq_backoff_type;
 
+/** The backoff between attempts (BullMQ `opts.backoff`). */
 typedef struct jobq_backoff {
-	jobq_backoff_type type;
-	int64_t delay_ms;
-	double jitter;        /* 0..1: the delay is drawn from [base*(1-jitter), base] */
-	int64_t max_delay_ms; /* 0: no cap */
+	jobq_backoff_type type; /**< how the delay grows */
+	int64_t delay_ms;       /**< the base delay in ms */
+	double jitter;          /**< 0..1: the delay is drawn from [base*(1-jitter), base] */
+	int64_t max_delay_ms;   /**< 0: no cap */
 	const char
-	    *custom_type; /* JOBQ_BACKOFF_CUSTOM: the strategy's name, passed to the callback */
+	    *custom_type; /**< JOBQ_BACKOFF_CUSTOM: the strategy's name, passed to the callback */
 } jobq_backoff;
 
+/** Which finished jobs to keep (remove-on-complete, remove-on-fail). */
 typedef enum jobq_keep_mode {
-	JOBQ_KEEP_DEFAULT = 0, /* not set on the job: the worker's setting, else keep all */
-	JOBQ_KEEP_ALL,         /* BullMQ false */
-	JOBQ_KEEP_NONE,        /* BullMQ true: remove as soon as finished */
-	JOBQ_KEEP_LIMIT        /* keep the newest `count` and/or those younger than `age_ms` */
+	JOBQ_KEEP_DEFAULT = 0, /**< not set on the job: the worker's setting, else keep all */
+	JOBQ_KEEP_ALL,         /**< BullMQ false */
+	JOBQ_KEEP_NONE,        /**< BullMQ true: remove as soon as finished */
+	JOBQ_KEEP_LIMIT        /**< keep the newest `count` and/or those younger than `age_ms` */
 } jobq_keep_mode;
 
 /** What to keep of finished jobs (remove-on-complete / remove-on-fail). */
 typedef struct jobq_keep {
-	jobq_keep_mode mode;
-	int64_t count;  /* JOBQ_KEEP_LIMIT: keep the newest N; < 0: no count limit */
-	int64_t age_ms; /* JOBQ_KEEP_LIMIT: remove older than this; < 0: no age limit */
+	jobq_keep_mode mode; /**< what to keep */
+	int64_t count;       /**< JOBQ_KEEP_LIMIT: keep the newest N; < 0: no count limit */
+	int64_t age_ms;      /**< JOBQ_KEEP_LIMIT: remove older than this; < 0: no age limit */
 } jobq_keep;
 
+/** The options a job is added with (BullMQ `opts`); initialise with JOBQ_JOB_OPTIONS_INIT or
+ * jobq_job_options_init(). */
 typedef struct jobq_job_options {
-	unsigned int version; /* JOBQ_JOB_OPTIONS_VERSION */
-	int64_t delay_ms;     /* > 0: delayed until timestamp + delay (at most JOBQ_TIME_MAX_MS) */
-	uint32_t priority;    /* 0 none; 1 .. 2^21-1, lower runs first */
-	int lifo;             /* non-zero: runs before the jobs already waiting */
-	uint32_t attempts;    /* 0 or 1: one attempt */
-	jobq_backoff backoff; /* between attempts */
-	const char *job_id;   /* custom id; adding an existing id returns it and adds nothing */
-	jobq_keep remove_on_complete;
-	jobq_keep remove_on_fail;
-	int64_t keep_logs;    /* > 0: keep only the last N log lines; 0: keep all */
-	size_t size_limit;    /* > 0: refuse data larger than this many bytes */
-	const char *dedup_id; /* deduplication id: while its owner lives, adds return the owner */
-	int64_t dedup_ttl_ms; /* > 0: the dedup id also expires after this long */
-	int64_t timestamp;    /* creation time override in ms (<= JOBQ_TIME_MAX_MS); 0: now */
+	unsigned int version; /**< JOBQ_JOB_OPTIONS_VERSION */
+	int64_t delay_ms;  /**< > 0: delayed until timestamp + delay (at most JOBQ_TIME_MAX_MS) */
+	uint32_t priority; /**< 0 none; 1 .. 2^21-1, lower runs first */
+	int lifo;          /**< non-zero: runs before the jobs already waiting */
+	uint32_t attempts; /**< 0 or 1: one attempt */
+	jobq_backoff backoff; /**< between attempts */
+	const char *job_id;   /**< custom id; adding an existing id returns it and adds nothing */
+	jobq_keep remove_on_complete; /**< what to keep of completed jobs */
+	jobq_keep remove_on_fail;     /**< what to keep of failed jobs */
+	int64_t keep_logs;            /**< > 0: keep only the last N log lines; 0: keep all */
+	size_t size_limit;            /**< > 0: refuse data larger than this many bytes */
+	const char *dedup_id; /**< deduplication id: while its owner lives, adds return the owner */
+	int64_t dedup_ttl_ms; /**< > 0: the dedup id also expires after this long */
+	int64_t timestamp;    /**< creation time override in ms (<= JOBQ_TIME_MAX_MS); 0: now */
 } jobq_job_options;
 
+/** The version of jobq_job_options this header defines. */
 #define JOBQ_JOB_OPTIONS_VERSION 1
+/** The defaults of jobq_job_options. Positional, not designated, so that C++ before C++20 takes it
+ * too. */
 #define JOBQ_JOB_OPTIONS_INIT                                                                      \
-	{ .version = JOBQ_JOB_OPTIONS_VERSION }
+	{                                                                                          \
+		JOBQ_JOB_OPTIONS_VERSION, 0, 0, 0, 0, {JOBQ_BACKOFF_NONE, 0, 0.0, 0, NULL}, NULL,  \
+		    {JOBQ_KEEP_DEFAULT, 0, 0}, {JOBQ_KEEP_DEFAULT, 0, 0}, 0, 0, NULL, 0, 0         \
+	}
+/** The highest priority number (2^21 - 1); lower numbers run first. */
 #define JOBQ_PRIORITY_MAX 2097151u
 
 /** Fills `opts` with the defaults. JOBQ_EVERSION if `version` is not supported. */
@@ -91,23 +106,36 @@ JOBQ_EXTERN int jobq_job_options_init(jobq_job_options *opts, unsigned int versi
 
 /* --- reading a job ---------------------------------------------------------------------- */
 
+/** Frees a job returned to the caller. NULL is a no-op. Not for a job lent to a callback. */
 JOBQ_EXTERN void jobq_job_free(jobq_job *job);
 
+/** The job's id. */
 JOBQ_EXTERN const char *jobq_job_id_of(const jobq_job *job);
+/** The job's name. */
 JOBQ_EXTERN const char *jobq_job_name(const jobq_job *job);
+/** The name of the job's queue. */
 JOBQ_EXTERN const char *jobq_job_queue_name(const jobq_job *job);
 /** The payload bytes (not NUL-terminated in general, though the library always adds a NUL). */
 JOBQ_EXTERN const void *jobq_job_data(const jobq_job *job, size_t *len);
 /** The options the job was added with (strings owned by the job). */
 JOBQ_EXTERN const jobq_job_options *jobq_job_options_of(const jobq_job *job);
+/** The job's state when it was read. */
 JOBQ_EXTERN jobq_state jobq_job_state(const jobq_job *job);
-JOBQ_EXTERN int64_t jobq_job_timestamp(const jobq_job *job);    /* created, ms */
-JOBQ_EXTERN int64_t jobq_job_processed_on(const jobq_job *job); /* latest attempt start; 0 */
-JOBQ_EXTERN int64_t jobq_job_finished_on(const jobq_job *job);  /* 0 until finished */
-JOBQ_EXTERN int64_t jobq_job_delay(const jobq_job *job);        /* current delay, ms */
+/** When the job was created, in ms since the epoch. */
+JOBQ_EXTERN int64_t jobq_job_timestamp(const jobq_job *job);
+/** When the latest attempt started, in ms since the epoch; 0 if none did. */
+JOBQ_EXTERN int64_t jobq_job_processed_on(const jobq_job *job);
+/** When the job completed or failed for good, in ms since the epoch; 0 until then. */
+JOBQ_EXTERN int64_t jobq_job_finished_on(const jobq_job *job);
+/** The job's current delay in ms (its option, or the backoff of a retry). */
+JOBQ_EXTERN int64_t jobq_job_delay(const jobq_job *job);
+/** The job's priority (0: none; lower runs first). */
 JOBQ_EXTERN uint32_t jobq_job_priority(const jobq_job *job);
+/** How many attempts started (BullMQ `ats`). */
 JOBQ_EXTERN uint32_t jobq_job_attempts_started(const jobq_job *job);
+/** How many attempts finished, failed or not (BullMQ `attemptsMade`). */
 JOBQ_EXTERN uint32_t jobq_job_attempts_made(const jobq_job *job);
+/** How many times the job stalled (its lock expired while active). */
 JOBQ_EXTERN uint32_t jobq_job_stalled_count(const jobq_job *job);
 /** Progress as JSON text, or NULL if never reported. */
 JOBQ_EXTERN const char *jobq_job_progress(const jobq_job *job);
@@ -115,8 +143,9 @@ JOBQ_EXTERN const char *jobq_job_progress(const jobq_job *job);
 JOBQ_EXTERN const char *jobq_job_result(const jobq_job *job);
 /** Failure reason of the latest failed attempt, or NULL. */
 JOBQ_EXTERN const char *jobq_job_failed_reason(const jobq_job *job);
-/** Stack/trace lines of failed attempts, oldest first. */
+/** Number of stack/trace lines of failed attempts. */
 JOBQ_EXTERN size_t jobq_job_stacktrace_count(const jobq_job *job);
+/** Stack/trace line `i` (0-based, oldest first). */
 JOBQ_EXTERN const char *jobq_job_stacktrace_at(const jobq_job *job, size_t i);
 /** Lock token of a fetched job (manual mode), else NULL. */
 JOBQ_EXTERN const char *jobq_job_token(const jobq_job *job);
@@ -126,7 +155,7 @@ JOBQ_EXTERN const char *jobq_job_token(const jobq_job *job);
 /** Sets the result (JSON text, validated) that completes the job when the callback returns 0. */
 JOBQ_EXTERN int jobq_job_set_result(jobq_job *job, const char *json, size_t len);
 
-#define JOBQ_FAIL_UNRECOVERABLE 1u /* skip the remaining attempts */
+#define JOBQ_FAIL_UNRECOVERABLE 1u /**< flag: skip the remaining attempts */
 
 /**
  * Records why the attempt failed; return a negative value from the callback to fail it.

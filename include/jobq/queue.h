@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * jobq — stores and queues. A store is one storage backend (opened by URL); it holds any
  * number of named queues. Thread safety: stores and queues may be used from any number of
  * threads at once.
@@ -14,17 +15,23 @@
 extern "C" {
 #endif
 
+/** A store: one storage backend, opened by URL, holding named queues (opaque). */
 typedef struct jobq_store jobq_store;
+/** A handle on one named queue of a store (opaque). */
 typedef struct jobq_queue jobq_queue;
 
+/** Options of jobq_store_open; initialise with JOBQ_STORE_OPTIONS_INIT. */
 typedef struct jobq_store_options {
-	unsigned int version; /* JOBQ_STORE_OPTIONS_VERSION */
-	jobq_clock *clock;    /* NULL: the system clock. Must outlive the store. */
+	unsigned int version; /**< JOBQ_STORE_OPTIONS_VERSION */
+	jobq_clock *clock;    /**< NULL: the system clock. Must outlive the store. */
 } jobq_store_options;
 
+/** The version of jobq_store_options this header defines. */
 #define JOBQ_STORE_OPTIONS_VERSION 1
+/** The defaults of jobq_store_options. */
 #define JOBQ_STORE_OPTIONS_INIT                                                                    \
 	{ JOBQ_STORE_OPTIONS_VERSION, NULL }
+/** Fills `opts` with the defaults. JOBQ_EVERSION if `version` is not supported. */
 JOBQ_EXTERN int jobq_store_options_init(jobq_store_options *opts, unsigned int version);
 
 /**
@@ -49,15 +56,16 @@ JOBQ_EXTERN int jobq_store_open_backend(jobq_store **out, jobq_backend *backend,
 JOBQ_EXTERN void jobq_store_close(jobq_store *store);
 /** The backend's name: "memory", "lmdb" or "redis". */
 JOBQ_EXTERN const char *jobq_store_backend_name(const jobq_store *store);
+/** The clock the store reads time from. */
 JOBQ_EXTERN jobq_clock *jobq_store_clock(const jobq_store *store);
 
 /** What jobq_store_check examined and found. Free with jobq_check_report_free(). */
 typedef struct jobq_check_report {
-	uint64_t queues;   /* queues examined */
-	uint64_t jobs;     /* job records examined */
-	uint64_t entries;  /* index, running, dedup, log and event entries examined */
-	uint64_t problems; /* problems found; 0: the store is consistent as far as it can tell */
-	/* One line per problem, the first `max_messages` of them (NULL when there are none),
+	uint64_t queues;   /**< queues examined */
+	uint64_t jobs;     /**< job records examined */
+	uint64_t entries;  /**< index, running, dedup, log and event entries examined */
+	uint64_t problems; /**< problems found; 0: the store is consistent as far as it can tell */
+	/** One line per problem, the first `max_messages` of them (NULL when there are none),
 	 * e.g. "queue 'mail': job 17: in the waiting index but its record says active". */
 	jobq_strings *messages;
 } jobq_check_report;
@@ -78,6 +86,14 @@ JOBQ_EXTERN int jobq_store_check(jobq_check_report **out, jobq_store *store, siz
 JOBQ_EXTERN void jobq_check_report_free(jobq_check_report *report);
 
 /**
+ * The names of the queues `store` holds, sorted (byte order); an empty store gives an empty
+ * list. Memory: the queues opened in this instance; LMDB: every queue with jobs or settings;
+ * Redis: every queue under the URL's prefix, found with SCAN (not blocking the server).
+ * Free with jobq_strings_free(). Thread safety: any thread.
+ */
+JOBQ_EXTERN int jobq_store_list_queues(jobq_strings **out, jobq_store *store);
+
+/**
  * Opens the queue `name` (1..JOBQ_QUEUE_NAME_MAX bytes of printable characters, no ':').
  * The store must outlive the queue.
  */
@@ -88,15 +104,18 @@ JOBQ_EXTERN int jobq_queue_open(jobq_queue **out, jobq_store *store, const char 
  * jobq_events_read), which return JOBQ_ECLOSED. NULL is a no-op.
  */
 JOBQ_EXTERN void jobq_queue_close(jobq_queue *q);
+/** The queue's name. */
 JOBQ_EXTERN const char *jobq_queue_name(const jobq_queue *q);
+/** The store the queue belongs to. */
 JOBQ_EXTERN jobq_store *jobq_queue_store(const jobq_queue *q);
 
 /* --- adding jobs ------------------------------------------------------------------------- */
 
+/** What an add did. */
 typedef enum jobq_add_outcome {
-	JOBQ_ADD_CREATED = 0, /* a new job */
-	JOBQ_ADD_DUPLICATE,   /* the custom id existed: its job is returned, nothing added */
-	JOBQ_ADD_DEDUPLICATED /* the dedup id had a live owner: the owner is returned */
+	JOBQ_ADD_CREATED = 0, /**< a new job */
+	JOBQ_ADD_DUPLICATE,   /**< the custom id existed: its job is returned, nothing added */
+	JOBQ_ADD_DEDUPLICATED /**< the dedup id had a live owner: the owner is returned */
 } jobq_add_outcome;
 
 /**
@@ -106,11 +125,12 @@ typedef enum jobq_add_outcome {
 JOBQ_EXTERN int jobq_queue_add(jobq_job_id *out, jobq_queue *q, const char *name, const void *data,
                                size_t len, const jobq_job_options *opts);
 
+/** One job of jobq_queue_add_bulk. */
 typedef struct jobq_job_spec {
-	const char *name;
-	const void *data;
-	size_t len;
-	const jobq_job_options *opts; /* NULL: defaults */
+	const char *name;             /**< the job's name */
+	const void *data;             /**< its data (JSON text for BullMQ interop) */
+	size_t len;                   /**< bytes of data */
+	const jobq_job_options *opts; /**< NULL: defaults */
 } jobq_job_spec;
 
 /**
@@ -142,6 +162,7 @@ typedef void (*jobq_add_done_fn)(void *ctx, int rc, const char *id, int outcome)
 JOBQ_EXTERN int jobq_queue_add_async(jobq_queue *q, const char *name, const void *data, size_t len,
                                      const jobq_job_options *opts, jobq_add_done_fn done,
                                      void *ctx);
+/** Pending asynchronous adds per queue handle beyond which jobq_queue_add_async blocks. */
 #define JOBQ_ADD_ASYNC_MAX_PENDING 8192
 
 /**
@@ -156,12 +177,15 @@ JOBQ_EXTERN int jobq_queue_flush(jobq_queue *q, int64_t timeout_ms);
 
 /** Gets a job with every field. JOBQ_ENOTFOUND if it does not exist. */
 JOBQ_EXTERN int jobq_queue_get_job(jobq_job **out, jobq_queue *q, const char *id);
+/** The state of job `id`. JOBQ_ENOTFOUND if it does not exist. */
 JOBQ_EXTERN int jobq_queue_get_state(jobq_state *out, jobq_queue *q, const char *id);
 
+/** Jobs returned by jobq_queue_list; free with jobq_job_list_free(). */
 typedef struct jobq_job_list {
-	size_t count;
-	jobq_job **jobs;
+	size_t count;    /**< number of jobs */
+	jobq_job **jobs; /**< `count` jobs, owned by the list */
 } jobq_job_list;
+/** Frees a list and its jobs. NULL is a no-op. */
 JOBQ_EXTERN void jobq_job_list_free(jobq_job_list *list);
 
 /**
@@ -171,18 +195,25 @@ JOBQ_EXTERN void jobq_job_list_free(jobq_job_list *list);
 JOBQ_EXTERN int jobq_queue_list(jobq_job_list **out, jobq_queue *q, jobq_state state, size_t offset,
                                 size_t limit);
 
+/** Number of jobs in each state of a queue. */
 typedef struct jobq_counts {
-	uint64_t waiting;
-	uint64_t active;
-	uint64_t delayed;
-	uint64_t prioritized;
-	uint64_t completed;
-	uint64_t failed;
-	uint64_t paused; /* jobs in the legacy BullMQ 5 paused list; 0 elsewhere */
-	uint64_t waiting_children;
+	uint64_t waiting;          /**< waiting jobs */
+	uint64_t active;           /**< active jobs */
+	uint64_t delayed;          /**< delayed jobs */
+	uint64_t prioritized;      /**< prioritized jobs */
+	uint64_t completed;        /**< completed jobs kept */
+	uint64_t failed;           /**< failed jobs kept */
+	uint64_t paused;           /**< jobs in the legacy BullMQ 5 paused list; 0 elsewhere */
+	uint64_t waiting_children; /**< parents waiting for their children (flows; 0 for now) */
 } jobq_counts;
+/** Counts the queue's jobs in each state. */
 JOBQ_EXTERN int jobq_queue_counts(jobq_counts *out, jobq_queue *q);
+/** Sets `*out` non-zero if the queue is paused. */
 JOBQ_EXTERN int jobq_queue_is_paused(int *out, jobq_queue *q);
+/** How many workers (from any process) are connected to the queue now: a count >= 0, or
+ * JOBQ_ENOTSUP where the backend cannot know (memory, LMDB). Redis counts the named
+ * connections BullMQ's getWorkers counts, so Node workers are included. */
+JOBQ_EXTERN int jobq_queue_count_workers(jobq_queue *q);
 
 /** Log lines of a job, from `start` (0-based), at most `limit` (0: all). */
 JOBQ_EXTERN int jobq_queue_get_logs(jobq_strings **out, jobq_queue *q, const char *id, size_t start,
@@ -194,6 +225,7 @@ JOBQ_EXTERN int jobq_queue_get_logs(jobq_strings **out, jobq_queue *q, const cha
 JOBQ_EXTERN int jobq_queue_remove(jobq_queue *q, const char *id);
 /** Pause: fetching stops, adds continue. Resume restarts fetching. Both emit events. */
 JOBQ_EXTERN int jobq_queue_pause(jobq_queue *q);
+/** Resumes a paused queue: workers fetch again. */
 JOBQ_EXTERN int jobq_queue_resume(jobq_queue *q);
 /** Removes every waiting and prioritized job, and delayed ones when `include_delayed`. */
 JOBQ_EXTERN int jobq_queue_drain(jobq_queue *q, int include_delayed);
@@ -241,9 +273,11 @@ JOBQ_EXTERN int jobq_queue_fail(jobq_queue *q, const char *id, const char *token
 /** Extends the lock of job `id` held by `token` to `lock_ms` from now. */
 JOBQ_EXTERN int jobq_queue_extend_lock(jobq_queue *q, const char *id, const char *token,
                                        int64_t lock_ms);
-/** The same three on a fetched job handle. */
+/** jobq_queue_complete on a fetched job handle (its id and token). */
 JOBQ_EXTERN int jobq_job_complete(jobq_job *job, const char *result_json);
+/** jobq_queue_fail on a fetched job handle (its id and token). */
 JOBQ_EXTERN int jobq_job_fail(jobq_job *job, const char *reason, unsigned int flags);
+/** jobq_queue_extend_lock on a fetched job handle (its id and token). */
 JOBQ_EXTERN int jobq_job_extend_lock(jobq_job *job, int64_t lock_ms);
 
 /**

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * jobq — workers: `concurrency` handler threads fed by one fetch loop, a lock heartbeat and a
  * stalled-job reaper. Callbacks run on worker threads, never under a library lock.
  */
@@ -13,6 +14,7 @@
 extern "C" {
 #endif
 
+/** A worker: handler threads, a fetch loop, a lock heartbeat and a stalled-job reaper (opaque). */
 typedef struct jobq_worker jobq_worker;
 
 /**
@@ -31,32 +33,33 @@ typedef int (*jobq_backoff_fn)(int64_t *delay_ms, const jobq_job *job, uint32_t 
 
 /** What happened to a worker (jobq_worker_event.type). */
 typedef enum jobq_worker_event_type {
-	/* A step of the store failed (fetch, recording an outcome, lock renewal, stalled
+	/** A step of the store failed (fetch, recording an outcome, lock renewal, stalled
 	 * check): `error` and `message` say why. Reported once until JOBQ_WORKER_STORE_UP. */
 	JOBQ_WORKER_STORE_DOWN = 1,
-	/* The store took a fetch or an outcome again after JOBQ_WORKER_STORE_DOWN. */
+	/** The store took a fetch or an outcome again after JOBQ_WORKER_STORE_DOWN. */
 	JOBQ_WORKER_STORE_UP,
-	/* The lock of job `job_id` is gone (expired, or the job was taken back): someone else
+	/** The lock of job `job_id` is gone (expired, or the job was taken back): someone else
 	 * owns the job now, and this worker does not write its outcome. */
 	JOBQ_WORKER_LOCK_LOST,
-	/* The store refused to record the outcome (completion or failed attempt) of job
+	/** The store refused to record the outcome (completion or failed attempt) of job
 	 * `job_id` for a reason other than a lost lock (out of memory or disk, connection
 	 * lost): the worker keeps the outcome, keeps renewing the job's lock, fetches nothing
 	 * more on that thread, and tries again with a backoff of at most a second. */
 	JOBQ_WORKER_RESULT_REFUSED,
-	/* A refused outcome of job `job_id` was recorded after all. */
+	/** A refused outcome of job `job_id` was recorded after all. */
 	JOBQ_WORKER_RESULT_RECORDED,
-	/* The worker gave up a refused outcome of job `job_id`: its lock was lost meanwhile,
+	/** The worker gave up a refused outcome of job `job_id`: its lock was lost meanwhile,
 	 * or jobq_worker_close's deadline passed first. The job stays active until the stalled
 	 * check gives it back (it will run again). */
 	JOBQ_WORKER_RESULT_DROPPED
 } jobq_worker_event_type;
 
+/** One event of a worker, given to jobq_worker_options.on_event. */
 typedef struct jobq_worker_event {
-	jobq_worker_event_type type;
-	const char *job_id;  /* NULL for STORE_DOWN and STORE_UP */
-	int error;           /* the JOBQ_E* code of the failure, 0 for STORE_UP and RECORDED */
-	const char *message; /* what happened, in words (never NULL) */
+	jobq_worker_event_type type; /**< what happened */
+	const char *job_id;          /**< NULL for STORE_DOWN and STORE_UP */
+	int error;           /**< the JOBQ_E* code of the failure, 0 for STORE_UP and RECORDED */
+	const char *message; /**< what happened, in words (never NULL) */
 } jobq_worker_event;
 
 /**
@@ -67,29 +70,35 @@ typedef struct jobq_worker_event {
  */
 typedef void (*jobq_worker_event_fn)(const jobq_worker_event *e, void *payload);
 
+/** Options of jobq_worker_new; initialise with JOBQ_WORKER_OPTIONS_INIT or
+ * jobq_worker_options_init(). */
 typedef struct jobq_worker_options {
-	unsigned int version;         /* JOBQ_WORKER_OPTIONS_VERSION */
-	unsigned int concurrency;     /* handler threads, default 1 */
-	int64_t lock_ms;              /* default 30000 */
-	int64_t lock_renew_ms;        /* heartbeat period; 0: lock_ms / 2 */
-	int64_t stalled_interval_ms;  /* reaper period, default 30000; < 0 disables the reaper */
-	uint32_t max_stalled;         /* stalls a job survives before failing, default 1 */
-	jobq_keep remove_on_complete; /* for jobs that do not set their own */
-	jobq_keep remove_on_fail;
-	jobq_backoff_fn backoff_fn; /* optional */
-	void *backoff_payload;
+	unsigned int version;         /**< JOBQ_WORKER_OPTIONS_VERSION */
+	unsigned int concurrency;     /**< handler threads, default 1 */
+	int64_t lock_ms;              /**< default 30000 */
+	int64_t lock_renew_ms;        /**< heartbeat period; 0: lock_ms / 2 */
+	int64_t stalled_interval_ms;  /**< reaper period, default 30000; < 0 disables the reaper */
+	uint32_t max_stalled;         /**< stalls a job survives before failing, default 1 */
+	jobq_keep remove_on_complete; /**< for jobs that do not set their own */
+	jobq_keep remove_on_fail;     /**< for jobs that do not set their own */
+	jobq_backoff_fn backoff_fn;   /**< optional */
+	void *backoff_payload;        /**< passed to backoff_fn */
 	/* version 2 */
-	jobq_worker_event_fn on_event; /* optional */
-	void *event_payload;
+	jobq_worker_event_fn on_event; /**< optional */
+	void *event_payload;           /**< passed to on_event */
 } jobq_worker_options;
 
-/* Version 1 options (without on_event) are still accepted. */
+/** The version of jobq_worker_options this header defines; version 1 options (without
+ * on_event) are still accepted. */
 #define JOBQ_WORKER_OPTIONS_VERSION 2
+/** The defaults of jobq_worker_options. Positional, not designated, so that C++ before C++20
+ * takes it too. */
 #define JOBQ_WORKER_OPTIONS_INIT                                                                   \
 	{                                                                                          \
-		.version = JOBQ_WORKER_OPTIONS_VERSION, .concurrency = 1, .lock_ms = 30000,        \
-		.stalled_interval_ms = 30000, .max_stalled = 1                                     \
+		JOBQ_WORKER_OPTIONS_VERSION, 1, 30000, 0, 30000, 1, {JOBQ_KEEP_DEFAULT, 0, 0},     \
+		    {JOBQ_KEEP_DEFAULT, 0, 0}, NULL, NULL, NULL, NULL                              \
 	}
+/** Fills `opts` with the defaults of `version` (1 or 2). JOBQ_EVERSION otherwise. */
 JOBQ_EXTERN int jobq_worker_options_init(jobq_worker_options *opts, unsigned int version);
 
 /**
@@ -101,6 +110,7 @@ JOBQ_EXTERN int jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_f
                                 const jobq_worker_options *opts);
 /** Registers the handler for jobs named `name`. Only before jobq_worker_start. */
 JOBQ_EXTERN int jobq_worker_on(jobq_worker *w, const char *name, jobq_process_fn fn, void *payload);
+/** Starts the worker's threads. Once per worker. */
 JOBQ_EXTERN int jobq_worker_start(jobq_worker *w);
 /**
  * Graceful close: stops fetching, lets running handlers finish for up to `deadline_ms` of
@@ -117,11 +127,13 @@ JOBQ_EXTERN void jobq_worker_stop(jobq_worker *w);
 /** Closes (if needed, with no deadline) and frees. NULL is a no-op. */
 JOBQ_EXTERN void jobq_worker_free(jobq_worker *w);
 
+/** Counters of a worker, read with jobq_worker_get_stats(). */
 typedef struct jobq_worker_stats {
-	uint64_t completed; /* jobs this worker completed */
-	uint64_t failed;    /* attempts that failed (retried or not) */
-	uint64_t running;   /* handlers running now */
+	uint64_t completed; /**< jobs this worker completed */
+	uint64_t failed;    /**< attempts that failed (retried or not) */
+	uint64_t running;   /**< handlers running now */
 } jobq_worker_stats;
+/** Reads the worker's counters. Thread safety: any thread. */
 JOBQ_EXTERN void jobq_worker_get_stats(jobq_worker_stats *out, jobq_worker *w);
 
 #ifdef __cplusplus

@@ -1,6 +1,8 @@
 --[[
   Events stream helpers. maxEvents() reads (and creates when missing) opts.maxLenEvents of
   the meta hash, as a decimal string; emit() appends one entry, trimmed approximately to that length.
+  A step that emits many events sets trimOnce and trims the stream once at its end
+  (trimEvents): one XTRIM instead of one trim per entry.
 ]]
 local maxEventsCache = nil
 local function maxEvents()
@@ -15,6 +17,14 @@ local function maxEvents()
   end
   return maxEventsCache
 end
+local trimOnce = false
 local function emit(...)
-  redis.call("XADD", eventsKey, "MAXLEN", "~", maxEvents(), "*", "event", ...)
+  if trimOnce then
+    redis.call("XADD", eventsKey, "*", "event", ...)
+  else
+    redis.call("XADD", eventsKey, "MAXLEN", "~", maxEvents(), "*", "event", ...)
+  end
+end
+local function trimEvents()
+  redis.call("XTRIM", eventsKey, "MAXLEN", "~", maxEvents())
 end

@@ -36,7 +36,8 @@ jobq__backend_open_url(jobq_backend **out, const char *url) {
 #endif
 	}
 	if (has_prefix(url, "redis:") || has_prefix(url, "redis+unix:") ||
-	    has_prefix(url, "rediss:")) {
+	    has_prefix(url, "rediss:") || has_prefix(url, "redis+cluster:") ||
+	    has_prefix(url, "rediss+cluster:")) {
 #ifdef JOBQ_HAVE_REDIS
 		return jobq__redis_open_url(out, url);
 #else
@@ -121,6 +122,29 @@ jobq__backend_check_store(jobq_check_report *report, jobq_backend *b, size_t max
 		return jobq_error_set(JOBQ_ENOTSUP, "the %s backend has no integrity check",
 		                      b->name);
 	return b->check(report, b, max_messages);
+}
+
+int
+jobq__backend_scheduler_next(jobq_backend *b, jobq_backend_queue *q, const jobq_job *job,
+                             int64_t now_ms) {
+	if (b->version < 5 || b->scheduler_next == NULL)
+		return 0;
+	return b->scheduler_next(q, job, now_ms);
+}
+
+int
+jobq__backend_list_queues(jobq_strings **out, jobq_backend *b) {
+	if (b->version < 5 || b->list_queues == NULL)
+		return jobq_error_set(JOBQ_ENOTSUP, "the %s backend cannot list its queues",
+		                      b->name);
+	return b->list_queues(out, b);
+}
+
+int
+jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q) {
+	if (b->version < 5 || b->count_workers == NULL)
+		return jobq_error_set(JOBQ_ENOTSUP, "the %s backend cannot count workers", b->name);
+	return b->count_workers(q);
 }
 
 void

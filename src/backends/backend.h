@@ -32,6 +32,13 @@ void jobq__backend_wait_for_work(jobq_backend *b, jobq_backend_queue *q, jobq_cl
 int jobq__backend_can_complete_fetch(const jobq_backend *b);
 /* The integrity check (version 4): JOBQ_ENOTSUP with a message when the backend has none. */
 int jobq__backend_check_store(jobq_check_report *report, jobq_backend *b, size_t max_messages);
+/* Creates the next iteration of the job scheduler fetched job `job` belongs to (the
+ * scheduler_next slot, version 5): 1 created, 0 none to create; 0 without the slot. */
+int jobq__backend_scheduler_next(jobq_backend *b, jobq_backend_queue *q, const jobq_job *job,
+                                 int64_t now_ms);
+/* The version-5 slots, or JOBQ_ENOTSUP without them. */
+int jobq__backend_list_queues(jobq_strings **out, jobq_backend *b);
+int jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q);
 /* Frees the backend through its free slot; NULL is ignored. */
 void jobq__backend_free(jobq_backend *b);
 
@@ -81,7 +88,7 @@ int jobq__lmdb_open_url(jobq_backend **out, const char *url);
 int jobq__lmdb_url_parse(char *dir, size_t dir_cap, jobq_lmdb_options *o, const char *url);
 #endif
 #ifdef JOBQ_HAVE_REDIS
-/* `url` is the whole URL: redis://..., rediss:// is refused, redis+unix:///path.sock. */
+/* `url` is the whole URL: redis://..., rediss://... (TLS), redis+unix:///path.sock. */
 int jobq__redis_open_url(jobq_backend **out, const char *url);
 #endif
 

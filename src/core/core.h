@@ -96,6 +96,8 @@ typedef struct jobq_fail_policy {
 	jobq_backoff_fn backoff_fn;
 	void *backoff_payload;
 } jobq_fail_policy;
+/* Logs each job of `recovered` (a stalled check's result; NULL: none) and frees it. */
+void jobq__log_stalled(const jobq_queue *q, jobq_strings *recovered);
 int jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, const char *reason,
                          unsigned int flags, const jobq_fail_policy *policy);
 /* Resolves a keep policy: the job's own, else the worker's, else keep all. */

@@ -214,6 +214,7 @@ jobq_job_free(jobq_job *job) {
 	free_field(job, packed, job->stacktrace);
 	free_field(job, packed, job->deferred_failure);
 	free_field(job, packed, job->token);
+	free_field(job, packed, job->scheduler_id);
 	jobq_job__detach(job);
 	if (job_cache.enabled && job_cache.n < JOB_CACHE_MAX)
 		job_cache.blocks[job_cache.n++] = header_of(job);

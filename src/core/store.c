@@ -4,6 +4,7 @@
  * workers and manual mode.
  */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -107,6 +108,30 @@ jobq_store_check(jobq_check_report **out, jobq_store *store, size_t max_messages
 		return rc;
 	}
 	*out = r;
+	return 0;
+}
+
+static int
+cmp_names(const void *a, const void *b) {
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+jobq_store_list_queues(jobq_strings **out, jobq_store *store) {
+	if (out == NULL || store == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "list queues: out and store are required");
+	*out = NULL;
+	jobq_strings *list = NULL;
+	int rc = jobq__backend_list_queues(&list, store->backend);
+	if (rc < 0) {
+		jobq_strings_free(list);
+		return rc;
+	}
+	if (list == NULL && (list = jobq__calloc(1, sizeof(*list))) == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "list queues: out of memory");
+	if (list->count > 1)
+		qsort(list->items, list->count, sizeof(*list->items), cmp_names);
+	*out = list;
 	return 0;
 }
 
@@ -440,6 +465,14 @@ jobq_queue_is_paused(int *out, jobq_queue *q) {
 }
 
 int
+jobq_queue_count_workers(jobq_queue *q) {
+	int rc = check_queue(q, "count workers");
+	if (rc < 0)
+		return rc;
+	return jobq__backend_count_workers(q->store->backend, q->bq);
+}
+
+int
 jobq_queue_get_logs(jobq_strings **out, jobq_queue *q, const char *id, size_t start, size_t limit) {
 	if (out != NULL)
 		*out = NULL;
@@ -604,11 +637,46 @@ jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, cons
 	int rc = BACKEND(q)->fail(q->bq, job->id, token, &f, now);
 	if (rc < 0)
 		return rc;
-	if (!retry)
+	if (!retry) {
+		jobq_log_emit(JOBQ_LOG_WARN, "worker", q->name, job->id,
+		              "job %s failed for good after %u attempt%s: %s", job->id, made,
+		              made == 1 ? "" : "s", f.reason);
 		return JOBQ_STATE_FAILED;
+	}
 	if (delay > 0)
 		return JOBQ_STATE_DELAYED;
 	return job->priority > 0 ? JOBQ_STATE_PRIORITIZED : JOBQ_STATE_WAITING;
+}
+
+/*
+ * Continues the job schedulers whose iterations are among the `n` jobs just fetched (BullMQ 6:
+ * the worker that fetches an iteration creates the next one, before running it). A job whose
+ * step failed for a reason that may pass (I/O) goes back to waiting and leaves the array, so
+ * that no iteration runs without its successor; one whose scheduler cannot be evaluated
+ * (JOBQ_EINVAL, JOBQ_ENOTSUP) runs, and its series ends. Returns how many jobs are kept, or the
+ * failed step's error when none is (the caller backs off as after a failed fetch).
+ */
+static int
+continue_schedulers(jobq_queue *q, jobq_job **jobs, int n) {
+	int kept = 0, err = 0;
+	for (int i = 0; i < n; i++) {
+		jobq_job *job = jobs[i];
+		if (job->scheduler_id != NULL) {
+			int rc = jobq__backend_scheduler_next(BACKEND(q), q->bq, job,
+			                                      jobq_queue__now(q));
+			if (rc < 0 && rc != JOBQ_EINVAL && rc != JOBQ_ENOTSUP) {
+				char why[256];
+				snprintf(why, sizeof(why), "%s", jobq_error_message());
+				(void)BACKEND(q)->release(q->bq, job->id, job->token,
+				                          jobq_queue__now(q));
+				jobq_job_free(job);
+				err = jobq_error_set(rc, "%s", why);
+				continue;
+			}
+		}
+		jobs[kept++] = job;
+	}
+	return kept > 0 || err == 0 ? kept : err;
 }
 
 int
@@ -628,6 +696,9 @@ jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const ch
 	for (;;) {
 		jobq_job *job = NULL;
 		int rc = BACKEND(q)->fetch(&job, info, q->bq, token, lock_ms, jobq_queue__now(q));
+		if (rc == 0 && job->scheduler_id != NULL &&
+		    (rc = continue_schedulers(q, &job, 1)) > 0)
+			rc = 0;
 		if (rc < 0) {
 			jobq__free(own);
 			return rc;
@@ -664,8 +735,11 @@ jobq_queue__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_queue *q
                            size_t max, int64_t lock_ms) {
 	jobq_backend *b = BACKEND(q);
 	int64_t now = jobq_queue__now(q);
-	if (jobq_queue__can_batch(q))
-		return b->complete_fetch(jobs, info, q->bq, done, ndone, tokens, max, lock_ms, now);
+	if (jobq_queue__can_batch(q)) {
+		int n =
+		    b->complete_fetch(jobs, info, q->bq, done, ndone, tokens, max, lock_ms, now);
+		return n > 0 ? continue_schedulers(q, jobs, n) : n;
+	}
 	/* The fallback: one step per completion, then one fetch. */
 	for (size_t i = 0; i < ndone; i++)
 		done[i].rc = b->complete(q->bq, done[i].id, done[i].token, done[i].result_json,
@@ -677,7 +751,7 @@ jobq_queue__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_queue *q
 	int rc = b->fetch(&jobs[0], info, q->bq, tokens[0], lock_ms, now);
 	if (rc == JOBQ_ENOJOB)
 		return 0;
-	return rc < 0 ? rc : 1;
+	return rc < 0 ? rc : continue_schedulers(q, jobs, 1);
 }
 
 int
@@ -794,7 +868,24 @@ jobq_queue_check_stalled(jobq_queue *q, uint32_t max_stalled) {
 	int rc = check_queue(q, "check stalled");
 	if (rc < 0)
 		return rc;
-	return BACKEND(q)->reap_stalled(NULL, q->bq, max_stalled, 0, jobq_queue__now(q));
+	jobq_strings *recovered = NULL;
+	rc = BACKEND(q)->reap_stalled(jobq_log_enabled() ? &recovered : NULL, q->bq, max_stalled, 0,
+	                              jobq_queue__now(q));
+	jobq__log_stalled(q, recovered);
+	return rc;
+}
+
+void
+jobq__log_stalled(const jobq_queue *q, jobq_strings *recovered) {
+	if (recovered == NULL)
+		return;
+	for (size_t i = 0; i < recovered->count; i++)
+		jobq_log_emit(
+		    JOBQ_LOG_WARN, "reaper", q->name, recovered->items[i],
+		    "job %s stalled (its lock expired while active): moved back to waiting "
+		    "or failed past its stall limit",
+		    recovered->items[i]);
+	jobq_strings_free(recovered);
 }
 
 /* --- request / response ------------------------------------------------------------------- */

@@ -44,7 +44,7 @@ jobq__validate_job_name(const char *name) {
 
 /*
  * The names of a queue's own storage keys. On Redis every key of queue Q is "<prefix>:Q:<name>"
- * (BullMQ's layout, bullmq-protocol.md 1.1) and a job's hash is "<prefix>:Q:<id>", so a job id
+ * (BullMQ's layout, docs/protocol.md 1.1) and a job's hash is "<prefix>:Q:<id>", so a job id
  * equal to one of these names would be that key: an add would overwrite it, and any other call
  * by id would read or change it as if it were a job. The rule is kept on every backend, so that
  * a queue behaves the same wherever it lives: adds refuse these ids (JOBQ_EINVAL), and calls

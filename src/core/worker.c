@@ -255,15 +255,30 @@ __attribute__((format(printf, 5, 6)))
 static void
 tell(jobq_worker *w, jobq_worker_event_type type, const char *job_id, int error, const char *fmt,
      ...) {
-	if (w->opts.on_event == NULL)
+	/* A worker with its own on_event gets the event instead of a log record (one report,
+	 * not two, for an owner that logs its events itself). */
+	int logging = w->opts.on_event == NULL && jobq_log_enabled();
+	if (w->opts.on_event == NULL && !logging)
 		return;
 	char message[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
-	jobq_worker_event e = {type, job_id, error, message};
-	w->opts.on_event(&e, w->opts.event_payload);
+	if (logging) {
+		jobq_log_level level =
+		    type == JOBQ_WORKER_STORE_DOWN ? JOBQ_LOG_ERROR
+		    : type == JOBQ_WORKER_STORE_UP || type == JOBQ_WORKER_RESULT_RECORDED
+		        ? JOBQ_LOG_INFO
+		        : JOBQ_LOG_WARN;
+		jobq_log_emit(level, "worker", w->q->name, job_id, "%s%s%s%s", message,
+		              error ? " (" : "", error ? jobq_error_name(error) : "",
+		              error ? ")" : "");
+	}
+	if (w->opts.on_event != NULL) {
+		jobq_worker_event e = {type, job_id, error, message};
+		w->opts.on_event(&e, w->opts.event_payload);
+	}
 }
 
 /* A step of the store failed with `error` (the thread's error message says why). */
@@ -414,6 +429,10 @@ run_job(jobq_worker *w, slot *s, batch *b, size_t index) {
 	pthread_mutex_unlock(&s->mu);
 	if (atomic_load(&rt->lock_lost)) {
 		/* someone else owns it now; its outcome is not ours to write */
+		jobq_log_emit(JOBQ_LOG_WARN, "worker", q->name, job->id,
+		              "job %s: its handler returned after the job's lock was lost; "
+		              "its outcome was dropped (the job may run twice)",
+		              job->id);
 	} else if (rc >= 0) {
 		jobq_completion *c = &b->done[b->ndone];
 		b->results[b->ndone] = rt->result;
@@ -557,7 +576,8 @@ complete_and_fetch(jobq_worker *w, slot *s, batch *b, size_t max, jobq_fetch_inf
 		}
 		rc = rc > 0 ? 0 : rc;
 		record_completions(w, b);
-	} else if (rc >= 0) {
+	} else if (rc >= 0 && (ndone > 0 || max > 0)) {
+		/* (a step with nothing to write or take may not reach the store at all) */
 		store_up(w);
 	}
 	/* The heartbeat lets go of the old batch and takes the new one. */
@@ -815,10 +835,13 @@ timer_thread(void *arg) {
 	while (!atomic_load(&w->timer_stop)) {
 		now = jobq_clock_now(clock);
 		if (reaping && now >= next_reap) {
-			int rc = q->store->backend->reap_stalled(NULL, q->bq, w->opts.max_stalled,
-			                                         w->opts.stalled_interval_ms, now);
+			jobq_strings *recovered = NULL;
+			int rc = q->store->backend->reap_stalled(
+			    jobq_log_enabled() ? &recovered : NULL, q->bq, w->opts.max_stalled,
+			    w->opts.stalled_interval_ms, now);
 			if (rc < 0)
 				store_down(w, rc, "checking for stalled jobs");
+			jobq__log_stalled(q, recovered);
 			next_reap = now + w->opts.stalled_interval_ms;
 		}
 		if (now >= next_renew) {

@@ -11,121 +11,9 @@
 set -u
 
 JOBQ=${1:?usage: cli_test.sh JOBQ memory|lmdb|redis}
-JOBQ=$(cd "$(dirname "$JOBQ")" && pwd)/$(basename "$JOBQ")
 BACKEND=${2:?usage: cli_test.sh JOBQ memory|lmdb|redis}
-MULT=${JOBQ_TEST_TIMEOUT_MULTIPLIER:-1}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/jobq-cli.XXXXXX")
-bg_pids=()
-cleanup() {
-	for p in "${bg_pids[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-case "$BACKEND" in
-memory) URL="mem://" ;;
-lmdb) URL="lmdb:$tmp/store" ;;
-redis)
-	sock=${JOBQ_TEST_REDIS_SOCKET:-}
-	if [ -z "$sock" ] || [ ! -S "$sock" ]; then
-		echo "SKIP: no redis socket (JOBQ_TEST_REDIS_SOCKET='$sock')"
-		exit 77
-	fi
-	URL="redis+unix://$sock"
-	;;
-*)
-	echo "unknown backend $BACKEND" >&2
-	exit 2
-	;;
-esac
-export JOBQ_URL=$URL
-Q="cli-$BACKEND-$$"
-
-# --- helpers --------------------------------------------------------------------------------
-checks=0
-failures=0
-name=""
-out=""
-err=""
-rc=0
-
-pass() { checks=$((checks + 1)); }
-fail() {
-	checks=$((checks + 1))
-	failures=$((failures + 1))
-	echo "FAIL [$name] $*"
-	echo "    stdout: $(printf '%s' "$out" | head -c 600)"
-	echo "    stderr: $(printf '%s' "$err" | head -c 600)"
-}
-
-# run [--in STDIN] ARGS... : runs jobq ARGS with a time limit; sets out, err, rc.
-run() {
-	local input=""
-	if [ "${1:-}" = "--in" ]; then
-		input=$2
-		shift 2
-	fi
-	name="jobq $*"
-	printf '%s' "$input" | timeout $((60 * MULT)) "$JOBQ" "$@" >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	out=$(cat "$tmp/out")
-	err=$(cat "$tmp/err")
-}
-
-# expect RC: exit code, and on failure exactly one line on stderr naming the program.
-expect() {
-	if [ "$rc" != "$1" ]; then
-		fail "exit code $rc, expected $1"
-		return 1
-	fi
-	if [ "$1" != 0 ]; then
-		local lines
-		lines=$(printf '%s\n' "$err" | grep -c .)
-		if [ "$lines" != 1 ] || [[ "$err" != jobq* ]]; then
-			fail "expected one line on stderr starting with 'jobq', got $lines lines"
-			return 1
-		fi
-	fi
-	pass
-}
-out_is() { if [ "$out" = "$1" ]; then pass; else fail "stdout is not '$1'"; fi; }
-out_has() { if [[ "$out" == *"$1"* ]]; then pass; else fail "stdout lacks '$1'"; fi; }
-out_lacks() { if [[ "$out" != *"$1"* ]]; then pass; else fail "stdout has '$1'"; fi; }
-err_has() { if [[ "$err" == *"$1"* ]]; then pass; else fail "stderr lacks '$1'"; fi; }
-err_lacks() { if [[ "$err" != *"$1"* ]]; then pass; else fail "stderr has '$1'"; fi; }
-err_empty() { if [ -z "$err" ]; then pass; else fail "stderr is not empty"; fi; }
-# json_ok: stdout is exactly one line of valid JSON (checked with jq when installed).
-json_ok() {
-	local lines
-	lines=$(printf '%s\n' "$out" | grep -c .)
-	if [ "$lines" != 1 ]; then
-		fail "expected one JSON line, got $lines"
-		return
-	fi
-	if command -v jq >/dev/null 2>&1 && ! printf '%s' "$out" | jq -e . >/dev/null 2>&1; then
-		fail "stdout is not valid JSON"
-		return
-	fi
-	pass
-}
-# has_keys KEY...: the JSON on stdout has each "KEY":
-has_keys() {
-	for k in "$@"; do
-		if [[ "$out" != *"\"$k\":"* ]]; then
-			fail "JSON lacks key '$k'"
-			return
-		fi
-	done
-	pass
-}
-# until_true SECONDS CMD...
-. "$(dirname "$0")/../support/until.sh"
-state_is() { # QUEUE ID STATE
-	"$JOBQ" get "$1" "$2" --json 2>/dev/null | grep -q "\"state\":\"$3\""
-}
+. "$(dirname "$0")/lib.sh" "$JOBQ" "$BACKEND" cli
 
 # --- for every backend: help, usage errors, store errors ------------------------------------
 run --help
@@ -264,7 +152,8 @@ err_has "bogus://x"
 JOBQ_URL=bogus://x run counts q
 expect 2
 JOBQ_URL=bogus://x run -u "$URL" counts "$Q"
-expect 0
+expect 4 # the URL given wins; the queue does not exist yet
+err_has "no queue '$Q'"
 run -u redis+unix:///nonexistent/jobq-test.sock counts q
 expect 3
 run -u redis://127.0.0.1:1 add q n '{}'
@@ -364,10 +253,10 @@ if [ "$BACKEND" = memory ]; then
 	expect 0
 	json_ok
 	has_keys id outcome
+	# each command has a memory store of its own: the queue does not exist there
 	run counts "$Q" --json
-	expect 0
-	json_ok
-	has_keys waiting active delayed prioritized completed failed paused
+	expect 4
+	err_has '"code":4'
 	run events "$Q"
 	expect 0
 	run check
@@ -511,7 +400,7 @@ out_has "\"returnvalue\":\"$Q|$ide|env-check|1\""
 run add "$Q" breaks '{}'
 idf=$out
 run work "$Q" --max-jobs 1 -- sh -c 'echo first >&2; echo "disk on fire" >&2; exit 3'
-expect 1
+expect_work 1
 run get "$Q" "$idf" --json
 out_has "\"state\":\"failed\""
 out_has "\"failedReason\":\"disk on fire\""
@@ -537,7 +426,7 @@ out_has "\"returnvalue\":\"fixed\""
 run add "$Q" flaky '{}' --attempts 3
 idr=$out
 run work "$Q" --max-jobs 2 -- sh -c '[ "$JOBQ_ATTEMPT" = 2 ] && echo ok || { echo "attempt $JOBQ_ATTEMPT" >&2; exit 1; }'
-expect 1
+expect_work 1
 run get "$Q" "$idr" --json
 out_has "\"state\":\"completed\""
 out_has "\"attemptsMade\":2"
@@ -547,7 +436,7 @@ out_has "\"returnvalue\":\"ok\""
 run add "$Q" fatal '{}' --attempts 5
 idu=$out
 run work "$Q" --max-jobs 1 -- sh -c 'echo "bad input" >&2; exit 64'
-expect 1
+expect_work 1
 run get "$Q" "$idu" --json
 out_has "\"state\":\"failed\""
 out_has "\"attemptsMade\":1"
@@ -557,7 +446,7 @@ out_has "\"failedReason\":\"bad input\""
 run add "$Q" slow '{}'
 idt=$out
 run work "$Q" --max-jobs 1 --timeout 200 -- sleep 30
-expect 1
+expect_work 1
 run get "$Q" "$idt" --json
 out_has "\"state\":\"failed\""
 out_has "timed out"
@@ -608,7 +497,7 @@ err_has "bad input"
 run add "$Q" nobody '{}'
 idn=$out
 run wait "$Q" "$idn" --timeout 100
-expect 1
+expect 5
 err_has "did not finish"
 
 # SIGTERM and SIGINT: the running command finishes, the worker exits 0, the job completes
@@ -695,12 +584,16 @@ run remove "$Q" "$idz"
 expect 4
 
 # obliterate
-run obliterate "$Q"
+run obliterate "$Q" --force
 expect 0
 run counts "$Q" --json
-out_has "\"waiting\":0"
-out_has "\"completed\":0"
-out_has "\"failed\":0"
+if [ "$BACKEND" = redis ]; then # every key is gone: the queue is no more
+	expect 4
+else # LMDB keeps the queue's event sequence, so the queue stays, empty
+	out_has "\"waiting\":0"
+	out_has "\"completed\":0"
+	out_has "\"failed\":0"
+fi
 
 # The default store is lmdb:jobq-data in the current directory.
 if [ "$BACKEND" = lmdb ]; then

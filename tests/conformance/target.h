@@ -1,5 +1,5 @@
 /*
- * The conformance suite reaches each backend through one descriptor (STYLE.md 2.8). Every
+ * The conformance suite reaches each backend through one descriptor (docs/style.md 2.8). Every
  * case gets a fresh, empty store from `setup` and gives it back to `teardown`.
  */
 #ifndef JOBQ_CONFORMANCE_TARGET_H

@@ -3,7 +3,7 @@
 # repository (plus what earlier runs found in the work directory) with its dictionary.
 #
 #   tests/fuzz/run.sh SECONDS [target...]      (targets: store_url job_options lmdb_record
-#                                               redis_reply; default all that are built)
+#                                               redis_reply cron_pattern; default all that are built)
 #
 # Builds the fuzz preset first (clang; JOBQ_FUZZ_NO_BUILD=1 skips it). New inputs, crash files
 # and the log of each target go to $JOBQ_FUZZ_WORK/<target>/ (default build/fuzz/fuzz-work),
@@ -31,7 +31,7 @@ fi
 
 targets=$*
 if [ -z "$targets" ]; then
-	for t in store_url job_options lmdb_record redis_reply; do
+	for t in store_url job_options lmdb_record redis_reply cron_pattern; do
 		[ -x "$build/tests/fuzz/fuzz_$t" ] && targets="$targets $t"
 	done
 fi

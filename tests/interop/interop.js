@@ -1,4 +1,4 @@
-// BullMQ <-> jobq interop on one Redis server (bullmq-protocol.md §8), against the bullmq
+// BullMQ <-> jobq interop on one Redis server (docs/protocol.md §8), against the bullmq
 // package in JOBQ_INTEROP_MODULES (default ./node_modules: 6.7.0; v5/node_modules: 5.x).
 // usage: node interop.js <path to jobq_interop> <redis unix socket>
 // Prints "ok <check>" / "FAIL <check>" lines; exits non-zero on any failure.
@@ -550,7 +550,7 @@ async function pauseResume() {
     assert.equal(await queue.isPaused(), true);
     // 5.x adds to the legacy paused list while the queue is paused, and its resume RENAMEs
     // that list over the wait list: jobs jobq added meanwhile (6.x style, to wait) would be
-    // lost (bullmq-protocol.md §7). With 5.x peers only Node adds during this pause.
+    // lost (docs/protocol.md §7). With 5.x peers only Node adds during this pause.
     await queue.addBulk(Array.from({ length: v5 ? 20 : 10 }, () => ({ name: 'slow', data: {} })));
     if (!v5) jobq('addn', url, qname, '10', 'slow');
     await holds(() => nodeRuns.length === n0 && jw.started.length === j0, 500,
@@ -637,6 +637,161 @@ async function killed() {
   });
 }
 
+// --- 8.5.2 job schedulers: whoever fetches an iteration creates the next one ------------------
+// The pending iterations of scheduler `sid` (waiting, prioritized or delayed), read in one step.
+const PENDING_LUA = `local out = {}
+local function take(ids)
+  for _, id in ipairs(ids) do
+    if string.sub(id, 1, #ARGV[2]) == ARGV[2] then out[#out + 1] = id end
+  end
+end
+take(redis.call('LRANGE', ARGV[1] .. 'wait', 0, -1))
+take(redis.call('ZRANGE', ARGV[1] .. 'prioritized', 0, -1))
+take(redis.call('ZRANGE', ARGV[1] .. 'delayed', 0, -1))
+return out`;
+const millisOf = (id) => Number(id.slice(id.lastIndexOf(':') + 1));
+async function schedulers() {
+  const qname = `is-${tag}`;
+  const P = `bull:${qname}:`;
+  const rec = await recorder(qname);
+  const queue = new Queue(qname, { connection });
+  closers.push(() => queue.close());
+  const every = 150;
+  const pending = () => client.eval(PENDING_LUA, 0, P, 'repeat:s:');
+  // sampled all along: never two pending iterations
+  let most = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      most = Math.max(most, (await pending()).length);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  const first = await queue.upsertJobScheduler('s', { every },
+    { name: 'tick', data: { t: 1 }, opts: { attempts: 2, removeOnComplete: 50 } });
+  const ticks = (list) => list.filter((id) => id.startsWith('repeat:s:'));
+
+  let jw = serve(qname, 1);
+  await check('8.5.2 Node scheduler (every) iterates under a jobq worker alone', async () => {
+    await until(() => ticks(jw.done).length >= 5, 20000, () => `5 iterations by jobq (have ${jw.done})`);
+    await jw.stop();
+    const ran = ticks(jw.done);
+    assert.equal(ran[0], first.id);
+    const left = await pending();
+    assert.equal(left.length, 1, `pending ${left}`);
+    const sched = await client.hgetall(`${P}repeat:s`);
+    assert.equal(Number(sched.ic), ran.length + 1);
+    assert.equal(Number(await client.zscore(`${P}repeat`, 's')), millisOf(left[0]));
+    const ms = [...ran, left[0]].map(millisOf);
+    for (let i = 1; i < ms.length; i++) {
+      assert.ok(ms[i] > ms[i - 1] && (ms[i] - ms[0]) % every === 0, `iteration times ${ms}`);
+    }
+  });
+  await check('8.5.2 jobq-created iterations look like Node-created ones', async () => {
+    const ran = ticks(jw.done);
+    const fields = (h) => Object.keys(h).filter((k) => !['processedOn', 'finishedOn', 'ats', 'atm',
+      'returnvalue', 'pb'].includes(k)).sort();
+    const node = await client.hgetall(P + first.id);
+    const mine = await client.hgetall(P + ran[2]);
+    assert.deepEqual(fields(mine), fields(node));
+    assert.equal(mine.rjk, 's');
+    assert.equal(mine.name, 'tick');
+    assert.deepEqual(JSON.parse(mine.data), { t: 1 });
+    const o = JSON.parse(mine.opts);
+    assert.equal(o.jobId, ran[2]);
+    assert.equal(o.repeatJobKey, 's');
+    assert.deepEqual(o.repeat, { every, count: 3 });
+    assert.equal(o.attempts, 2);
+    assert.equal(o.removeOnComplete, 50);
+    assert.ok(o.delay >= 0 && o.delay <= every, `delay ${o.delay}`);
+    assert.equal(o.timestamp, Number(mine.timestamp));
+    const job = await queue.getJob(ran[2]);
+    assert.equal(job.repeatJobKey, 's');
+    assert.equal(job.opts.repeat.count, 3);
+    for (const id of ran.slice(1)) {
+      await seen(rec, 'added', id, 1);
+      const d = of(rec, 'delayed', id);
+      assert.ok(d.length === 1 ? Number(d[0].delay) === millisOf(id) : of(rec, 'waiting', id).length >= 1,
+        `events of ${id}`);
+    }
+  });
+
+  const nodeRan = [];
+  const nw = new Worker(qname, async (job) => { nodeRan.push(job.id); return { by: 'node' }; },
+    { connection });
+  closers.push(() => nw.close());
+  await check('8.5.2 a Node worker joining later keeps the series running', async () => {
+    await until(() => ticks(nodeRan).length >= 3, 20000, () => `3 iterations by Node (have ${nodeRan})`);
+    const left = millisOf(ticks(jw.done).at(-1)) + every;
+    assert.ok(millisOf(nodeRan[0]) >= left, `${nodeRan[0]} after ${jw.done.at(-1)}`);
+  });
+  const jw2 = serve(qname, 2);
+  await jw2.whenReady();
+  await check('8.5.2 mixed Node and jobq workers: one series, each iteration once', async () => {
+    const n0 = ticks(nodeRan).length;
+    await until(() => ticks(nodeRan).length - n0 + ticks(jw2.done).length >= 8, 20000,
+      () => `8 more iterations (Node ${nodeRan.length - n0}, jobq ${jw2.done.length})`);
+    await nw.close();
+    await jw2.stop();
+    const all = [...ticks(jw.done), ...ticks(nodeRan), ...ticks(jw2.done)];
+    assert.equal(new Set(all).size, all.length, 'an iteration ran twice');
+    const left = await pending();
+    assert.equal(left.length, 1, `pending ${left}`);
+    const ms = [...all.map(millisOf), millisOf(left[0])].sort((a, b) => a - b);
+    for (let i = 1; i < ms.length; i++) assert.ok(ms[i] > ms[i - 1] && (ms[i] - ms[0]) % every === 0);
+    const sched = await client.hgetall(`${P}repeat:s`);
+    assert.equal(Number(sched.ic), all.length + 1);
+    sampling = false;
+    await sampler;
+    assert.equal(most, 1, 'two pending iterations at once');
+  });
+  sampling = false;
+  await sampler;
+
+  // a cron pattern with a time zone and a limit, under a jobq worker alone
+  const pq = `isp-${tag}`;
+  const pqueue = new Queue(pq, { connection });
+  closers.push(() => pqueue.close());
+  const pfirst = await pqueue.upsertJobScheduler('p', { pattern: '* * * * * *', tz: 'Europe/Paris', limit: 4 },
+    { name: 'cron', data: { c: 1 } });
+  const pw = serve(pq, 1);
+  await check('8.5.2 Node scheduler (pattern, tz, limit) iterates under a jobq worker alone', async () => {
+    const ran = () => pw.done.filter((id) => id.startsWith('repeat:p:'));
+    await until(() => ran().length >= 4, 20000, () => `4 iterations by jobq (have ${pw.done})`);
+    await pw.stop();
+    const ids = ran();
+    assert.equal(ids.length, 4);
+    assert.equal(ids[0], pfirst.id);
+    const ms = ids.map(millisOf);
+    for (let i = 1; i < ms.length; i++) assert.ok(ms[i] > ms[i - 1] && ms[i] % 1000 === 0, `times ${ms}`);
+    assert.deepEqual(await client.eval(PENDING_LUA, 0, `bull:${pq}:`, 'repeat:p:'), []);
+    assert.equal((await client.hgetall(`bull:${pq}:repeat:p`)).ic, '4');
+    const o = JSON.parse(await client.hget(`bull:${pq}:${ids[3]}`, 'opts'));
+    assert.deepEqual(o.repeat, { pattern: '* * * * * *', tz: 'Europe/Paris', limit: 4, count: 4 });
+    assert.equal(o.prevMillis, ms[3]);
+    assert.equal(o.jobId, ids[3]);
+  });
+
+  // a pattern jobq cannot evaluate: the iteration runs, the series ends, nothing loops
+  const bq = `isb-${tag}`;
+  const bqueue = new Queue(bq, { connection });
+  closers.push(() => bqueue.close());
+  const bfirst = await bqueue.upsertJobScheduler('b', { pattern: '0 0 1 1 *' }, { name: 'bad', data: {} });
+  const bkey = `bull:${bq}:${bfirst.id}`;
+  const bopts = JSON.parse(await client.hget(bkey, 'opts'));
+  bopts.repeat.pattern = '61 * * * * *';
+  await client.hset(bkey, 'opts', JSON.stringify(bopts));
+  await bqueue.promoteJobs();
+  const bw = serve(bq, 1);
+  await check('8.5.2 an iteration whose pattern jobq cannot evaluate runs once, the series ends', async () => {
+    await until(() => bw.done.includes(bfirst.id), 10000, 'the iteration ran');
+    await bw.stop();
+    assert.deepEqual(bw.started, [bfirst.id]);
+    assert.deepEqual(await client.eval(PENDING_LUA, 0, `bull:${bq}:`, 'repeat:b:'), []);
+    assert.equal((await client.hgetall(`bull:${bq}:repeat:b`)).ic, '1');
+  });
+}
+
 (async () => {
   try {
     client = new IORedis({ path: sock });
@@ -650,6 +805,7 @@ async function killed() {
     await pauseResume();
     await dedup();
     await killed();
+    await schedulers();
     await check('QueueEvents never errored', () => {
       for (const r of recs) {
         assert.deepEqual(r.errors, []);

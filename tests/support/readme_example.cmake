@@ -1,6 +1,6 @@
 # Extracts the first ```c fenced block of README, compiles it against the static library and
 # runs it. Fails (never skips) when README has no such block. Run by ctest:
-# cmake -DREADME=.. -DCC=.. -DINCLUDE_DIR=.. -DLIB=.. -DLIBS=a|b -DFLAGS=x|y -DWORK_DIR=..
+# cmake -DREADME=.. -DCC=.. -DINCLUDE_DIR=.. -DGEN_INCLUDE_DIR=<build>/include -DLIB=.. -DLIBS=a|b -DFLAGS=x|y -DWORK_DIR=..
 #       -P readme_example.cmake
 cmake_minimum_required(VERSION 3.25)
 
@@ -30,7 +30,7 @@ string(REPLACE "|" ";" libs "${LIBS}")
 string(REPLACE "|" ";" flags "${FLAGS}")
 execute_process(
   COMMAND ${CC} -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror ${flags}
-          -I${INCLUDE_DIR} "${WORK_DIR}/readme_example.c" "${LIB}" ${libs}
+          -I${INCLUDE_DIR} -I${GEN_INCLUDE_DIR} "${WORK_DIR}/readme_example.c" "${LIB}" ${libs}
           -o "${WORK_DIR}/readme_example"
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
 if(NOT rc EQUAL 0)

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Private redis-server for the tests, on a unix socket (no port clashes).
-#   redis.sh start DIR   starts it (socket DIR/redis.sock, pid DIR/redis.pid) and waits for PING
-#   redis.sh stop DIR    stops it
-# Exits 77 (ctest: skipped) when redis-server is not installed, 1 in CI (CI set).
+#   redis.sh start DIR [SERVER]   starts it (socket DIR/redis.sock, pid DIR/redis.pid) and waits
+#                                 for PING; SERVER: the server program (default redis-server,
+#                                 e.g. a valkey-server)
+#   redis.sh stop DIR             stops it
+# Exits 77 (ctest: skipped) when the server is not installed, 1 in CI (CI set).
 set -eu
 cmd=${1:-}
 dir=${2:-}
+server=${3:-redis-server}
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
 	echo "usage: $0 start|stop DIR" >&2
 	exit 2
@@ -14,8 +17,8 @@ sock="$dir/redis.sock"
 pidfile="$dir/redis.pid"
 case "$cmd" in
 start)
-	if ! command -v redis-server >/dev/null 2>&1; then
-		echo "redis-server not found" >&2
+	if ! command -v "$server" >/dev/null 2>&1; then
+		echo "SKIPPED: $server not found: the tests on it did NOT run" >&2
 		[ -n "${CI:-}" ] && exit 1 # in CI no Redis test may be skipped
 		exit 77
 	fi
@@ -25,7 +28,7 @@ start)
 		sleep 0.2
 	fi
 	rm -f "$sock"
-	redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --save '' \
+	"$server" --port 0 --unixsocket "$sock" --unixsocketperm 700 --save '' \
 		--appendonly no --daemonize yes --pidfile "$pidfile" --dir "$dir" \
 		--logfile "$dir/redis.log" --maxmemory-policy noeviction
 	i=0

@@ -352,7 +352,26 @@ urls(void **state) {
 			fail_msg("%s: %s (%s)", bad[i], jobq_error_name(rc), jobq_error_message());
 		assert_non_null(strstr(jobq_error_message(), "redis URL"));
 	}
-	assert_int_equal(jobq__redis_open_url(&b, "rediss://host:6380"), JOBQ_ENOTSUP);
+	/* TLS settings: each bad one named; nothing is contacted */
+	const char *bad_tls[][2] = {
+	    {"redis://127.0.0.1:1?cacert=/x.pem", "'cacert' is a TLS setting"},
+	    {"rediss://127.0.0.1:1?insecure=2", "insecure '2'"},
+	    {"rediss://127.0.0.1:1?sni=", "empty sni"},
+	    {"rediss://127.0.0.1:1?cert=/c.pem", "needs both cert= and key="},
+	    {"rediss://127.0.0.1:1?cacert=/nonexistent/ca.pem", "cacert '/nonexistent/ca.pem'"},
+	    {"rediss://127.0.0.1:1?capath=/nonexistent/dir", "capath '/nonexistent/dir'"},
+	    {"rediss://127.0.0.1:1?cert=/nonexistent/c.pem&key=/k.pem",
+	     "cert '/nonexistent/c.pem'"},
+	    {"redis+cluster://127.0.0.1:1,otherhost?prefix={q}", "cluster seed 'otherhost'"},
+	    {"redis+cluster://127.0.0.1:1,h:2/3", "only database 0"},
+	    {"rediss+cluster://127.0.0.1:1?insecure=x", "insecure 'x'"},
+	};
+	for (size_t i = 0; i < sizeof(bad_tls) / sizeof(bad_tls[0]); i++) {
+		int rc = jobq__redis_open_url(&b, bad_tls[i][0]);
+		if (rc != JOBQ_EINVAL || strstr(jobq_error_message(), bad_tls[i][1]) == NULL)
+			fail_msg("%s: %s (%s)", bad_tls[i][0], jobq_error_name(rc),
+			         jobq_error_message());
+	}
 	/* nobody listens there: a clear JOBQ_EIO naming the address */
 	assert_int_equal(jobq__redis_open_url(&b, "redis+unix:///nonexistent/jobq.sock?prefix=x"),
 	                 JOBQ_EIO);
@@ -400,6 +419,74 @@ complete_fetch_releases_dedup(void **state) {
 	assert_int_equal(outcome, JOBQ_ADD_CREATED);
 	assert_string_not_equal(again.str, id.str);
 	jobq_job_free(jobs[0]);
+}
+
+/* An integer reply of one command on the test's own connection. */
+static long long
+redis_int(const char *fmt, const char *a, const char *b) {
+	redisContext *c = redisConnectUnix(sock);
+	assert_non_null(c);
+	assert_int_equal(c->err, 0);
+	redisReply *r = redisCommand(c, fmt, a, b);
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	long long v = r->integer;
+	freeReplyObject(r);
+	redisFree(c);
+	return v;
+}
+
+/*
+ * Finishing releases the dedup key alike whether one complete (moveToFinished) or a batched
+ * complete_fetch (completeFetch) finishes the job: `de:` goes when it names the job and has
+ * no TTL (BullMQ 6 on finalization) or the job is not kept (its owner is gone); a key with a
+ * TTL of a kept job stays until it expires. The pending payload `dn:` (Node's
+ * keepLastIfActive) is left alone on every path, as BullMQ's finalization leaves it.
+ */
+static void
+finish_releases_dedup_as_bullmq(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	char dk[128], dn[128];
+	for (int path = 0; path < 8; path++) {
+		int batched = path & 1, ttl = (path >> 1) & 1, kept = path >> 2;
+		char deid[16];
+		snprintf(deid, sizeof(deid), "d%d", path);
+		snprintf(dk, sizeof(dk), "%s:q:de:%s", prefix, deid);
+		snprintf(dn, sizeof(dn), "%s:q:dn:%s", prefix, deid);
+		jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+		o.timestamp = wall_ms();
+		o.dedup_id = deid;
+		o.dedup_ttl_ms = ttl ? 600000 : 0;
+		jobq_add_request r = {"n", "{}", 2, &o};
+		jobq_job_id id;
+		int outcome = -1;
+		assert_int_equal(f->b->add(&id, &outcome, f->q, &r, 1, wall_ms()), 0);
+		assert_int_equal(outcome, JOBQ_ADD_CREATED);
+		assert_int_equal(redis_int("HSET %s name %s", dn, "next"), 1);
+		const char *tokens[1] = {"tok-fin"};
+		jobq_job *jobs[1] = {NULL};
+		assert_int_equal(
+		    f->b->complete_fetch(jobs, NULL, f->q, NULL, 0, tokens, 1, 30000, wall_ms()),
+		    1);
+		assert_string_equal(jobs[0]->id, id.str);
+		jobq_keep keep = {kept ? JOBQ_KEEP_ALL : JOBQ_KEEP_NONE, -1, -1};
+		if (batched) {
+			jobq_completion done = {jobs[0]->id, jobs[0]->token, "null", keep, 1, deid};
+			assert_int_equal(f->b->complete_fetch(NULL, NULL, f->q, &done, 1, NULL, 0,
+			                                      30000, wall_ms()),
+			                 0);
+			assert_int_equal(done.rc, 0);
+		} else {
+			assert_int_equal(f->b->complete(f->q, jobs[0]->id, jobs[0]->token, "null",
+			                                &keep, wall_ms()),
+			                 0);
+		}
+		assert_int_equal(redis_int("EXISTS %s %s", dk, dk), ttl && kept ? 2 : 0);
+		assert_int_equal(redis_int("EXISTS %s %s", dn, dn), 2);
+		jobq_job_free(jobs[0]);
+	}
 }
 
 /* The queue's active list, head first, as ids. */
@@ -582,6 +669,7 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(add_mixed_forms, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_cuts_batches_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_releases_dedup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(finish_releases_dedup_as_bullmq, setup, teardown),
 	    cmocka_unit_test_setup_teardown(lock_expires_on_server_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_two_phase, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_throttled, setup, teardown),

@@ -47,6 +47,10 @@
 #   STEP_TIMEOUT                      seconds any one measurement may take (1800)
 #   COLD=1                            no warm-up of the server's memory after each FLUSHALL
 #                                     (see flush below)
+#   TRANSPORT=unix|tcp|tls            how jobq reaches the server in the redis section
+#                                     (unix: default; tcp: 127.0.0.1; tls: rediss:// with a
+#                                     CA and certificate made here by openssl); BullMQ stays
+#                                     on the unix socket
 #
 # Exit status: 0 when every measurement ran, 1 when one failed (the others still run and the
 # failure is printed), 2 on bad usage or a missing tool (named with what to install).
@@ -227,7 +231,27 @@ flush() {
 heading() { printf '\n## %s\n' "$*"; }
 
 if want redis || want script-cost || want plot; then
-	redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --save '' --appendonly no \
+	transport_args=()
+	case "${TRANSPORT:-unix}" in
+	unix) ;;
+	tcp) bench_port=$((20000 + RANDOM % 40000)); transport_args=(--port "$bench_port" --bind 127.0.0.1) ;;
+	tls)
+		bench_port=$((20000 + RANDOM % 40000))
+		openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+			-keyout "$tmp/ca.key" -out "$tmp/ca.crt" -days 2 -subj "/CN=bench CA" 2>/dev/null &&
+			openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+				-keyout "$tmp/server.key" -out "$tmp/server.csr" -subj "/CN=localhost" 2>/dev/null &&
+			echo "subjectAltName=IP:127.0.0.1" >"$tmp/server.ext" &&
+			openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.crt" -CAkey "$tmp/ca.key" \
+				-CAcreateserial -out "$tmp/server.crt" -days 2 -extfile "$tmp/server.ext" 2>/dev/null ||
+			die "openssl could not make the certificates (TRANSPORT=tls)"
+		transport_args=(--port 0 --tls-port "$bench_port" --tls-cert-file "$tmp/server.crt"
+			--tls-key-file "$tmp/server.key" --tls-ca-cert-file "$tmp/ca.crt" --tls-auth-clients no)
+		;;
+	*) die "TRANSPORT=${TRANSPORT}: expected unix, tcp or tls" ;;
+	esac
+	[ ${#transport_args[@]} -gt 0 ] || transport_args=(--port 0)
+	redis-server "${transport_args[@]}" --unixsocket "$sock" --unixsocketperm 700 --save '' --appendonly no \
 		--daemonize yes --pidfile "$tmp/redis.pid" --dir "$tmp" --logfile "$tmp/redis.log" \
 		--maxmemory-policy noeviction || die "redis-server did not start"
 	for _ in $(seq 100); do
@@ -250,7 +274,7 @@ echo "build         $build ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CM
 echo "machine       $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
 echo "load average  $(cut -d' ' -f1-3 /proc/loadavg) (start)"
 if want redis || want script-cost || want plot; then
-	echo "redis-server  $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), unix socket, no persistence"
+	echo "redis-server  $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), no persistence; jobq over ${TRANSPORT:-unix}, BullMQ over the unix socket"
 fi
 if want redis || want plot; then
 	echo "node          $(node --version), bullmq ${bullmq_version:-?} ($mods)"
@@ -267,7 +291,11 @@ awk '$1 >= 1.5 { exit 1 }' /proc/loadavg ||
 # --- redis: jobq against Node BullMQ ---------------------------------------------------------------
 if want redis; then
 	heading "Redis: jobq vs Node BullMQ $bullmq_version (jobs/s unless us; ratio = jobq/BullMQ)"
-	url="redis+unix://$sock"
+	case "${TRANSPORT:-unix}" in
+	tcp) url="redis://127.0.0.1:$bench_port" ;;
+	tls) url="rediss://127.0.0.1:$bench_port?cacert=$tmp/ca.crt" ;;
+	*) url="redis+unix://$sock" ;;
+	esac
 	inflight_flag=0
 	"$jobq" bench --help 2>&1 | grep -q -- '--inflight' && inflight_flag=1
 	# the fallback of a jobq without asynchronous adds, built when first needed
@@ -275,8 +303,8 @@ if want redis; then
 	build_add_threads() {
 		[ "$add_threads_tried" = 1 ] && return
 		add_threads_tried=1
-		if "${CC:-cc}" -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/include" \
-			"$here/redis_add_threads.c" "$build/libjobq.a" -lhiredis -llmdb -ljansson \
+		if "${CC:-cc}" -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/include" -I"$build/include" \
+			"$here/redis_add_threads.c" "$build/libjobq.a" -lhiredis -lssl -lcrypto -llmdb -ljansson \
 			-lmsgpackc -lpthread -lm -o "$tmp/add_threads" 2>"$tmp/cc.log"; then
 			add_threads=$tmp/add_threads
 		else

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * jobq — the storage vtable, for backend writers.
  *
  * A backend owns atomic storage steps; the core owns policy (defaults, validation, attempts,
@@ -28,7 +29,7 @@
  * - Inputs are borrowed for the call only; backends copy what they keep. Everything returned
  *   through an out-parameter is allocated with jobq__malloc & co. so the core can free it.
  * - Events are written by the backend inside the step that causes them, with BullMQ's names
- *   and fields (bullmq-protocol.md §5); see each slot for which.
+ *   and fields (docs/protocol.md §5); see each slot for which.
  * - Errors: return a negative JOBQ_E* and set the detail with jobq_error_set().
  * - Slots are only ever appended; a backend sets `version` to the JOBQ_BACKEND_VERSION it was
  *   written for. Optional slots may be NULL; the core checks them in one place.
@@ -48,137 +49,143 @@
 extern "C" {
 #endif
 
-#define JOBQ_BACKEND_VERSION 4
+/** The version of struct jobq_backend this header defines (slots are only appended). */
+#define JOBQ_BACKEND_VERSION 5
 
+/** Capabilities of a backend (jobq_backend.caps). */
 enum {
-	JOBQ_CAP_BLOCKING_WAIT = 1u << 0, /* wait_for_work and events_read really block */
-	JOBQ_CAP_DURABLE = 1u << 1,       /* survives a process restart */
-	JOBQ_CAP_MULTIPROCESS = 1u << 2,  /* several processes may share a queue */
-	JOBQ_CAP_DUE_CLOCK = 1u << 3,     /* due times follow now_ms only (was LOGICAL_CLOCK) */
-	JOBQ_CAP_JSON_DATA = 1u << 4,     /* job data must be JSON text (BullMQ interop) */
-	JOBQ_CAP_LOCK_CLOCK = 1u << 5,    /* locks and dedup TTLs expire by now_ms only */
-	/* Both clocks: what JOBQ_CAP_LOGICAL_CLOCK meant before the split (kept for old users). */
+	JOBQ_CAP_BLOCKING_WAIT = 1u << 0, /**< wait_for_work and events_read really block */
+	JOBQ_CAP_DURABLE = 1u << 1,       /**< survives a process restart */
+	JOBQ_CAP_MULTIPROCESS = 1u << 2,  /**< several processes may share a queue */
+	JOBQ_CAP_DUE_CLOCK = 1u << 3,     /**< due times follow now_ms only (was LOGICAL_CLOCK) */
+	JOBQ_CAP_JSON_DATA = 1u << 4,     /**< job data must be JSON text (BullMQ interop) */
+	JOBQ_CAP_LOCK_CLOCK = 1u << 5,    /**< locks and dedup TTLs expire by now_ms only */
+	/** Both clocks: what JOBQ_CAP_LOGICAL_CLOCK meant before the split (kept for old users). */
 	JOBQ_CAP_LOGICAL_CLOCK = JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK
 };
 
-/* Sets the calling thread's error detail and returns `code`. */
+/** Sets the calling thread's error detail and returns `code`. */
 JOBQ_EXTERN int jobq_error_set(int code, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-/* Clears the calling thread's error detail. */
+/** Clears the calling thread's error detail. */
 JOBQ_EXTERN void jobq_error_clear(void);
 
-/*
+/**
  * A job as backends build it: allocate with jobq_job__new(), fill the fields with memory from
  * jobq__malloc & co.; jobq_job_free() frees every pointer below. Users see it only through
  * the accessors of jobq/job.h.
  */
 struct jobq_job {
-	char *id;
-	char *name;
-	void *data; /* data_len bytes plus a NUL */
-	size_t data_len;
-	jobq_job_options opts; /* opts.job_id, opts.dedup_id, opts.backoff.custom_type owned */
-	jobq_state state;
-	int64_t timestamp;
-	int64_t processed_on;
-	int64_t finished_on;
-	int64_t delay_ms;
-	uint32_t priority;
-	uint32_t attempts_started;
-	uint32_t attempts_made;
-	uint32_t stalled_count;
-	char *progress;      /* JSON text or NULL */
-	char *result;        /* JSON text or NULL */
-	char *failed_reason; /* or NULL */
-	char **stacktrace;   /* stacktrace_count strings */
-	size_t stacktrace_count;
-	char *deferred_failure; /* BullMQ `defa`: fail at the next fetch without running */
-	char *token;            /* set by fetch: the lock token */
-	/* Owned by the core; backends leave it NULL. */
+	char *id;              /**< the job id */
+	char *name;            /**< the job name */
+	void *data;            /**< data_len bytes plus a NUL */
+	size_t data_len;       /**< bytes of data */
+	jobq_job_options opts; /**< opts.job_id, opts.dedup_id, opts.backoff.custom_type owned */
+	jobq_state state;      /**< see jobq_job_state() */
+	int64_t timestamp;     /**< see jobq_job_timestamp() */
+	int64_t processed_on;  /**< see jobq_job_processed_on() */
+	int64_t finished_on;   /**< see jobq_job_finished_on() */
+	int64_t delay_ms;      /**< see jobq_job_delay() */
+	uint32_t priority;     /**< see jobq_job_priority() */
+	uint32_t attempts_started; /**< see jobq_job_attempts_started() */
+	uint32_t attempts_made;    /**< see jobq_job_attempts_made() */
+	uint32_t stalled_count;    /**< see jobq_job_stalled_count() */
+	char *progress;            /**< JSON text or NULL */
+	char *result;              /**< JSON text or NULL */
+	char *failed_reason;       /**< or NULL */
+	char **stacktrace;         /**< stacktrace_count strings */
+	size_t stacktrace_count;   /**< number of stacktrace lines */
+	char *deferred_failure;    /**< BullMQ `defa`: fail at the next fetch without running */
+	char *token;               /**< set by fetch: the lock token */
+	/** Owned by the core; backends leave it NULL. */
 	struct jobq_job_runtime *rt;
+	/** version 5: the job scheduler this job is an iteration of (BullMQ `rjk`), or NULL */
+	char *scheduler_id;
 };
 
-/* A zeroed job, or NULL on ENOMEM (error set). */
+/** A zeroed job, or NULL on ENOMEM (error set). */
 JOBQ_EXTERN jobq_job *jobq_job__new(void);
-/*
+/**
  * A zeroed job with `extra` bytes of storage in the same allocation (*storage points to them),
  * so that a backend can pack the job's strings there with one allocation: jobq_job_free frees
  * only the pointers outside that storage.
  */
 JOBQ_EXTERN jobq_job *jobq_job__new_packed(size_t extra, char **storage);
-/* Copies `src`'s strings (job_id, dedup_id, backoff.custom_type) into `dst`. */
+/** Copies `src`'s strings (job_id, dedup_id, backoff.custom_type) into `dst`. */
 JOBQ_EXTERN int jobq_job_options__copy(jobq_job_options *dst, const jobq_job_options *src);
-/* Frees the strings owned by an options struct filled by jobq_job_options__copy. */
+/** Frees the strings owned by an options struct filled by jobq_job_options__copy. */
 JOBQ_EXTERN void jobq_job_options__clear(jobq_job_options *opts);
 
-/* Building lists for the caller. */
+/** Appends a copy of `len` bytes of `s` to `*list` (created when NULL). */
 JOBQ_EXTERN int jobq_strings__append(jobq_strings **list, const char *s, size_t len);
-/* Takes `job` on success; on failure (JOBQ_ENOMEM) the caller still owns it. */
+/** Takes `job` on success; on failure (JOBQ_ENOMEM) the caller still owns it. */
 JOBQ_EXTERN int jobq_job_list__append(jobq_job_list **list, jobq_job *job);
 
-/* Event lists: backends append events in order; the list copies the strings. */
+/** A new, empty event list. Backends append events in order; the list copies the strings. */
 JOBQ_EXTERN int jobq_event_list__new(jobq_event_list **out);
-/* Appends one event with `nfields` key/value pairs after the two fixed ones. */
+/** Appends one event with `nfields` key/value pairs after the two fixed ones. */
 JOBQ_EXTERN int jobq_event_list__append(jobq_event_list *list, const char *id, const char *event,
                                         const char *job_id, size_t nfields,
                                         const jobq_event_field *fields);
-/* Sets the cursor reported by jobq_event_list_cursor (the last event's id by default). */
+/** Sets the cursor reported by jobq_event_list_cursor (the last event's id by default). */
 JOBQ_EXTERN int jobq_event_list__set_cursor(jobq_event_list *list, const char *cursor);
 
-/* An add, as validated by the core: `opts` is never NULL and `opts->timestamp` is set. */
+/** An add, as validated by the core: `opts` is never NULL and `opts->timestamp` is set. */
 typedef struct jobq_add_request {
-	const char *name;
-	const void *data;
-	size_t len;
-	const jobq_job_options *opts;
+	const char *name;             /**< the job name */
+	const void *data;             /**< its data */
+	size_t len;                   /**< bytes of data */
+	const jobq_job_options *opts; /**< its options, never NULL */
 } jobq_add_request;
 
-/* One failed attempt, decided by the core. */
+/** One failed attempt, decided by the core. */
 typedef struct jobq_failure {
-	const char *reason;  /* failedReason */
-	const char *stack;   /* appended to stacktrace (may be NULL) */
-	int64_t retry_at_ms; /* < 0: fail for good; <= now: back to waiting; > now: delayed */
-	jobq_keep keep;      /* resolved remove-on-fail policy (final failure only) */
-	uint32_t attempts;   /* the job's attempts option, for retries-exhausted */
+	const char *reason;  /**< failedReason */
+	const char *stack;   /**< appended to stacktrace (may be NULL) */
+	int64_t retry_at_ms; /**< < 0: fail for good; <= now: back to waiting; > now: delayed */
+	jobq_keep keep;      /**< resolved remove-on-fail policy (final failure only) */
+	uint32_t attempts;   /**< the job's attempts option, for retries-exhausted */
 } jobq_failure;
 
-/* What fetch found out besides the job, and what the fetcher tells it. */
+/** What fetch found out besides the job, and what the fetcher tells it. */
 typedef struct jobq_fetch_info {
-	int64_t next_due_ms; /* out: due time of the earliest delayed job, or 0 if none */
-	/* in: the fetcher's remove-on-fail policy (NULL: none), for the jobs a fetch fails
+	int64_t next_due_ms; /**< out: due time of the earliest delayed job, or 0 if none */
+	/** in: the fetcher's remove-on-fail policy (NULL: none), for the jobs a fetch fails
 	 * because of their deferred failure and whose own policy is JOBQ_KEEP_DEFAULT */
 	const jobq_keep *keep_on_fail;
 } jobq_fetch_info;
 
-/* One completion for complete_fetch: what complete() takes, and its outcome. */
+/** One completion for complete_fetch: what complete() takes, and its outcome. */
 typedef struct jobq_completion {
-	const char *id;
-	const char *token;
-	const char *result_json; /* never NULL */
-	jobq_keep keep;          /* resolved, never JOBQ_KEEP_DEFAULT */
-	int rc;                  /* out: 0, or the error complete() would have returned */
-	/* version 3: the job's dedup id as fetched (NULL: none), so a backend can release it
+	const char *id;          /**< the job */
+	const char *token;       /**< its lock token */
+	const char *result_json; /**< never NULL */
+	jobq_keep keep;          /**< resolved, never JOBQ_KEEP_DEFAULT */
+	int rc;                  /**< out: 0, or the error complete() would have returned */
+	/** version 3: the job's dedup id as fetched (NULL: none), so a backend can release it
 	 * without reading the job; a backend still checks that the id owns the dedup key */
 	const char *dedup_id;
 } jobq_completion;
 
-typedef struct jobq_backend_queue jobq_backend_queue; /* each backend defines it */
+/** A backend's handle on one queue; each backend defines it. */
+typedef struct jobq_backend_queue jobq_backend_queue;
 
 struct jobq_backend {
-	unsigned int version; /* JOBQ_BACKEND_VERSION */
-	const char *name;     /* "memory" | "lmdb" | "redis" */
-	uint32_t caps;        /* JOBQ_CAP_* */
+	unsigned int version; /**< JOBQ_BACKEND_VERSION */
+	const char *name;     /**< "memory" | "lmdb" | "redis" */
+	uint32_t caps;        /**< JOBQ_CAP_* */
 
 	/* -- version 1; mandatory unless marked optional -------------------------------------- */
 
-	/* Opens the backend's handle for queue `name` (validated by the core). */
+	/** Opens the backend's handle for queue `name` (validated by the core). */
 	int (*queue_open)(jobq_backend_queue **out, jobq_backend *b, const char *name);
+	/** Closes and frees a queue handle. */
 	void (*queue_close)(jobq_backend_queue *q);
 
-	/*
+	/**
 	 * Adds `n` jobs in one step (all or none). Per job, as BullMQ's add: a custom id that
 	 * exists → outcome JOBQ_ADD_DUPLICATE, event `duplicated`, nothing else changes; a dedup
 	 * id whose key is live → JOBQ_ADD_DEDUPLICATED with the owner's id, event
@@ -190,7 +197,7 @@ struct jobq_backend {
 	int (*add)(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q,
 	           const jobq_add_request *reqs, size_t n, int64_t now_ms);
 
-	/*
+	/**
 	 * Promotes due delayed jobs (event `waiting` prev delayed), then, unless paused, takes
 	 * the next job: waiting first (FIFO, lifo jobs at the front), then prioritized (lowest
 	 * priority number, FIFO within one). Locks it with `token` until now + lock_ms, sets
@@ -210,12 +217,12 @@ struct jobq_backend {
 	int (*fetch)(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q,
 	             const char *token, int64_t lock_ms, int64_t now_ms);
 
-	/* Sets the lock of active job `id` held by `token` to expire at now + lock_ms. Refusals:
+	/** Sets the lock of active job `id` held by `token` to expire at now + lock_ms. Refusals:
 	 * the lock checks (JOBQ_ENOTFOUND, JOBQ_ESTATE, JOBQ_ELOCKLOST). */
 	int (*extend_lock)(jobq_backend_queue *q, const char *id, const char *token,
 	                   int64_t lock_ms, int64_t now_ms);
 
-	/*
+	/**
 	 * Completes active job `id` held by `token`: attempts_made += 1, finished_on = now,
 	 * result, state completed; event `completed` (returnvalue, prev active); then applies
 	 * `keep` (resolved, never JOBQ_KEEP_DEFAULT) to the completed set; releases a dedup id
@@ -225,7 +232,7 @@ struct jobq_backend {
 	int (*complete)(jobq_backend_queue *q, const char *id, const char *token,
 	                const char *result_json, const jobq_keep *keep, int64_t now_ms);
 
-	/*
+	/**
 	 * Fails an attempt of active job `id` held by `token`: attempts_made += 1,
 	 * failed_reason, stack appended. Then per f->retry_at_ms: back to waiting (event
 	 * `waiting` prev active), delayed until retry_at (event `delayed`), or failed for good
@@ -237,14 +244,14 @@ struct jobq_backend {
 	int (*fail)(jobq_backend_queue *q, const char *id, const char *token, const jobq_failure *f,
 	            int64_t now_ms);
 
-	/*
+	/**
 	 * Puts active job `id` held by `token` back at the front of waiting (or its priority)
 	 * without counting an attempt; event `waiting` prev active. Used on close. Refusals:
 	 * the lock checks.
 	 */
 	int (*release)(jobq_backend_queue *q, const char *id, const char *token, int64_t now_ms);
 
-	/*
+	/**
 	 * The stalled check: every active job whose lock expired (JOBQ_CAP_LOCK_CLOCK: lock expiry
 	 * <= now) gets stalled_count += 1, goes to the front of waiting (events `waiting` prev
 	 * active, then `stalled`), and past `max_stalled` gets deferred_failure "job stalled
@@ -255,54 +262,56 @@ struct jobq_backend {
 	int (*reap_stalled)(jobq_strings **recovered, jobq_backend_queue *q, uint32_t max_stalled,
 	                    int64_t stalled_interval_ms, int64_t now_ms);
 
-	/* The whole job with its state; JOBQ_ENOTFOUND if absent. */
+	/** The whole job with its state; JOBQ_ENOTFOUND if absent. */
 	int (*get)(jobq_job **out, jobq_backend_queue *q, const char *id);
-	/* Lists `state` (order as jobq_queue_list); an empty list may be NULL. */
+	/** Lists `state` (order as jobq_queue_list); an empty list may be NULL. */
 	int (*list)(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, size_t offset,
 	            size_t limit);
+	/** Counts the jobs in each state. */
 	int (*counts)(jobq_counts *out, jobq_backend_queue *q);
 
-	/* Removes a job and its logs. Event `removed` (prev). Refusals: JOBQ_ENOTFOUND (no such
+	/** Removes a job and its logs. Event `removed` (prev). Refusals: JOBQ_ENOTFOUND (no such
 	 * job), then JOBQ_ESTATE (active and locked, or on Redis the pending iteration of a job
 	 * scheduler). */
 	int (*remove)(jobq_backend_queue *q, const char *id, int64_t now_ms);
-	/* Pause or resume (event `paused` / `resumed`), and its state. */
+	/** Pause or resume (event `paused` / `resumed`), and its state. */
 	int (*set_paused)(jobq_backend_queue *q, int paused, int64_t now_ms);
+	/** Sets `*out` non-zero if the queue is paused. */
 	int (*is_paused)(int *out, jobq_backend_queue *q);
-	/* Deletes waiting and prioritized jobs (and delayed if asked). No events. */
+	/** Deletes waiting and prioritized jobs (and delayed if asked). No events. */
 	int (*drain)(jobq_backend_queue *q, int include_delayed, int64_t now_ms);
-	/*
+	/**
 	 * Removes up to `limit` (0: all) jobs of `state` whose age (finished_on, else
 	 * processed_on, else timestamp) is <= now - grace_ms; active ones only if unlocked
 	 * (lock expired). Event `cleaned` (count). Returns the count; ids in `removed`.
 	 */
 	int (*clean)(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,
 	             int64_t grace_ms, size_t limit, int64_t now_ms);
-	/* Deletes every job, event and setting of the queue; JOBQ_ESTATE with active jobs unless
+	/** Deletes every job, event and setting of the queue; JOBQ_ESTATE with active jobs unless
 	 * `force`. The queue stays usable (empty, not paused). */
 	int (*obliterate)(jobq_backend_queue *q, int force, int64_t now_ms);
-	/* Moves delayed job `id` (NULL: all) to waiting/prioritized. Returns how many. Event
+	/** Moves delayed job `id` (NULL: all) to waiting/prioritized. Returns how many. Event
 	 * `waiting` prev delayed. Refusals (with an id): JOBQ_ENOTFOUND (no such job), then
 	 * JOBQ_ESTATE (not delayed). */
 	int (*promote)(jobq_backend_queue *q, const char *id, int64_t now_ms);
-	/* Moves failed job `id` (NULL: all failed) back to waiting, clearing finished_on,
+	/** Moves failed job `id` (NULL: all failed) back to waiting, clearing finished_on,
 	 * processed_on, failed_reason (attempts kept). Returns how many. Event `waiting` prev
 	 * failed. Refusals (with an id): JOBQ_ENOTFOUND (no such job), then JOBQ_ESTATE (not
 	 * failed). */
 	int (*retry_failed)(jobq_backend_queue *q, const char *id, int64_t now_ms);
 
-	/* Sets progress (JSON, validated by the core); event `progress` (data). Refusals: with a
+	/** Sets progress (JSON, validated by the core); event `progress` (data). Refusals: with a
 	 * `token`, the lock checks; with `token` NULL (no lock check), JOBQ_ENOTFOUND. */
 	int (*progress)(jobq_backend_queue *q, const char *id, const char *token, const char *json,
 	                int64_t now_ms);
-	/* Appends a log line, keeping the last `keep` (0: all). Returns the number kept.
+	/** Appends a log line, keeping the last `keep` (0: all). Returns the number kept.
 	 * Refusal: JOBQ_ENOTFOUND (no such job), whatever its state. */
 	int (*add_log)(jobq_backend_queue *q, const char *id, const char *line, int64_t keep);
-	/* The logs of job `id`; JOBQ_ENOTFOUND if there is no such job. */
+	/** The logs of job `id`; JOBQ_ENOTFOUND if there is no such job. */
 	int (*get_logs)(jobq_strings **out, jobq_backend_queue *q, const char *id, size_t start,
 	                size_t limit);
 
-	/*
+	/**
 	 * Events after cursor `after` (JOBQ_EVENTS_START, JOBQ_EVENTS_NOW or an id), at most
 	 * `max`; when there are none, waits up to `timeout_ms` of real time (< 0 forever) if the
 	 * backend has JOBQ_CAP_BLOCKING_WAIT, else returns at once. Never returns a NULL list.
@@ -311,7 +320,7 @@ struct jobq_backend {
 	int (*events_read)(jobq_event_list **out, jobq_backend_queue *q, const char *after,
 	                   size_t max, int64_t timeout_ms);
 
-	/*
+	/**
 	 * Optional. Blocks up to `timeout_ms` of real time (< 0 forever) until work may be
 	 * available on `q`: returns at once if, under the backend's lock, the queue is not paused
 	 * and has a waiting or prioritized job, or a delayed job due at jobq_clock_now(clock)
@@ -321,14 +330,15 @@ struct jobq_backend {
 	 * allowed. This is the one place a backend reads the (core's) clock.
 	 */
 	int (*wait_for_work)(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms);
-	/* Optional. Wakes every wait_for_work and events_read in progress on this backend. */
+	/** Optional. Wakes every wait_for_work and events_read in progress on this backend. */
 	void (*wake)(jobq_backend *b);
 
+	/** Frees the backend, after every queue handle is closed. */
 	void (*free)(jobq_backend *b);
 
 	/* -- version 2; optional ------------------------------------------------------------ */
 
-	/*
+	/**
 	 * Optional (NULL: the core calls complete, then fetch). Finishes and takes work in ONE
 	 * step, as BullMQ's moveToFinished with fetchNext, for batches: first each of the `ndone`
 	 * completions exactly as complete() (one whose lock checks fail changes nothing and gets
@@ -348,7 +358,7 @@ struct jobq_backend {
 
 	/* -- version 3; optional ------------------------------------------------------------ */
 
-	/*
+	/**
 	 * Optional, both or neither (NULL: the core's asynchronous adds call add and wait).
 	 * Pipelined adds: add_send starts the step add() would run for `reqs` and returns without
 	 * waiting for its outcome (0), or fails (< 0: the step was not started); add_recv waits for
@@ -360,11 +370,12 @@ struct jobq_backend {
 	 */
 	int (*add_send)(jobq_backend_queue *q, const jobq_add_request *reqs, size_t n,
 	                int64_t now_ms);
+	/** The outcome of the oldest step add_send started (see add_send). */
 	int (*add_recv)(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, size_t n);
 
 	/* -- version 4; optional ------------------------------------------------------------ */
 
-	/*
+	/**
 	 * Optional (NULL: jobq_store_check answers JOBQ_ENOTSUP). The integrity check of the
 	 * whole store (every queue), in one consistent read: fills `report` (zeroed by the
 	 * core) with what it examined and reports each problem with jobq_check_report__problem.
@@ -373,9 +384,43 @@ struct jobq_backend {
 	 * read the store at all. Changes nothing.
 	 */
 	int (*check)(jobq_check_report *report, jobq_backend *b, size_t max_messages);
+
+	/* -- version 5; optional ------------------------------------------------------------ */
+
+	/**
+	 * Optional (NULL: the iterations of job schedulers are not continued). Called by the core
+	 * right after a fetch handed out `job`, an iteration of job scheduler job->scheduler_id,
+	 * before it runs (BullMQ 6: the worker that fetches an iteration creates the next one).
+	 * In one step: if the scheduler still exists and its pending iteration is `job` (else
+	 * nothing changes: the scheduler was removed or updated since), and the series goes on
+	 * (the iteration count is below the limit, `now` is not past the end date, a cron pattern
+	 * has a next time), the next iteration is created as an add would (id
+	 * "repeat:<scheduler id>:<millis>", the template's name, data and options, delayed until
+	 * its time; events `added`, then `delayed` or `waiting`), the scheduler's next time and
+	 * iteration count advance; if that iteration exists already, only event `duplicated`.
+	 * Returns 1 when it created the next iteration, 0 when there was none to create.
+	 * Errors: JOBQ_EINVAL when the scheduler's stored definition cannot be evaluated (a
+	 * malformed pattern, an unknown time zone), JOBQ_ENOTSUP when the backend cannot
+	 * evaluate it: the series cannot go on, the job runs. Anything else (I/O) changes
+	 * nothing, and the core gives the job back to waiting to try again.
+	 */
+	int (*scheduler_next)(jobq_backend_queue *q, const jobq_job *job, int64_t now_ms);
+	/**
+	 * Optional (NULL: jobq_store_list_queues answers JOBQ_ENOTSUP). The names of the queues
+	 * the store holds (any order, each once; the core sorts them): memory its queues, LMDB
+	 * those with settings, Redis those with a meta or id key under the prefix, found without
+	 * blocking the server (SCAN). An empty list may be NULL. Changes nothing.
+	 */
+	int (*list_queues)(jobq_strings **out, jobq_backend *b);
+	/**
+	 * Optional (NULL: jobq_queue_count_workers answers JOBQ_ENOTSUP). How many workers are
+	 * connected to queue `q` now, from any process (Redis: the named client connections
+	 * BullMQ's getWorkers counts). Returns the count.
+	 */
+	int (*count_workers)(jobq_backend_queue *q);
 };
 
-/* Counts one problem in `report` and keeps its message (printf-style) among the first
+/** Counts one problem in `report` and keeps its message (printf-style) among the first
  * `max_messages`. Returns 0, or JOBQ_ENOMEM. */
 JOBQ_EXTERN int jobq_check_report__problem(jobq_check_report *report, size_t max_messages,
                                            const char *fmt, ...)

@@ -643,3 +643,36 @@ jobq_lmdb__check(jobq_check_report *report, jobq_backend *b, size_t max_messages
 	}
 	return 0;
 }
+
+/* The vtable's list_queues: every queue with a settings record, in one read. */
+int
+jobq_lmdb__list_queues(jobq_strings **out, jobq_backend *b) {
+	lmdb_env *e = ((lmdb_backend *)b)->e;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int rc = jobq_lmdb__read_begin(e, &txn);
+	if (rc < 0) {
+		return rc;
+	}
+	int mrc = mdb_cursor_open(txn, e->dbi[DBI_QUEUES], &cur);
+	if (mrc == 0) {
+		MDB_val k, v;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		while (mrc == 0 && rc == 0) {
+			if (k.mv_size > 0 && k.mv_size <= JOBQ_QUEUE_NAME_MAX &&
+			    !memchr(k.mv_data, '\0', k.mv_size)) {
+				rc = jobq_strings__append(out, k.mv_data, k.mv_size);
+			}
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+	}
+	jobq_lmdb__read_end(e, txn);
+	if (rc < 0) {
+		return jobq_error_set(rc, "lmdb: %s: listing queues: out of memory", e->path);
+	}
+	if (mrc && mrc != MDB_NOTFOUND) {
+		return jobq_lmdb__error(mrc, "listing queues");
+	}
+	return 0;
+}

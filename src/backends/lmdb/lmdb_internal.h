@@ -263,6 +263,8 @@ int jobq_lmdb__state_dbi(jobq_state s);
 
 /* lmdb_check.c: the vtable's check slot. */
 int jobq_lmdb__check(jobq_check_report *report, jobq_backend *b, size_t max_messages);
+/* lmdb_check.c: the vtable's list_queues slot. */
+int jobq_lmdb__list_queues(jobq_strings **out, jobq_backend *b);
 /* lmdb_env.c: the names of the tables (DBI_*). */
 const char *jobq_lmdb__dbi_name(int which);
 

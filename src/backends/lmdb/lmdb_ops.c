@@ -78,6 +78,7 @@ static const jobq_backend lmdb_vtable = {
     .free = lm_free,
     .complete_fetch = jobq_lmdb__complete_fetch,
     .check = jobq_lmdb__check,
+    .list_queues = jobq_lmdb__list_queues,
 };
 
 int

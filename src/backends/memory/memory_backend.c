@@ -181,6 +181,18 @@ mem_wake(jobq_backend *b) {
 	pthread_mutex_unlock(&inst->mu);
 }
 
+/* The instance's queues: every one opened since it was created (obliterated ones too). */
+static int
+mem_list_queues(jobq_strings **out, jobq_backend *b) {
+	minstance *inst = ((mbackend *)b)->inst;
+	int rc = 0;
+	pthread_mutex_lock(&inst->mu);
+	for (mqueue *q = inst->queues; q != NULL && rc == 0; q = q->hh.next)
+		rc = jobq_strings__append(out, q->name, strlen(q->name));
+	pthread_mutex_unlock(&inst->mu);
+	return rc < 0 ? jobq_error_set(rc, "memory backend: listing queues: out of memory") : 0;
+}
+
 /* --- instances -------------------------------------------------------------------------- */
 
 static void
@@ -221,6 +233,7 @@ static const jobq_backend memory_vtable = {
     .caps = JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK,
     .queue_open = mem_queue_open,
     .queue_close = mem_queue_close,
+    .list_queues = mem_list_queues,
     .add = jobq_mem__add,
     .fetch = jobq_mem__fetch,
     .extend_lock = jobq_mem__extend_lock,

@@ -1,6 +1,6 @@
 /*
  * Redis backend: the job codec. Job options are stored as BullMQ's `opts` JSON (short keys
- * of bullmq-protocol.md §2.2, "attempts" always present); job hashes are decoded into
+ * of docs/protocol.md §2.2, "attempts" always present); job hashes are decoded into
  * jobq_job with every field BullMQ writes. Unknown opts keys written by Node are ignored
  * here and left untouched in Redis (no script rewrites `opts`). Also the readers of the
  * replies that carry more than a number: addJobs' ids, string arrays and event streams.
@@ -274,7 +274,7 @@ opts_decode(jobq_job_options *o, const redisReply *v) {
 }
 
 /* The job hash fields kept as strings, packed after the job struct. */
-enum { F_NAME, F_DATA, F_RESULT, F_FAILED, F_PROGRESS, F_DEFA, F__COUNT };
+enum { F_NAME, F_DATA, F_RESULT, F_FAILED, F_PROGRESS, F_DEFA, F_RJK, F__COUNT };
 
 static char *
 pack(char **p, const char *s, size_t n) {
@@ -341,6 +341,8 @@ rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *h
 			str[F_DEFA] = v;
 		else if (FIELD_IS(k, "deid"))
 			deid = v;
+		else if (FIELD_IS(k, "rjk"))
+			str[F_RJK] = v;
 	}
 	/* one allocation: the struct, then id, the string fields and the token */
 	size_t token_len = token ? strlen(token) : 0;
@@ -371,6 +373,8 @@ rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *h
 		job->progress = pack(&p, str[F_PROGRESS]->str, str[F_PROGRESS]->len);
 	if (str[F_DEFA] != NULL)
 		job->deferred_failure = pack(&p, str[F_DEFA]->str, str[F_DEFA]->len);
+	if (str[F_RJK] != NULL)
+		job->scheduler_id = pack(&p, str[F_RJK]->str, str[F_RJK]->len);
 	if (token != NULL)
 		job->token = pack(&p, token, token_len);
 	job->timestamp = timestamp;

@@ -21,9 +21,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <signal.h>
+#include <stdarg.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "jobq_lua.h"
@@ -42,109 +41,89 @@ sleep_ms(int64_t ms) {
 	}
 }
 
-static struct timeval
-tv_ms(int64_t ms) {
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-	return tv;
+int
+rq_timed_out(const rq_sock *c) {
+	return c->err != 0 && c->timed_out;
 }
 
 int
-rq_timed_out(const redisContext *c) {
-	return c->err == REDIS_ERR_IO && (strcmp(c->errstr, strerror(EAGAIN)) == 0 ||
-	                                  strcmp(c->errstr, strerror(EWOULDBLOCK)) == 0 ||
-	                                  strcmp(c->errstr, "write timed out") == 0);
-}
-
-int
-rq_io_error(redis_backend *b, const redisContext *c, const char *cmd, int64_t timeout_ms,
+rq_io_error(redis_backend *b, const rq_sock *c, const char *cmd, int64_t timeout_ms,
             const char *setting, const char *tail) {
 	if (rq_timed_out(c))
 		return jobq_error_set(JOBQ_EIO, "redis %s: no reply to %s within %lld ms (%s)%s",
 		                      b->where, cmd, (long long)timeout_ms, setting, tail);
-	return jobq_error_set(JOBQ_EIO, "redis %s: %s: %s%s", b->where, cmd, c->errstr, tail);
-}
-
-/*
- * hiredis writes with write(2): a server that went away would raise SIGPIPE, whose default
- * action kills the process. Block it on this thread around our I/O and discard one that our
- * write raised, leaving the application's own signal handling as it was.
- */
-typedef struct sigpipe_guard {
-	sigset_t old;
-	int was_pending;
-} sigpipe_guard;
-
-static void
-sigpipe_block(sigpipe_guard *g) {
-	sigset_t set, pending;
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	sigemptyset(&pending);
-	sigpending(&pending);
-	g->was_pending = sigismember(&pending, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, &g->old);
-}
-
-static void
-sigpipe_unblock(sigpipe_guard *g) {
-	if (!g->was_pending) {
-		sigset_t set, pending;
-		sigemptyset(&set);
-		sigaddset(&set, SIGPIPE);
-		sigemptyset(&pending);
-		sigpending(&pending);
-		if (sigismember(&pending, SIGPIPE)) {
-			struct timespec zero = {0, 0};
-			sigtimedwait(&set, NULL, &zero);
-		}
-	}
-	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	int rc = jobq_error_set(JOBQ_EIO, "redis %s: %s: %s%s", b->where, cmd, c->errstr, tail);
+	rq_note_lost(b);
+	return rc;
 }
 
 static int
 setup_error(redis_backend *b, const rconn *conn, const char *cmd) {
-	return rq_io_error(b, conn->c, cmd, b->connect_timeout_ms, "connect_timeout_ms", "");
+	const char *hint = "";
+	if (!rq_timed_out(conn->c) &&
+	    (conn->c->err == REDIS_ERR_EOF || conn->c->err == REDIS_ERR_IO)) {
+		/* a TLS port drops a plain client at its first bytes; a server that requires a
+		 * client certificate drops a TLS client without one after the handshake (TLS 1.3),
+		 * its alert often lost in the reset */
+		if (b->tls == NULL)
+			hint = " (if this is a TLS port, use rediss://)";
+		else if (!rq_tls_has_cert(b->tls) && strstr(conn->c->errstr, "certificate") == NULL)
+			hint = " (if the server requires a client certificate: cert=FILE&key=FILE)";
+	}
+	return rq_io_error(b, conn->c, cmd, b->connect_timeout_ms, "connect_timeout_ms", hint);
+}
+
+/* A setup command's reply, or NULL with the error set (`what` names the command; an error
+ * reply is JOBQ_EBACKEND "<what> refused: ..." when `refuse`). */
+static redisReply *
+setup_command(int *rc, redis_backend *b, rconn *conn, const char *what, int refuse, int argc,
+              const char **argv) {
+	redisReply *r = rq_sock_command(conn->c, argc, argv, NULL);
+	if (r == NULL) {
+		*rc = setup_error(b, conn, what);
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR && refuse) {
+		*rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: %s refused: %s", b->where, what,
+		                     r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	*rc = 0;
+	return r;
 }
 
 static int
-conn_setup_io(redis_backend *b, rconn *conn) {
+conn_setup(redis_backend *b, rconn *conn) {
 	redisReply *r;
+	int rc;
 	if (b->password != NULL) {
-		if (b->username != NULL)
-			r = redisCommand(conn->c, "AUTH %s %s", b->username, b->password);
-		else
-			r = redisCommand(conn->c, "AUTH %s", b->password);
+		const char *av[] = {"AUTH", b->username ? b->username : b->password, b->password};
+		r = setup_command(&rc, b, conn, "AUTH", 1, b->username ? 3 : 2, av);
 		if (r == NULL)
-			return setup_error(b, conn, "AUTH");
-		if (r->type == REDIS_REPLY_ERROR) {
-			int rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: AUTH refused: %s",
-			                        b->where, r->str);
-			freeReplyObject(r);
 			return rc;
-		}
 		freeReplyObject(r);
 	}
 	if (b->db != 0) {
-		r = redisCommand(conn->c, "SELECT %d", b->db);
+		char db[16], what[32];
+		snprintf(db, sizeof(db), "%d", b->db);
+		snprintf(what, sizeof(what), "SELECT %d", b->db);
+		const char *av[] = {"SELECT", db};
+		r = setup_command(&rc, b, conn, what, 1, 2, av);
 		if (r == NULL)
-			return setup_error(b, conn, "SELECT");
-		if (r->type == REDIS_REPLY_ERROR) {
-			int rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: SELECT %d refused: %s",
-			                        b->where, b->db, r->str);
-			freeReplyObject(r);
 			return rc;
-		}
 		freeReplyObject(r);
 	}
-	r = redisCommand(conn->c, "CLIENT ID");
+	const char *av[] = {"CLIENT", "ID"};
+	r = setup_command(&rc, b, conn, "CLIENT ID", 0, 2, av);
 	if (r == NULL)
-		return setup_error(b, conn, "CLIENT ID");
+		return rc;
 	if (r->type == REDIS_REPLY_ERROR) {
 		/* NOAUTH (a password is needed) or NOPERM: say so now, not at the first command */
-		int rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: %s%s", b->where, r->str,
-		                        strncmp(r->str, "NOAUTH", 6) == 0
-		                            ? " (give a password: ?password=... or user:password@)"
-		                            : "");
+		rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: %s%s", b->where, r->str,
+		                    strncmp(r->str, "NOAUTH", 6) == 0
+		                        ? " (give a password: ?password=... or user:password@)"
+		                        : "");
 		freeReplyObject(r);
 		return rc;
 	}
@@ -153,47 +132,32 @@ conn_setup_io(redis_backend *b, rconn *conn) {
 	return 0;
 }
 
-/* One connection attempt. */
-static int
-conn_setup(redis_backend *b, rconn *conn) {
-	sigpipe_guard g;
-	sigpipe_block(&g);
-	int rc = conn_setup_io(b, conn);
-	sigpipe_unblock(&g);
-	return rc;
-}
-
 static int
 conn_open_once(rconn **out, redis_backend *b, unsigned int gen, int *timed_out) {
-	*timed_out = 0;
-	struct timeval tv = tv_ms(b->connect_timeout_ms);
-	redisContext *c = b->unix_path ? redisConnectUnixWithTimeout(b->unix_path, tv)
-	                               : redisConnectWithTimeout(b->host, b->port, tv);
-	if (c == NULL)
-		return jobq_error_set(JOBQ_ENOMEM, "redis %s: cannot allocate a context", b->where);
-	if (c->err) {
-		int rc =
-		    jobq_error_set(JOBQ_EIO, "redis %s: cannot connect: %s", b->where, c->errstr);
-		redisFree(c);
-		return rc;
-	}
-	/* the setup's replies are part of connecting */
-	redisSetTimeout(c, tv_ms(b->connect_timeout_ms));
+	char why[256];
+	rq_sock *c = NULL;
+	int rc = rq_sock_open(&c, b->host, b->port, b->unix_path, b->tls, b->connect_timeout_ms,
+	                      why, sizeof(why), timed_out);
+	if (rc < 0)
+		return jobq_error_set(rc, "redis %s: cannot connect: %s", b->where, why);
 	rconn *conn = jobq__calloc(1, sizeof(*conn));
-	if (conn == NULL) {
-		redisFree(c);
+	/* the setup's replies are part of connecting */
+	if (conn == NULL || rq_sock_set_timeout(c, b->connect_timeout_ms) < 0) {
+		rq_sock_close(c);
+		jobq__free(conn);
 		return jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
 	}
 	conn->c = c;
 	conn->gen = gen;
-	int rc = conn_setup(b, conn);
+	rc = conn_setup(b, conn);
+	if (rc == 0 && rq_sock_set_timeout(c, b->command_timeout_ms) < 0) /* 0: no limit */
+		rc = setup_error(b, conn, "setsockopt");
 	if (rc < 0) {
 		*timed_out = rq_timed_out(c);
-		redisFree(c);
+		rq_sock_close(c);
 		jobq__free(conn);
 		return rc;
 	}
-	redisSetTimeout(c, tv_ms(b->command_timeout_ms)); /* 0: no limit */
 	*out = conn;
 	return 0;
 }
@@ -209,8 +173,13 @@ conn_open(rconn **out, redis_backend *b) {
 		int timed_out;
 		int rc = conn_open_once(out, b, gen, &timed_out);
 		/* a server that accepts but does not answer is not tried again at once */
-		if (rc != JOBQ_EIO || timed_out || attempt >= b->reconnect_attempts)
+		if (rc == 0)
+			rq_note_restored(b);
+		if (rc != JOBQ_EIO || timed_out || attempt >= b->reconnect_attempts) {
+			if (rc == JOBQ_EIO)
+				rq_note_lost(b);
 			return rc;
+		}
 		pthread_mutex_lock(&b->mu);
 		unsigned int r = (unsigned int)rand_r(&b->seed);
 		pthread_mutex_unlock(&b->mu);
@@ -225,7 +194,7 @@ conn_open(rconn **out, redis_backend *b) {
 static void
 conn_close(rconn *conn) {
 	if (conn != NULL) {
-		redisFree(conn->c);
+		rq_sock_close(conn->c);
 		jobq__free(conn->name);
 		jobq__free(conn);
 	}
@@ -293,37 +262,24 @@ rq_conn_drop_named(redis_backend *b, const char *name) {
 	}
 }
 
-static redisReply *
-command_named_io(rconn *conn, const char *name, int argc, const char **argv) {
+redisReply *
+rq_conn_command_named(rconn *conn, const char *name, int argc, const char **argv) {
 	if (same_name(conn->name, name))
-		return redisCommandArgv(conn->c, argc, argv, NULL);
+		return rq_sock_command(conn->c, argc, argv, NULL);
 	/* an empty name resets it (CLIENT SETNAME "" = no name) */
 	const char *sv[] = {"CLIENT", "SETNAME", name ? name : ""};
-	if (redisAppendCommandArgv(conn->c, 3, sv, NULL) != REDIS_OK ||
-	    redisAppendCommandArgv(conn->c, argc, argv, NULL) != REDIS_OK)
+	if (rq_sock_send(conn->c, 3, sv, NULL) < 0 || rq_sock_send(conn->c, argc, argv, NULL) < 0)
 		return NULL;
-	redisReply *r = NULL;
-	if (redisGetReply(conn->c, (void **)&r) != REDIS_OK)
+	redisReply *r = rq_sock_reply(conn->c);
+	if (r == NULL)
 		return NULL;
-	int named = r != NULL && r->type != REDIS_REPLY_ERROR;
+	int named = r->type != REDIS_REPLY_ERROR;
 	freeReplyObject(r);
 	jobq__free(conn->name);
 	conn->name = NULL;
 	if (named && name != NULL)
 		conn->name = jobq__strdup(name); /* NULL on ENOMEM: renamed again next time */
-	r = NULL;
-	if (redisGetReply(conn->c, (void **)&r) != REDIS_OK)
-		return NULL;
-	return r;
-}
-
-redisReply *
-rq_conn_command_named(rconn *conn, const char *name, int argc, const char **argv) {
-	sigpipe_guard g;
-	sigpipe_block(&g);
-	redisReply *r = command_named_io(conn, name, argc, argv);
-	sigpipe_unblock(&g);
-	return r;
+	return rq_sock_reply(conn->c);
 }
 
 char *
@@ -398,27 +354,94 @@ rq_pool_free(redis_backend *b) {
 		}
 	}
 	b->idle = b->idle_blocking = NULL;
+	rq_tls_free(b->tls);
+	b->tls = NULL;
 }
 
-/* The server's proto-max-bulk-len (the largest string a command may carry): CONFIG GET, or
- * Redis's default when CONFIG is refused (an ACL, a managed server) or says nothing usable. */
-static int
-read_max_bulk(redis_backend *b, rconn *conn) {
-	b->max_bulk = RQ_DEFAULT_MAX_BULK;
-	sigpipe_guard g;
-	sigpipe_block(&g);
-	redisReply *r = redisCommand(conn->c, "CONFIG GET proto-max-bulk-len");
-	sigpipe_unblock(&g);
-	if (r == NULL)
-		return setup_error(b, conn, "CONFIG GET proto-max-bulk-len");
-	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-	    r->element[1]->type == REDIS_REPLY_STRING) {
-		char *end = NULL;
-		unsigned long long v = strtoull(r->element[1]->str, &end, 10);
-		if (end != r->element[1]->str && *end == '\0' && v > 0)
-			b->max_bulk = v;
+int
+rq_conn_init(redis_backend *b, const jobq_redis_options *opts) {
+	if (!opts->tls) {
+		if (opts->tls_ca_file || opts->tls_ca_path || opts->tls_cert_file ||
+		    opts->tls_key_file || opts->tls_sni || opts->tls_insecure)
+			return jobq_error_set(
+			    JOBQ_EINVAL, "redis %s: TLS settings given without tls (use rediss://)",
+			    b->where);
+		return 0;
 	}
+	if (b->unix_path != NULL)
+		return jobq_error_set(
+		    JOBQ_EINVAL, "redis %s: TLS over a unix socket is not supported", b->where);
+	rq_tls_config cfg = {opts->tls_ca_file,  opts->tls_ca_path, opts->tls_cert_file,
+	                     opts->tls_key_file, opts->tls_sni,     opts->tls_insecure};
+	char why[512];
+	int rc = rq_tls_new(&b->tls, &cfg, why, sizeof(why));
+	if (rc < 0)
+		return jobq_error_set(rc, "redis %s: %s", b->where, why);
+	if (opts->tls_insecure)
+		redis__warn("redis %s: TLS without verifying the server's certificate (insecure=1)",
+		            b->where);
+	return 0;
+}
+
+void
+rq_conn_set_timeout(rconn *conn, int64_t ms) {
+	rq_sock_set_timeout(conn->c, ms); /* a failure sets conn->c->err: the call fails */
+}
+
+void
+redis__warn(const char *fmt, ...) {
+	const char *quiet = getenv("JOBQ_QUIET");
+	if (quiet != NULL && quiet[0] != '\0' && strcmp(quiet, "0") != 0)
+		return;
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "jobq: warning: %s\n", line);
+}
+
+/* The value of a CONFIG GET reply {name, value}, or NULL (CONFIG refused by an ACL or a
+ * managed server, or nothing usable). */
+static const char *
+config_value(const redisReply *r) {
+	return r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	               r->element[1]->type == REDIS_REPLY_STRING
+	           ? r->element[1]->str
+	           : NULL;
+}
+
+/* Reads the server's proto-max-bulk-len (the largest string a command may carry; Redis's
+ * default when unknown) and warns unless maxmemory-policy is noeviction: under any other
+ * policy the server may evict a queue's keys (jobs lost, locks gone), as BullMQ warns too. */
+static int
+read_config(redis_backend *b, rconn *conn) {
+	b->max_bulk = RQ_DEFAULT_MAX_BULK;
+	const char *bulk[] = {"CONFIG", "GET", "proto-max-bulk-len"};
+	const char *policy[] = {"CONFIG", "GET", "maxmemory-policy"};
+	if (rq_sock_send(conn->c, 3, bulk, NULL) < 0 || rq_sock_send(conn->c, 3, policy, NULL) < 0)
+		return setup_error(b, conn, "CONFIG GET");
+	redisReply *r = rq_sock_reply(conn->c);
+	redisReply *p = r != NULL ? rq_sock_reply(conn->c) : NULL;
+	if (r == NULL || p == NULL) {
+		if (r != NULL)
+			freeReplyObject(r);
+		return setup_error(b, conn, "CONFIG GET");
+	}
+	const char *v = config_value(r);
+	if (v != NULL) {
+		char *end = NULL;
+		unsigned long long n = strtoull(v, &end, 10);
+		if (end != v && *end == '\0' && n > 0)
+			b->max_bulk = n;
+	}
+	v = config_value(p);
+	if (v != NULL && strcmp(v, "noeviction") != 0)
+		redis__warn("redis %s: maxmemory-policy is '%s'; it should be 'noeviction', or "
+		            "the server may evict a queue's keys under memory pressure",
+		            b->where, v);
 	freeReplyObject(r);
+	freeReplyObject(p);
 	return 0;
 }
 
@@ -429,7 +452,7 @@ rq_connect_check(redis_backend *b) {
 	int rc = conn_open_once(&conn, b, 0, &timed_out);
 	if (rc < 0)
 		return rc;
-	if ((rc = read_max_bulk(b, conn)) < 0) {
+	if ((rc = read_config(b, conn)) < 0) {
 		conn_close(conn);
 		return rc;
 	}
@@ -452,54 +475,8 @@ rq_check_size(redis_backend *b, size_t len, const char *what) {
 	                      what, len, limit, b->where);
 }
 
-/* Writes `len` bytes with send(MSG_NOSIGNAL) (never SIGPIPE); -1 and c->err set. */
 static int
-send_all(redisContext *c, const char *buf, size_t len) {
-	for (size_t off = 0; off < len;) {
-		ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			c->err = REDIS_ERR_IO;
-			snprintf(c->errstr, sizeof(c->errstr), "%s",
-			         n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
-			             ? "write timed out"
-			         : n < 0 ? strerror(errno)
-			                 : "connection closed");
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	return 0;
-}
-
-/*
- * One command without the SIGPIPE guard's four system calls: the command is written with
- * send(MSG_NOSIGNAL), which never raises SIGPIPE, and hiredis only reads the reply (its
- * output buffer stays empty, so it writes nothing). NULL and c->err set on I/O errors.
- */
-static redisReply *
-command_nosignal(redisContext *c, int argc, const char **argv, const size_t *lens) {
-	char *cmd = NULL;
-	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-	if (len < 0 || cmd == NULL) {
-		c->err = REDIS_ERR_OOM;
-		snprintf(c->errstr, sizeof(c->errstr), "out of memory formatting a command");
-		return NULL;
-	}
-	if (send_all(c, cmd, (size_t)len) < 0) {
-		free(cmd);
-		return NULL;
-	}
-	free(cmd);
-	void *reply = NULL;
-	if (redisGetReply(c, &reply) != REDIS_OK)
-		return NULL;
-	return reply;
-}
-
-static int
-command_error(redis_backend *b, const redisContext *c, const char *cmd, const char *tail) {
+command_error(redis_backend *b, const rq_sock *c, const char *cmd, const char *tail) {
 	return rq_io_error(b, c, cmd, b->command_timeout_ms, RQ_COMMAND_TIMEOUT_SETTING, tail);
 }
 
@@ -511,7 +488,7 @@ rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **arg
 		*rc = rq_conn_get(&conn, b, 0);
 		if (*rc < 0)
 			return NULL;
-		redisReply *r = command_nosignal(conn->c, argc, argv, lens);
+		redisReply *r = rq_sock_command(conn->c, argc, argv, lens);
 		if (r == NULL) {
 			int timed_out = rq_timed_out(conn->c);
 			if (idempotent && attempt == 0 && !timed_out) {
@@ -542,7 +519,7 @@ rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **arg
 
 /* The `n` commands of `argc` arguments each, in one write; their replies in `out`. */
 static int
-pipeline_once(redisContext *c, size_t n, int argc, const char **argv, const size_t *lens,
+pipeline_once(rq_sock *c, size_t n, int argc, const char **argv, const size_t *lens,
               redisReply **out) {
 	size_t total = 0, cap = 0;
 	char *buf = NULL;
@@ -578,15 +555,14 @@ pipeline_once(redisContext *c, size_t n, int argc, const char **argv, const size
 		snprintf(c->errstr, sizeof(c->errstr), "out of memory formatting commands");
 		return -1;
 	}
-	rc = send_all(c, buf, total);
+	rc = rq_sock_write(c, buf, total);
 	free(buf);
 	for (size_t i = 0; i < n; i++)
 		out[i] = NULL;
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		void *reply = NULL;
-		if (redisGetReply(c, &reply) != REDIS_OK)
+		out[i] = rq_sock_reply(c);
+		if (out[i] == NULL)
 			rc = -1;
-		out[i] = reply;
 	}
 	if (rc < 0) {
 		for (size_t i = 0; i < n; i++) {
@@ -665,7 +641,7 @@ rq_script_send(rconn *conn, jobq_backend_queue *q, int script, int argc, const c
 		if (len < 0 || cmd == NULL)
 			rc = jobq_error_set(JOBQ_ENOMEM,
 			                    "redis: out of memory formatting a command");
-		else if (send_all(conn->c, cmd, (size_t)len) < 0)
+		else if (rq_sock_write(conn->c, cmd, (size_t)len) < 0)
 			rc = command_error(q->b, conn->c, "EVALSHA", "");
 		free(cmd);
 	}
@@ -676,15 +652,12 @@ rq_script_send(rconn *conn, jobq_backend_queue *q, int script, int argc, const c
 
 redisReply *
 rq_conn_read(rconn *conn) {
-	void *reply = NULL;
-	if (redisGetReply(conn->c, &reply) != REDIS_OK)
-		return NULL;
-	return reply;
+	return rq_sock_reply(conn->c);
 }
 
 redisReply *
 rq_conn_call(rconn *conn, int argc, const char **argv, const size_t *lens) {
-	return command_nosignal(conn->c, argc, argv, lens);
+	return rq_sock_command(conn->c, argc, argv, lens);
 }
 
 int

@@ -1,6 +1,6 @@
 /*
  * Redis backend: the vtable over the Lua scripts of lua/ (one script per operation, each one
- * atomic step), wire-compatible with BullMQ 6.x (bullmq-protocol.md).
+ * atomic step), wire-compatible with BullMQ 6.x (docs/protocol.md).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -256,8 +256,11 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.wake = rq_wake;
 	b->base.free = rq_free;
 	b->base.complete_fetch = rq_complete_fetch;
+	b->base.scheduler_next = rq_scheduler_next;
 	b->base.add_send = rq_add_send;
 	b->base.add_recv = rq_add_recv;
+	b->base.list_queues = rq_list_queues;
+	b->base.count_workers = rq_count_workers;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->port = opts->port ? opts->port : 6379;
@@ -288,7 +291,9 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 		snprintf(b->where, wl, "%s", b->unix_path);
 	else
 		snprintf(b->where, wl, "%s:%d", b->host, b->port);
-	int rc = rq_connect_check(b);
+	int rc = rq_conn_init(b, opts);
+	if (rc == 0)
+		rc = rq_connect_check(b);
 	if (rc == JOBQ_EIO && opts->connect_wait_ms > 0) {
 		/* the caller chose to wait for a server that is down (or restarting) */
 		int64_t deadline = jobq__mono_ms() + opts->connect_wait_ms;

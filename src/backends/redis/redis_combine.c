@@ -25,9 +25,9 @@
  * on its own condition: finishing a flight wakes one member (which wakes the next) and the
  * next leader only.
  *
- * Up to 8 flights: while the client takes in one flight's reply and its members wake, the
- * server works on the others (with 2, redis-server sat idle a quarter of the time with a
- * hundred handler threads; 8 made processing ~10 % faster at concurrency 10 and 100).
+ * Several flights at once: while the client takes in one flight's reply and its members
+ * wake, the server works on the others, instead of waiting for the client (BENCHMARKS.md,
+ * "Redis", has the measurement behind 8).
  */
 enum { RQ_FLIGHTS = 8 };
 

@@ -18,9 +18,9 @@ int
 rq_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
          int64_t lock_ms, int64_t now_ms) {
 	numbuf n1, n2;
-	const char *av[] = {token, rq_fmt_i64(&n1, lock_ms), rq_fmt_i64(&n2, now_ms), ""};
+	const char *av[] = {token, rq_fmt_i64(&n1, lock_ms), rq_fmt_i64(&n2, now_ms)};
 	int rc;
-	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVETOACTIVE, 4, av, NULL);
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVETOACTIVE, 3, av, NULL);
 	if (r == NULL)
 		return rc;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {

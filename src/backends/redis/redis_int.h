@@ -5,7 +5,9 @@
  * pool for its duration (one connection per concurrently calling thread) and gives it back.
  * Blocking waits (BZPOPMIN on the marker, XREAD BLOCK) use connections of their own and are
  * registered so that wake() can interrupt them with CLIENT UNBLOCK from another connection.
- * hiredis 0.14 allocates with libc and aborts on out-of-memory; nothing we can prevent.
+ * The sockets are our own (sock.c: TCP, unix, TLS); hiredis 0.14 only parses replies and
+ * formats commands, allocating with libc, and its allocation wrappers abort on out-of-memory
+ * (hiredis's alloc.h); nothing we can prevent short of replacing the reader.
  */
 #ifndef JOBQ_REDIS_INT_H
 #define JOBQ_REDIS_INT_H
@@ -19,6 +21,7 @@
 #include "jobq/backends.h"
 #include "backends/backend.h"
 #include "jobq/sys/backend.h"
+#include "sock.h"
 
 #define RQ_NKEYS 16
 /* How long a command may wait for its reply unless the options say otherwise. */
@@ -30,7 +33,7 @@
 #define RQ_DEFAULT_MAX_BULK (512ULL * 1024 * 1024)
 
 typedef struct rconn {
-	redisContext *c;
+	rq_sock *c;
 	long long client_id; /* CLIENT ID, for CLIENT UNBLOCK */
 	unsigned int gen;    /* connection generation when opened */
 	char *name;          /* CLIENT SETNAME given to the server, NULL: unnamed */
@@ -80,7 +83,9 @@ typedef struct redis_backend {
 	unsigned long long max_bulk; /* the server's proto-max-bulk-len, read at open */
 	unsigned int reconnect_attempts;
 	int64_t reconnect_max_delay_ms;
-	char *where; /* "host:port" or the socket path, for messages */
+	char *where;                /* "host:port" or the socket path, for messages */
+	rq_tls *tls;                /* NULL: plain connections */
+	struct rq_cluster *cluster; /* Redis Cluster (cluster.c); NULL: one server */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;    /* signalled when a blocking wait of a closing queue ends */
@@ -90,6 +95,7 @@ typedef struct redis_backend {
 	uint64_t wake_gen;
 	unsigned int conn_gen; /* bumped when a connection is found dead: older ones are dropped */
 	unsigned int seed;
+	atomic_llong down_since_ms; /* redis_info.c: when the server stopped answering, 0: up */
 } redis_backend;
 
 struct jobq_backend_queue {
@@ -154,23 +160,49 @@ int rq_connect_check(redis_backend *b);
  * than the server accepts in one string (a command carrying it would be refused and its
  * connection closed); else 0. */
 int rq_check_size(redis_backend *b, size_t len, const char *what);
-/* Non-zero when the context's I/O error is a read or write timeout. */
-int rq_timed_out(const redisContext *c);
+/* Non-zero when the socket's I/O error is a read or write timeout. */
+int rq_timed_out(const rq_sock *c);
 /* JOBQ_EIO for the I/O error on `c` while running `cmd`: a timeout says which setting
  * (`setting`, `timeout_ms`) ran out, anything else hiredis's words; `tail` is appended. */
-int rq_io_error(redis_backend *b, const redisContext *c, const char *cmd, int64_t timeout_ms,
+int rq_io_error(redis_backend *b, const rq_sock *c, const char *cmd, int64_t timeout_ms,
                 const char *setting, const char *tail);
+/* Closes the pooled connections and frees the TLS context. */
 void rq_pool_free(redis_backend *b);
+/* The connection layer's settings from `opts` (TLS context): 0, or < 0 with the error set. */
+int rq_conn_init(redis_backend *b, const jobq_redis_options *opts);
+/* Each later read or write on `conn` waits at most `ms` (0: no limit). */
+void rq_conn_set_timeout(rconn *conn, int64_t ms);
+/* One line "jobq: warning: ..." on stderr unless JOBQ_QUIET is set (until the library has a
+ * log hook). */
+void redis__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* redis_info.c: the vtable's list_queues and count_workers slots, and the log lines for a
+ * server that stopped answering (rq_note_lost, after an I/O error has been set) and answers
+ * again (rq_note_restored, after a connection opened). */
+int rq_list_queues(jobq_strings **out, jobq_backend *b);
+int rq_count_workers(jobq_backend_queue *q);
+void rq_note_lost(redis_backend *b);
+void rq_note_restored(redis_backend *b);
 /* url.c: the parts of a redis:// or redis+unix:// store URL (strings percent-decoded, owned). */
 typedef struct rq_url {
 	char *host, *unix_path, *user, *password, *prefix;
+	char *tls_ca_file, *tls_ca_path, *tls_cert_file, *tls_key_file, *tls_sni;
+	int tls, tls_insecure;
+	int cluster;         /* redis+cluster:// or rediss+cluster:// */
+	char *cluster_seeds; /* the seeds after the first, "host:port,host:port" */
 	long port, db;
 	long long connect_timeout_ms, command_timeout_ms, connect_wait_ms;
 } rq_url;
 /* Parses `url` without connecting: 0, or < 0 with the error set and nothing to free. */
 int rq_url_parse(rq_url *p, const char *url);
 void rq_url_free(rq_url *p);
+
+/* cluster.c: a cluster backend from the first seed in `opts` (the others in `seeds`, "host:port,
+ * ...", tried when it is down). */
+int rq_cluster_open(jobq_backend **out, const jobq_redis_options *opts, const char *seeds);
+/* The offset and *len of the hash tag of `key` (Redis Cluster's rule: the first {...} that is
+ * not empty), or -1 when the whole key is hashed. */
+int rq_key_hash_tag(const char *key, size_t *len);
 
 /* codec.c */
 int rq_opts_to_json(char **out, const jobq_job_options *opts);
@@ -187,5 +219,8 @@ int rq_add_reply_read(jobq_job_id *ids, int *outcomes, const redisReply *r, size
 int rq_strings_from_reply(jobq_strings **list, const redisReply *r);
 /* Appends the events of an XREAD reply {{stream, {{id, {field, value, ...}}, ...}}, ...}. */
 int rq_events_from_reply(jobq_event_list *list, const redisReply *r);
+
+/* redis_sched.c: the scheduler_next slot (lua/updateJobScheduler-16.lua) */
+int rq_scheduler_next(jobq_backend_queue *q, const jobq_job *job, int64_t now_ms);
 
 #endif

@@ -113,8 +113,7 @@ blocking_command(int *rc, jobq_backend_queue *q, const char *name, uint64_t gen,
 		int64_t t = (block_ms > 0 ? block_ms : 0) + (b->command_timeout_ms > 0
 		                                                 ? b->command_timeout_ms
 		                                                 : RQ_DEFAULT_COMMAND_TIMEOUT_MS);
-		redisSetTimeout(conn->c, (struct timeval){(time_t)(t / 1000),
-		                                          (suseconds_t)((t % 1000) * 1000)});
+		rq_conn_set_timeout(conn, t);
 		r = rq_conn_command_named(conn, name, argc, argv);
 		if (r == NULL)
 			*rc = rq_io_error(b, conn->c, argv[0], t,

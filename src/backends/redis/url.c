@@ -1,7 +1,10 @@
 /*
  * Redis backend: store URLs.
  *   redis://[[user]:password@]host[:port][/db][?prefix=P&...]
+ *   rediss://... (TLS) with the query keys cacert=FILE, capath=DIR, cert=FILE, key=FILE,
+ *     sni=NAME, insecure=1 (only on rediss://)
  *   redis+unix:///path/to.sock[?db=N&prefix=P&password=...&user=...]
+ *   redis+cluster://[[user]:password@]host:port[,host:port...][?...], rediss+cluster://...
  * Query keys: prefix, db, user (or username), password, connect_timeout_ms (default 5000),
  * command_timeout_ms (default 30000), connect_wait_ms (0: fail at once when the server is
  * down). User and password
@@ -128,6 +131,33 @@ parse_query(url_parts *p, const char *q, const char *url) {
 				p->connect_timeout_ms = num;
 			else
 				p->command_timeout_ms = num;
+		} else if (KEY_IS("cacert") || KEY_IS("capath") || KEY_IS("cert") ||
+		           KEY_IS("key") || KEY_IS("sni") || KEY_IS("insecure")) {
+			if (!p->tls)
+				return jobq_error_set(JOBQ_EINVAL,
+				                      "redis URL %s: '%.*s' is a TLS setting: use "
+				                      "rediss://",
+				                      url, (int)kl, q);
+			if (vl == 0)
+				return jobq_error_set(JOBQ_EINVAL, "redis URL %s: empty %.*s", url,
+				                      (int)kl, q);
+			if (KEY_IS("insecure")) {
+				if (vl != 1 || (v[0] != '0' && v[0] != '1'))
+					return jobq_error_set(
+					    JOBQ_EINVAL,
+					    "redis URL %s: insecure '%.*s' is not 0 or 1", url,
+					    (int)vl, v);
+				p->tls_insecure = v[0] == '1';
+			} else {
+				char **dst = KEY_IS("cacert")   ? &p->tls_ca_file
+				             : KEY_IS("capath") ? &p->tls_ca_path
+				             : KEY_IS("cert")   ? &p->tls_cert_file
+				             : KEY_IS("key")    ? &p->tls_key_file
+				                                : &p->tls_sni;
+				char what[16];
+				snprintf(what, sizeof(what), "%.*s", (int)kl, q);
+				rc = set_str(dst, v, vl, url, what);
+			}
 		} else {
 			return jobq_error_set(JOBQ_EINVAL, "redis URL %s: unknown query key '%.*s'",
 			                      url, (int)kl, q);
@@ -215,6 +245,61 @@ parse_tcp(url_parts *p, const char *s, const char *url) {
 	return 0;
 }
 
+/* [user:pass@]host:port[,host:port...][/db][?query]: the first seed parsed as a redis:// URL,
+ * the others kept in p->cluster_seeds (each checked for a port). */
+static int
+parse_cluster(url_parts *p, const char *s, const char *url) {
+	size_t alen = strcspn(s, "/?");
+	const char *at = NULL;
+	for (const char *c = s; c < s + alen; c++)
+		if (*c == '@')
+			at = c;
+	const char *hosts = at ? at + 1 : s;
+	size_t first = strcspn(hosts, ",/?");
+	size_t rest_len = (size_t)(s + alen - (hosts + first));
+	if (rest_len > 0) {
+		const char *seeds = hosts + first + 1;
+		size_t sl = rest_len - 1;
+		for (size_t i = 0; i < sl;) {
+			size_t n = strcspn(seeds + i, ",");
+			if (n > sl - i)
+				n = sl - i;
+			const char *colon = NULL;
+			for (size_t k = 0; k < n; k++)
+				if (seeds[i + k] == ':')
+					colon = seeds + i + k;
+			long long port;
+			if (colon == NULL ||
+			    parse_long(&port, colon + 1, (size_t)(seeds + i + n - colon - 1), 1,
+			               65535) < 0)
+				return jobq_error_set(JOBQ_EINVAL,
+				                      "redis URL %s: cluster seed '%.*s' is not "
+				                      "host:port",
+				                      url, (int)n, seeds + i);
+			i += n + 1;
+		}
+		p->cluster_seeds = jobq__malloc(sl + 1);
+		if (p->cluster_seeds == NULL)
+			return jobq_error_set(JOBQ_ENOMEM, "redis URL: out of memory");
+		memcpy(p->cluster_seeds, seeds, sl);
+		p->cluster_seeds[sl] = '\0';
+	}
+	/* the URL without the other seeds */
+	size_t head = (size_t)(hosts + first - s);
+	size_t tail = strlen(s + alen);
+	char *one = jobq__malloc(head + tail + 1);
+	if (one == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "redis URL: out of memory");
+	memcpy(one, s, head);
+	memcpy(one + head, s + alen, tail + 1);
+	int rc = parse_tcp(p, one, url);
+	jobq__free(one);
+	if (rc == 0 && p->db != 0)
+		rc = jobq_error_set(JOBQ_EINVAL, "redis URL %s: Redis Cluster has only database 0",
+		                    url);
+	return rc;
+}
+
 int
 rq_url_parse(rq_url *p, const char *full_url) {
 	memset(p, 0, sizeof(*p));
@@ -223,9 +308,14 @@ rq_url_parse(rq_url *p, const char *full_url) {
 	if (url == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "redis URL: out of memory");
 	int rc;
-	if (strncmp(full_url, "rediss:", 7) == 0) {
-		rc = jobq_error_set(JOBQ_ENOTSUP, "redis URL %s: TLS (rediss://) is not supported",
-		                    url);
+	if (strncmp(full_url, "redis+cluster://", 16) == 0 ||
+	    strncmp(full_url, "rediss+cluster://", 17) == 0) {
+		p->tls = full_url[5] == 's';
+		p->cluster = 1;
+		rc = parse_cluster(p, full_url + (p->tls ? 17 : 16), url);
+	} else if (strncmp(full_url, "rediss://", 9) == 0) {
+		p->tls = 1;
+		rc = parse_tcp(p, full_url + 9, url);
 	} else if (strncmp(full_url, "redis://", 8) == 0) {
 		rc = parse_tcp(p, full_url + 8, url);
 	} else if (strncmp(full_url, "redis+unix://", 13) == 0) {
@@ -240,11 +330,17 @@ rq_url_parse(rq_url *p, const char *full_url) {
 			rc = parse_query(p, path + pl + 1, url);
 	} else {
 		rc = jobq_error_set(
-		    JOBQ_EINVAL, "redis URL %s: expected redis://host:port or redis+unix:///path",
+		    JOBQ_EINVAL,
+		    "redis URL %s: expected redis://host:port, rediss://host:port or "
+		    "redis+unix:///path",
 		    url);
 	}
 	if (rc == 0 && p->user != NULL && p->password == NULL)
 		rc = jobq_error_set(JOBQ_EINVAL, "redis URL %s: a user needs a password", url);
+	if (rc == 0 && (p->tls_cert_file != NULL) != (p->tls_key_file != NULL))
+		rc = jobq_error_set(
+		    JOBQ_EINVAL,
+		    "redis URL %s: a client certificate needs both cert= and key=", url);
 	if (rc < 0)
 		rq_url_free(p);
 	jobq__free(url);
@@ -258,6 +354,12 @@ rq_url_free(rq_url *p) {
 	jobq__free(p->user);
 	jobq__free(p->password);
 	jobq__free(p->prefix);
+	jobq__free(p->tls_ca_file);
+	jobq__free(p->tls_ca_path);
+	jobq__free(p->tls_cert_file);
+	jobq__free(p->tls_key_file);
+	jobq__free(p->tls_sni);
+	jobq__free(p->cluster_seeds);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -277,7 +379,15 @@ jobq__redis_open_url(jobq_backend **out, const char *url) {
 		o.connect_timeout_ms = p.connect_timeout_ms;
 		o.command_timeout_ms = p.command_timeout_ms;
 		o.connect_wait_ms = p.connect_wait_ms;
-		rc = jobq_backend_redis_new(out, &o);
+		o.tls = p.tls;
+		o.tls_ca_file = p.tls_ca_file;
+		o.tls_ca_path = p.tls_ca_path;
+		o.tls_cert_file = p.tls_cert_file;
+		o.tls_key_file = p.tls_key_file;
+		o.tls_sni = p.tls_sni;
+		o.tls_insecure = p.tls_insecure;
+		rc = p.cluster ? rq_cluster_open(out, &o, p.cluster_seeds)
+		               : jobq_backend_redis_new(out, &o);
 		rq_url_free(&p);
 	}
 	return rc;

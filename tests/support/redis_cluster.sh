@@ -1,0 +1,102 @@
+#!/bin/sh
+# Private Redis Cluster for the tests: three masters on loopback (random ports; each also on
+# a unix socket DIR/nodeN.sock for the tests' own cleanup), made with redis-cli --cluster create.
+#   redis_cluster.sh start DIR   starts them; DIR/ports holds "port port port"; waits until
+#                                every node says cluster_state:ok
+#   redis_cluster.sh stop DIR    stops them
+# Exits 77 (ctest: skipped) when redis-server is missing, 1 in CI (CI set).
+set -eu
+cmd=${1:-}
+dir=${2:-}
+if [ -z "$cmd" ] || [ -z "$dir" ]; then
+	echo "usage: $0 start|stop DIR" >&2
+	exit 2
+fi
+
+# a port in 20000..54999 (its cluster bus port, +10000, stays below 65536)
+random_port() {
+	echo $((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 35000))
+}
+
+stop_all() {
+	for n in 1 2 3; do
+		sh "$(dirname "$0")/redis.sh" stop "$dir/node$n" >/dev/null 2>&1 || true
+	done
+}
+
+case "$cmd" in
+start)
+	for tool in redis-server redis-cli; do
+		if ! command -v $tool >/dev/null 2>&1; then
+			echo "SKIPPED: $tool not found: the cluster tests did NOT run" >&2
+			[ -n "${CI:-}" ] && exit 1
+			exit 77
+		fi
+	done
+	stop_all
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	ports=""
+	for n in 1 2 3; do
+		d="$dir/node$n"
+		mkdir -p "$d"
+		tries=0
+		while :; do
+			tries=$((tries + 1))
+			[ $tries -le 20 ] || { echo "cluster node $n did not start" >&2; stop_all; exit 1; }
+			port=$(random_port)
+			rm -f "$d/redis.pid" "$d/redis.sock" "$d/nodes.conf"
+			redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+				--cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
+				--unixsocket "$d/redis.sock" --unixsocketperm 700 --save '' --appendonly no \
+				--daemonize yes --pidfile "$d/redis.pid" --dir "$d" --logfile "$d/redis.log" \
+				--maxmemory-policy noeviction || continue
+			i=0
+			up=0
+			while [ $i -lt 60 ]; do
+				if redis-cli -s "$d/redis.sock" ping 2>/dev/null | grep -q PONG; then
+					up=1
+					break
+				fi
+				i=$((i + 1))
+				sleep 0.05
+			done
+			[ $up = 1 ] && break
+			sh "$(dirname "$0")/redis.sh" stop "$d" >/dev/null 2>&1 || true
+		done
+		ports="$ports $port"
+	done
+	# shellcheck disable=SC2086
+	set -- $ports
+	if ! redis-cli --cluster create "127.0.0.1:$1" "127.0.0.1:$2" "127.0.0.1:$3" \
+		--cluster-yes >"$dir/create.log" 2>&1; then
+		cat "$dir/create.log" >&2
+		stop_all
+		exit 1
+	fi
+	i=0
+	while [ $i -lt 200 ]; do
+		ok=0
+		for n in 1 2 3; do
+			redis-cli -s "$dir/node$n/redis.sock" cluster info 2>/dev/null |
+				grep -q 'cluster_state:ok' && ok=$((ok + 1))
+		done
+		if [ $ok = 3 ]; then
+			echo "$1 $2 $3" >"$dir/ports"
+			exit 0
+		fi
+		i=$((i + 1))
+		sleep 0.05
+	done
+	echo "the cluster did not reach cluster_state:ok" >&2
+	stop_all
+	exit 1
+	;;
+stop)
+	stop_all
+	;;
+*)
+	echo "usage: $0 start|stop DIR" >&2
+	exit 2
+	;;
+esac
