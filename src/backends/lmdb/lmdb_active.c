@@ -2,7 +2,7 @@
  * LMDB backend: lock-checked operations on active jobs (extend, complete, fail, release) and
  * reaping stalled jobs. See lmdb_ops.h for what the files of the operations share.
  */
-#include "lmdb_ops.h"
+#include "lmdb_prims.h"
 
 /* --- lock-checked operations on active jobs -----------------------------------------------------
  */
@@ -13,33 +13,12 @@ jobq_lmdb__load_locked(lmdb_wctx *c, lmdb_rec *r, const char *id, const char *to
 	if (rc < 0) {
 		return rc;
 	}
-	if (rc == 0) {
-		return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: job %s does not exist", id);
-	}
-	if (r->j->state != JOBQ_STATE_ACTIVE) {
-		int st = r->j->state;
+	int found = rc > 0;
+	rc = eng_check_lock(found ? r : NULL, id, token, now, c->q->name);
+	if (rc < 0 && found) {
 		rec_free(r);
-		return jobq_error_set(JOBQ_ESTATE, "lmdb: job %s is %s, not active", id,
-		                      jobq_state_name((jobq_state)st));
 	}
-	const char *why = NULL;
-	if (!token || !r->j->token || strcmp(token, r->j->token) != 0) {
-		why = "is locked by another token";
-	} else if (r->lock_until <= now) {
-		why = "has an expired lock";
-	}
-	if (why) {
-		rec_free(r);
-		return jobq_error_set(JOBQ_ELOCKLOST, "lmdb: job %s %s", id, why);
-	}
-	return 0;
-}
-
-static void
-unlock_rec(lmdb_rec *r) {
-	jobq__free(r->j->token);
-	r->j->token = NULL;
-	r->lock_until = 0;
+	return rc;
 }
 
 /*
@@ -98,48 +77,6 @@ jobq_lmdb__extend_lock(jobq_backend_queue *q, const char *id, const char *token,
 	return jobq_lmdb__op_run(q, extend_body, &a);
 }
 
-/* Keep policy on the finished set `s` after job `r` landed there. */
-static int
-apply_keep(lmdb_wctx *c, jobq_state s, const jobq_keep *keep, lmdb_rec *r, int64_t now) {
-	if (!keep || keep->mode == JOBQ_KEEP_ALL || keep->mode == JOBQ_KEEP_DEFAULT) {
-		return 0;
-	}
-	if (keep->mode == JOBQ_KEEP_NONE) {
-		return jobq_lmdb__job_delete(c, r, now);
-	}
-	int rc = 0;
-	if (keep->age_ms >= 0) {
-		int64_t cutoff = now - keep->age_ms;
-		idlist l;
-		rc = jobq_lmdb__collect(&l, c->q, c->txn, s, 0, 0, 1000, &cutoff);
-		for (size_t i = 0; rc == 0 && i < l.n; i++) {
-			rc = jobq_lmdb__delete_by_id(c, l.ids[i], now);
-		}
-		jobq_lmdb__idlist_free(&l);
-	}
-	if (rc == 0 && keep->count >= 0 && meta(c)->counts[s] > keep->count) {
-		idlist l;
-		size_t extra = (size_t)(meta(c)->counts[s] - keep->count);
-		rc = jobq_lmdb__collect(&l, c->q, c->txn, s, 0, 0, extra, NULL);
-		for (size_t i = 0; rc == 0 && i < l.n; i++) {
-			rc = jobq_lmdb__delete_by_id(c, l.ids[i], now);
-		}
-		jobq_lmdb__idlist_free(&l);
-	}
-	return rc;
-}
-
-static int
-maybe_drained(lmdb_wctx *c) {
-	lmdb_qmeta *m = meta(c);
-	if (m->counts[JOBQ_STATE_WAITING] + m->counts[JOBQ_STATE_PRIORITIZED] +
-	        m->counts[JOBQ_STATE_ACTIVE] ==
-	    0) {
-		return ev(c, "drained", NULL, 0, NULL);
-	}
-	return 0;
-}
-
 /*
  * Completion of a job removed on completion, without reading its record: the lock check is
  * on the running entry, which also says whether there may be logs and which dedup id the job
@@ -183,16 +120,15 @@ complete_removed(lmdb_wctx *c, const lock_args *a) {
 			rc = jobq_lmdb__del_prefix(c, DBI_LOGS, &p, NULL, NULL);
 		}
 	}
-	jobq_event_field f[2] = {{"returnvalue", a->result ? a->result : "null"},
-	                         {"prev", "active"}};
 	if (rc == 0) {
-		rc = ev(c, "completed", a->id, 2, f);
+		rc = engp_event(c, ENG_EV_COMPLETED, a->id, strlen(a->id), 0, 0,
+		                a->result ? a->result : "null", NULL);
 	}
-	if (rc == 0) { /* removed: its dedup key goes whatever its TTL (as jobq_lmdb__job_delete) */
+	if (rc == 0) { /* removed: its dedup key goes whatever its TTL (as eng_delete) */
 		rc = jobq_lmdb__dedup_release_id(c, a->id, dedup, 0, a->now);
 	}
 	if (rc == 0) {
-		rc = maybe_drained(c);
+		rc = eng_drained_check(c);
 	}
 	return rc;
 }
@@ -211,38 +147,9 @@ jobq_lmdb__complete_body(lmdb_wctx *c, void *arg) {
 	if (rc < 0) {
 		return rc;
 	}
-	rc = jobq_lmdb__idx_remove(c, &r);
-	unlock_rec(&r);
-	r.j->attempts_made++;
-	r.j->finished_on = a->now;
-	/*
-	 * Removed on completion: the record and its index entry would be written only to be
-	 * deleted again in this transaction, so go straight to the deletion (same events, same
-	 * counts, same dedup release).
-	 */
-	int gone = a->keep && a->keep->mode == JOBQ_KEEP_NONE;
-	if (rc == 0 && !gone) {
-		rc = set_str(&r.j->result, a->result);
-	}
-	if (rc == 0 && !gone) {
-		rc = jobq_lmdb__to_finished(c, &r, JOBQ_STATE_COMPLETED);
-	}
-	if (rc == 0 && !gone) {
-		rc = jobq_lmdb__rec_put(c, &r);
-	}
-	jobq_event_field f[2] = {{"returnvalue", a->result ? a->result : "null"},
-	                         {"prev", "active"}};
+	rc = set_str(&r.j->result, a->result);
 	if (rc == 0) {
-		rc = ev(c, "completed", a->id, 2, f);
-	}
-	if (rc == 0) {
-		rc = jobq_lmdb__dedup_release(c, &r, 1, a->now);
-	}
-	if (rc == 0) {
-		rc = apply_keep(c, JOBQ_STATE_COMPLETED, a->keep, &r, a->now);
-	}
-	if (rc == 0) {
-		rc = maybe_drained(c);
+		rc = eng_complete(c, &r, a->result, a->keep, a->now);
 	}
 	rec_free(&r);
 	return rc;
@@ -266,12 +173,7 @@ jobq_lmdb__fail_body(lmdb_wctx *c, void *arg) {
 		return rc;
 	}
 	jobq_job *j = r.j;
-	rc = jobq_lmdb__idx_remove(c, &r);
-	unlock_rec(&r);
-	j->attempts_made++;
-	if (rc == 0) {
-		rc = set_str(&j->failed_reason, f->reason ? f->reason : "");
-	}
+	rc = set_str(&j->failed_reason, f->reason ? f->reason : "");
 	if (rc == 0 && f->stack) {
 		char **st =
 		    jobq__realloc(j->stacktrace, (j->stacktrace_count + 1) * sizeof(char *));
@@ -291,49 +193,7 @@ jobq_lmdb__fail_body(lmdb_wctx *c, void *arg) {
 		rec_free(&r);
 		return rc;
 	}
-	if (f->retry_at_ms >= 0 && f->retry_at_ms <= a->now) {
-		rc = jobq_lmdb__make_ready(c, &r, j->opts.lifo != 0);
-		if (rc == 0) {
-			rc = jobq_lmdb__rec_put(c, &r);
-		}
-		if (rc == 0) {
-			rc = ev1(c, "waiting", a->id, "prev", "active");
-		}
-	} else if (f->retry_at_ms > a->now) {
-		j->delay_ms = f->retry_at_ms - a->now;
-		rc = jobq_lmdb__to_delayed(c, &r, f->retry_at_ms);
-		if (rc == 0) {
-			rc = jobq_lmdb__rec_put(c, &r);
-		}
-		if (rc == 0) {
-			rc = ev_i64(c, "delayed", a->id, "delay", f->retry_at_ms);
-		}
-	} else {
-		j->finished_on = a->now;
-		jobq__free(j->deferred_failure);
-		j->deferred_failure = NULL;
-		rc = jobq_lmdb__to_finished(c, &r, JOBQ_STATE_FAILED);
-		if (rc == 0) {
-			rc = jobq_lmdb__rec_put(c, &r);
-		}
-		jobq_event_field ef[2] = {{"failedReason", j->failed_reason}, {"prev", "active"}};
-		if (rc == 0) {
-			rc = ev(c, "failed", a->id, 2, ef);
-		}
-		if (rc == 0 && j->attempts_made >= f->attempts) {
-			rc =
-			    ev_i64(c, "retries-exhausted", a->id, "attemptsMade", j->attempts_made);
-		}
-		if (rc == 0) {
-			rc = jobq_lmdb__dedup_release(c, &r, 1, a->now);
-		}
-		if (rc == 0) {
-			rc = apply_keep(c, JOBQ_STATE_FAILED, &f->keep, &r, a->now);
-		}
-		if (rc == 0) {
-			rc = maybe_drained(c);
-		}
-	}
+	rc = eng_fail(c, &r, f, j->failed_reason, a->now);
 	rec_free(&r);
 	return rc;
 }
@@ -353,17 +213,7 @@ release_body(lmdb_wctx *c, void *arg) {
 	if (rc < 0) {
 		return rc;
 	}
-	rc = jobq_lmdb__idx_remove(c, &r);
-	unlock_rec(&r);
-	if (rc == 0) {
-		rc = jobq_lmdb__make_ready(c, &r, 1);
-	}
-	if (rc == 0) {
-		rc = jobq_lmdb__rec_put(c, &r);
-	}
-	if (rc == 0) {
-		rc = ev1(c, "waiting", a->id, "prev", "active");
-	}
+	rc = eng_release(c, &r);
 	rec_free(&r);
 	return rc;
 }
@@ -405,25 +255,7 @@ reap_body(lmdb_wctx *c, void *arg) {
 			rec_free(&r);
 			continue;
 		}
-		rc = jobq_lmdb__idx_remove(c, &r);
-		unlock_rec(&r);
-		r.j->stalled_count++;
-		if (rc == 0 && r.j->stalled_count > a->max_stalled) {
-			rc = set_str(&r.j->deferred_failure,
-			             "job stalled more than allowable limit");
-		}
-		if (rc == 0) {
-			rc = jobq_lmdb__to_wait(c, &r, 1);
-		}
-		if (rc == 0) {
-			rc = jobq_lmdb__rec_put(c, &r);
-		}
-		if (rc == 0) {
-			rc = ev1(c, "waiting", l.ids[i], "prev", "active");
-		}
-		if (rc == 0) {
-			rc = ev1(c, "stalled", l.ids[i], NULL, NULL);
-		}
+		rc = eng_stall(c, &r, a->max_stalled);
 		if (rc == 0) {
 			rc = jobq_strings__append(&a->recovered, l.ids[i], strlen(l.ids[i]));
 		}

@@ -2,7 +2,7 @@
  * LMDB backend: adding jobs (one transaction per batch). See lmdb_ops.h for what the files of
  * the operations share.
  */
-#include "lmdb_ops.h"
+#include "lmdb_prims.h"
 
 static int
 check_id(const char *id) {
@@ -42,7 +42,7 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 		if (mrc == 0) {
 			snprintf(id_out->str, sizeof(id_out->str), "%s", id);
 			*outcome = JOBQ_ADD_DUPLICATE;
-			return ev1(c, "duplicated", id, NULL, NULL);
+			return engp_event(c, ENG_EV_DUPLICATED, id, strlen(id), 0, 0, NULL, NULL);
 		}
 		if (mrc != MDB_NOTFOUND) {
 			return mdb_fail(c, mrc, "reading a job");
@@ -80,9 +80,8 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 			if (live) {
 				snprintf(id_out->str, sizeof(id_out->str), "%s", owner);
 				*outcome = JOBQ_ADD_DEDUPLICATED;
-				jobq_event_field f[2] = {{"deduplicationId", o->dedup_id},
-				                         {"deduplicatedJobId", id}};
-				return ev(c, "deduplicated", owner, 2, f);
+				return engp_event(c, ENG_EV_DEDUPLICATED, owner, strlen(owner), 0,
+				                  0, o->dedup_id, id);
 			}
 		} else if (mrc != MDB_NOTFOUND) {
 			return mdb_fail(c, mrc, "reading a dedup key");
@@ -114,22 +113,10 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 	j.name = (char *)(uintptr_t)(req->name ? req->name : "");
 	j.data = (void *)(uintptr_t)(req->len ? req->data : "");
 	j.data_len = req->len;
-	int rc = ev1(c, "added", id, "name", j.name);
-	if (rc < 0) {
-		return rc;
-	}
-	if (j.delay_ms > 0) {
-		int64_t due = j.timestamp + j.delay_ms;
-		rc = jobq_lmdb__to_delayed(c, &r, due);
-		if (rc == 0) {
-			rc = ev_i64(c, "delayed", id, "delay", due);
-		}
-	} else {
-		rc = o->priority > 0 ? jobq_lmdb__to_prio(c, &r, 0)
-		                     : jobq_lmdb__to_wait(c, &r, o->lifo != 0);
-		if (rc == 0) {
-			rc = ev1(c, "waiting", id, NULL, NULL);
-		}
+	j.state = ENG_GONE;
+	int rc = eng_place_new(c, &r, j.name, j.timestamp);
+	if (rc > 0) {
+		rc = 0;
 	}
 	if (rc == 0) {
 		rc = jobq_lmdb__rec_put(c, &r);

@@ -2,7 +2,7 @@
  * LMDB backend: administration: remove, pause, drain, clean, obliterate, promote, retry
  * failed, progress and logs. See lmdb_ops.h for what the files of the operations share.
  */
-#include "lmdb_ops.h"
+#include "lmdb_prims.h"
 
 /* --- administration ----------------------------------------------------------------------------
  */
@@ -31,15 +31,7 @@ remove_body(lmdb_wctx *c, void *arg) {
 		return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", a->id,
 		                      c->q->name);
 	}
-	if (r.j->state == JOBQ_STATE_ACTIVE && r.lock_until > a->now) {
-		rec_free(&r);
-		return jobq_error_set(JOBQ_ESTATE, "lmdb: job %s is active and locked", a->id);
-	}
-	const char *prev = jobq_state_name(r.j->state);
-	rc = jobq_lmdb__job_delete(c, &r, a->now);
-	if (rc == 0) {
-		rc = ev1(c, "removed", a->id, "prev", prev);
-	}
+	rc = eng_remove(c, &r, a->now);
 	rec_free(&r);
 	return rc;
 }
@@ -57,7 +49,7 @@ pause_body(lmdb_wctx *c, void *arg) {
 	if (!a->flag) {
 		c->bump_work = 1;
 	}
-	return ev(c, a->flag ? "paused" : "resumed", NULL, 0, NULL);
+	return engp_event(c, a->flag ? ENG_EV_PAUSED : ENG_EV_RESUMED, NULL, 0, 0, 0, NULL, NULL);
 }
 
 int
@@ -71,7 +63,12 @@ delete_state(lmdb_wctx *c, jobq_state s, int64_t now) {
 	idlist l;
 	int rc = jobq_lmdb__collect(&l, c->q, c->txn, s, 0, 0, 0, NULL);
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
-		rc = jobq_lmdb__delete_by_id(c, l.ids[i], now);
+		lmdb_rec r;
+		rc = jobq_lmdb__rec_load(c, &r, l.ids[i]);
+		if (rc > 0) {
+			rc = eng_delete(c, &r, now);
+			rec_free(&r);
+		}
 	}
 	jobq_lmdb__idlist_free(&l);
 	return rc;
@@ -125,7 +122,7 @@ clean_body(lmdb_wctx *c, void *arg) {
 			eligible = 0;
 		}
 		if (eligible) {
-			rc = jobq_lmdb__job_delete(c, &r, a->now);
+			rc = eng_delete(c, &r, a->now);
 			if (rc == 0) {
 				rc = jobq_strings__append(&a->ids, l.ids[i], strlen(l.ids[i]));
 			}
@@ -135,7 +132,7 @@ clean_body(lmdb_wctx *c, void *arg) {
 	}
 	jobq_lmdb__idlist_free(&l);
 	if (rc == 0) {
-		rc = ev_i64(c, "cleaned", NULL, "count", (int64_t)count);
+		rc = engp_event(c, ENG_EV_CLEANED, NULL, 0, 0, (int64_t)count, NULL, NULL);
 	}
 	return rc < 0 ? rc : (int)count;
 }
@@ -224,24 +221,7 @@ move_to_ready(lmdb_wctx *c, const admin_args *a, jobq_state from) {
 		if (rc <= 0) {
 			continue;
 		}
-		rc = jobq_lmdb__idx_remove(c, &r);
-		if (from == JOBQ_STATE_DELAYED) {
-			r.j->delay_ms = 0;
-		} else {
-			r.j->finished_on = 0;
-			r.j->processed_on = 0;
-			jobq__free(r.j->failed_reason);
-			r.j->failed_reason = NULL;
-		}
-		if (rc == 0) {
-			rc = jobq_lmdb__make_ready(c, &r, 0);
-		}
-		if (rc == 0) {
-			rc = jobq_lmdb__rec_put(c, &r);
-		}
-		if (rc == 0) {
-			rc = ev1(c, "waiting", l.ids[i], "prev", jobq_state_name(from));
-		}
+		rc = eng_back_to_ready(c, &r);
 		rec_free(&r);
 		count++;
 	}
@@ -299,7 +279,8 @@ progress_body(lmdb_wctx *c, void *arg) {
 		rc = jobq_lmdb__rec_put(c, &r);
 	}
 	if (rc == 0) {
-		rc = ev1(c, "progress", a->id, "data", a->json ? a->json : "null");
+		rc = engp_event(c, ENG_EV_PROGRESS, a->id, strlen(a->id), 0, 0,
+		                a->json ? a->json : "null", NULL);
 	}
 	rec_free(&r);
 	return rc;

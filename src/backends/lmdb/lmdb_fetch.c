@@ -2,87 +2,29 @@
  * LMDB backend: fetching: promoting due delayed jobs, taking the next ready job and locking
  * it, and complete-and-fetch. See lmdb_ops.h for what the files of the operations share.
  */
-#include "lmdb_ops.h"
+#include "lmdb_prims.h"
 
 /* --- fetch --------------------------------------------------------------------------------------
  */
 
-/* The id stored under the first key of `prefix` in `which`; 1 found, 0 none. */
+/* Promotes the delayed jobs due at `now` (at most `max`), and reads the next due time (0:
+ * none). */
 static int
-first_id(lmdb_wctx *c, int which, const kb *prefix, char *id, MDB_val *key_out) {
-	MDB_cursor *cur = NULL;
-	int mrc = mdb_cursor_open(c->txn, dbi(c->e, which), &cur);
-	if (mrc) {
-		return mdb_fail(c, mrc, "opening a cursor");
+promote_due(lmdb_wctx *c, int64_t now, int max, int64_t *next_due) {
+	int moved = eng_promote_due(c, now, max);
+	if (moved < 0) {
+		return moved;
 	}
-	MDB_val k = kv(prefix), v;
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	int found = 0;
-	if (mrc == 0 && has_prefix(&k, prefix) && v.mv_size <= JOBQ_ID_MAX) {
-		memcpy(id, v.mv_data, v.mv_size);
-		id[v.mv_size] = '\0';
-		if (key_out) {
-			*key_out = k;
-		}
-		found = 1;
-	} else if (mrc && mrc != MDB_NOTFOUND) {
-		mdb_cursor_close(cur);
-		return mdb_fail(c, mrc, "reading an index");
-	}
-	mdb_cursor_close(cur);
-	return found;
-}
-
-/* Moves delayed jobs due at `now` to waiting/prioritized (at most `max`; 0: all). */
-static int
-promote_due(lmdb_wctx *c, int64_t now, size_t max, int64_t *next_due) {
 	kb p;
 	kb_q(&p, c->q);
-	size_t moved = 0;
-	*next_due = 0;
-	for (;;) {
-		char id[JOBQ_ID_MAX + 1];
-		MDB_val key;
-		int found = first_id(c, DBI_DELAYED, &p, id, &key);
-		if (found < 0) {
-			return found;
-		}
-		if (!found) {
-			break;
-		}
-		int64_t due = rd_i64((const unsigned char *)key.mv_data + p.n);
-		if (due > now || (max && moved >= max)) {
-			*next_due = due;
-			break;
-		}
-		lmdb_rec r;
-		int rc = jobq_lmdb__rec_load_idle(c, &r, id);
-		if (rc <= 0) {
-			if (rc == 0) { /* dangling index entry: drop it */
-				MDB_val k2 = key;
-				mdb_del(c->txn, dbi(c->e, DBI_DELAYED), &k2, NULL);
-				continue;
-			}
-			return rc;
-		}
-		rc = jobq_lmdb__idx_remove(c, &r);
-		r.j->delay_ms = 0;
-		if (rc == 0) {
-			rc = jobq_lmdb__make_ready(c, &r, 0);
-		}
-		if (rc == 0) {
-			rc = jobq_lmdb__rec_put(c, &r);
-		}
-		if (rc == 0) {
-			rc = ev1(c, "waiting", id, "prev", "delayed");
-		}
-		rec_free(&r);
-		if (rc < 0) {
-			return rc;
-		}
-		moved++;
+	char id[JOBQ_ID_MAX + 1];
+	MDB_val key = {0, NULL};
+	int found = first_id(c, DBI_DELAYED, &p, id, &key);
+	if (found < 0) {
+		return found;
 	}
-	return (int)moved;
+	*next_due = found ? rd_i64((const unsigned char *)key.mv_data + p.n) : 0;
+	return moved;
 }
 
 typedef struct fetch_args {
@@ -176,6 +118,11 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 	if (!found) {
 		return JOBQ_ENOJOB;
 	}
+	int rc = jobq_eng__check_move(id, r.j->state, JOBQ_STATE_ACTIVE, "fetch");
+	if (rc < 0) {
+		rec_free(&r);
+		return rc;
+	}
 	/* The index entry under the cursor is the job's: delete it there (as
 	 * jobq_lmdb__idx_remove). */
 	int mrc = mdb_cursor_del(cur, 0);
@@ -191,13 +138,7 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 	}
 	r.j->state = JOBQ_STATE_UNKNOWN;
 	/* The record stays as it is: the running entry carries what the fetch changed. */
-	r.lock_until = now + lock_ms;
-	r.j->processed_on = now;
-	r.j->attempts_started++;
-	int rc = jobq_lmdb__to_active(c, &r);
-	if (rc == 0) {
-		rc = ev1(c, "active", id, "prev", "waiting");
-	}
+	rc = eng_activate(c, &r, lock_ms, now);
 	if (rc < 0) {
 		rec_free(&r);
 		return rc;
@@ -213,7 +154,7 @@ fetch_body(lmdb_wctx *c, void *arg) {
 		jobq_job_free(a->job);
 		a->job = NULL;
 	}
-	int rc = promote_due(c, a->now, 1000, &a->next_due);
+	int rc = promote_due(c, a->now, ENG_STEP_MAX, &a->next_due);
 	if (rc < 0) {
 		return rc;
 	}
@@ -285,7 +226,7 @@ complete_fetch_body(lmdb_wctx *c, void *arg) {
 		}
 		d->rc = 0;
 	}
-	int rc = promote_due(c, a->now, 1000, &a->next_due);
+	int rc = promote_due(c, a->now, ENG_STEP_MAX, &a->next_due);
 	if (rc < 0) {
 		return rc;
 	}

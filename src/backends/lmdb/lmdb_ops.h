@@ -190,17 +190,30 @@ ev(lmdb_wctx *c, const char *name, const char *job_id, size_t nf, const jobq_eve
 	return 0;
 }
 
+/* The id stored under the first key of `prefix` in `which`; 1 found, 0 none. */
 static inline int
-ev1(lmdb_wctx *c, const char *name, const char *job_id, const char *k1, const char *v1) {
-	jobq_event_field f = {k1, v1};
-	return ev(c, name, job_id, k1 ? 1 : 0, &f);
-}
-
-static inline int
-ev_i64(lmdb_wctx *c, const char *name, const char *job_id, const char *k1, int64_t v1) {
-	char buf[32];
-	snprintf(buf, sizeof(buf), "%" PRId64, v1);
-	return ev1(c, name, job_id, k1, buf);
+first_id(lmdb_wctx *c, int which, const kb *prefix, char *id, MDB_val *key_out) {
+	MDB_cursor *cur = NULL;
+	int mrc = mdb_cursor_open(c->txn, dbi(c->e, which), &cur);
+	if (mrc) {
+		return mdb_fail(c, mrc, "opening a cursor");
+	}
+	MDB_val k = kv(prefix), v;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	int found = 0;
+	if (mrc == 0 && has_prefix(&k, prefix) && v.mv_size <= JOBQ_ID_MAX) {
+		memcpy(id, v.mv_data, v.mv_size);
+		id[v.mv_size] = '\0';
+		if (key_out) {
+			*key_out = k;
+		}
+		found = 1;
+	} else if (mrc && mrc != MDB_NOTFOUND) {
+		mdb_cursor_close(cur);
+		return mdb_fail(c, mrc, "reading an index");
+	}
+	mdb_cursor_close(cur);
+	return found;
 }
 
 /* Deletes keys of `which` from `prefix` while `keep_going` says so (NULL: whole prefix). */
@@ -252,8 +265,7 @@ int jobq_lmdb__dedup_key(kb *k, const jobq_backend_queue *q, const char *dedup_i
 int jobq_lmdb__dedup_release_id(lmdb_wctx *c, const char *id, const char *did, int finishing,
                                 int64_t now);
 int jobq_lmdb__dedup_release(lmdb_wctx *c, const lmdb_rec *r, int finishing, int64_t now);
-int jobq_lmdb__job_delete(lmdb_wctx *c, lmdb_rec *r, int64_t now);
-int jobq_lmdb__delete_by_id(lmdb_wctx *c, const char *id, int64_t now);
+int jobq_lmdb__job_erase(lmdb_wctx *c, lmdb_rec *r);
 
 /* lmdb_active.c: lock-checked operations. complete_body and fail_body take a lock_args. */
 int jobq_lmdb__load_locked(lmdb_wctx *c, lmdb_rec *r, const char *id, const char *token,

@@ -211,9 +211,9 @@ jobq_lmdb__dedup_release(lmdb_wctx *c, const lmdb_rec *r, int finishing, int64_t
 	return jobq_lmdb__dedup_release_id(c, r->j->id, r->j->opts.dedup_id, finishing, now);
 }
 
-/* Deletes a loaded job: index entry, record, logs, owned dedup key. */
+/* Erases a loaded job: index entry, record, logs (not its dedup key). */
 int
-jobq_lmdb__job_delete(lmdb_wctx *c, lmdb_rec *r, int64_t now) {
+jobq_lmdb__job_erase(lmdb_wctx *c, lmdb_rec *r) {
 	int rc = jobq_lmdb__idx_remove(c, r);
 	if (rc < 0) {
 		return rc;
@@ -234,17 +234,5 @@ jobq_lmdb__job_delete(lmdb_wctx *c, lmdb_rec *r, int64_t now) {
 			}
 		}
 	}
-	return jobq_lmdb__dedup_release(c, r, 0, now);
-}
-
-int
-jobq_lmdb__delete_by_id(lmdb_wctx *c, const char *id, int64_t now) {
-	lmdb_rec r;
-	int rc = jobq_lmdb__rec_load(c, &r, id);
-	if (rc <= 0) {
-		return rc;
-	}
-	rc = jobq_lmdb__job_delete(c, &r, now);
-	rec_free(&r);
-	return rc;
+	return 0;
 }
