@@ -196,8 +196,13 @@ static inline int
 engp_event(lmdb_wctx *c, int type, const char *id, size_t id_len, int prev, int64_t num,
            const char *s1, const char *s2) {
 	(void)id_len;
-	char nb[24];
-	snprintf(nb, sizeof(nb), "%" PRId64, num);
+	char nb[24]; /* not snprintf: this runs for every event of every job */
+	if (num < 0) {
+		nb[0] = '-';
+		jobq__u64_dec(nb + 1, (uint64_t)0 - (uint64_t)num);
+	} else {
+		jobq__u64_dec(nb, (uint64_t)num);
+	}
 	jobq_event_field f[ENG_EV_FIELDS_MAX];
 	const char *job_id = id;
 	size_t n = jobq_eng__event_fields(f, &job_id, type, prev, nb, s1, s2);
