@@ -18,7 +18,9 @@
     {statuses, ids, nextDelayedDue}: statuses has one integer per completion (0 ok,
     -1 no such job, -2 lock missing, -3 not active, -4 pending children, -6 lock held by
     another token), ids the jobs fetched, in order, each locked with the next token
-  Events: completed, drained, waiting (prev delayed) for promotions, active (prev waiting)
+  Events: completed, drained, waiting (prev delayed) for promotions, active (prev waiting);
+  in a parent's queue: waiting (prev waiting-children) or delayed when a child of a flow
+  releases its parent (includes/parent)
 ]]
 --- @include "includes/keys"
 --- @include "includes/lock"
@@ -195,6 +197,10 @@ for i = 1, ndone do
   if statuses[i] == 0 then
     finished[#finished + 1] = id
     releaseDedupOnFinish(id, deid, keepCount == 0)
+    local parent = parentOf(jks[i])
+    if parent then
+      childCompleted(parent, jks[i], value, ARGV[5])
+    end
     if keepCount == 0 then
       -- (":dependencies" does not exist: checked above)
       finishedKeys(id, gone)

@@ -2,7 +2,8 @@
   Finishes an active job for good (BullMQ's moveToFinished): completed, or failed after its
   last attempt. Verifies and drops the lock, applies the keep policy, releases the
   deduplication id and reports `drained` when no work is left (includes/finish, shared
-  with completeFetch).
+  with completeFetch). A child of a flow updates its parent (includes/parent), which may
+  move the parent, in its own queue, out of waiting-children.
   Not idempotent: a repeated call finds the lock gone (-2).
 
   Input:
@@ -14,7 +15,8 @@
   Output:
     0 ok, -1 no such job, -4 pending children, -3 not active, -2 lock missing,
     -6 lock held by another token (checked in this order, before any change)
-  Events: completed | failed (+ retries-exhausted), drained
+  Events: completed | failed (+ retries-exhausted), drained; in the parent's queue: waiting
+  (prev waiting-children) or delayed when a parent is released
 ]]
 --- @include "includes/keys"
 --- @include "includes/events"
@@ -37,6 +39,14 @@ if taken ~= 0 then
 end
 if target == "failed" then
   recordFailure(id, value, ARGV[10], ARGV[11])
+end
+local parent = parentOf(jk)
+if parent then
+  if target == "failed" then
+    childFailed(parent, jk, value, now, keepCount == 0)
+  else
+    childCompleted(parent, jk, value, now)
+  end
 end
 trimEvents()
 releaseDedupOnFinish(id, redis.call("HGET", jk, "deid"), keepCount == 0)
