@@ -308,6 +308,7 @@ async function flowRun(prefix, suffix) {
   const trees = {
     ok: await flow.add({ name: 'parent', queueName: pq, data: { p: 1 }, children: [child(1), child(2)] }),
     prio: await flow.add({ name: 'parent', queueName: pq, data: {}, opts: { priority: 4 }, children: [child(3)] }),
+    delayed: await flow.add({ name: 'parent', queueName: pq, data: {}, opts: { delay: 600000 }, children: [child(7)] }),
     idof: await flow.add({ name: 'parent', queueName: pq, data: {},
       children: [child(4), fail({ ignoreDependencyOnFailure: true })] }),
     rdof: await flow.add({ name: 'parent', queueName: pq, data: {},
@@ -324,6 +325,7 @@ async function flowRun(prefix, suffix) {
   const ckey = (k, i) => `${prefix}:${cq}:${trees[k].children[i].job.id}`;
   const pkey = (k) => `${prefix}:${pq}:${pid(k)}`;
   const released = Object.keys(trees).filter((k) => k !== 'plain');
+  const finished = released.filter((k) => k !== 'delayed');
   const jw = serve(cq, 2, 0, prefix);
   await jw.whenReady();
   await check(`flows${suffix}: the jobq worker's finishes release the parents`, async () => {
@@ -333,8 +335,12 @@ async function flowRun(prefix, suffix) {
     }, 10000, 'parents released');
     assert.equal(await pqueue.getJobState(pid('ok')), 'waiting');
     assert.equal(await pqueue.getJobState(pid('prio')), 'prioritized');
+    assert.equal(await pqueue.getJobState(pid('delayed')), 'delayed');
+    const [delayed] = await seen(rec, 'delayed', pid('delayed'), 1);
+    const due = Number(delayed.delay);
+    assert.ok(due > Date.now() + 500000 && due <= Date.now() + 600000, `delayed until ${due}`);
     assert.equal(await pqueue.getJobState(pid('plain')), 'waiting-children');
-    for (const k of released) {
+    for (const k of finished) {
       const ev = await seen(rec, 'waiting', pid(k), 1);
       assert.equal(ev[0].prev, 'waiting-children', `${k}: waiting event's prev`);
     }
@@ -365,7 +371,7 @@ async function flowRun(prefix, suffix) {
   closers.push(() => nw.close());
   await check(`flows${suffix}: a Node worker finishes the released parents`, async () => {
     await untilAsync(async () => {
-      for (const k of released) {
+      for (const k of finished) {
         const st = await pqueue.getJobState(pid(k));
         if (st !== (k === 'fpof' ? 'failed' : 'completed')) return false;
       }
