@@ -12,7 +12,8 @@
   parentToReady(p, now): moves the parent, out of waiting-children already, to where its
   options put it: delayed (its `delay` from now; event delayed), else prioritized or the
   front of wait (event waiting, prev waiting-children), waking its queue's workers unless
-  that queue is paused or at its global concurrency.
+  that queue is paused or at its global concurrency. `now` nil: its delay is not applied
+  (a removal, which BullMQ releases to wait at once).
 
   releaseIfReady(p, now): the parent goes to ready if it still exists, has no pending
   dependency and is in waiting-children.
@@ -20,6 +21,9 @@
   childCompleted(p, jk, value, now): `jk` leaves the parent's dependencies, its return value
   goes into the parent's `:processed`, then releaseIfReady. Nothing when `jk` was no longer a
   dependency (a repeated finish, a child removed from its parent).
+
+  childRemoved(p, jk): a child removed (not finished) leaves its parent's dependencies,
+  and the parent, when nothing is pending, goes to ready, as BullMQ's remove does.
 
   childFailed(p, jk, reason, now, deleted): a child failed for good, by its policy:
     fpof: recorded in `:unsuccessful`; the parent, waiting for children or delayed, goes to
@@ -62,7 +66,7 @@ local function parentToReady(p, now)
   local a = redis.call("HMGET", p.key, "priority", "delay")
   local priority, delay = tonumber(a[1]) or 0, tonumber(a[2]) or 0
   local marker, events = pqk .. ":marker", pqk .. ":events"
-  if delay > 0 then
+  if delay > 0 and now then
     local due = tonumber(now) + delay
     local dk = pqk .. ":delayed"
     redis.call("ZADD", dk, due * 4096, pid)
@@ -95,6 +99,12 @@ local function childCompleted(p, jk, value, now)
   if redis.call("SREM", p.key .. ":dependencies", jk) == 1 then
     redis.call("HSET", p.key .. ":processed", jk, value)
     releaseIfReady(p, now)
+  end
+end
+
+local function childRemoved(p, jk)
+  if redis.call("SREM", p.key .. ":dependencies", jk) == 1 then
+    releaseIfReady(p, nil)
   end
 end
 

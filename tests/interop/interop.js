@@ -308,6 +308,7 @@ async function flowRun(prefix, suffix) {
   const trees = {
     ok: await flow.add({ name: 'parent', queueName: pq, data: { p: 1 }, children: [child(1), child(2)] }),
     prio: await flow.add({ name: 'parent', queueName: pq, data: {}, opts: { priority: 4 }, children: [child(3)] }),
+    removed: await flow.add({ name: 'parent', queueName: pq, data: {}, children: [child(8)] }),
     delayed: await flow.add({ name: 'parent', queueName: pq, data: {}, opts: { delay: 600000 }, children: [child(7)] }),
     idof: await flow.add({ name: 'parent', queueName: pq, data: {},
       children: [child(4), fail({ ignoreDependencyOnFailure: true })] }),
@@ -326,6 +327,9 @@ async function flowRun(prefix, suffix) {
   const pkey = (k) => `${prefix}:${pq}:${pid(k)}`;
   const released = Object.keys(trees).filter((k) => k !== 'plain');
   const finished = released.filter((k) => k !== 'delayed');
+  // a child removed by jobq before any worker ran it releases its parent too
+  jobq('remove', prefix === 'bull' ? url : `${url}?prefix=${encodeURIComponent(prefix)}`, cq,
+    trees.removed.children[0].job.id);
   const jw = serve(cq, 2, 0, prefix);
   await jw.whenReady();
   await check(`flows${suffix}: the jobq worker's finishes release the parents`, async () => {
@@ -384,6 +388,7 @@ async function flowRun(prefix, suffix) {
     assert.deepEqual(seenBy[pid('idof')].values, { [ckey('idof', 0)]: { name: 'child', data: { n: 4 } } });
     assert.deepEqual(seenBy[pid('idof')].ignored, { [ckey('idof', 1)]: 'boom 0' });
     assert.deepEqual(seenBy[pid('rdof')].values, {});
+    assert.deepEqual(seenBy[pid('removed')].values, {});
     if (!v5) {
       assert.deepEqual(seenBy[pid('cpof')].ignored, { [ckey('cpof', 1)]: 'boom 0' });
       assert.equal(seenBy[pid('fpof')], undefined, 'the failed parent did not run');

@@ -693,6 +693,26 @@ fail_applies_flow_policy(void **state) {
 	drop_parent_queue();
 }
 
+/* Flows: removing a child releases its dependency; the last one moves the parent to wait, as
+ * BullMQ's remove does, with nothing recorded in the parent's :processed. */
+static void
+remove_releases_flow_parent(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	char t[64], pk[96], ck[2][200];
+	snprintf(pk, sizeof(pk), "%s:pq:R", prefix);
+	flow_parent(f, "R", 0, NULL, 2, ck);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(f->b->remove(f->q, ck[i] + strlen(prefix) + 3, wall_ms()), 0);
+		assert_string_equal(redis_text(t, sizeof(t), "SCARD %s:dependencies", pk),
+		                    i == 0 ? "1" : "0");
+		assert_string_equal(parent_state("R"), i == 0 ? "c" : "w");
+	}
+	assert_string_equal(redis_text(t, sizeof(t), "EXISTS %s:processed", pk), "0");
+	drop_parent_queue();
+}
+
 /* The queue's active list, head first, as ids. */
 static size_t
 active_list(char ids[][32], size_t max) {
@@ -876,6 +896,7 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(finish_releases_dedup_as_bullmq, setup, teardown),
 	    cmocka_unit_test_setup_teardown(finish_releases_flow_parent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(fail_applies_flow_policy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(remove_releases_flow_parent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(lock_expires_on_server_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_two_phase, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_throttled, setup, teardown),
