@@ -398,9 +398,39 @@ async function flowRun(prefix, suffix) {
   });
   await nw.close();
 }
+// Both queues of a Node flow served by jobq workers: the released parent runs under jobq, and
+// a parent whose failParentOnFailure child failed is failed by jobq's fetch with BullMQ's reason.
+async function flowAllJobq() {
+  const pq = `ifpj-${tag}`;
+  const cq = `ifcj-${tag}`;
+  const flow = new FlowProducer({ connection });
+  closers.push(() => flow.close());
+  const pqueue = new Queue(pq, { connection });
+  closers.push(() => pqueue.close());
+  const ok = await flow.add({ name: 'parent', queueName: pq, data: { p: 2 },
+    children: [{ name: 'child', queueName: cq, data: { n: 9 } }] });
+  const fpof = v5 ? null : await flow.add({ name: 'parent', queueName: pq, data: {},
+    children: [{ name: 'fail-always', queueName: cq, data: {}, opts: { failParentOnFailure: true } }] });
+  const jw = [serve(cq), serve(pq)];
+  await Promise.all(jw.map((w) => w.whenReady()));
+  await check('flows: jobq workers on both queues finish a Node flow', async () => {
+    await untilAsync(async () => (await pqueue.getJobState(ok.job.id)) === 'completed' &&
+      (!fpof || (await pqueue.getJobState(fpof.job.id)) === 'failed'), 10000, 'parents finished');
+    assert.deepEqual((await pqueue.getJob(ok.job.id)).returnvalue, { name: 'parent', data: { p: 2 } });
+    assert.deepEqual(await (await pqueue.getJob(ok.job.id)).getChildrenValues(),
+      { [`bull:${cq}:${ok.children[0].job.id}`]: { name: 'child', data: { n: 9 } } });
+    if (fpof) {
+      const failed = await pqueue.getJob(fpof.job.id);
+      assert.equal(failed.failedReason, `child bull:${cq}:${fpof.children[0].job.id} failed`);
+      assert.ok(!jw[1].started.includes(fpof.job.id), 'the failed parent did not run');
+    }
+  });
+  await Promise.all(jw.map((w) => w.stop()));
+}
 async function flows() {
   await flowRun('bull', '');
   await flowRun('{jq}', 't');
+  await flowAllJobq();
 }
 
 // --- 8.2.6 Queue.getWorkers lists a waiting jobq worker (client name, §6.3) ---------------------
