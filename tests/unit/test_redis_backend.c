@@ -713,6 +713,32 @@ remove_releases_flow_parent(void **state) {
 	drop_parent_queue();
 }
 
+/* Flows: a parent one of whose failParentOnFailure children failed (its `:unsuccessful`) is
+ * not completed, by either script, as BullMQ 6 refuses it; nothing changes. */
+static void
+complete_refused_with_failed_child(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	char t[64];
+	jobq_job_id id;
+	add_job(f, &id);
+	const char *tokens[1] = {"tok-u"};
+	jobq_job *jobs[1] = {NULL};
+	assert_int_equal(
+	    f->b->complete_fetch(jobs, NULL, f->q, NULL, 0, tokens, 1, 30000, wall_ms()), 1);
+	redis_text(t, sizeof(t), "ZADD %s:q:%s:unsuccessful 1 %s:q:child", prefix, id.str, prefix);
+	jobq_keep keep = {JOBQ_KEEP_ALL, -1, -1};
+	assert_int_equal(f->b->complete(f->q, id.str, "tok-u", "1", &keep, wall_ms()), JOBQ_ESTATE);
+	jobq_completion done = {id.str, "tok-u", "1", keep, 1, NULL};
+	assert_int_equal(
+	    f->b->complete_fetch(NULL, NULL, f->q, &done, 1, NULL, 0, 30000, wall_ms()), 0);
+	assert_int_equal(done.rc, JOBQ_ESTATE);
+	assert_string_equal(redis_text(t, sizeof(t), "LPOS %s:q:active %s", prefix, id.str), "0");
+	assert_string_equal(redis_text(t, sizeof(t), "GET %s:q:%s:lock", prefix, id.str), "tok-u");
+	jobq_job_free(jobs[0]);
+}
+
 /* The queue's active list, head first, as ids. */
 static size_t
 active_list(char ids[][32], size_t max) {
@@ -897,6 +923,7 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(finish_releases_flow_parent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(fail_applies_flow_policy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(remove_releases_flow_parent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(complete_refused_with_failed_child, setup, teardown),
 	    cmocka_unit_test_setup_teardown(lock_expires_on_server_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_two_phase, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_throttled, setup, teardown),
