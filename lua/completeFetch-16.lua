@@ -17,8 +17,11 @@
   Output:
     {statuses, ids, nextDelayedDue}: statuses has one integer per completion (0 ok,
     -1 no such job, -2 lock missing, -3 not active, -4 pending children, -6 lock held by
-    another token), ids the jobs fetched, in order, each locked with the next token
-  Events: completed, drained, waiting (prev delayed) for promotions, active (prev waiting)
+    another token, -9 a child failed with failParentOnFailure), ids the jobs fetched, in
+    order, each locked with the next token
+  Events: completed, drained, waiting (prev delayed) for promotions, active (prev waiting);
+  in a parent's queue: waiting (prev waiting-children) or delayed when a child of a flow
+  releases its parent (includes/parent)
 ]]
 --- @include "includes/keys"
 --- @include "includes/lock"
@@ -35,7 +38,7 @@ end
 trimOnce = true -- (trimEvents at the end)
 
 -- completions: first the checks of complete() for each, with the locks read in one MGET
--- and the pending-children check in one EXISTS (an empty set does not exist) ...
+-- and the pending- and failed-children checks in one EXISTS (an empty set does not exist) ...
 local statuses = {}
 local finished = {}
 local cand, seen = {}, {}
@@ -86,13 +89,16 @@ end
 if #cand > 0 then
   local depKeys = {}
   for k, i in ipairs(cand) do
-    depKeys[k] = jks[i] .. ":dependencies"
+    depKeys[2 * k - 1] = jks[i] .. ":dependencies"
+    depKeys[2 * k] = jks[i] .. ":unsuccessful"
   end
   if redis.call("EXISTS", unpack(depKeys)) > 0 then
     local kept = {}
     for k, i in ipairs(cand) do
-      if redis.call("SCARD", depKeys[k]) ~= 0 then
+      if redis.call("SCARD", depKeys[2 * k - 1]) ~= 0 then
         statuses[i] = -4
+      elseif redis.call("EXISTS", depKeys[2 * k]) ~= 0 then
+        statuses[i] = -9
       else
         kept[#kept + 1] = i
       end
@@ -195,6 +201,10 @@ for i = 1, ndone do
   if statuses[i] == 0 then
     finished[#finished + 1] = id
     releaseDedupOnFinish(id, deid, keepCount == 0)
+    local parent = parentOf(jks[i])
+    if parent then
+      childCompleted(parent, jks[i], value, ARGV[5])
+    end
     if keepCount == 0 then
       -- (":dependencies" does not exist: checked above)
       finishedKeys(id, gone)

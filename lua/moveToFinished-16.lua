@@ -2,7 +2,8 @@
   Finishes an active job for good (BullMQ's moveToFinished): completed, or failed after its
   last attempt. Verifies and drops the lock, applies the keep policy, releases the
   deduplication id and reports `drained` when no work is left (includes/finish, shared
-  with completeFetch).
+  with completeFetch). A child of a flow updates its parent (includes/parent), which may
+  move the parent, in its own queue, out of waiting-children.
   Not idempotent: a repeated call finds the lock gone (-2).
 
   Input:
@@ -12,9 +13,11 @@
     ARGV[7] keep count (-1 all, 0 none, n newest), ARGV[8] keep age ms (-1 none),
     ARGV[9] the job's attempts option, ARGV[10] "1" if ARGV[11] is a stack to append
   Output:
-    0 ok, -1 no such job, -4 pending children, -3 not active, -2 lock missing,
-    -6 lock held by another token (checked in this order, before any change)
-  Events: completed | failed (+ retries-exhausted), drained
+    0 ok, -1 no such job, -4 pending children, -9 a child failed with failParentOnFailure
+    (its `:unsuccessful`; as BullMQ 6, which fails such a parent), -3 not active, -2 lock
+    missing, -6 lock held by another token (checked in this order, before any change)
+  Events: completed | failed (+ retries-exhausted), drained; in the parent's queue: waiting
+  (prev waiting-children) or delayed when a parent is released
 ]]
 --- @include "includes/keys"
 --- @include "includes/events"
@@ -28,8 +31,13 @@ local jk = qp .. id
 if not jobExists(jk) then
   return -1
 end
-if target == "completed" and redis.call("SCARD", jk .. ":dependencies") ~= 0 then
-  return -4
+-- (one EXISTS for both: an empty set or zset does not exist)
+if target == "completed"
+    and redis.call("EXISTS", jk .. ":dependencies", jk .. ":unsuccessful") ~= 0 then
+  if redis.call("SCARD", jk .. ":dependencies") ~= 0 then
+    return -4
+  end
+  return -9
 end
 local taken = takeActive(id, token, true)
 if taken ~= 0 then
@@ -37,6 +45,14 @@ if taken ~= 0 then
 end
 if target == "failed" then
   recordFailure(id, value, ARGV[10], ARGV[11])
+end
+local parent = parentOf(jk)
+if parent then
+  if target == "failed" then
+    childFailed(parent, jk, value, now, keepCount == 0)
+  else
+    childCompleted(parent, jk, value, now)
+  end
 end
 trimEvents()
 releaseDedupOnFinish(id, redis.call("HGET", jk, "deid"), keepCount == 0)

@@ -1,5 +1,6 @@
 --[[
-  Removes a job in any state but active-and-locked (BullMQ's removeJob without children).
+  Removes a job in any state but active-and-locked (BullMQ's removeJob without children); a
+  flow's child leaves its parent's dependencies.
   Not idempotent (the second call finds nothing: -1).
 
   Input:
@@ -7,13 +8,15 @@
     ARGV[1] key prefix, ARGV[2] job id
   Output:
     1 removed, 0 locked (left alone), -1 no such job, -8 current scheduler iteration
-  Events: removed (prev = the state it was in)
+  Events: removed (prev = the state it was in); in a parent's queue: waiting (prev
+  waiting-children) when the job was a flow's last pending child (includes/parent)
 ]]
 --- @include "includes/keys"
 --- @include "includes/events"
 --- @include "includes/state"
 --- @include "includes/remove"
 --- @include "includes/scheduler"
+--- @include "includes/parent"
 
 local id = ARGV[2]
 local jk = qp .. id
@@ -29,6 +32,10 @@ end
 local state = jobState(id)
 takeOut(id, state)
 redis.call("SREM", stalledKey, id)
+local parent = parentOf(jk)
+if parent then
+  childRemoved(parent, jk)
+end
 removeJobKeys(id)
 emit("removed", "jobId", id, "prev", state)
 return 1

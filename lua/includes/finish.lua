@@ -21,9 +21,13 @@
   newest `keepCount` (-1: keep all). `now` is the caller's text.
 
   emitDrainedIfIdle(): the `drained` event when nothing is waiting, prioritized or active.
+
+  A finished child of a flow updates its parent (includes/parent: childCompleted,
+  childFailed), before its own keys may go.
 ]]
 --- @include "events"
 --- @include "remove"
+--- @include "parent"
 
 local function releaseDedupOnFinish(id, deid, deleted)
   if deid and deid ~= "" then

@@ -5,7 +5,7 @@
 'use strict';
 const path = require('path');
 const mods = process.env.JOBQ_INTEROP_MODULES || path.join(__dirname, 'node_modules');
-const { Queue, Worker, QueueEvents } = require(path.join(mods, 'bullmq'));
+const { Queue, Worker, QueueEvents, FlowProducer } = require(path.join(mods, 'bullmq'));
 const IORedis = require(path.join(mods, 'ioredis'));
 const bullmqVersion = require(path.join(mods, 'bullmq', 'package.json')).version;
 const v5 = bullmqVersion.startsWith('5.');
@@ -50,8 +50,8 @@ function until(cond, ms, what) {
 }
 // A QueueEvents that records every event it emits (entry id included) and must never
 // report an error.
-async function recorder(qname) {
-  const qe = new QueueEvents(qname, { connection, lastEventId: '0' });
+async function recorder(qname, prefix = 'bull') {
+  const qe = new QueueEvents(qname, { connection, prefix, lastEventId: '0' });
   const rec = { events: [], errors: [], qe };
   const emit = qe.emit.bind(qe);
   qe.emit = (name, ...args) => {
@@ -259,8 +259,9 @@ async function nodeToJobq() {
 const children = [];
 // Starts `jobq_interop serve`: a jobq worker in its own process. Lines "start <id>" and
 // "done <id>" are recorded; stop() closes its stdin (graceful close) and waits for it.
-function serve(qname, conc = 1, lockMs = 0) {
-  const p = spawn(bin, ['serve', url, qname, String(conc), String(lockMs)],
+function serve(qname, conc = 1, lockMs = 0, prefix = 'bull') {
+  const u = prefix === 'bull' ? url : `${url}?prefix=${encodeURIComponent(prefix)}`;
+  const p = spawn(bin, ['serve', u, qname, String(conc), String(lockMs)],
     { stdio: ['pipe', 'pipe', 'inherit'] });
   children.push(p);
   const w = { p, started: [], done: [], ready: false, stats: null, exited: false };
@@ -287,6 +288,149 @@ async function holds(cond, ms, what) {
     await new Promise((r) => setTimeout(r, 20));
   }
   assert.ok(cond(), what);
+}
+
+// --- flows: a Node FlowProducer's children processed by a jobq worker (issue 14) -------------
+// The parent in one queue, its children in another, each child's finish by jobq updating the
+// parent as Node's would: `:dependencies`, `:processed`, `:failed`, the release to waiting
+// (event waiting, prev waiting-children) and, for failParentOnFailure, the parent's failure.
+async function flowRun(prefix, suffix) {
+  const pq = `ifp${suffix}-${tag}`;
+  const cq = `ifc${suffix}-${tag}`;
+  const conn = prefix === 'bull' ? { connection } : { connection, prefix };
+  const rec = await recorder(pq, prefix);
+  const flow = new FlowProducer(conn);
+  closers.push(() => flow.close());
+  const pqueue = new Queue(pq, conn);
+  closers.push(() => pqueue.close());
+  const child = (n, opts) => ({ name: 'child', queueName: cq, data: { n }, opts });
+  const fail = (opts) => ({ name: 'fail-always', queueName: cq, data: {}, opts });
+  const trees = {
+    ok: await flow.add({ name: 'parent', queueName: pq, data: { p: 1 }, children: [child(1), child(2)] }),
+    prio: await flow.add({ name: 'parent', queueName: pq, data: {}, opts: { priority: 4 }, children: [child(3)] }),
+    removed: await flow.add({ name: 'parent', queueName: pq, data: {}, children: [child(8)] }),
+    delayed: await flow.add({ name: 'parent', queueName: pq, data: {}, opts: { delay: 600000 }, children: [child(7)] }),
+    idof: await flow.add({ name: 'parent', queueName: pq, data: {},
+      children: [child(4), fail({ ignoreDependencyOnFailure: true })] }),
+    rdof: await flow.add({ name: 'parent', queueName: pq, data: {},
+      children: [fail({ removeDependencyOnFailure: true })] }),
+    plain: await flow.add({ name: 'parent', queueName: pq, data: {}, children: [fail()] }),
+  };
+  if (!v5) {
+    trees.fpof = await flow.add({ name: 'parent', queueName: pq, data: {},
+      children: [child(5), fail({ failParentOnFailure: true })] });
+    trees.cpof = await flow.add({ name: 'parent', queueName: pq, data: {},
+      children: [child(6, { delay: 60000 }), fail({ continueParentOnFailure: true })] });
+  }
+  const pid = (k) => trees[k].job.id;
+  const ckey = (k, i) => `${prefix}:${cq}:${trees[k].children[i].job.id}`;
+  const pkey = (k) => `${prefix}:${pq}:${pid(k)}`;
+  const released = Object.keys(trees).filter((k) => k !== 'plain');
+  const finished = released.filter((k) => k !== 'delayed');
+  // a child removed by jobq before any worker ran it releases its parent too
+  jobq('remove', prefix === 'bull' ? url : `${url}?prefix=${encodeURIComponent(prefix)}`, cq,
+    trees.removed.children[0].job.id);
+  const jw = serve(cq, 2, 0, prefix);
+  await jw.whenReady();
+  await check(`flows${suffix}: the jobq worker's finishes release the parents`, async () => {
+    await untilAsync(async () => {
+      for (const k of released) if ((await pqueue.getJobState(pid(k))) === 'waiting-children') return false;
+      return true;
+    }, 10000, 'parents released');
+    assert.equal(await pqueue.getJobState(pid('ok')), 'waiting');
+    assert.equal(await pqueue.getJobState(pid('prio')), 'prioritized');
+    assert.equal(await pqueue.getJobState(pid('delayed')), 'delayed');
+    const [delayed] = await seen(rec, 'delayed', pid('delayed'), 1);
+    const due = Number(delayed.delay);
+    assert.ok(due > Date.now() + 500000 && due <= Date.now() + 600000, `delayed until ${due}`);
+    assert.equal(await pqueue.getJobState(pid('plain')), 'waiting-children');
+    for (const k of finished) {
+      const ev = await seen(rec, 'waiting', pid(k), 1);
+      assert.equal(ev[0].prev, 'waiting-children', `${k}: waiting event's prev`);
+    }
+    assert.equal(await client.scard(`${pkey('ok')}:dependencies`), 0);
+    assert.deepEqual(await client.hgetall(`${pkey('ok')}:processed`), {
+      [ckey('ok', 0)]: '{"name":"child","data":{"n":1}}',
+      [ckey('ok', 1)]: '{"name":"child","data":{"n":2}}',
+    });
+    assert.deepEqual(await client.hgetall(`${pkey('idof')}:failed`), { [ckey('idof', 1)]: 'boom 0' });
+    assert.deepEqual(await client.hgetall(`${pkey('rdof')}:failed`), {});
+    assert.deepEqual(await client.smembers(`${pkey('plain')}:dependencies`), [ckey('plain', 0)]);
+    if (!v5) {
+      assert.deepEqual(await client.zrange(`${pkey('fpof')}:unsuccessful`, 0, -1), [ckey('fpof', 1)]);
+      assert.equal(await client.hget(pkey('fpof'), 'defa'), `child ${ckey('fpof', 1)} failed`);
+      // continueParentOnFailure releases the parent though a (delayed) child is pending
+      assert.deepEqual(await client.smembers(`${pkey('cpof')}:dependencies`), [ckey('cpof', 0)]);
+      assert.deepEqual(await client.hgetall(`${pkey('cpof')}:failed`), { [ckey('cpof', 1)]: 'boom 0' });
+    }
+  });
+  await jw.stop();
+  const seenBy = {};
+  const nw = new Worker(pq, async (job) => {
+    seenBy[job.id] = { values: await job.getChildrenValues(), ignored: await job.getIgnoredChildrenFailures() };
+    // a parent continued on a child's failure completes once its pending children are gone
+    if (!v5 && job.id === pid('cpof')) await job.removeUnprocessedChildren();
+    return 'parent done';
+  }, conn);
+  closers.push(() => nw.close());
+  await check(`flows${suffix}: a Node worker finishes the released parents`, async () => {
+    await untilAsync(async () => {
+      for (const k of finished) {
+        const st = await pqueue.getJobState(pid(k));
+        if (st !== (k === 'fpof' ? 'failed' : 'completed')) return false;
+      }
+      return true;
+    }, 10000, 'parents finished');
+    assert.deepEqual(seenBy[pid('ok')].values, {
+      [ckey('ok', 0)]: { name: 'child', data: { n: 1 } },
+      [ckey('ok', 1)]: { name: 'child', data: { n: 2 } },
+    });
+    assert.deepEqual(seenBy[pid('idof')].values, { [ckey('idof', 0)]: { name: 'child', data: { n: 4 } } });
+    assert.deepEqual(seenBy[pid('idof')].ignored, { [ckey('idof', 1)]: 'boom 0' });
+    assert.deepEqual(seenBy[pid('rdof')].values, {});
+    assert.deepEqual(seenBy[pid('removed')].values, {});
+    if (!v5) {
+      assert.deepEqual(seenBy[pid('cpof')].ignored, { [ckey('cpof', 1)]: 'boom 0' });
+      assert.equal(seenBy[pid('fpof')], undefined, 'the failed parent did not run');
+      assert.equal((await pqueue.getJob(pid('fpof'))).failedReason, `child ${ckey('fpof', 1)} failed`);
+    }
+    assert.equal(await pqueue.getJobState(pid('plain')), 'waiting-children');
+  });
+  await nw.close();
+}
+// Both queues of a Node flow served by jobq workers: the released parent runs under jobq, and
+// a parent whose failParentOnFailure child failed is failed by jobq's fetch with BullMQ's reason.
+async function flowAllJobq() {
+  const pq = `ifpj-${tag}`;
+  const cq = `ifcj-${tag}`;
+  const flow = new FlowProducer({ connection });
+  closers.push(() => flow.close());
+  const pqueue = new Queue(pq, { connection });
+  closers.push(() => pqueue.close());
+  const ok = await flow.add({ name: 'parent', queueName: pq, data: { p: 2 },
+    children: [{ name: 'child', queueName: cq, data: { n: 9 } }] });
+  const fpof = v5 ? null : await flow.add({ name: 'parent', queueName: pq, data: {},
+    children: [{ name: 'fail-always', queueName: cq, data: {}, opts: { failParentOnFailure: true } }] });
+  const jw = [serve(cq), serve(pq)];
+  await Promise.all(jw.map((w) => w.whenReady()));
+  await check('flows: jobq workers on both queues finish a Node flow', async () => {
+    await untilAsync(async () => (await pqueue.getJobState(ok.job.id)) === 'completed' &&
+      (!fpof || (await pqueue.getJobState(fpof.job.id)) === 'failed'), 10000, 'parents finished');
+    assert.deepEqual((await pqueue.getJob(ok.job.id)).returnvalue, { name: 'parent', data: { p: 2 } });
+    assert.deepEqual(await (await pqueue.getJob(ok.job.id)).getChildrenValues(),
+      { [`bull:${cq}:${ok.children[0].job.id}`]: { name: 'child', data: { n: 9 } } });
+    if (fpof) {
+      const failed = await pqueue.getJob(fpof.job.id);
+      assert.equal(failed.failedReason, `child bull:${cq}:${fpof.children[0].job.id} failed`);
+      assert.ok(!jw[1].started.includes(fpof.job.id), 'the failed parent did not run');
+    }
+  });
+  await Promise.all(jw.map((w) => w.stop()));
+}
+async function flows() {
+  await flowRun('bull', '');
+  await flowRun('{jq}', 't');
+  await flowAllJobq();
 }
 
 // --- 8.2.6 Queue.getWorkers lists a waiting jobq worker (client name, §6.3) ---------------------
@@ -806,6 +950,7 @@ async function schedulers() {
     await dedup();
     await killed();
     await schedulers();
+    await flows();
     await check('QueueEvents never errored', () => {
       for (const r of recs) {
         assert.deepEqual(r.errors, []);

@@ -489,6 +489,256 @@ finish_releases_dedup_as_bullmq(void **state) {
 	}
 }
 
+/* A command's reply as text (a string, or an integer's decimal), "" for nil, in `out`. */
+static const char *
+redis_text(char *out, size_t cap, const char *fmt, ...) {
+	redisContext *c = redisConnectUnix(sock);
+	assert_non_null(c);
+	assert_int_equal(c->err, 0);
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+		snprintf(out, cap, "%s", r->str);
+	else if (r->type == REDIS_REPLY_INTEGER)
+		snprintf(out, cap, "%lld", r->integer);
+	else {
+		assert_int_equal(r->type, REDIS_REPLY_NIL);
+		out[0] = '\0';
+	}
+	freeReplyObject(r);
+	redisFree(c);
+	return out;
+}
+
+/* Where parent `pid` of queue "pq" is: "w" wait, "p" prioritized, "c" waiting-children. */
+static const char *
+parent_state(const char *pid) {
+	static char t[64];
+	if (redis_text(t, sizeof(t), "LPOS %s:pq:wait %s", prefix, pid)[0] != '\0')
+		return "w";
+	if (redis_text(t, sizeof(t), "ZSCORE %s:pq:prioritized %s", prefix, pid)[0] != '\0')
+		return "p";
+	if (redis_text(t, sizeof(t), "ZSCORE %s:pq:waiting-children %s", prefix, pid)[0] != '\0')
+		return "c";
+	return "?";
+}
+
+/* A parent `pid` in queue "pq", as Node's FlowProducer writes it, waiting for `n` jobs added to
+ * queue "q" (their keys in `ck`) whose `parent` JSON carries `policy` (NULL: none). */
+static void
+flow_parent(fixture *f, const char *pid, int priority, const char *policy, size_t n,
+            char ck[][200]) {
+	char t[64], pk[96], parent[192];
+	snprintf(pk, sizeof(pk), "%s:pq:%s", prefix, pid);
+	redis_text(t, sizeof(t),
+	           "HSET %s name p data {} opts {\"attempts\":0} timestamp 1 delay 0 "
+	           "priority %d",
+	           pk, priority);
+	redis_text(t, sizeof(t), "ZADD %s:pq:waiting-children 1 %s", prefix, pid);
+	snprintf(parent, sizeof(parent), "{\"id\":\"%s\",\"queueKey\":\"%s:pq\"%s%s%s}", pid,
+	         prefix, policy ? ",\"" : "", policy ? policy : "", policy ? "\":true" : "");
+	for (size_t i = 0; i < n; i++) {
+		jobq_job_id id;
+		add_job(f, &id);
+		snprintf(ck[i], 200, "%s:q:%s", prefix, id.str);
+		redis_text(t, sizeof(t), "SADD %s:dependencies %s", pk, ck[i]);
+		redis_text(t, sizeof(t), "HSET %s parentKey %s parent %s", ck[i], pk, parent);
+	}
+}
+
+/* Drops the keys of queue "pq", which the fixture's obliterate of "q" leaves. */
+static void
+drop_parent_queue(void) {
+	redisContext *c = redisConnectUnix(sock);
+	assert_non_null(c);
+	redisReply *r = redisCommand(c, "KEYS %s:pq:*", prefix);
+	assert_non_null(r);
+	for (size_t i = 0; i < r->elements; i++)
+		freeReplyObject(redisCommand(c, "DEL %s", r->element[i]->str));
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/*
+ * Flows: a child that jobq completes, by complete (moveToFinished) or a batched complete_fetch
+ * (completeFetch), kept or not, leaves its parent's dependencies with its result in the
+ * parent's `:processed`; the last one moves the parent (in another queue) out of
+ * waiting-children to wait, or prioritized by its priority, with event waiting (prev
+ * waiting-children), as BullMQ 6's finish does.
+ */
+static void
+finish_releases_flow_parent(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	char t[256], pid[16], pk[96], ck[2][200];
+	for (int path = 0; path < 4; path++) {
+		int batched = path & 1, kept = path >> 1;
+		snprintf(pid, sizeof(pid), "P%d", path);
+		snprintf(pk, sizeof(pk), "%s:pq:%s", prefix, pid);
+		flow_parent(f, pid, path == 3 ? 2 : 0, NULL, 2, ck);
+		const char *tokens[2] = {"tok-a", "tok-b"};
+		jobq_job *jobs[2] = {NULL, NULL};
+		assert_int_equal(
+		    f->b->complete_fetch(jobs, NULL, f->q, NULL, 0, tokens, 2, 30000, wall_ms()),
+		    2);
+		jobq_keep keep = {kept ? JOBQ_KEEP_ALL : JOBQ_KEEP_NONE, -1, -1};
+		for (int i = 0; i < 2; i++) {
+			const char *value = i == 0 ? "\"r0\"" : "\"r1\"";
+			if (batched) {
+				jobq_completion done = {jobs[i]->id, jobs[i]->token, value, keep, 1,
+				                        NULL};
+				assert_int_equal(f->b->complete_fetch(NULL, NULL, f->q, &done, 1,
+				                                      NULL, 0, 30000, wall_ms()),
+				                 0);
+				assert_int_equal(done.rc, 0);
+			} else {
+				assert_int_equal(f->b->complete(f->q, jobs[i]->id, jobs[i]->token,
+				                                value, &keep, wall_ms()),
+				                 0);
+			}
+			assert_string_equal(redis_text(t, sizeof(t), "SCARD %s:dependencies", pk),
+			                    i == 0 ? "1" : "0");
+			assert_string_equal(parent_state(pid), i == 0      ? "c"
+			                                       : path == 3 ? "p"
+			                                                   : "w");
+		}
+		char key[200];
+		for (int i = 0; i < 2; i++) {
+			snprintf(key, sizeof(key), "%s:q:%s", prefix, jobs[i]->id);
+			assert_string_equal(
+			    redis_text(t, sizeof(t), "HGET %s:processed %s", pk, key),
+			    i == 0 ? "\"r0\"" : "\"r1\"");
+			jobq_job_free(jobs[i]);
+		}
+		redisContext *c = redisConnectUnix(sock);
+		assert_non_null(c);
+		redisReply *r = redisCommand(c, "XREVRANGE %s:pq:events + - COUNT 1", prefix);
+		assert_non_null(r);
+		assert_int_equal(r->elements, 1);
+		redisReply *fl = r->element[0]->element[1];
+		assert_int_equal(fl->elements, 6);
+		const char *want[] = {"event", "waiting", "jobId", pid, "prev", "waiting-children"};
+		for (size_t i = 0; i < 6; i++)
+			assert_string_equal(fl->element[i]->str, want[i]);
+		freeReplyObject(r);
+		redisFree(c);
+	}
+	drop_parent_queue();
+}
+
+/*
+ * Flows: a child that jobq fails for good applies the policy its `parent` JSON carries:
+ * fpof marks the parent to fail (defa naming the child, :unsuccessful) and moves it to wait,
+ * cpof records the failure in :failed and moves it to wait though a sibling is pending, idof
+ * records it and releases the dependency, rdof releases it, and with no policy the parent
+ * keeps waiting for the failed child.
+ */
+static void
+fail_applies_flow_policy(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	static const struct {
+		const char *policy;
+		size_t n;       /* children: the first fails, the second stays pending */
+		const char *at; /* where the parent is afterwards */
+		int failed;     /* the failure is in the parent's :failed */
+	} cases[] = {{"fpof", 2, "w", 0},
+	             {"cpof", 2, "w", 1},
+	             {"idof", 1, "w", 1},
+	             {"rdof", 1, "w", 0},
+	             {NULL, 1, "c", 0}};
+	char t[256], pid[16], pk[96], ck[2][200];
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		snprintf(pid, sizeof(pid), "F%zu", k);
+		snprintf(pk, sizeof(pk), "%s:pq:%s", prefix, pid);
+		flow_parent(f, pid, 0, cases[k].policy, cases[k].n, ck);
+		const char *tokens[1] = {"tok-f"};
+		jobq_job *jobs[1] = {NULL};
+		assert_int_equal(
+		    f->b->complete_fetch(jobs, NULL, f->q, NULL, 0, tokens, 1, 30000, wall_ms()),
+		    1);
+		assert_string_equal(jobs[0]->id, ck[0] + strlen(prefix) + 3);
+		jobq_failure fl = {"boom", NULL, -1, {JOBQ_KEEP_ALL, -1, -1}, 1};
+		assert_int_equal((f->b->fail)(f->q, jobs[0]->id, jobs[0]->token, &fl, wall_ms()),
+		                 0);
+		jobq_job_free(jobs[0]);
+		assert_string_equal(parent_state(pid), cases[k].at);
+		assert_string_equal(redis_text(t, sizeof(t), "HGET %s:failed %s", pk, ck[0]),
+		                    cases[k].failed ? "boom" : "");
+		assert_string_equal(
+		    redis_text(t, sizeof(t), "SISMEMBER %s:dependencies %s", pk, ck[0]),
+		    cases[k].policy ? "0" : "1");
+		char why[240];
+		snprintf(why, sizeof(why), "child %s failed", ck[0]);
+		int fpof = k == 0;
+		assert_string_equal(redis_text(t, sizeof(t), "HGET %s defa", pk), fpof ? why : "");
+		assert_string_equal(
+		    redis_text(t, sizeof(t), "ZSCORE %s:unsuccessful %s", pk, ck[0])[0] ? "1" : "",
+		    fpof ? "1" : "");
+		/* the sibling (fetched by the next case or left waiting) is not touched */
+		if (cases[k].n == 2)
+			assert_string_equal(
+			    redis_text(t, sizeof(t), "SISMEMBER %s:dependencies %s", pk, ck[1]),
+			    "1");
+		/* out of the way of the next case's fetch */
+		if (cases[k].n == 2)
+			redis_text(t, sizeof(t), "LREM %s:q:wait 0 %s", prefix,
+			           ck[1] + strlen(prefix) + 3);
+	}
+	drop_parent_queue();
+}
+
+/* Flows: removing a child releases its dependency; the last one moves the parent to wait, as
+ * BullMQ's remove does, with nothing recorded in the parent's :processed. */
+static void
+remove_releases_flow_parent(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	char t[64], pk[96], ck[2][200];
+	snprintf(pk, sizeof(pk), "%s:pq:R", prefix);
+	flow_parent(f, "R", 0, NULL, 2, ck);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(f->b->remove(f->q, ck[i] + strlen(prefix) + 3, wall_ms()), 0);
+		assert_string_equal(redis_text(t, sizeof(t), "SCARD %s:dependencies", pk),
+		                    i == 0 ? "1" : "0");
+		assert_string_equal(parent_state("R"), i == 0 ? "c" : "w");
+	}
+	assert_string_equal(redis_text(t, sizeof(t), "EXISTS %s:processed", pk), "0");
+	drop_parent_queue();
+}
+
+/* Flows: a parent one of whose failParentOnFailure children failed (its `:unsuccessful`) is
+ * not completed, by either script, as BullMQ 6 refuses it; nothing changes. */
+static void
+complete_refused_with_failed_child(void **state) {
+	fixture *f = *state;
+	if (f == NULL)
+		skip();
+	char t[64];
+	jobq_job_id id;
+	add_job(f, &id);
+	const char *tokens[1] = {"tok-u"};
+	jobq_job *jobs[1] = {NULL};
+	assert_int_equal(
+	    f->b->complete_fetch(jobs, NULL, f->q, NULL, 0, tokens, 1, 30000, wall_ms()), 1);
+	redis_text(t, sizeof(t), "ZADD %s:q:%s:unsuccessful 1 %s:q:child", prefix, id.str, prefix);
+	jobq_keep keep = {JOBQ_KEEP_ALL, -1, -1};
+	assert_int_equal(f->b->complete(f->q, id.str, "tok-u", "1", &keep, wall_ms()), JOBQ_ESTATE);
+	jobq_completion done = {id.str, "tok-u", "1", keep, 1, NULL};
+	assert_int_equal(
+	    f->b->complete_fetch(NULL, NULL, f->q, &done, 1, NULL, 0, 30000, wall_ms()), 0);
+	assert_int_equal(done.rc, JOBQ_ESTATE);
+	assert_string_equal(redis_text(t, sizeof(t), "LPOS %s:q:active %s", prefix, id.str), "0");
+	assert_string_equal(redis_text(t, sizeof(t), "GET %s:q:%s:lock", prefix, id.str), "tok-u");
+	jobq_job_free(jobs[0]);
+}
+
 /* The queue's active list, head first, as ids. */
 static size_t
 active_list(char ids[][32], size_t max) {
@@ -670,6 +920,10 @@ main(void) {
 	    cmocka_unit_test_setup_teardown(complete_fetch_cuts_batches_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(complete_fetch_releases_dedup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(finish_releases_dedup_as_bullmq, setup, teardown),
+	    cmocka_unit_test_setup_teardown(finish_releases_flow_parent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(fail_applies_flow_policy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(remove_releases_flow_parent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(complete_refused_with_failed_child, setup, teardown),
 	    cmocka_unit_test_setup_teardown(lock_expires_on_server_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_two_phase, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stalled_check_is_throttled, setup, teardown),

@@ -60,6 +60,11 @@ rq_script_status(long long st, const char *op, const char *id) {
 		                      op, id);
 	case -4:
 		return jobq_error_set(JOBQ_ESTATE, "redis %s: job %s has pending children", op, id);
+	case -9:
+		return jobq_error_set(JOBQ_ESTATE,
+		                      "redis %s: job %s has a child that failed with "
+		                      "failParentOnFailure",
+		                      op, id);
 	case -8:
 		return jobq_error_set(
 		    JOBQ_ESTATE, "redis %s: job %s is the pending iteration of a job scheduler", op,
