@@ -499,7 +499,9 @@ async function mixedWorkers() {
     const c = await queue.getJobCounts();
     assert.deepEqual([c.waiting, c.active, c.delayed, c.prioritized, c.failed], [0, 0, 0, 0, 0]);
         assert.equal(await client.llen(`bull:${qname}:active`), 0);
-    assert.ok(of(rec, 'drained').length >= 1);
+    // the events reach the QueueEvents recorder after the counts change: wait for them
+    await until(() => of(rec, 'completed').length >= 2000 && of(rec, 'drained').length >= 1,
+      10000, () => `events: completed ${of(rec, 'completed').length}, drained ${of(rec, 'drained').length}`);
     assert.equal(of(rec, 'completed').length, 2000);
   });
   await Promise.all(nw.map((w) => w.close()));
