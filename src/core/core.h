@@ -86,6 +86,10 @@ void jobq_queue__leave_wait(jobq_queue *q);
 /* A fresh lock token "<instance>:<n>" written to buf (at least 48 bytes). */
 void jobq_store__new_token(jobq_store *s, char *buf, size_t size);
 int64_t jobq_queue__now(const jobq_queue *q);
+/* The checks every public call makes first (store.c): the queue is open; the id can name a job
+ * (empty: EINVAL; too long or reserved: ENOTFOUND). `what` starts the message. */
+int jobq_queue__check(const jobq_queue *q, const char *what);
+int jobq_queue__check_id(const jobq_queue *q, const char *id, const char *what);
 
 /*
  * Fails an attempt of a fetched job: applies attempts, backoff (and the worker's callback),

@@ -260,8 +260,8 @@ jobq_queue__now(const jobq_queue *q) {
 }
 
 /* Every public call on a queue starts here. */
-static int
-check_queue(const jobq_queue *q, const char *what) {
+int
+jobq_queue__check(const jobq_queue *q, const char *what) {
 	if (q == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "%s: queue is NULL", what);
 	if (atomic_load(&q->closed))
@@ -271,8 +271,8 @@ check_queue(const jobq_queue *q, const char *what) {
 
 /* Every public call that takes a job id checks it here: an id that cannot name a job (too
  * long, or the name of one of the queue's own keys) is not found, and never reaches the store. */
-static int
-check_id(const jobq_queue *q, const char *id, const char *what) {
+int
+jobq_queue__check_id(const jobq_queue *q, const char *id, const char *what) {
 	if (id == NULL || id[0] == '\0')
 		return jobq_error_set(JOBQ_EINVAL, "%s: job id is empty", what);
 	if (strlen(id) > JOBQ_ID_MAX)
@@ -330,7 +330,7 @@ jobq_queue__prepare_add(jobq_job_options *opts_out, const jobq_queue *q, const j
 int
 jobq_queue_add_bulk(jobq_job_id *out, int *outcomes, jobq_queue *q, const jobq_job_spec *jobs,
                     size_t n) {
-	int rc = check_queue(q, "add");
+	int rc = jobq_queue__check(q, "add");
 	if (rc < 0)
 		return rc;
 	if (out == NULL || (jobs == NULL && n > 0))
@@ -394,8 +394,8 @@ int
 jobq_queue_get_job(jobq_job **out, jobq_queue *q, const char *id) {
 	if (out != NULL)
 		*out = NULL;
-	int rc = check_queue(q, "get job");
-	if (rc < 0 || (rc = check_id(q, id, "get job")) < 0)
+	int rc = jobq_queue__check(q, "get job");
+	if (rc < 0 || (rc = jobq_queue__check_id(q, id, "get job")) < 0)
 		return rc;
 	if (out == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "get job: out is NULL");
@@ -422,7 +422,7 @@ jobq_queue_get_state(jobq_state *out, jobq_queue *q, const char *id) {
 
 int
 jobq_queue_list(jobq_job_list **out, jobq_queue *q, jobq_state state, size_t offset, size_t limit) {
-	int rc = check_queue(q, "list");
+	int rc = jobq_queue__check(q, "list");
 	if (rc < 0)
 		return rc;
 	if (out == NULL)
@@ -447,7 +447,7 @@ jobq_queue_list(jobq_job_list **out, jobq_queue *q, jobq_state state, size_t off
 
 int
 jobq_queue_counts(jobq_counts *out, jobq_queue *q) {
-	int rc = check_queue(q, "counts");
+	int rc = jobq_queue__check(q, "counts");
 	if (rc < 0)
 		return rc;
 	if (out == NULL)
@@ -458,7 +458,7 @@ jobq_queue_counts(jobq_counts *out, jobq_queue *q) {
 
 int
 jobq_queue_is_paused(int *out, jobq_queue *q) {
-	int rc = check_queue(q, "is paused");
+	int rc = jobq_queue__check(q, "is paused");
 	if (rc < 0)
 		return rc;
 	return BACKEND(q)->is_paused(out, q->bq);
@@ -466,7 +466,7 @@ jobq_queue_is_paused(int *out, jobq_queue *q) {
 
 int
 jobq_queue_count_workers(jobq_queue *q) {
-	int rc = check_queue(q, "count workers");
+	int rc = jobq_queue__check(q, "count workers");
 	if (rc < 0)
 		return rc;
 	return jobq__backend_count_workers(q->store->backend, q->bq);
@@ -476,8 +476,8 @@ int
 jobq_queue_get_logs(jobq_strings **out, jobq_queue *q, const char *id, size_t start, size_t limit) {
 	if (out != NULL)
 		*out = NULL;
-	int rc = check_queue(q, "get logs");
-	if (rc < 0 || (rc = check_id(q, id, "get logs")) < 0)
+	int rc = jobq_queue__check(q, "get logs");
+	if (rc < 0 || (rc = jobq_queue__check_id(q, id, "get logs")) < 0)
 		return rc;
 	if (out == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "get logs: out is NULL");
@@ -491,34 +491,34 @@ jobq_queue_get_logs(jobq_strings **out, jobq_queue *q, const char *id, size_t st
 
 int
 jobq_queue_remove(jobq_queue *q, const char *id) {
-	int rc = check_queue(q, "remove");
-	if (rc < 0 || (rc = check_id(q, id, "remove")) < 0)
+	int rc = jobq_queue__check(q, "remove");
+	if (rc < 0 || (rc = jobq_queue__check_id(q, id, "remove")) < 0)
 		return rc;
 	return BACKEND(q)->remove(q->bq, id, jobq_queue__now(q));
 }
 
 int
 jobq_queue_pause(jobq_queue *q) {
-	int rc = check_queue(q, "pause");
+	int rc = jobq_queue__check(q, "pause");
 	return rc < 0 ? rc : BACKEND(q)->set_paused(q->bq, 1, jobq_queue__now(q));
 }
 
 int
 jobq_queue_resume(jobq_queue *q) {
-	int rc = check_queue(q, "resume");
+	int rc = jobq_queue__check(q, "resume");
 	return rc < 0 ? rc : BACKEND(q)->set_paused(q->bq, 0, jobq_queue__now(q));
 }
 
 int
 jobq_queue_drain(jobq_queue *q, int include_delayed) {
-	int rc = check_queue(q, "drain");
+	int rc = jobq_queue__check(q, "drain");
 	return rc < 0 ? rc : BACKEND(q)->drain(q->bq, include_delayed, jobq_queue__now(q));
 }
 
 int
 jobq_queue_clean(jobq_strings **removed, jobq_queue *q, jobq_state state, int64_t grace_ms,
                  size_t limit) {
-	int rc = check_queue(q, "clean");
+	int rc = jobq_queue__check(q, "clean");
 	if (rc < 0)
 		return rc;
 	if (grace_ms < 0)
@@ -544,30 +544,30 @@ jobq_queue_clean(jobq_strings **removed, jobq_queue *q, jobq_state state, int64_
 
 int
 jobq_queue_obliterate(jobq_queue *q, int force) {
-	int rc = check_queue(q, "obliterate");
+	int rc = jobq_queue__check(q, "obliterate");
 	return rc < 0 ? rc : BACKEND(q)->obliterate(q->bq, force, jobq_queue__now(q));
 }
 
 int
 jobq_queue_promote(jobq_queue *q, const char *id) {
-	int rc = check_queue(q, "promote");
-	if (rc < 0 || (id != NULL && (rc = check_id(q, id, "promote")) < 0))
+	int rc = jobq_queue__check(q, "promote");
+	if (rc < 0 || (id != NULL && (rc = jobq_queue__check_id(q, id, "promote")) < 0))
 		return rc;
 	return BACKEND(q)->promote(q->bq, id, jobq_queue__now(q));
 }
 
 int
 jobq_queue_retry(jobq_queue *q, const char *id) {
-	int rc = check_queue(q, "retry");
-	if (rc < 0 || (id != NULL && (rc = check_id(q, id, "retry")) < 0))
+	int rc = jobq_queue__check(q, "retry");
+	if (rc < 0 || (id != NULL && (rc = jobq_queue__check_id(q, id, "retry")) < 0))
 		return rc;
 	return BACKEND(q)->retry_failed(q->bq, id, jobq_queue__now(q));
 }
 
 int
 jobq_queue_update_progress(jobq_queue *q, const char *id, const char *json) {
-	int rc = check_queue(q, "progress");
-	if (rc < 0 || (rc = check_id(q, id, "progress")) < 0)
+	int rc = jobq_queue__check(q, "progress");
+	if (rc < 0 || (rc = jobq_queue__check_id(q, id, "progress")) < 0)
 		return rc;
 	if (json == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "progress: json is NULL");
@@ -578,8 +578,8 @@ jobq_queue_update_progress(jobq_queue *q, const char *id, const char *json) {
 
 int
 jobq_queue_add_log(jobq_queue *q, const char *id, const char *line) {
-	int rc = check_queue(q, "add log");
-	if (rc < 0 || (rc = check_id(q, id, "add log")) < 0)
+	int rc = jobq_queue__check(q, "add log");
+	if (rc < 0 || (rc = jobq_queue__check_id(q, id, "add log")) < 0)
 		return rc;
 	if (line == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "add log: line is NULL");
@@ -756,7 +756,7 @@ jobq_queue__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_queue *q
 
 int
 jobq_queue_fetch(jobq_job **out, jobq_queue *q, int64_t lock_ms) {
-	int rc = check_queue(q, "fetch");
+	int rc = jobq_queue__check(q, "fetch");
 	if (rc < 0)
 		return rc;
 	if (out == NULL)
@@ -782,8 +782,8 @@ complete_with(jobq_queue *q, const char *id, const char *token, const char *resu
 
 static int
 check_attempt_args(jobq_queue *q, const char *id, const char *token, const char *what) {
-	int rc = check_queue(q, what);
-	if (rc < 0 || (rc = check_id(q, id, what)) < 0)
+	int rc = jobq_queue__check(q, what);
+	if (rc < 0 || (rc = jobq_queue__check_id(q, id, what)) < 0)
 		return rc;
 	if (token == NULL || token[0] == '\0')
 		return jobq_error_set(JOBQ_EINVAL, "%s: token is empty", what);
@@ -841,7 +841,7 @@ check_fetched(const jobq_job *job, const char *what) {
 int
 jobq_job_complete(jobq_job *job, const char *result_json) {
 	int rc = check_fetched(job, "complete");
-	if (rc < 0 || (rc = check_queue(job->rt->queue, "complete")) < 0)
+	if (rc < 0 || (rc = jobq_queue__check(job->rt->queue, "complete")) < 0)
 		return rc;
 	jobq_keep keep = jobq__resolve_keep(&job->opts.remove_on_complete, NULL);
 	return complete_with(job->rt->queue, job->id, job->token, result_json, &keep);
@@ -850,7 +850,7 @@ jobq_job_complete(jobq_job *job, const char *result_json) {
 int
 jobq_job_fail(jobq_job *job, const char *reason, unsigned int flags) {
 	int rc = check_fetched(job, "fail");
-	if (rc < 0 || (rc = check_queue(job->rt->queue, "fail")) < 0)
+	if (rc < 0 || (rc = jobq_queue__check(job->rt->queue, "fail")) < 0)
 		return rc;
 	return jobq_queue__fail_job(job->rt->queue, job, job->token, reason, flags, NULL);
 }
@@ -865,7 +865,7 @@ jobq_job_extend_lock(jobq_job *job, int64_t lock_ms) {
 
 int
 jobq_queue_check_stalled(jobq_queue *q, uint32_t max_stalled) {
-	int rc = check_queue(q, "check stalled");
+	int rc = jobq_queue__check(q, "check stalled");
 	if (rc < 0)
 		return rc;
 	jobq_strings *recovered = NULL;
@@ -886,125 +886,4 @@ jobq__log_stalled(const jobq_queue *q, jobq_strings *recovered) {
 		    "or failed past its stall limit",
 		    recovered->items[i]);
 	jobq_strings_free(recovered);
-}
-
-/* --- request / response ------------------------------------------------------------------- */
-
-/* Reads events in rounds of at most this long, re-checking the job between rounds, so that a
- * trimmed event history can never leave a waiter stuck. */
-enum { WAIT_ROUND_MS = 1000 };
-
-static int wait_job(jobq_job **out, jobq_queue *q, const char *id, int64_t timeout_ms);
-
-static int
-finished_outcome(jobq_job **out, jobq_job *job) {
-	int rc = job->state == JOBQ_STATE_COMPLETED ? 0 : JOBQ_ESTATE;
-	if (rc < 0)
-		jobq_error_set(JOBQ_ESTATE, "job %s failed: %s", job->id,
-		               job->failed_reason ? job->failed_reason : "(no reason)");
-	if (out != NULL)
-		*out = job;
-	else
-		jobq_job_free(job);
-	return rc;
-}
-
-int
-jobq_queue_wait_job(jobq_job **out, jobq_queue *q, const char *id, int64_t timeout_ms) {
-	if (out != NULL)
-		*out = NULL;
-	int rc = check_queue(q, "wait job");
-	if (rc < 0 || (rc = check_id(q, id, "wait job")) < 0)
-		return rc;
-	if ((rc = jobq_queue__enter_wait(q)) < 0)
-		return rc;
-	rc = wait_job(out, q, id, timeout_ms);
-	jobq_queue__leave_wait(q);
-	return rc;
-}
-
-static int
-wait_job(jobq_job **out, jobq_queue *q, const char *id, int64_t timeout_ms) {
-	int rc;
-	if (out != NULL)
-		*out = NULL;
-	/* Take the event cursor before looking at the job, so no outcome falls in between. */
-	jobq_event_list *list = NULL;
-	if ((rc = jobq_events_read(&list, q, JOBQ_EVENTS_NOW, 1, 0)) < 0)
-		return rc;
-	const char *c = jobq_event_list_cursor(list);
-	char *cursor = jobq__strdup(c ? c : JOBQ_EVENTS_START);
-	jobq_event_list_free(list);
-	if (cursor == NULL)
-		return JOBQ_ENOMEM;
-	/* The deadline saturates: a timeout near INT64_MAX waits as long as one < 0. */
-	int64_t start = jobq_clock__monotonic_ms();
-	int64_t deadline =
-	    timeout_ms < 0 || timeout_ms > INT64_MAX - start ? INT64_MAX : start + timeout_ms;
-	int blocking = (BACKEND(q)->caps & JOBQ_CAP_BLOCKING_WAIT) != 0;
-	for (;;) {
-		jobq_job *job = NULL;
-		if ((rc = jobq_queue_get_job(&job, q, id)) < 0)
-			break;
-		if (job->state == JOBQ_STATE_COMPLETED || job->state == JOBQ_STATE_FAILED) {
-			rc = finished_outcome(out, job);
-			break;
-		}
-		jobq_job_free(job);
-		/* Read events until this job's outcome shows up or the round ends. */
-		int seen = 0;
-		int64_t round_end = jobq_clock__monotonic_ms() + WAIT_ROUND_MS;
-		while (!seen) {
-			int64_t now = jobq_clock__monotonic_ms();
-			int64_t left = (deadline < round_end ? deadline : round_end) - now;
-			if (left <= 0)
-				break;
-			if (!blocking) {
-				struct timespec ts = {0,
-				                      10 * 1000000L}; /* no blocking read: poll */
-				nanosleep(&ts, NULL);
-			}
-			if ((rc = jobq_events_read(&list, q, cursor, 256, blocking ? left : 0)) < 0)
-				goto out;
-			for (size_t i = 0; i < jobq_event_list_count(list); i++) {
-				const jobq_event *e = jobq_event_list_at(list, i);
-				if (e->job_id != NULL && strcmp(e->job_id, id) == 0 &&
-				    (strcmp(e->event, "completed") == 0 ||
-				     strcmp(e->event, "failed") == 0 ||
-				     strcmp(e->event, "removed") == 0))
-					seen = 1;
-			}
-			c = jobq_event_list_cursor(list);
-			if (c != NULL && strcmp(c, cursor) != 0) {
-				char *next = jobq__strdup(c);
-				if (next == NULL) {
-					jobq_event_list_free(list);
-					rc = JOBQ_ENOMEM;
-					goto out;
-				}
-				jobq__free(cursor);
-				cursor = next;
-			}
-			jobq_event_list_free(list);
-		}
-		if (!seen && jobq_clock__monotonic_ms() >= deadline) {
-			rc = jobq_error_set(JOBQ_ETIMEDOUT,
-			                    "wait job: job %s did not finish in %lld ms", id,
-			                    (long long)timeout_ms);
-			break;
-		}
-	}
-out:
-	jobq__free(cursor);
-	return rc;
-}
-
-int
-jobq_queue_request(jobq_job **out, jobq_queue *q, const char *name, const void *data, size_t len,
-                   const jobq_job_options *opts, int64_t timeout_ms) {
-	jobq_job_id id;
-	int rc = jobq_queue_add(&id, q, name, data, len, opts);
-	if (rc < 0)
-		return rc;
-	return jobq_queue_wait_job(out, q, id.str, timeout_ms);
 }
