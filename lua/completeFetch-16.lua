@@ -13,7 +13,9 @@
     then per completion 6 values: job id, token, returnvalue JSON, keep count (-1 all,
     0 none, k newest), keep age ms (-1 none), dedup id ("" none: the client read the job's
     hash when it fetched it; the key is released only if it still names this job),
-    then m lock tokens
+    then m lock tokens,
+    then, when any completion counts metrics, one value per completion: the worker's
+    metrics.maxDataPoints (0: none; includes/metrics)
   Output:
     {statuses, ids, nextDelayedDue}: statuses has one integer per completion (0 ok,
     -1 no such job, -2 lock missing, -3 not active, -4 pending children, -6 lock held by
@@ -27,6 +29,7 @@
 --- @include "includes/lock"
 --- @include "includes/finish"
 --- @include "includes/fetch"
+--- @include "includes/metrics"
 
 local ndone, maxFetch = tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = tonumber(ARGV[5])
@@ -219,6 +222,20 @@ for i = 1, ndone do
 end
 if #gone > 0 then
   redis.call("DEL", unpack(gone))
+end
+-- metrics: the completions counted per size of the list (a batch of one worker has one)
+local metricsAt = 5 + 6 * ndone + maxFetch
+if #finished > 0 and #ARGV > metricsAt then
+  local per = {}
+  for i = 1, ndone do
+    local m = tonumber(ARGV[metricsAt + i])
+    if statuses[i] == 0 and m > 0 then
+      per[m] = (per[m] or 0) + 1
+    end
+  end
+  for m, n in pairs(per) do
+    countFinished("completed", n, ARGV[5], m)
+  end
 end
 if #finished > 0 then
   redis.call("SREM", stalledKey, unpack(finished))

@@ -11,7 +11,8 @@
     ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token, ARGV[4] now (ms),
     ARGV[5] "completed" | "failed", ARGV[6] returnvalue JSON | failedReason,
     ARGV[7] keep count (-1 all, 0 none, n newest), ARGV[8] keep age ms (-1 none),
-    ARGV[9] the job's attempts option, ARGV[10] "1" if ARGV[11] is a stack to append
+    ARGV[9] the job's attempts option, ARGV[10] "1" if ARGV[11] is a stack to append,
+    ARGV[12] the worker's metrics.maxDataPoints (0: no metrics; includes/metrics)
   Output:
     0 ok, -1 no such job, -4 pending children, -9 a child failed with failParentOnFailure
     (its `:unsuccessful`; as BullMQ 6, which fails such a parent), -3 not active, -2 lock
@@ -24,6 +25,7 @@
 --- @include "includes/lock"
 --- @include "includes/finish"
 --- @include "includes/failure"
+--- @include "includes/metrics"
 
 local id, token, now, target, value = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local keepCount, keepAge, attempts = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -74,6 +76,10 @@ if target == "failed" then
   end
 else
   emit("completed", "jobId", id, "returnvalue", value, "prev", "active")
+end
+local maxPoints = tonumber(ARGV[12]) or 0
+if maxPoints > 0 then
+  countFinished(target, 1, now, maxPoints)
 end
 emitDrainedIfIdle()
 return 0

@@ -86,6 +86,10 @@ typedef struct jobq_worker_options {
 	/* version 2 */
 	jobq_worker_event_fn on_event; /**< optional */
 	void *event_payload;           /**< passed to on_event */
+	/** BullMQ's metrics.maxDataPoints: count the jobs this worker completes or fails for
+	 * good per minute, keeping this many points (jobq/metrics.h); 0 (default): no metrics;
+	 * at most JOBQ_METRICS_MAX_POINTS */
+	uint32_t metrics_max_data_points;
 } jobq_worker_options;
 
 /** The version of jobq_worker_options this header defines; version 1 options (without
@@ -96,7 +100,7 @@ typedef struct jobq_worker_options {
 #define JOBQ_WORKER_OPTIONS_INIT                                                                   \
 	{                                                                                          \
 		JOBQ_WORKER_OPTIONS_VERSION, 1, 30000, 0, 30000, 1, {JOBQ_KEEP_DEFAULT, 0, 0},     \
-		    {JOBQ_KEEP_DEFAULT, 0, 0}, NULL, NULL, NULL, NULL                              \
+		    {JOBQ_KEEP_DEFAULT, 0, 0}, NULL, NULL, NULL, NULL, 0                           \
 	}
 /** Fills `opts` with the defaults of `version` (1 or 2). JOBQ_EVERSION otherwise. */
 JOBQ_EXTERN int jobq_worker_options_init(jobq_worker_options *opts, unsigned int version);

@@ -147,6 +147,27 @@ jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q) {
 	return b->count_workers(q);
 }
 
+int
+jobq__backend_metrics(jobq_metrics **out, jobq_backend *b, jobq_backend_queue *q, jobq_state kind,
+                      int64_t start, int64_t end) {
+	if (b->version < 5 || b->metrics == NULL)
+		return jobq_error_set(JOBQ_ENOTSUP, "the %s backend keeps no metrics", b->name);
+	return b->metrics(out, q, kind, start, end);
+}
+
+void
+jobq__range_clip(size_t *first, size_t *n, size_t len, int64_t start, int64_t end) {
+	int64_t l = (int64_t)len;
+	if (start < 0)
+		start = start + l < 0 ? 0 : start + l;
+	if (end < 0)
+		end += l;
+	if (end >= l)
+		end = l - 1;
+	*first = (size_t)start;
+	*n = start > end || start >= l ? 0 : (size_t)(end - start + 1);
+}
+
 void
 jobq__backend_free(jobq_backend *b) {
 	if (b != NULL && b->free != NULL)

@@ -39,6 +39,9 @@ int jobq__backend_scheduler_next(jobq_backend *b, jobq_backend_queue *q, const j
 /* The version-5 slots, or JOBQ_ENOTSUP without them. */
 int jobq__backend_list_queues(jobq_strings **out, jobq_backend *b);
 int jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q);
+/* The metrics slot (version 5, metrics), or JOBQ_ENOTSUP without it. */
+int jobq__backend_metrics(jobq_metrics **out, jobq_backend *b, jobq_backend_queue *q,
+                          jobq_state kind, int64_t start, int64_t end);
 /* Frees the backend through its free slot; NULL is ignored. */
 void jobq__backend_free(jobq_backend *b);
 
@@ -52,6 +55,9 @@ int64_t jobq__mono_ms(void);
 void jobq__ms_to_timespec(struct timespec *ts, int64_t abs_ms);
 /* A condition variable that waits on CLOCK_MONOTONIC. */
 void jobq__cond_init_monotonic(pthread_cond_t *cv);
+/* LRANGE's choice of `start`..`end` (negative: from the end) among `len` items: the first
+ * index and how many (0: none). */
+void jobq__range_clip(size_t *first, size_t *n, size_t len, int64_t start, int64_t end);
 /* Whether two keep policies are the same. */
 int jobq__keep_equal(const jobq_keep *a, const jobq_keep *b);
 /* Whether two job options are the same but for the per-job fields (job_id, dedup_id,

@@ -99,11 +99,14 @@ typedef struct jobq_fail_policy {
 	const jobq_keep *worker_keep_on_fail;
 	jobq_backoff_fn backoff_fn;
 	void *backoff_payload;
+	uint32_t metrics_max_points; /* the worker's metrics_max_data_points (0: none) */
 } jobq_fail_policy;
 /* Logs each job of `recovered` (a stalled check's result; NULL: none) and frees it. */
 void jobq__log_stalled(const jobq_queue *q, jobq_strings *recovered);
 int jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, const char *reason,
                          unsigned int flags, const jobq_fail_policy *policy);
+/* A worker's metrics_max_data_points: JOBQ_EINVAL past JOBQ_METRICS_MAX_POINTS (metrics.c). */
+int jobq__validate_metrics_points(uint32_t points);
 /* Resolves a keep policy: the job's own, else the worker's, else keep all. */
 jobq_keep jobq__resolve_keep(const jobq_keep *job_keep, const jobq_keep *worker_keep);
 /* Fetch for workers and manual mode: fails deferred-failure jobs and fetches again. */

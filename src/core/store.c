@@ -633,6 +633,7 @@ jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, cons
 	    .keep =
 	        jobq__resolve_keep(&o->remove_on_fail, policy ? policy->worker_keep_on_fail : NULL),
 	    .attempts = o->attempts,
+	    .metrics_max_points = policy ? policy->metrics_max_points : 0,
 	};
 	int rc = BACKEND(q)->fail(q->bq, job->id, token, &f, now);
 	if (rc < 0)
@@ -693,6 +694,7 @@ jobq_queue__fetch(jobq_job **out, jobq_fetch_info *info, jobq_queue *q, const ch
 	if (info == NULL)
 		info = &own_info;
 	info->keep_on_fail = policy != NULL ? policy->worker_keep_on_fail : NULL;
+	info->metrics_max_points = policy != NULL ? policy->metrics_max_points : 0;
 	for (;;) {
 		jobq_job *job = NULL;
 		int rc = BACKEND(q)->fetch(&job, info, q->bq, token, lock_ms, jobq_queue__now(q));

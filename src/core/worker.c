@@ -148,7 +148,8 @@ validate_worker_options(const jobq_worker_options *o) {
 		                                   "a negative value to disable the reaper)");
 	if ((rc = jobq__validate_keep(&o->remove_on_complete,
 	                              "worker options: remove_on_complete")) < 0 ||
-	    (rc = jobq__validate_keep(&o->remove_on_fail, "worker options: remove_on_fail")) < 0)
+	    (rc = jobq__validate_keep(&o->remove_on_fail, "worker options: remove_on_fail")) < 0 ||
+	    (rc = jobq__validate_metrics_points(o->metrics_max_data_points)) < 0)
 		return rc;
 	return 0;
 }
@@ -189,6 +190,7 @@ jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payl
 	w->policy.worker_keep_on_fail = &w->opts.remove_on_fail;
 	w->policy.backoff_fn = w->opts.backoff_fn;
 	w->policy.backoff_payload = w->opts.backoff_payload;
+	w->policy.metrics_max_points = w->opts.metrics_max_data_points;
 	w->slots = jobq__calloc(opts->concurrency, sizeof(*w->slots));
 	w->threads = jobq__calloc(opts->concurrency, sizeof(*w->threads));
 	if (w->slots == NULL || w->threads == NULL) {
@@ -444,6 +446,7 @@ run_job(jobq_worker *w, slot *s, batch *b, size_t index) {
 		    jobq__resolve_keep(&job->opts.remove_on_complete, &w->opts.remove_on_complete);
 		c->rc = 0;
 		c->dedup_id = job->opts.dedup_id;
+		c->metrics_max_points = w->opts.metrics_max_data_points;
 		b->refused[b->ndone] = 0;
 		b->ndone++;
 	} else {
@@ -734,7 +737,8 @@ handler_thread(void *arg) {
 	int64_t error_backoff = ERROR_BACKOFF_MIN_MS;
 	int covered = 0; /* another thread waits in the backend for the next news */
 	while (b != NULL && !atomic_load(&w->stopping)) {
-		jobq_fetch_info info = {.keep_on_fail = &w->opts.remove_on_fail};
+		jobq_fetch_info info = {.keep_on_fail = &w->opts.remove_on_fail,
+		                        .metrics_max_points = w->opts.metrics_max_data_points};
 		int rc = complete_and_fetch(w, s, b, b->want, &info);
 		if (rc == 0) {
 			error_backoff = ERROR_BACKOFF_MIN_MS;

@@ -599,9 +599,9 @@ errors_refused_backend_slots(void **state) {
 	assert_refused(c, JOBQ_ELOCKLOST, b->release(bq, a.str, "tok", conf_now(c)));
 	if (b->version >= 2 && b->complete_fetch != NULL) {
 		jobq_keep all = {JOBQ_KEEP_ALL, -1, -1};
-		jobq_completion done[3] = {{"nope", "tok", "1", all, 1, NULL},
-		                           {d.str, "tok", "1", all, 1, NULL},
-		                           {a.str, "tok", "1", all, 1, NULL}};
+		jobq_completion done[3] = {{"nope", "tok", "1", all, 1, NULL, 0},
+		                           {d.str, "tok", "1", all, 1, NULL, 0},
+		                           {a.str, "tok", "1", all, 1, NULL, 0}};
 		const char *tokens[1] = {"t"};
 		jobq_job *jobs[1] = {NULL};
 
@@ -616,7 +616,7 @@ errors_refused_backend_slots(void **state) {
 		assert_int_equal(done[2].rc, JOBQ_ELOCKLOST);
 		assert_null(jobs[0]);
 		/* an id completed twice in one batch: the second finds the job completed */
-		done[0] = (jobq_completion){a.str, jobq_job_token(act), "1", all, 1, NULL};
+		done[0] = (jobq_completion){a.str, jobq_job_token(act), "1", all, 1, NULL, 0};
 		done[1] = done[0];
 		assert_int_equal(b->complete_fetch(jobs, NULL, bq, done, 2, tokens, 0, CONF_LOCK_MS,
 		                                   conf_now(c)),

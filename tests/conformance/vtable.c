@@ -295,9 +295,9 @@ vt_complete_fetch_batches(void **state) {
 		assert_int_equal(jobs[i]->processed_on, T + 200);
 	}
 	{
-		jobq_completion done[3] = {{ids[0].str, "t:1", "{\"x\":1}", all, 99, NULL},
-		                           {ids[1].str, "t:stale", "null", all, 99, NULL},
-		                           {"no-such-job", "t:9", "null", all, 99, NULL}};
+		jobq_completion done[3] = {{ids[0].str, "t:1", "{\"x\":1}", all, 99, NULL, 0},
+		                           {ids[1].str, "t:stale", "null", all, 99, NULL, 0},
+		                           {"no-such-job", "t:9", "null", all, 99, NULL, 0}};
 		assert_int_equal(v.b->complete_fetch(next, NULL, v.q, done, 3, tokens2, 3,
 		                                     CONF_LOCK_MS, T + 300),
 		                 2);
@@ -326,9 +326,9 @@ vt_complete_fetch_batches(void **state) {
 	assert_int_equal(g->attempts_made, 1);
 	jobq_job_free(g);
 	{
-		jobq_completion last[3] = {{ids[1].str, "t:2", "null", all, 99, NULL},
-		                           {ids[2].str, "u:1", "null", all, 99, NULL},
-		                           {ids[3].str, "u:2", "null", all, 99, NULL}};
+		jobq_completion last[3] = {{ids[1].str, "t:2", "null", all, 99, NULL, 0},
+		                           {ids[2].str, "u:1", "null", all, 99, NULL, 0},
+		                           {ids[3].str, "u:2", "null", all, 99, NULL, 0}};
 
 		assert_int_equal(
 		    v.b->complete_fetch(NULL, NULL, v.q, last, 3, NULL, 0, CONF_LOCK_MS, T + 400),
@@ -404,8 +404,8 @@ vt_complete_fetch_order(void **state) {
 			assert_string_equal(jobs[i]->token, tokens[i]);
 			assert_int_equal(jobs[i]->state, JOBQ_STATE_ACTIVE);
 			snprintf(done_ids[ndone], sizeof(done_ids[0]), "%s", jobs[i]->id);
-			done[ndone] = (jobq_completion){done_ids[ndone],        tokens[i], "null",
-			                                {JOBQ_KEEP_NONE, 0, 0}, 0,         NULL};
+			done[ndone] = (jobq_completion){
+			    done_ids[ndone], tokens[i], "null", {JOBQ_KEEP_NONE, 0, 0}, 0, NULL, 0};
 			ndone++;
 			jobq_job_free(jobs[i]);
 		}

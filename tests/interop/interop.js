@@ -953,6 +953,7 @@ async function schedulers() {
     await killed();
     await schedulers();
     await flows();
+    await require('./metrics.js')({ check, jobq, url, tag, connection, Queue, Worker, client, closers });
     await check('QueueEvents never errored', () => {
       for (const r of recs) {
         assert.deepEqual(r.errors, []);

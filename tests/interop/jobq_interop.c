@@ -4,8 +4,11 @@
  *   jobq_interop add URL QUEUE [events]  adds the jobq-produced job set (or the events
  *                                    check's set); prints {"name": "id", ...}
  *   jobq_interop remove URL QUEUE ID
- *   jobq_interop work URL QUEUE MS   runs a jobq worker until the queue has had nothing
- *                                    waiting, delayed or active for MS ms; prints stats
+ *   jobq_interop work URL QUEUE MS [POINTS]  runs a jobq worker (counting metrics with
+ *                                    POINTS data points if given) until the queue has had
+ *                                    nothing waiting, delayed or active for MS ms; prints stats
+ *   jobq_interop metrics URL QUEUE KIND  prints jobq_queue_metrics of completed|failed in
+ *                                    the shape of BullMQ's getMetrics
  *   jobq_interop stall URL QUEUE     fetches one job with a 300 ms lock and exits without
  *                                    finishing it (a crashed worker); prints its id
  *   jobq_interop serve URL QUEUE CONC LOCK_MS
@@ -187,10 +190,11 @@ handler(jobq_job *job, void *payload) {
 }
 
 static int
-cmd_work(jobq_queue *q, long idle_ms) {
+cmd_work(jobq_queue *q, long idle_ms, unsigned points) {
 	jobq_worker *w = NULL;
 	jobq_worker_options wo = JOBQ_WORKER_OPTIONS_INIT;
 	wo.concurrency = 2;
+	wo.metrics_max_data_points = points;
 	wo.stalled_interval_ms = 300;
 	int rc = jobq_worker_new(&w, q, handler, NULL, &wo);
 	if (rc < 0 || (rc = jobq_worker_start(w)) < 0)
@@ -212,6 +216,22 @@ cmd_work(jobq_queue *q, long idle_ms) {
 	jobq_worker_free(w);
 	printf("{\"completed\":%llu,\"failed\":%llu}\n", (unsigned long long)st.completed,
 	       (unsigned long long)st.failed);
+	return 0;
+}
+
+static int
+cmd_metrics(jobq_queue *q, const char *kind) {
+	jobq_metrics *m = NULL;
+	int rc = jobq_queue_metrics(
+	    &m, q, strcmp(kind, "failed") == 0 ? JOBQ_STATE_FAILED : JOBQ_STATE_COMPLETED, 0, -1);
+	if (rc < 0)
+		return die("metrics", rc);
+	printf("{\"meta\":{\"count\":%lld,\"prevTS\":%lld,\"prevCount\":%lld},\"data\":[",
+	       (long long)m->count, (long long)m->prev_ts, (long long)m->prev_count);
+	for (size_t i = 0; i < m->data_len; i++)
+		printf("%s%lld", i ? "," : "", (long long)m->data[i]);
+	printf("],\"count\":%zu}\n", m->points);
+	jobq_metrics_free(m);
 	return 0;
 }
 
@@ -413,7 +433,10 @@ main(int argc, char **argv) {
 		rc = jobq_queue_remove(q, argv[4]);
 		rc = rc < 0 ? die("remove", rc) : (printf("{}\n"), 0);
 	} else if (strcmp(argv[1], "work") == 0)
-		rc = cmd_work(q, argc > 4 ? atol(argv[4]) : 500);
+		rc = cmd_work(q, argc > 4 ? atol(argv[4]) : 500,
+		              argc > 5 ? (unsigned)atoi(argv[5]) : 0);
+	else if (strcmp(argv[1], "metrics") == 0 && argc > 4)
+		rc = cmd_metrics(q, argv[4]);
 	else if (strcmp(argv[1], "stall") == 0)
 		rc = cmd_stall(q);
 	else if (strcmp(argv[1], "serve") == 0)

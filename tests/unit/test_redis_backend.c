@@ -409,9 +409,9 @@ complete_fetch_releases_dedup(void **state) {
 	assert_string_equal(jobs[0]->id, id.str);
 	assert_non_null(jobs[0]->opts.dedup_id);
 	assert_string_equal(jobs[0]->opts.dedup_id, "once");
-	jobq_completion done = {jobs[0]->id, jobs[0]->token,
-	                        "null",      {JOBQ_KEEP_NONE, -1, -1},
-	                        1,           jobs[0]->opts.dedup_id};
+	jobq_completion done = {
+	    jobs[0]->id, jobs[0]->token,         "null", {JOBQ_KEEP_NONE, -1, -1},
+	    1,           jobs[0]->opts.dedup_id, 0};
 	assert_int_equal(
 	    f->b->complete_fetch(NULL, NULL, f->q, &done, 1, NULL, 0, 30000, wall_ms()), 0);
 	assert_int_equal(done.rc, 0);
@@ -473,7 +473,8 @@ finish_releases_dedup_as_bullmq(void **state) {
 		assert_string_equal(jobs[0]->id, id.str);
 		jobq_keep keep = {kept ? JOBQ_KEEP_ALL : JOBQ_KEEP_NONE, -1, -1};
 		if (batched) {
-			jobq_completion done = {jobs[0]->id, jobs[0]->token, "null", keep, 1, deid};
+			jobq_completion done = {jobs[0]->id, jobs[0]->token, "null", keep,
+			                        1,           deid,           0};
 			assert_int_equal(f->b->complete_fetch(NULL, NULL, f->q, &done, 1, NULL, 0,
 			                                      30000, wall_ms()),
 			                 0);
@@ -589,8 +590,8 @@ finish_releases_flow_parent(void **state) {
 		for (int i = 0; i < 2; i++) {
 			const char *value = i == 0 ? "\"r0\"" : "\"r1\"";
 			if (batched) {
-				jobq_completion done = {jobs[i]->id, jobs[i]->token, value, keep, 1,
-				                        NULL};
+				jobq_completion done = {jobs[i]->id, jobs[i]->token, value, keep,
+				                        1,           NULL,           0};
 				assert_int_equal(f->b->complete_fetch(NULL, NULL, f->q, &done, 1,
 				                                      NULL, 0, 30000, wall_ms()),
 				                 0);
@@ -663,7 +664,7 @@ fail_applies_flow_policy(void **state) {
 		    f->b->complete_fetch(jobs, NULL, f->q, NULL, 0, tokens, 1, 30000, wall_ms()),
 		    1);
 		assert_string_equal(jobs[0]->id, ck[0] + strlen(prefix) + 3);
-		jobq_failure fl = {"boom", NULL, -1, {JOBQ_KEEP_ALL, -1, -1}, 1};
+		jobq_failure fl = {"boom", NULL, -1, {JOBQ_KEEP_ALL, -1, -1}, 1, 0};
 		assert_int_equal((f->b->fail)(f->q, jobs[0]->id, jobs[0]->token, &fl, wall_ms()),
 		                 0);
 		jobq_job_free(jobs[0]);
@@ -730,7 +731,7 @@ complete_refused_with_failed_child(void **state) {
 	redis_text(t, sizeof(t), "ZADD %s:q:%s:unsuccessful 1 %s:q:child", prefix, id.str, prefix);
 	jobq_keep keep = {JOBQ_KEEP_ALL, -1, -1};
 	assert_int_equal(f->b->complete(f->q, id.str, "tok-u", "1", &keep, wall_ms()), JOBQ_ESTATE);
-	jobq_completion done = {id.str, "tok-u", "1", keep, 1, NULL};
+	jobq_completion done = {id.str, "tok-u", "1", keep, 1, NULL, 0};
 	assert_int_equal(
 	    f->b->complete_fetch(NULL, NULL, f->q, &done, 1, NULL, 0, 30000, wall_ms()), 0);
 	assert_int_equal(done.rc, JOBQ_ESTATE);
@@ -801,7 +802,8 @@ complete_fetch_cuts_batches_out(void **state) {
 			                               "null",
 			                               {JOBQ_KEEP_NONE, -1, -1},
 			                               1,
-			                               NULL};
+			                               NULL,
+			                               0};
 			gone[b][i] = 1;
 		}
 		jobq_job *none[1] = {0};
@@ -888,7 +890,7 @@ scripts_leave_queue_keys_alone(void **state) {
 	static const char *const ids[] = {"meta",   "wait",          "id",     "events", "marker",
 	                                  "active", "stalled-check", "repeat", "de:x",   "1:lock",
 	                                  "pc",     "limiter"};
-	jobq_failure fl = {"boom", "boom", -1, {JOBQ_KEEP_ALL, -1, -1}, 1};
+	jobq_failure fl = {"boom", "boom", -1, {JOBQ_KEEP_ALL, -1, -1}, 1, 0};
 	jobq_keep keep = {JOBQ_KEEP_ALL, -1, -1};
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		const char *r = ids[i];

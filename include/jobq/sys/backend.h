@@ -43,6 +43,7 @@
 #include "../queue.h"
 #include "../events.h"
 #include "../clock.h"
+#include "../metrics.h"
 #include "alloc.h"
 
 #ifdef __cplusplus
@@ -148,6 +149,9 @@ typedef struct jobq_failure {
 	int64_t retry_at_ms; /**< < 0: fail for good; <= now: back to waiting; > now: delayed */
 	jobq_keep keep;      /**< resolved remove-on-fail policy (final failure only) */
 	uint32_t attempts;   /**< the job's attempts option, for retries-exhausted */
+	/** version 5, metrics: the worker's metrics_max_data_points (0: none); a failure for
+	 * good is counted in the failed metrics (jobq/metrics.h) */
+	uint32_t metrics_max_points;
 } jobq_failure;
 
 /** What fetch found out besides the job, and what the fetcher tells it. */
@@ -156,6 +160,8 @@ typedef struct jobq_fetch_info {
 	/** in: the fetcher's remove-on-fail policy (NULL: none), for the jobs a fetch fails
 	 * because of their deferred failure and whose own policy is JOBQ_KEEP_DEFAULT */
 	const jobq_keep *keep_on_fail;
+	/** in, version 5, metrics: as jobq_failure.metrics_max_points, for those jobs */
+	uint32_t metrics_max_points;
 } jobq_fetch_info;
 
 /** One completion for complete_fetch: what complete() takes, and its outcome. */
@@ -168,6 +174,9 @@ typedef struct jobq_completion {
 	/** version 3: the job's dedup id as fetched (NULL: none), so a backend can release it
 	 * without reading the job; a backend still checks that the id owns the dedup key */
 	const char *dedup_id;
+	/** version 5, metrics: the worker's metrics_max_data_points (0: none); the completion
+	 * is counted in the completed metrics (jobq/metrics.h) */
+	uint32_t metrics_max_points;
 } jobq_completion;
 
 /** A backend's handle on one queue; each backend defines it. */
@@ -418,6 +427,20 @@ struct jobq_backend {
 	 * BullMQ's getWorkers counts). Returns the count.
 	 */
 	int (*count_workers)(jobq_backend_queue *q);
+
+	/* -- version 5, metrics; optional -------------------------------------------------- */
+
+	/**
+	 * Optional (NULL: jobq_queue_metrics answers JOBQ_ENOTSUP). Reads the per-minute metrics
+	 * of `kind` (JOBQ_STATE_COMPLETED or JOBQ_STATE_FAILED, checked by the core) in one
+	 * consistent read: the counters and the points start..end as LRANGE picks them
+	 * (jobq__range_clip), newest first, and how many points there are. Backends count
+	 * finished jobs in complete_fetch, fail and fetch (the metrics_max_points of
+	 * jobq_completion, jobq_failure and jobq_fetch_info) as BullMQ 6's finish script:
+	 * includes/metrics.lua on Redis, eng_metrics_count in the engine. Changes nothing.
+	 */
+	int (*metrics)(jobq_metrics **out, jobq_backend_queue *q, jobq_state kind, int64_t start,
+	               int64_t end);
 };
 
 /** Counts one problem in `report` and keeps its message (printf-style) among the first

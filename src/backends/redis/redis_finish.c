@@ -87,8 +87,9 @@ rq_complete(jobq_backend_queue *q, const char *id, const char *token, const char
 	                    rq_fmt_i64(&n3, age),
 	                    "0",
 	                    "0",
-	                    ""};
-	return rq_script_int(NULL, q, JOBQ_LUA_MOVETOFINISHED, 10, av, NULL, "complete", id);
+	                    "",
+	                    "0"};
+	return rq_script_int(NULL, q, JOBQ_LUA_MOVETOFINISHED, 11, av, NULL, "complete", id);
 }
 
 /* Reads one integer element of a reply (0 when it is not one). */
@@ -212,10 +213,18 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		if (r->now_ms > now_ms)
 			now_ms = r->now_ms;
 	}
-	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max;
-	const char *av_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 1)];
-	size_t al_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 1)];
-	numbuf nb_stack[CF_STACK * 2];
+	/* the metrics of each completion follow when any counts (lua/completeFetch) */
+	size_t metrics = 0;
+	for (rq_call *c = group; c != NULL && metrics == 0; c = c->next) {
+		cf_call *r = c->arg;
+		for (size_t i = 0; i < r->ndone; i++)
+			if (r->done[i].metrics_max_points > 0)
+				metrics = ndone;
+	}
+	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max + metrics;
+	const char *av_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 2)];
+	size_t al_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 2)];
+	numbuf nb_stack[CF_STACK * 3];
 	const char **av = av_stack;
 	size_t *al = al_stack;
 	numbuf *nb = nb_stack;
@@ -223,7 +232,7 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 	if (heap) {
 		av = jobq__malloc(argc * sizeof(*av));
 		al = jobq__malloc(argc * sizeof(*al));
-		nb = jobq__malloc((ndone ? ndone : 1) * 2 * sizeof(*nb));
+		nb = jobq__malloc((ndone ? ndone : 1) * 3 * sizeof(*nb));
 		if (av == NULL || al == NULL || nb == NULL) {
 			jobq__free(av);
 			jobq__free(al);
@@ -255,6 +264,12 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		cf_call *r = c->arg;
 		for (size_t i = 0; i < r->max; i++)
 			av[k++] = r->tokens[i];
+	}
+	d = 0;
+	for (rq_call *c = group; c != NULL && metrics > 0; c = c->next) {
+		cf_call *r = c->arg;
+		for (size_t i = 0; i < r->ndone; i++, d++)
+			av[k++] = rq_fmt_i64(&nb[2 * ndone + d], r->done[i].metrics_max_points);
 	}
 	for (size_t i = 0; i < argc; i++)
 		al[i] = strlen(av[i]);
@@ -331,7 +346,7 @@ rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
 int
 rq_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_failure *f,
         int64_t now_ms) {
-	numbuf n1, n2, n3, n4;
+	numbuf n1, n2, n3, n4, n5;
 	const char *reason = f->reason ? f->reason : "";
 	const char *has_stack = f->stack ? "1" : "0";
 	const char *stack = f->stack ? f->stack : "";
@@ -347,8 +362,9 @@ rq_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_fai
 		                    rq_fmt_i64(&n3, age),
 		                    rq_fmt_i64(&n4, f->attempts),
 		                    has_stack,
-		                    stack};
-		return rq_script_int(NULL, q, JOBQ_LUA_MOVETOFINISHED, 10, av, NULL, "fail", id);
+		                    stack,
+		                    rq_fmt_i64(&n5, f->metrics_max_points)};
+		return rq_script_int(NULL, q, JOBQ_LUA_MOVETOFINISHED, 11, av, NULL, "fail", id);
 	}
 	if (f->retry_at_ms <= now_ms) {
 		const char *av[] = {id, token, rq_fmt_i64(&n1, now_ms), reason, has_stack, stack};

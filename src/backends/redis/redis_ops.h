@@ -36,6 +36,10 @@ int rq_add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq_ad
 int rq_add_send(jobq_backend_queue *q, const jobq_add_request *reqs, size_t n, int64_t now_ms);
 int rq_add_recv(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, size_t n);
 
+/* redis_metrics.c: the metrics slot */
+int rq_metrics(jobq_metrics **out, jobq_backend_queue *q, jobq_state kind, int64_t start,
+               int64_t end);
+
 /* redis_finish.c */
 int rq_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
              int64_t lock_ms, int64_t now_ms);
