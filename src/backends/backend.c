@@ -246,7 +246,8 @@ jobq__deferred_failure(const char *reason, const jobq_job_options *o, const jobq
 	                      .stack = reason,
 	                      .retry_at_ms = -1,
 	                      .keep = keep,
-	                      .attempts = o->attempts};
+	                      .attempts = o->attempts,
+	                      .metrics_max_points = info != NULL ? info->metrics_max_points : 0};
 }
 
 int64_t

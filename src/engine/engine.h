@@ -36,6 +36,13 @@
 #include "engine/events.h"
 #include "engine/transitions.h"
 
+/* The counters of BullMQ's per-minute metrics of one kind of finished job (jobq/metrics.h). */
+typedef struct eng_metrics {
+	int64_t count;      /* jobs finished since counting began */
+	int64_t prev_ts;    /* when the newest data point was closed */
+	int64_t prev_count; /* count then */
+} eng_metrics;
+
 #if !defined(ENG_CTX) || !defined(ENG_JOB) || !defined(ENG_FIELD)
 #error "define ENG_CTX, ENG_JOB and ENG_FIELD before including engine/engine.h"
 #endif
@@ -112,5 +119,17 @@ static inline int engp_event(ENG_CTX *c, int type, const char *id, size_t id_len
                              int64_t num, const char *s1, const char *s2);
 /* Work became ready (`many`: for more than one waiter). */
 static inline void engp_signal_work(ENG_CTX *c, int many);
+
+/* --- metrics (BullMQ's per-minute counts of finished jobs; the rule is eng_metrics_count) ---- */
+
+/* The counters of the metrics of `s` (completed / failed): 1 and *m, or 0 if counting has not
+ * begun. */
+static inline int engp_metrics_get(ENG_CTX *c, jobq_state s, eng_metrics *m);
+/* Writes the counters of `s`. */
+static inline int engp_metrics_set(ENG_CTX *c, jobq_state s, const eng_metrics *m);
+/* Puts `point`, then `zeros` zeros, at the head of the data points of `s` (newest first), then
+ * keeps the first `max` (zeros < max). Memory reserved room for `max` points before the step. */
+static inline int engp_metrics_push(ENG_CTX *c, jobq_state s, int64_t point, uint32_t zeros,
+                                    uint32_t max);
 
 #endif

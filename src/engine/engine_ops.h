@@ -192,6 +192,44 @@ eng_keep(ENG_CTX *c, jobq_state s, ENG_JOB *just, const jobq_keep *keep, int64_t
 	return 0;
 }
 
+/* --- metrics ---------------------------------------------------------------------------------- */
+
+/* floor(t / 60000): the minute of time t (ms), for times before 1970 too. */
+static inline int64_t
+eng_minute(int64_t t) {
+	return t >= 0 ? t / 60000 : -((-t + 59999) / 60000);
+}
+
+/*
+ * BullMQ 6's metrics (lua/includes/metrics.lua is the same rule on Redis): `n` jobs of
+ * finished set `s` finished at `now`, counted by a worker keeping `max` points (0: none). The
+ * first count starts the clock (prev_ts = now, prev_count 0). Once the minute of `now` is
+ * past that of prev_ts, the jobs counted before these `n`, minus prev_count, become the point
+ * of prev_ts's minute, followed by a zero for each minute after it without a point (at most
+ * `max` points in all); the points are cut to `max` and prev_ts / prev_count move on.
+ */
+static inline int
+eng_metrics_count(ENG_CTX *c, jobq_state s, uint32_t n, int64_t now, uint32_t max) {
+	if (max == 0 || n == 0)
+		return 0;
+	eng_metrics m = {0, 0, 0};
+	int rc = engp_metrics_get(c, s, &m);
+	ENG_TRY(rc);
+	int64_t before = m.count;
+	m.count += n;
+	if (rc == 0) {
+		m.prev_ts = now;
+		m.prev_count = 0;
+	} else if (eng_minute(now) > eng_minute(m.prev_ts)) {
+		int64_t minutes = eng_minute(now) - eng_minute(m.prev_ts);
+		uint32_t points = minutes > (int64_t)max ? max : (uint32_t)minutes;
+		ENG_TRY(engp_metrics_push(c, s, before - m.prev_count, points - 1, max));
+		m.prev_count = before;
+		m.prev_ts = now;
+	}
+	return engp_metrics_set(c, s, &m);
+}
+
 /* --- fetch ------------------------------------------------------------------------------------ */
 
 /* Ready job `j`, already out of its index, becomes active: locked until now + lock_ms (the
@@ -307,6 +345,7 @@ eng_fail(ENG_CTX *c, ENG_JOB *j, const jobq_failure *f, const char *reason, int6
 	if (ENG_FIELD(j, attempts_made) >= f->attempts)
 		ENG_TRY(engp_event(c, ENG_EV_RETRIES_EXHAUSTED, engp_id(j), engp_id_len(j), 0,
 		                   (int64_t)ENG_FIELD(j, attempts_made), NULL, NULL));
+	ENG_TRY(eng_metrics_count(c, JOBQ_STATE_FAILED, 1, now, f->metrics_max_points));
 	ENG_TRY(eng_dedup_release(c, j, 1, now));
 	ENG_TRY(eng_keep(c, JOBQ_STATE_FAILED, j, &f->keep, now));
 	return eng_drained_check(c);

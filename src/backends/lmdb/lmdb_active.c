@@ -139,7 +139,9 @@ jobq_lmdb__complete_body(lmdb_wctx *c, void *arg) {
 	if (a->keep && a->keep->mode == JOBQ_KEEP_NONE) {
 		int frc = complete_removed(c, a);
 		if (frc != 1) {
-			return frc;
+			return frc < 0 ? frc
+			               : eng_metrics_count(c, JOBQ_STATE_COMPLETED, 1, a->now,
+			                                   a->metrics);
 		}
 	}
 	lmdb_rec r;
@@ -150,6 +152,9 @@ jobq_lmdb__complete_body(lmdb_wctx *c, void *arg) {
 	rc = set_str(&r.j->result, a->result);
 	if (rc == 0) {
 		rc = eng_complete(c, &r, a->result, a->keep, a->now);
+	}
+	if (rc == 0) {
+		rc = eng_metrics_count(c, JOBQ_STATE_COMPLETED, 1, a->now, a->metrics);
 	}
 	rec_free(&r);
 	return rc;

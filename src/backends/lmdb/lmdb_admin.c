@@ -157,8 +157,9 @@ obliterate_body(lmdb_wctx *c, void *arg) {
 		return jobq_error_set(JOBQ_ESTATE, "lmdb: queue %s has %" PRId64 " active jobs",
 		                      c->q->name, meta(c)->counts[JOBQ_STATE_ACTIVE]);
 	}
-	static const int tables[] = {DBI_JOBS,      DBI_WAIT,   DBI_PRIO,  DBI_DELAYED, DBI_ACTIVE,
-	                             DBI_COMPLETED, DBI_FAILED, DBI_DEDUP, DBI_LOGS,    DBI_EVENTS};
+	static const int tables[] = {DBI_JOBS,   DBI_WAIT,      DBI_PRIO,   DBI_DELAYED,
+	                             DBI_ACTIVE, DBI_COMPLETED, DBI_FAILED, DBI_DEDUP,
+	                             DBI_LOGS,   DBI_EVENTS,    DBI_METRICS};
 	kb p;
 	kb_q(&p, c->q);
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {

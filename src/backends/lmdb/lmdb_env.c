@@ -26,8 +26,8 @@
 #define MAX_MAP_SIZE     ((size_t)1 << 40)
 
 static const char *const dbi_names[DBI__COUNT] = {
-    "meta",   "queues",    "jobs",   "wait",  "prio", "delayed",
-    "active", "completed", "failed", "dedup", "logs", "events",
+    "meta",      "queues", "jobs",  "wait", "prio",   "delayed", "active",
+    "completed", "failed", "dedup", "logs", "events", "metrics",
 };
 
 const char *

@@ -214,7 +214,8 @@ complete_fetch_body(lmdb_wctx *c, void *arg) {
 		                .token = d->token,
 		                .now = a->now,
 		                .result = d->result_json,
-		                .keep = &d->keep};
+		                .keep = &d->keep,
+		                .metrics = d->metrics_max_points};
 		int rc = jobq_lmdb__complete_body(c, &la);
 		if (rc == JOBQ_ELOCKLOST || rc == JOBQ_ESTATE || rc == JOBQ_ENOTFOUND) {
 			/* checked before any change: this one is skipped */

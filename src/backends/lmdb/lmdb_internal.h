@@ -29,6 +29,10 @@
  *   events    Q\0seq -> the events seq, seq+1, ... written by one transaction, one after the
  *             other: msgpack [event, job id | nil, key, value, ...] each (a store written
  *             before this layout has one event per key, which reads the same)
+ *   metrics   Q\0"completed" | Q\0"failed" -> count, prevTS, prevCount (BullMQ's per-minute
+ *             metrics, lmdb_metrics.c); Q\0"completed:data" | Q\0"failed:data" -> the data
+ *             points, newest first; 8 bytes big-endian each (a table added in format 2: a
+ *             store without it gets it when opened)
  */
 #ifndef JOBQ_LMDB_INTERNAL_H
 #define JOBQ_LMDB_INTERNAL_H
@@ -58,6 +62,7 @@ enum lmdb_dbi {
 	DBI_DEDUP,
 	DBI_LOGS,
 	DBI_EVENTS,
+	DBI_METRICS,
 	DBI__COUNT
 };
 

@@ -79,6 +79,7 @@ static const jobq_backend lmdb_vtable = {
     .complete_fetch = jobq_lmdb__complete_fetch,
     .check = jobq_lmdb__check,
     .list_queues = jobq_lmdb__list_queues,
+    .metrics = jobq_lmdb__metrics,
 };
 
 int

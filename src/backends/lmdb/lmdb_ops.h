@@ -231,7 +231,16 @@ typedef struct lock_args {
 	const char *result;
 	const jobq_keep *keep;
 	const jobq_failure *f;
+	uint32_t metrics; /* complete: the worker's metrics_max_points */
 } lock_args;
+
+/* lmdb_metrics.c: BullMQ's per-minute metrics (engine.h's engp_metrics_*), and the slot. */
+int jobq_lmdb__metrics_get(lmdb_wctx *c, jobq_state s, int64_t m[3]);
+int jobq_lmdb__metrics_set(lmdb_wctx *c, jobq_state s, const int64_t m[3]);
+int jobq_lmdb__metrics_push(lmdb_wctx *c, jobq_state s, int64_t point, uint32_t zeros,
+                            uint32_t max);
+int jobq_lmdb__metrics(jobq_metrics **out, jobq_backend_queue *q, jobq_state kind, int64_t start,
+                       int64_t end);
 
 /* lmdb_records.c: queue settings, records, index entries, collecting ids. */
 int jobq_lmdb__meta_read(lmdb_qmeta *m, const jobq_backend_queue *q, MDB_txn *txn);

@@ -215,6 +215,26 @@ engp_signal_work(lmdb_wctx *c, int many) {
 	c->bump_work = 1;
 }
 
+static inline int
+engp_metrics_get(lmdb_wctx *c, jobq_state s, eng_metrics *m) {
+	int64_t v[3];
+	int rc = jobq_lmdb__metrics_get(c, s, v);
+	if (rc > 0)
+		*m = (eng_metrics){v[0], v[1], v[2]};
+	return rc;
+}
+
+static inline int
+engp_metrics_set(lmdb_wctx *c, jobq_state s, const eng_metrics *m) {
+	const int64_t v[3] = {m->count, m->prev_ts, m->prev_count};
+	return jobq_lmdb__metrics_set(c, s, v);
+}
+
+static inline int
+engp_metrics_push(lmdb_wctx *c, jobq_state s, int64_t point, uint32_t zeros, uint32_t max) {
+	return jobq_lmdb__metrics_push(c, s, point, zeros, max);
+}
+
 #include "engine/engine_ops.h"
 
 #endif

@@ -47,6 +47,7 @@ jobq_mem__queue_reset(mqueue *q) {
 	q->id_counter = 0;
 	q->paused = 0;
 	jobq_mem__ring_clear(&q->ev);
+	jobq_mem__metrics_reset(q);
 }
 
 static void
@@ -260,6 +261,7 @@ static const jobq_backend memory_vtable = {
     .wake = mem_wake,
     .free = mem_free,
     .complete_fetch = jobq_mem__complete_fetch,
+    .metrics = jobq_mem__metrics,
 };
 
 static minstance *

@@ -198,6 +198,16 @@ typedef struct jslot {
 	mjob *j; /* NULL: free */
 } jslot;
 
+/* BullMQ's per-minute metrics of one kind of finished job: the counters (engine.h eng_metrics)
+ * and the data points newest first in `pts`, room for `cap` reserved before a step that may
+ * push. */
+typedef struct mmetrics {
+	int64_t count, prev_ts, prev_count;
+	int started;
+	int64_t *pts;
+	size_t n, cap;
+} mmetrics;
+
 /* A chunk of job blocks: this header, then blocks of BLOCK_ALIGN multiples up to RECYCLE_MAX. */
 typedef struct mchunk {
 	struct mchunk *next;
@@ -234,7 +244,8 @@ struct jobq_backend_queue {
 	evring ev;
 	struct promote_log *plog; /* fetch's record of its promotions, or NULL */
 	char *ev_pre; /* the strings of the next `failed` event, allocated beforehand, or NULL */
-	char name[];  /* NUL-terminated */
+	mmetrics metrics[2]; /* completed, failed (memory_metrics.c) */
+	char name[];         /* NUL-terminated */
 };
 typedef struct jobq_backend_queue mqueue;
 
@@ -575,5 +586,14 @@ int jobq_mem__get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id
                        size_t limit);
 /* Empties a queue (obliterate, destroy): every job, key and event goes. */
 void jobq_mem__queue_reset(mqueue *q);
+/* memory_metrics.c: the metrics of finished set `s`; room for `max` points, reserved under
+ * the lock before a step that may count (JOBQ_ENOMEM changes nothing); what the engine's
+ * engp_metrics_push does; the metrics slot; forgetting them (queue_reset). */
+mmetrics *jobq_mem__metrics_of(mqueue *q, jobq_state s);
+int jobq_mem__metrics_reserve(mqueue *q, jobq_state s, uint32_t max);
+void jobq_mem__metrics_push(mmetrics *mm, int64_t point, uint32_t zeros, uint32_t max);
+int jobq_mem__metrics(jobq_metrics **out, jobq_backend_queue *q, jobq_state kind, int64_t start,
+                      int64_t end);
+void jobq_mem__metrics_reset(mqueue *q);
 
 #endif

@@ -461,8 +461,9 @@ fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, cha
 	int64_t order = q->order;
 	uint64_t ev_next = q->ev.next;
 	promote_log log;
-	int rc = promote_due_undoable(&log, q, now);
-	if (rc < 0)
+	int rc =
+	    jobq_mem__metrics_reserve(q, JOBQ_STATE_FAILED, info ? info->metrics_max_points : 0);
+	if (rc < 0 || (rc = promote_due_undoable(&log, q, now)) < 0)
 		return rc;
 	/* Allocate everything first: the copy of the job to run, and what failing each job
 	 * before it takes. */
@@ -576,17 +577,19 @@ result_dup(const char *result_json) {
 	return jobq__strdup(result_json);
 }
 
-/* Completes under the lock; takes `res` on success. */
+/* Completes under the lock, counted in the metrics when `metrics` (room reserved); takes
+ * `res` on success. */
 static int
 complete_locked(mqueue *q, const char *id, const char *token, char *res, const jobq_keep *keep,
-                int64_t now) {
+                uint32_t metrics, int64_t now) {
 	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
 	if (rc < 0)
 		return rc;
 	result_free(j->result);
 	j->result = res;
-	return eng_complete(q, j, res, keep, now);
+	(void)eng_complete(q, j, res, keep, now);
+	return eng_metrics_count(q, JOBQ_STATE_COMPLETED, 1, now, metrics);
 }
 
 int
@@ -596,7 +599,7 @@ jobq_mem__complete(jobq_backend_queue *q, const char *id, const char *token,
 	if (res == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
 	pthread_mutex_lock(&q->mu);
-	int rc = complete_locked(q, id, token, res, keep, now);
+	int rc = complete_locked(q, id, token, res, keep, 0, now);
 	pthread_mutex_unlock(&q->mu);
 	if (rc < 0)
 		result_free(res);
@@ -630,14 +633,21 @@ jobq_mem__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_qu
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
 	}
 	pthread_mutex_lock(&q->mu);
+	uint32_t metrics = 0;
+	for (size_t i = 0; i < ndone; i++)
+		metrics =
+		    done[i].metrics_max_points > metrics ? done[i].metrics_max_points : metrics;
+	rc = jobq_mem__metrics_reserve(q, JOBQ_STATE_COMPLETED, metrics);
 	for (size_t i = 0; i < ndone; i++) {
-		done[i].rc =
-		    complete_locked(q, done[i].id, done[i].token, res[i], &done[i].keep, now);
+		done[i].rc = rc < 0
+		                 ? rc
+		                 : complete_locked(q, done[i].id, done[i].token, res[i],
+		                                   &done[i].keep, done[i].metrics_max_points, now);
 		if (done[i].rc < 0)
 			result_free(res[i]);
 	}
 	size_t n = 0;
-	while (n < max) {
+	while (rc == 0 && n < max) { /* (not past metrics that found no room) */
 		size_t tl = strlen(tokens[n]);
 		if (tl >= TOKEN_INLINE && long_tok == NULL &&
 		    (long_tok = jobq__strdup(tokens[n])) == NULL) {
@@ -677,6 +687,8 @@ jobq_mem__fail(jobq_backend_queue *q, const char *id, const char *token, const j
 	pthread_mutex_lock(&q->mu);
 	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
+	if (rc == 0 && f->retry_at_ms < 0)
+		rc = jobq_mem__metrics_reserve(q, JOBQ_STATE_FAILED, f->metrics_max_points);
 	if (rc == 0)
 		rc = fail_prepare(&p, j, f->retry_at_ms < 0);
 	if (rc == 0)

@@ -241,6 +241,29 @@ engp_signal_work(mqueue *q, int many) {
 	work_signal(q, many);
 }
 
+static inline int
+engp_metrics_get(mqueue *q, jobq_state s, eng_metrics *m) {
+	const mmetrics *mm = jobq_mem__metrics_of(q, s);
+	*m = (eng_metrics){mm->count, mm->prev_ts, mm->prev_count};
+	return mm->started;
+}
+
+static inline int
+engp_metrics_set(mqueue *q, jobq_state s, const eng_metrics *m) {
+	mmetrics *mm = jobq_mem__metrics_of(q, s);
+	mm->count = m->count;
+	mm->prev_ts = m->prev_ts;
+	mm->prev_count = m->prev_count;
+	mm->started = 1;
+	return 0;
+}
+
+static inline int
+engp_metrics_push(mqueue *q, jobq_state s, int64_t point, uint32_t zeros, uint32_t max) {
+	jobq_mem__metrics_push(jobq_mem__metrics_of(q, s), point, zeros, max);
+	return 0;
+}
+
 /* Memory's fetch records the promotions it makes (q->plog, set around eng_promote_due), to
  * undo them if an allocation of the same step fails later. */
 #define ENG_ON_PROMOTE(q, j)                                                                       \
