@@ -157,8 +157,10 @@ typedef struct cli_qstats {
 	jobq_counts counts;
 	int paused;
 	int workers;          /* < 0: unknown (the backend cannot count them) */
-	int64_t completed_1m; /* finished in the last minute (of the jobs kept) */
-	int64_t failed_1m;
+	int64_t completed_1m; /* finished in the last minute: from BullMQ's metrics, else among */
+	int64_t failed_1m;    /* the jobs kept (cli_metrics.c) */
+	int64_t completed_total; /* finished since the metrics began; -1: no metrics */
+	int64_t failed_total;
 	int64_t oldest_waiting_ms; /* age of the oldest waiting job, -1: none waiting */
 	size_t nsamples;           /* processing times of recent completed jobs, ms, sorted */
 	int64_t samples[1000];
@@ -166,6 +168,13 @@ typedef struct cli_qstats {
 } cli_qstats;
 /* Reads them at wall-clock `now_ms`. 0 or a library error. */
 int cli_read_qstats(cli_qstats *out, jobq_queue *q, int64_t now_ms);
+/* cli_metrics.c: the jobs of `kind` finished in the last minute at `now_ms` and in all, from
+ * BullMQ's metrics: 1 (*per_minute, *total set), 0 when the queue has none, or < 0. */
+int cli_metrics_rate(int64_t *per_minute, int64_t *total, jobq_queue *q, jobq_state kind,
+                     int64_t now_ms);
+/* cli_metrics.c: prints the metrics of queue `name`, points start..end (jobq metrics QUEUE).
+ * 0 or an exit code. */
+int cli_metrics_queue(jobq_store *store, const char *name, int64_t start, int64_t end);
 /* The q-quantile of the sorted samples (0 when there are none). */
 int64_t cli_quantile(const cli_qstats *s, double q);
 /* Milliseconds since the epoch. */

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -155,9 +156,25 @@ cli_read_qstats(cli_qstats *s, jobq_queue *q, int64_t now_ms) {
 	s->workers = rc >= 0 ? rc : -1;
 	if (rc < 0 && rc != JOBQ_ENOTSUP)
 		return rc;
-	if ((rc = recent(&s->completed_1m, s, q, JOBQ_STATE_COMPLETED, now_ms - 60000)) < 0 ||
-	    (rc = recent(&s->failed_1m, NULL, q, JOBQ_STATE_FAILED, now_ms - 60000)) < 0)
+	int64_t kept_done = 0, kept_failed = 0; /* (the samples are taken here too) */
+	if ((rc = recent(&kept_done, s, q, JOBQ_STATE_COMPLETED, now_ms - 60000)) < 0 ||
+	    (rc = recent(&kept_failed, NULL, q, JOBQ_STATE_FAILED, now_ms - 60000)) < 0)
 		return rc;
+	/* the true figures where the queue's workers keep metrics, else what the jobs kept say */
+	if ((rc = cli_metrics_rate(&s->completed_1m, &s->completed_total, q, JOBQ_STATE_COMPLETED,
+	                           now_ms)) < 0)
+		return rc;
+	if (rc == 0) {
+		s->completed_1m = kept_done;
+		s->completed_total = -1;
+	}
+	if ((rc = cli_metrics_rate(&s->failed_1m, &s->failed_total, q, JOBQ_STATE_FAILED, now_ms)) <
+	    0)
+		return rc;
+	if (rc == 0) {
+		s->failed_1m = kept_failed;
+		s->failed_total = -1;
+	}
 	qsort(s->samples, s->nsamples, sizeof(s->samples[0]), cmp_i64);
 	s->oldest_waiting_ms = -1;
 	if ((rc = jobq_queue_list(&list, q, JOBQ_STATE_WAITING, 0, 1)) < 0)
@@ -340,10 +357,12 @@ cli_cmd_stats(int argc, char **argv) {
 		if (arr) {
 			json_array_append_new(
 			    arr,
-			    json_pack("{s:s,s:o,s:b,s:I,s:I,s:o,s:o,s:{s:I,s:I,s:I,s:I}}", "name",
-			              names->items[i], "counts", counts_json(s), "isPaused",
+			    json_pack("{s:s,s:o,s:b,s:I,s:I,s:o,s:o,s:o,s:o,s:{s:I,s:I,s:I,s:I}}",
+			              "name", names->items[i], "counts", counts_json(s), "isPaused",
 			              s->paused, "completedPerMinute", (json_int_t)s->completed_1m,
-			              "failedPerMinute", (json_int_t)s->failed_1m, "workers",
+			              "failedPerMinute", (json_int_t)s->failed_1m, "completedTotal",
+			              int_or_null(s->completed_total), "failedTotal",
+			              int_or_null(s->failed_total), "workers",
 			              int_or_null(s->workers), "oldestWaitingMs",
 			              int_or_null(s->oldest_waiting_ms), "processingMs", "count",
 			              (json_int_t)s->nsamples, "p50",
@@ -369,6 +388,10 @@ cli_cmd_stats(int argc, char **argv) {
 		    (unsigned long long)c->completed, (unsigned long long)c->failed);
 		printf("  completed/min %lld  failed/min %lld  workers %s  oldest waiting %s\n",
 		       (long long)s->completed_1m, (long long)s->failed_1m, workers, oldest);
+		if (s->completed_total >= 0 || s->failed_total >= 0)
+			printf("  metrics: completed %lld  failed %lld in all\n",
+			       (long long)(s->completed_total < 0 ? 0 : s->completed_total),
+			       (long long)(s->failed_total < 0 ? 0 : s->failed_total));
 		printf("  processing ms (last %zu): p50 %lld  p90 %lld  p99 %lld\n", s->nsamples,
 		       (long long)cli_quantile(s, 0.5), (long long)cli_quantile(s, 0.9),
 		       (long long)cli_quantile(s, 0.99));
@@ -412,6 +435,19 @@ sample(FILE *f, const char *name, const char *q, const char *extra_label, const 
 	fprintf(f, "} %.17g\n", v);
 }
 
+/* A family of one sample per queue: the int64_t at `off` of its stats (negative: none). */
+static void
+per_queue(FILE *f, const char *name, const char *type, const char *help, const jobq_strings *names,
+          const cli_qstats *all, size_t off) {
+	family(f, name, type, help);
+	for (size_t i = 0; i < names->count; i++) {
+		int64_t v;
+		memcpy(&v, (const char *)&all[i] + off, sizeof(v));
+		if (v >= 0)
+			sample(f, name, names->items[i], NULL, NULL, (double)v);
+	}
+}
+
 int
 cli_prometheus(char **out, jobq_store *store, char **queues, int nqueues) {
 	jobq_strings *names;
@@ -447,16 +483,28 @@ cli_prometheus(char **out, jobq_store *store, char **queues, int nqueues) {
 	family(f, "jobq_queue_paused", "gauge", "1 when the queue is paused.");
 	for (size_t i = 0; i < names->count; i++)
 		sample(f, "jobq_queue_paused", names->items[i], NULL, NULL, all[i].paused);
-	family(f, "jobq_completed_last_minute", "gauge",
-	       "Jobs completed in the last 60 seconds (among the jobs kept).");
-	for (size_t i = 0; i < names->count; i++)
-		sample(f, "jobq_completed_last_minute", names->items[i], NULL, NULL,
-		       (double)all[i].completed_1m);
-	family(f, "jobq_failed_last_minute", "gauge",
-	       "Jobs failed for good in the last 60 seconds (among the jobs kept).");
-	for (size_t i = 0; i < names->count; i++)
-		sample(f, "jobq_failed_last_minute", names->items[i], NULL, NULL,
-		       (double)all[i].failed_1m);
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} counted[] = {
+	    {"jobq_completed_last_minute", "gauge",
+	     "Jobs completed in the last 60 seconds (from the metrics the workers keep, else "
+	     "among the jobs kept).",
+	     offsetof(cli_qstats, completed_1m)},
+	    {"jobq_failed_last_minute", "gauge",
+	     "Jobs failed for good in the last 60 seconds (from the metrics the workers keep, "
+	     "else among the jobs kept).",
+	     offsetof(cli_qstats, failed_1m)},
+	    {"jobq_completed_total", "counter",
+	     "Jobs completed since the workers began keeping metrics (queues with metrics).",
+	     offsetof(cli_qstats, completed_total)},
+	    {"jobq_failed_total", "counter",
+	     "Jobs failed for good since the workers began keeping metrics (queues with metrics).",
+	     offsetof(cli_qstats, failed_total)},
+	};
+	for (size_t k = 0; k < sizeof(counted) / sizeof(counted[0]); k++)
+		per_queue(f, counted[k].name, counted[k].type, counted[k].help, names, all,
+		          counted[k].off);
 	family(f, "jobq_oldest_waiting_age_seconds", "gauge",
 	       "Age of the oldest waiting job (0 when none waits).");
 	for (size_t i = 0; i < names->count; i++)
@@ -489,8 +537,13 @@ cli_prometheus(char **out, jobq_store *store, char **queues, int nqueues) {
 int
 cli_cmd_metrics(int argc, char **argv) {
 	int prometheus = 0;
+	int64_t start = 0, end = -1;
 	const cli_opt opts[] = {
 	    {"prometheus", 0, CLI_OPT_FLAG, &prometheus, 0, 0, 0, NULL},
+	    {"start", 0, CLI_OPT_INT, &start, -JOBQ_METRICS_MAX_POINTS, JOBQ_METRICS_MAX_POINTS, 0,
+	     NULL},
+	    {"end", 0, CLI_OPT_INT, &end, -JOBQ_METRICS_MAX_POINTS, JOBQ_METRICS_MAX_POINTS, 0,
+	     NULL},
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
 	cli_args a;
@@ -501,10 +554,15 @@ cli_cmd_metrics(int argc, char **argv) {
 		return rc;
 	if (cli_want_help())
 		return 0;
-	if (!prometheus)
-		return cli_usage_fail("missing the format: --prometheus");
+	if (!prometheus && a.npos != 1)
+		return cli_usage_fail("name one QUEUE, or use --prometheus");
 	if ((rc = cli_open_store(&store, cli_url())) != 0)
 		return rc;
+	if (!prometheus) {
+		rc = cli_metrics_queue(store, a.pos[0], start, end);
+		jobq_store_close(store);
+		return rc;
+	}
 	for (int i = 0; i < a.npos && rc == 0; i++)
 		if (cli_queue_exists(store, a.pos[i]) == 0)
 			rc = cli_fail(CLI_EXIT_NOTFOUND, "no queue '%s' in the store", a.pos[i]);

@@ -650,6 +650,7 @@ int
 cli_cmd_work(int argc, char **argv) {
 	int64_t concurrency = 1, max_jobs = 0, idle_exit = 0, timeout = 0, lock_ms = 30000;
 	int64_t stalled_interval = 30000, max_stalled = 1, shutdown_ms = 30000, stderr_log = 0;
+	int64_t metrics = 0;
 	const char *log_format = "text";
 	const cli_opt opts[] = {
 	    {"concurrency", 'c', CLI_OPT_INT, &concurrency, 1, 1024, 0, NULL},
@@ -661,6 +662,7 @@ cli_cmd_work(int argc, char **argv) {
 	    {"max-stalled", 0, CLI_OPT_INT, &max_stalled, 0, 1000000, 0, NULL},
 	    {"shutdown-timeout", 0, CLI_OPT_INT, &shutdown_ms, 0, INT32_MAX, 0, NULL},
 	    {"stderr-log", 0, CLI_OPT_OPTINT, &stderr_log, 1, 10000, 100, NULL},
+	    {"metrics", 0, CLI_OPT_INT, &metrics, 1, JOBQ_METRICS_MAX_POINTS, 0, NULL},
 	    {"log", 0, CLI_OPT_STRING, &log_format, 0, 0, 0, NULL},
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
@@ -721,6 +723,7 @@ cli_cmd_work(int argc, char **argv) {
 	wo.lock_ms = lock_ms;
 	wo.stalled_interval_ms = stalled_interval;
 	wo.max_stalled = (uint32_t)max_stalled;
+	wo.metrics_max_data_points = (uint32_t)metrics;
 	wo.on_event = on_worker_event;
 	wo.event_payload = &ctx;
 	rc = jobq_worker_new(&ctx.w, q, handle, &ctx, &wo);

@@ -136,7 +136,7 @@ static const cli_verb_info verbs[] = {
      "work QUEUE [--concurrency N] [--max-jobs N] [--idle-exit MS] [--timeout MS]\n"
      "          [--lock-ms MS] [--stalled-interval MS] [--max-stalled N]\n"
      "          [--shutdown-timeout MS] [--stderr-log[=N]] [--log text|json]\n"
-     "          -- CMD [ARGS...]",
+     "          [--metrics N] -- CMD [ARGS...]",
      "process jobs by running a command for each",
      "Runs CMD once per job, without a shell: the job data on stdin; JOBQ_QUEUE, JOBQ_JOB_ID,\n"
      "JOBQ_JOB_NAME and JOBQ_ATTEMPT (1 for the first attempt) in its environment. Its\n"
@@ -170,6 +170,9 @@ static const cli_verb_info verbs[] = {
      "  --stderr-log[=N]       keep the last N lines of the command's stderr (default 100)\n"
      "                         as the job's log lines\n"
      "  --log text|json        the format of the log lines (default text)\n"
+     "  --metrics N            count the jobs completed and failed per minute as BullMQ's\n"
+     "                         metrics (worker option metrics.maxDataPoints), keeping N\n"
+     "                         minutes (10080: a week); read them with `jobq metrics`\n"
      "\n"
      "Exit status: 0; 1 when an attempt failed during the run; 3 when a result the store\n"
      "refused was given up (its job will run again), or when it stopped (--idle-exit,\n"
@@ -229,31 +232,45 @@ static const cli_verb_info verbs[] = {
     {"stats", cli_cmd_stats, "stats [QUEUE...] [--json]",
      "counts, rates, workers, latency of queues",
      "For each QUEUE (default: every queue): the counts, the jobs completed and failed in\n"
-     "the last minute (of the jobs kept), the workers connected (Redis; '-' elsewhere),\n"
-     "the age of the oldest waiting job, and the processing time percentiles of the\n"
-     "newest completed jobs (up to 1000).\n"
+     "the last minute and in all (from the metrics the queue's workers keep, see `jobq\n"
+     "metrics`; without them, the last minute among the jobs kept), the workers connected\n"
+     "(Redis; '-' elsewhere), the age of the oldest waiting job, and the processing time\n"
+     "percentiles of the newest completed jobs (up to 1000).\n"
      "\n"
      "Options:\n"
      "  --json   {\"queues\":[{\"name\",\"counts\",\"isPaused\",\"completedPerMinute\",\n"
-     "           \"failedPerMinute\",\"workers\",\"oldestWaitingMs\",\"processingMs\":{\"count\",\n"
-     "           \"p50\",\"p90\",\"p99\"}}]}  (workers, oldestWaitingMs: null when unknown)\n"
+     "           \"failedPerMinute\",\"completedTotal\",\"failedTotal\",\"workers\",\n"
+     "           \"oldestWaitingMs\",\"processingMs\":{\"count\",\"p50\",\"p90\",\"p99\"}}]}\n"
+     "           (totals: null without metrics; workers, oldestWaitingMs: null when unknown)\n"
      "\n"
      "Exit status 4 when a QUEUE does not exist.\n"
      "\n"
      "Examples:\n"
      "  jobq stats mail --json | jq '.queues[0].failedPerMinute'\n"},
-    {"metrics", cli_cmd_metrics, "metrics --prometheus [QUEUE...]",
-     "print metrics in the Prometheus text format",
-     "Prints, for each QUEUE (default: every queue): jobq_jobs{queue,state} (completed and\n"
-     "failed count the jobs kept), jobq_queue_paused, jobq_completed_last_minute,\n"
-     "jobq_failed_last_minute, jobq_oldest_waiting_age_seconds, the summary\n"
+    {"metrics", cli_cmd_metrics,
+     "metrics QUEUE [--start N] [--end N] | metrics --prometheus [QUEUE...]",
+     "print a queue's per-minute metrics, or Prometheus text",
+     "With QUEUE: the jobs completed and failed per minute as BullMQ's getMetrics returns\n"
+     "them (kept by workers that enable metrics: jobq work --metrics N, a Node worker's\n"
+     "metrics.maxDataPoints): the count since counting began, when the newest point was\n"
+     "closed (prevTS) and the count then (prevCount), and the points from --start to --end\n"
+     "(0 the newest minute, -1 the oldest; default all). --json: {queue, completed:\n"
+     "{meta: {count, prevTS, prevCount}, data, count}, failed: {...}}.\n"
+     "\n"
+     "With --prometheus, for each QUEUE (default: every queue): jobq_jobs{queue,state}\n"
+     "(completed and failed count the jobs kept), jobq_queue_paused,\n"
+     "jobq_completed_last_minute, jobq_failed_last_minute (from the metrics when the queue\n"
+     "has them, else among the jobs kept), jobq_completed_total and jobq_failed_total\n"
+     "(queues with metrics), jobq_oldest_waiting_age_seconds, the summary\n"
      "jobq_processing_seconds (quantiles 0.5, 0.9, 0.99 of the newest completed jobs, _sum,\n"
      "_count), jobq_workers (Redis only); and jobq_up.\n"
      "\n"
      "Options:\n"
-     "  --prometheus   the Prometheus text exposition format (0.0.4); required\n"
+     "  --start N, --end N  the points to print (default 0 and -1: all)\n"
+     "  --prometheus        the Prometheus text exposition format (0.0.4)\n"
      "\n"
      "Examples:\n"
+     "  jobq metrics mail --json --end 59   # the last hour\n"
      "  jobq metrics --prometheus > /var/lib/node_exporter/jobq.prom\n"},
     {"serve-metrics", cli_cmd_serve_metrics, "serve-metrics --listen ADDR [QUEUE...]",
      "answer /metrics and /healthz over HTTP",

@@ -210,6 +210,38 @@ out_has "jobq_up 1"
 run metrics --prometheus "no-such-queue-$$"
 expect 4
 
+# BullMQ's metrics kept by `work --metrics`, read by `metrics QUEUE`, stats and Prometheus
+QM="$Q-metrics"
+for n in 1 2 3; do run add "$QM" ok "{\"n\":$n}"; done
+run add "$QM" bad '{}'
+run work "$QM" --max-jobs 4 --metrics 5 -- sh -c 'cat >/dev/null; [ "$JOBQ_JOB_NAME" = ok ]'
+expect_work 1
+run metrics "$QM" --json
+expect 0
+json_ok
+out_has '"completed":{"meta":{"count":3,'
+out_has '"failed":{"meta":{"count":1,'
+run metrics "$QM"
+expect 0
+out_has "completed: 3 in all"
+run stats "$QM" --json
+expect 0
+out_has '"completedPerMinute":3'
+out_has '"completedTotal":3'
+out_has '"failedTotal":1'
+run stats "$Q" --json
+out_has '"completedTotal":null'
+run metrics --prometheus "$QM"
+expect 0
+out_has "jobq_completed_total{queue=\"$QM\"} 3"
+out_has "jobq_failed_total{queue=\"$QM\"} 1"
+run metrics "no-such-queue-$$"
+expect 4
+run metrics "$QM" "$Q"
+expect 2
+run work "$QM" --metrics 0 -- true
+expect 2
+
 # serve-metrics on a free port, scraped with curl
 if command -v curl >/dev/null; then
 	"$JOBQ" serve-metrics --listen 127.0.0.1:0 "$Q" >"$tmp/serve.out" 2>"$tmp/serve.err" &
