@@ -48,6 +48,18 @@ function(jobq_redis_cluster_test name)
   set_property(TEST ${name} APPEND PROPERTY LABELS cluster)
 endfunction()
 
+# Three masters and three replicas (redis_cluster.sh with REPLICAS 1) as the `redis_cluster_ha`
+# fixture, for the failover test; its directory in JOBQ_TEST_REDIS_CLUSTER_DIR too.
+set(jobq_redis_cluster_ha_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-ha-fixture)
+jobq_server_fixture(redis.cluster_ha redis_cluster_ha redis_cluster.sh
+                    ${jobq_redis_cluster_ha_dir} "redis;cluster" 1)
+function(jobq_redis_cluster_ha_test name)
+  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED redis_cluster_ha)
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
+               "JOBQ_TEST_REDIS_CLUSTER_DIR=${jobq_redis_cluster_ha_dir}")
+  set_property(TEST ${name} APPEND PROPERTY LABELS cluster)
+endfunction()
+
 # Valkey 8.0.1 (a test build at ../shared/servers/valkey-8.0.1/valkey-server from the project's
 # root; no Debian package ships it) as the `valkey_server` fixture: the conformance suite and
 # the CLI test run on it too. Without the binary the fixture says so and is skipped (fails in

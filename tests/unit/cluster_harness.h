@@ -27,21 +27,21 @@ static const char *ch_dir;
 static int ch_ports[CH_MAX_NODES];
 static int ch_nodes;
 
-static int64_t
+static inline int64_t
 ch_mono_ms(void) {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
+static inline void
 ch_pause_ms(int64_t ms) {
 	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
 }
 
 /* Reads DIR/ports ("port port ..."); 0 nodes when the fixture is missing. */
-static void
+static inline void
 ch_load(void) {
 	ch_dir = getenv("JOBQ_TEST_REDIS_CLUSTER_DIR");
 	ch_nodes = 0;
@@ -58,7 +58,7 @@ ch_load(void) {
 }
 
 /* Node n (0-based) by its port, or -1. */
-static int
+static inline int
 ch_node_of_port(int port) {
 	for (int i = 0; i < ch_nodes; i++)
 		if (ch_ports[i] == port)
@@ -67,7 +67,7 @@ ch_node_of_port(int port) {
 }
 
 /* A command to node n over its unix socket; NULL when the node is down. */
-static redisReply *
+static inline redisReply *
 ch_cmd(int n, const char *fmt, ...) {
 	char sock[600];
 	snprintf(sock, sizeof(sock), "%s/node%d/redis.sock", ch_dir, n + 1);
@@ -87,7 +87,7 @@ ch_cmd(int n, const char *fmt, ...) {
 }
 
 /* The string reply of a command to node n, into buf ("" on anything else). */
-static const char *
+static inline const char *
 ch_str(char *buf, size_t len, int n, const char *fmt, const char *arg) {
 	redisReply *r = ch_cmd(n, fmt, arg);
 	buf[0] = '\0';
@@ -99,7 +99,7 @@ ch_str(char *buf, size_t len, int n, const char *fmt, const char *arg) {
 }
 
 /* The slot of hash tag `tag` and the node (0-based) of its master, asked of node `via`. */
-static int
+static inline int
 ch_master_of(int via, const char *tag, int *slot) {
 	redisReply *r = ch_cmd(via, "CLUSTER KEYSLOT %s", tag);
 	if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
@@ -123,7 +123,7 @@ ch_master_of(int via, const char *tag, int *slot) {
 
 /* The number after `field` ("name:" or "cmdstat_x:calls=") in INFO `section` of node n
  * (-1: none). */
-static long long
+static inline long long
 ch_info(int n, const char *section, const char *field) {
 	redisReply *r = ch_cmd(n, "INFO %s", section);
 	long long v = -1;
@@ -153,7 +153,7 @@ typedef struct ch_harness {
 	atomic_int runs[CH_MAX_JOBS];
 } ch_harness;
 
-static int
+static inline int
 ch_process(jobq_job *job, void *payload) {
 	ch_harness *h = payload;
 	size_t len;
@@ -165,7 +165,7 @@ ch_process(jobq_job *job, void *payload) {
 	return 0;
 }
 
-static void *
+static inline void *
 ch_produce(void *arg) {
 	ch_harness *h = arg;
 	while (!atomic_load(&h->stop)) {
@@ -191,7 +191,7 @@ ch_produce(void *arg) {
 }
 
 /* Opens `url`'s queue `name`, starts a worker (2 threads) and the producer. */
-static int
+static inline int
 ch_start(ch_harness *h, const char *url, const char *name) {
 	memset(h, 0, sizeof(*h));
 	if (jobq_store_open(&h->s, url, NULL) != 0 || jobq_queue_open(&h->q, h->s, name) != 0)
@@ -206,7 +206,7 @@ ch_start(ch_harness *h, const char *url, const char *name) {
 }
 
 /* Waits (at most ms) until `n` more jobs than `from` ran; 0 when they did. */
-static int
+static inline int
 ch_wait_processed(ch_harness *h, int from, int n, int64_t ms) {
 	int64_t deadline = ch_mono_ms() + ms;
 	while (atomic_load(&h->processed) < from + n)
@@ -219,7 +219,7 @@ ch_wait_processed(ch_harness *h, int from, int n, int64_t ms) {
 
 /* Stops the producer, waits (at most ms) until every acknowledged job ran, stops the worker.
  * Returns the acknowledged jobs that never ran; *twice gets those that ran more than once. */
-static int
+static inline int
 ch_finish(ch_harness *h, int64_t ms, int *twice) {
 	atomic_store(&h->stop, 1);
 	pthread_join(h->producer, NULL);
