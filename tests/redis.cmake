@@ -41,22 +41,20 @@ endfunction()
 set(jobq_redis_cluster_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-fixture)
 jobq_server_fixture(redis.cluster redis_cluster redis_cluster.sh ${jobq_redis_cluster_dir}
                     "redis;cluster")
-function(jobq_redis_cluster_test name)
-  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED redis_cluster)
-  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
-               "JOBQ_TEST_REDIS_CLUSTER_DIR=${jobq_redis_cluster_dir}")
-  set_property(TEST ${name} APPEND PROPERTY LABELS cluster)
-endfunction()
-
 # Three masters and three replicas (redis_cluster.sh with REPLICAS 1) as the `redis_cluster_ha`
 # fixture, for the failover test; its directory in JOBQ_TEST_REDIS_CLUSTER_DIR too.
 set(jobq_redis_cluster_ha_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-ha-fixture)
 jobq_server_fixture(redis.cluster_ha redis_cluster_ha redis_cluster.sh
                     ${jobq_redis_cluster_ha_dir} "redis;cluster" 1)
-function(jobq_redis_cluster_ha_test name)
-  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED redis_cluster_ha)
-  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
-               "JOBQ_TEST_REDIS_CLUSTER_DIR=${jobq_redis_cluster_ha_dir}")
+# Test `name` on cluster fixture `fixture` (redis_cluster or redis_cluster_ha).
+function(jobq_redis_cluster_test name fixture)
+  if(fixture STREQUAL "redis_cluster_ha")
+    set(dir ${jobq_redis_cluster_ha_dir})
+  else()
+    set(dir ${jobq_redis_cluster_dir})
+  endif()
+  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED ${fixture})
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "JOBQ_TEST_REDIS_CLUSTER_DIR=${dir}")
   set_property(TEST ${name} APPEND PROPERTY LABELS cluster)
 endfunction()
 
@@ -86,7 +84,7 @@ jobq_redis_tls_test(conformance.redis.tls)
 # (no resharding or failover yet).
 add_test(NAME conformance.redis.cluster COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.redis.cluster "conformance;redis;cluster")
-jobq_redis_cluster_test(conformance.redis.cluster)
+jobq_redis_cluster_test(conformance.redis.cluster redis_cluster)
 # Label slow, out of the default run, because it is not yet reliable: on a loaded machine two
 # wall-clock cases failed on Valkey 8.0.1 (and never on Redis) in 2 of 14 runs:
 # fetch_wallclock_delayed_runs_after_due (the 200 ms delayed job not run within 10 s) and
@@ -106,9 +104,9 @@ foreach(src IN LISTS jobq_unit_sources)
     if(name STREQUAL "test_redis_tls")
       jobq_redis_tls_test(unit.${short})
     elseif(name STREQUAL "test_redis_cluster_failover")
-      jobq_redis_cluster_ha_test(unit.${short})
+      jobq_redis_cluster_test(unit.${short} redis_cluster_ha)
     elseif(name MATCHES "^test_redis_cluster")
-      jobq_redis_cluster_test(unit.${short})
+      jobq_redis_cluster_test(unit.${short} redis_cluster)
     else()
       jobq_redis_test(unit.${short})
     endif()
