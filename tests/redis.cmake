@@ -135,6 +135,14 @@ foreach(t interop.bullmq interop.bullmq5)
   jobq_redis_test(${t})
 endforeach()
 
+# The BullMQ 6 interop basics on the cluster fixture (tests/interop/cluster.js: ioredis's
+# Cluster client, a `{tag}` prefix).
+add_test(NAME interop.bullmq.cluster
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/run.sh $<TARGET_FILE:jobq_interop>)
+set_tests_properties(interop.bullmq.cluster PROPERTIES LABELS "interop;redis"
+                     TIMEOUT 300 SKIP_RETURN_CODE 77)
+jobq_redis_cluster_test(interop.bullmq.cluster redis_cluster)
+
 # The backend's unit test and the BullMQ 6 interop on Valkey too (interop: slow, ~20 s).
 add_test(NAME unit.redis_backend.valkey COMMAND test_redis_backend)
 jobq_test_properties(unit.redis_backend.valkey "unit;redis;valkey")
