@@ -23,32 +23,11 @@ const newCluster = () =>
   });
 const connection = newCluster();
 console.log(`# bullmq ${bullmqVersion} on a cluster of ${ports.length} nodes`);
-let failures = 0;
 const closers = [];
 
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok ${name}`);
-  } catch (e) {
-    failures++;
-    console.log(`FAIL ${name}\n${e.stack}`);
-  }
-}
-function jobq(...args) {
-  return JSON.parse(execFileSync(bin, args, { encoding: 'utf8', timeout: 90000 }));
-}
-function until(cond, ms, what) {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const tick = () => {
-      if (cond()) return resolve();
-      if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${what()}`));
-      setTimeout(tick, 20);
-    };
-    tick();
-  });
-}
+const common = require('./common');
+const { check, until } = common;
+const jobq = common.runner(bin);
 
 // jobq adds, a Node worker runs the jobs.
 async function jobqToNode() {
@@ -125,7 +104,7 @@ async function untagged() {
       await queue.close();
     }
   } catch (e) {
-    failures++;
+    common.counts.failures++;
     console.log(`FAIL unexpected\n${e.stack}`);
   }
   for (const c of closers.reverse()) {
@@ -136,6 +115,7 @@ async function untagged() {
     }
   }
   await connection.quit();
+  const failures = common.counts.failures;
   console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
   process.exit(failures ? 1 : 0);
 })();
