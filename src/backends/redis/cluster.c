@@ -20,6 +20,7 @@
  *
  * Pipelined adds (add_send / add_recv) are not offered on a cluster: a step could meet a
  * redirect after later steps were sent behind it; adds go one script call per batch instead.
+ * Listing queues asks every master.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -67,6 +68,7 @@ struct rq_cluster {
 	void (*queue_close)(jobq_backend_queue *q);
 	void (*wake)(jobq_backend *b);
 	void (*free)(jobq_backend *b);
+	int (*list_queues)(jobq_strings **out, jobq_backend *b);
 };
 
 /* CRC16-CCITT (XMODEM), the checksum of Redis Cluster's key slots. */
@@ -349,6 +351,16 @@ rq_route_follow(redis_backend *b, const char *err, rq_redir *st, char *ask_host,
 
 /* --- the vtable ------------------------------------------------------------------------------ */
 
+/* An ordinary backend for node i. */
+static int
+node_backend(jobq_backend **out, struct rq_cluster *c, int i) {
+	jobq_redis_options o = c->opts;
+	o.host = c->nodes[i].host;
+	o.port = c->nodes[i].port;
+	o.connect_wait_ms = 0;
+	return jobq_backend_redis_new(out, &o);
+}
+
 /* A backend for the master of `slot`; on a connect failure the map is read again once. */
 static int
 route_backend(jobq_backend **out, struct rq_cluster *c, unsigned slot, const char *name) {
@@ -362,11 +374,29 @@ route_backend(jobq_backend **out, struct rq_cluster *c, unsigned slot, const cha
 			    JOBQ_EBACKEND,
 			    "redis cluster %s: no master serves slot %u of queue '%s'",
 			    c->seed->where, slot, name);
-		jobq_redis_options o = c->opts;
-		o.host = c->nodes[i].host;
-		o.port = c->nodes[i].port;
-		o.connect_wait_ms = 0;
-		rc = jobq_backend_redis_new(out, &o);
+		rc = node_backend(out, c, i);
+	}
+	return rc;
+}
+
+/* The queues of every master (a queue lives on one). */
+static int
+cluster_list_queues(jobq_strings **out, jobq_backend *base) {
+	struct rq_cluster *c = ((redis_backend *)base)->cluster;
+	int rc = read_map(c, c->seed, 0);
+	unsigned char master[RQ_MAX_NODES] = {0};
+	pthread_mutex_lock(&c->mu);
+	for (size_t s = 0; s < RQ_SLOTS; s++)
+		if (c->owner[s] < c->n)
+			master[c->owner[s]] = 1;
+	size_t n = c->n;
+	pthread_mutex_unlock(&c->mu);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		jobq_backend *nb = NULL;
+		if (master[i] && (rc = node_backend(&nb, c, (int)i)) == 0) {
+			rc = c->list_queues(out, nb);
+			nb->free(nb);
+		}
 	}
 	return rc;
 }
@@ -560,11 +590,13 @@ rq_cluster_open(jobq_backend **out, const jobq_redis_options *opts, const char *
 	c->queue_close = seed->queue_close;
 	c->wake = seed->wake;
 	c->free = seed->free;
+	c->list_queues = seed->list_queues;
 	b->cluster = c;
 	seed->queue_open = cluster_queue_open;
 	seed->queue_close = cluster_queue_close;
 	seed->wake = cluster_wake;
 	seed->free = cluster_free;
+	seed->list_queues = cluster_list_queues;
 	seed->add_send = NULL;
 	seed->add_recv = NULL;
 	add_seeds(c, b, seeds);
