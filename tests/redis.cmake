@@ -41,10 +41,20 @@ endfunction()
 set(jobq_redis_cluster_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-fixture)
 jobq_server_fixture(redis.cluster redis_cluster redis_cluster.sh ${jobq_redis_cluster_dir}
                     "redis;cluster")
-function(jobq_redis_cluster_test name)
-  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED redis_cluster)
-  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
-               "JOBQ_TEST_REDIS_CLUSTER_DIR=${jobq_redis_cluster_dir}")
+# Three masters and three replicas (redis_cluster.sh with REPLICAS 1) as the `redis_cluster_ha`
+# fixture, for the failover test; its directory in JOBQ_TEST_REDIS_CLUSTER_DIR too.
+set(jobq_redis_cluster_ha_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-ha-fixture)
+jobq_server_fixture(redis.cluster_ha redis_cluster_ha redis_cluster.sh
+                    ${jobq_redis_cluster_ha_dir} "redis;cluster" 1)
+# Test `name` on cluster fixture `fixture` (redis_cluster or redis_cluster_ha).
+function(jobq_redis_cluster_test name fixture)
+  if(fixture STREQUAL "redis_cluster_ha")
+    set(dir ${jobq_redis_cluster_ha_dir})
+  else()
+    set(dir ${jobq_redis_cluster_dir})
+  endif()
+  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED ${fixture})
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "JOBQ_TEST_REDIS_CLUSTER_DIR=${dir}")
   set_property(TEST ${name} APPEND PROPERTY LABELS cluster)
 endfunction()
 
@@ -74,7 +84,7 @@ jobq_redis_tls_test(conformance.redis.tls)
 # (no resharding or failover yet).
 add_test(NAME conformance.redis.cluster COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.redis.cluster "conformance;redis;cluster")
-jobq_redis_cluster_test(conformance.redis.cluster)
+jobq_redis_cluster_test(conformance.redis.cluster redis_cluster)
 # Label slow, out of the default run, because it is not yet reliable: on a loaded machine two
 # wall-clock cases failed on Valkey 8.0.1 (and never on Redis) in 2 of 14 runs:
 # fetch_wallclock_delayed_runs_after_due (the 200 ms delayed job not run within 10 s) and
@@ -93,8 +103,10 @@ foreach(src IN LISTS jobq_unit_sources)
     target_link_libraries(${name} PRIVATE PkgConfig::HIREDIS)
     if(name STREQUAL "test_redis_tls")
       jobq_redis_tls_test(unit.${short})
-    elseif(name STREQUAL "test_redis_cluster")
-      jobq_redis_cluster_test(unit.${short})
+    elseif(name STREQUAL "test_redis_cluster_failover")
+      jobq_redis_cluster_test(unit.${short} redis_cluster_ha)
+    elseif(name MATCHES "^test_redis_cluster")
+      jobq_redis_cluster_test(unit.${short} redis_cluster)
     else()
       jobq_redis_test(unit.${short})
     endif()
@@ -122,6 +134,14 @@ foreach(t interop.bullmq interop.bullmq5)
   set_tests_properties(${t} PROPERTIES LABELS "interop;redis" TIMEOUT 300 SKIP_RETURN_CODE 77)
   jobq_redis_test(${t})
 endforeach()
+
+# The BullMQ 6 interop basics on the cluster fixture (tests/interop/cluster.js: ioredis's
+# Cluster client, a `{tag}` prefix).
+add_test(NAME interop.bullmq.cluster
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/run.sh $<TARGET_FILE:jobq_interop>)
+set_tests_properties(interop.bullmq.cluster PROPERTIES LABELS "interop;redis"
+                     TIMEOUT 300 SKIP_RETURN_CODE 77)
+jobq_redis_cluster_test(interop.bullmq.cluster redis_cluster)
 
 # The backend's unit test and the BullMQ 6 interop on Valkey too (interop: slow, ~20 s).
 add_test(NAME unit.redis_backend.valkey COMMAND test_redis_backend)

@@ -9,7 +9,7 @@ const { Queue, Worker, QueueEvents, FlowProducer } = require(path.join(mods, 'bu
 const IORedis = require(path.join(mods, 'ioredis'));
 const bullmqVersion = require(path.join(mods, 'bullmq', 'package.json')).version;
 const v5 = bullmqVersion.startsWith('5.');
-const { execFileSync, spawn } = require('child_process');
+const { spawn } = require('child_process');
 const readline = require('readline');
 const assert = require('assert/strict');
 
@@ -23,31 +23,9 @@ let failures = 0;
 const closers = [];
 const recs = [];
 
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok ${name}`);
-  } catch (e) {
-    failures++;
-    console.log(`FAIL ${name}\n${e.stack}`);
-  }
-}
-function jobq(...args) {
-  return JSON.parse(execFileSync(bin, args, { encoding: 'utf8', timeout: 90000 }));
-}
-function until(cond, ms, what) {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const tick = () => {
-      if (cond()) return resolve();
-      if (Date.now() - t0 > ms) {
-        return reject(new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`));
-      }
-      setTimeout(tick, 20);
-    };
-    tick();
-  });
-}
+const common = require('./common');
+const { check, until } = common;
+const jobq = common.runner(bin);
 // A QueueEvents that records every event it emits (entry id included) and must never
 // report an error.
 async function recorder(qname, prefix = 'bull') {
@@ -966,6 +944,7 @@ async function schedulers() {
   }
   for (const c of closers.reverse()) { try { await c(); } catch (e) { /* closing */ } }
   for (const p of children) if (p.exitCode === null) p.kill('SIGKILL');
+  failures += common.counts.failures;
   console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
   process.exit(failures ? 1 : 0);
 })();

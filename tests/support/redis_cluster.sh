@@ -1,15 +1,17 @@
 #!/bin/sh
 # Private Redis Cluster for the tests: three masters on loopback (random ports; each also on
-# a unix socket DIR/nodeN.sock for the tests' own cleanup), made with redis-cli --cluster create.
-#   redis_cluster.sh start DIR   starts them; DIR/ports holds "port port port"; waits until
-#                                every node says cluster_state:ok
-#   redis_cluster.sh stop DIR    stops them
+# a unix socket DIR/nodeN/redis.sock for the tests' own use), made with redis-cli --cluster
+# create; with REPLICAS 1, three masters and three replicas (six nodes).
+#   redis_cluster.sh start DIR [REPLICAS]  starts them; DIR/ports holds their ports in node
+#                                          order; waits until every node says cluster_state:ok
+#                                          and every replica's link to its master is up
+#   redis_cluster.sh stop DIR              stops them (a node a test killed is skipped)
 # Exits 77 (ctest: skipped) when redis-server is missing, 1 in CI (CI set).
 set -eu
 cmd=${1:-}
 dir=${2:-}
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
-	echo "usage: $0 start|stop DIR" >&2
+	echo "usage: $0 start DIR [REPLICAS] | stop DIR" >&2
 	exit 2
 fi
 
@@ -18,10 +20,16 @@ random_port() {
 	echo $((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 35000))
 }
 
+replicas=${3:-0}
+nodes=$((3 * (1 + replicas)))
+
+# all at once: a cluster node can take a while to exit
 stop_all() {
-	for n in 1 2 3; do
-		sh "$(dirname "$0")/redis.sh" stop "$dir/node$n" >/dev/null 2>&1 || true
+	for d in "$dir"/node*; do
+		[ -d "$d" ] || continue
+		sh "$(dirname "$0")/redis.sh" stop "$d" >/dev/null 2>&1 &
 	done
+	wait
 }
 
 case "$cmd" in
@@ -37,7 +45,7 @@ start)
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	ports=""
-	for n in 1 2 3; do
+	for n in $(seq 1 $nodes); do
 		d="$dir/node$n"
 		mkdir -p "$d"
 		tries=0
@@ -66,23 +74,32 @@ start)
 		done
 		ports="$ports $port"
 	done
+	addrs=""
+	for p in $ports; do
+		addrs="$addrs 127.0.0.1:$p"
+	done
 	# shellcheck disable=SC2086
-	set -- $ports
-	if ! redis-cli --cluster create "127.0.0.1:$1" "127.0.0.1:$2" "127.0.0.1:$3" \
+	if ! redis-cli --cluster create $addrs --cluster-replicas "$replicas" \
 		--cluster-yes >"$dir/create.log" 2>&1; then
 		cat "$dir/create.log" >&2
 		stop_all
 		exit 1
 	fi
 	i=0
-	while [ $i -lt 200 ]; do
+	while [ $i -lt 400 ]; do
 		ok=0
-		for n in 1 2 3; do
-			redis-cli -s "$dir/node$n/redis.sock" cluster info 2>/dev/null |
-				grep -q 'cluster_state:ok' && ok=$((ok + 1))
+		for n in $(seq 1 $nodes); do
+			s="$dir/node$n/redis.sock"
+			redis-cli -s "$s" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || continue
+			# a replica counts once its link to its master is up
+			if redis-cli -s "$s" info replication 2>/dev/null | grep -q 'role:slave'; then
+				redis-cli -s "$s" info replication 2>/dev/null |
+					grep -q 'master_link_status:up' || continue
+			fi
+			ok=$((ok + 1))
 		done
-		if [ $ok = 3 ]; then
-			echo "$1 $2 $3" >"$dir/ports"
+		if [ $ok = $nodes ]; then
+			echo $ports >"$dir/ports"
 			exit 0
 		fi
 		i=$((i + 1))
@@ -96,7 +113,7 @@ stop)
 	stop_all
 	;;
 *)
-	echo "usage: $0 start|stop DIR" >&2
+	echo "usage: $0 start DIR [REPLICAS] | stop DIR" >&2
 	exit 2
 	;;
 esac

@@ -109,11 +109,39 @@ queues_live_on_one_master(void **state) {
 	}
 }
 
+/* Queues on every master are listed. */
+static void
+queues_listed_from_every_master(void **state) {
+	(void)state;
+	jobq_store *s = open_store("bull");
+	jobq_queue *q[6];
+	char names[6][64];
+	for (int i = 0; i < 6; i++) {
+		snprintf(names[i], sizeof(names[i]), "{jobqls%ld_%d}", (long)getpid(), i);
+		assert_int_equal(jobq_queue_open(&q[i], s, names[i]), 0);
+		jobq_job_id id;
+		assert_true(jobq_queue_add(&id, q[i], "n", "{}", 2, NULL) >= 0);
+	}
+	jobq_strings *list = NULL;
+	assert_int_equal(jobq_store_list_queues(&list, s), 0);
+	for (int i = 0; i < 6; i++) {
+		int found = 0;
+		for (size_t k = 0; list != NULL && k < list->count; k++)
+			found += strcmp(list->items[k], names[i]) == 0;
+		assert_int_equal(found, 1);
+		assert_int_equal(jobq_queue_obliterate(q[i], 1), 0);
+		jobq_queue_close(q[i]);
+	}
+	jobq_strings_free(list);
+	jobq_store_close(s);
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(untagged_queue_refused),
 	    cmocka_unit_test(queues_live_on_one_master),
+	    cmocka_unit_test(queues_listed_from_every_master),
 	};
 	return cmocka_run_group_tests_name("redis_cluster", tests, setup, NULL);
 }

@@ -133,12 +133,24 @@ conn_setup(redis_backend *b, rconn *conn) {
 	return 0;
 }
 
+/* One connection to `host`:`port` (NULL: the backend's server, which a cluster queue's
+ * backend may change under b->mu). */
 static int
-conn_open_once(rconn **out, redis_backend *b, unsigned int gen, int *timed_out) {
-	char why[256];
+conn_open_once(rconn **out, redis_backend *b, unsigned int gen, int *timed_out, const char *host,
+               int port) {
+	char why[256], addr[256];
+	if (host == NULL) {
+		pthread_mutex_lock(&b->mu);
+		snprintf(addr, sizeof(addr), "%s", b->host);
+		port = b->port;
+		pthread_mutex_unlock(&b->mu);
+		host = addr;
+	}
 	rq_sock *c = NULL;
-	int rc = rq_sock_open(&c, b->host, b->port, b->unix_path, b->tls, b->connect_timeout_ms,
-	                      why, sizeof(why), timed_out);
+	int rc = rq_sock_open(&c, host, port, b->unix_path, b->tls, b->connect_timeout_ms, why,
+	                      sizeof(why), timed_out);
+	if (rc < 0 && b->unix_path == NULL)
+		return jobq_error_set(rc, "redis %s:%d: cannot connect: %s", host, port, why);
 	if (rc < 0)
 		return jobq_error_set(rc, "redis %s: cannot connect: %s", b->where, why);
 	rconn *conn = jobq__calloc(1, sizeof(*conn));
@@ -172,10 +184,13 @@ conn_open(rconn **out, redis_backend *b) {
 	pthread_mutex_unlock(&b->mu);
 	for (unsigned int attempt = 0;; attempt++) {
 		int timed_out;
-		int rc = conn_open_once(out, b, gen, &timed_out);
+		int rc = conn_open_once(out, b, gen, &timed_out, NULL, 0);
 		/* a server that accepts but does not answer is not tried again at once */
 		if (rc == 0)
 			rq_note_restored(b);
+		/* a cluster queue's master may have failed over: ask the cluster where it is now */
+		if (rc == JOBQ_EIO && b->route != NULL && rq_route_refresh(b))
+			continue;
 		if (rc != JOBQ_EIO || timed_out || attempt >= b->reconnect_attempts) {
 			if (rc == JOBQ_EIO)
 				rq_note_lost(b);
@@ -440,7 +455,7 @@ int
 rq_connect_check(redis_backend *b) {
 	rconn *conn = NULL;
 	int timed_out;
-	int rc = conn_open_once(&conn, b, 0, &timed_out);
+	int rc = conn_open_once(&conn, b, 0, &timed_out, NULL, 0);
 	if (rc < 0)
 		return rc;
 	if ((rc = read_config(b, conn)) < 0) {
@@ -471,28 +486,69 @@ command_error(redis_backend *b, const rq_sock *c, const char *cmd, const char *t
 	return rq_io_error(b, c, cmd, b->command_timeout_ms, RQ_COMMAND_TIMEOUT_SETTING, tail);
 }
 
+int
+rq_conn_open_at(rconn **out, redis_backend *b, const char *host, int port) {
+	int timed_out;
+	return conn_open_once(out, b, 0, &timed_out, host, port);
+}
+
+/* ASKING, then the command, in one write (a cluster's ASK redirect). */
+static redisReply *
+asking_command(rq_sock *c, int argc, const char **argv, const size_t *lens) {
+	const char *av[] = {"ASKING"};
+	if (rq_sock_send(c, 1, av, NULL) < 0 || rq_sock_send(c, argc, argv, lens) < 0)
+		return NULL;
+	redisReply *r = rq_sock_reply(c);
+	if (r == NULL)
+		return NULL;
+	freeReplyObject(r); /* OK */
+	return rq_sock_reply(c);
+}
+
+/* Gives back a pooled connection, or closes the one opened for an ASK redirect. */
+static void
+conn_release(redis_backend *b, rconn *conn, int own) {
+	if (own)
+		conn_close(conn);
+	else
+		rq_conn_put(b, conn, 0);
+}
+
 redisReply *
 rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **argv,
            const size_t *lens) {
-	for (int attempt = 0;; attempt++) {
+	rq_redir redir = {0, 0};
+	char ask_host[256];
+	int ask_port = 0;
+	for (int attempt = 0;;) {
 		rconn *conn = NULL;
-		*rc = rq_conn_get(&conn, b, 0);
+		int asking = ask_port > 0;
+		*rc = asking ? rq_conn_open_at(&conn, b, ask_host, ask_port)
+		             : rq_conn_get(&conn, b, 0);
 		if (*rc < 0)
 			return NULL;
-		redisReply *r = rq_sock_command(conn->c, argc, argv, lens);
+		ask_port = 0;
+		redisReply *r = asking ? asking_command(conn->c, argc, argv, lens)
+		                       : rq_sock_command(conn->c, argc, argv, lens);
 		if (r == NULL) {
 			int timed_out = rq_timed_out(conn->c);
-			if (idempotent && attempt == 0 && !timed_out) {
-				rq_conn_put(b, conn, 0);
+			if (idempotent && attempt++ == 0 && !timed_out) {
+				conn_release(b, conn, asking);
 				continue;
 			}
 			*rc = command_error(b, conn->c, argv[0],
 			                    idempotent ? ""
 			                               : " (the command may or may not have run)");
-			rq_conn_put(b, conn, 0);
+			conn_release(b, conn, asking);
 			return NULL;
 		}
-		rq_conn_put(b, conn, 0);
+		conn_release(b, conn, asking);
+		/* a cluster redirect: the command did not run, it runs where the cluster says */
+		if (r->type == REDIS_REPLY_ERROR && b->route != NULL &&
+		    rq_route_follow(b, r->str, &redir, ask_host, sizeof(ask_host), &ask_port) > 0) {
+			freeReplyObject(r);
+			continue;
+		}
 		if (r->type == REDIS_REPLY_ERROR) {
 			/* OOM: over maxmemory with noeviction, refused before any change */
 			*rc = jobq_error_set(strncmp(r->str, "OOM ", 4) == 0 ? JOBQ_ENOSPC
@@ -505,6 +561,15 @@ rq_command(int *rc, redis_backend *b, int idempotent, int argc, const char **arg
 		}
 		*rc = 0;
 		return r;
+	}
+}
+
+static void
+replies_free(redisReply **out, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		if (out[i] != NULL)
+			freeReplyObject(out[i]);
+		out[i] = NULL;
 	}
 }
 
@@ -555,13 +620,26 @@ pipeline_once(rq_sock *c, size_t n, int argc, const char **argv, const size_t *l
 		if (out[i] == NULL)
 			rc = -1;
 	}
-	if (rc < 0) {
-		for (size_t i = 0; i < n; i++) {
-			if (out[i] != NULL)
-				freeReplyObject(out[i]);
-			out[i] = NULL;
-		}
+	if (rc < 0)
+		replies_free(out, n);
+	return rc;
+}
+
+/* On a cluster: the commands of `out` that met a redirect run again, one by one, where the
+ * cluster says (read-only: safe). 0, or < 0 with `out` emptied. */
+static int
+redirected_again(redis_backend *b, size_t n, int argc, const char **argv, const size_t *lens,
+                 redisReply **out) {
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (out[i]->type != REDIS_REPLY_ERROR || !rq_route_is_redirect(out[i]->str))
+			continue;
+		freeReplyObject(out[i]);
+		out[i] =
+		    rq_command(&rc, b, 1, argc, argv + i * (size_t)argc, lens + i * (size_t)argc);
 	}
+	if (rc < 0)
+		replies_free(out, n);
 	return rc;
 }
 
@@ -575,7 +653,7 @@ rq_command_many(redis_backend *b, size_t n, int argc, const char **argv, const s
 			return rc;
 		if (pipeline_once(conn->c, n, argc, argv, lens, out) == 0) {
 			rq_conn_put(b, conn, 0);
-			return 0;
+			return b->route != NULL ? redirected_again(b, n, argc, argv, lens, out) : 0;
 		}
 		if (attempt == 0 && !rq_timed_out(conn->c)) {
 			rq_conn_put(b, conn, 0);

@@ -83,9 +83,12 @@ typedef struct redis_backend {
 	unsigned long long max_bulk; /* the server's proto-max-bulk-len, read at open */
 	unsigned int reconnect_attempts;
 	int64_t reconnect_max_delay_ms;
-	char *where;                /* "host:port" or the socket path, for messages */
+	/* "host:port" or the socket path, for messages; atomic because a cluster queue's
+	 * backend moves to another master (cluster.c) while other threads use it */
+	_Atomic(char *) where;
 	rq_tls *tls;                /* NULL: plain connections */
 	struct rq_cluster *cluster; /* Redis Cluster (cluster.c); NULL: one server */
+	struct rq_route *route;     /* the backend of one cluster queue (cluster.c); else NULL */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;    /* signalled when a blocking wait of a closing queue ends */
@@ -154,6 +157,9 @@ int rq_script_send(rconn *conn, jobq_backend_queue *q, int script, int argc, con
 /* Runs embedded script `script` with the queue's keys and ARGV = {qp, args...}. */
 redisReply *rq_script(int *rc, jobq_backend_queue *q, int script, int argc, const char **argv,
                       const size_t *lens);
+/* A connection of its own to host:port instead of the backend's server (cluster redirects),
+ * with the backend's settings; one try. */
+int rq_conn_open_at(rconn **out, redis_backend *b, const char *host, int port);
 /* Opens one connection to check the server, and reads its proto-max-bulk-len. */
 int rq_connect_check(redis_backend *b);
 /* JOBQ_EINVAL, worded as "<what> of N bytes is over Redis's limit of M", when `len` is more
@@ -197,6 +203,23 @@ void rq_url_free(rq_url *p);
 /* cluster.c: a cluster backend from the first seed in `opts` (the others in `seeds`, "host:port,
  * ...", tried when it is down). */
 int rq_cluster_open(jobq_backend **out, const jobq_redis_options *opts, const char *seeds);
+/* Redis Cluster redirects of a cluster queue's backend (b->route != NULL). A call starts with
+ * a zeroed rq_redir; rq_route_follow() looks at an error reply of a command that therefore
+ * did not run: MOVED (the backend moves to the new master, the map is updated; retry: 1),
+ * ASK (retry once on *ask_host:*ask_port after ASKING: 2), TRYAGAIN or CLUSTERDOWN (waits a
+ * little, the map is read again on CLUSTERDOWN; retry: 1). 0: not a redirect, or the time
+ * for redirects (command_timeout_ms) is over: the caller reports the error. */
+typedef struct rq_redir {
+	int64_t deadline_ms; /* 0: not started */
+	int64_t delay_ms;
+} rq_redir;
+int rq_route_follow(redis_backend *b, const char *err, rq_redir *st, char *ask_host,
+                    size_t ask_host_len, int *ask_port);
+/* After a failed connect: reads the slot map again from any master that answers and moves
+ * the backend when its slot changed master. 1 if it moved, else 0. */
+int rq_route_refresh(redis_backend *b);
+/* Non-zero when `err` is a cluster redirect (MOVED, ASK, TRYAGAIN, CLUSTERDOWN). */
+int rq_route_is_redirect(const char *err);
 /* The offset and *len of the hash tag of `key` (Redis Cluster's rule: the first {...} that is
  * not empty), or -1 when the whole key is hashed. */
 int rq_key_hash_tag(const char *key, size_t *len);

@@ -123,7 +123,14 @@ blocking_command(int *rc, jobq_backend_queue *q, const char *name, uint64_t gen,
 	waiter_remove(b, &w);
 	rq_conn_put(b, conn, 1);
 	if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-		if (strncmp(r->str, "UNBLOCKED", 9) != 0)
+		/* a cluster redirect ends the wait like a timeout: the caller's next command
+		 * (hasWork, XREAD) follows it, on the master a MOVED points the queue to */
+		rq_redir redir = {0, 0};
+		char host[256];
+		int port;
+		if (b->route != NULL && rq_route_is_redirect(r->str))
+			rq_route_follow(b, r->str, &redir, host, sizeof(host), &port);
+		else if (strncmp(r->str, "UNBLOCKED", 9) != 0)
 			*rc = jobq_error_set(JOBQ_EBACKEND, "redis %s: %s", b->where, r->str);
 		freeReplyObject(r);
 		r = NULL;
