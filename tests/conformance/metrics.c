@@ -203,6 +203,27 @@ metrics_batch(void **state) {
 	mclose(&m);
 }
 
+/* A job past its stall limit, failed by the fetch that takes it (memory, LMDB), is counted
+ * with the fetcher's metrics. */
+static void
+metrics_deferred_failure(void **state) {
+	conf *c = conf_begin(state);
+	CONF_NEED_LOCK_CLOCK(c);
+	mctx m = mopen(c);
+	jobq_job_id id;
+	conf_add(c, &id, "s", "{}", NULL);
+	jobq_job_free(conf_fetch(c, id.str, conf_expiring_lock_ms(c)));
+	conf_expire_lock(c);
+	assert_int_equal(conf_check_until_recovered(c, 0), 1);
+	jobq_fetch_info info = {0, NULL, 3};
+	jobq_job *none = NULL;
+	assert_int_equal(m.b->fetch(&none, &info, m.bq, "tok", CONF_LOCK_MS, conf_now(c)),
+	                 JOBQ_ENOJOB);
+	assert_int_equal(conf_state(c, id.str), JOBQ_STATE_FAILED);
+	expect(c, JOBQ_STATE_FAILED, 1, conf_now(c), 0, 0, NULL);
+	mclose(&m);
+}
+
 static int
 h_worker(jobq_job *job, void *payload) {
 	(void)payload;
@@ -256,7 +277,8 @@ metrics_bad_input(void **state) {
 }
 
 static const struct CMUnitTest cases[] = {
-    CONF_CASE(metrics_minutes),       CONF_CASE(metrics_failed_for_good), CONF_CASE(metrics_batch),
-    CONF_CASE(metrics_worker_option), CONF_CASE(metrics_bad_input),
+    CONF_CASE(metrics_minutes),   CONF_CASE(metrics_failed_for_good),
+    CONF_CASE(metrics_batch),     CONF_CASE(metrics_worker_option),
+    CONF_CASE(metrics_bad_input), CONF_CASE(metrics_deferred_failure),
 };
 CONF_TABLE(conf_metrics_cases, cases);
