@@ -14,8 +14,8 @@
     0 none, k newest), keep age ms (-1 none), dedup id ("" none: the client read the job's
     hash when it fetched it; the key is released only if it still names this job),
     then m lock tokens,
-    then, when any completion counts metrics, one value per completion: the worker's
-    metrics.maxDataPoints (0: none; includes/metrics)
+    then, when any completion counts metrics, the workers' metrics.maxDataPoints (0: none;
+    includes/metrics): one value for every completion, or one value per completion
   Output:
     {statuses, ids, nextDelayedDue}: statuses has one integer per completion (0 ok,
     -1 no such job, -2 lock missing, -3 not active, -4 pending children, -6 lock held by
@@ -223,9 +223,13 @@ end
 if #gone > 0 then
   redis.call("DEL", unpack(gone))
 end
--- metrics: the completions counted per size of the list (a batch of one worker has one)
+-- metrics: the completions counted, per size of the list
 local metricsAt = 5 + 6 * ndone + maxFetch
-if #finished > 0 and #ARGV > metricsAt then
+if #finished > 0 and #ARGV == metricsAt + 1 then
+  if tonumber(ARGV[metricsAt + 1]) > 0 then
+    countFinished("completed", #finished, ARGV[5], tonumber(ARGV[metricsAt + 1]))
+  end
+elseif #finished > 0 and #ARGV > metricsAt then
   local per = {}
   for i = 1, ndone do
     local m = tonumber(ARGV[metricsAt + i])

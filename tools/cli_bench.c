@@ -137,13 +137,15 @@ wait_processed(bench_ctx *b, long long want, const char *what, int64_t limit_s) 
 
 int
 cli_cmd_bench(int argc, char **argv) {
-	int64_t jobs = 5000, concurrency = 4, size = 100, samples = 200, inflight = 100;
+	int64_t jobs = 5000, concurrency = 4, size = 100, samples = 200, inflight = 100,
+	        metrics = 0;
 	const cli_opt opts[] = {
 	    {"jobs", 'n', CLI_OPT_INT, &jobs, 1, 100000000, 0, NULL},
 	    {"concurrency", 'c', CLI_OPT_INT, &concurrency, 1, 1024, 0, NULL},
 	    {"size", 0, CLI_OPT_INT, &size, 1, 64 * 1024 * 1024, 0, NULL},
 	    {"samples", 0, CLI_OPT_INT, &samples, 1, 100000, 0, NULL},
 	    {"inflight", 0, CLI_OPT_INT, &inflight, 1, JOBQ_ADD_ASYNC_MAX_PENDING, 0, NULL},
+	    {"metrics", 0, CLI_OPT_INT, &metrics, 1, JOBQ_METRICS_MAX_POINTS, 0, NULL},
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
 	cli_args a;
@@ -232,6 +234,7 @@ cli_cmd_bench(int argc, char **argv) {
 	jobq_worker_options_init(&wo, JOBQ_WORKER_OPTIONS_VERSION);
 	wo.concurrency = (unsigned)concurrency;
 	wo.remove_on_complete.mode = JOBQ_KEEP_NONE;
+	wo.metrics_max_data_points = (uint32_t)metrics;
 	rc = jobq_worker_new(&w, q, bench_handler, &b, &wo);
 	if (rc >= 0)
 		rc = jobq_worker_start(w);

@@ -311,7 +311,8 @@ static const cli_verb_info verbs[] = {
      "Examples:\n"
      "  jobq -u redis://localhost:6379 top\n"},
     {"bench", cli_cmd_bench,
-     "bench [--jobs N] [--concurrency N] [--size BYTES] [--inflight K] [--json]",
+     "bench [--jobs N] [--concurrency N] [--size BYTES] [--inflight K] [--metrics N]\n"
+     "          [--json]",
      "measure add/process throughput and pickup latency",
      "Adds N jobs one by one (each awaited), N one by one with up to K adds in flight\n"
      "(asynchronous adds, on a queue of their own) and N in bulk; processes the first and\n"
@@ -326,6 +327,7 @@ static const cli_verb_info verbs[] = {
      "  --size BYTES      payload size (default 100)\n"
      "  --samples N       pickup latency samples (default 200)\n"
      "  --inflight K      asynchronous adds in flight at most (default 100)\n"
+     "  --metrics N       the worker keeps BullMQ's metrics (N points), as work --metrics\n"
      "  --json            backend, jobs, concurrency, size, add_per_s, inflight,\n"
      "                    add_inflight_per_s, add_bulk_per_s,\n"
      "                    process_per_s, pickup_p50_us, pickup_p99_us\n"

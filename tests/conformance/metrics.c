@@ -151,7 +151,8 @@ metrics_failed_for_good(void **state) {
 }
 
 /* Several completions in one complete_fetch count as single finishes at the same time would;
- * a completion refused (lock lost) is not counted. */
+ * a completion refused (lock lost) is not counted, nor one of a worker without metrics (the
+ * completions of several workers may share a step). */
 static void
 metrics_batch(void **state) {
 	conf *c = conf_begin(state);
@@ -167,19 +168,59 @@ metrics_batch(void **state) {
 	}
 	jobq_completion d[3];
 	for (int i = 0; i < 3; i++)
-		d[i] = (jobq_completion){ids[i].str, i == 1 ? "not-mine" : jobq_job_token(jobs[i]),
-		                         "1",        {JOBQ_KEEP_NONE, 0, 0},
-		                         0,          NULL,
-		                         3};
+		d[i] = (jobq_completion){ids[i].str,
+		                         i == 1 ? "not-mine" : jobq_job_token(jobs[i]),
+		                         "1",
+		                         {JOBQ_KEEP_NONE, 0, 0},
+		                         0,
+		                         NULL,
+		                         i == 2 ? 0 : 3};
 	assert_int_equal(
 	    m.b->complete_fetch(NULL, NULL, m.bq, d, 3, NULL, 0, CONF_LOCK_MS, conf_now(c)), 0);
 	assert_int_equal(d[0].rc, 0);
 	assert_int_equal(d[1].rc, JOBQ_ELOCKLOST);
 	assert_int_equal(d[2].rc, 0);
 	(void)t0;
-	expect(c, JOBQ_STATE_COMPLETED, 3, conf_now(c), 1, 2, (const int64_t[]){0, 1});
+	int64_t t1 = conf_now(c);
+	expect(c, JOBQ_STATE_COMPLETED, 2, t1, 1, 2, (const int64_t[]){0, 1});
 	for (int i = 0; i < 3; i++)
 		jobq_job_free(jobs[i]);
+	/* two of one worker in one step, later in the same minute */
+	conf_advance(c, 1000);
+	for (int i = 0; i < 2; i++) {
+		conf_add(c, &ids[i], "b", "{}", NULL);
+		jobs[i] = conf_fetch(c, ids[i].str, CONF_LOCK_MS);
+		d[i] = (jobq_completion){
+		    ids[i].str, jobq_job_token(jobs[i]), "1", {JOBQ_KEEP_ALL, -1, -1}, 0, NULL, 3};
+	}
+	assert_int_equal(
+	    m.b->complete_fetch(NULL, NULL, m.bq, d, 2, NULL, 0, CONF_LOCK_MS, conf_now(c)), 0);
+	assert_int_equal(d[0].rc, 0);
+	assert_int_equal(d[1].rc, 0);
+	expect(c, JOBQ_STATE_COMPLETED, 4, t1, 1, 2, (const int64_t[]){0, 1});
+	for (int i = 0; i < 2; i++)
+		jobq_job_free(jobs[i]);
+	mclose(&m);
+}
+
+/* A job past its stall limit, failed by the fetch that takes it (memory, LMDB), is counted
+ * with the fetcher's metrics. */
+static void
+metrics_deferred_failure(void **state) {
+	conf *c = conf_begin(state);
+	CONF_NEED_LOCK_CLOCK(c);
+	mctx m = mopen(c);
+	jobq_job_id id;
+	conf_add(c, &id, "s", "{}", NULL);
+	jobq_job_free(conf_fetch(c, id.str, conf_expiring_lock_ms(c)));
+	conf_expire_lock(c);
+	assert_int_equal(conf_check_until_recovered(c, 0), 1);
+	jobq_fetch_info info = {0, NULL, 3};
+	jobq_job *none = NULL;
+	assert_int_equal(m.b->fetch(&none, &info, m.bq, "tok", CONF_LOCK_MS, conf_now(c)),
+	                 JOBQ_ENOJOB);
+	assert_int_equal(conf_state(c, id.str), JOBQ_STATE_FAILED);
+	expect(c, JOBQ_STATE_FAILED, 1, conf_now(c), 0, 0, NULL);
 	mclose(&m);
 }
 
@@ -236,7 +277,8 @@ metrics_bad_input(void **state) {
 }
 
 static const struct CMUnitTest cases[] = {
-    CONF_CASE(metrics_minutes),       CONF_CASE(metrics_failed_for_good), CONF_CASE(metrics_batch),
-    CONF_CASE(metrics_worker_option), CONF_CASE(metrics_bad_input),
+    CONF_CASE(metrics_minutes),   CONF_CASE(metrics_failed_for_good),
+    CONF_CASE(metrics_batch),     CONF_CASE(metrics_worker_option),
+    CONF_CASE(metrics_bad_input), CONF_CASE(metrics_deferred_failure),
 };
 CONF_TABLE(conf_metrics_cases, cases);

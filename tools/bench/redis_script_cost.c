@@ -3,7 +3,7 @@
  * for the same atomic steps, run alone (no jobq client logic): the script-cost section of
  * tools/bench/run.sh, which builds it against a jobq build tree.
  *
- *   redis_script_cost SOCKET [JOBS [add|process|steps K]]
+ *   redis_script_cost SOCKET [JOBS [add|process|steps K|metrics K]]
  *
  * For each step it runs JOBS jobs and reports the server's CPU time per job (INFO cpu, user +
  * sys, so the parsing and networking of each call are counted) and the wall time per job:
@@ -22,6 +22,10 @@
  *              with one pipelined HGETALL per job (counted), as the backend does
  *   steps K    only addJobs, in steps of K plain jobs, four steps in flight (what asynchronous
  *              adds send); no comparison: a load for a profile of the server
+ *   metrics K [on|off]  only completeFetch as `process K`, without and with a worker's
+ *              metrics (maxDataPoints 10080; all at one time, so no minute closes, as in
+ *              all but one step a minute), or only one of them; for a profile of the
+ *              server
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,7 +285,7 @@ steps_bench(redisContext *c, const char *sha, int jobs, int k) {
 }
 
 static cost
-process_bench(redisContext *c, const char *add_sha, const char *sha, int jobs, int k) {
+process_bench(redisContext *c, const char *add_sha, const char *sha, int jobs, int k, int metrics) {
 	queue q;
 	queue_init(&q, "cost-proc");
 	cmd(c, 1, (const char *[]){"FLUSHALL"});
@@ -309,7 +313,7 @@ process_bench(redisContext *c, const char *add_sha, const char *sha, int jobs, i
 	int held = 0, processed = 0, round = 0;
 	double cpu0 = server_cpu(c), t0 = now_s();
 	while (processed < jobs) {
-		const char *args[4 + 64 * 7], *av[30 + 64 * 7];
+		const char *args[4 + 64 * 8], *av[30 + 64 * 8];
 		char nd[16], mx[16];
 		int a = 0;
 		snprintf(nd, sizeof(nd), "%d", held);
@@ -331,6 +335,8 @@ process_bench(redisContext *c, const char *add_sha, const char *sha, int jobs, i
 			snprintf(toks[round % 2][i], 16, "t%d-%d", round, i);
 			args[a++] = toks[round % 2][i];
 		}
+		if (metrics && held > 0)
+			args[a++] = "10080"; /* the worker's maxDataPoints, for every completion */
 		int argc = script_argv(av, sha, &q, a, args);
 		redisReply *r = cmd(c, argc, av);
 		processed += held;
@@ -391,7 +397,8 @@ report(const char *label, const cost *ours, const cost *min) {
 int
 main(int argc, char **argv) {
 	if (argc < 2) {
-		fprintf(stderr, "usage: redis_script_cost SOCKET [JOBS [add|process|steps K]]\n");
+		fprintf(stderr, "usage: redis_script_cost SOCKET [JOBS [add|process|steps "
+		                "K|metrics K [on|off]]]\n");
 		return 2;
 	}
 	int jobs = argc > 2 ? atoi(argv[2]) : 20000;
@@ -409,6 +416,22 @@ main(int argc, char **argv) {
 	char *min_add_sha = load(c, min_add, strlen(min_add));
 	char *min_proc_sha = load(c, min_process, strlen(min_process));
 	const char *only = argc > 3 ? argv[3] : "";
+	if (strcmp(only, "metrics") == 0) {
+		int k = argc > 4 ? atoi(argv[4]) : 8;
+		if (k < 1 || k > 64) {
+			fprintf(stderr, "metrics K: K is 1..64, not %s\n", argc > 4 ? argv[4] : "");
+			return 2;
+		}
+		const char *which = argc > 5 ? argv[5] : "";
+		for (int m = strcmp(which, "on") == 0; m < 2 - (strcmp(which, "off") == 0); m++) {
+			cost x = process_bench(c, add_sha, cf_sha, jobs, k, m);
+			printf(
+			    "completeFetch k=%d, metrics %s: %.2f us server CPU, %.2f us wall per "
+			    "job\n",
+			    k, m ? "on " : "off", x.cpu_us, x.wall_us);
+		}
+		return 0;
+	}
 	if (strcmp(only, "steps") == 0) {
 		/* (for a profile of the server, e.g. under callgrind: no comparison) */
 		int k = argc > 4 ? atoi(argv[4]) : 32;
@@ -438,8 +461,8 @@ main(int argc, char **argv) {
 	int ks[] = {1, 8, 64};
 	for (int i = 0; i < 3 && strcmp(only, "add") != 0; i++) {
 		for (int r = 0; r < ROUNDS; r++) {
-			ours[r] = process_bench(c, add_sha, cf_sha, jobs, ks[i]);
-			min[r] = process_bench(c, add_sha, min_proc_sha, jobs, ks[i]);
+			ours[r] = process_bench(c, add_sha, cf_sha, jobs, ks[i], 0);
+			min[r] = process_bench(c, add_sha, min_proc_sha, jobs, ks[i], 0);
 		}
 		char label[32];
 		snprintf(label, sizeof(label), "process k=%d", ks[i]);

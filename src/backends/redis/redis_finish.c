@@ -213,14 +213,20 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		if (r->now_ms > now_ms)
 			now_ms = r->now_ms;
 	}
-	/* the metrics of each completion follow when any counts (lua/completeFetch) */
+	/* the metrics follow when any completion counts them (lua/completeFetch): one value
+	 * when all completions have the same (one worker's batch), else one each */
 	size_t metrics = 0;
-	for (rq_call *c = group; c != NULL && metrics == 0; c = c->next) {
+	uint32_t first = UINT32_MAX;
+	for (rq_call *c = group; c != NULL; c = c->next) {
 		cf_call *r = c->arg;
-		for (size_t i = 0; i < r->ndone; i++)
-			if (r->done[i].metrics_max_points > 0)
-				metrics = ndone;
+		for (size_t i = 0; i < r->ndone; i++) {
+			uint32_t m = r->done[i].metrics_max_points;
+			first = first == UINT32_MAX ? m : first;
+			metrics = m != first ? ndone : metrics;
+		}
 	}
+	if (metrics == 0 && first != UINT32_MAX && first > 0)
+		metrics = 1;
 	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max + metrics;
 	const char *av_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 2)];
 	size_t al_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 2)];
@@ -266,11 +272,13 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 			av[k++] = r->tokens[i];
 	}
 	d = 0;
-	for (rq_call *c = group; c != NULL && metrics > 0; c = c->next) {
+	for (rq_call *c = group; c != NULL && metrics == ndone; c = c->next) {
 		cf_call *r = c->arg;
 		for (size_t i = 0; i < r->ndone; i++, d++)
 			av[k++] = rq_fmt_i64(&nb[2 * ndone + d], r->done[i].metrics_max_points);
 	}
+	if (metrics == 1 && ndone != 1)
+		av[k++] = rq_fmt_i64(&nb[2 * ndone], first);
 	for (size_t i = 0; i < argc; i++)
 		al[i] = strlen(av[i]);
 	int rc;
