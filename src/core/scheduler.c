@@ -38,8 +38,8 @@ jobq__sched_pattern_next(int64_t *next_ms, const char *sid, const char *pattern,
 	jobq_tz *zone = NULL;
 	int rc = jobq_tz__load(&zone, tz != NULL && tz[0] != '\0' ? tz : NULL);
 	if (rc == JOBQ_ENOTFOUND || rc == JOBQ_EINVAL)
-		return jobq_error_set(JOBQ_EINVAL, "job scheduler %s: time zone '%s': %s", sid,
-		                      tz ? tz : "", jobq_error_message());
+		return jobq_error_set(JOBQ_EINVAL, "job scheduler %s: %s", sid,
+		                      jobq_error_message());
 	if (rc < 0)
 		return rc;
 	rc = jobq_cron__next(&cron, zone, after_ms, next_ms);
