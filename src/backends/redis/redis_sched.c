@@ -10,8 +10,6 @@
 #include <string.h>
 
 #include "core/sched.h"
-#include <jansson.h>
-
 #include "jobq_lua.h"
 #include "redis_ops.h"
 
@@ -97,36 +95,11 @@ rq_scheduler_next(jobq_backend_queue *q, const jobq_job *job, int64_t now_ms) {
 
 /* --- create, read, remove (lua/upsertJobScheduler-16.lua, getJobSchedulers, remove...) ---- */
 
-/* The template's options as the scheduler hash holds them: what the options set, without
- * BullMQ's default attempts (Node stores only what the template gave); "{}" for none. */
-static int
-template_opts_json(char **out, const jobq_job_options *o) {
-	if (o == NULL) {
-		*out = jobq__strdup("{}");
-		return *out ? 0 : jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
-	}
-	int rc = rq_opts_to_json(out, o);
-	if (rc < 0 || o->attempts != 0)
-		return rc;
-	json_t *j = json_loads(*out, 0, NULL);
-	if (j == NULL)
-		return 0;
-	json_object_del(j, "attempts");
-	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(j);
-	if (text == NULL)
-		return 0;
-	jobq__free(*out);
-	*out = jobq__strdup(text);
-	free(text);
-	return *out ? 0 : jobq_error_set(JOBQ_ENOMEM, "redis: out of memory");
-}
-
 int
 rq_scheduler_upsert(jobq_job_id *iteration, jobq_backend_queue *q, const char *id,
                     const jobq_scheduler_spec *s, int64_t pattern_next_ms, int64_t now_ms) {
 	char *opts = NULL;
-	int rc = template_opts_json(&opts, s->opts);
+	int rc = jobq__template_opts_json(&opts, s->opts);
 	if (rc < 0)
 		return rc;
 	numbuf n[7];
