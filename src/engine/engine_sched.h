@@ -7,9 +7,9 @@
  *
  * A backend includes this after engine_ops.h, having defined these primitives too:
  *
- *   engp_sched_get(c, sid, eng_sched *out)  1 and the record decoded (jobq_eng__sched_clear
- *                                            it), 0 when there is none
- *   engp_sched_put(c, sid, const eng_sched *s)  writes the record
+ *   engp_sched_get(c, sid, &text, &len)     1 and the text of the record (valid until the
+ *                                            step changes it), 0 when there is none
+ *   engp_sched_put(c, sid, text, len)       writes the record
  *   engp_sched_del(c, sid)                  deletes the record
  *   engp_find(c, id, space, &out)           1 and job `id` (give it back with engp_done), 0
  *   engp_create(c, id, name, data, len, o, timestamp, space, &out)
@@ -23,6 +23,31 @@
 #include "backends/backend.h"
 #include "engine/sched_rec.h"
 
+/* Scheduler `sid`'s record: 1 and *out (jobq_eng__sched_clear it), 0 when there is none. */
+static inline int
+eng_sched_load(ENG_CTX *c, const char *sid, eng_sched *out) {
+	const char *text = NULL;
+	size_t len = 0;
+	int rc = engp_sched_get(c, sid, &text, &len);
+	if (rc <= 0)
+		return rc;
+	rc = jobq_eng__sched_decode(out, sid, text, len);
+	return rc < 0 ? rc : 1;
+}
+
+/* Writes scheduler `sid`'s record. */
+static inline int
+eng_sched_store(ENG_CTX *c, const char *sid, const eng_sched *s) {
+	char *text = NULL;
+	size_t len = 0;
+	int rc = jobq_eng__sched_encode(&text, &len, s);
+	if (rc < 0)
+		return rc;
+	rc = engp_sched_put(c, sid, text, len);
+	jobq__free(text);
+	return rc;
+}
+
 /* Whether job `j` is the pending iteration of its scheduler (1), or not (0). */
 static inline int
 eng_sched_is_pending(ENG_CTX *c, const ENG_JOB *j) {
@@ -31,7 +56,7 @@ eng_sched_is_pending(ENG_CTX *c, const ENG_JOB *j) {
 	if (!jobq_eng__iteration_of(sid, &millis, engp_id(j), engp_id_len(j)))
 		return 0;
 	eng_sched s;
-	int rc = engp_sched_get(c, sid, &s);
+	int rc = eng_sched_load(c, sid, &s);
 	if (rc <= 0)
 		return rc;
 	rc = s.next_ms == millis;
@@ -56,9 +81,10 @@ eng_sched_add_iteration(ENG_CTX *c, const char *sid, const eng_sched *s, const c
 	if (rc < 0)
 		return rc;
 	(void)sid;
-	rc = eng_place_new(c, j, s->name, now);
+	int wake = eng_place_new(c, j, s->name, now);
+	rc = wake < 0 ? wake : engp_save(c, j);
 	engp_done(c, j);
-	return rc;
+	return rc < 0 ? rc : wake;
 }
 
 /*
@@ -71,7 +97,7 @@ eng_sched_upsert(ENG_CTX *c, jobq_job_id *out, const char *sid, const jobq_sched
 	eng_sched prev, s;
 	char cid[JOBQ_ID_MAX + 1], id[JOBQ_ID_MAX + 1];
 	ENG_JOB cspace, *cur = NULL;
-	int have = engp_sched_get(c, sid, &prev), rc = 0;
+	int have = eng_sched_load(c, sid, &prev), rc = 0;
 	if (have < 0)
 		return have;
 	cid[0] = '\0';
@@ -114,7 +140,7 @@ eng_sched_upsert(ENG_CTX *c, jobq_job_id *out, const char *sid, const jobq_sched
 		engp_done(c, cur);
 		cur = NULL;
 	}
-	if (rc >= 0 && (rc = engp_sched_put(c, sid, &s)) >= 0 &&
+	if (rc >= 0 && (rc = eng_sched_store(c, sid, &s)) >= 0 &&
 	    (rc = eng_sched_add_iteration(c, sid, &s, id, now)) >= 0)
 		snprintf(out->str, sizeof(out->str), "%s", id);
 	jobq_eng__sched_clear(&s);
@@ -140,7 +166,7 @@ eng_sched_next(ENG_CTX *c, const char *id, size_t id_len, int64_t now) {
 	if (!jobq_eng__iteration_of(sid, &millis, id, id_len))
 		return 0;
 	eng_sched s;
-	int rc = engp_sched_get(c, sid, &s);
+	int rc = eng_sched_load(c, sid, &s);
 	if (rc <= 0)
 		return rc;
 	if (s.next_ms == millis && (rc = jobq_eng__sched_following(&next, &s, sid, now)) > 0) {
@@ -152,7 +178,7 @@ eng_sched_next(ENG_CTX *c, const char *id, size_t id_len, int64_t now) {
 		} else if (rc == 0) {
 			s.next_ms = next;
 			s.iterations++;
-			if ((rc = engp_sched_put(c, sid, &s)) >= 0 &&
+			if ((rc = eng_sched_store(c, sid, &s)) >= 0 &&
 			    (rc = eng_sched_add_iteration(c, sid, &s, nid, now)) >= 0)
 				rc = 1;
 		}
@@ -167,7 +193,7 @@ eng_sched_next(ENG_CTX *c, const char *id, size_t id_len, int64_t now) {
 static inline int
 eng_sched_remove(ENG_CTX *c, const char *sid, int64_t now) {
 	eng_sched s;
-	int rc = engp_sched_get(c, sid, &s);
+	int rc = eng_sched_load(c, sid, &s);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)

@@ -225,3 +225,15 @@ jobq_eng__iteration_of(char *buf, int64_t *millis, const char *id, size_t id_len
 	*millis = v;
 	return 1;
 }
+
+int
+jobq_eng__mark_iteration(jobq_job *job) {
+	char sid[JOBQ_ID_MAX + 1];
+	int64_t millis;
+	if (job->scheduler_id != NULL || job->id == NULL ||
+	    !jobq_eng__iteration_of(sid, &millis, job->id, strlen(job->id)))
+		return 0;
+	if ((job->scheduler_id = jobq__strdup(sid)) == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "out of memory (job %s)", job->id);
+	return 0;
+}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "jobq/scheduler.h"
+#include "jobq/sys/backend.h"
 
 /* A scheduler record; the strings are owned (jobq_eng__sched_clear frees them). */
 typedef struct eng_sched {
@@ -55,5 +56,9 @@ size_t jobq_eng__iteration_id(char *buf, const char *sid, int64_t millis);
 /* The scheduler id of iteration id `id` ("repeat:<sid>:<digits>") into buf (JOBQ_ID_MAX + 1
  * bytes) and its millis: 1, or 0 when `id` is not shaped so. */
 int jobq_eng__iteration_of(char *buf, int64_t *millis, const char *id, size_t id_len);
+
+/* Sets job->scheduler_id (a new string) when the job is an iteration of a job scheduler, so that
+ * the core continues the series when it fetches it. 0 or JOBQ_ENOMEM. */
+int jobq_eng__mark_iteration(jobq_job *job);
 
 #endif

@@ -43,12 +43,6 @@ if [ "$BACKEND" = memory ]; then
 	exit
 fi
 
-run schedulers "$Q"
-if [[ "$err" == *"no job schedulers"* ]]; then
-	echo "SKIP: the $BACKEND backend has no job schedulers yet"
-	exit 77
-fi
-
 # --- bad input the library refuses: nothing is created ----------------------------------------
 run schedule "$Q" s --cron '61 * * * *'
 expect 2

@@ -24,38 +24,37 @@ sched_find(mqueue *q, const char *sid) {
 }
 
 static inline int
-engp_sched_get(mqueue *q, const char *sid, eng_sched *out) {
+engp_sched_get(mqueue *q, const char *sid, const char **text, size_t *len) {
 	msched *m = sched_find(q, sid);
 	if (m == NULL)
 		return 0;
-	int rc = jobq_eng__sched_decode(out, sid, m->text, m->len);
-	return rc < 0 ? rc : 1;
+	*text = m->text;
+	*len = m->len;
+	return 1;
 }
 
+/* Takes a copy of `text`: a failed allocation changes nothing. */
 static inline int
-engp_sched_put(mqueue *q, const char *sid, const eng_sched *s) {
-	char *text = NULL;
-	size_t len = 0;
-	int rc = jobq_eng__sched_encode(&text, &len, s);
-	if (rc < 0)
-		return rc;
+engp_sched_put(mqueue *q, const char *sid, const char *text, size_t len) {
+	char *copy = jobq__malloc(len + 1);
 	msched *m = sched_find(q, sid);
-	if (m == NULL) {
-		size_t n = strlen(sid);
-		if ((m = jobq__calloc(1, sizeof(*m) + n + 1)) == NULL) {
-			jobq__free(text);
-			return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory");
-		}
+	size_t n = strlen(sid);
+	if (copy != NULL && m == NULL && (m = jobq__calloc(1, sizeof(*m) + n + 1)) != NULL) {
 		memcpy(m->id, sid, n + 1);
 		HASH_ADD(hh, q->scheds, id[0], n, m);
 		if (m->hh.tbl == NULL) {
 			jobq__free(m);
-			jobq__free(text);
-			return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory");
+			m = NULL;
 		}
 	}
+	if (copy == NULL || m == NULL) {
+		jobq__free(copy);
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory");
+	}
+	memcpy(copy, text, len);
+	copy[len] = '\0';
 	jobq__free(m->text);
-	m->text = text;
+	m->text = copy;
 	m->len = len;
 	return 0;
 }
