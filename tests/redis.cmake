@@ -122,6 +122,12 @@ foreach(t interop.bullmq interop.bullmq5)
   set_tests_properties(${t} PROPERTIES LABELS "interop;redis" TIMEOUT 300 SKIP_RETURN_CODE 77)
   jobq_redis_test(${t})
 endforeach()
+# The same with the job scheduler soak (tests/interop/schedulers.js): a minute more.
+add_test(NAME interop.bullmq.sched_soak
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/run.sh $<TARGET_FILE:jobq_interop>)
+set_tests_properties(interop.bullmq.sched_soak PROPERTIES LABELS "interop;redis;slow" TIMEOUT 400
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "JOBQ_INTEROP_SOAK=1")
+jobq_redis_test(interop.bullmq.sched_soak)
 
 # The backend's unit test and the BullMQ 6 interop on Valkey too (interop: slow, ~20 s).
 add_test(NAME unit.redis_backend.valkey COMMAND test_redis_backend)

@@ -149,6 +149,8 @@ jobq_queue_upsert_scheduler(jobq_job_id *iteration, jobq_queue *q, const char *i
 	if ((rc = check_repeat(spec, id, now)) < 0)
 		return rc;
 	jobq_scheduler_spec s = *spec;
+	if (s.tz != NULL && s.tz[0] == '\0')
+		s.tz = NULL; /* the local zone */
 	if (s.name == NULL)
 		s.name = id; /* BullMQ names the iterations after the scheduler */
 	if (s.data == NULL) {
@@ -172,8 +174,6 @@ jobq_queue_upsert_scheduler(jobq_job_id *iteration, jobq_queue *q, const char *i
 			return rc;
 		if (s.immediately || next < now)
 			next = now;
-	} else if (s.tz != NULL && s.tz[0] == '\0') {
-		s.tz = NULL;
 	}
 	jobq_job_id own;
 	return q->store->backend->scheduler_upsert(iteration ? iteration : &own, q->bq, id, &s,
