@@ -297,6 +297,38 @@ sched_bad_input(void **state) {
 	conf_assert_counts(c, 0, 0, 0, 0, 0, 0);
 }
 
+/* immediately: a pattern scheduler's first iteration now, the next at the pattern's time; an
+ * end date stops an every scheduler; the template's priority places the iterations. */
+static void
+sched_immediately_end_priority(void **state) {
+	conf *c = sched_begin(state);
+	jobq_scheduler_spec p, e = every_spec(1000);
+	jobq_job_options o = conf_opts();
+	char id[64];
+
+	jobq_scheduler_spec_init(&p, JOBQ_SCHEDULER_SPEC_VERSION);
+	p.pattern = "0 0 0 1 1 *"; /* Jan 1st, 00:00 UTC */
+	p.tz = "UTC";
+	p.immediately = 1;
+	upsert(c, "i", &p, CONF_T0);
+	conf_fetch_complete(c, iter_id(id, sizeof(id), "i", CONF_T0), NULL);
+	assert_sched(c, "i", 1704067200000LL, 2); /* 2024-01-01 */
+	o.priority = 7;
+	e.opts = &o;
+	e.end_ms = CONF_T0 + 1500;
+	upsert(c, "e", &e, CONF_T0);
+	assert_int_equal(conf_state(c, iter_id(id, sizeof(id), "e", CONF_T0)),
+	                 JOBQ_STATE_PRIORITIZED);
+	conf_fetch_complete(c, iter_id(id, sizeof(id), "e", CONF_T0), NULL);
+	conf_advance(c, 1000);
+	conf_fetch_complete(c, iter_id(id, sizeof(id), "e", CONF_T0 + 1000), NULL);
+	conf_advance(c, 1000); /* past the end: the series stopped at T0 + 2000 */
+	conf_fetch_complete(c, iter_id(id, sizeof(id), "e", CONF_T0 + 2000), NULL);
+	conf_advance(c, 1000);
+	conf_fetch_none(c);
+	assert_sched(c, "e", CONF_T0 + 2000, 3);
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(sched_every_iterates),
     CONF_CASE(sched_every_no_pile_up),
@@ -306,5 +338,6 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(sched_remove),
     CONF_CASE(sched_drain_clean_keep),
     CONF_CASE(sched_bad_input),
+    CONF_CASE(sched_immediately_end_priority),
 };
 CONF_TABLE(conf_sched_cases, cases);
