@@ -23,10 +23,7 @@
   Events: added, then delayed or waiting; or duplicated
 ]]
 --- @include "includes/keys"
---- @include "includes/events"
---- @include "includes/markers"
---- @include "includes/scores"
---- @include "includes/ready"
+--- @include "includes/iteration"
 
 local producerId, sid, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local repeatKey = qp .. "repeat"
@@ -117,46 +114,15 @@ else
   opts["prevMillis"] = nextMillis
 end
 
-local nextText = string.format("%d", nextMillis)
-local nextId = "repeat:" .. sid .. ":" .. nextText
-local nextKey = qp .. nextId
-if redis.call("EXISTS", nextKey) == 1 then
+local nextId = "repeat:" .. sid .. ":" .. string.format("%d", nextMillis)
+if redis.call("EXISTS", qp .. nextId) == 1 then
   emit("duplicated", "jobId", nextId)
   return {2, nextId}
 end
 
 redis.call("ZADD", repeatKey, nextMillis, sid)
 redis.call("HINCRBY", schedKey, "ic", 1)
-redis.call("INCR", idKey)
-
-local delay = nextMillis - now
-if delay < 0 then
-  delay = 0
-end
 rep["count"] = count
 rep["immediately"] = nil
-opts["jobId"] = nextId
-opts["repeatJobKey"] = sid
-opts["timestamp"] = now
-opts["delay"] = delay
-local priority = num(opts["priority"]) or 0
-local name = s[1] or ""
-local fields = {"name", name, "data", s[2] or "{}", "opts", cjson.encode(opts), "timestamp",
-  ARGV[4], "delay", string.format("%d", delay), "priority", string.format("%d", priority),
-  "rjk", sid}
-if type(opts["de"]) == "table" and type(opts["de"]["id"]) == "string" then
-  fields[#fields + 1] = "deid"
-  fields[#fields + 1] = opts["de"]["id"]
-end
-redis.call("HSET", nextKey, unpack(fields))
-emit("added", "jobId", nextId, "name", name)
-if delay > 0 then
-  redis.call("ZADD", delayedKey, delayedScore(nextMillis), nextId)
-  emit("delayed", "jobId", nextId, "delay", nextText)
-  markNextDelayed()
-else
-  -- a lifo template goes to the front of the wait list (priorities keep their order)
-  makeReady(nextId, priority == 0 and opts["lifo"] == true)
-  emit("waiting", "jobId", nextId)
-end
+addIteration(sid, nextMillis, now, s[1] or "", s[2] or "{}", opts)
 return {1, nextId}

@@ -137,6 +137,12 @@ foreach(t interop.bullmq interop.bullmq5)
   set_tests_properties(${t} PROPERTIES LABELS "interop;redis" TIMEOUT 300 SKIP_RETURN_CODE 77)
   jobq_redis_test(${t})
 endforeach()
+# The same with the job scheduler soak (tests/interop/schedulers.js): a minute more.
+add_test(NAME interop.bullmq.sched_soak
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/run.sh $<TARGET_FILE:jobq_interop>)
+set_tests_properties(interop.bullmq.sched_soak PROPERTIES LABELS "interop;redis;slow" TIMEOUT 400
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "JOBQ_INTEROP_SOAK=1")
+jobq_redis_test(interop.bullmq.sched_soak)
 
 # The BullMQ 6 interop basics on the cluster fixture (tests/interop/cluster.js: ioredis's
 # Cluster client, a `{tag}` prefix).

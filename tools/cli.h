@@ -183,6 +183,13 @@ int64_t cli_wall_ms(void);
  * malloc'd string). 0 or an exit code (message printed unless `quiet_errors`). */
 int cli_prometheus(char **out, jobq_store *store, char **queues, int nqueues);
 
+/* --- job options (cli_jobs.c) ------------------------------------------------------------- */
+
+/* --backoff TYPE:MS (fixed or exponential) into *b; 0 or -1. */
+int cli_parse_backoff(jobq_backoff *b, const char *s);
+/* --remove-on-complete[=N] / --remove-on-fail[=N]: 0 removes at once, N keeps the newest N. */
+void cli_set_keep(jobq_keep *k, int64_t n);
+
 /* --- verbs ------------------------------------------------------------------------------- */
 
 typedef struct cli_verb_info {
@@ -216,6 +223,9 @@ int cli_cmd_bench(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
 int cli_cmd_check(int argc, char **argv);
 int cli_cmd_queues(int argc, char **argv);
+int cli_cmd_schedule(int argc, char **argv);
+int cli_cmd_schedulers(int argc, char **argv);
+int cli_cmd_unschedule(int argc, char **argv);
 int cli_cmd_stats(int argc, char **argv);
 int cli_cmd_metrics(int argc, char **argv);
 int cli_cmd_serve_metrics(int argc, char **argv);

@@ -34,8 +34,8 @@ read_stdin(size_t *len) {
 	return buf;
 }
 
-static int
-parse_backoff(jobq_backoff *b, const char *s) {
+int
+cli_parse_backoff(jobq_backoff *b, const char *s) {
 	const char *colon = strchr(s, ':');
 	int64_t ms;
 
@@ -53,8 +53,8 @@ parse_backoff(jobq_backoff *b, const char *s) {
 	return 0;
 }
 
-static void
-set_keep(jobq_keep *k, int64_t n) {
+void
+cli_set_keep(jobq_keep *k, int64_t n) {
 	if (n == 0) {
 		k->mode = JOBQ_KEEP_NONE;
 	} else {
@@ -101,7 +101,7 @@ cli_cmd_add(int argc, char **argv) {
 		return cli_usage_fail("missing job NAME");
 	jobq_job_options_init(&o, JOBQ_JOB_OPTIONS_VERSION);
 	if (backoff) {
-		if (parse_backoff(&o.backoff, backoff) < 0)
+		if (cli_parse_backoff(&o.backoff, backoff) < 0)
 			return cli_usage_fail(
 			    "invalid value '%s' for --backoff: expected fixed:MS or "
 			    "exponential:MS",
@@ -116,9 +116,9 @@ cli_cmd_add(int argc, char **argv) {
 	o.attempts = (uint32_t)attempts;
 	o.job_id = id;
 	if (roc_seen)
-		set_keep(&o.remove_on_complete, roc);
+		cli_set_keep(&o.remove_on_complete, roc);
 	if (rof_seen)
-		set_keep(&o.remove_on_fail, rof);
+		cli_set_keep(&o.remove_on_fail, rof);
 
 	if (a.npos < 3) {
 		data = strdup("{}");

@@ -132,6 +132,45 @@ static const cli_verb_info verbs[] = {
      "\n"
      "Examples:\n"
      "  jobq remove mail 42\n"},
+    {"schedule", cli_cmd_schedule,
+     "schedule QUEUE ID (--every MS [--offset MS] | --cron PATTERN [--tz ZONE]) [NAME [DATA]]\n"
+     "          [--start TIME] [--end TIME] [--limit N] [--immediately] [job options]",
+     "create or update a job scheduler; prints its pending iteration's id",
+     "A job scheduler adds a job (an iteration, id repeat:ID:MILLIS) every MS milliseconds or\n"
+     "at the times of a cron pattern, as BullMQ's upsertJobScheduler: one iteration is\n"
+     "pending at a time, and the worker that fetches it creates the next. Scheduling an\n"
+     "existing ID updates it and replaces its pending iteration. NAME defaults to ID, DATA\n"
+     "(JSON) to {}.\n"
+     "\n"
+     "Options:\n"
+     "  --every MS               an iteration every MS milliseconds\n"
+     "  --offset MS              with --every: at multiples of MS plus this\n"
+     "  --cron PATTERN           cron pattern, 5 fields or 6 with seconds first\n"
+     "  --tz ZONE                the pattern's time zone (default: the local one)\n"
+     "  --start TIME, --end TIME no iteration before / after TIME (ms since the epoch or\n"
+     "                           YYYY-MM-DDTHH:MM[:SS[.mmm]]Z)\n"
+     "  --limit N                at most N iterations\n"
+     "  --immediately            with --cron: the first iteration runs now\n"
+     "  --priority N, --lifo, --attempts N, --backoff TYPE:MS, --remove-on-complete[=N],\n"
+     "  --remove-on-fail[=N]     the iterations' job options, as for add\n"
+     "  --json                   print {\"scheduler\", \"iteration\", \"next\"}\n"
+     "\n"
+     "Examples:\n"
+     "  jobq schedule reports nightly --cron '0 30 2 * * *' --tz Europe/Paris build\n"
+     "  jobq schedule sync pull --every 30000 --attempts 3 pull '{\"full\":false}'\n"},
+    {"schedulers", cli_cmd_schedulers, "schedulers QUEUE [--json]",
+     "list the job schedulers with their next run",
+     "One line per scheduler, earliest next run first: id, job name, schedule, next run\n"
+     "(UTC) and iterations so far (/ the limit).\n"
+     "\n"
+     "Options:\n"
+     "  --json   an array with the fields of BullMQ's getJobSchedulers() (key, name, next,\n"
+     "           iterationCount, limit, startDate, endDate, tz, pattern, every, offset,\n"
+     "           template)\n"},
+    {"unschedule", cli_cmd_unschedule, "unschedule QUEUE ID", "remove a job scheduler",
+     "Removes the scheduler and its pending iteration if that waits for its time; an\n"
+     "iteration already due still runs, and creates no next one. Exit status 4 when there\n"
+     "is no such scheduler.\n"},
     {"work", cli_cmd_work,
      "work QUEUE [--concurrency N] [--max-jobs N] [--idle-exit MS] [--timeout MS]\n"
      "          [--lock-ms MS] [--stalled-interval MS] [--max-stalled N]\n"

@@ -80,6 +80,16 @@ char *jobq__url_redacted(const char *url);
 jobq_failure jobq__deferred_failure(const char *reason, const jobq_job_options *o,
                                     const jobq_fetch_info *info);
 
+/* Job options as BullMQ's `opts` JSON (src/engine/opts_json.c). To JSON: a new string
+ * (jobq__free it) or JOBQ_EINVAL (a string that is not UTF-8) / JOBQ_ENOMEM. From JSON: absent
+ * or malformed text gives the defaults, as Node reads it; the strings set (job_id, dedup_id,
+ * backoff.custom_type) are jobq__strdup'ed, the caller frees them. Returns 0. */
+int jobq__opts_to_json(char **out, const jobq_job_options *o);
+int jobq__opts_from_json(jobq_job_options *o, const char *text, size_t len);
+/* A job scheduler's template options (NULL: none) as BullMQ's scheduler hash holds them: only
+ * what they set, without the default attempts; "{}" for none. */
+int jobq__template_opts_json(char **out, const jobq_job_options *o);
+
 /* `d` as an int64_t, saturated at both ends and 0 for NaN: converting a double out of range is
  * undefined behaviour, and stored numbers (JSON written by Node, records on disk) can be any. */
 int64_t jobq__f64_to_i64(double d);

@@ -24,6 +24,12 @@
  *                                    state, progress, logs, attempts, result, failedReason
  *   jobq_interop events URL QUEUE    prints every event of the queue as read by
  *                                    jobq_events_read (JSON array)
+ *   jobq_interop schedule URL QUEUE ID KEY=VALUE...  creates or updates a job scheduler
+ *                                    (keys: every offset pattern tz limit start end name
+ *                                    data attempts remove_on_complete); prints {"id": ...}
+ *                                    with its iteration's id
+ *   jobq_interop schedulers URL QUEUE  prints jobq's view of the schedulers (JSON array)
+ *   jobq_interop unschedule URL QUEUE ID
  *
  * Worker behaviour by job name: "fail-always" fails every attempt ("boom <n>"), "flaky"
  * fails its first two attempts, "progress" reports progress and logs, "mixed" takes 1 ms and
@@ -412,6 +418,81 @@ cmd_events(jobq_queue *q) {
 	return 0;
 }
 
+static int
+cmd_schedule(jobq_queue *q, const char *id, int n, char **kv) {
+	jobq_scheduler_spec spec;
+	jobq_job_options o;
+	jobq_scheduler_spec_init(&spec, JOBQ_SCHEDULER_SPEC_VERSION);
+	jobq_job_options_init(&o, JOBQ_JOB_OPTIONS_VERSION);
+	for (int i = 0; i < n; i++) {
+		char *v = strchr(kv[i], '=');
+		if (v == NULL)
+			return 2;
+		*v++ = '\0';
+		if (strcmp(kv[i], "every") == 0)
+			spec.every_ms = atoll(v);
+		else if (strcmp(kv[i], "offset") == 0)
+			spec.offset_ms = atoll(v);
+		else if (strcmp(kv[i], "pattern") == 0)
+			spec.pattern = v;
+		else if (strcmp(kv[i], "tz") == 0)
+			spec.tz = v;
+		else if (strcmp(kv[i], "limit") == 0)
+			spec.limit = atoll(v);
+		else if (strcmp(kv[i], "start") == 0)
+			spec.start_ms = atoll(v);
+		else if (strcmp(kv[i], "end") == 0)
+			spec.end_ms = atoll(v);
+		else if (strcmp(kv[i], "name") == 0)
+			spec.name = v;
+		else if (strcmp(kv[i], "data") == 0)
+			spec.data = v;
+		else if (strcmp(kv[i], "attempts") == 0)
+			o.attempts = (uint32_t)atoi(v);
+		else if (strcmp(kv[i], "remove_on_complete") == 0) {
+			o.remove_on_complete.mode = JOBQ_KEEP_LIMIT;
+			o.remove_on_complete.count = atoll(v);
+			o.remove_on_complete.age_ms = -1;
+		} else
+			return 2;
+	}
+	spec.opts = &o;
+	jobq_job_id it;
+	int rc = jobq_queue_upsert_scheduler(&it, q, id, &spec);
+	if (rc < 0)
+		return die("schedule", rc);
+	printf("{\"id\":\"%s\"}\n", it.str);
+	return 0;
+}
+
+static int
+cmd_schedulers(jobq_queue *q) {
+	jobq_scheduler_list *list = NULL;
+	int rc = jobq_queue_list_schedulers(&list, q);
+	if (rc < 0)
+		return die("schedulers", rc);
+	printf("[");
+	for (size_t i = 0; i < list->count; i++) {
+		const jobq_scheduler *s = &list->items[i];
+		printf("%s{\"id\":", i ? "," : "");
+		put_json(s->id);
+		printf(",\"name\":");
+		put_json(s->name);
+		printf(",\"every\":%lld,\"offset\":%lld,\"pattern\":", (long long)s->every_ms,
+		       (long long)s->offset_ms);
+		put_json(s->pattern ? s->pattern : "");
+		printf(",\"tz\":");
+		put_json(s->tz ? s->tz : "");
+		printf(",\"limit\":%lld,\"iterations\":%lld,\"next\":%lld,\"data\":%s,"
+		       "\"opts\":%s}",
+		       (long long)s->limit, (long long)s->iterations, (long long)s->next_ms,
+		       s->data, s->opts_json);
+	}
+	printf("]\n");
+	jobq_scheduler_list_free(list);
+	return 0;
+}
+
 int
 main(int argc, char **argv) {
 	if (argc < 4) {
@@ -458,7 +539,14 @@ main(int argc, char **argv) {
 		rc = cmd_inspect(q, argc - 4, argv + 4);
 	else if (strcmp(argv[1], "events") == 0)
 		rc = cmd_events(q);
-	else
+	else if (strcmp(argv[1], "schedule") == 0 && argc > 4)
+		rc = cmd_schedule(q, argv[4], argc - 5, argv + 5);
+	else if (strcmp(argv[1], "schedulers") == 0)
+		rc = cmd_schedulers(q);
+	else if (strcmp(argv[1], "unschedule") == 0 && argc > 4) {
+		rc = jobq_queue_remove_scheduler(q, argv[4]);
+		rc = rc < 0 ? die("unschedule", rc) : (printf("{}\n"), 0);
+	} else
 		rc = 2;
 	fflush(stdout);
 	jobq_queue_close(q);

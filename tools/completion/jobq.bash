@@ -58,6 +58,10 @@ _jobq() {
 			COMPREPLY=($(compgen -W "$(jobq "${url_args[@]}" queues 2>/dev/null | tail -n +2 | cut -f1)" -- "$cur"))
 		elif [ "$n" = 2 ] && { [ "$verb" = list ] || [ "$verb" = clean ]; }; then
 			COMPREPLY=($(compgen -W "waiting prioritized delayed active completed failed" -- "$cur"))
+		elif [ "$n" = 2 ] && [ "$verb" = unschedule ]; then
+			# the queue's scheduler ids
+			local qn=${words[cword - 1]}
+			COMPREPLY=($(compgen -W "$(jobq "${url_args[@]}" schedulers "$qn" 2>/dev/null | tail -n +2 | cut -f1)" -- "$cur"))
 		fi
 		;;
 	esac

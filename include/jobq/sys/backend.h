@@ -44,6 +44,7 @@
 #include "../events.h"
 #include "../clock.h"
 #include "../metrics.h"
+#include "../scheduler.h"
 #include "alloc.h"
 
 #ifdef __cplusplus
@@ -441,6 +442,33 @@ struct jobq_backend {
 	 */
 	int (*metrics)(jobq_metrics **out, jobq_backend_queue *q, jobq_state kind, int64_t start,
 	               int64_t end);
+	/* -- version 5, job schedulers (jobq/scheduler.h); optional, all four or none ------- */
+
+	/**
+	 * Creates or updates scheduler `id` (checked by the core: a valid id, a valid `spec`
+	 * whose every_ms or pattern, tz, dates and limit evaluate; `name` and `data` set) and
+	 * its first iteration, in one step, as BullMQ 6's upsertJobScheduler: the scheduler's
+	 * pending iteration, if waiting, prioritized or delayed, is deleted (no event) and
+	 * replaced; an every scheduler with the same every_ms keeps that iteration's time, else
+	 * the first time is computed as BullMQ (start date, offset, now); a pattern scheduler's
+	 * first time is `pattern_next_ms` (computed by the core: the pattern's next time after
+	 * max(now, start), or now with immediately). The iteration count is kept (1 for a new
+	 * scheduler). The iteration is added as an add would (events `added`, then `delayed` or
+	 * `waiting`), its id in *iteration. JOBQ_EEXISTS when a pattern scheduler's iteration id
+	 * is taken by another job (an every one moves on to the next free slot, up to 32).
+	 */
+	int (*scheduler_upsert)(jobq_job_id *iteration, jobq_backend_queue *q, const char *id,
+	                        const jobq_scheduler_spec *spec, int64_t pattern_next_ms,
+	                        int64_t now_ms);
+	/** Scheduler `id` in *out (allocated with the jobq__ allocator; jobq_scheduler_free
+	 * frees it); JOBQ_ENOTFOUND if there is none. Changes nothing. */
+	int (*scheduler_get)(jobq_scheduler **out, jobq_backend_queue *q, const char *id);
+	/** Every scheduler of the queue, earliest next run first, in *out (as scheduler_get;
+	 * an empty list may be NULL). Changes nothing. */
+	int (*scheduler_list)(jobq_scheduler_list **out, jobq_backend_queue *q);
+	/** Removes scheduler `id`, and its pending iteration if it is delayed (event `removed`
+	 * prev delayed), as BullMQ's removeJobScheduler. JOBQ_ENOTFOUND if there is none. */
+	int (*scheduler_remove)(jobq_backend_queue *q, const char *id, int64_t now_ms);
 };
 
 /** Counts one problem in `report` and keeps its message (printf-style) among the first

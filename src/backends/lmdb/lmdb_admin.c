@@ -2,7 +2,7 @@
  * LMDB backend: administration: remove, pause, drain, clean, obliterate, promote, retry
  * failed, progress and logs. See lmdb_ops.h for what the files of the operations share.
  */
-#include "lmdb_prims.h"
+#include "lmdb_sched.h"
 
 /* --- administration ----------------------------------------------------------------------------
  */
@@ -31,7 +31,12 @@ remove_body(lmdb_wctx *c, void *arg) {
 		return jobq_error_set(JOBQ_ENOTFOUND, "lmdb: no job %s in queue %s", a->id,
 		                      c->q->name);
 	}
-	rc = eng_remove(c, &r, a->now);
+	rc = eng_sched_is_pending(c, &r);
+	if (rc > 0)
+		rc = jobq_error_set(
+		    JOBQ_ESTATE, "lmdb: job %s is the pending iteration of a job scheduler", a->id);
+	else if (rc == 0)
+		rc = eng_remove(c, &r, a->now);
 	rec_free(&r);
 	return rc;
 }
@@ -66,7 +71,13 @@ delete_state(lmdb_wctx *c, jobq_state s, int64_t now) {
 		lmdb_rec r;
 		rc = jobq_lmdb__rec_load(c, &r, l.ids[i]);
 		if (rc > 0) {
-			rc = eng_delete(c, &r, now);
+			/* the pending iterations of job schedulers stay, as BullMQ's drain keeps
+			 * them */
+			rc = eng_sched_is_pending(c, &r);
+			if (rc == 0)
+				rc = eng_delete(c, &r, now);
+			else if (rc > 0)
+				rc = 0;
 			rec_free(&r);
 		}
 	}
@@ -121,6 +132,10 @@ clean_body(lmdb_wctx *c, void *arg) {
 		if (a->state == JOBQ_STATE_ACTIVE && r.lock_until > a->now) {
 			eligible = 0;
 		}
+		if (eligible && (rc = eng_sched_is_pending(c, &r)) != 0) {
+			eligible = 0; /* kept, as BullMQ's clean keeps it */
+			rc = rc < 0 ? rc : 0;
+		}
 		if (eligible) {
 			rc = eng_delete(c, &r, a->now);
 			if (rc == 0) {
@@ -167,6 +182,11 @@ obliterate_body(lmdb_wctx *c, void *arg) {
 		if (rc < 0) {
 			return rc;
 		}
+	}
+	sched_key(&p, c->q, ""); /* the job schedulers */
+	int rc = jobq_lmdb__del_prefix(c, DBI_META, &p, NULL, NULL);
+	if (rc < 0) {
+		return rc;
 	}
 	int64_t ev_seq = meta(c)->ev_seq; /* event ids keep increasing */
 	memset(&c->m, 0, sizeof(c->m));

@@ -3,6 +3,7 @@
  * it, and complete-and-fetch. See lmdb_ops.h for what the files of the operations share.
  */
 #include "lmdb_prims.h"
+#include "engine/sched_rec.h"
 
 /* --- fetch --------------------------------------------------------------------------------------
  */
@@ -283,6 +284,10 @@ take_ready(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now,
 			return rc;
 		}
 		if (j->deferred_failure == NULL) {
+			if ((rc = jobq_eng__mark_iteration(j)) < 0) {
+				jobq_job_free(j);
+				return rc;
+			}
 			*out = j;
 			return 0;
 		}

@@ -80,6 +80,11 @@ static const jobq_backend lmdb_vtable = {
     .check = jobq_lmdb__check,
     .list_queues = jobq_lmdb__list_queues,
     .metrics = jobq_lmdb__metrics,
+    .scheduler_next = jobq_lmdb__scheduler_next,
+    .scheduler_upsert = jobq_lmdb__scheduler_upsert,
+    .scheduler_get = jobq_lmdb__scheduler_get,
+    .scheduler_list = jobq_lmdb__scheduler_list,
+    .scheduler_remove = jobq_lmdb__scheduler_remove,
 };
 
 int

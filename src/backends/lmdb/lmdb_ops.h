@@ -316,6 +316,14 @@ int jobq_lmdb__wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t t
 
 /* lmdb_admin.c: the administration slots. */
 int jobq_lmdb__remove(jobq_backend_queue *q, const char *id, int64_t now_ms);
+/* lmdb_sched.c: the job scheduler slots */
+int jobq_lmdb__scheduler_upsert(jobq_job_id *iteration, jobq_backend_queue *q, const char *id,
+                                const jobq_scheduler_spec *spec, int64_t pattern_next_ms,
+                                int64_t now_ms);
+int jobq_lmdb__scheduler_get(jobq_scheduler **out, jobq_backend_queue *q, const char *id);
+int jobq_lmdb__scheduler_list(jobq_scheduler_list **out, jobq_backend_queue *q);
+int jobq_lmdb__scheduler_remove(jobq_backend_queue *q, const char *id, int64_t now_ms);
+int jobq_lmdb__scheduler_next(jobq_backend_queue *q, const jobq_job *job, int64_t now_ms);
 int jobq_lmdb__set_paused(jobq_backend_queue *q, int paused, int64_t now_ms);
 int jobq_lmdb__drain(jobq_backend_queue *q, int include_delayed, int64_t now_ms);
 int jobq_lmdb__clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,

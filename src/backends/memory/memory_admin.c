@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/memory/memory_prims.h"
+#include "backends/memory/memory_sched.h"
 
 /* --- reading ---------------------------------------------------------------------------- */
 
@@ -113,6 +113,9 @@ jobq_mem__remove(jobq_backend_queue *q, const char *id, int64_t now) {
 	if (j == NULL) {
 		rc = jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s",
 		                    id ? id : "(null)", q->name);
+	} else if (eng_sched_is_pending(q, j) > 0) {
+		rc = jobq_error_set(JOBQ_ESTATE,
+		                    "job %s is the pending iteration of a job scheduler", id);
 	} else {
 		rc = eng_remove(q, j, now);
 	}
@@ -145,14 +148,19 @@ jobq_mem__is_paused(int *out, jobq_backend_queue *q) {
 int
 jobq_mem__drain(jobq_backend_queue *q, int include_delayed, int64_t now) {
 	pthread_mutex_lock(&q->mu);
-	mjob *j = NULL;
-	while ((j = q->waiting.head) != NULL)
-		eng_delete(q, j, now);
-	while ((j = RB_MIN(mtree, &q->prio)) != NULL)
-		eng_delete(q, j, now);
-	if (include_delayed) {
-		while ((j = RB_MIN(mtree, &q->delayed)) != NULL)
+	/* the pending iterations of job schedulers stay, as BullMQ's drain keeps them */
+	for (mjob *j = q->waiting.head, *next; j != NULL; j = next) {
+		next = j->next;
+		if (eng_sched_is_pending(q, j) <= 0)
 			eng_delete(q, j, now);
+	}
+	for (int t = 0; t < 1 + (include_delayed != 0); t++) {
+		struct mtree *tree = t == 0 ? &q->prio : &q->delayed;
+		for (mjob *j = RB_MIN(mtree, tree), *next; j != NULL; j = next) {
+			next = RB_NEXT(mtree, tree, j);
+			if (eng_sched_is_pending(q, j) <= 0)
+				eng_delete(q, j, now);
+		}
 	}
 	pthread_mutex_unlock(&q->mu);
 	return 0;
@@ -196,7 +204,8 @@ jobq_mem__clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,
 				break;
 			continue;
 		}
-		if (state == JOBQ_STATE_ACTIVE && j->lock_expiry > now)
+		if ((state == JOBQ_STATE_ACTIVE && j->lock_expiry > now) ||
+		    eng_sched_is_pending(q, j) > 0)
 			continue;
 		if (nv == cap) {
 			size_t ncap = cap ? cap * 2 : 64;

@@ -36,6 +36,7 @@ jobq_mem__queue_reset(mqueue *q) {
 		dedup_delete(q, d);
 	}
 	jobq_mem__chunks_free(q); /* no job is left in them */
+	jobq_mem__scheds_clear(q);
 	memset(&q->waiting, 0, sizeof(q->waiting));
 	memset(&q->active, 0, sizeof(q->active));
 	memset(&q->completed, 0, sizeof(q->completed));
@@ -262,6 +263,11 @@ static const jobq_backend memory_vtable = {
     .free = mem_free,
     .complete_fetch = jobq_mem__complete_fetch,
     .metrics = jobq_mem__metrics,
+    .scheduler_next = jobq_mem__scheduler_next,
+    .scheduler_upsert = jobq_mem__scheduler_upsert,
+    .scheduler_get = jobq_mem__scheduler_get,
+    .scheduler_list = jobq_mem__scheduler_list,
+    .scheduler_remove = jobq_mem__scheduler_remove,
 };
 
 static minstance *

@@ -243,6 +243,7 @@ struct jobq_backend_queue {
 	unsigned int adders;        /* adds holding carved blocks (they may unlock a while) */
 	evring ev;
 	struct promote_log *plog; /* fetch's record of its promotions, or NULL */
+	struct msched *scheds;    /* job schedulers by id (memory_sched.h), uthash */
 	char *ev_pre; /* the strings of the next `failed` event, allocated beforehand, or NULL */
 	mmetrics metrics[2]; /* completed, failed (memory_metrics.c) */
 	char name[];         /* NUL-terminated */
@@ -572,6 +573,19 @@ int jobq_mem__list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state,
                    size_t limit);
 int jobq_mem__counts(jobq_counts *out, jobq_backend_queue *q);
 int jobq_mem__remove(jobq_backend_queue *q, const char *id, int64_t now);
+/* memory_sched.c: the job scheduler slots; jobq_mem__scheds_clear frees a queue's records */
+int jobq_mem__scheduler_upsert(jobq_job_id *iteration, jobq_backend_queue *q, const char *id,
+                               const jobq_scheduler_spec *spec, int64_t pattern_next_ms,
+                               int64_t now_ms);
+int jobq_mem__scheduler_get(jobq_scheduler **out, jobq_backend_queue *q, const char *id);
+int jobq_mem__scheduler_list(jobq_scheduler_list **out, jobq_backend_queue *q);
+int jobq_mem__scheduler_remove(jobq_backend_queue *q, const char *id, int64_t now_ms);
+int jobq_mem__scheduler_next(jobq_backend_queue *q, const jobq_job *job, int64_t now_ms);
+void jobq_mem__scheds_clear(mqueue *q);
+/* memory_ops.c: the block size of an add and the job filled into such a block */
+size_t jobq_mem__add_block_size(const jobq_add_request *r, size_t *name_len);
+mjob *jobq_mem__add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len,
+                         size_t name_len);
 int jobq_mem__set_paused(jobq_backend_queue *q, int paused, int64_t now);
 int jobq_mem__is_paused(int *out, jobq_backend_queue *q);
 int jobq_mem__drain(jobq_backend_queue *q, int include_delayed, int64_t now);

@@ -23,8 +23,8 @@ typedef struct addslot {
 	mdedup *dd_keep; /* backup holder for dd_upd */
 } addslot;
 
-static size_t
-add_block_size(const jobq_add_request *r, size_t *name_len) {
+size_t
+jobq_mem__add_block_size(const jobq_add_request *r, size_t *name_len) {
 	const jobq_job_options *o = r->opts;
 	*name_len = r->name ? strlen(r->name) : 0;
 	size_t id_space = (o->job_id && o->job_id[0]) ? strlen(o->job_id) + 1 : GEN_ID_SPACE;
@@ -81,8 +81,9 @@ alloc_blocks(addslot *s, size_t n) {
 }
 
 /* Fills a preallocated block for request `r` with id `id`. */
-static mjob *
-add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len, size_t name_len) {
+mjob *
+jobq_mem__add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len,
+                   size_t name_len) {
 	const jobq_job_options *o = r->opts;
 	char *p = (char *)(j + 1);
 	uint32_t blk_size = j->blk_size;
@@ -190,7 +191,7 @@ jobq_mem__add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq
 			if ((s[i].mo = jobq_mem__mopts_new(reqs[i].opts)) == NULL)
 				goto oom;
 		}
-		s[i].size = add_block_size(&reqs[i], &name_lens[i]);
+		s[i].size = jobq_mem__add_block_size(&reqs[i], &name_lens[i]);
 		if (reqs[i].opts->dedup_id) {
 			size_t kl = strlen(reqs[i].opts->dedup_id);
 			s[i].dd = jobq__malloc(sizeof(mdedup) + kl + 1);
@@ -272,7 +273,7 @@ jobq_mem__add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq
 				continue;
 			}
 		}
-		mjob *j = add_fill(s[i].blk, r, id, id_len, name_lens[i]);
+		mjob *j = jobq_mem__add_fill(s[i].blk, r, id, id_len, name_lens[i]);
 		s[i].blk = NULL;
 		if (cur == NULL) {
 			cur = q->last_opts;

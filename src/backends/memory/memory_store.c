@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "backends/memory/memory_int.h"
+#include "engine/sched_rec.h"
 
 const mside jobq_mem__side_none;
 char jobq_mem__null_result[] = "null";
@@ -211,6 +212,12 @@ jobq_mem__job_copy(jobq_job **out, const mjob *j, const char *token, size_t toke
 	            opt_len(j->defa) + (token ? token_len + 1 : 0);
 	for (size_t i = 0; i < sd->stacktrace_count; i++)
 		sz += strlen(sd->stacktrace[i]) + 1;
+	/* an iteration of a job scheduler ("repeat:<sid>:<millis>", an id no add can give) */
+	char sid[JOBQ_ID_MAX + 1];
+	int64_t millis;
+	int iteration = jobq_eng__iteration_of(sid, &millis, j->id, j->id_len);
+	if (iteration)
+		sz += strlen(sid) + 1;
 	char *p;
 	jobq_job *c = jobq_job__new_packed(sz, &p);
 	if (c == NULL)
@@ -251,6 +258,8 @@ jobq_mem__job_copy(jobq_job **out, const mjob *j, const char *token, size_t toke
 		c->deferred_failure = pack(&p, j->defa, strlen(j->defa));
 	if (token)
 		c->token = pack(&p, token, token_len);
+	if (iteration)
+		c->scheduler_id = pack(&p, sid, strlen(sid));
 	*out = c;
 	return 0;
 }

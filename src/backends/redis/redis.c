@@ -262,6 +262,10 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.free = rq_free;
 	b->base.complete_fetch = rq_complete_fetch;
 	b->base.scheduler_next = rq_scheduler_next;
+	b->base.scheduler_upsert = rq_scheduler_upsert;
+	b->base.scheduler_get = rq_scheduler_get;
+	b->base.scheduler_list = rq_scheduler_list;
+	b->base.scheduler_remove = rq_scheduler_remove;
 	b->base.add_send = rq_add_send;
 	b->base.add_recv = rq_add_recv;
 	b->base.list_queues = rq_list_queues;

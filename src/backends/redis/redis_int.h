@@ -242,5 +242,12 @@ int rq_events_from_reply(jobq_event_list *list, const redisReply *r);
 
 /* redis_sched.c: the scheduler_next slot (lua/updateJobScheduler-16.lua) */
 int rq_scheduler_next(jobq_backend_queue *q, const jobq_job *job, int64_t now_ms);
+/* redis_sched.c: the scheduler_upsert, _get, _list, _remove slots (lua/upsertJobScheduler-16,
+ * getJobSchedulers-16, removeJobScheduler-16) */
+int rq_scheduler_upsert(jobq_job_id *iteration, jobq_backend_queue *q, const char *id,
+                        const jobq_scheduler_spec *s, int64_t pattern_next_ms, int64_t now_ms);
+int rq_scheduler_get(jobq_scheduler **out, jobq_backend_queue *q, const char *id);
+int rq_scheduler_list(jobq_scheduler_list **out, jobq_backend_queue *q);
+int rq_scheduler_remove(jobq_backend_queue *q, const char *id, int64_t now_ms);
 
 #endif
