@@ -18,5 +18,6 @@
 #include "jobq/events.h"
 #include "jobq/backends.h"
 #include "jobq/log.h"
+#include "jobq/flow.h"
 
 #endif

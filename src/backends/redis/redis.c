@@ -266,6 +266,9 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.add_recv = rq_add_recv;
 	b->base.list_queues = rq_list_queues;
 	b->base.count_workers = rq_count_workers;
+	/* flows (issue 14) */
+	b->base.flow_add = rq_flow_add;
+	b->base.dependencies = rq_dependencies;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->port = opts->port ? opts->port : 6379;
