@@ -48,6 +48,7 @@ _jobq() {
 	case $verb in
 	help) COMPREPLY=($(compgen -W "$(jobq --help 2>/dev/null | sed -n '/^Verbs:/,/^$/s/^  \([a-z-]*\) .*/\1/p')" -- "$cur")) ;;
 	bench | demo | check | queues | top | health) ;;
+	flow) COMPREPLY=($(compgen -f -- "$cur")) ;; # a JSON file
 	*)
 		# the first word after the verb is a queue; list/clean take a state next
 		local n=0
