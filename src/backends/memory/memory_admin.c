@@ -98,7 +98,7 @@ jobq_mem__counts(jobq_counts *out, jobq_backend_queue *q) {
 	out->completed = q->completed.count;
 	out->failed = q->failed.count;
 	out->paused = 0;
-	out->waiting_children = 0;
+	out->waiting_children = q->waiting_children.count;
 	pthread_mutex_unlock(&q->mu);
 	return 0;
 }
@@ -107,16 +107,21 @@ jobq_mem__counts(jobq_counts *out, jobq_backend_queue *q) {
 
 int
 jobq_mem__remove(jobq_backend_queue *q, const char *id, int64_t now) {
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0)
+		return held;
 	int rc = 0;
 	mjob *j = find_job(q, id);
 	if (j == NULL) {
 		rc = jobq_error_set(JOBQ_ENOTFOUND, "job %s not found in queue %s",
 		                    id ? id : "(null)", q->name);
+	} else if (j->flow != NULL && eng_flow_tree_locked(q, j, now, 0)) {
+		rc = jobq_error_set(JOBQ_ESTATE, "job %s has a child that is active and locked",
+		                    j->id);
 	} else {
 		rc = eng_remove(q, j, now);
 	}
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	return rc;
 }
 
@@ -144,7 +149,9 @@ jobq_mem__is_paused(int *out, jobq_backend_queue *q) {
 
 int
 jobq_mem__drain(jobq_backend_queue *q, int include_delayed, int64_t now) {
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0)
+		return held;
 	mjob *j = NULL;
 	while ((j = q->waiting.head) != NULL)
 		eng_delete(q, j, now);
@@ -154,7 +161,7 @@ jobq_mem__drain(jobq_backend_queue *q, int include_delayed, int64_t now) {
 		while ((j = RB_MIN(mtree, &q->delayed)) != NULL)
 			eng_delete(q, j, now);
 	}
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	return 0;
 }
 
@@ -178,7 +185,10 @@ jobq_mem__clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,
 	size_t nv = 0, cap = 0;
 	jobq_strings *ids = NULL;
 	int rc = 0;
-	pthread_mutex_lock(&q->mu);
+	char(*vid)[JOBQ_ID_MAX + 1] = NULL;
+	int held = jobq_mem__lock(q);
+	if (held < 0)
+		return held;
 	mlist *ml = list_of(q, state);
 	mjob *j = NULL;
 	if (ml != NULL)
@@ -210,10 +220,29 @@ jobq_mem__clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,
 		if (removed != NULL && jobq_strings__append(&ids, j->id, j->id_len) < 0)
 			goto oom;
 	}
-	for (size_t i = 0; i < nv; i++)
-		eng_delete(q, victims[i], now);
+	if (held > 0) {
+		/* deleting a parent deletes its pending children, which may be victims too:
+		 * find each victim again by its id */
+		if (nv > 0 && (vid = jobq__malloc(nv * sizeof(*vid))) == NULL)
+			goto oom;
+		for (size_t i = 0; i < nv; i++)
+			memcpy(vid[i], victims[i]->id, (size_t)victims[i]->id_len + 1);
+		size_t gone = 0;
+		for (size_t i = 0; i < nv; i++) {
+			mjob *v = find_job(q, vid[i]);
+			if (v != NULL)
+				eng_delete(q, v, now);
+			else
+				gone++;
+		}
+		(void)gone;
+	} else {
+		for (size_t i = 0; i < nv; i++)
+			eng_delete(q, victims[i], now);
+	}
 	engp_event(q, ENG_EV_CLEANED, NULL, 0, 0, (int64_t)nv, NULL, NULL);
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
+	jobq__free(vid);
 	jobq__free(victims);
 	if (removed != NULL) {
 		if (ids == NULL)
@@ -222,7 +251,7 @@ jobq_mem__clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,
 	}
 	return (int)nv;
 oom:
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	jobq__free(victims);
 	jobq_strings_free(ids);
 	rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in clean");

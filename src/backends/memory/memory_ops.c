@@ -23,8 +23,8 @@ typedef struct addslot {
 	mdedup *dd_keep; /* backup holder for dd_upd */
 } addslot;
 
-static size_t
-add_block_size(const jobq_add_request *r, size_t *name_len) {
+size_t
+jobq_mem__add_block_size(const jobq_add_request *r, size_t *name_len) {
 	const jobq_job_options *o = r->opts;
 	*name_len = r->name ? strlen(r->name) : 0;
 	size_t id_space = (o->job_id && o->job_id[0]) ? strlen(o->job_id) + 1 : GEN_ID_SPACE;
@@ -80,9 +80,9 @@ alloc_blocks(addslot *s, size_t n) {
 	return 0;
 }
 
-/* Fills a preallocated block for request `r` with id `id`. */
-static mjob *
-add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len, size_t name_len) {
+mjob *
+jobq_mem__add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len,
+                   size_t name_len) {
 	const jobq_job_options *o = r->opts;
 	char *p = (char *)(j + 1);
 	uint32_t blk_size = j->blk_size;
@@ -190,7 +190,7 @@ jobq_mem__add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq
 			if ((s[i].mo = jobq_mem__mopts_new(reqs[i].opts)) == NULL)
 				goto oom;
 		}
-		s[i].size = add_block_size(&reqs[i], &name_lens[i]);
+		s[i].size = jobq_mem__add_block_size(&reqs[i], &name_lens[i]);
 		if (reqs[i].opts->dedup_id) {
 			size_t kl = strlen(reqs[i].opts->dedup_id);
 			s[i].dd = jobq__malloc(sizeof(mdedup) + kl + 1);
@@ -272,7 +272,7 @@ jobq_mem__add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq
 				continue;
 			}
 		}
-		mjob *j = add_fill(s[i].blk, r, id, id_len, name_lens[i]);
+		mjob *j = jobq_mem__add_fill(s[i].blk, r, id, id_len, name_lens[i]);
 		s[i].blk = NULL;
 		if (cur == NULL) {
 			cur = q->last_opts;
@@ -542,14 +542,18 @@ jobq_mem__fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, co
 	char *long_tok = NULL;
 	if (token_len >= TOKEN_INLINE && (long_tok = jobq__strdup(token)) == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0) {
+		jobq__free(long_tok);
+		return held;
+	}
 	int rc = fetch_locked(out, q, token, token_len, &long_tok, lock_ms, info, now);
 	if (info != NULL)
 		info->next_due_ms = next_due(q);
 	if (rc == JOBQ_ENOJOB)
 		jobq_error_set(JOBQ_ENOJOB, "no job to fetch in queue %s%s", q->name,
 		               q->paused ? " (paused)" : "");
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	jobq__free(long_tok);
 	return rc;
 }
@@ -582,7 +586,7 @@ complete_locked(mqueue *q, const char *id, const char *token, char *res, const j
                 int64_t now) {
 	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
-	if (rc < 0)
+	if (rc < 0 || (j->flow != NULL && (rc = eng_flow_complete_check(q, j)) < 0))
 		return rc;
 	result_free(j->result);
 	j->result = res;
@@ -595,9 +599,13 @@ jobq_mem__complete(jobq_backend_queue *q, const char *id, const char *token,
 	char *res = result_dup(result_json);
 	if (res == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0) {
+		result_free(res);
+		return held;
+	}
 	int rc = complete_locked(q, id, token, res, keep, now);
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	if (rc < 0)
 		result_free(res);
 	return rc;
@@ -629,7 +637,16 @@ jobq_mem__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_qu
 			done[i].rc = JOBQ_ENOMEM; /* nothing was written */
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
 	}
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0) {
+		for (size_t i = 0; i < ndone; i++) {
+			result_free(res[i]);
+			done[i].rc = held;
+		}
+		if (res != res_stack)
+			jobq__free(res);
+		return held;
+	}
 	for (size_t i = 0; i < ndone; i++) {
 		done[i].rc =
 		    complete_locked(q, done[i].id, done[i].token, res[i], &done[i].keep, now);
@@ -651,7 +668,7 @@ jobq_mem__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_qu
 	}
 	if (info != NULL)
 		info->next_due_ms = next_due(q);
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	jobq__free(long_tok);
 	if (res != res_stack)
 		jobq__free(res);
@@ -674,14 +691,18 @@ jobq_mem__fail(jobq_backend_queue *q, const char *id, const char *token, const j
 		fail_prep_free(&p);
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
 	}
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0) {
+		fail_prep_free(&p);
+		return held;
+	}
 	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
 	if (rc == 0)
 		rc = fail_prepare(&p, j, f->retry_at_ms < 0);
 	if (rc == 0)
 		fail_apply(q, &p, f, now);
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	fail_prep_free(&p);
 	return rc;
 }
