@@ -54,7 +54,7 @@ static const cli_verb_info verbs[] = {
      "finish. opts: jobId, delay, priority, lifo, attempts, backoff, removeOnComplete,\n"
      "removeOnFail, one of failParentOnFailure, ignoreDependencyOnFailure,\n"
      "removeDependencyOnFailure, continueParentOnFailure, and on the root parent: {id,\n"
-     "queue} to add it under an existing job. Redis stores only, for now.\n"
+     "queue} to add it under an existing job. Not on LMDB stores yet.\n"
      "\n"
      "Options:\n"
      "  --json   the tree with ids, as FlowProducer.add returns it: {job: {id, name,\n"

@@ -11,7 +11,9 @@
  * What a child's failure for good does to its parent is the child's jobq_parent_policy.
  *
  * Backends: Redis, written as BullMQ 6's FlowProducer writes it (a Node worker runs a flow
- * added by jobq and the other way round). Thread safety: any thread.
+ * added by jobq and the other way round), and memory; LMDB answers JOBQ_ENOTSUP for now.
+ * Keys of children: on Redis "<prefix>:<queue>:<id>" (BullMQ's), on memory "<queue>:<id>".
+ * Thread safety: any thread.
  */
 #ifndef JOBQ_FLOW_H
 #define JOBQ_FLOW_H
