@@ -45,7 +45,16 @@ local function parentOfJob(i)
   return nil
 end
 
--- checks: nothing is written before all pass
+-- checks: nothing is written before all pass. A read of each queue first: on Redis Cluster
+-- a queue in another slot (no shared hash tag) fails the script here, before any write.
+local seen = {}
+for i = 1, n do
+  local qk = field(i, 1)
+  if not seen[qk] then
+    seen[qk] = true
+    redis.call("EXISTS", qk .. ":meta")
+  end
+end
 if extQk ~= "" and redis.call("EXISTS", extQk .. ":" .. extId) == 0 then
   return {-5, 0}
 end
