@@ -90,7 +90,8 @@ static const cli_verb_info verbs[] = {
      "  jobq counts mail --json | jq .failed\n"},
     {"list", cli_cmd_list, "list QUEUE STATE [--limit N] [--offset N] [--json]",
      "list jobs in a state",
-     "STATE is one of waiting, prioritized, delayed, active, completed, failed.\n"
+     "STATE is one of waiting, prioritized, delayed, active, completed, failed,\n"
+     "waiting-children (parents of flows waiting for their children).\n"
      "Waiting, prioritized, delayed and active jobs are listed in the order they run;\n"
      "completed and failed ones newest first.\n"
      "\n"

@@ -663,6 +663,12 @@ if [ "$BACKEND" = redis ]; then
 	expect 0
 	json_ok
 	has_keys dependencies unprocessed processed ignored failed childrenValues
+	run list "$F" waiting-children
+	expect 0
+	out_has "$pid"
+	run counts "$F"
+	expect 0
+	out_has "waiting-children 1"
 	printf '%s' "$flow_json" >"$tmp/flow.json"
 	run flow "$tmp/flow.json"
 	expect 0

@@ -58,7 +58,7 @@ _jobq() {
 		if [ "$n" = 1 ]; then
 			COMPREPLY=($(compgen -W "$(jobq "${url_args[@]}" queues 2>/dev/null | tail -n +2 | cut -f1)" -- "$cur"))
 		elif [ "$n" = 2 ] && { [ "$verb" = list ] || [ "$verb" = clean ]; }; then
-			COMPREPLY=($(compgen -W "waiting prioritized delayed active completed failed" -- "$cur"))
+			COMPREPLY=($(compgen -W "waiting prioritized delayed active completed failed waiting-children" -- "$cur"))
 		fi
 		;;
 	esac
