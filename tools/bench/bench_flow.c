@@ -75,8 +75,8 @@ main(int argc, char **argv) {
 		leaf[i] = (jobq_flow_node){cqn, "leaf", "{}", 2, NULL, JOBQ_PARENT_WAIT, NULL, 0};
 	for (long m = 0, at = 0; m < fanout; m++) {
 		long n = leaves / fanout + (m < leaves % fanout ? 1 : 0);
-		mid[m] = (jobq_flow_node){NULL, "mid", "{}", 2, NULL, JOBQ_PARENT_WAIT, &leaf[at],
-		                          (size_t)n};
+		mid[m] = (jobq_flow_node){NULL,      "mid",    "{}", 2, NULL, JOBQ_PARENT_WAIT,
+		                          &leaf[at], (size_t)n};
 		at += n;
 	}
 	jobq_flow_node root = {NULL, "root", "{}", 2, NULL, JOBQ_PARENT_WAIT, mid, (size_t)fanout};
