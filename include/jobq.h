@@ -15,6 +15,7 @@
 #include "jobq/job.h"
 #include "jobq/queue.h"
 #include "jobq/worker.h"
+#include "jobq/limits.h"
 #include "jobq/events.h"
 #include "jobq/backends.h"
 #include "jobq/log.h"

@@ -13,9 +13,9 @@
     then per completion 6 values: job id, token, returnvalue JSON, keep count (-1 all,
     0 none, k newest), keep age ms (-1 none), dedup id ("" none: the client read the job's
     hash when it fetched it; the key is released only if it still names this job),
-    then m lock tokens
+    then m lock tokens, then the worker's limiter max and its duration ms ("0": none)
   Output:
-    {statuses, ids, nextDelayedDue}: statuses has one integer per completion (0 ok,
+    {statuses, ids, nextDelayedDue, rateLimitTtl}: statuses has one integer per completion (0 ok,
     -1 no such job, -2 lock missing, -3 not active, -4 pending children, -6 lock held by
     another token, -9 a child failed with failParentOnFailure), ids the jobs fetched, in
     order, each locked with the next token
@@ -227,15 +227,16 @@ end
 
 -- fetches
 local jobs = {}
-local due = 0
+local due, wait = 0, 0
 if maxFetch > 0 then
   due = promoteIfDue(now)
   -- The jobs' hashes are not returned: the client reads them with HGETALL after this script
   -- (the jobs are locked by then), which costs the server far less than turning each hash
   -- into a Lua table and back.
-  jobs = fetchJobs(maxFetch, argi, ARGV[4], ARGV[5], {meta[2], meta[3], meta[4], meta[5]})
+  jobs, wait = fetchJobs(maxFetch, argi, ARGV[4], ARGV[5], {meta[2], meta[3], meta[4], meta[5]},
+    ARGV[argi + maxFetch], ARGV[argi + maxFetch + 1])
 end
 if #finished > 0 or #jobs > 0 then
   trimEvents()
 end
-return {statuses, jobs, due}
+return {statuses, jobs, due, wait}

@@ -147,6 +147,15 @@ jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q) {
 	return b->count_workers(q);
 }
 
+int
+jobq__backend_has_limits(const jobq_backend *b, const char *what) {
+	if (b->version < 5 || b->set_limits == NULL || b->get_limits == NULL ||
+	    b->rate_limit == NULL)
+		return jobq_error_set(JOBQ_ENOTSUP, "%s: the %s backend has no queue limits", what,
+		                      b->name);
+	return 0;
+}
+
 void
 jobq__backend_free(jobq_backend *b) {
 	if (b != NULL && b->free != NULL)

@@ -39,6 +39,9 @@ int jobq__backend_scheduler_next(jobq_backend *b, jobq_backend_queue *q, const j
 /* The version-5 slots, or JOBQ_ENOTSUP without them. */
 int jobq__backend_list_queues(jobq_strings **out, jobq_backend *b);
 int jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q);
+/* 0 if the backend has the rate-limit slots (set_limits, get_limits, rate_limit), else
+ * JOBQ_ENOTSUP (error set, with `what` in the message). */
+int jobq__backend_has_limits(const jobq_backend *b, const char *what);
 /* Frees the backend through its free slot; NULL is ignored. */
 void jobq__backend_free(jobq_backend *b);
 

@@ -215,6 +215,11 @@ engp_signal_work(lmdb_wctx *c, int many) {
 	c->bump_work = 1;
 }
 
+static inline eng_limits *
+engp_limits(lmdb_wctx *c) {
+	return &meta(c)->lim;
+}
+
 #include "engine/engine_ops.h"
 
 #endif

@@ -241,6 +241,11 @@ engp_signal_work(mqueue *q, int many) {
 	work_signal(q, many);
 }
 
+static inline eng_limits *
+engp_limits(mqueue *q) {
+	return &q->lim;
+}
+
 /* Memory's fetch records the promotions it makes (q->plog, set around eng_promote_due), to
  * undo them if an allocation of the same step fails later. */
 #define ENG_ON_PROMOTE(q, j)                                                                       \

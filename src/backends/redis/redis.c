@@ -266,6 +266,9 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.add_recv = rq_add_recv;
 	b->base.list_queues = rq_list_queues;
 	b->base.count_workers = rq_count_workers;
+	b->base.set_limits = rq_set_limits;
+	b->base.get_limits = rq_get_limits;
+	b->base.rate_limit = rq_rate_limit;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->port = opts->port ? opts->port : 6379;

@@ -18,19 +18,25 @@ int
 rq_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
          int64_t lock_ms, int64_t now_ms) {
 	numbuf n1, n2;
-	const char *av[] = {token, rq_fmt_i64(&n1, lock_ms), rq_fmt_i64(&n2, now_ms)};
+	numbuf n3, n4;
+	const char *av[] = {token, rq_fmt_i64(&n1, lock_ms), rq_fmt_i64(&n2, now_ms),
+	                    rq_fmt_i64(&n3, info != NULL ? info->limiter_max : 0),
+	                    rq_fmt_i64(&n4, info != NULL ? info->limiter_duration_ms : 0)};
 	int rc;
-	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVETOACTIVE, 3, av, NULL);
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVETOACTIVE, 5, av, NULL);
 	if (r == NULL)
 		return rc;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
 		freeReplyObject(r);
 		return jobq_error_set(JOBQ_EBACKEND, "redis fetch: unexpected reply");
 	}
-	long long due = 0;
+	long long due = 0, wait = 0;
 	rq_reply_int(r->element[3], &due);
-	if (info != NULL)
+	rq_reply_int(r->element[2], &wait);
+	if (info != NULL) {
 		info->next_due_ms = due;
+		info->rate_limit_ms = wait;
+	}
 	if (r->element[1]->type != REDIS_REPLY_STRING) {
 		freeReplyObject(r);
 		return jobq_error_set(JOBQ_ENOJOB, "redis fetch: no job ready");
@@ -100,6 +106,7 @@ elem_int(const redisReply *r) {
 }
 
 #define CF_FIXED    4 /* ndone, max, lock ms, now */
+#define CF_LIMITER  2 /* after the tokens: the fetcher's limiter max and duration */
 #define CF_PER_DONE 6
 
 /*
@@ -212,9 +219,9 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		if (r->now_ms > now_ms)
 			now_ms = r->now_ms;
 	}
-	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max;
-	const char *av_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 1)];
-	size_t al_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 1)];
+	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max + CF_LIMITER;
+	const char *av_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 1) + CF_LIMITER];
+	size_t al_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 1) + CF_LIMITER];
 	numbuf nb_stack[CF_STACK * 2];
 	const char **av = av_stack;
 	size_t *al = al_stack;
@@ -256,6 +263,11 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		for (size_t i = 0; i < r->max; i++)
 			av[k++] = r->tokens[i];
 	}
+	/* the calls of a flight share one limiter (the combiner's key, cf_key) */
+	const jobq_fetch_info *fi = ((cf_call *)group->arg)->info;
+	numbuf l1, l2;
+	av[k++] = rq_fmt_i64(&l1, fi != NULL ? fi->limiter_max : 0);
+	av[k++] = rq_fmt_i64(&l2, fi != NULL ? fi->limiter_duration_ms : 0);
 	for (size_t i = 0; i < argc; i++)
 		al[i] = strlen(av[i]);
 	int rc;
@@ -271,7 +283,7 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		return;
 	}
 	const redisReply *st =
-	    reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 ? reply->element[0] : NULL;
+	    reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 ? reply->element[0] : NULL;
 	const redisReply *list = st != NULL ? reply->element[1] : NULL;
 	if (st == NULL || st->type != REDIS_REPLY_ARRAY || st->elements != ndone ||
 	    list->type != REDIS_REPLY_ARRAY || list->elements > max) {
@@ -280,7 +292,7 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		        jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: unexpected reply"));
 		return;
 	}
-	int64_t due = elem_int(reply->element[2]);
+	int64_t due = elem_int(reply->element[2]), wait = elem_int(reply->element[3]);
 	size_t nfetched = list->elements, next = 0;
 	redisReply *hash_stack[CF_STACK];
 	redisReply **hashes =
@@ -297,8 +309,10 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 			long long v = elem_int(st->element[d]);
 			r->done[i].rc = v < 0 ? rq_script_status(v, "complete", r->done[i].id) : 0;
 		}
-		if (r->info != NULL)
+		if (r->info != NULL) {
 			r->info->next_due_ms = due;
+			r->info->rate_limit_ms = wait;
+		}
 		size_t n = nfetched - next < r->max ? nfetched - next : r->max;
 		/* jobs fetched but not read stay locked until the stalled check gives them back */
 		r->rc = n == 0 ? 0 : read_rc < 0 ? read_rc : cf_deal(r, list, hashes, next, n);
@@ -313,6 +327,27 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 	freeReplyObject(reply);
 }
 
+/*
+ * The combiner's key of a call: calls fly together only with the same lock duration and the
+ * same limiter (the script takes one). Without a limiter the key is the lock duration; with
+ * one, a mix of the three with the top bit set (a lock duration is never negative), equal for
+ * different limiters with a chance of 2^-63.
+ */
+static int64_t
+cf_key(const jobq_fetch_info *info, int64_t lock_ms) {
+	if (info == NULL || (info->limiter_max <= 0 && info->limiter_duration_ms <= 0))
+		return lock_ms;
+	uint64_t x = (uint64_t)lock_ms;
+	uint64_t parts[2] = {(uint64_t)info->limiter_max, (uint64_t)info->limiter_duration_ms};
+	for (int i = 0; i < 2; i++) { /* splitmix64 steps */
+		x += parts[i] + UINT64_C(0x9e3779b97f4a7c15);
+		x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+		x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+		x ^= x >> 31;
+	}
+	return (int64_t)(x | (UINT64_C(1) << 63));
+}
+
 int
 rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
                   jobq_completion *done, size_t ndone, const char *const *tokens, size_t max,
@@ -323,7 +358,7 @@ rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
 	if (ndone == 0 && max == 0)
 		return 0;
 	cf_call cc = {jobs, info, done, ndone, tokens, max, lock_ms, now_ms, 0};
-	rq_call me = {.arg = &cc, .steps = ndone + max, .key = lock_ms};
+	rq_call me = {.arg = &cc, .steps = ndone + max, .key = cf_key(info, lock_ms)};
 	rq_combine(&q->cf, q, &me, CF_STEPS, cf_fly);
 	return cc.rc;
 }
