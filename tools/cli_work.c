@@ -650,6 +650,7 @@ int
 cli_cmd_work(int argc, char **argv) {
 	int64_t concurrency = 1, max_jobs = 0, idle_exit = 0, timeout = 0, lock_ms = 30000;
 	int64_t stalled_interval = 30000, max_stalled = 1, shutdown_ms = 30000, stderr_log = 0;
+	int64_t limit_max = 0, limit_duration = 0;
 	const char *log_format = "text";
 	const cli_opt opts[] = {
 	    {"concurrency", 'c', CLI_OPT_INT, &concurrency, 1, 1024, 0, NULL},
@@ -662,6 +663,8 @@ cli_cmd_work(int argc, char **argv) {
 	    {"shutdown-timeout", 0, CLI_OPT_INT, &shutdown_ms, 0, INT32_MAX, 0, NULL},
 	    {"stderr-log", 0, CLI_OPT_OPTINT, &stderr_log, 1, 10000, 100, NULL},
 	    {"log", 0, CLI_OPT_STRING, &log_format, 0, 0, 0, NULL},
+	    {"limit-max", 0, CLI_OPT_INT, &limit_max, 1, JOBQ_LIMIT_MAX, 0, NULL},
+	    {"limit-duration", 0, CLI_OPT_INT, &limit_duration, 1, JOBQ_LIMIT_MAX, 0, NULL},
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
 	cli_args a;
@@ -686,6 +689,8 @@ cli_cmd_work(int argc, char **argv) {
 		return cli_usage_fail("command not found or not executable: '%s'", a.rest[0]);
 	if (strcmp(log_format, "text") != 0 && strcmp(log_format, "json") != 0)
 		return cli_usage_fail("invalid --log '%s': expected text or json", log_format);
+	if ((limit_max > 0) != (limit_duration > 0))
+		return cli_usage_fail("--limit-max and --limit-duration go together");
 	cli_log_install(strcmp(log_format, "json") == 0 ? CLI_LOG_JSON : CLI_LOG_TEXT, cli_g.quiet);
 
 	memset(&ctx, 0, sizeof(ctx));
@@ -718,6 +723,8 @@ cli_cmd_work(int argc, char **argv) {
 	if (max_jobs > 0 && concurrency > max_jobs)
 		concurrency = max_jobs;
 	wo.concurrency = (unsigned)concurrency;
+	wo.limiter.max = limit_max;
+	wo.limiter.duration_ms = limit_duration;
 	wo.lock_ms = lock_ms;
 	wo.stalled_interval_ms = stalled_interval;
 	wo.max_stalled = (uint32_t)max_stalled;

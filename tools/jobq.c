@@ -97,7 +97,8 @@ static const cli_verb_info verbs[] = {
      "read, set or remove the queue's global rate limit",
      "The global rate limit: at most N jobs start in any window of MS milliseconds, over\n"
      "every worker of the queue (BullMQ's setGlobalRateLimit: on Redis Node workers keep it\n"
-     "too). Without options, prints the limit (or `none`) and the current window.\n"
+     "too). It overrides a worker's own --limit-max; a worker's --limit-duration overrides\n"
+     "its MS. Without options, prints the limit (or `none`) and the current window.\n"
      "\n"
      "Options:\n"
      "  --max N --duration MS   set the limit (N and MS in 1..2147483647)\n"
@@ -166,7 +167,7 @@ static const cli_verb_info verbs[] = {
      "work QUEUE [--concurrency N] [--max-jobs N] [--idle-exit MS] [--timeout MS]\n"
      "          [--lock-ms MS] [--stalled-interval MS] [--max-stalled N]\n"
      "          [--shutdown-timeout MS] [--stderr-log[=N]] [--log text|json]\n"
-     "          -- CMD [ARGS...]",
+     "          [--limit-max N --limit-duration MS] -- CMD [ARGS...]",
      "process jobs by running a command for each",
      "Runs CMD once per job, without a shell: the job data on stdin; JOBQ_QUEUE, JOBQ_JOB_ID,\n"
      "JOBQ_JOB_NAME and JOBQ_ATTEMPT (1 for the first attempt) in its environment. Its\n"
@@ -200,7 +201,10 @@ static const cli_verb_info verbs[] = {
      "  --stderr-log[=N]       keep the last N lines of the command's stderr (default 100)\n"
      "                         as the job's log lines\n"
      "  --log text|json        the format of the log lines (default text)\n"
-
+     "  --limit-max N --limit-duration MS\n"
+     "                         the worker's rate limiter: at most N jobs start per MS,\n"
+     "                         counted with every worker of the queue (BullMQ's worker\n"
+     "                         `limiter`); the queue's `jobq limit` overrides N\n"
      "\n"
      "Exit status: 0; 1 when an attempt failed during the run; 3 when a result the store\n"
      "refused was given up (its job will run again), or when it stopped (--idle-exit,\n"

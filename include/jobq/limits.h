@@ -6,9 +6,11 @@
  *
  * They are BullMQ 6's: on Redis they are stored where Node reads them (the queue's meta
  * hash fields `concurrency`, `max`, `duration`, and its `limiter` key), so a limit set by
- * jobq holds for Node workers and the reverse. Memory and LMDB keep the same rules; the
- * store's clock (a manual clock in tests) drives the windows. Thread safety: every call may be made
- * from any thread.
+ * jobq holds for Node workers and the reverse. A worker's own limiter
+ * (jobq_worker_options.limiter) combines with the global rate limit by BullMQ's rule: the
+ * global `max`, if set, overrides the worker's; the worker's `duration`, if set, overrides
+ * the global one. Memory and LMDB keep the same rule; the store's clock (a manual clock in
+ * tests) drives the windows. Thread safety: every call may be made from any thread.
  */
 #ifndef JOBQ_LIMITS_H
 #define JOBQ_LIMITS_H

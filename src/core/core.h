@@ -124,6 +124,20 @@ jobq__lock_gone(int rc) {
 
 /* Whether the backend completes and fetches in batches (the optional complete_fetch slot). */
 int jobq_queue__can_batch(const jobq_queue *q);
+/*
+ * A worker held back by the rate limiter (limits.c). `until` is the worker's "no fetch before"
+ * time on the store's clock (0: none). rate_limit_left: ms left of it (clears it when over).
+ * rate_limit_wait: sleeps on `cv` (under `mu`, which a manual clock's
+ * advance and the worker's stop signal) until `until`, else `window_end`, at most 30 s
+ * (BullMQ's maximumRateLimitDelay), or until `stopping`.
+ */
+int64_t jobq__rate_limit_left(jobq_queue *q, atomic_llong *until);
+void jobq__rate_limit_wait(jobq_queue *q, int64_t window_end, atomic_llong *until,
+                           pthread_mutex_t *mu, pthread_cond_t *cv, const atomic_int *stopping);
+/* Copies a caller's worker options (any supported version) into a whole struct of this
+ * version; validates them (worker_options.c). */
+int jobq_worker__copy_options(jobq_worker_options *out, const jobq_worker_options *o);
+int jobq_worker__validate_options(const jobq_worker_options *o);
 /* A handler thread's next batch size after a full batch of `n` jobs that ran in `took_us`
  * (worker.c). */
 size_t jobq_worker__next_batch_size(size_t n, int64_t took_us);

@@ -85,3 +85,48 @@ jobq_queue_rate_limit(jobq_queue *q, int64_t ms) {
 		return rc;
 	return q->store->backend->rate_limit(q->bq, ms, jobq_queue__now(q));
 }
+
+/* --- a worker held back by the rate limiter (worker.c) ------------------------------------- */
+
+/* BullMQ's maximumRateLimitDelay: a worker looks again at least this often (delayed jobs
+ * may be due meanwhile, or the limit removed). */
+#define RATE_LIMIT_WAIT_MAX_MS 30000
+
+int64_t
+jobq__rate_limit_left(jobq_queue *q, atomic_llong *until) {
+	int64_t u = atomic_load(until);
+	if (u == 0)
+		return 0;
+	int64_t left = u - jobq_queue__now(q);
+	if (left <= 0)
+		atomic_store(until, 0);
+	return left > 0 ? left : 0;
+}
+
+void
+jobq__rate_limit_wait(jobq_queue *q, int64_t window_end, atomic_llong *until, pthread_mutex_t *mu,
+                      pthread_cond_t *cv, const atomic_int *stopping) {
+	jobq_clock *clock = q->store->clock;
+	int64_t now = jobq_clock_now(clock);
+	/* (an end time, not a wait: the clock may have moved since the fetch said how long) */
+	int64_t target = atomic_load(until);
+	if (target <= now)
+		target = window_end;
+	if (target > now + RATE_LIMIT_WAIT_MAX_MS)
+		target = now + RATE_LIMIT_WAIT_MAX_MS;
+	int manual = jobq_clock__is_manual(clock);
+	pthread_mutex_lock(mu);
+	/* bounded: each pass waits for a clock advance, a stop, or real time to pass */
+	while (!atomic_load(stopping) && (now = jobq_clock_now(clock)) < target) {
+		if (manual) {
+			pthread_cond_wait(cv, mu);
+		} else {
+			struct timespec ts;
+			jobq_clock__deadline(&ts, target - now);
+			pthread_cond_timedwait(cv, mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(mu);
+	if (atomic_load(until) <= jobq_clock_now(clock))
+		atomic_store(until, 0);
+}

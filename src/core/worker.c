@@ -81,8 +81,9 @@ struct jobq_worker {
 	atomic_uint_fast64_t completed;
 	atomic_uint_fast64_t failed;
 	atomic_uint_fast64_t running;
-	atomic_int store_down; /* STORE_DOWN was told, and no STORE_UP since */
-	atomic_uint recording; /* threads holding outcomes the store refused */
+	atomic_int store_down;    /* STORE_DOWN was told, and no STORE_UP since */
+	atomic_llong limit_until; /* rate-limited: no fetch before this time of the store's clock */
+	atomic_uint recording;    /* threads holding outcomes the store refused */
 };
 
 typedef struct thread_arg {
@@ -99,59 +100,6 @@ enum {
 	ERROR_BACKOFF_MAX_MS = 5000,
 	RECORD_BACKOFF_MAX_MS = 1000
 };
-
-int
-jobq_worker_options_init(jobq_worker_options *opts, unsigned int version) {
-	if (opts == NULL)
-		return jobq_error_set(JOBQ_EINVAL, "worker options: NULL");
-	if (version != 1 && version != JOBQ_WORKER_OPTIONS_VERSION)
-		return jobq_error_set(JOBQ_EVERSION, "worker options: version %u not supported",
-		                      version);
-	jobq_worker_options init = JOBQ_WORKER_OPTIONS_INIT;
-	init.version = version;
-	/* a version 1 struct ends before on_event */
-	memcpy(opts, &init, version == 1 ? offsetof(jobq_worker_options, on_event) : sizeof(init));
-	return 0;
-}
-
-/* Copies the caller's options (version 1 or 2) into a whole struct of this version. */
-static int
-copy_worker_options(jobq_worker_options *out, const jobq_worker_options *o) {
-	if (o->version != 1 && o->version != JOBQ_WORKER_OPTIONS_VERSION)
-		return jobq_error_set(JOBQ_EVERSION,
-		                      "worker options: version %u not supported (want 1..%u)",
-		                      o->version, JOBQ_WORKER_OPTIONS_VERSION);
-	memset(out, 0, sizeof(*out));
-	memcpy(out, o, o->version == 1 ? offsetof(jobq_worker_options, on_event) : sizeof(*out));
-	out->version = JOBQ_WORKER_OPTIONS_VERSION;
-	return 0;
-}
-
-static int
-validate_worker_options(const jobq_worker_options *o) {
-	if (o->concurrency == 0 || o->concurrency > 10000)
-		return jobq_error_set(JOBQ_EINVAL,
-		                      "worker options: concurrency %u is not in 1..10000",
-		                      o->concurrency);
-	int rc;
-	if ((rc = jobq__validate_duration("worker options", "lock_ms", o->lock_ms)) < 0 ||
-	    (o->stalled_interval_ms > 0 &&
-	     (rc = jobq__validate_duration("worker options", "stalled_interval_ms",
-	                                   o->stalled_interval_ms)) < 0))
-		return rc;
-	if (o->lock_renew_ms < 0 || o->lock_renew_ms >= o->lock_ms)
-		return jobq_error_set(JOBQ_EINVAL,
-		                      "worker options: lock_renew_ms %lld must be in 0..lock_ms-1",
-		                      (long long)o->lock_renew_ms);
-	if (o->stalled_interval_ms == 0)
-		return jobq_error_set(JOBQ_EINVAL, "worker options: stalled_interval_ms is 0 (use "
-		                                   "a negative value to disable the reaper)");
-	if ((rc = jobq__validate_keep(&o->remove_on_complete,
-	                              "worker options: remove_on_complete")) < 0 ||
-	    (rc = jobq__validate_keep(&o->remove_on_fail, "worker options: remove_on_fail")) < 0)
-		return rc;
-	return 0;
-}
 
 static void
 clock_advanced(void *arg) {
@@ -173,8 +121,8 @@ jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payl
 	if (opts == NULL)
 		opts = &defaults;
 	jobq_worker_options o;
-	int rc = copy_worker_options(&o, opts);
-	if (rc < 0 || (rc = validate_worker_options(&o)) < 0)
+	int rc = jobq_worker__copy_options(&o, opts);
+	if (rc < 0 || (rc = jobq_worker__validate_options(&o)) < 0)
 		return rc;
 	opts = &o;
 	jobq_worker *w = jobq__calloc(1, sizeof(*w));
@@ -734,8 +682,19 @@ handler_thread(void *arg) {
 	int64_t error_backoff = ERROR_BACKOFF_MIN_MS;
 	int covered = 0; /* another thread waits in the backend for the next news */
 	while (b != NULL && !atomic_load(&w->stopping)) {
-		jobq_fetch_info info = {.keep_on_fail = &w->opts.remove_on_fail};
-		int rc = complete_and_fetch(w, s, b, b->want, &info);
+		jobq_fetch_info info = {.keep_on_fail = &w->opts.remove_on_fail,
+		                        .limiter_max = w->opts.limiter.max,
+		                        .limiter_duration_ms = w->opts.limiter.duration_ms};
+		int limited = jobq__rate_limit_left(w->q, &w->limit_until) > 0;
+		int64_t fetched_at = jobq_queue__now(w->q);
+		int rc = complete_and_fetch(w, s, b, limited ? 0 : b->want, &info);
+		if (rc == 0 && (limited || info.rate_limit_ms > 0)) {
+			/* the rate limiter holds fetches back: wait for the window, not for work */
+			b->want = 1;
+			jobq__rate_limit_wait(w->q, fetched_at + info.rate_limit_ms,
+			                      &w->limit_until, &w->mu, &w->timer_cv, &w->stopping);
+			continue;
+		}
 		if (rc == 0) {
 			error_backoff = ERROR_BACKOFF_MIN_MS;
 			b->want = 1;

@@ -6,7 +6,8 @@
 # Every backend: usage errors (zero, negative or missing values, unknown options, --max
 # without --duration) exit 2 with one line naming what was wrong, and change nothing.
 # lmdb, redis (a store that outlives the process): limit and concurrency set, read (text and
-# --json), replaced and removed; `limit --for`; `work --limit-max/--limit-duration`.
+# --json), replaced and removed; `work --limit-max/--limit-duration` starts at most N jobs in a
+# window; `limit --for`.
 # Exits 0 when every check passed, 1 otherwise, 77 when the backend is not available.
 set -u
 
@@ -49,6 +50,12 @@ expect 2
 run limit --help
 expect 0
 out_has "--max N --duration MS"
+run work "$Q" --limit-max 2 -- true
+expect 2
+err_has "--limit-max and --limit-duration go together"
+run work "$Q" --limit-max 0 --limit-duration 100 -- true
+expect 2
+err_has "--limit-max"
 
 if [ "$BACKEND" = memory ]; then
 	# completion (tools/completion/, read from --help): the verbs and their options
@@ -113,6 +120,19 @@ expect 0
 out_is "none"
 run concurrency "$Q" --json
 out_is '{"queue":"'"$Q"'","concurrency":null}'
+
+# --- a worker with a limiter: at most N jobs per window (a window longer than the run) ------
+for i in 1 2 3; do
+	run add "$Q" n '{}'
+	expect 0
+done
+run work "$Q" --limit-max 2 --limit-duration 600000 --idle-exit 300 -- cat
+expect_work 0
+run counts "$Q" --json
+out_has '"completed":2'
+out_has '"waiting":1'
+run limit "$Q" --json
+out_has '"windowUsed":2'
 
 # --- rate-limit the queue now ---------------------------------------------------------------
 run limit "$Q" --for 600000

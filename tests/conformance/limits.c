@@ -312,10 +312,90 @@ limits_batch_fetch(void **state) {
 	lv_close(&v);
 }
 
+/* --- workers ------------------------------------------------------------------------------ */
+
+static int
+ok_handler(jobq_job *job, void *payload) {
+	(void)job;
+	(void)payload;
+	return 0;
+}
+
+static int
+completed_at_least(const jobq_counts *n, void *arg) {
+	return n->completed >= *(const uint64_t *)arg;
+}
+
+static jobq_worker *
+limited_worker(conf *c, jobq_process_fn fn, unsigned int conc, int64_t max, int64_t duration) {
+	jobq_worker_options wo = conf_wopts();
+	jobq_worker *w = NULL;
+
+	wo.concurrency = conc;
+	wo.limiter.max = max;
+	wo.limiter.duration_ms = duration;
+	assert_int_equal(jobq_worker_new(&w, c->q, fn, NULL, &wo), 0);
+	assert_int_equal(jobq_worker_start(w), 0);
+	return w;
+}
+
+/*
+ * A worker's limiter: `max` jobs per window (4 handler threads notwithstanding); the others
+ * wait for the window to end (the manual clock's advance), and start then.
+ */
+static void
+limits_worker_limiter(void **state) {
+	conf *c = conf_begin(state);
+	int manual = manual_windows(c);
+	jobq_worker *w;
+	jobq_counts n;
+	jobq_queue_limits l;
+
+	for (int i = 0; i < 6; i++)
+		conf_add(c, NULL, "n", NULL, NULL);
+	w = limited_worker(c, ok_handler, 4, 2, manual ? 1000 : LONG_WINDOW);
+	assert_true(conf_wait_counts(c, completed_at_least, &(uint64_t){2}, conf_ms(10000)));
+	l = limits(c);
+	assert_int_equal(l.window_used, 2);
+	n = conf_counts(c);
+	assert_int_equal(n.completed, 2);
+	assert_int_equal(n.waiting, 4);
+	if (manual) {
+		conf_advance(c, 1000);
+		assert_true(
+		    conf_wait_counts(c, completed_at_least, &(uint64_t){4}, conf_ms(10000)));
+		assert_int_equal(conf_counts(c).waiting, 2);
+		conf_advance(c, 1000);
+		assert_true(
+		    conf_wait_counts(c, completed_at_least, &(uint64_t){6}, conf_ms(10000)));
+	}
+	assert_int_equal(jobq_worker_close(w, conf_ms(10000)), 0); /* a limited wait ends too */
+	jobq_worker_free(w);
+}
+
+/* A limiter needs both values, each 1..JOBQ_LIMIT_MAX: refused, naming the field. */
+static void
+limits_worker_limiter_bad(void **state) {
+	conf *c = conf_begin(state);
+	static const int64_t bad[][2] = {
+	    {0, 1000}, {2, 0}, {-1, 1000}, {2, -5}, {(int64_t)JOBQ_LIMIT_MAX + 1, 10}};
+	jobq_worker_options wo = conf_wopts();
+	jobq_worker *w = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		wo.limiter.max = bad[i][0];
+		wo.limiter.duration_ms = bad[i][1];
+		conf_assert_error(jobq_worker_new(&w, c->q, ok_handler, NULL, &wo), JOBQ_EINVAL);
+		assert_null(w);
+		assert_non_null(strstr(jobq_error_message(), "limiter."));
+	}
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(limits_set_get_remove),      CONF_CASE(limits_bad_input),
     CONF_CASE(limits_rate_window),         CONF_CASE(limits_rate_removed),
     CONF_CASE(limits_global_concurrency),  CONF_CASE(limits_rate_limit_call),
     CONF_CASE(limits_worker_limiter_rule), CONF_CASE(limits_batch_fetch),
+    CONF_CASE(limits_worker_limiter),      CONF_CASE(limits_worker_limiter_bad),
 };
 CONF_TABLE(conf_limits_cases, cases);

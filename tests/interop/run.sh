@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs the BullMQ interop checks: sh run.sh <jobq_interop binary> [package dir]
+# Runs the BullMQ interop checks: sh run.sh <jobq_interop binary> [package dir] [script]
+# (script: interop.js by default; limits.js holds the rate-limit checks)
 # The package dir (default: this directory, bullmq 6.7.0; v5/: the last 5.x) holds a
 # package-lock.json; its node_modules come from `npm ci` there. Needs node and
 # JOBQ_TEST_REDIS_SOCKET (the ctest fixture). When something is missing: skipped (77) on a
@@ -9,6 +10,7 @@
 # locked versions.
 here=$(cd "$(dirname "$0")" && pwd)
 pkg=$(cd "${2:-$here}" && pwd)
+script=${3:-interop.js}
 missing() {
 	if [ -n "${CI:-}" ]; then
 		echo "interop: $1 (CI: failing, not skipping)" >&2
@@ -24,4 +26,4 @@ if [ ! -d "$pkg/node_modules/bullmq" ] && [ -n "${CI:-}" ]; then
 		npm install --no-audit --no-fund --loglevel=error; }) >&2
 fi
 [ -d "$pkg/node_modules/bullmq" ] || missing "run 'npm ci' in $pkg first"
-JOBQ_INTEROP_MODULES="$pkg/node_modules" exec node "$here/interop.js" "$1" "$JOBQ_TEST_REDIS_SOCKET"
+JOBQ_INTEROP_MODULES="$pkg/node_modules" exec node "$here/$script" "$1" "$JOBQ_TEST_REDIS_SOCKET"

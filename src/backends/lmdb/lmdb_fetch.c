@@ -259,6 +259,10 @@ int
 jobq_lmdb__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
                           jobq_completion *done, size_t ndone, const char *const *tokens,
                           size_t max, int64_t lock_ms, int64_t now_ms) {
+	if (ndone == 0 && max == 0) {
+		return 0; /* (a rate-limited worker letting go of its last batch: nothing to write)
+		           */
+	}
 	complete_fetch_args a = {jobs, 0, 0, done, ndone, tokens, max, lock_ms, now_ms, info, 0};
 	for (size_t i = 0; i < max; i++) {
 		jobs[i] = NULL;
