@@ -67,6 +67,17 @@ JOBQ_EXTERN int jobq_queue_get_limits(jobq_queue_limits *out, jobq_queue *q);
  */
 JOBQ_EXTERN int jobq_queue_rate_limit(jobq_queue *q, int64_t ms);
 
+/**
+ * From a handler: rate-limits the job's queue for `ms` (as jobq_queue_rate_limit) and asks
+ * the worker to give the job back. Return its result from the handler
+ * (`return jobq_job_rate_limit(job, 5000);`): the job goes back to the front of waiting
+ * without using an attempt (BullMQ's worker.rateLimit + RateLimitError), and this worker
+ * fetches nothing more for `ms`, whatever its limiter. Returns JOBQ_ERROR (negative) when
+ * the request was taken; JOBQ_EINVAL for a bad `ms` or a job not lent to a handler (the
+ * handler's failure then fails the attempt as usual).
+ */
+JOBQ_EXTERN int jobq_job_rate_limit(jobq_job *job, int64_t ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -86,6 +86,19 @@ jobq_queue_rate_limit(jobq_queue *q, int64_t ms) {
 	return q->store->backend->rate_limit(q->bq, ms, jobq_queue__now(q));
 }
 
+int
+jobq_job_rate_limit(jobq_job *job, int64_t ms) {
+	const char *what = "job rate limit";
+	if (job == NULL || job->rt == NULL || job->rt->queue == NULL || job->token == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "%s: the job is not one a worker fetched", what);
+	int rc = jobq_queue_rate_limit(job->rt->queue, ms);
+	if (rc < 0)
+		return rc;
+	job->rt->rate_limit_ms = ms;
+	return jobq_error_set(JOBQ_ERROR, "job %s: rate-limited the queue for %lld ms", job->id,
+	                      (long long)ms);
+}
+
 /* --- a worker held back by the rate limiter (worker.c) ------------------------------------- */
 
 /* BullMQ's maximumRateLimitDelay: a worker looks again at least this often (delayed jobs
@@ -101,6 +114,17 @@ jobq__rate_limit_left(jobq_queue *q, atomic_llong *until) {
 	if (left <= 0)
 		atomic_store(until, 0);
 	return left > 0 ? left : 0;
+}
+
+void
+jobq__rate_limited(jobq_queue *q, const jobq_job *job, int64_t ms, atomic_llong *until) {
+	/* the worker's other threads stop fetching first, so that they do not take it back */
+	atomic_store(until, jobq_queue__now(q) + ms);
+	int rc = q->store->backend->release(q->bq, job->id, job->token, jobq_queue__now(q));
+	if (rc < 0)
+		jobq_log_emit(JOBQ_LOG_WARN, "worker", q->name, job->id,
+		              "job %s: rate-limited by its handler, but not given back: %s",
+		              job->id, jobq_error_message());
 }
 
 void

@@ -394,6 +394,9 @@ run_job(jobq_worker *w, slot *s, batch *b, size_t index) {
 		c->dedup_id = job->opts.dedup_id;
 		b->refused[b->ndone] = 0;
 		b->ndone++;
+	} else if (rt->rate_limit_ms > 0) {
+		/* jobq_job_rate_limit: back to waiting without using an attempt; wait it out */
+		jobq__rate_limited(w->q, job, rt->rate_limit_ms, &w->limit_until);
 	} else {
 		atomic_fetch_add(&w->failed, 1);
 		if (atomic_load(&w->cancelled)) {

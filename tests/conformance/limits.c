@@ -391,11 +391,102 @@ limits_worker_limiter_bad(void **state) {
 	}
 }
 
+/* First run of each job: rate-limits the queue for 5000 ms; later runs complete. */
+static int
+backoff_handler(jobq_job *job, void *payload) {
+	(void)payload;
+	if (jobq_job_attempts_started(job) == 1)
+		return jobq_job_rate_limit(job, 5000);
+	return 0;
+}
+
+/* Waits (real time, bounded) until job `id` is back in waiting after one started attempt. */
+static int
+wait_given_back(conf *c, const char *id) {
+	int64_t end = conf_mono_ms() + conf_ms(10000);
+	while (conf_mono_ms() < end) {
+		jobq_job *job = NULL;
+		int back = 0;
+		if (jobq_queue_get_job(&job, c->q, id) == 0)
+			back = jobq_job_state(job) == JOBQ_STATE_WAITING &&
+			       jobq_job_attempts_started(job) == 1;
+		jobq_job_free(job);
+		if (back)
+			return 1;
+		conf_poll_pause();
+	}
+	return 0;
+}
+
+/*
+ * A handler's jobq_job_rate_limit: the job goes back to the front of waiting without using an
+ * attempt, the queue's window is full for the time given, and the worker takes nothing
+ * until it is over (the manual clock's advance); the job then runs again.
+ */
+static void
+limits_handler_rate_limit(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_id id;
+	jobq_worker *w;
+	jobq_job *job;
+	jobq_queue_limits l;
+	conf_events ev;
+
+	conf_add(c, &id, "n", NULL, NULL);
+	/* one thread: another would be free to take the job back as it is given back (a worker
+	 * without a rate limit in force), as in BullMQ */
+	w = limited_worker(c, backoff_handler, 1, 0, 0);
+	assert_true(wait_given_back(c, id.str));
+	job = conf_get(c, id.str);
+	assert_int_equal(jobq_job_state(job), JOBQ_STATE_WAITING);
+	assert_int_equal(jobq_job_attempts_made(job), 0);
+	assert_int_equal(jobq_job_attempts_started(job), 1);
+	assert_null(jobq_job_failed_reason(job));
+	jobq_job_free(job);
+	l = limits(c);
+	assert_int_equal(l.window_used, JOBQ_RATE_LIMITED_COUNT);
+	if (c->clock != NULL) {
+		conf_advance(c, 5000); /* the worker's wait follows the store's clock */
+		assert_true(
+		    conf_wait_counts(c, completed_at_least, &(uint64_t){1}, conf_ms(10000)));
+		job = conf_get(c, id.str);
+		assert_int_equal(jobq_job_attempts_made(job), 1);
+		assert_int_equal(jobq_job_attempts_started(job), 2);
+		jobq_job_free(job);
+	}
+	assert_int_equal(jobq_worker_close(w, conf_ms(10000)), 0);
+	jobq_worker_free(w);
+	conf_events_load(c, &ev);
+	assert_true(conf_events_find(&ev, 0, "failed", id.str) < 0);
+	conf_events_free(&ev);
+}
+
+/* jobq_job_rate_limit refuses a job no worker lent and a bad time. */
+static void
+limits_job_rate_limit_bad(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_id id;
+	jobq_job *job;
+
+	conf_add(c, &id, "n", NULL, NULL);
+	job = conf_get(c, id.str);
+	conf_assert_error(jobq_job_rate_limit(job, 1000), JOBQ_EINVAL);
+	conf_assert_error(jobq_job_rate_limit(NULL, 1000), JOBQ_EINVAL);
+	jobq_job_free(job);
+	job = conf_fetch(c, id.str, CONF_LOCK_MS);
+	conf_assert_error(jobq_job_rate_limit(job, 0), JOBQ_EINVAL);
+	conf_assert_error(jobq_job_rate_limit(job, -5), JOBQ_EINVAL);
+	assert_int_equal(limits(c).window_used, 0);
+	assert_int_equal(jobq_job_complete(job, NULL), 0);
+	jobq_job_free(job);
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(limits_set_get_remove),      CONF_CASE(limits_bad_input),
     CONF_CASE(limits_rate_window),         CONF_CASE(limits_rate_removed),
     CONF_CASE(limits_global_concurrency),  CONF_CASE(limits_rate_limit_call),
     CONF_CASE(limits_worker_limiter_rule), CONF_CASE(limits_batch_fetch),
     CONF_CASE(limits_worker_limiter),      CONF_CASE(limits_worker_limiter_bad),
+    CONF_CASE(limits_handler_rate_limit),  CONF_CASE(limits_job_rate_limit_bad),
 };
 CONF_TABLE(conf_limits_cases, cases);

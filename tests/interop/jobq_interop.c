@@ -27,7 +27,8 @@
  *                                    jobq_events_read (JSON array)
  *
  * Worker behaviour by job name: "fail-always" fails every attempt ("boom <n>"), "flaky"
- * fails its first two attempts, "progress" reports progress and logs, "mixed" takes 1 ms and
+ * fails its first two attempts, "progress" reports progress and logs, "rate-limit" rate-limits
+ * the queue for 400 ms in its first attempt (jobq_job_rate_limit), "mixed" takes 1 ms and
  * "slow" 20 ms of work, "hang" 60 s (for kill -9 tests), anything else completes with
  * {"name": <name>, "data": <data>}.
  */
@@ -171,6 +172,10 @@ handler(jobq_job *job, void *payload) {
 		return jobq_job_set_error(job, 0, "boom %u", made);
 	if (strcmp(name, "flaky") == 0 && made < 2)
 		return jobq_job_set_error(job, 0, "flaky %u", made);
+	if (strcmp(name, "rate-limit") == 0 && jobq_job_attempts_started(job) == 1) {
+		say("limited", jobq_job_id_of(job));
+		return jobq_job_rate_limit(job, 400);
+	}
 	if (strcmp(name, "progress") == 0) {
 		jobq_job_update_progress(job, "42");
 		jobq_job_update_progress(job, "{\"step\":\"two\"}");

@@ -5,7 +5,9 @@
 //
 // Checks: the global rate limit and concurrency set by one side are read (and honoured) by
 // the other; jobq and Node workers with the same `limiter` never start more than `max` jobs
-// per window together (starts measured from the jobs' processedOn).
+// per window together (starts measured from the jobs' processedOn); a jobq handler's
+// jobq_job_rate_limit gives its job back to waiting without using an attempt and holds
+// back a Node worker with a limiter.
 'use strict';
 const path = require('path');
 const mods = process.env.JOBQ_INTEROP_MODULES || path.join(__dirname, 'node_modules');
@@ -164,11 +166,37 @@ async function sharedLimiter(nodeFirst) {
   });
 }
 
+// --- a jobq handler rate-limits the queue -----------------------------------------------------
+async function handlerRateLimit() {
+  const qname = `lim-handler-${tag}`;
+  const queue = newQueue(qname);
+  await check('16.5 a jobq handler rate-limits the queue: its job waits again, no attempt used', async () => {
+    const job = await queue.add('rate-limit', {}, { attempts: 1 });
+    const j = serve(qname, 1, 1, 10000);
+    await j.whenReady();
+    await until(() => j.limited.length === 1, 10000, 'the handler to rate-limit');
+    // back to waiting (not failed), the attempt not counted, the limiter key set
+    await until(async () => (await queue.getJobState(job.id)) !== 'active', 5000, 'the job back');
+    const back = await queue.getJob(job.id);
+    assert.equal(await back.getState(), 'waiting');
+    assert.equal(back.attemptsMade, 0);
+    assert.equal(back.attemptsStarted, 1);
+    assert.ok((await queue.getRateLimitTtl(1)) > 0, 'no rate-limit TTL on the queue');
+    // after the 400 ms, the job runs again and completes with its one attempt
+    await until(async () => (await queue.getJobState(job.id)) === 'completed', 10000, 'completion');
+    const fin = await queue.getJob(job.id);
+    assert.equal(fin.attemptsMade, 1);
+    assert.equal(fin.attemptsStarted, 2);
+    await j.stop();
+  });
+}
+
 (async () => {
   try {
     await globalLimits();
     await sharedLimiter(true);
     await sharedLimiter(false);
+    await handlerRateLimit();
   } finally {
     for (const c of closers.reverse()) {
       try {
