@@ -13,7 +13,7 @@
     then per completion 6 values: job id, token, returnvalue JSON, keep count (-1 all,
     0 none, k newest), keep age ms (-1 none), dedup id ("" none: the client read the job's
     hash when it fetched it; the key is released only if it still names this job),
-    then m lock tokens
+    then m lock tokens, then the worker's name for the pb of the jobs fetched ("" none)
   Output:
     {statuses, ids, nextDelayedDue}: statuses has one integer per completion (0 ok,
     -1 no such job, -2 lock missing, -3 not active, -4 pending children, -6 lock held by
@@ -233,6 +233,7 @@ if maxFetch > 0 then
   -- The jobs' hashes are not returned: the client reads them with HGETALL after this script
   -- (the jobs are locked by then), which costs the server far less than turning each hash
   -- into a Lua table and back.
+  workerName = ARGV[argi + maxFetch]
   jobs = fetchJobs(maxFetch, argi, ARGV[4], ARGV[5], {meta[2], meta[3], meta[4], meta[5]})
 end
 if #finished > 0 or #jobs > 0 then

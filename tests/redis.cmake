@@ -122,6 +122,14 @@ foreach(t interop.bullmq interop.bullmq5)
   set_tests_properties(${t} PROPERTIES LABELS "interop;redis" TIMEOUT 300 SKIP_RETURN_CODE 77)
   jobq_redis_test(${t})
 endforeach()
+# The job semantics of issue 16 (tests/interop/semantics.js), driven through the `jobq` command.
+if(TARGET jobq)
+  add_test(NAME interop.semantics
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/run.sh $<TARGET_FILE:jobq> "" semantics.js)
+  set_tests_properties(interop.semantics PROPERTIES LABELS "interop;redis" TIMEOUT 300
+                                                    SKIP_RETURN_CODE 77)
+  jobq_redis_test(interop.semantics)
+endif()
 
 # The backend's unit test and the BullMQ 6 interop on Valkey too (interop: slow, ~20 s).
 add_test(NAME unit.redis_backend.valkey COMMAND test_redis_backend)

@@ -498,6 +498,8 @@ cli_job_json(const jobq_job *job) {
 	json_object_set_new(j, "finishedOn", time_or_null(jobq_job_finished_on(job)));
 	json_object_set_new(j, "delay", json_integer(jobq_job_delay(job)));
 	json_object_set_new(j, "priority", json_integer(jobq_job_priority(job)));
+	const char *pb = jobq_job_processed_by(job);
+	json_object_set_new(j, "processedBy", pb ? cli_json_string(pb, strlen(pb)) : json_null());
 	return j;
 }
 

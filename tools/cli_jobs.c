@@ -203,6 +203,8 @@ print_job_text(const jobq_job *job) {
 		printf("  trace:      %s\n", jobq_job_stacktrace_at(job, i));
 	printf("created:      %s\n", cli_fmt_time(t, sizeof(t), jobq_job_timestamp(job)));
 	printf("processed:    %s\n", cli_fmt_time(t, sizeof(t), jobq_job_processed_on(job)));
+	if ((s = jobq_job_processed_by(job)) != NULL)
+		printf("worker:       %s\n", s);
 	printf("finished:     %s\n", cli_fmt_time(t, sizeof(t), jobq_job_finished_on(job)));
 }
 

@@ -650,7 +650,7 @@ int
 cli_cmd_work(int argc, char **argv) {
 	int64_t concurrency = 1, max_jobs = 0, idle_exit = 0, timeout = 0, lock_ms = 30000;
 	int64_t stalled_interval = 30000, max_stalled = 1, shutdown_ms = 30000, stderr_log = 0;
-	const char *log_format = "text";
+	const char *log_format = "text", *worker_name = NULL;
 	const cli_opt opts[] = {
 	    {"concurrency", 'c', CLI_OPT_INT, &concurrency, 1, 1024, 0, NULL},
 	    {"max-jobs", 0, CLI_OPT_INT, &max_jobs, 1, INT64_MAX, 0, NULL},
@@ -662,6 +662,7 @@ cli_cmd_work(int argc, char **argv) {
 	    {"shutdown-timeout", 0, CLI_OPT_INT, &shutdown_ms, 0, INT32_MAX, 0, NULL},
 	    {"stderr-log", 0, CLI_OPT_OPTINT, &stderr_log, 1, 10000, 100, NULL},
 	    {"log", 0, CLI_OPT_STRING, &log_format, 0, 0, 0, NULL},
+	    {"name", 0, CLI_OPT_STRING, &worker_name, 0, 0, 0, NULL},
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
 	cli_args a;
@@ -724,6 +725,8 @@ cli_cmd_work(int argc, char **argv) {
 	wo.on_event = on_worker_event;
 	wo.event_payload = &ctx;
 	rc = jobq_worker_new(&ctx.w, q, handle, &ctx, &wo);
+	if (rc == 0 && worker_name != NULL && (rc = jobq_worker_set_name(ctx.w, worker_name)) < 0)
+		jobq_worker_free(ctx.w);
 	if (rc < 0) {
 		rc = cli_lib_fail(rc, "cannot create the worker");
 		cli_close(store, q);

@@ -170,6 +170,8 @@ static const cli_verb_info verbs[] = {
      "  --stderr-log[=N]       keep the last N lines of the command's stderr (default 100)\n"
      "                         as the job's log lines\n"
      "  --log text|json        the format of the log lines (default text)\n"
+     "  --name NAME            the worker's name (default HOST:PID), written on each job it\n"
+     "                         runs (processedBy) and listed by BullMQ's getWorkers()\n"
      "\n"
      "Exit status: 0; 1 when an attempt failed during the run; 3 when a result the store\n"
      "refused was given up (its job will run again), or when it stopped (--idle-exit,\n"

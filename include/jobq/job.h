@@ -147,6 +147,9 @@ JOBQ_EXTERN const char *jobq_job_failed_reason(const jobq_job *job);
 JOBQ_EXTERN size_t jobq_job_stacktrace_count(const jobq_job *job);
 /** Stack/trace line `i` (0-based, oldest first). */
 JOBQ_EXTERN const char *jobq_job_stacktrace_at(const jobq_job *job, size_t i);
+/** The name of the worker that fetched the job last (BullMQ `processedBy`, job hash field
+ * `pb`), or NULL if none did, or a fetch without a worker (jobq_queue_fetch) did. */
+JOBQ_EXTERN const char *jobq_job_processed_by(const jobq_job *job);
 /** Lock token of a fetched job (manual mode), else NULL. */
 JOBQ_EXTERN const char *jobq_job_token(const jobq_job *job);
 

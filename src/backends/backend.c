@@ -147,6 +147,21 @@ jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q) {
 	return b->count_workers(q);
 }
 
+int
+jobq__backend_worker_attach(void **presence, jobq_backend *b, jobq_backend_queue *q,
+                            const char *name) {
+	*presence = NULL;
+	if (b->version < 5 || b->worker_attach == NULL || b->worker_detach == NULL)
+		return 0;
+	return b->worker_attach(presence, q, name);
+}
+
+void
+jobq__backend_worker_detach(jobq_backend *b, jobq_backend_queue *q, void *presence) {
+	if (presence != NULL && b->version >= 5 && b->worker_detach != NULL)
+		b->worker_detach(q, presence);
+}
+
 void
 jobq__backend_free(jobq_backend *b) {
 	if (b != NULL && b->free != NULL)

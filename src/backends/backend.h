@@ -39,6 +39,10 @@ int jobq__backend_scheduler_next(jobq_backend *b, jobq_backend_queue *q, const j
 /* The version-5 slots, or JOBQ_ENOTSUP without them. */
 int jobq__backend_list_queues(jobq_strings **out, jobq_backend *b);
 int jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q);
+/* Worker identity (version 5): 0 and *presence NULL without the slots. */
+int jobq__backend_worker_attach(void **presence, jobq_backend *b, jobq_backend_queue *q,
+                                const char *name);
+void jobq__backend_worker_detach(jobq_backend *b, jobq_backend_queue *q, void *presence);
 /* Frees the backend through its free slot; NULL is ignored. */
 void jobq__backend_free(jobq_backend *b);
 

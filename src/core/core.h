@@ -104,6 +104,25 @@ typedef struct jobq_fail_policy {
 void jobq__log_stalled(const jobq_queue *q, jobq_strings *recovered);
 int jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, const char *reason,
                          unsigned int flags, const jobq_fail_policy *policy);
+/* --- worker setup (worker_setup.c) ----------------------------------------------------------- */
+
+/* Copies the caller's options (any version taken) into a whole struct of this version, and
+ * validates them. */
+int jobq_worker__options_copy(jobq_worker_options *out, const jobq_worker_options *in);
+/* A worker's identity: its name (never NULL once set up) and, while it runs, the backend's
+ * record of its presence (NULL: none). */
+typedef struct jobq_worker_ident {
+	char *name;
+	void *presence;
+} jobq_worker_ident;
+/* The default name "<host>:<pid>"; a new name (validated, copied). */
+int jobq_worker__ident_init(jobq_worker_ident *id);
+int jobq_worker__ident_rename(jobq_worker_ident *id, const char *name);
+/* Makes the worker visible on the store (a failure is logged, not fatal), and ends that. */
+void jobq_worker__ident_attach(jobq_worker_ident *id, jobq_queue *q);
+void jobq_worker__ident_detach(jobq_worker_ident *id, jobq_queue *q);
+void jobq_worker__ident_free(jobq_worker_ident *id);
+
 /* Resolves a keep policy: the job's own, else the worker's, else keep all. */
 jobq_keep jobq__resolve_keep(const jobq_keep *job_keep, const jobq_keep *worker_keep);
 /* Fetch for workers and manual mode: fails deferred-failure jobs and fetches again. */

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Runs the BullMQ interop checks: sh run.sh <jobq_interop binary> [package dir]
-# The package dir (default: this directory, bullmq 6.7.0; v5/: the last 5.x) holds a
+# Runs the BullMQ interop checks: sh run.sh <binary> [package dir] [script]
+# The binary is jobq_interop for interop.js (the default script), the `jobq` command for
+# semantics.js. The package dir (default, or empty: this directory, bullmq 6.7.0; v5/: the
+# last 5.x) holds a
 # package-lock.json; its node_modules come from `npm ci` there. Needs node and
 # JOBQ_TEST_REDIS_SOCKET (the ctest fixture). When something is missing: skipped (77) on a
 # developer's machine; in CI (CI set) the lock file is installed, and anything still missing
@@ -9,6 +11,7 @@
 # locked versions.
 here=$(cd "$(dirname "$0")" && pwd)
 pkg=$(cd "${2:-$here}" && pwd)
+script=${3:-interop.js}
 missing() {
 	if [ -n "${CI:-}" ]; then
 		echo "interop: $1 (CI: failing, not skipping)" >&2
@@ -24,4 +27,4 @@ if [ ! -d "$pkg/node_modules/bullmq" ] && [ -n "${CI:-}" ]; then
 		npm install --no-audit --no-fund --loglevel=error; }) >&2
 fi
 [ -d "$pkg/node_modules/bullmq" ] || missing "run 'npm ci' in $pkg first"
-JOBQ_INTEROP_MODULES="$pkg/node_modules" exec node "$here/interop.js" "$1" "$JOBQ_TEST_REDIS_SOCKET"
+JOBQ_INTEROP_MODULES="$pkg/node_modules" exec node "$here/$script" "$1" "$JOBQ_TEST_REDIS_SOCKET"

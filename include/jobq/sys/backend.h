@@ -104,6 +104,9 @@ struct jobq_job {
 	struct jobq_job_runtime *rt;
 	/** version 5: the job scheduler this job is an iteration of (BullMQ `rjk`), or NULL */
 	char *scheduler_id;
+	/** version 5 (worker identity): the name of the worker that fetched the job last
+	 * (BullMQ `pb`, processedBy), or NULL */
+	char *processed_by;
 };
 
 /** A zeroed job, or NULL on ENOMEM (error set). */
@@ -156,6 +159,9 @@ typedef struct jobq_fetch_info {
 	/** in: the fetcher's remove-on-fail policy (NULL: none), for the jobs a fetch fails
 	 * because of their deferred failure and whose own policy is JOBQ_KEEP_DEFAULT */
 	const jobq_keep *keep_on_fail;
+	/** in (version 5, worker identity): the fetching worker's name, stored on each job the
+	 * fetch takes (BullMQ `pb`) and returned in its processed_by; NULL: none is stored */
+	const char *processed_by;
 } jobq_fetch_info;
 
 /** One completion for complete_fetch: what complete() takes, and its outcome. */
@@ -418,6 +424,21 @@ struct jobq_backend {
 	 * BullMQ's getWorkers counts). Returns the count.
 	 */
 	int (*count_workers)(jobq_backend_queue *q);
+
+	/* -- version 5, worker identity; optional, both or neither --------------------------- */
+
+	/**
+	 * Optional (NULL: a worker is visible only as the backend's wait_for_work shows it). A
+	 * worker named `name` (validated by the core: 1..JOBQ_WORKER_NAME_MAX printable ASCII
+	 * characters, no space) starts on `q`: the backend makes it visible to other processes
+	 * for as long as it runs, busy or idle (Redis: one connection of its own named
+	 * "<prefix>:<base64(queue)>:w:<name>", which BullMQ's getWorkers lists; a wait of that
+	 * queue handle then no longer names its connection, so each worker is listed once).
+	 * `*presence` gets what worker_detach takes.
+	 */
+	int (*worker_attach)(void **presence, jobq_backend_queue *q, const char *name);
+	/** The worker of `presence` (from worker_attach) stopped; frees `presence`. */
+	void (*worker_detach)(jobq_backend_queue *q, void *presence);
 };
 
 /** Counts one problem in `report` and keeps its message (printf-style) among the first

@@ -208,7 +208,7 @@ jobq_mem__job_copy(jobq_job **out, const mjob *j, const char *token, size_t toke
 	size_t sz = sd->stacktrace_count * sizeof(char *) + j->id_len + 1 + name_len + 1 +
 	            j->data_len + 1 + opt_len(j->dedup_id) + opt_len(custom) +
 	            opt_len(sd->progress) + opt_len(j->result) + opt_len(sd->failed_reason) +
-	            opt_len(j->defa) + (token ? token_len + 1 : 0);
+	            opt_len(j->defa) + opt_len(j->pb) + (token ? token_len + 1 : 0);
 	for (size_t i = 0; i < sd->stacktrace_count; i++)
 		sz += strlen(sd->stacktrace[i]) + 1;
 	char *p;
@@ -251,6 +251,8 @@ jobq_mem__job_copy(jobq_job **out, const mjob *j, const char *token, size_t toke
 		c->deferred_failure = pack(&p, j->defa, strlen(j->defa));
 	if (token)
 		c->token = pack(&p, token, token_len);
+	if (j->pb)
+		c->processed_by = pack(&p, j->pb, strlen(j->pb));
 	*out = c;
 	return 0;
 }

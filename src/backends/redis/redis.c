@@ -266,6 +266,8 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.add_recv = rq_add_recv;
 	b->base.list_queues = rq_list_queues;
 	b->base.count_workers = rq_count_workers;
+	b->base.worker_attach = rq_worker_attach;
+	b->base.worker_detach = rq_worker_detach;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->port = opts->port ? opts->port : 6379;
