@@ -200,7 +200,7 @@ for i = 1, ndone do
   argi = argi + 6
   if statuses[i] == 0 then
     finished[#finished + 1] = id
-    releaseDedupOnFinish(id, deid, keepCount == 0)
+    releaseDedupOnFinish(id, deid, keepCount == 0, ARGV[5])
     local parent = parentOf(jks[i])
     if parent then
       childCompleted(parent, jks[i], value, ARGV[5])

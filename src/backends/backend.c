@@ -211,7 +211,7 @@ jobq__job_options_equal(const jobq_job_options *a, const jobq_job_options *b) {
 	       jobq__keep_equal(&a->remove_on_complete, &b->remove_on_complete) &&
 	       jobq__keep_equal(&a->remove_on_fail, &b->remove_on_fail) &&
 	       a->keep_logs == b->keep_logs && a->size_limit == b->size_limit &&
-	       a->dedup_ttl_ms == b->dedup_ttl_ms;
+	       a->dedup_ttl_ms == b->dedup_ttl_ms && a->dedup_keep_last == b->dedup_keep_last;
 }
 
 size_t

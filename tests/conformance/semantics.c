@@ -1,5 +1,5 @@
 /* BullMQ job semantics beyond the basics (issue 16): the worker's name written on the jobs it
- * processes (pb), ... */
+ * processes (pb), deduplication keepLastIfActive. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,10 +110,50 @@ sem_worker_name_refused(void **state) {
 	jobq_worker_free(w);
 }
 
+/* keepLastIfActive: adds deduplicated while the owner is active are kept, the latest wins and
+ * becomes a job when the owner completes (Redis); a store without it refuses the option and
+ * changes nothing. */
+static void
+sem_dedup_keep_last(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_options o = conf_opts();
+	jobq_job_id owner, id;
+	o.dedup_id = "k";
+	o.dedup_keep_last = 1;
+	if (!conf_has(c, JOBQ_CAP_DEDUP_KEEP_LAST)) {
+		conf_assert_error(jobq_queue_add(&id, c->q, "n", "{}", 2, &o), JOBQ_ENOTSUP);
+		conf_assert_counts(c, 0, 0, 0, 0, 0, 0);
+		return;
+	}
+	assert_int_equal(jobq_queue_add(&owner, c->q, "n", "{\"v\":0}", 7, &o), JOBQ_ADD_CREATED);
+	/* while the owner waits: only deduplicated, nothing kept */
+	assert_int_equal(jobq_queue_add(&id, c->q, "n", "{\"v\":9}", 7, &o), JOBQ_ADD_DEDUPLICATED);
+	assert_string_equal(id.str, owner.str);
+	jobq_job *job = conf_fetch(c, owner.str, CONF_LOCK_MS);
+	assert_int_equal(jobq_queue_add(&id, c->q, "n", "{\"v\":1}", 7, &o), JOBQ_ADD_DEDUPLICATED);
+	assert_int_equal(jobq_queue_add(&id, c->q, "n", "{\"v\":2}", 7, &o), JOBQ_ADD_DEDUPLICATED);
+	assert_string_equal(id.str, owner.str);
+	conf_assert_counts(c, 0, 1, 0, 0, 0, 0);
+	assert_int_equal(jobq_queue_complete(c->q, owner.str, jobq_job_token(job), "1"), 0);
+	jobq_job_free(job);
+	conf_assert_counts(c, 1, 0, 0, 0, 1, 0);
+	job = conf_fetch(c, NULL, CONF_LOCK_MS);
+	size_t len = 0;
+	const char *data = jobq_job_data(job, &len);
+	assert_string_equal(data, "{\"v\":2}");
+	assert_string_equal(jobq_job_options_of(job)->dedup_id, "k");
+	assert_true(jobq_job_options_of(job)->dedup_keep_last);
+	/* the new job owns the id now */
+	assert_int_equal(jobq_queue_add(&id, c->q, "n", "{\"v\":3}", 7, &o), JOBQ_ADD_DEDUPLICATED);
+	assert_string_equal(id.str, jobq_job_id_of(job));
+	jobq_job_free(job);
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(sem_worker_name_is_processed_by),
     CONF_CASE(sem_worker_default_name),
     CONF_CASE(sem_manual_fetch_keeps_processed_by),
     CONF_CASE(sem_worker_name_refused),
+    CONF_CASE(sem_dedup_keep_last),
 };
 CONF_TABLE(conf_semantics_cases, cases);

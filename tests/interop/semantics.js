@@ -1,6 +1,6 @@
 // BullMQ 6.7.0 <-> jobq on one Redis server: the job semantics of issue 16, driven through the
 // `jobq` command (so the command's flags are covered too): the worker's name (pb, getWorkers),
-// ...
+// deduplication keepLastIfActive finished by a jobq worker.
 // usage: node semantics.js <path to jobq> <redis unix socket>
 // Prints "ok <case>" / "FAIL <case>" lines; exits non-zero on any failure.
 'use strict';
@@ -96,6 +96,36 @@ test('a Node worker\'s pb is read back by jobq get', async () => {
   await eventually(async () => (await queue.getJobState(job.id)) === 'completed', 10000, 'the job completed');
   assert.equal(JSON.parse(jobq('get', queue.name, job.id, '--json')).processedBy, 'node-w');
 });
+
+// --- 3. deduplication keepLastIfActive -------------------------------------------------------
+// The owner runs in jobq (gated); Node adds twice more with the same dedup id meanwhile; when
+// the owner finishes (exit 0: completed, exit 64: failed for good) the latest add becomes the
+// next job, and no stash is left behind.
+for (const [how, exit] of [['completes', 0], ['fails for good', 64]]) {
+  test(`keepLastIfActive: jobq ${how} the owner, the latest stashed add becomes the next job`, async () => {
+    const queue = nodeQueue(`kl${exit}`);
+    const g = gate(`kl${exit}`);
+    const de = { deduplication: { id: 'k', keepLastIfActive: true } };
+    const owner = await queue.add('own', { v: 0 }, de);
+    const w = jobqWork(queue.name, '--max-jobs', '2', '--', 'sh', '-c',
+      `read -r d; case "$d" in *'"v":0'*) read x < ${g.path}; exit ${exit};; esac; echo "$d"`);
+    await eventually(async () => (await queue.getJobState(owner.id)) === 'active', 10000, 'the owner active');
+    const a = await queue.add('own', { v: 1 }, de);
+    const b = await queue.add('own', { v: 2 }, de);
+    assert.equal(a.id, owner.id);
+    assert.equal(b.id, owner.id);
+    assert.equal(await redis.exists(`bull:${queue.name}:dn:k`), 1);
+    g.open();
+    assert.equal(await w.done, exit ? 1 : 0);
+    assert.equal(await queue.getJobState(owner.id), exit ? 'failed' : 'completed');
+    const next = (await queue.getJobs(['completed'])).filter((j) => j.id !== owner.id);
+    assert.equal(next.length, 1);
+    assert.deepEqual(next[0].data, { v: 2 });
+    assert.deepEqual(next[0].returnvalue, { v: 2 });
+    assert.equal(await redis.exists(`bull:${queue.name}:dn:k`), 0);
+    assert.equal(await redis.exists(`bull:${queue.name}:de:k`), 0);
+  });
+}
 
 (async () => {
   let failed = 0;

@@ -54,12 +54,13 @@ extern "C" {
 
 /** Capabilities of a backend (jobq_backend.caps). */
 enum {
-	JOBQ_CAP_BLOCKING_WAIT = 1u << 0, /**< wait_for_work and events_read really block */
-	JOBQ_CAP_DURABLE = 1u << 1,       /**< survives a process restart */
-	JOBQ_CAP_MULTIPROCESS = 1u << 2,  /**< several processes may share a queue */
-	JOBQ_CAP_DUE_CLOCK = 1u << 3,     /**< due times follow now_ms only (was LOGICAL_CLOCK) */
-	JOBQ_CAP_JSON_DATA = 1u << 4,     /**< job data must be JSON text (BullMQ interop) */
-	JOBQ_CAP_LOCK_CLOCK = 1u << 5,    /**< locks and dedup TTLs expire by now_ms only */
+	JOBQ_CAP_BLOCKING_WAIT = 1u << 0,   /**< wait_for_work and events_read really block */
+	JOBQ_CAP_DURABLE = 1u << 1,         /**< survives a process restart */
+	JOBQ_CAP_MULTIPROCESS = 1u << 2,    /**< several processes may share a queue */
+	JOBQ_CAP_DUE_CLOCK = 1u << 3,       /**< due times follow now_ms only (was LOGICAL_CLOCK) */
+	JOBQ_CAP_JSON_DATA = 1u << 4,       /**< job data must be JSON text (BullMQ interop) */
+	JOBQ_CAP_LOCK_CLOCK = 1u << 5,      /**< locks and dedup TTLs expire by now_ms only */
+	JOBQ_CAP_DEDUP_KEEP_LAST = 1u << 6, /**< add and the finishes keep dedup_keep_last */
 	/** Both clocks: what JOBQ_CAP_LOGICAL_CLOCK meant before the split (kept for old users). */
 	JOBQ_CAP_LOGICAL_CLOCK = JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK
 };

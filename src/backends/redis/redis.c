@@ -232,7 +232,7 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.name = "redis";
 	/* Due times follow the core's now; locks are PX keys on server time. */
 	b->base.caps = JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS |
-	               JOBQ_CAP_JSON_DATA | JOBQ_CAP_DUE_CLOCK;
+	               JOBQ_CAP_JSON_DATA | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_DEDUP_KEEP_LAST;
 	b->base.queue_open = rq_queue_open;
 	b->base.queue_close = rq_queue_close;
 	b->base.add = rq_add;
