@@ -461,6 +461,17 @@ time_or_null(int64_t ms) {
 	return ms > 0 ? json_integer(ms) : json_null();
 }
 
+void
+cli_set_keep(jobq_keep *k, int64_t n) {
+	if (n == 0) {
+		k->mode = JOBQ_KEEP_NONE;
+	} else {
+		k->mode = JOBQ_KEEP_LIMIT;
+		k->count = n;
+		k->age_ms = -1;
+	}
+}
+
 json_t *
 cli_job_json(const jobq_job *job) {
 	json_t *j = json_object();

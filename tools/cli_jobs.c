@@ -53,17 +53,6 @@ parse_backoff(jobq_backoff *b, const char *s) {
 	return 0;
 }
 
-static void
-set_keep(jobq_keep *k, int64_t n) {
-	if (n == 0) {
-		k->mode = JOBQ_KEEP_NONE;
-	} else {
-		k->mode = JOBQ_KEEP_LIMIT;
-		k->count = n;
-		k->age_ms = -1;
-	}
-}
-
 int
 cli_cmd_add(int argc, char **argv) {
 	int64_t delay = 0, priority = 0, attempts = 0, roc = -1, rof = -1;
@@ -116,9 +105,9 @@ cli_cmd_add(int argc, char **argv) {
 	o.attempts = (uint32_t)attempts;
 	o.job_id = id;
 	if (roc_seen)
-		set_keep(&o.remove_on_complete, roc);
+		cli_set_keep(&o.remove_on_complete, roc);
 	if (rof_seen)
-		set_keep(&o.remove_on_fail, rof);
+		cli_set_keep(&o.remove_on_fail, rof);
 
 	if (a.npos < 3) {
 		data = strdup("{}");
