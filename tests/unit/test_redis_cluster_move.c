@@ -67,7 +67,7 @@ slot_migrates_under_load(void **state) {
 	snprintf(url, sizeof(url),
 	         "redis+cluster://127.0.0.1:%d?prefix=%s&command_timeout_ms=20000", ch_ports[0],
 	         prefix);
-	int slot;
+	int slot = -1;
 	int from = ch_master_of(0, tag, &slot);
 	assert_true(from >= 0);
 	int to = -1;
