@@ -45,7 +45,7 @@ replica_of(int master) {
 static int
 wait_master(int node, const char *tag, int64_t ms) {
 	int64_t deadline = ch_mono_ms() + ms;
-	int slot;
+	int slot = -1;
 	while (ch_master_of(node, tag, &slot) != node)
 		if (ch_mono_ms() > deadline)
 			return -1;
@@ -59,7 +59,7 @@ static void
 start(ch_harness *h, char *tag, size_t tl, const char *what, int *master, int *replica) {
 	char url[300];
 	snprintf(tag, tl, "jobqfo%s%ld", what, (long)getpid());
-	int slot;
+	int slot = -1;
 	*master = ch_master_of(0, tag, &slot);
 	if (*master < 0) /* node 1 may be the one a case killed */
 		*master = ch_master_of(1, tag, &slot);
