@@ -185,10 +185,30 @@ int cli_prometheus(char **out, jobq_store *store, char **queues, int nqueues);
 
 /* --- job options (cli_jobs.c) ------------------------------------------------------------- */
 
-/* --backoff TYPE:MS (fixed or exponential) into *b; 0 or -1. */
-int cli_parse_backoff(jobq_backoff *b, const char *s);
-/* --remove-on-complete[=N] / --remove-on-fail[=N]: 0 removes at once, N keeps the newest N. */
-void cli_set_keep(jobq_keep *k, int64_t n);
+/* The job options `add` and `schedule` share: --priority, --lifo, --attempts, --backoff
+ * TYPE:MS, --remove-on-complete[=N] and --remove-on-fail[=N] (0 removes at once, N keeps the
+ * newest N). CLI_JOB_OPT_ENTRIES(j) are their entries in a verb's option table. */
+typedef struct cli_job_opts {
+	int64_t priority, attempts, remove_on_complete, remove_on_fail;
+	int lifo, remove_on_complete_seen, remove_on_fail_seen;
+	const char *backoff;
+} cli_job_opts;
+#define CLI_JOB_OPTS_INIT                                                                          \
+	{ 0, 0, -1, -1, 0, 0, 0, NULL }
+/* clang-format off */
+#define CLI_JOB_OPT_ENTRIES(j)                                                                    \
+	{"priority", 0, CLI_OPT_INT, &(j).priority, 0, JOBQ_PRIORITY_MAX, 0, NULL},                \
+	{"lifo", 0, CLI_OPT_FLAG, &(j).lifo, 0, 0, 0, NULL},                                       \
+	{"attempts", 0, CLI_OPT_INT, &(j).attempts, 1, 1000000, 0, NULL},                          \
+	{"backoff", 0, CLI_OPT_STRING, &(j).backoff, 0, 0, 0, NULL},                               \
+	{"remove-on-complete", 0, CLI_OPT_OPTINT, &(j).remove_on_complete, 0, INT64_MAX, 0,        \
+	 &(j).remove_on_complete_seen},                                                            \
+	{"remove-on-fail", 0, CLI_OPT_OPTINT, &(j).remove_on_fail, 0, INT64_MAX, 0,                \
+	 &(j).remove_on_fail_seen}
+/* clang-format on */
+/* Sets those fields of `o` from `j`: 0, or the usage exit code (message printed) for a bad
+ * --backoff. */
+int cli_job_opts_apply(jobq_job_options *o, const cli_job_opts *j);
 
 /* --- verbs ------------------------------------------------------------------------------- */
 

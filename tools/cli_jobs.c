@@ -34,8 +34,9 @@ read_stdin(size_t *len) {
 	return buf;
 }
 
-int
-cli_parse_backoff(jobq_backoff *b, const char *s) {
+/* --backoff TYPE:MS (fixed or exponential) into *b; 0 or -1. */
+static int
+parse_backoff(jobq_backoff *b, const char *s) {
 	const char *colon = strchr(s, ':');
 	int64_t ms;
 
@@ -53,8 +54,8 @@ cli_parse_backoff(jobq_backoff *b, const char *s) {
 	return 0;
 }
 
-void
-cli_set_keep(jobq_keep *k, int64_t n) {
+static void
+set_keep(jobq_keep *k, int64_t n) {
 	if (n == 0) {
 		k->mode = JOBQ_KEEP_NONE;
 	} else {
@@ -65,19 +66,30 @@ cli_set_keep(jobq_keep *k, int64_t n) {
 }
 
 int
+cli_job_opts_apply(jobq_job_options *o, const cli_job_opts *j) {
+	if (j->backoff != NULL && parse_backoff(&o->backoff, j->backoff) < 0)
+		return cli_usage_fail(
+		    "invalid value '%s' for --backoff: expected fixed:MS or exponential:MS",
+		    j->backoff);
+	o->priority = (uint32_t)j->priority;
+	o->lifo = j->lifo;
+	o->attempts = (uint32_t)j->attempts;
+	if (j->remove_on_complete_seen)
+		set_keep(&o->remove_on_complete, j->remove_on_complete);
+	if (j->remove_on_fail_seen)
+		set_keep(&o->remove_on_fail, j->remove_on_fail);
+	return 0;
+}
+
+int
 cli_cmd_add(int argc, char **argv) {
-	int64_t delay = 0, priority = 0, attempts = 0, roc = -1, rof = -1;
-	int lifo = 0, roc_seen = 0, rof_seen = 0;
-	const char *backoff = NULL, *id = NULL;
+	int64_t delay = 0;
+	const char *id = NULL;
+	cli_job_opts jo = CLI_JOB_OPTS_INIT;
 	const cli_opt opts[] = {
 	    {"delay", 0, CLI_OPT_INT, &delay, 0, INT64_MAX / 2, 0, NULL},
-	    {"priority", 0, CLI_OPT_INT, &priority, 0, JOBQ_PRIORITY_MAX, 0, NULL},
-	    {"lifo", 0, CLI_OPT_FLAG, &lifo, 0, 0, 0, NULL},
-	    {"attempts", 0, CLI_OPT_INT, &attempts, 1, 1000000, 0, NULL},
-	    {"backoff", 0, CLI_OPT_STRING, &backoff, 0, 0, 0, NULL},
 	    {"id", 0, CLI_OPT_STRING, &id, 0, 0, 0, NULL},
-	    {"remove-on-complete", 0, CLI_OPT_OPTINT, &roc, 0, INT64_MAX, 0, &roc_seen},
-	    {"remove-on-fail", 0, CLI_OPT_OPTINT, &rof, 0, INT64_MAX, 0, &rof_seen},
+	    CLI_JOB_OPT_ENTRIES(jo),
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
 	jobq_job_options o;
@@ -100,25 +112,13 @@ cli_cmd_add(int argc, char **argv) {
 	if (a.npos < 2)
 		return cli_usage_fail("missing job NAME");
 	jobq_job_options_init(&o, JOBQ_JOB_OPTIONS_VERSION);
-	if (backoff) {
-		if (cli_parse_backoff(&o.backoff, backoff) < 0)
-			return cli_usage_fail(
-			    "invalid value '%s' for --backoff: expected fixed:MS or "
-			    "exponential:MS",
-			    backoff);
-	}
+	if ((rc = cli_job_opts_apply(&o, &jo)) != 0)
+		return rc;
 	if (id && (!*id || strlen(id) > JOBQ_ID_MAX))
 		return cli_usage_fail("invalid value '%s' for --id: expected 1 to %d bytes", id,
 		                      JOBQ_ID_MAX);
 	o.delay_ms = delay;
-	o.priority = (uint32_t)priority;
-	o.lifo = lifo;
-	o.attempts = (uint32_t)attempts;
 	o.job_id = id;
-	if (roc_seen)
-		cli_set_keep(&o.remove_on_complete, roc);
-	if (rof_seen)
-		cli_set_keep(&o.remove_on_fail, rof);
 
 	if (a.npos < 3) {
 		data = strdup("{}");

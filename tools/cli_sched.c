@@ -42,11 +42,22 @@ parse_time(int64_t *out, const char *s) {
 	return 0;
 }
 
+/* --start / --end TIME into *out when given: 0, or the usage exit code. */
+static int
+time_option(int64_t *out, const char *name, const char *value) {
+	if (value == NULL || parse_time(out, value) == 0)
+		return 0;
+	return cli_usage_fail("invalid value '%s' for --%s: expected milliseconds since the epoch "
+	                      "or YYYY-MM-DDTHH:MM[:SS[.mmm]]Z",
+	                      value, name);
+}
+
 int
 cli_cmd_schedule(int argc, char **argv) {
-	int64_t every = 0, offset = 0, limit = -1, priority = 0, attempts = 0, roc = -1, rof = -1;
-	int immediately = 0, lifo = 0, roc_seen = 0, rof_seen = 0, limit_seen = 0;
-	const char *cron = NULL, *tz = NULL, *start = NULL, *end = NULL, *backoff = NULL;
+	int64_t every = 0, offset = 0, limit = -1;
+	int immediately = 0, limit_seen = 0;
+	const char *cron = NULL, *tz = NULL, *start = NULL, *end = NULL;
+	cli_job_opts jo = CLI_JOB_OPTS_INIT;
 	const cli_opt opts[] = {
 	    {"every", 0, CLI_OPT_INT, &every, 1, JOBQ_TIME_MAX_MS, 0, NULL},
 	    {"offset", 0, CLI_OPT_INT, &offset, 0, JOBQ_TIME_MAX_MS, 0, NULL},
@@ -56,12 +67,7 @@ cli_cmd_schedule(int argc, char **argv) {
 	    {"end", 0, CLI_OPT_STRING, &end, 0, 0, 0, NULL},
 	    {"limit", 0, CLI_OPT_INT, &limit, 0, INT64_MAX, 0, &limit_seen},
 	    {"immediately", 0, CLI_OPT_FLAG, &immediately, 0, 0, 0, NULL},
-	    {"priority", 0, CLI_OPT_INT, &priority, 0, JOBQ_PRIORITY_MAX, 0, NULL},
-	    {"lifo", 0, CLI_OPT_FLAG, &lifo, 0, 0, 0, NULL},
-	    {"attempts", 0, CLI_OPT_INT, &attempts, 1, 1000000, 0, NULL},
-	    {"backoff", 0, CLI_OPT_STRING, &backoff, 0, 0, 0, NULL},
-	    {"remove-on-complete", 0, CLI_OPT_OPTINT, &roc, 0, INT64_MAX, 0, &roc_seen},
-	    {"remove-on-fail", 0, CLI_OPT_OPTINT, &rof, 0, INT64_MAX, 0, &rof_seen},
+	    CLI_JOB_OPT_ENTRIES(jo),
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
 	jobq_scheduler_spec spec;
@@ -83,18 +89,10 @@ cli_cmd_schedule(int argc, char **argv) {
 		return cli_usage_fail("invalid value 0 for --limit: at least 1 iteration");
 	jobq_scheduler_spec_init(&spec, JOBQ_SCHEDULER_SPEC_VERSION);
 	jobq_job_options_init(&o, JOBQ_JOB_OPTIONS_VERSION);
-	if (start != NULL && parse_time(&spec.start_ms, start) < 0)
-		return cli_usage_fail("invalid value '%s' for --start: expected milliseconds since "
-		                      "the epoch or YYYY-MM-DDTHH:MM[:SS[.mmm]]Z",
-		                      start);
-	if (end != NULL && parse_time(&spec.end_ms, end) < 0)
-		return cli_usage_fail("invalid value '%s' for --end: expected milliseconds since "
-		                      "the epoch or YYYY-MM-DDTHH:MM[:SS[.mmm]]Z",
-		                      end);
-	if (backoff != NULL && cli_parse_backoff(&o.backoff, backoff) < 0)
-		return cli_usage_fail(
-		    "invalid value '%s' for --backoff: expected fixed:MS or exponential:MS",
-		    backoff);
+	if ((rc = time_option(&spec.start_ms, "start", start)) != 0 ||
+	    (rc = time_option(&spec.end_ms, "end", end)) != 0 ||
+	    (rc = cli_job_opts_apply(&o, &jo)) != 0)
+		return rc;
 	spec.every_ms = every;
 	spec.offset_ms = offset;
 	spec.pattern = cron;
@@ -103,13 +101,6 @@ cli_cmd_schedule(int argc, char **argv) {
 	spec.immediately = immediately;
 	spec.name = a.npos > 2 ? a.pos[2] : NULL;
 	spec.data = a.npos > 3 ? a.pos[3] : NULL;
-	o.priority = (uint32_t)priority;
-	o.lifo = lifo;
-	o.attempts = (uint32_t)attempts;
-	if (roc_seen)
-		cli_set_keep(&o.remove_on_complete, roc);
-	if (rof_seen)
-		cli_set_keep(&o.remove_on_fail, rof);
 	spec.opts = &o;
 	if (spec.data != NULL) {
 		json_t *parsed = cli_json_parse(spec.data, strlen(spec.data));
