@@ -1023,6 +1023,8 @@ c_worker_process(fixture *f, jobq_test_buf *res) {
 		struct timespec ts = {0, 1000000L};
 		nanosleep(&ts, NULL);
 	}
+	/* closed first: the store records a completion before the worker counts it */
+	(void)jobq_worker_close(w, -1);
 	jobq_worker_stats st;
 	jobq_worker_get_stats(&st, w);
 	jobq_worker_free(w);
