@@ -11,7 +11,8 @@
       "s" (plain, with the name, opts and timestamp of the plain job before it): data
       "j" (any job): customId ("" for a generated id), name, data (JSON), opts (JSON),
         timestamp, delay (ms), priority, lifo ("1"/"0"), dedupId ("" none),
-        dedupTtl (ms, 0 none)
+        dedupTtl (ms, 0 none, -1 keepLastIfActive: no expiry, and an add deduplicated while
+        the owner is active is stashed to become the next job, includes/dedupnext)
   Output:
     {firstId, then {i, outcome, id} per "j" job}: job i of the call (from 0) is given the
     generated id firstId + i, and a plain job is always created with it, so only the others
@@ -23,6 +24,7 @@
 --- @include "includes/events"
 --- @include "includes/markers"
 --- @include "includes/scores"
+--- @include "includes/dedupnext"
 
 local n = tonumber(ARGV[2])
 
@@ -83,11 +85,14 @@ local function addOne(i, b)
     local dk = qp .. "de:" .. dedupId
     local owner = redis.call("GET", dk)
     if owner and redis.call("PTTL", dk) == -1 and redis.call("EXISTS", qp .. owner) == 0 then
-      -- stale: the owner vanished without releasing its key
-      redis.call("DEL", dk)
+      -- stale: the owner vanished without releasing its key (nor its stash)
+      redis.call("DEL", dk, qp .. "dn:" .. dedupId)
       owner = nil
     end
     if owner then
+      if dedupTtl < 0 then
+        stashIfActive(owner, dedupId, id, name, data, opts)
+      end
       add("deduplicated", "jobId", owner, "deduplicationId", dedupId, "deduplicatedJobId", id)
       id = owner
       outcome = 2

@@ -13,7 +13,7 @@
     then per completion 6 values: job id, token, returnvalue JSON, keep count (-1 all,
     0 none, k newest), keep age ms (-1 none), dedup id ("" none: the client read the job's
     hash when it fetched it; the key is released only if it still names this job),
-    then m lock tokens,
+    then m lock tokens, then the worker's name for the pb of the jobs fetched ("" none),
     then, when any completion counts metrics, the workers' metrics.maxDataPoints (0: none;
     includes/metrics): one value for every completion, or one value per completion
   Output:
@@ -203,7 +203,7 @@ for i = 1, ndone do
   argi = argi + 6
   if statuses[i] == 0 then
     finished[#finished + 1] = id
-    releaseDedupOnFinish(id, deid, keepCount == 0)
+    releaseDedupOnFinish(id, deid, keepCount == 0, ARGV[5])
     local parent = parentOf(jks[i])
     if parent then
       childCompleted(parent, jks[i], value, ARGV[5])
@@ -224,7 +224,7 @@ if #gone > 0 then
   redis.call("DEL", unpack(gone))
 end
 -- metrics: the completions counted, per size of the list
-local metricsAt = 5 + 6 * ndone + maxFetch
+local metricsAt = 6 + 6 * ndone + maxFetch -- (the last value before them: the worker name)
 if #finished > 0 and #ARGV == metricsAt + 1 then
   if tonumber(ARGV[metricsAt + 1]) > 0 then
     countFinished("completed", #finished, ARGV[5], tonumber(ARGV[metricsAt + 1]))
@@ -254,6 +254,7 @@ if maxFetch > 0 then
   -- The jobs' hashes are not returned: the client reads them with HGETALL after this script
   -- (the jobs are locked by then), which costs the server far less than turning each hash
   -- into a Lua table and back.
+  workerName = ARGV[argi + maxFetch]
   jobs = fetchJobs(maxFetch, argi, ARGV[4], ARGV[5], {meta[2], meta[3], meta[4], meta[5]})
 end
 if #finished > 0 or #jobs > 0 then

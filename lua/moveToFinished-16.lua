@@ -57,7 +57,7 @@ if parent then
   end
 end
 trimEvents()
-releaseDedupOnFinish(id, redis.call("HGET", jk, "deid"), keepCount == 0)
+releaseDedupOnFinish(id, redis.call("HGET", jk, "deid"), keepCount == 0, now)
 
 local atm = redis.call("HINCRBY", jk, "atm", 1)
 if keepCount == 0 then

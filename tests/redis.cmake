@@ -151,6 +151,14 @@ add_test(NAME interop.bullmq.cluster
 set_tests_properties(interop.bullmq.cluster PROPERTIES LABELS "interop;redis"
                      TIMEOUT 300 SKIP_RETURN_CODE 77)
 jobq_redis_cluster_test(interop.bullmq.cluster redis_cluster)
+# The job semantics of issue 16 (tests/interop/semantics.js), driven through the `jobq` command.
+if(TARGET jobq)
+  add_test(NAME interop.semantics
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/run.sh $<TARGET_FILE:jobq> "" semantics.js)
+  set_tests_properties(interop.semantics PROPERTIES LABELS "interop;redis" TIMEOUT 300
+                                                    SKIP_RETURN_CODE 77)
+  jobq_redis_test(interop.semantics)
+endif()
 
 # The backend's unit test and the BullMQ 6 interop on Valkey too (interop: slow, ~20 s).
 add_test(NAME unit.redis_backend.valkey COMMAND test_redis_backend)

@@ -118,6 +118,9 @@ json_t *cli_json_string(const char *s, size_t len);
 json_t *cli_job_json(const jobq_job *job);
 /* The job's options with BullMQ's opts keys. */
 json_t *cli_job_opts_json(const jobq_job_options *o);
+/* The keep policy of --remove-on-complete[=N] / --remove-on-fail[=N]: 0 removes at once, N
+ * keeps the newest N. */
+void cli_set_keep(jobq_keep *k, int64_t n);
 
 /* Progress line on stderr, shown only on a terminal and without --json / --quiet. */
 int cli_progress_enabled(void);

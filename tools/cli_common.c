@@ -461,6 +461,17 @@ time_or_null(int64_t ms) {
 	return ms > 0 ? json_integer(ms) : json_null();
 }
 
+void
+cli_set_keep(jobq_keep *k, int64_t n) {
+	if (n == 0) {
+		k->mode = JOBQ_KEEP_NONE;
+	} else {
+		k->mode = JOBQ_KEEP_LIMIT;
+		k->count = n;
+		k->age_ms = -1;
+	}
+}
+
 json_t *
 cli_job_json(const jobq_job *job) {
 	json_t *j = json_object();
@@ -498,6 +509,8 @@ cli_job_json(const jobq_job *job) {
 	json_object_set_new(j, "finishedOn", time_or_null(jobq_job_finished_on(job)));
 	json_object_set_new(j, "delay", json_integer(jobq_job_delay(job)));
 	json_object_set_new(j, "priority", json_integer(jobq_job_priority(job)));
+	const char *pb = jobq_job_processed_by(job);
+	json_object_set_new(j, "processedBy", pb ? cli_json_string(pb, strlen(pb)) : json_null());
 	return j;
 }
 

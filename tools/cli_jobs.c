@@ -54,17 +54,6 @@ parse_backoff(jobq_backoff *b, const char *s) {
 	return 0;
 }
 
-static void
-set_keep(jobq_keep *k, int64_t n) {
-	if (n == 0) {
-		k->mode = JOBQ_KEEP_NONE;
-	} else {
-		k->mode = JOBQ_KEEP_LIMIT;
-		k->count = n;
-		k->age_ms = -1;
-	}
-}
-
 int
 cli_job_opts_apply(jobq_job_options *o, const cli_job_opts *j) {
 	if (j->backoff != NULL && parse_backoff(&o->backoff, j->backoff) < 0)
@@ -75,9 +64,9 @@ cli_job_opts_apply(jobq_job_options *o, const cli_job_opts *j) {
 	o->lifo = j->lifo;
 	o->attempts = (uint32_t)j->attempts;
 	if (j->remove_on_complete_seen)
-		set_keep(&o->remove_on_complete, j->remove_on_complete);
+		cli_set_keep(&o->remove_on_complete, j->remove_on_complete);
 	if (j->remove_on_fail_seen)
-		set_keep(&o->remove_on_fail, j->remove_on_fail);
+		cli_set_keep(&o->remove_on_fail, j->remove_on_fail);
 	return 0;
 }
 
@@ -203,6 +192,8 @@ print_job_text(const jobq_job *job) {
 		printf("  trace:      %s\n", jobq_job_stacktrace_at(job, i));
 	printf("created:      %s\n", cli_fmt_time(t, sizeof(t), jobq_job_timestamp(job)));
 	printf("processed:    %s\n", cli_fmt_time(t, sizeof(t), jobq_job_processed_on(job)));
+	if ((s = jobq_job_processed_by(job)) != NULL)
+		printf("worker:       %s\n", s);
 	printf("finished:     %s\n", cli_fmt_time(t, sizeof(t), jobq_job_finished_on(job)));
 }
 

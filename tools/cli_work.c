@@ -651,7 +651,9 @@ cli_cmd_work(int argc, char **argv) {
 	int64_t concurrency = 1, max_jobs = 0, idle_exit = 0, timeout = 0, lock_ms = 30000;
 	int64_t stalled_interval = 30000, max_stalled = 1, shutdown_ms = 30000, stderr_log = 0;
 	int64_t metrics = 0;
-	const char *log_format = "text";
+	int64_t roc = -1, rof = -1;
+	int roc_seen = 0, rof_seen = 0;
+	const char *log_format = "text", *worker_name = NULL;
 	const cli_opt opts[] = {
 	    {"concurrency", 'c', CLI_OPT_INT, &concurrency, 1, 1024, 0, NULL},
 	    {"max-jobs", 0, CLI_OPT_INT, &max_jobs, 1, INT64_MAX, 0, NULL},
@@ -664,6 +666,9 @@ cli_cmd_work(int argc, char **argv) {
 	    {"stderr-log", 0, CLI_OPT_OPTINT, &stderr_log, 1, 10000, 100, NULL},
 	    {"metrics", 0, CLI_OPT_INT, &metrics, 1, JOBQ_METRICS_MAX_POINTS, 0, NULL},
 	    {"log", 0, CLI_OPT_STRING, &log_format, 0, 0, 0, NULL},
+	    {"name", 0, CLI_OPT_STRING, &worker_name, 0, 0, 0, NULL},
+	    {"remove-on-complete", 0, CLI_OPT_OPTINT, &roc, 0, INT64_MAX, 0, &roc_seen},
+	    {"remove-on-fail", 0, CLI_OPT_OPTINT, &rof, 0, INT64_MAX, 0, &rof_seen},
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
 	cli_args a;
@@ -724,9 +729,16 @@ cli_cmd_work(int argc, char **argv) {
 	wo.stalled_interval_ms = stalled_interval;
 	wo.max_stalled = (uint32_t)max_stalled;
 	wo.metrics_max_data_points = (uint32_t)metrics;
+	/* for the jobs that do not set their own, as BullMQ's worker options */
+	if (roc_seen)
+		cli_set_keep(&wo.remove_on_complete, roc);
+	if (rof_seen)
+		cli_set_keep(&wo.remove_on_fail, rof);
 	wo.on_event = on_worker_event;
 	wo.event_payload = &ctx;
 	rc = jobq_worker_new(&ctx.w, q, handle, &ctx, &wo);
+	if (rc == 0 && worker_name != NULL && (rc = jobq_worker_set_name(ctx.w, worker_name)) < 0)
+		jobq_worker_free(ctx.w);
 	if (rc < 0) {
 		rc = cli_lib_fail(rc, "cannot create the worker");
 		cli_close(store, q);

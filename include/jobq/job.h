@@ -87,6 +87,12 @@ typedef struct jobq_job_options {
 	const char *dedup_id; /**< deduplication id: while its owner lives, adds return the owner */
 	int64_t dedup_ttl_ms; /**< > 0: the dedup id also expires after this long */
 	int64_t timestamp;    /**< creation time override in ms (<= JOBQ_TIME_MAX_MS); 0: now */
+	/** BullMQ `deduplication.keepLastIfActive` (needs dedup_id; the id then has no expiry
+	 * while its owner lives): an add deduplicated while the owner is active is kept (the
+	 * latest replaces an earlier one) and becomes a job when the owner completes or fails
+	 * for good; while the owner waits, adds are only deduplicated. Redis only for now:
+	 * JOBQ_ENOTSUP on the memory and LMDB stores. */
+	int dedup_keep_last;
 } jobq_job_options;
 
 /** The version of jobq_job_options this header defines. */
@@ -96,7 +102,7 @@ typedef struct jobq_job_options {
 #define JOBQ_JOB_OPTIONS_INIT                                                                      \
 	{                                                                                          \
 		JOBQ_JOB_OPTIONS_VERSION, 0, 0, 0, 0, {JOBQ_BACKOFF_NONE, 0, 0.0, 0, NULL}, NULL,  \
-		    {JOBQ_KEEP_DEFAULT, 0, 0}, {JOBQ_KEEP_DEFAULT, 0, 0}, 0, 0, NULL, 0, 0         \
+		    {JOBQ_KEEP_DEFAULT, 0, 0}, {JOBQ_KEEP_DEFAULT, 0, 0}, 0, 0, NULL, 0, 0, 0      \
 	}
 /** The highest priority number (2^21 - 1); lower numbers run first. */
 #define JOBQ_PRIORITY_MAX 2097151u
@@ -147,6 +153,9 @@ JOBQ_EXTERN const char *jobq_job_failed_reason(const jobq_job *job);
 JOBQ_EXTERN size_t jobq_job_stacktrace_count(const jobq_job *job);
 /** Stack/trace line `i` (0-based, oldest first). */
 JOBQ_EXTERN const char *jobq_job_stacktrace_at(const jobq_job *job, size_t i);
+/** The name of the worker that fetched the job last (BullMQ `processedBy`, job hash field
+ * `pb`), or NULL if none did, or a fetch without a worker (jobq_queue_fetch) did. */
+JOBQ_EXTERN const char *jobq_job_processed_by(const jobq_job *job);
 /** Lock token of a fetched job (manual mode), else NULL. */
 JOBQ_EXTERN const char *jobq_job_token(const jobq_job *job);
 

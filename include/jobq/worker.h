@@ -131,6 +131,21 @@ JOBQ_EXTERN void jobq_worker_stop(jobq_worker *w);
 /** Closes (if needed, with no deadline) and frees. NULL is a no-op. */
 JOBQ_EXTERN void jobq_worker_free(jobq_worker *w);
 
+/** The longest worker name jobq_worker_set_name takes. */
+#define JOBQ_WORKER_NAME_MAX 200
+
+/**
+ * Names the worker (BullMQ's worker `name`; default "<host>:<pid>"). The name is written on
+ * every job the worker fetches (BullMQ `pb`, see jobq_job_processed_by) and, on Redis, is the
+ * client name of the worker's own connection ("<prefix>:<base64(queue)>:w:<name>"), so that
+ * BullMQ's getWorkers() and Bull Board list the worker while it runs, busy or idle. 1 to
+ * JOBQ_WORKER_NAME_MAX printable ASCII characters without spaces (Redis refuses others in a
+ * client name); JOBQ_EINVAL otherwise, JOBQ_ESTATE once the worker started. Copied.
+ */
+JOBQ_EXTERN int jobq_worker_set_name(jobq_worker *w, const char *name);
+/** The worker's name (owned by the worker). */
+JOBQ_EXTERN const char *jobq_worker_name(const jobq_worker *w);
+
 /** Counters of a worker, read with jobq_worker_get_stats(). */
 typedef struct jobq_worker_stats {
 	uint64_t completed; /**< jobs this worker completed */

@@ -14,7 +14,8 @@
   (a full window whose key has no time left is over: deleted).
 
   startJob(id, token, lockMs, now, duration): locks the job with `token` for `lockMs`,
-  counts the attempt (ats), stamps processedOn and emits `active`; with a rate limiter
+  counts the attempt (ats), stamps processedOn and, when the script set `workerName` (not
+  ""), the fetching worker's name (pb), and emits `active`; with a rate limiter
   (`duration` the window, nil for none) a job that will run counts against it (a job
   marked for deferred failure, `defa`, does not, as in BullMQ 6).
 
@@ -30,6 +31,8 @@
 --- @include "events"
 --- @include "markers"
 --- @include "ready"
+
+local workerName -- set by the script from its arguments: the fetcher's name, "" for none
 
 local function takeReady(room)
   local ids = {}
@@ -84,7 +87,11 @@ local function startJob(id, token, lockMs, now, duration)
   end
   redis.call("SET", jk .. ":lock", token, "PX", lockMs)
   redis.call("HINCRBY", jk, "ats", "1")
-  redis.call("HSET", jk, "processedOn", now)
+  if workerName and workerName ~= "" then
+    redis.call("HSET", jk, "processedOn", now, "pb", workerName)
+  else
+    redis.call("HSET", jk, "processedOn", now)
+  end
   emit("active", "jobId", id, "prev", "waiting")
 end
 

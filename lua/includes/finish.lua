@@ -2,13 +2,13 @@
   The finishing side of a step, written once for moveToFinished (one job) and completeFetch
   (a batch of completions). The checks (includes/lock) come first, in each script.
 
-  releaseDedupOnFinish(id, deid, deleted): a finished job releases its deduplication key
+  releaseDedupOnFinish(id, deid, deleted, now): a finished job releases its deduplication key
   `de:<deid>` if the key still names the job and either has no time to live (BullMQ 6's
   rule on finalization: a key with a TTL deduplicates until it expires) or the job is
   `deleted` as it finishes (keep count 0: a dedup id lasts no longer than its owner, as on
-  every backend). The pending payload `dn:<deid>` (BullMQ's keepLastIfActive) is never
-  touched: BullMQ turns it into the next job as the owner finishes, which jobq does not do
-  (yet); deleting it would lose that job.
+  every backend). Then the add stashed in `dn:<deid>` while the job ran (BullMQ's
+  keepLastIfActive), if any, becomes the next job (includes/dedupnext), whether the job
+  completed or failed for good, as in BullMQ 6. `now` is the caller's text.
 
   finishedKeys(id, into): appends the keys of job `id` that go when a finished job is kept
   nowhere (keep count 0): its hash and companions, as BullMQ's removeJobKeys (not its
@@ -28,13 +28,15 @@
 --- @include "events"
 --- @include "remove"
 --- @include "parent"
+--- @include "dedupnext"
 
-local function releaseDedupOnFinish(id, deid, deleted)
+local function releaseDedupOnFinish(id, deid, deleted, now)
   if deid and deid ~= "" then
     local dk = qp .. "de:" .. deid
     if (deleted or redis.call("PTTL", dk) == -1) and redis.call("GET", dk) == id then
       redis.call("DEL", dk)
     end
+    requeueStashed(deid, now)
   end
 end
 

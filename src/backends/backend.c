@@ -168,6 +168,21 @@ jobq__range_clip(size_t *first, size_t *n, size_t len, int64_t start, int64_t en
 	*n = start > end || start >= l ? 0 : (size_t)(end - start + 1);
 }
 
+int
+jobq__backend_worker_attach(void **presence, jobq_backend *b, jobq_backend_queue *q,
+                            const char *name) {
+	*presence = NULL;
+	if (b->version < 5 || b->worker_attach == NULL || b->worker_detach == NULL)
+		return 0;
+	return b->worker_attach(presence, q, name);
+}
+
+void
+jobq__backend_worker_detach(jobq_backend *b, jobq_backend_queue *q, void *presence) {
+	if (presence != NULL && b->version >= 5 && b->worker_detach != NULL)
+		b->worker_detach(q, presence);
+}
+
 void
 jobq__backend_free(jobq_backend *b) {
 	if (b != NULL && b->free != NULL)
@@ -217,7 +232,7 @@ jobq__job_options_equal(const jobq_job_options *a, const jobq_job_options *b) {
 	       jobq__keep_equal(&a->remove_on_complete, &b->remove_on_complete) &&
 	       jobq__keep_equal(&a->remove_on_fail, &b->remove_on_fail) &&
 	       a->keep_logs == b->keep_logs && a->size_limit == b->size_limit &&
-	       a->dedup_ttl_ms == b->dedup_ttl_ms;
+	       a->dedup_ttl_ms == b->dedup_ttl_ms && a->dedup_keep_last == b->dedup_keep_last;
 }
 
 size_t

@@ -42,6 +42,10 @@ int jobq__backend_count_workers(jobq_backend *b, jobq_backend_queue *q);
 /* The metrics slot (version 5, metrics), or JOBQ_ENOTSUP without it. */
 int jobq__backend_metrics(jobq_metrics **out, jobq_backend *b, jobq_backend_queue *q,
                           jobq_state kind, int64_t start, int64_t end);
+/* Worker identity (version 5): 0 and *presence NULL without the slots. */
+int jobq__backend_worker_attach(void **presence, jobq_backend *b, jobq_backend_queue *q,
+                                const char *name);
+void jobq__backend_worker_detach(jobq_backend *b, jobq_backend_queue *q, void *presence);
 /* Frees the backend through its free slot; NULL is ignored. */
 void jobq__backend_free(jobq_backend *b);
 

@@ -107,6 +107,25 @@ int jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, 
                          unsigned int flags, const jobq_fail_policy *policy);
 /* A worker's metrics_max_data_points: JOBQ_EINVAL past JOBQ_METRICS_MAX_POINTS (metrics.c). */
 int jobq__validate_metrics_points(uint32_t points);
+/* --- worker setup (worker_setup.c) ----------------------------------------------------------- */
+
+/* Copies the caller's options (any version taken) into a whole struct of this version, and
+ * validates them. */
+int jobq_worker__options_copy(jobq_worker_options *out, const jobq_worker_options *in);
+/* A worker's identity: its name (never NULL once set up) and, while it runs, the backend's
+ * record of its presence (NULL: none). */
+typedef struct jobq_worker_ident {
+	char *name;
+	void *presence;
+} jobq_worker_ident;
+/* The default name "<host>:<pid>"; a new name (validated, copied). */
+int jobq_worker__ident_init(jobq_worker_ident *id);
+int jobq_worker__ident_rename(jobq_worker_ident *id, const char *name);
+/* Makes the worker visible on the store (a failure is logged, not fatal), and ends that. */
+void jobq_worker__ident_attach(jobq_worker_ident *id, jobq_queue *q);
+void jobq_worker__ident_detach(jobq_worker_ident *id, jobq_queue *q);
+void jobq_worker__ident_free(jobq_worker_ident *id);
+
 /* Resolves a keep policy: the job's own, else the worker's, else keep all. */
 jobq_keep jobq__resolve_keep(const jobq_keep *job_keep, const jobq_keep *worker_keep);
 /* Fetch for workers and manual mode: fails deferred-failure jobs and fetches again. */

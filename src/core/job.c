@@ -215,6 +215,7 @@ jobq_job_free(jobq_job *job) {
 	free_field(job, packed, job->deferred_failure);
 	free_field(job, packed, job->token);
 	free_field(job, packed, job->scheduler_id);
+	free_field(job, packed, job->processed_by);
 	jobq_job__detach(job);
 	if (job_cache.enabled && job_cache.n < JOB_CACHE_MAX)
 		job_cache.blocks[job_cache.n++] = header_of(job);
@@ -348,6 +349,11 @@ jobq_job_stacktrace_count(const jobq_job *job) {
 const char *
 jobq_job_stacktrace_at(const jobq_job *job, size_t i) {
 	return i < job->stacktrace_count ? job->stacktrace[i] : NULL;
+}
+
+const char *
+jobq_job_processed_by(const jobq_job *job) {
+	return job->processed_by;
 }
 
 const char *

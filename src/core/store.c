@@ -305,6 +305,11 @@ jobq_queue__prepare_add(jobq_job_options *opts_out, const jobq_queue *q, const j
 	if (spec->data == NULL && spec->len > 0)
 		return jobq_error_set(JOBQ_EINVAL, "add: data is NULL but its length is %zu",
 		                      spec->len);
+	if (opts->dedup_keep_last && !(BACKEND(q)->caps & JOBQ_CAP_DEDUP_KEEP_LAST))
+		return jobq_error_set(JOBQ_ENOTSUP,
+		                      "add: the %s store has no dedup_keep_last (BullMQ "
+		                      "keepLastIfActive) yet",
+		                      BACKEND(q)->name);
 	if (opts->size_limit > 0 && spec->len > opts->size_limit)
 		return jobq_error_set(JOBQ_EINVAL,
 		                      "add: data is %zu bytes, over the job's size limit of %zu",

@@ -203,6 +203,9 @@ jobq__validate_job_options(const jobq_job_options *o) {
 	if (o->dedup_ttl_ms < 0)
 		return jobq_error_set(JOBQ_EINVAL, "job options: dedup ttl %lld ms is negative",
 		                      (long long)o->dedup_ttl_ms);
+	if (o->dedup_keep_last && o->dedup_id == NULL)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "job options: dedup_keep_last given without a dedup id");
 	if (o->dedup_ttl_ms > 0 && o->dedup_id == NULL)
 		return jobq_error_set(JOBQ_EINVAL,
 		                      "job options: dedup ttl given without a dedup id");

@@ -81,8 +81,9 @@ struct jobq_worker {
 	atomic_uint_fast64_t completed;
 	atomic_uint_fast64_t failed;
 	atomic_uint_fast64_t running;
-	atomic_int store_down; /* STORE_DOWN was told, and no STORE_UP since */
-	atomic_uint recording; /* threads holding outcomes the store refused */
+	atomic_int store_down;   /* STORE_DOWN was told, and no STORE_UP since */
+	atomic_uint recording;   /* threads holding outcomes the store refused */
+	jobq_worker_ident ident; /* name, and its presence on the store (worker_setup.c) */
 };
 
 typedef struct thread_arg {
@@ -99,60 +100,6 @@ enum {
 	ERROR_BACKOFF_MAX_MS = 5000,
 	RECORD_BACKOFF_MAX_MS = 1000
 };
-
-int
-jobq_worker_options_init(jobq_worker_options *opts, unsigned int version) {
-	if (opts == NULL)
-		return jobq_error_set(JOBQ_EINVAL, "worker options: NULL");
-	if (version != 1 && version != JOBQ_WORKER_OPTIONS_VERSION)
-		return jobq_error_set(JOBQ_EVERSION, "worker options: version %u not supported",
-		                      version);
-	jobq_worker_options init = JOBQ_WORKER_OPTIONS_INIT;
-	init.version = version;
-	/* a version 1 struct ends before on_event */
-	memcpy(opts, &init, version == 1 ? offsetof(jobq_worker_options, on_event) : sizeof(init));
-	return 0;
-}
-
-/* Copies the caller's options (version 1 or 2) into a whole struct of this version. */
-static int
-copy_worker_options(jobq_worker_options *out, const jobq_worker_options *o) {
-	if (o->version != 1 && o->version != JOBQ_WORKER_OPTIONS_VERSION)
-		return jobq_error_set(JOBQ_EVERSION,
-		                      "worker options: version %u not supported (want 1..%u)",
-		                      o->version, JOBQ_WORKER_OPTIONS_VERSION);
-	memset(out, 0, sizeof(*out));
-	memcpy(out, o, o->version == 1 ? offsetof(jobq_worker_options, on_event) : sizeof(*out));
-	out->version = JOBQ_WORKER_OPTIONS_VERSION;
-	return 0;
-}
-
-static int
-validate_worker_options(const jobq_worker_options *o) {
-	if (o->concurrency == 0 || o->concurrency > 10000)
-		return jobq_error_set(JOBQ_EINVAL,
-		                      "worker options: concurrency %u is not in 1..10000",
-		                      o->concurrency);
-	int rc;
-	if ((rc = jobq__validate_duration("worker options", "lock_ms", o->lock_ms)) < 0 ||
-	    (o->stalled_interval_ms > 0 &&
-	     (rc = jobq__validate_duration("worker options", "stalled_interval_ms",
-	                                   o->stalled_interval_ms)) < 0))
-		return rc;
-	if (o->lock_renew_ms < 0 || o->lock_renew_ms >= o->lock_ms)
-		return jobq_error_set(JOBQ_EINVAL,
-		                      "worker options: lock_renew_ms %lld must be in 0..lock_ms-1",
-		                      (long long)o->lock_renew_ms);
-	if (o->stalled_interval_ms == 0)
-		return jobq_error_set(JOBQ_EINVAL, "worker options: stalled_interval_ms is 0 (use "
-		                                   "a negative value to disable the reaper)");
-	if ((rc = jobq__validate_keep(&o->remove_on_complete,
-	                              "worker options: remove_on_complete")) < 0 ||
-	    (rc = jobq__validate_keep(&o->remove_on_fail, "worker options: remove_on_fail")) < 0 ||
-	    (rc = jobq__validate_metrics_points(o->metrics_max_data_points)) < 0)
-		return rc;
-	return 0;
-}
 
 static void
 clock_advanced(void *arg) {
@@ -174,8 +121,8 @@ jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payl
 	if (opts == NULL)
 		opts = &defaults;
 	jobq_worker_options o;
-	int rc = copy_worker_options(&o, opts);
-	if (rc < 0 || (rc = validate_worker_options(&o)) < 0)
+	int rc = jobq_worker__options_copy(&o, opts);
+	if (rc < 0)
 		return rc;
 	opts = &o;
 	jobq_worker *w = jobq__calloc(1, sizeof(*w));
@@ -193,7 +140,9 @@ jobq_worker_new(jobq_worker **out, jobq_queue *q, jobq_process_fn fn, void *payl
 	w->policy.metrics_max_points = w->opts.metrics_max_data_points;
 	w->slots = jobq__calloc(opts->concurrency, sizeof(*w->slots));
 	w->threads = jobq__calloc(opts->concurrency, sizeof(*w->threads));
-	if (w->slots == NULL || w->threads == NULL) {
+	rc = jobq_worker__ident_init(&w->ident);
+	if (w->slots == NULL || w->threads == NULL || rc < 0) {
+		jobq_worker__ident_free(&w->ident);
 		jobq__free(w->slots);
 		jobq__free(w->threads);
 		jobq__free(w);
@@ -738,7 +687,8 @@ handler_thread(void *arg) {
 	int covered = 0; /* another thread waits in the backend for the next news */
 	while (b != NULL && !atomic_load(&w->stopping)) {
 		jobq_fetch_info info = {.keep_on_fail = &w->opts.remove_on_fail,
-		                        .metrics_max_points = w->opts.metrics_max_data_points};
+		                        .metrics_max_points = w->opts.metrics_max_data_points,
+		                        .processed_by = w->ident.name};
 		int rc = complete_and_fetch(w, s, b, b->want, &info);
 		if (rc == 0) {
 			error_backoff = ERROR_BACKOFF_MIN_MS;
@@ -885,9 +835,11 @@ jobq_worker_start(jobq_worker *w) {
 	if (rc < 0)
 		return rc;
 	w->started = 1;
+	jobq_worker__ident_attach(&w->ident, w->q);
 	int err = pthread_create(&w->timer, NULL, timer_thread, w);
 	if (err != 0) {
 		w->started = 0;
+		jobq_worker__ident_detach(&w->ident, w->q);
 		jobq_clock__unlisten(w->q->store->clock, clock_advanced, w);
 		return jobq_error_set(JOBQ_ERROR, "worker start: cannot create a thread (error %d)",
 		                      err);
@@ -968,6 +920,7 @@ jobq_worker_close(jobq_worker *w, int64_t deadline_ms) {
 	atomic_store(&w->timer_stop, 1);
 	wake_all(w);
 	pthread_join(w->timer, NULL);
+	jobq_worker__ident_detach(&w->ident, w->q);
 	jobq_clock__unlisten(w->q->store->clock, clock_advanced, w);
 	return 0;
 }
@@ -984,11 +937,26 @@ jobq_worker_free(jobq_worker *w) {
 		pthread_mutex_destroy(&w->slots[i].mu);
 	jobq__free(w->slots);
 	jobq__free(w->threads);
+	jobq_worker__ident_free(&w->ident);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->idle_cv);
 	pthread_cond_destroy(&w->timer_cv);
 	pthread_cond_destroy(&w->done_cv);
 	jobq__free(w);
+}
+
+int
+jobq_worker_set_name(jobq_worker *w, const char *name) {
+	if (w == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "worker name: worker is NULL");
+	if (w->started)
+		return jobq_error_set(JOBQ_ESTATE, "worker name: the worker is already started");
+	return jobq_worker__ident_rename(&w->ident, name);
+}
+
+const char *
+jobq_worker_name(const jobq_worker *w) {
+	return w->ident.name;
 }
 
 void

@@ -91,6 +91,8 @@ jobq__opts_to_json(char **out, const jobq_job_options *o) {
 		set_string(de, "id", o->dedup_id, &bad);
 		if (o->dedup_ttl_ms > 0)
 			json_object_set_new(de, "ttl", json_integer(o->dedup_ttl_ms));
+		if (o->dedup_keep_last)
+			json_object_set_new(de, "keepLastIfActive", json_true());
 		json_object_set_new(j, "de", de);
 	}
 	char *text = bad ? NULL : json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -192,6 +194,7 @@ jobq__opts_from_json(jobq_job_options *o, const char *text, size_t len) {
 		if (did != NULL)
 			o->dedup_id = jobq__strdup(did);
 		o->dedup_ttl_ms = json_num(json_object_get(de, "ttl"), 0);
+		o->dedup_keep_last = json_is_true(json_object_get(de, "keepLastIfActive"));
 	}
 	o->timestamp = json_num(json_object_get(j, "timestamp"), 0);
 	json_decref(j);

@@ -215,7 +215,7 @@ metrics_deferred_failure(void **state) {
 	jobq_job_free(conf_fetch(c, id.str, conf_expiring_lock_ms(c)));
 	conf_expire_lock(c);
 	assert_int_equal(conf_check_until_recovered(c, 0), 1);
-	jobq_fetch_info info = {0, NULL, 3};
+	jobq_fetch_info info = {.metrics_max_points = 3};
 	jobq_job *none = NULL;
 	assert_int_equal(m.b->fetch(&none, &info, m.bq, "tok", CONF_LOCK_MS, conf_now(c)),
 	                 JOBQ_ENOJOB);

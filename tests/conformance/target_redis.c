@@ -284,7 +284,7 @@ redis_dump(void *ctx) {
 const jobq_test_target jobq_test_target_redis = {
     "redis",
     JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_JSON_DATA |
-        JOBQ_CAP_DUE_CLOCK,
+        JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_DEDUP_KEEP_LAST,
     redis_setup,
     redis_teardown,
     redis_dump,

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Runs the BullMQ interop checks: sh run.sh <jobq_interop binary> [package dir]
-# The package dir (default: this directory, bullmq 6.7.0; v5/: the last 5.x) holds a
+# Runs the BullMQ interop checks: sh run.sh <binary> [package dir] [script]
+# The binary is jobq_interop for interop.js (the default script), the `jobq` command for
+# semantics.js. The package dir (default, or empty: this directory, bullmq 6.7.0; v5/: the
+# last 5.x) holds a
 # package-lock.json; its node_modules come from `npm ci` there. Needs node and
 # JOBQ_TEST_REDIS_SOCKET (the ctest fixture), or JOBQ_TEST_REDIS_CLUSTER_DIR (the cluster
 # fixture: cluster.js instead of interop.js). When something is missing: skipped (77) on a
@@ -10,6 +12,7 @@
 # locked versions.
 here=$(cd "$(dirname "$0")" && pwd)
 pkg=$(cd "${2:-$here}" && pwd)
+script=${3:-interop.js}
 missing() {
 	if [ -n "${CI:-}" ]; then
 		echo "interop: $1 (CI: failing, not skipping)" >&2
@@ -20,7 +23,6 @@ missing() {
 }
 command -v node >/dev/null 2>&1 || missing "node not found"
 # on the cluster fixture (JOBQ_TEST_REDIS_CLUSTER_DIR): the cluster checks (cluster.js)
-script=interop.js
 target=${JOBQ_TEST_REDIS_SOCKET:-}
 if [ -n "${JOBQ_TEST_REDIS_CLUSTER_DIR:-}" ]; then
 	script=cluster.js

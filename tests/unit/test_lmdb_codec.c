@@ -81,6 +81,7 @@ roundtrip(size_t slen, size_t dlen, int64_t big, int with_nils) {
 	j.stacktrace_count = with_nils ? 0 : 3;
 	j.deferred_failure = with_nils ? NULL : late;
 	j.token = with_nils ? NULL : s;
+	j.processed_by = with_nils ? NULL : late;
 	j.opts.delay_ms = big;
 	j.opts.priority = 7;
 	j.opts.lifo = 1;
@@ -103,14 +104,14 @@ roundtrip(size_t slen, size_t dlen, int64_t big, int with_nils) {
 	lmdb_buf b;
 	assert_int_equal(jobq_lmdb__rec_encode(&b, &r), 0);
 
-	/* msgpack-c parses the whole record: an array of 24 whose last item is the options. */
+	/* msgpack-c parses the whole record: an array of 25 whose item 23 is the options. */
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	size_t off = 0;
 	assert_int_equal(msgpack_unpack_next(&u, b.data, b.size, &off), MSGPACK_UNPACK_SUCCESS);
 	assert_int_equal(off, b.size);
 	assert_int_equal(u.data.type, MSGPACK_OBJECT_ARRAY);
-	assert_int_equal(u.data.via.array.size, 24);
+	assert_int_equal(u.data.via.array.size, 25);
 	assert_int_equal(u.data.via.array.ptr[23].type, MSGPACK_OBJECT_ARRAY);
 	assert_int_equal(u.data.via.array.ptr[4].via.i64, big); /* timestamp */
 	msgpack_unpacked_destroy(&u);
@@ -134,6 +135,7 @@ roundtrip(size_t slen, size_t dlen, int64_t big, int with_nils) {
 	assert_int_equal(g->stalled_count, 65536);
 	check_texts(g, &j);
 	assert_str_eq(g->token, j.token);
+	assert_str_eq(g->processed_by, j.processed_by);
 	assert_int_equal(o.lock_until, big);
 	assert_int_equal(o.ia, -big);
 	assert_int_equal(o.ib, (uint64_t)big * 2);
@@ -266,7 +268,7 @@ run_roundtrip(const lmdb_run *in) {
 	assert_int_equal(msgpack_unpack_next(&u, b.data, b.size, &off), MSGPACK_UNPACK_SUCCESS);
 	assert_int_equal(off, b.size);
 	assert_int_equal(u.data.type, MSGPACK_OBJECT_ARRAY);
-	assert_int_equal(u.data.via.array.size, 8);
+	assert_int_equal(u.data.via.array.size, 9);
 	msgpack_unpacked_destroy(&u);
 	lmdb_run g;
 	assert_int_equal(jobq_lmdb__run_decode(&g, b.data, b.size), 0);
@@ -284,6 +286,11 @@ run_roundtrip(const lmdb_run *in) {
 	if (in->dedup) {
 		assert_int_equal(g.dedup_len, in->dedup_len);
 		assert_memory_equal(g.dedup, in->dedup, in->dedup_len);
+	}
+	assert_int_equal(g.pb != NULL, in->pb != NULL);
+	if (in->pb) {
+		assert_int_equal(g.pb_len, in->pb_len);
+		assert_memory_equal(g.pb, in->pb, in->pb_len);
 	}
 	for (size_t n = 0; n < b.size; n++) {
 		char *cut = malloc(n ? n : 1);
@@ -307,7 +314,9 @@ test_running_entry(void **state) {
 	              .token = "tok-1",
 	              .token_len = 5,
 	              .dedup = "dd",
-	              .dedup_len = 2};
+	              .dedup_len = 2,
+	              .pb = "host:1",
+	              .pb_len = 6};
 	run_roundtrip(&a);
 	lmdb_run none = {.seq = UINT64_MAX, .lock_until = -5, .attempts_started = UINT32_MAX};
 	run_roundtrip(&none);

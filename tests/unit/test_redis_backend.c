@@ -440,9 +440,12 @@ redis_int(const char *fmt, const char *a, const char *b) {
  * Finishing releases the dedup key alike whether one complete (moveToFinished) or a batched
  * complete_fetch (completeFetch) finishes the job: `de:` goes when it names the job and has
  * no TTL (BullMQ 6 on finalization) or the job is not kept (its owner is gone); a key with a
- * TTL of a kept job stays until it expires. The pending payload `dn:` (Node's
- * keepLastIfActive) is left alone on every path, as BullMQ's finalization leaves it.
+ * TTL of a kept job stays until it expires. Then, on every path, the pending payload `dn:`
+ * (Node's keepLastIfActive) becomes the next job, which owns the key, and goes (BullMQ 6.7.0's
+ * requeue on finalization).
  */
+static const char *redis_text(char *out, size_t cap, const char *fmt, ...);
+
 static void
 finish_releases_dedup_as_bullmq(void **state) {
 	fixture *f = *state;
@@ -484,8 +487,19 @@ finish_releases_dedup_as_bullmq(void **state) {
 			                                &keep, wall_ms()),
 			                 0);
 		}
-		assert_int_equal(redis_int("EXISTS %s %s", dk, dk), ttl && kept ? 2 : 0);
-		assert_int_equal(redis_int("EXISTS %s %s", dn, dn), 2);
+		assert_int_equal(redis_int("EXISTS %s %s", dk, dk), 2); /* the next job's */
+		assert_int_equal(redis_int("EXISTS %s %s", dn, dn), 0);
+		char owner[64], name[64];
+		redis_text(owner, sizeof(owner), "GET %s", dk);
+		assert_string_not_equal(owner, id.str);
+		assert_string_equal(
+		    redis_text(name, sizeof(name), "HGET %s:q:%s name", prefix, owner), "next");
+		/* out of the way of the next round's fetch */
+		char jk[256], wk[128];
+		snprintf(jk, sizeof(jk), "%s:q:%s", prefix, owner);
+		snprintf(wk, sizeof(wk), "%s:q:wait", prefix);
+		assert_int_equal(redis_int("DEL %s %s", dk, jk), 2);
+		assert_int_equal(redis_int("LREM %s 0 %s", wk, owner), 1);
 		jobq_job_free(jobs[0]);
 	}
 }

@@ -56,12 +56,13 @@ extern "C" {
 
 /** Capabilities of a backend (jobq_backend.caps). */
 enum {
-	JOBQ_CAP_BLOCKING_WAIT = 1u << 0, /**< wait_for_work and events_read really block */
-	JOBQ_CAP_DURABLE = 1u << 1,       /**< survives a process restart */
-	JOBQ_CAP_MULTIPROCESS = 1u << 2,  /**< several processes may share a queue */
-	JOBQ_CAP_DUE_CLOCK = 1u << 3,     /**< due times follow now_ms only (was LOGICAL_CLOCK) */
-	JOBQ_CAP_JSON_DATA = 1u << 4,     /**< job data must be JSON text (BullMQ interop) */
-	JOBQ_CAP_LOCK_CLOCK = 1u << 5,    /**< locks and dedup TTLs expire by now_ms only */
+	JOBQ_CAP_BLOCKING_WAIT = 1u << 0,   /**< wait_for_work and events_read really block */
+	JOBQ_CAP_DURABLE = 1u << 1,         /**< survives a process restart */
+	JOBQ_CAP_MULTIPROCESS = 1u << 2,    /**< several processes may share a queue */
+	JOBQ_CAP_DUE_CLOCK = 1u << 3,       /**< due times follow now_ms only (was LOGICAL_CLOCK) */
+	JOBQ_CAP_JSON_DATA = 1u << 4,       /**< job data must be JSON text (BullMQ interop) */
+	JOBQ_CAP_LOCK_CLOCK = 1u << 5,      /**< locks and dedup TTLs expire by now_ms only */
+	JOBQ_CAP_DEDUP_KEEP_LAST = 1u << 6, /**< add and the finishes keep dedup_keep_last */
 	/** Both clocks: what JOBQ_CAP_LOGICAL_CLOCK meant before the split (kept for old users). */
 	JOBQ_CAP_LOGICAL_CLOCK = JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK
 };
@@ -106,6 +107,9 @@ struct jobq_job {
 	struct jobq_job_runtime *rt;
 	/** version 5: the job scheduler this job is an iteration of (BullMQ `rjk`), or NULL */
 	char *scheduler_id;
+	/** version 5 (worker identity): the name of the worker that fetched the job last
+	 * (BullMQ `pb`, processedBy), or NULL */
+	char *processed_by;
 };
 
 /** A zeroed job, or NULL on ENOMEM (error set). */
@@ -163,6 +167,9 @@ typedef struct jobq_fetch_info {
 	const jobq_keep *keep_on_fail;
 	/** in, version 5, metrics: as jobq_failure.metrics_max_points, for those jobs */
 	uint32_t metrics_max_points;
+	/** in (version 5, worker identity): the fetching worker's name, stored on each job the
+	 * fetch takes (BullMQ `pb`) and returned in its processed_by; NULL: none is stored */
+	const char *processed_by;
 } jobq_fetch_info;
 
 /** One completion for complete_fetch: what complete() takes, and its outcome. */
@@ -469,6 +476,21 @@ struct jobq_backend {
 	/** Removes scheduler `id`, and its pending iteration if it is delayed (event `removed`
 	 * prev delayed), as BullMQ's removeJobScheduler. JOBQ_ENOTFOUND if there is none. */
 	int (*scheduler_remove)(jobq_backend_queue *q, const char *id, int64_t now_ms);
+
+	/* -- version 5, worker identity; optional, both or neither --------------------------- */
+
+	/**
+	 * Optional (NULL: a worker is visible only as the backend's wait_for_work shows it). A
+	 * worker named `name` (validated by the core: 1..JOBQ_WORKER_NAME_MAX printable ASCII
+	 * characters, no space) starts on `q`: the backend makes it visible to other processes
+	 * for as long as it runs, busy or idle (Redis: one connection of its own named
+	 * "<prefix>:<base64(queue)>:w:<name>", which BullMQ's getWorkers lists; a wait of that
+	 * queue handle then no longer names its connection, so each worker is listed once).
+	 * `*presence` gets what worker_detach takes.
+	 */
+	int (*worker_attach)(void **presence, jobq_backend_queue *q, const char *name);
+	/** The worker of `presence` (from worker_attach) stopped; frees `presence`. */
+	void (*worker_detach)(jobq_backend_queue *q, void *presence);
 };
 
 /** Counts one problem in `report` and keeps its message (printf-style) among the first

@@ -62,7 +62,7 @@ jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r) {
 	const jobq_job_options *o = &j->opts;
 	buf_start(b);
 
-	pk_array(b, 24);
+	pk_array(b, 25);
 	pk_i64(b, REC_VERSION);                         /* 0 */
 	pack_str(b, j->name);                           /* 1 */
 	pk_bin(b, j->data ? j->data : "", j->data_len); /* 2 */
@@ -108,6 +108,7 @@ jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r) {
 	pack_str(b, o->dedup_id);
 	pk_i64(b, o->dedup_ttl_ms);
 	pk_i64(b, o->timestamp);
+	pack_str(b, j->processed_by); /* 24 */
 	return buf_finish(b);
 }
 
@@ -697,6 +698,9 @@ rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len, int packed,
 			mp_skip(&rd);
 		}
 	}
+	if (HAVE()) {
+		j->processed_by = mp_str(&rd, sk, NULL); /* 24 */
+	}
 #undef HAVE
 	if (err || rd.bad) {
 		jobq_job_free(j);
@@ -725,7 +729,7 @@ jobq_lmdb__rec_decode_packed(lmdb_rec *r, const char *id, const void *buf, size_
 int
 jobq_lmdb__run_encode(lmdb_buf *b, const lmdb_run *run) {
 	buf_start(b);
-	pk_array(b, 8);
+	pk_array(b, 9);
 	pk_i64(b, RUN_VERSION);
 	pk_u64(b, run->seq);
 	if (run->token) {
@@ -739,6 +743,11 @@ jobq_lmdb__run_encode(lmdb_buf *b, const lmdb_run *run) {
 	pk_u64(b, run->flags);
 	if (run->dedup) {
 		pk_str_bytes(b, run->dedup, run->dedup_len);
+	} else {
+		pk_nil(b);
+	}
+	if (run->pb) {
+		pk_str_bytes(b, run->pb, run->pb_len);
 	} else {
 		pk_nil(b);
 	}
@@ -780,6 +789,11 @@ jobq_lmdb__run_decode(lmdb_run *run, const void *buf, size_t len) {
 		case 7:
 			if (!mp_strref(&rd, &run->dedup, &run->dedup_len)) {
 				run->dedup = NULL;
+			}
+			break;
+		case 8:
+			if (!mp_strref(&rd, &run->pb, &run->pb_len)) {
+				run->pb = NULL;
 			}
 			break;
 		default:

@@ -69,7 +69,8 @@ rec_load_taken(lmdb_wctx *c, lmdb_rec *r, const char *id, const char *token) {
 
 /* Takes the next waiting (else prioritized) job and locks it: 0, JOBQ_ENOJOB or an error. */
 static int
-take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job **out) {
+take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, const char *pb,
+         jobq_job **out) {
 	kb p;
 	kb_q(&p, c->q);
 	char id[JOBQ_ID_MAX + 1];
@@ -138,6 +139,13 @@ take_one(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now, jobq_job
 		m->counts[st]--;
 	}
 	r.j->state = JOBQ_STATE_UNKNOWN;
+	if (pb) { /* the decoded pb, if any, is in the packed storage: not freed here */
+		r.j->processed_by = jobq__strdup(pb);
+		if (!r.j->processed_by) {
+			rec_free(&r);
+			return jobq_error_set(JOBQ_ENOMEM, "lmdb: out of memory in fetch");
+		}
+	}
 	/* The record stays as it is: the running entry carries what the fetch changed. */
 	rc = eng_activate(c, &r, lock_ms, now);
 	if (rc < 0) {
@@ -279,7 +287,7 @@ take_ready(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now,
            const jobq_fetch_info *info, jobq_job **out) {
 	for (;;) {
 		jobq_job *j = NULL;
-		int rc = take_one(c, token, lock_ms, now, &j);
+		int rc = take_one(c, token, lock_ms, now, info ? info->processed_by : NULL, &j);
 		if (rc < 0) {
 			return rc;
 		}

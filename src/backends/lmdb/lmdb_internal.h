@@ -15,7 +15,8 @@
  *   prio      Q\0priority(4)\0seq -> id
  *   delayed   Q\0due\0seq -> id
  *   active    Q\0id -> msgpack [version, seq, token, lock expiry, processed_on,
- *             attempts_started, flags, dedup id | nil]: the running fields of an active job.
+ *             attempts_started, flags, dedup id | nil, worker name | nil]: the running
+ *             fields of an active job.
  *             Fetch writes only this entry, not the record: while the entry exists the job is
  *             active and these fields override the record's (whose state, index key, token,
  *             lock, processed_on and attempts_started are those from before the fetch), so
@@ -175,6 +176,8 @@ typedef struct lmdb_run {
 	uint32_t flags;
 	const char *token, *dedup;
 	size_t token_len, dedup_len;
+	const char *pb; /* the fetcher's worker name (BullMQ `pb`), or NULL */
+	size_t pb_len;
 } lmdb_run;
 
 /* An encoded record: `data` points into `inl` unless the record is bigger. */

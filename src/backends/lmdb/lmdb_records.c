@@ -97,8 +97,18 @@ run_merge(lmdb_rec *r, const jobq_backend_queue *q, MDB_txn *txn, MDB_val *key) 
 			return jobq_error_set(JOBQ_ENOMEM, "lmdb: reading a running entry");
 		}
 	}
+	char *pb = NULL;
+	if (run.pb) {
+		pb = jobq__strndup(run.pb, run.pb_len);
+		if (!pb) {
+			jobq__free(tok);
+			return jobq_error_set(JOBQ_ENOMEM, "lmdb: reading a running entry");
+		}
+	}
 	jobq__free(r->j->token);
 	r->j->token = tok;
+	jobq__free(r->j->processed_by);
+	r->j->processed_by = pb;
 	r->j->state = JOBQ_STATE_ACTIVE;
 	r->j->processed_on = run.processed_on;
 	r->j->attempts_started = run.attempts_started;
@@ -197,7 +207,9 @@ jobq_lmdb__run_put(lmdb_wctx *c, const lmdb_rec *r) {
 	                .token = j->token,
 	                .token_len = j->token ? strlen(j->token) : 0,
 	                .dedup = j->opts.dedup_id,
-	                .dedup_len = j->opts.dedup_id ? strlen(j->opts.dedup_id) : 0};
+	                .dedup_len = j->opts.dedup_id ? strlen(j->opts.dedup_id) : 0,
+	                .pb = j->processed_by,
+	                .pb_len = j->processed_by ? strlen(j->processed_by) : 0};
 	return jobq_lmdb__run_write(c, j->id, &run);
 }
 

@@ -54,6 +54,11 @@ jobq_mem__queue_reset(mqueue *q) {
 static void
 queue_destroy(mqueue *q) {
 	jobq_mem__queue_reset(q);
+	while (q->names != NULL) {
+		mname *n = q->names;
+		q->names = n->next;
+		jobq__free(n);
+	}
 	jobq__free(q->ev.buf);
 	pthread_cond_destroy(&q->work_cv);
 	pthread_cond_destroy(&q->ev_cv);
@@ -236,6 +241,8 @@ static const jobq_backend memory_vtable = {
     .queue_open = mem_queue_open,
     .queue_close = mem_queue_close,
     .list_queues = mem_list_queues,
+    .worker_attach = jobq_mem__worker_attach,
+    .worker_detach = jobq_mem__worker_detach,
     .add = jobq_mem__add,
     .fetch = jobq_mem__fetch,
     .extend_lock = jobq_mem__extend_lock,

@@ -138,6 +138,7 @@ struct mjob {
 	const char *defa; /* deferred failure: a static string or NULL */
 	char *token;      /* tok_inl, or a heap copy of a longer token */
 	int64_t lock_expiry;
+	const char *pb;    /* the last fetcher's worker name (q->names), or NULL */
 	uint32_t blk_size; /* bytes of this allocation */
 	char tok_inl[TOKEN_INLINE];
 };
@@ -189,6 +190,16 @@ typedef struct evring {
 } evring;
 
 /* --- queues and instances --------------------------------------------------------------- */
+
+/* A worker name jobs point to (mjob.pb), kept once per queue: a fetch stores a pointer, not a
+ * copy, in the job. Made when a worker attaches; once a job points to it (`used`) it stays
+ * until the queue is destroyed, else it goes when its last worker detaches. */
+typedef struct mname {
+	struct mname *next;
+	unsigned int attached; /* workers holding it */
+	int used;              /* a job points to it */
+	char s[];
+} mname;
 
 typedef struct minstance minstance;
 
@@ -244,6 +255,7 @@ struct jobq_backend_queue {
 	evring ev;
 	struct promote_log *plog; /* fetch's record of its promotions, or NULL */
 	struct msched *scheds;    /* job schedulers by id (memory_sched.h), uthash */
+	mname *names;             /* the worker names of fetches (newest first) */
 	char *ev_pre; /* the strings of the next `failed` event, allocated beforehand, or NULL */
 	mmetrics metrics[2]; /* completed, failed (memory_metrics.c) */
 	char name[];         /* NUL-terminated */
@@ -554,6 +566,9 @@ next_due(mqueue *q) {
 
 int jobq_mem__add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q,
                   const jobq_add_request *reqs, size_t n, int64_t now);
+/* The worker_attach / worker_detach slots: the worker's name kept in the queue (mname). */
+int jobq_mem__worker_attach(void **presence, jobq_backend_queue *q, const char *name);
+void jobq_mem__worker_detach(jobq_backend_queue *q, void *presence);
 int jobq_mem__fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
                     int64_t lock_ms, int64_t now);
 int jobq_mem__extend_lock(jobq_backend_queue *q, const char *id, const char *token, int64_t lock_ms,

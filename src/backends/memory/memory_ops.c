@@ -440,6 +440,49 @@ promote_undo(mqueue *q, const promote_log *log, int64_t order, uint64_t ev_next)
 	jobq_mem__ring_truncate(&q->ev, ev_next);
 }
 
+/* The queue's entry of worker name `name`, or NULL. */
+static mname *
+find_name(mqueue *q, const char *name) {
+	for (mname *n = q->names; n != NULL; n = n->next)
+		if (strcmp(n->s, name) == 0)
+			return n;
+	return NULL;
+}
+
+/* The entry of worker name `name` for a job a fetch takes: found, else added (unused, so
+ * that drop_unused takes it back if the fetch fails). NULL on ENOMEM (error set). */
+static mname *
+fetch_name(mqueue *q, const char *name) {
+	mname *n = find_name(q, name);
+	if (n == NULL) {
+		size_t len = strlen(name);
+		n = jobq__malloc(sizeof(*n) + len + 1);
+		if (n == NULL) {
+			jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
+			return NULL;
+		}
+		memcpy(n->s, name, len + 1);
+		n->attached = 0;
+		n->used = 0;
+		n->next = q->names;
+		q->names = n;
+	}
+	return n;
+}
+
+/* Frees name entry `n` if no worker holds it and no job points to it. */
+static void
+drop_unused(mqueue *q, mname *n) {
+	if (n == NULL || n->attached > 0 || n->used)
+		return;
+	for (mname **at = &q->names; *at != NULL; at = &(*at)->next)
+		if (*at == n) {
+			*at = n->next;
+			jobq__free(n);
+			return;
+		}
+}
+
 /* The next ready job after `j` in the order fetch takes them (first: j NULL), or NULL. */
 static mjob *
 next_ready(mqueue *q, mjob *j) {
@@ -461,6 +504,8 @@ fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, cha
              int64_t lock_ms, const jobq_fetch_info *info, int64_t now) {
 	int64_t order = q->order;
 	uint64_t ev_next = q->ev.next;
+	const char *pb_want = info != NULL ? info->processed_by : NULL;
+	mname *pb = NULL;
 	promote_log log;
 	int rc =
 	    jobq_mem__metrics_reserve(q, JOBQ_STATE_FAILED, info ? info->metrics_max_points : 0);
@@ -474,7 +519,16 @@ fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, cha
 	mjob *j = NULL;
 	while (!q->paused && (j = next_ready(q, j)) != NULL) {
 		if (j->defa == NULL) {
+			const char *old_pb = j->pb;
+			if (pb_want != NULL && (pb = fetch_name(q, pb_want)) == NULL) {
+				rc = JOBQ_ENOMEM;
+				break;
+			}
+			if (pb != NULL)
+				j->pb = pb->s; /* taken below, else given back */
 			rc = jobq_mem__job_copy(&c, j, token, token_len);
+			if (rc < 0)
+				j->pb = old_pb;
 			break;
 		}
 		if (nfails == cap) {
@@ -505,6 +559,7 @@ fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, cha
 		for (size_t i = 0; i < nfails; i++)
 			fail_prep_free(&fails[i]);
 		promote_undo(q, &log, order, ev_next);
+		drop_unused(q, pb);
 	} else {
 		for (size_t i = 0; i < nfails; i++) {
 			mjob *fj = fails[i].j;
@@ -513,6 +568,8 @@ fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, cha
 			fail_apply(q, &fails[i], &f, now);
 		}
 		if (c != NULL) {
+			if (pb != NULL)
+				pb->used = 1;
 			(void)eng_take(q, j, lock_ms, now);
 			if (token_len >= TOKEN_INLINE) {
 				j->token = *long_tok;
@@ -533,6 +590,39 @@ fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, cha
 		jobq__free(fails);
 	jobq__free(log.e);
 	return rc;
+}
+
+int
+jobq_mem__worker_attach(void **presence, jobq_backend_queue *q, const char *name) {
+	size_t len = strlen(name);
+	mname *fresh = jobq__malloc(sizeof(*fresh) + len + 1);
+	if (fresh == NULL)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory");
+	pthread_mutex_lock(&q->mu);
+	mname *n = find_name(q, name);
+	if (n == NULL) {
+		n = fresh;
+		memcpy(n->s, name, len + 1);
+		n->attached = 0;
+		n->used = 0;
+		n->next = q->names;
+		q->names = n;
+		fresh = NULL;
+	}
+	n->attached++;
+	pthread_mutex_unlock(&q->mu);
+	jobq__free(fresh);
+	*presence = n;
+	return 0;
+}
+
+void
+jobq_mem__worker_detach(jobq_backend_queue *q, void *presence) {
+	mname *n = presence;
+	pthread_mutex_lock(&q->mu);
+	n->attached--;
+	drop_unused(q, n);
+	pthread_mutex_unlock(&q->mu);
 }
 
 int

@@ -209,7 +209,7 @@ jobq_mem__job_copy(jobq_job **out, const mjob *j, const char *token, size_t toke
 	size_t sz = sd->stacktrace_count * sizeof(char *) + j->id_len + 1 + name_len + 1 +
 	            j->data_len + 1 + opt_len(j->dedup_id) + opt_len(custom) +
 	            opt_len(sd->progress) + opt_len(j->result) + opt_len(sd->failed_reason) +
-	            opt_len(j->defa) + (token ? token_len + 1 : 0);
+	            opt_len(j->defa) + opt_len(j->pb) + (token ? token_len + 1 : 0);
 	for (size_t i = 0; i < sd->stacktrace_count; i++)
 		sz += strlen(sd->stacktrace[i]) + 1;
 	/* an iteration of a job scheduler ("repeat:<sid>:<millis>", an id no add can give) */
@@ -260,6 +260,8 @@ jobq_mem__job_copy(jobq_job **out, const mjob *j, const char *token, size_t toke
 		c->token = pack(&p, token, token_len);
 	if (iteration)
 		c->scheduler_id = pack(&p, sid, strlen(sid));
+	if (j->pb)
+		c->processed_by = pack(&p, j->pb, strlen(j->pb));
 	*out = c;
 	return 0;
 }

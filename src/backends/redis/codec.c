@@ -96,7 +96,7 @@ opts_decode(jobq_job_options *o, const redisReply *v) {
 }
 
 /* The job hash fields kept as strings, packed after the job struct. */
-enum { F_NAME, F_DATA, F_RESULT, F_FAILED, F_PROGRESS, F_DEFA, F_RJK, F__COUNT };
+enum { F_NAME, F_DATA, F_RESULT, F_FAILED, F_PROGRESS, F_DEFA, F_RJK, F_PB, F__COUNT };
 
 static char *
 pack(char **p, const char *s, size_t n) {
@@ -165,6 +165,8 @@ rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *h
 			deid = v;
 		else if (FIELD_IS(k, "rjk"))
 			str[F_RJK] = v;
+		else if (FIELD_IS(k, "pb"))
+			str[F_PB] = v;
 	}
 	/* one allocation: the struct, then id, the string fields and the token */
 	size_t token_len = token ? strlen(token) : 0;
@@ -197,6 +199,8 @@ rq_job_decode(jobq_job **out, const char *id, size_t id_len, const redisReply *h
 		job->deferred_failure = pack(&p, str[F_DEFA]->str, str[F_DEFA]->len);
 	if (str[F_RJK] != NULL)
 		job->scheduler_id = pack(&p, str[F_RJK]->str, str[F_RJK]->len);
+	if (str[F_PB] != NULL)
+		job->processed_by = pack(&p, str[F_PB]->str, str[F_PB]->len);
 	if (token != NULL)
 		job->token = pack(&p, token, token_len);
 	job->timestamp = timestamp;

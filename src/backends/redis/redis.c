@@ -232,7 +232,7 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.name = "redis";
 	/* Due times follow the core's now; locks are PX keys on server time. */
 	b->base.caps = JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS |
-	               JOBQ_CAP_JSON_DATA | JOBQ_CAP_DUE_CLOCK;
+	               JOBQ_CAP_JSON_DATA | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_DEDUP_KEEP_LAST;
 	b->base.queue_open = rq_queue_open;
 	b->base.queue_close = rq_queue_close;
 	b->base.add = rq_add;
@@ -271,6 +271,8 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.list_queues = rq_list_queues;
 	b->base.count_workers = rq_count_workers;
 	b->base.metrics = rq_metrics;
+	b->base.worker_attach = rq_worker_attach;
+	b->base.worker_detach = rq_worker_detach;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->port = opts->port ? opts->port : 6379;

@@ -77,16 +77,15 @@ add_args_job(add_args *a, const jobq_add_request *req, const char *opts_json) {
 	size_t data_len = req->len ? req->len : 2;
 	if (!add_is_plain(o)) {
 		add_args_put(a, "j", 1);
-		const char *f[] = {o->job_id ? o->job_id : "",
-		                   name,
-		                   data,
-		                   opts_json,
+		const char *f[] = {o->job_id ? o->job_id : "", name, data, opts_json,
 		                   rq_fmt_i64(&nums[0], o->timestamp),
 		                   rq_fmt_i64(&nums[1], o->delay_ms > 0 ? o->delay_ms : 0),
-		                   rq_fmt_i64(&nums[2], o->priority),
-		                   o->lifo ? "1" : "0",
+		                   rq_fmt_i64(&nums[2], o->priority), o->lifo ? "1" : "0",
 		                   o->dedup_id ? o->dedup_id : "",
-		                   rq_fmt_i64(&nums[3], o->dedup_ttl_ms > 0 ? o->dedup_ttl_ms : 0)};
+		                   /* -1: keepLastIfActive (whose key has no expiry) */
+		                   rq_fmt_i64(&nums[3], o->dedup_keep_last    ? -1
+		                                        : o->dedup_ttl_ms > 0 ? o->dedup_ttl_ms
+		                                                              : 0)};
 		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++)
 			add_args_put(a, f[k], k == 2 ? data_len : strlen(f[k]));
 		return;

@@ -18,9 +18,10 @@ int
 rq_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
          int64_t lock_ms, int64_t now_ms) {
 	numbuf n1, n2;
-	const char *av[] = {token, rq_fmt_i64(&n1, lock_ms), rq_fmt_i64(&n2, now_ms)};
+	const char *pb = info != NULL && info->processed_by != NULL ? info->processed_by : "";
+	const char *av[] = {token, rq_fmt_i64(&n1, lock_ms), rq_fmt_i64(&n2, now_ms), pb};
 	int rc;
-	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVETOACTIVE, 3, av, NULL);
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVETOACTIVE, 4, av, NULL);
 	if (r == NULL)
 		return rc;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
@@ -227,9 +228,10 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 	}
 	if (metrics == 0 && first != UINT32_MAX && first > 0)
 		metrics = 1;
-	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max + metrics;
-	const char *av_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 2)];
-	size_t al_stack[CF_FIXED + CF_STACK * (CF_PER_DONE + 2)];
+	/* (+ 1: the worker name, after the tokens and before the metrics) */
+	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max + 1 + metrics;
+	const char *av_stack[CF_FIXED + 1 + CF_STACK * (CF_PER_DONE + 2)];
+	size_t al_stack[CF_FIXED + 1 + CF_STACK * (CF_PER_DONE + 2)];
 	numbuf nb_stack[CF_STACK * 3];
 	const char **av = av_stack;
 	size_t *al = al_stack;
@@ -271,6 +273,8 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		for (size_t i = 0; i < r->max; i++)
 			av[k++] = r->tokens[i];
 	}
+	const jobq_fetch_info *fi = ((cf_call *)group->arg)->info;
+	av[k++] = fi != NULL && fi->processed_by != NULL ? fi->processed_by : "";
 	d = 0;
 	for (rq_call *c = group; c != NULL && metrics == ndone; c = c->next) {
 		cf_call *r = c->arg;
@@ -336,6 +340,19 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 	freeReplyObject(reply);
 }
 
+/* Calls fly together only with the same lock duration and worker name (the fetches of a
+ * flight share both): a 64-bit FNV-1a hash of the two. */
+static int64_t
+cf_key(int64_t lock_ms, const jobq_fetch_info *info) {
+	uint64_t h = 14695981039346656037ULL;
+	for (int i = 0; i < 8; i++)
+		h = (h ^ ((uint64_t)lock_ms >> (8 * i) & 0xff)) * 1099511628211ULL;
+	const char *pb = info != NULL ? info->processed_by : NULL;
+	for (; pb != NULL && *pb; pb++)
+		h = (h ^ (unsigned char)*pb) * 1099511628211ULL;
+	return (int64_t)(h >> 1);
+}
+
 int
 rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
                   jobq_completion *done, size_t ndone, const char *const *tokens, size_t max,
@@ -346,7 +363,7 @@ rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
 	if (ndone == 0 && max == 0)
 		return 0;
 	cf_call cc = {jobs, info, done, ndone, tokens, max, lock_ms, now_ms, 0};
-	rq_call me = {.arg = &cc, .steps = ndone + max, .key = lock_ms};
+	rq_call me = {.arg = &cc, .steps = ndone + max, .key = cf_key(lock_ms, info)};
 	rq_combine(&q->cf, q, &me, CF_STEPS, cf_fly);
 	return cc.rc;
 }

@@ -111,6 +111,7 @@ struct jobq_backend_queue {
 	char *events_name; /* worker_name + ":qe": client name of an event reader */
 	int waits;         /* blocking waits in progress (under b->mu) */
 	atomic_int named_wait; /* a wait holds the connection named worker_name */
+	atomic_int attached;   /* named workers holding a presence (redis_presence.c) */
 	int closing;           /* queue_close started: waits end with JOBQ_ECLOSED */
 	/* pipelined adds (redis_add.c, rq_add_send / rq_add_recv; one thread at a time) */
 	struct rconn *pipe;   /* own connection, NULL until the first */
@@ -184,6 +185,9 @@ void rq_conn_set_timeout(rconn *conn, int64_t ms);
  * again (rq_note_restored, after a connection opened). */
 int rq_list_queues(jobq_strings **out, jobq_backend *b);
 int rq_count_workers(jobq_backend_queue *q);
+/* redis_presence.c: the worker_attach / worker_detach slots. */
+int rq_worker_attach(void **presence, jobq_backend_queue *q, const char *name);
+void rq_worker_detach(jobq_backend_queue *q, void *presence);
 void rq_note_lost(redis_backend *b);
 void rq_note_restored(redis_backend *b);
 /* url.c: the parts of a redis:// or redis+unix:// store URL (strings percent-decoded, owned). */

@@ -174,9 +174,12 @@ wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms) {
 		const char *bv[] = {"BZPOPMIN", q->keys[11], secs};
 		/* One waiting connection of the queue carries the worker's name: Node's getWorkers
 		 * counts named connections, and a jobq worker counts once however many of its
-		 * threads wait. The named connection stays open (and listed) between waits. */
+		 * threads wait. The named connection stays open (and listed) between waits. Not
+		 * while named workers hold their own (redis_presence.c): they are listed already.
+		 */
 		int unnamed = 0;
-		int named = atomic_compare_exchange_strong(&q->named_wait, &unnamed, 1);
+		int named = atomic_load(&q->attached) == 0 &&
+		            atomic_compare_exchange_strong(&q->named_wait, &unnamed, 1);
 		r = blocking_command(&rc, q, named ? q->worker_name : NULL, gen, block, 3, bv);
 		if (named)
 			atomic_store(&q->named_wait, 0);
