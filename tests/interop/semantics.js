@@ -1,6 +1,7 @@
 // BullMQ 6.7.0 <-> jobq on one Redis server: the job semantics of issue 16, driven through the
 // `jobq` command (so the command's flags are covered too): the worker's name (pb, getWorkers),
-// deduplication keepLastIfActive finished by a jobq worker.
+// deduplication keepLastIfActive finished by a jobq worker (both outcomes, the later owner),
+// the worker's keep policies both ways.
 // usage: node semantics.js <path to jobq> <redis unix socket>
 // Prints "ok <case>" / "FAIL <case>" lines; exits non-zero on any failure.
 'use strict';
@@ -126,6 +127,65 @@ for (const [how, exit] of [['completes', 0], ['fails for good', 64]]) {
     assert.equal(await redis.exists(`bull:${queue.name}:de:k`), 0);
   });
 }
+
+// Later owners: the job made from the stash owns the dedup id in turn (no TTL), so an add
+// while it runs is stashed again and becomes the third job when it finishes.
+test('keepLastIfActive: the job made from the stash is the next owner', async () => {
+  const queue = nodeQueue('klnext');
+  const g1 = gate('klnext1');
+  const g2 = gate('klnext2');
+  const de = { deduplication: { id: 'k', keepLastIfActive: true } };
+  const owner = await queue.add('own', { v: 0 }, de);
+  const w = jobqWork(queue.name, '--max-jobs', '3', '--', 'sh', '-c',
+    `read -r d; case "$d" in *'"v":0'*) read x < ${g1.path};; *'"v":1'*) read x < ${g2.path};; esac; echo "$d"`);
+  await eventually(async () => (await queue.getJobState(owner.id)) === 'active', 10000, 'the owner active');
+  assert.equal((await queue.add('own', { v: 1 }, de)).id, owner.id);
+  g1.open();
+  const second = await eventually(async () => {
+    const l = await queue.getJobs(['active']);
+    return l.length === 1 && l[0].id !== owner.id && l[0];
+  }, 10000, 'the stashed job active');
+  assert.deepEqual(second.data, { v: 1 });
+  assert.equal(await redis.get(`bull:${queue.name}:de:k`), second.id);
+  assert.equal((await queue.add('own', { v: 2 }, de)).id, second.id);
+  g2.open();
+  assert.equal(await w.done, 0);
+  const done = await queue.getJobs(['completed']);
+  assert.deepEqual(done.map((j) => j.data.v).sort(), [0, 1, 2]);
+  assert.equal(await redis.exists(`bull:${queue.name}:dn:k`), 0);
+  assert.equal(await redis.exists(`bull:${queue.name}:de:k`), 0);
+});
+
+// --- 4. worker keep policies ----------------------------------------------------------------
+// `jobq work --remove-on-complete[=N]` / `--remove-on-fail[=N]` apply to the jobs Node added
+// without a policy of their own (as a Node worker's removeOnComplete / removeOnFail would); a
+// job's own policy wins. And the other way: a Node worker's policy on jobs jobq added.
+test('jobq work keep policies on Node\'s jobs; a job\'s own wins', async () => {
+  const queue = nodeQueue('keep');
+  const p = [];
+  for (let i = 0; i < 3; i++) p.push(await queue.add('p', { i }));
+  const own = await queue.add('own', {}, { removeOnComplete: false });
+  const w = jobqWork(queue.name, '--remove-on-complete=1', '--max-jobs', '4', '--', 'echo', '1');
+  assert.equal(await w.done, 0);
+  // p2 completed last of the three and the newest is kept; own keeps itself
+  assert.deepEqual((await queue.getJobs(['completed'])).map((j) => j.id).sort(),
+    [p[2].id, own.id].sort());
+  const f1 = await queue.add('f', {});
+  const f2 = await queue.add('f', {}, { removeOnFail: false });
+  const wf = jobqWork(queue.name, '--remove-on-fail', '--max-jobs', '2', '--', 'sh', '-c', 'exit 64');
+  assert.equal(await wf.done, 1);
+  assert.equal(await queue.getJob(f1.id), undefined);
+  assert.equal(await queue.getJobState(f2.id), 'failed');
+});
+test('a Node worker\'s keep policy on jobq\'s jobs; a job\'s own wins', async () => {
+  const queue = nodeQueue('nodekeep');
+  const plain = jobq('add', queue.name, 'p', '{}');
+  const own = jobq('add', queue.name, 'own', '{}', '--remove-on-complete=5');
+  const worker = new Worker(queue.name, async () => 'ok', { connection, removeOnComplete: { count: 0 } });
+  atExit.push(() => worker.close());
+  await eventually(async () => (await queue.getJobState(own)) === 'completed', 10000, 'own completed');
+  assert.equal(await queue.getJob(plain), undefined);
+});
 
 (async () => {
   let failed = 0;
