@@ -1,9 +1,10 @@
 --[[
   The stalled-job check (BullMQ's moveStalledJobsToWait), two-phase: jobs marked as suspects
   by the previous check whose lock has expired go back to the front of the wait list
-  (stc + 1; past the limit they get `defa`, so the next fetch fails them); then every active
-  job becomes a suspect for the next check. `stalled-check` (PX interval) lets only one
-  caller per interval do the work, whatever client it is.
+  (stc + 1; past the limit they get `defa`, so the next fetch fails them, unless they are an
+  iteration of a job scheduler that exists); then every active job becomes a suspect for the
+  next check. `stalled-check` (PX interval) lets only one caller per interval do the work,
+  whatever client it is.
 
   Input:
     KEYS[1..16] the queue keys
@@ -37,7 +38,7 @@ for _, id in ipairs(suspects) do
   elseif redis.call("EXISTS", jk .. ":lock") == 0 and redis.call("LREM", activeKey, 1, id) > 0 then
     if redis.call("EXISTS", jk) == 1 then
       local stc = redis.call("HINCRBY", jk, "stc", 1)
-      if stc > maxStalled and not isCurrentIteration(id) then
+      if stc > maxStalled and not ofLiveScheduler(jk) then
         redis.call("HSET", jk, "defa", "job stalled more than allowable limit")
       end
       redis.call("RPUSH", waitKey, id)

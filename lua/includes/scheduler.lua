@@ -13,3 +13,17 @@ local function isCurrentIteration(id)
   end
   return false
 end
+
+--[[
+  ofLiveScheduler(jk): true when the job at key `jk` is an iteration (field rjk) of a job
+  scheduler that still exists (its hash, or a member of the repeat set as older writers left
+  it), pending or running. The stall limit never fails such a job, as BullMQ 6 keeps it.
+]]
+local function ofLiveScheduler(jk)
+  local sid = redis.call("HGET", jk, "rjk")
+  if not sid then
+    return false
+  end
+  return redis.call("EXISTS", qp .. "repeat:" .. sid) == 1 or
+    redis.call("ZSCORE", qp .. "repeat", sid) ~= false
+end

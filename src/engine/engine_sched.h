@@ -3,7 +3,8 @@
  * Redis (bullmq-protocol.md §4.21; the Redis backend's lua/upsertJobScheduler-16.lua,
  * updateJobScheduler-16.lua, removeJobScheduler-16.lua): one pending iteration per scheduler,
  * the next created by the fetch of the current one; an update replaces an iteration that
- * waits; drain, clean and remove keep the pending iteration.
+ * waits; drain, clean and remove keep the pending iteration; the stall limit spares the
+ * iterations of a live scheduler.
  *
  * A backend includes this after engine_ops.h, having defined these primitives too:
  *
@@ -62,6 +63,25 @@ eng_sched_is_pending(ENG_CTX *c, const ENG_JOB *j) {
 	rc = s.next_ms == millis;
 	jobq_eng__sched_clear(&s);
 	return rc;
+}
+
+/*
+ * Active job `j` whose lock expired stalled (eng_stall), where the stall limit spares an
+ * iteration of a scheduler that still exists, pending or running, as BullMQ 6's stalled check
+ * does (bullmq-protocol.md §4.8): it goes back to waiting however often it stalled, its stall
+ * count still grows. Once the scheduler is removed the limit applies again.
+ */
+static inline int
+eng_sched_stall(ENG_CTX *c, ENG_JOB *j, uint32_t max_stalled) {
+	char sid[JOBQ_ID_MAX + 1];
+	int64_t millis;
+	const char *text = NULL;
+	size_t len = 0;
+	int live = 0;
+	if (jobq_eng__iteration_of(sid, &millis, engp_id(j), engp_id_len(j)) &&
+	    (live = engp_sched_get(c, sid, &text, &len)) < 0)
+		return live;
+	return eng_stall(c, j, live ? UINT32_MAX : max_stalled);
 }
 
 /* Adds iteration `id` (at s->next_ms) of scheduler `sid` with its template: events added, then

@@ -329,6 +329,48 @@ sched_immediately_end_priority(void **state) {
 	assert_sched(c, "e", CONF_T0 + 2000, 3);
 }
 
+/* The stall limit spares an iteration of a scheduler that exists, as BullMQ 6's stalled check
+ * does: with a limit of 0 a stalled iteration goes back to waiting (its stall count grows) and
+ * runs again, no new iteration beside the pending one; once the scheduler is removed the limit
+ * applies again and the next fetch fails it. Any clock: the lock expires by the manual clock or
+ * in real time. */
+static void
+sched_stall_exempt(void **state) {
+	conf *c = conf_begin(state);
+	jobq_scheduler_list *list = NULL;
+	int rc = jobq_queue_list_schedulers(&list, c->q);
+	jobq_scheduler_spec s = every_spec(3600000);
+	jobq_job_id it;
+	jobq_job *job;
+
+	jobq_scheduler_list_free(list);
+	if (rc == JOBQ_ENOTSUP) {
+		skip();
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(jobq_queue_upsert_scheduler(&it, c->q, "s", &s), 0);
+	for (uint32_t stalls = 1; stalls <= 2; stalls++) {
+		jobq_job_free(conf_fetch(c, it.str, conf_expiring_lock_ms(c)));
+		conf_expire_lock(c);
+		assert_int_equal(conf_check_until_recovered(c, 0), 1);
+		job = conf_get(c, it.str);
+		assert_int_equal(jobq_job_state(job), JOBQ_STATE_WAITING);
+		assert_int_equal(jobq_job_stalled_count(job), stalls);
+		assert_null(jobq_job_failed_reason(job));
+		jobq_job_free(job);
+		conf_assert_counts(c, 1, 0, 1, 0, 0, 0); /* it, and the next iteration */
+	}
+	assert_int_equal(jobq_queue_remove_scheduler(c->q, "s"), 0);
+	jobq_job_free(conf_fetch(c, it.str, conf_expiring_lock_ms(c)));
+	conf_expire_lock(c);
+	assert_int_equal(conf_check_until_recovered(c, 0), 1);
+	conf_fetch_none(c);
+	job = conf_get(c, it.str);
+	assert_int_equal(jobq_job_state(job), JOBQ_STATE_FAILED);
+	assert_string_equal(jobq_job_failed_reason(job), "job stalled more than allowable limit");
+	jobq_job_free(job);
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(sched_every_iterates),
     CONF_CASE(sched_every_no_pile_up),
@@ -339,5 +381,6 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(sched_drain_clean_keep),
     CONF_CASE(sched_bad_input),
     CONF_CASE(sched_immediately_end_priority),
+    CONF_CASE(sched_stall_exempt),
 };
 CONF_TABLE(conf_sched_cases, cases);

@@ -3,6 +3,7 @@
  * reaping stalled jobs. See lmdb_ops.h for what the files of the operations share.
  */
 #include "lmdb_prims.h"
+#include "lmdb_sched.h"
 
 /* --- lock-checked operations on active jobs -----------------------------------------------------
  */
@@ -260,7 +261,7 @@ reap_body(lmdb_wctx *c, void *arg) {
 			rec_free(&r);
 			continue;
 		}
-		rc = eng_stall(c, &r, a->max_stalled);
+		rc = eng_sched_stall(c, &r, a->max_stalled);
 		if (rc == 0) {
 			rc = jobq_strings__append(&a->recovered, l.ids[i], strlen(l.ids[i]));
 		}

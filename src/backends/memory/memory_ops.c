@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backends/memory/memory_prims.h"
+#include "backends/memory/memory_sched.h"
 
 /* --- add -------------------------------------------------------------------------------- */
 
@@ -820,7 +821,7 @@ jobq_mem__reap_stalled(jobq_strings **recovered, jobq_backend_queue *q, uint32_t
 	for (mjob *j = q->active.head, *next; j != NULL && n > 0; j = next) {
 		next = j->next;
 		if (j->lock_expiry <= now)
-			(void)eng_stall(q, j, max_stalled);
+			(void)eng_sched_stall(q, j, max_stalled);
 	}
 	if (n > 0)
 		work_signal(q, n > 1);
