@@ -149,11 +149,52 @@ sem_dedup_keep_last(void **state) {
 	jobq_job_free(job);
 }
 
+/* keepLastIfActive, the other outcome and the later owners: an owner failed for good hands
+ * over as a completed one does; the job made from the stash owns the id in turn (an add while
+ * it runs is stashed again); the last owner, finished with nothing stashed, releases the id. */
+static void
+sem_dedup_keep_last_failed_and_later_owners(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_options o = conf_opts();
+	jobq_job_id owner, id;
+	o.dedup_id = "k";
+	o.dedup_keep_last = 1;
+	if (!conf_has(c, JOBQ_CAP_DEDUP_KEEP_LAST))
+		skip();
+	assert_int_equal(jobq_queue_add(&owner, c->q, "n", "{\"v\":0}", 7, &o), JOBQ_ADD_CREATED);
+	jobq_job *job = conf_fetch(c, owner.str, CONF_LOCK_MS);
+	assert_int_equal(jobq_queue_add(&id, c->q, "n", "{\"v\":1}", 7, &o), JOBQ_ADD_DEDUPLICATED);
+	assert_int_equal(jobq_job_fail(job, "boom", JOBQ_FAIL_UNRECOVERABLE), JOBQ_STATE_FAILED);
+	jobq_job_free(job);
+	conf_assert_counts(c, 1, 0, 0, 0, 0, 1);
+	/* the second owner: made from the stash, fetched, an add while it runs is stashed */
+	job = conf_fetch(c, NULL, CONF_LOCK_MS);
+	size_t len = 0;
+	assert_string_equal(jobq_job_data(job, &len), "{\"v\":1}");
+	char second[JOBQ_ID_MAX + 1];
+	snprintf(second, sizeof(second), "%s", jobq_job_id_of(job));
+	assert_string_not_equal(second, owner.str);
+	assert_int_equal(jobq_queue_add(&id, c->q, "n", "{\"v\":2}", 7, &o), JOBQ_ADD_DEDUPLICATED);
+	assert_string_equal(id.str, second);
+	assert_int_equal(jobq_job_complete(job, "1"), 0);
+	jobq_job_free(job);
+	conf_assert_counts(c, 1, 0, 0, 0, 1, 1);
+	/* the third owner, with nothing stashed while it runs: finished, it releases the id */
+	job = conf_fetch(c, NULL, CONF_LOCK_MS);
+	assert_string_equal(jobq_job_data(job, &len), "{\"v\":2}");
+	assert_int_equal(jobq_job_complete(job, "1"), 0);
+	jobq_job_free(job);
+	conf_assert_counts(c, 0, 0, 0, 0, 2, 1);
+	assert_int_equal(jobq_queue_add(&id, c->q, "n", "{\"v\":3}", 7, &o), JOBQ_ADD_CREATED);
+	conf_assert_counts(c, 1, 0, 0, 0, 2, 1);
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(sem_worker_name_is_processed_by),
     CONF_CASE(sem_worker_default_name),
     CONF_CASE(sem_manual_fetch_keeps_processed_by),
     CONF_CASE(sem_worker_name_refused),
     CONF_CASE(sem_dedup_keep_last),
+    CONF_CASE(sem_dedup_keep_last_failed_and_later_owners),
 };
 CONF_TABLE(conf_semantics_cases, cases);
