@@ -67,13 +67,19 @@ if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
   endif()
 endif()
 
-# The CLI on Valkey (tests/redis.cmake's valkey_server fixture); slow: 15-60 s.
+# The CLI on Valkey (tests/redis.cmake's valkey_server fixture; ops_test.sh's private server
+# is a valkey-server too), in the default run.
 if(COMMAND jobq_valkey_test)
-  add_test(NAME cli.valkey
-    COMMAND ${JOBQ_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/cli/cli_test.sh $<TARGET_FILE:jobq> redis)
-  set_tests_properties(cli.valkey PROPERTIES LABELS "cli;redis;valkey;slow" TIMEOUT 300
-                                             SKIP_RETURN_CODE 77)
-  jobq_valkey_test(cli.valkey)
+  foreach(t cli.valkey:cli_test.sh cli.ops.valkey:ops_test.sh cli.sched.valkey:sched_test.sh)
+    string(REPLACE ":" ";" parts ${t})
+    list(GET parts 0 name)
+    list(GET parts 1 script)
+    add_test(NAME ${name}
+      COMMAND ${JOBQ_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/cli/${script} $<TARGET_FILE:jobq> redis)
+    set_tests_properties(${name} PROPERTIES LABELS "cli;redis;valkey" TIMEOUT 300
+                                            SKIP_RETURN_CODE 77)
+    jobq_valkey_test(${name})
+  endforeach()
 endif()
 
 # A store that cannot take a result (Redis out of memory, LMDB on a full tmpfs): `jobq work`

@@ -1,14 +1,14 @@
 #!/bin/sh
 # Private redis-server for the tests, on a unix socket (no port clashes).
 #   redis.sh start DIR [SERVER]   starts it (socket DIR/redis.sock, pid DIR/redis.pid) and waits
-#                                 for PING; SERVER: the server program (default redis-server,
-#                                 e.g. a valkey-server)
+#                                 for PING; SERVER: the server program (default
+#                                 $JOBQ_TEST_REDIS_SERVER, else redis-server; e.g. a valkey-server)
 #   redis.sh stop DIR             stops it
 # Exits 77 (ctest: skipped) when the server is not installed, 1 in CI (CI set).
 set -eu
 cmd=${1:-}
 dir=${2:-}
-server=${3:-redis-server}
+server=${3:-${JOBQ_TEST_REDIS_SERVER:-redis-server}}
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
 	echo "usage: $0 start|stop DIR" >&2
 	exit 2
