@@ -72,12 +72,16 @@ cli_job_opts_apply(jobq_job_options *o, const cli_job_opts *j) {
 
 int
 cli_cmd_add(int argc, char **argv) {
-	int64_t delay = 0;
-	const char *id = NULL;
+	int64_t delay = 0, dedup_ttl = 0;
+	const char *id = NULL, *dedup = NULL;
+	int dedup_keep_last = 0;
 	cli_job_opts jo = CLI_JOB_OPTS_INIT;
 	const cli_opt opts[] = {
 	    {"delay", 0, CLI_OPT_INT, &delay, 0, INT64_MAX / 2, 0, NULL},
 	    {"id", 0, CLI_OPT_STRING, &id, 0, 0, 0, NULL},
+	    {"dedup", 0, CLI_OPT_STRING, &dedup, 0, 0, 0, NULL},
+	    {"dedup-ttl", 0, CLI_OPT_INT, &dedup_ttl, 1, INT64_MAX / 2, 0, NULL},
+	    {"dedup-keep-last", 0, CLI_OPT_FLAG, &dedup_keep_last, 0, 0, 0, NULL},
 	    CLI_JOB_OPT_ENTRIES(jo),
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
@@ -108,6 +112,11 @@ cli_cmd_add(int argc, char **argv) {
 		                      JOBQ_ID_MAX);
 	o.delay_ms = delay;
 	o.job_id = id;
+	if ((dedup_ttl > 0 || dedup_keep_last) && dedup == NULL)
+		return cli_usage_fail("--dedup-ttl and --dedup-keep-last need --dedup ID");
+	o.dedup_id = dedup;
+	o.dedup_ttl_ms = dedup_ttl;
+	o.dedup_keep_last = dedup_keep_last;
 
 	if (a.npos < 3) {
 		data = strdup("{}");
@@ -145,9 +154,15 @@ cli_cmd_add(int argc, char **argv) {
 			    json_pack("{s:s,s:s}", "id", out.str, "outcome", outcome));
 		} else {
 			puts(out.str);
-			if (rc != JOBQ_ADD_CREATED)
+			if (rc == JOBQ_ADD_DUPLICATE)
 				fprintf(stderr, "jobq add: job %s already exists; nothing added\n",
 				        out.str);
+			else if (rc == JOBQ_ADD_DEDUPLICATED)
+				fprintf(stderr,
+				        "jobq add: job %s holds dedup id '%s'; nothing added%s\n",
+				        out.str, dedup,
+				        dedup_keep_last ? " (kept to run after it, if it is active)"
+				                        : "");
 			rc = 0;
 		}
 	}

@@ -12,7 +12,7 @@ static const cli_verb_info verbs[] = {
     {"add", cli_cmd_add,
      "add QUEUE NAME [DATA] [--delay MS] [--priority N] [--lifo] [--attempts N]\n"
      "          [--backoff fixed:MS|exponential:MS] [--id JOBID] [--remove-on-complete[=N]]\n"
-     "          [--remove-on-fail[=N]]",
+     "          [--remove-on-fail[=N]] [--dedup ID [--dedup-ttl MS] [--dedup-keep-last]]",
      "add a job; prints its id",
      "DATA is JSON text (default {}); '-' reads it from stdin.\n"
      "\n"
@@ -25,6 +25,11 @@ static const cli_verb_info verbs[] = {
      "  --id JOBID               custom job id; an existing id is returned, nothing added\n"
      "  --remove-on-complete[=N] remove when completed, or keep only the newest N\n"
      "  --remove-on-fail[=N]     remove when failed for good, or keep only the newest N\n"
+     "  --dedup ID               deduplication id (BullMQ's deduplication.id): while a job\n"
+     "                           holds it (until it finishes, or for --dedup-ttl MS), an\n"
+     "                           add with it adds nothing and prints the holder's id\n"
+     "  --dedup-keep-last        BullMQ's keepLastIfActive: the latest add while the holder\n"
+     "                           is active runs after it (Redis only)\n"
      "  --json                   print {\"id\":..., \"outcome\":...}\n"
      "\n"
      "Examples:\n"

@@ -22,6 +22,12 @@ run work q --name '' -- true
 expect 2
 err_has "worker name"
 
+run add q n '{}' --dedup-ttl 100
+expect 2
+err_has "need --dedup"
+run add q n '{}' --dedup-keep-last
+expect 2
+
 if [ "$BACKEND" = memory ]; then
 	echo "cli.sem.$BACKEND: $checks checks, $failures failures"
 	[ "$failures" = 0 ]
@@ -66,6 +72,24 @@ run counts "$Q" --json
 out_has "\"failed\":1"
 run work q --remove-on-fail=x -- true
 expect 2
+
+# --- deduplication from the command (BullMQ's deduplication, keepLastIfActive on Redis) ----------
+run add "$Q" d1 '{"v":1}' --dedup k1
+idd=$out
+run add "$Q" d2 '{"v":2}' --dedup k1 --json
+expect 0
+out_has "\"id\":\"$idd\""
+out_has "\"outcome\":\"deduplicated\""
+run add "$Q" d3 '{}' --dedup k1
+err_has "holds dedup id 'k1'"
+if [ "$BACKEND" = redis ]; then
+	run add "$Q" d4 '{}' --dedup k2 --dedup-keep-last
+	expect 0
+else
+	run add "$Q" d4 '{}' --dedup k2 --dedup-keep-last
+	expect 3
+	err_has "dedup_keep_last"
+fi
 
 echo "cli.sem.$BACKEND: $checks checks, $failures failures"
 [ "$failures" = 0 ]

@@ -156,6 +156,30 @@ test('keepLastIfActive: the job made from the stash is the next owner', async ()
   assert.equal(await redis.exists(`bull:${queue.name}:de:k`), 0);
 });
 
+// The other way: jobq adds with keepLastIfActive (`jobq add --dedup --dedup-keep-last`), a
+// Node worker runs the owner, and the add jobq stashed meanwhile is the next job Node runs.
+test('keepLastIfActive: jobq adds, a Node worker finishes the owner and runs the stashed add', async () => {
+  const queue = nodeQueue('klnode');
+  const add = (v) => jobq('add', queue.name, 'own', JSON.stringify({ v }), '--dedup', 'k', '--dedup-keep-last');
+  const owner = add(0);
+  let release;
+  const gateP = new Promise((r) => { release = r; });
+  const seen = [];
+  const worker = new Worker(queue.name, async (job) => {
+    seen.push(job.data.v);
+    if (job.data.v === 0) await gateP;
+    return job.data.v;
+  }, { connection });
+  atExit.push(() => worker.close());
+  await eventually(async () => (await queue.getJobState(owner)) === 'active', 10000, 'the owner active');
+  assert.equal(add(1), owner);
+  assert.equal(add(2), owner);
+  release();
+  await eventually(async () => (await queue.getJobs(['completed'])).length === 2, 10000, 'two jobs completed');
+  assert.deepEqual(seen, [0, 2]);
+  assert.equal(await redis.exists(`bull:${queue.name}:dn:k`), 0);
+});
+
 // --- 4. worker keep policies ----------------------------------------------------------------
 // `jobq work --remove-on-complete[=N]` / `--remove-on-fail[=N]` apply to the jobs Node added
 // without a policy of their own (as a Node worker's removeOnComplete / removeOnFail would); a
