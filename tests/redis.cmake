@@ -46,10 +46,18 @@ jobq_server_fixture(redis.cluster redis_cluster redis_cluster.sh ${jobq_redis_cl
 set(jobq_redis_cluster_ha_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-ha-fixture)
 jobq_server_fixture(redis.cluster_ha redis_cluster_ha redis_cluster.sh
                     ${jobq_redis_cluster_ha_dir} "redis;cluster" 1)
-# Test `name` on cluster fixture `fixture` (redis_cluster or redis_cluster_ha).
+# Three masters on TLS ports alone (redis_cluster.sh ... tls: certificates made by openssl,
+# tls-cluster yes) as the `redis_cluster_tls` fixture, for rediss+cluster://.
+set(jobq_redis_cluster_tls_dir ${CMAKE_CURRENT_BINARY_DIR}/redis-cluster-tls-fixture)
+jobq_server_fixture(redis.cluster_tls redis_cluster_tls redis_cluster.sh
+                    ${jobq_redis_cluster_tls_dir} "redis;cluster;tls" 0 tls)
+# Test `name` on cluster fixture `fixture` (redis_cluster, redis_cluster_ha or
+# redis_cluster_tls).
 function(jobq_redis_cluster_test name fixture)
   if(fixture STREQUAL "redis_cluster_ha")
     set(dir ${jobq_redis_cluster_ha_dir})
+  elseif(fixture STREQUAL "redis_cluster_tls")
+    set(dir ${jobq_redis_cluster_tls_dir})
   else()
     set(dir ${jobq_redis_cluster_dir})
   endif()
@@ -88,6 +96,11 @@ jobq_redis_tls_test(conformance.redis.tls)
 add_test(NAME conformance.redis.cluster COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.redis.cluster "conformance;redis;cluster")
 jobq_redis_cluster_test(conformance.redis.cluster redis_cluster)
+# The same over TLS: rediss+cluster:// with the fixture's CA (target_redis.c), the nodes on TLS
+# ports alone, so every connection, the redirected ones included, is TLS.
+add_test(NAME conformance.redis.cluster.tls COMMAND jobq_conformance redis)
+jobq_test_properties(conformance.redis.cluster.tls "conformance;redis;cluster;tls")
+jobq_redis_cluster_test(conformance.redis.cluster.tls redis_cluster_tls)
 # In the default run. It was labelled slow for a flake on Valkey (errors_refused_calls_change_
 # nothing: "the dump changed"): the case took the manual clock's step for the expiry of a 1 ms
 # lock that Redis expires on the server's clock, so under load the lock could still be held at

@@ -56,11 +56,12 @@ delete_prefix(const char *socket, const char *prefix) {
 	redisFree(c);
 }
 
-/* Redis Cluster (tests/support/redis_cluster.sh): redis+cluster:// with a hash-tagged prefix
- * {jobqtest:<pid>:<n>}, so that each case's queues live on one master. */
+/* Redis Cluster (tests/support/redis_cluster.sh): redis+cluster:// (rediss+cluster:// on the TLS
+ * cluster) with a hash-tagged prefix {jobqtest:<pid>:<n>}, so that each case's queues live on
+ * one master. */
 static int
 cluster_setup(jobq_backend **out, void **ctx, const char *dir) {
-	char path[300], url[400];
+	char path[300], url[800];
 	int ports[3];
 	snprintf(path, sizeof(path), "%.200s/ports", dir);
 	FILE *f = fopen(path, "r");
@@ -78,8 +79,13 @@ cluster_setup(jobq_backend **out, void **ctx, const char *dir) {
 		snprintf(rc->nodes[i], sizeof(rc->nodes[i]), "%.200s/node%d/redis.sock", dir,
 		         i + 1);
 	rc->nnodes = 3;
-	snprintf(url, sizeof(url), "redis+cluster://127.0.0.1:%d,127.0.0.1:%d?prefix=%s", ports[0],
-	         ports[1], rc->prefix);
+	/* a TLS cluster (redis_cluster.sh ... tls) has its CA in DIR/ca.crt: rediss+cluster:// */
+	char ca[320];
+	snprintf(ca, sizeof(ca), "%.200s/ca.crt", dir);
+	int tls = access(ca, R_OK) == 0;
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%d,127.0.0.1:%d?prefix=%s%s%s",
+	         tls ? "rediss+cluster" : "redis+cluster", ports[0], ports[1], rc->prefix,
+	         tls ? "&cacert=" : "", tls ? ca : "");
 	int err = jobq__backend_open_url(out, url);
 	if (err < 0) {
 		free(rc);

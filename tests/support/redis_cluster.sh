@@ -1,8 +1,11 @@
 #!/bin/sh
 # Private Redis Cluster for the tests: three masters on loopback (random ports; each also on
 # a unix socket DIR/nodeN/redis.sock for the tests' own use), made with redis-cli --cluster
-# create; with REPLICAS 1, three masters and three replicas (six nodes).
-#   redis_cluster.sh start DIR [REPLICAS]  starts them; DIR/ports holds their ports in node
+# create; with REPLICAS 1, three masters and three replicas (six nodes); with `tls` after
+# REPLICAS, TLS only: the nodes listen on TLS ports alone (tls-cluster: the bus and the ports
+# CLUSTER SLOTS gives are TLS too), with certificates made by tests/support/redis_tls.sh certs
+# (DIR/ca.crt, DIR/client.{crt,key}; the server's is valid for 127.0.0.1).
+#   redis_cluster.sh start DIR [REPLICAS [tls]]  starts them; DIR/ports holds their ports in node
 #                                          order; waits until every node says cluster_state:ok
 #                                          and every replica's link to its master is up
 #   redis_cluster.sh stop DIR              stops them (a node a test killed is skipped)
@@ -22,6 +25,7 @@ random_port() {
 
 replicas=${3:-0}
 nodes=$((3 * (1 + replicas)))
+tls=${4:-}
 
 # all at once: a cluster node can take a while to exit
 stop_all() {
@@ -34,8 +38,8 @@ stop_all() {
 
 case "$cmd" in
 start)
-	for tool in redis-server redis-cli; do
-		if ! command -v $tool >/dev/null 2>&1; then
+	for tool in redis-server redis-cli ${tls:+openssl}; do
+		if ! command -v "$tool" >/dev/null 2>&1; then
 			echo "SKIPPED: $tool not found: the cluster tests did NOT run" >&2
 			[ -n "${CI:-}" ] && exit 1
 			exit 77
@@ -44,6 +48,12 @@ start)
 	stop_all
 	rm -rf "$dir"
 	mkdir -p "$dir"
+	# listen: the node's port options; cli: redis-cli's for the TLS ports
+	cli=""
+	if [ -n "$tls" ]; then
+		sh "$(dirname "$0")/redis_tls.sh" certs "$dir"
+		cli="--tls --cacert $dir/ca.crt --cert $dir/client.crt --key $dir/client.key"
+	fi
 	ports=""
 	for n in $(seq 1 $nodes); do
 		d="$dir/node$n"
@@ -54,7 +64,14 @@ start)
 			[ $tries -le 20 ] || { echo "cluster node $n did not start" >&2; stop_all; exit 1; }
 			port=$(random_port)
 			rm -f "$d/redis.pid" "$d/redis.sock" "$d/nodes.conf"
-			redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+			if [ -n "$tls" ]; then
+				set -- --port 0 --tls-port "$port" --tls-cluster yes --tls-replication yes \
+					--tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
+					--tls-ca-cert-file "$dir/ca.crt" --tls-auth-clients optional
+			else
+				set -- --port "$port"
+			fi
+			redis-server "$@" --bind 127.0.0.1 --cluster-enabled yes \
 				--cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
 				--unixsocket "$d/redis.sock" --unixsocketperm 700 --save '' --appendonly no \
 				--daemonize yes --pidfile "$d/redis.pid" --dir "$d" --logfile "$d/redis.log" \
@@ -79,7 +96,7 @@ start)
 		addrs="$addrs 127.0.0.1:$p"
 	done
 	# shellcheck disable=SC2086
-	if ! redis-cli --cluster create $addrs --cluster-replicas "$replicas" \
+	if ! redis-cli $cli --cluster create $addrs --cluster-replicas "$replicas" \
 		--cluster-yes >"$dir/create.log" 2>&1; then
 		cat "$dir/create.log" >&2
 		stop_all

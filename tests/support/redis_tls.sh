@@ -4,6 +4,7 @@
 #                            starts redis-server with a TLS port (DIR/tls.port), a plain port
 #                            (DIR/plain.port) and a unix socket (DIR/redis.sock), and waits
 #   redis_tls.sh stop DIR    stops it
+#   redis_tls.sh certs DIR   only makes the certificates (tests/support/redis_cluster.sh tls)
 # The server's certificate is valid for localhost and 127.0.0.1. Client certificates are
 # optional (tls-auth-clients optional); a test may require them with CONFIG SET.
 # Exits 77 (ctest: skipped) when redis-server or openssl is missing, 1 in CI (CI set).
@@ -36,7 +37,21 @@ random_port() {
 	echo $((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
 }
 
+certs() {
+	ca ca "jobq test CA"
+	ca wrongca "another CA"
+	cert server localhost "subjectAltName=DNS:localhost,IP:127.0.0.1"
+	cert client "jobq test client" "extendedKeyUsage=clientAuth"
+	mkdir -p "$dir/capath"
+	cp "$dir/ca.crt" "$dir/capath/"
+	openssl rehash "$dir/capath"
+}
+
 case "$cmd" in
+certs)
+	mkdir -p "$dir"
+	certs
+	;;
 start)
 	for tool in redis-server redis-cli openssl; do
 		if ! command -v $tool >/dev/null 2>&1; then
@@ -51,13 +66,7 @@ start)
 		sleep 0.2
 	fi
 	rm -f "$sock"
-	ca ca "jobq test CA"
-	ca wrongca "another CA"
-	cert server localhost "subjectAltName=DNS:localhost,IP:127.0.0.1"
-	cert client "jobq test client" "extendedKeyUsage=clientAuth"
-	mkdir -p "$dir/capath"
-	cp "$dir/ca.crt" "$dir/capath/"
-	openssl rehash "$dir/capath"
+	certs
 	# ports are random: a taken one makes the server exit, and the next pair is tried
 	tries=0
 	while [ $tries -lt 20 ]; do
@@ -95,7 +104,7 @@ stop)
 	exec sh "$(dirname "$0")/redis.sh" stop "$dir"
 	;;
 *)
-	echo "usage: $0 start|stop DIR" >&2
+	echo "usage: $0 start|stop|certs DIR" >&2
 	exit 2
 	;;
 esac
