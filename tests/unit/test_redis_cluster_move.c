@@ -3,7 +3,8 @@
  * MIGRATE of its keys a few at a time, then SETSLOT ... NODE) while a producer adds and a
  * worker runs jobs, on the three-master cluster of tests/support/redis_cluster.sh: commands
  * meet ASK, TRYAGAIN and at the end MOVED; no acknowledged job may be lost, none may run
- * twice, and afterwards the queue's keys live on the new master.
+ * twice, and afterwards the queue's keys live on the new master. The same again with
+ * `redis-cli --cluster reshard` doing the move.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,10 +151,63 @@ slot_migrates_under_load(void **state) {
 	assert_int_equal(ch_master_of(0, tag, &now), to);
 }
 
+/* The same with the tool operators use: `redis-cli --cluster reshard` moves one slot (the
+ * lowest of its master, which is the one the tool takes) while the producer and the worker
+ * run. The hash tag jobqrs15971 is in slot 0, the lowest slot of whichever master has it. */
+static void
+slot_reshards_under_load(void **state) {
+	(void)state;
+	if (ch_nodes < 3)
+		skip();
+	const char *tag = "jobqrs15971";
+	char url[300], name[64];
+	snprintf(url, sizeof(url),
+	         "redis+cluster://127.0.0.1:%d?prefix={%s}&command_timeout_ms=20000", ch_ports[0],
+	         tag);
+	snprintf(name, sizeof(name), "rs%ld", (long)getpid());
+	int slot = -1;
+	int from = ch_master_of(0, tag, &slot);
+	assert_true(from >= 0);
+	assert_int_equal(slot, 0);
+	int to = -1;
+	for (int i = 0; i < ch_nodes && to < 0; i++) {
+		redisReply *r = ch_cmd(i, "ROLE");
+		if (i != from && r != NULL && r->type == REDIS_REPLY_ARRAY &&
+		    strcmp(r->element[0]->str, "master") == 0)
+			to = i;
+		if (r != NULL)
+			freeReplyObject(r);
+	}
+	assert_true(to >= 0);
+	char from_id[64], to_id[64];
+	ch_str(from_id, sizeof(from_id), from, "CLUSTER MYID", NULL);
+	ch_str(to_id, sizeof(to_id), to, "CLUSTER MYID", NULL);
+
+	static ch_harness h;
+	if (ch_start(&h, url, name) != 0)
+		fail_msg("start: %s", jobq_error_message());
+	assert_int_equal(ch_wait_processed(&h, 0, 200, 30000), 0);
+	/* two keys per MIGRATE, so that the move takes many steps between the queue's calls */
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd),
+	         "redis-cli --cluster reshard 127.0.0.1:%d --cluster-from %s --cluster-to %s "
+	         "--cluster-slots 1 --cluster-yes --cluster-pipeline 2 >'%s/reshard.log' 2>&1",
+	         ch_ports[from], from_id, to_id, ch_dir);
+	if (system(cmd) != 0)
+		fail_msg("redis-cli --cluster reshard failed (see %s/reshard.log)", ch_dir);
+	assert_int_equal(ch_master_of(0, tag, &slot), to);
+	int seen = atomic_load(&h.processed);
+	assert_int_equal(ch_wait_processed(&h, seen, 50, 30000), 0);
+	int twice;
+	assert_int_equal(ch_finish(&h, 30000, &twice), 0);
+	assert_int_equal(twice, 0);
+}
+
 int
 main(void) {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(slot_migrates_under_load),
+	    cmocka_unit_test(slot_reshards_under_load),
 	};
 	return cmocka_run_group_tests_name("redis_cluster_move", tests, setup, NULL);
 }
