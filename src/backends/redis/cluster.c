@@ -18,8 +18,16 @@
  * do), so Redis answers TRYAGAIN (or ASK, then TRYAGAIN) until the slot is given to its new
  * master. Single-key commands follow ASK.
  *
- * Pipelined adds (add_send / add_recv) are not offered on a cluster: a step could meet a
- * redirect after later steps were sent behind it; adds go one script call per batch instead.
+ * Pipelined adds (add_send / add_recv) are not offered on a cluster; adds go one awaited
+ * script call per batch instead. A redirected step did not run, but the steps sent behind it
+ * may have: during a migration every addJobs call is refused (see above), yet when the
+ * migration is undone (SETSLOT ... STABLE or NODE back to the source) or the slot comes back
+ * between two steps, an earlier step can be refused and a later one run. Sending the refused
+ * step again would put its jobs after the later ones (ids and wait order no longer the order
+ * of the adds, which add_async promises, and outcomes reported out of order); doing it right
+ * means keeping every step's arguments and draining before resending, which gives up the
+ * pipeline exactly when it matters. On one machine it gained nothing measurable
+ * (BENCHMARKS.md, Redis Cluster).
  * Listing queues asks every master.
  */
 #include <errno.h>
