@@ -87,7 +87,8 @@ jobq_failure jobq__deferred_failure(const char *reason, const jobq_job_options *
 /* Job options as BullMQ's `opts` JSON (src/engine/opts_json.c). To JSON: a new string
  * (jobq__free it) or JOBQ_EINVAL (a string that is not UTF-8) / JOBQ_ENOMEM. From JSON: absent
  * or malformed text gives the defaults, as Node reads it; the strings set (job_id, dedup_id,
- * backoff.custom_type) are jobq__strdup'ed, the caller frees them. Returns 0. */
+ * backoff.custom_type) are jobq__strdup'ed, the caller frees them. Returns 0, or JOBQ_ENOMEM
+ * (nothing to free). */
 int jobq__opts_to_json(char **out, const jobq_job_options *o);
 int jobq__opts_from_json(jobq_job_options *o, const char *text, size_t len);
 /* A job scheduler's template options (NULL: none) as BullMQ's scheduler hash holds them: only

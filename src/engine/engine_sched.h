@@ -13,10 +13,18 @@
  *   engp_sched_put(c, sid, text, len)       writes the record
  *   engp_sched_del(c, sid)                  deletes the record
  *   engp_find(c, id, space, &out)           1 and job `id` (give it back with engp_done), 0
+ *   engp_prepare(c, id, name, data, len, o, space)
+ *                                           sets aside in `space` what creating job `id`
+ *                                           needs, so that engp_create cannot fail where
+ *                                           a failure would leave a change behind (memory,
+ *                                           which has no transaction to abort); a failure
+ *                                           changes nothing
+ *   engp_unprepare(c, space)                gives it back (the step ends without the create)
  *   engp_create(c, id, name, data, len, o, timestamp, space, &out)
  *                                           creates job `id` (options `o`, its delay from
- *                                           o->delay_ms) in no index, counting the add in the
- *                                           queue's id counter; give it back with engp_done
+ *                                           o->delay_ms) in no index from what engp_prepare
+ *                                           set aside, counting the add in the queue's id
+ *                                           counter; give it back with engp_done
  */
 #ifndef JOBQ_ENGINE_SCHED_H
 #define JOBQ_ENGINE_SCHED_H
@@ -84,23 +92,49 @@ eng_sched_stall(ENG_CTX *c, ENG_JOB *j, uint32_t max_stalled) {
 	return eng_stall(c, j, live ? UINT32_MAX : max_stalled);
 }
 
-/* Adds iteration `id` (at s->next_ms) of scheduler `sid` with its template: events added, then
- * delayed or waiting. Returns 1 when it may wake a worker. */
-static inline int
-eng_sched_add_iteration(ENG_CTX *c, const char *sid, const eng_sched *s, const char *id,
-                        int64_t now) {
+/*
+ * An iteration about to be added: its options from the template, and what the backend set
+ * aside for it (engp_prepare), so that the add cannot fail once the step has begun to change
+ * the store. A failed step gives it back with eng_iteration_drop.
+ */
+typedef struct eng_iteration {
 	jobq_job_options o;
-	jobq__opts_from_json(&o, s->opts_json, strlen(s->opts_json));
-	const char *custom = o.backoff.custom_type;
-	o.delay_ms = s->next_ms > now ? s->next_ms - now : 0;
-	o.timestamp = now;
-	o.job_id = id;
-	ENG_JOB space, *j = NULL;
-	int rc = engp_create(c, id, s->name, s->data, strlen(s->data), &o, now, &space, &j);
-	jobq__free((char *)(uintptr_t)custom);
+	const char *custom; /* o.backoff.custom_type, owned */
+	ENG_JOB space;
+} eng_iteration;
+
+/* Prepares iteration `id` (at s->next_ms) of scheduler `s`; a failure changes nothing. */
+static inline int
+eng_iteration_prepare(ENG_CTX *c, eng_iteration *it, const eng_sched *s, const char *id,
+                      int64_t now) {
+	int rc = jobq__opts_from_json(&it->o, s->opts_json, strlen(s->opts_json));
 	if (rc < 0)
 		return rc;
-	(void)sid;
+	it->custom = it->o.backoff.custom_type;
+	it->o.delay_ms = s->next_ms > now ? s->next_ms - now : 0;
+	it->o.timestamp = now;
+	it->o.job_id = id;
+	rc = engp_prepare(c, id, s->name, s->data, strlen(s->data), &it->o, &it->space);
+	if (rc < 0)
+		jobq__free((char *)(uintptr_t)it->custom);
+	return rc;
+}
+
+static inline void
+eng_iteration_drop(ENG_CTX *c, eng_iteration *it) {
+	engp_unprepare(c, &it->space);
+	jobq__free((char *)(uintptr_t)it->custom);
+}
+
+/* Adds the prepared iteration `id` of scheduler `s` with its template: events added, then
+ * delayed or waiting. Returns 1 when it may wake a worker. */
+static inline int
+eng_iteration_add(ENG_CTX *c, eng_iteration *it, const eng_sched *s, const char *id, int64_t now) {
+	ENG_JOB *j = NULL;
+	int rc = engp_create(c, id, s->name, s->data, strlen(s->data), &it->o, now, &it->space, &j);
+	jobq__free((char *)(uintptr_t)it->custom);
+	if (rc < 0)
+		return rc;
 	int wake = eng_place_new(c, j, s->name, now);
 	rc = wake < 0 ? wake : engp_save(c, j);
 	engp_done(c, j);
@@ -155,13 +189,20 @@ eng_sched_upsert(ENG_CTX *c, jobq_job_id *out, const char *sid, const jobq_sched
 		}
 		s.next_ms += s.every_ms;
 	}
+	/* what may fail first (the new iteration set aside, the record), then the changes that
+	 * cannot: the replaced iteration deleted (no event, as BullMQ), the new one added */
+	eng_iteration it;
+	if (rc >= 0 && (rc = eng_iteration_prepare(c, &it, &s, id, now)) >= 0 &&
+	    (rc = eng_sched_store(c, sid, &s)) < 0)
+		eng_iteration_drop(c, &it);
 	if (rc >= 0 && cur != NULL) {
-		rc = eng_delete(c, cur, now); /* replaced: no event, as BullMQ */
+		rc = eng_delete(c, cur, now);
 		engp_done(c, cur);
 		cur = NULL;
+		if (rc < 0)
+			eng_iteration_drop(c, &it);
 	}
-	if (rc >= 0 && (rc = eng_sched_store(c, sid, &s)) >= 0 &&
-	    (rc = eng_sched_add_iteration(c, sid, &s, id, now)) >= 0)
+	if (rc >= 0 && (rc = eng_iteration_add(c, &it, &s, id, now)) >= 0)
 		snprintf(out->str, sizeof(out->str), "%s", id);
 	jobq_eng__sched_clear(&s);
 out_cur:
@@ -196,10 +237,13 @@ eng_sched_next(ENG_CTX *c, const char *id, size_t id_len, int64_t now) {
 			engp_done(c, other);
 			rc = engp_event(c, ENG_EV_DUPLICATED, nid, n, 0, 0, NULL, NULL);
 		} else if (rc == 0) {
+			eng_iteration it;
 			s.next_ms = next;
 			s.iterations++;
-			if ((rc = eng_sched_store(c, sid, &s)) >= 0 &&
-			    (rc = eng_sched_add_iteration(c, sid, &s, nid, now)) >= 0)
+			if ((rc = eng_iteration_prepare(c, &it, &s, nid, now)) >= 0 &&
+			    (rc = eng_sched_store(c, sid, &s)) < 0)
+				eng_iteration_drop(c, &it);
+			if (rc >= 0 && (rc = eng_iteration_add(c, &it, &s, nid, now)) >= 0)
 				rc = 1;
 		}
 	} else if (rc >= 0) {

@@ -3,6 +3,7 @@
  * present), both ways: the Redis backend's job hashes and the template options of the job
  * schedulers of every backend.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,7 @@ jobq__opts_from_json(jobq_job_options *o, const char *text, size_t len) {
 		json_decref(j);
 		return 0;
 	}
+	int oom = 0;
 	int64_t v = json_num(json_object_get(j, "attempts"), 0);
 	o->attempts = v > 0 ? (uint32_t)v : 0;
 	json_t *bo = json_object_get(j, "backoff");
@@ -174,6 +176,7 @@ jobq__opts_from_json(jobq_job_options *o, const char *text, size_t len) {
 		} else {
 			o->backoff.type = JOBQ_BACKOFF_CUSTOM;
 			o->backoff.custom_type = jobq__strdup(type);
+			oom |= o->backoff.custom_type == NULL;
 		}
 	}
 	o->delay_ms = json_num(json_object_get(j, "delay"), 0);
@@ -182,7 +185,7 @@ jobq__opts_from_json(jobq_job_options *o, const char *text, size_t len) {
 	o->lifo = json_is_true(json_object_get(j, "lifo"));
 	const char *jid = json_string_value(json_object_get(j, "jobId"));
 	if (jid != NULL)
-		o->job_id = jobq__strdup(jid);
+		oom |= (o->job_id = jobq__strdup(jid)) == NULL;
 	keep_from_json(&o->remove_on_complete, json_object_get(j, "removeOnComplete"));
 	keep_from_json(&o->remove_on_fail, json_object_get(j, "removeOnFail"));
 	o->keep_logs = json_num(json_object_get(j, "kl"), 0);
@@ -192,12 +195,19 @@ jobq__opts_from_json(jobq_job_options *o, const char *text, size_t len) {
 	if (json_is_object(de)) {
 		const char *did = json_string_value(json_object_get(de, "id"));
 		if (did != NULL)
-			o->dedup_id = jobq__strdup(did);
+			oom |= (o->dedup_id = jobq__strdup(did)) == NULL;
 		o->dedup_ttl_ms = json_num(json_object_get(de, "ttl"), 0);
 		o->dedup_keep_last = json_is_true(json_object_get(de, "keepLastIfActive"));
 	}
 	o->timestamp = json_num(json_object_get(j, "timestamp"), 0);
 	json_decref(j);
+	if (oom) {
+		jobq__free((char *)(uintptr_t)o->backoff.custom_type);
+		jobq__free((char *)(uintptr_t)o->job_id);
+		jobq__free((char *)(uintptr_t)o->dedup_id);
+		o->backoff.custom_type = o->job_id = o->dedup_id = NULL;
+		return jobq_error_set(JOBQ_ENOMEM, "out of memory (opts JSON)");
+	}
 	return 0;
 }
 

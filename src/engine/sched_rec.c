@@ -104,8 +104,15 @@ jobq_eng__sched_public(jobq_scheduler *out, const char *sid, const eng_sched *s)
 	out->next_ms = s->next_ms;
 	if ((dup(&out->id, sid) | dup(&out->name, s->name) | dup(&out->pattern, s->pattern) |
 	     dup(&out->tz, s->tz) | dup(&out->data, s->data) | dup(&out->opts_json, s->opts_json)) <
-	    0)
+	    0) {
+		char **fields[] = {&out->id, &out->name, &out->pattern,
+		                   &out->tz, &out->data, &out->opts_json};
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+			jobq__free(*fields[i]);
+			*fields[i] = NULL;
+		}
 		return jobq_error_set(JOBQ_ENOMEM, "out of memory (job schedulers)");
+	}
 	return 0;
 }
 

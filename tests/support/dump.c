@@ -109,6 +109,18 @@ jobq_test_dump_event(jobq_test_buf *b, const jobq_event *e) {
 }
 
 void
+jobq_test_dump_scheduler(jobq_test_buf *b, const jobq_scheduler *s) {
+	jobq_test_buf_printf(
+	    b,
+	    "scheduler %s name=%s every=%lld offset=%lld pattern=%s tz=%s start=%lld end=%lld "
+	    "limit=%lld iterations=%lld next=%lld data=%s opts=%s\n",
+	    s->id, s->name, (long long)s->every_ms, (long long)s->offset_ms,
+	    s->pattern ? s->pattern : "-", s->tz ? s->tz : "-", (long long)s->start_ms,
+	    (long long)s->end_ms, (long long)s->limit, (long long)s->iterations,
+	    (long long)s->next_ms, s->data ? s->data : "-", s->opts_json ? s->opts_json : "-");
+}
+
+void
 jobq_test_dump_queue(jobq_test_buf *b, jobq_queue *q, int events) {
 	jobq_test_buf_printf(b, "queue %s\n", jobq_queue_name(q));
 	jobq_counts c;
@@ -137,6 +149,15 @@ jobq_test_dump_queue(jobq_test_buf *b, jobq_queue *q, int events) {
 		}
 		jobq_job_list_free(l);
 	}
+	jobq_scheduler_list *sl = NULL;
+	int rc = jobq_queue_list_schedulers(&sl, q);
+	if (rc != JOBQ_ENOTSUP) {
+		assert_int_equal(rc, 0);
+		jobq_test_buf_printf(b, "schedulers %zu\n", sl->count);
+		for (size_t i = 0; i < sl->count; i++)
+			jobq_test_dump_scheduler(b, &sl->items[i]);
+	}
+	jobq_scheduler_list_free(sl);
 	if (!events)
 		return;
 	jobq_event_list *ev = NULL;

@@ -1,9 +1,9 @@
 /*
  * Test helpers: a store as text, so that a test can assert that a call changed nothing at all.
  * jobq_test_dump_queue writes what the public API shows of a queue (counts, the paused flag,
- * every job of every state with every field, its logs, the events log); jobq_test_dump_lmdb
- * the raw content of every database of an LMDB backend's environment, read directly with
- * liblmdb in a read-only transaction. Failures are cmocka assertions.
+ * every job of every state with every field, its logs, its job schedulers, the events log);
+ * jobq_test_dump_lmdb the raw content of every database of an LMDB backend's environment, read
+ * directly with liblmdb in a read-only transaction. Failures are cmocka assertions.
  */
 #ifndef JOBQ_TEST_DUMP_H
 #define JOBQ_TEST_DUMP_H
@@ -31,7 +31,10 @@ const char *jobq_test_buf_str(const jobq_test_buf *b);
 /* Appends one line with every field of `job`, or of `event`. */
 void jobq_test_dump_job(jobq_test_buf *b, const jobq_job *job);
 void jobq_test_dump_event(jobq_test_buf *b, const jobq_event *event);
-/* Appends what the public API shows of `q` (the events log too if `events`). */
+/* Appends one line with every field of job scheduler `s`. */
+void jobq_test_dump_scheduler(jobq_test_buf *b, const jobq_scheduler *s);
+/* Appends what the public API shows of `q`, its job schedulers included (the events log too
+ * if `events`). */
 void jobq_test_dump_queue(jobq_test_buf *b, jobq_queue *q, int events);
 /* Appends every key and value of every database of LMDB backend `backend` (nothing when the
  * build has no LMDB). */

@@ -221,9 +221,26 @@ fixture_setup(fixture *f, const char *backend) {
 	o.delay_ms = 60000;
 	add_job(f->id_delayed, f->q, "later", "{\"n\":8}", &o);
 
-	/* the paused queue */
+	/* the paused queue, with two job schedulers: every 1000 ms from T0 + 60 s (its iteration
+	 * delayed), a cron pattern in a zone with a limit (its iteration delayed too) */
 	add_job(NULL, f->p, "held", "{\"n\":9}", NULL);
 	assert_int_equal(jobq_queue_pause(f->p), 0);
+	jobq_scheduler_spec sp;
+	jobq_job_id it;
+	assert_int_equal(jobq_scheduler_spec_init(&sp, JOBQ_SCHEDULER_SPEC_VERSION), 0);
+	sp.every_ms = 1000;
+	sp.start_ms = T0 + 60000;
+	sp.name = "tick";
+	sp.data = "{\"s\":1}";
+	o = (jobq_job_options)JOBQ_JOB_OPTIONS_INIT;
+	o.attempts = 2;
+	sp.opts = &o;
+	assert_int_equal(jobq_queue_upsert_scheduler(&it, f->p, "tick", &sp), 0);
+	assert_int_equal(jobq_scheduler_spec_init(&sp, JOBQ_SCHEDULER_SPEC_VERSION), 0);
+	sp.pattern = "*/10 * * * * *";
+	sp.tz = "Europe/Paris";
+	sp.limit = 5;
+	assert_int_equal(jobq_queue_upsert_scheduler(&it, f->p, "cron", &sp), 0);
 }
 
 /* Removes `dir` and what it holds (files, and directories of files). */
@@ -1057,6 +1074,91 @@ c_wait_job_timeout(fixture *f, jobq_test_buf *res) {
 
 /* --- the injection loop --------------------------------------------------------------------- */
 
+/* --- job schedulers (on the paused queue, which holds two) --- */
+
+/* A scheduler spec with the defaults (spec_init allocates nothing). */
+static jobq_scheduler_spec
+spec_new(void) {
+	jobq_scheduler_spec sp;
+	(void)jobq_scheduler_spec_init(&sp, JOBQ_SCHEDULER_SPEC_VERSION);
+	return sp;
+}
+
+/* Upserts scheduler `sid` of the paused queue; the iteration's id to `res`. */
+static int
+upsert_p(fixture *f, jobq_test_buf *res, const char *sid, const jobq_scheduler_spec *sp) {
+	jobq_job_id it;
+	int rc = jobq_queue_upsert_scheduler(&it, f->p, sid, sp);
+	if (rc >= 0)
+		jobq_test_buf_printf(res, "%s %d\n", it.str, rc);
+	return rc;
+}
+
+/* A new scheduler: a pattern in a zone, a template with a custom backoff and keep policies. */
+static int
+c_sched_upsert_new(fixture *f, jobq_test_buf *res) {
+	jobq_scheduler_spec sp = spec_new();
+	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT;
+	o.attempts = 3;
+	o.backoff = (jobq_backoff){JOBQ_BACKOFF_CUSTOM, 100, 0.5, 1000, "mine"};
+	o.remove_on_complete = (jobq_keep){JOBQ_KEEP_LIMIT, 3, 60000};
+	sp.pattern = "0 30 2 * * 1-5";
+	sp.tz = "America/New_York";
+	sp.end_ms = T0 + 86400000LL * 30;
+	sp.name = "nightly";
+	sp.data = "{\"r\":[1,2]}";
+	sp.opts = &o;
+	return upsert_p(f, res, "nightly", &sp);
+}
+
+/* An update of the every scheduler: its delayed iteration is replaced. */
+static int
+c_sched_upsert_update(fixture *f, jobq_test_buf *res) {
+	jobq_scheduler_spec sp = spec_new();
+	sp.every_ms = 5000;
+	sp.offset_ms = 200;
+	sp.name = "tock";
+	sp.data = "{\"s\":2}";
+	return upsert_p(f, res, "tick", &sp);
+}
+
+/* The every scheduler becomes a pattern scheduler that starts at once. */
+static int
+c_sched_upsert_to_pattern(fixture *f, jobq_test_buf *res) {
+	jobq_scheduler_spec sp = spec_new();
+	sp.pattern = "15 * * * *";
+	sp.tz = "Asia/Kolkata";
+	sp.limit = 3;
+	sp.immediately = 1;
+	return upsert_p(f, res, "tick", &sp);
+}
+
+static int
+c_sched_get(fixture *f, jobq_test_buf *res) {
+	jobq_scheduler *s = NULL;
+	int rc = jobq_queue_get_scheduler(&s, f->p, "cron");
+	if (rc >= 0)
+		jobq_test_dump_scheduler(res, s);
+	jobq_scheduler_free(s);
+	return rc;
+}
+
+static int
+c_sched_list(fixture *f, jobq_test_buf *res) {
+	jobq_scheduler_list *l = NULL;
+	int rc = jobq_queue_list_schedulers(&l, f->p);
+	for (size_t i = 0; rc >= 0 && i < l->count; i++)
+		jobq_test_dump_scheduler(res, &l->items[i]);
+	jobq_scheduler_list_free(l);
+	return rc;
+}
+
+static int
+c_sched_remove(fixture *f, jobq_test_buf *res) {
+	(void)res;
+	return jobq_queue_remove_scheduler(f->p, "tick");
+}
+
 typedef struct call_case {
 	const char *name;
 	call_fn fn;
@@ -1150,6 +1252,12 @@ static const call_case cases[] = {
     {"worker_process", c_worker_process, 0, 0, 1},
     CASE(c_add_bulk_invalid),
     CASE(c_wait_job_timeout),
+    CASE(c_sched_upsert_new),
+    CASE(c_sched_upsert_update),
+    CASE(c_sched_upsert_to_pattern),
+    CASE(c_sched_get),
+    CASE(c_sched_list),
+    CASE(c_sched_remove),
 };
 
 enum { MAX_INJECTIONS = 2000 };

@@ -59,6 +59,26 @@ engp_find(lmdb_wctx *c, const char *id, lmdb_rec *space, lmdb_rec **out) {
 	return rc;
 }
 
+/* Nothing to set aside: a failure later in the step aborts its transaction. */
+static inline int
+engp_prepare(lmdb_wctx *c, const char *id, const char *name, const char *data, size_t len,
+             const jobq_job_options *o, lmdb_rec *space) {
+	(void)c;
+	(void)id;
+	(void)name;
+	(void)data;
+	(void)len;
+	(void)o;
+	(void)space;
+	return 0;
+}
+
+static inline void
+engp_unprepare(lmdb_wctx *c, lmdb_rec *space) {
+	(void)c;
+	(void)space;
+}
+
 /* A new job record owned by `space` (engp_done frees it); the caller places and saves it. */
 static inline int
 engp_create(lmdb_wctx *c, const char *id, const char *name, const char *data, size_t len,

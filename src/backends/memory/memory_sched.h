@@ -77,15 +77,17 @@ engp_find(mqueue *q, const char *id, mjob *space, mjob **out) {
 	return *out != NULL;
 }
 
+/* Allocates what engp_create will need for job `id` (its block and options, room in the job
+ * table) into `space`, so that the create cannot fail; a failure changes nothing. */
 static inline int
-engp_create(mqueue *q, const char *id, const char *name, const char *data, size_t len,
-            const jobq_job_options *o, int64_t timestamp, mjob *space, mjob **out) {
-	(void)space;
-	(void)timestamp; /* o->timestamp */
+engp_prepare(mqueue *q, const char *id, const char *name, const char *data, size_t len,
+             const jobq_job_options *o, mjob *space) {
 	jobq_add_request r = {name, data, len, o};
 	size_t name_len = 0, size = jobq_mem__add_block_size(&r, &name_len);
 	mopts *mo = jobq_mem__mopts_new(o);
 	mjob *blk = NULL;
+	(void)id;
+	memset(space, 0, sizeof(*space));
 	if (mo != NULL && jobq_mem__jobs_reserve(q, 1) == 0) {
 		if (size <= RECYCLE_MAX) {
 			blk = block_get(q, size);
@@ -98,8 +100,31 @@ engp_create(mqueue *q, const char *id, const char *name, const char *data, size_
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory adding job %s",
 		                      id);
 	}
-	mjob *j = jobq_mem__add_fill(blk, &r, id, strlen(id), name_len);
-	j->mo = mo;
+	space->next = blk;
+	space->mo = mo;
+	return 0;
+}
+
+/* Gives back what engp_prepare allocated, when the step ends without the create. */
+static inline void
+engp_unprepare(mqueue *q, mjob *space) {
+	if (space->next != NULL)
+		block_put(q, space->next);
+	jobq__free(space->mo);
+	memset(space, 0, sizeof(*space));
+}
+
+/* Creates job `id` from what engp_prepare allocated into `space` (with the same arguments). */
+static inline int
+engp_create(mqueue *q, const char *id, const char *name, const char *data, size_t len,
+            const jobq_job_options *o, int64_t timestamp, mjob *space, mjob **out) {
+	(void)timestamp; /* o->timestamp */
+	jobq_add_request r = {name, data, len, o};
+	size_t name_len = 0;
+	(void)jobq_mem__add_block_size(&r, &name_len);
+	mjob *j = jobq_mem__add_fill(space->next, &r, id, strlen(id), name_len);
+	j->mo = space->mo;
+	memset(space, 0, sizeof(*space));
 	q->id_counter++;
 	jobs_add(q, j);
 	*out = j;
