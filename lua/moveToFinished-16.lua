@@ -11,7 +11,8 @@
     ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token, ARGV[4] now (ms),
     ARGV[5] "completed" | "failed", ARGV[6] returnvalue JSON | failedReason,
     ARGV[7] keep count (-1 all, 0 none, n newest), ARGV[8] keep age ms (-1 none),
-    ARGV[9] the job's attempts option, ARGV[10] "1" if ARGV[11] is a stack to append,
+    ARGV[9] the job's attempts option, ARGV[10] the stack limit (includes/failure) if
+    ARGV[11] is a stack to append, else "",
     ARGV[12] the worker's metrics.maxDataPoints (0: no metrics; includes/metrics)
   Output:
     0 ok, -1 no such job, -4 pending children, -9 a child failed with failParentOnFailure

@@ -5,7 +5,8 @@
   Input:
     KEYS[1..16] the queue keys
     ARGV[1] key prefix, ARGV[2] job id, ARGV[3] token, ARGV[4] now (ms),
-    ARGV[5] failedReason, ARGV[6] "1" if ARGV[7] is a stack to append
+    ARGV[5] failedReason, ARGV[6] the stack limit (includes/failure) if ARGV[7] is a
+    stack to append, else ""
   Output:
     0 ok, -1 no such job, -3 not active, -2 lock missing, -6 lock held by another token
     (checked in this order, before any change)

@@ -453,6 +453,10 @@ cli_job_opts_json(const jobq_job_options *o) {
 	}
 	if (o->timestamp > 0)
 		json_object_set_new(j, "timestamp", json_integer(o->timestamp));
+	if (o->stack_trace_limit != 0)
+		json_object_set_new(
+		    j, "stackTraceLimit",
+		    json_integer(o->stack_trace_limit < 0 ? 0 : o->stack_trace_limit));
 	return j;
 }
 

@@ -93,16 +93,23 @@ typedef struct jobq_job_options {
 	 * for good; while the owner waits, adds are only deduplicated. Redis only for now:
 	 * JOBQ_ENOTSUP on the memory and LMDB stores. */
 	int dedup_keep_last;
+	/** version 2: BullMQ `stackTraceLimit`: > 0 keeps only the newest N stack lines of failed
+	 * attempts; 0 (the default) keeps all; JOBQ_STACK_TRACE_NONE keeps none (BullMQ's 0) */
+	int64_t stack_trace_limit;
 } jobq_job_options;
 
-/** The version of jobq_job_options this header defines. */
-#define JOBQ_JOB_OPTIONS_VERSION 1
+/** jobq_job_options.stack_trace_limit: keep no stack line (BullMQ `stackTraceLimit: 0`). */
+#define JOBQ_STACK_TRACE_NONE (-1)
+
+/** The version of jobq_job_options this header defines (2 appended dedup_keep_last and
+ * stack_trace_limit; version 1 options, shorter, are refused with JOBQ_EVERSION: rebuild). */
+#define JOBQ_JOB_OPTIONS_VERSION 2
 /** The defaults of jobq_job_options. Positional, not designated, so that C++ before C++20 takes it
  * too. */
 #define JOBQ_JOB_OPTIONS_INIT                                                                      \
 	{                                                                                          \
 		JOBQ_JOB_OPTIONS_VERSION, 0, 0, 0, 0, {JOBQ_BACKOFF_NONE, 0, 0.0, 0, NULL}, NULL,  \
-		    {JOBQ_KEEP_DEFAULT, 0, 0}, {JOBQ_KEEP_DEFAULT, 0, 0}, 0, 0, NULL, 0, 0, 0      \
+		    {JOBQ_KEEP_DEFAULT, 0, 0}, {JOBQ_KEEP_DEFAULT, 0, 0}, 0, 0, NULL, 0, 0, 0, 0   \
 	}
 /** The highest priority number (2^21 - 1); lower numbers run first. */
 #define JOBQ_PRIORITY_MAX 2097151u

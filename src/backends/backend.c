@@ -232,7 +232,22 @@ jobq__job_options_equal(const jobq_job_options *a, const jobq_job_options *b) {
 	       jobq__keep_equal(&a->remove_on_complete, &b->remove_on_complete) &&
 	       jobq__keep_equal(&a->remove_on_fail, &b->remove_on_fail) &&
 	       a->keep_logs == b->keep_logs && a->size_limit == b->size_limit &&
-	       a->dedup_ttl_ms == b->dedup_ttl_ms && a->dedup_keep_last == b->dedup_keep_last;
+	       a->dedup_ttl_ms == b->dedup_ttl_ms && a->dedup_keep_last == b->dedup_keep_last &&
+	       a->stack_trace_limit == b->stack_trace_limit;
+}
+
+void
+jobq__stack_trim(char **lines, size_t *count, int64_t limit) {
+	if (limit == 0)
+		return;
+	size_t keep = limit < 0 ? 0 : (uint64_t)limit < *count ? (size_t)limit : *count;
+	size_t drop = *count - keep;
+	if (drop == 0)
+		return;
+	for (size_t i = 0; i < drop; i++)
+		jobq__free(lines[i]);
+	memmove(lines, lines + drop, keep * sizeof(*lines));
+	*count = keep;
 }
 
 size_t
@@ -262,7 +277,8 @@ jobq__deferred_failure(const char *reason, const jobq_job_options *o, const jobq
 	                      .retry_at_ms = -1,
 	                      .keep = keep,
 	                      .attempts = o->attempts,
-	                      .metrics_max_points = info != NULL ? info->metrics_max_points : 0};
+	                      .metrics_max_points = info != NULL ? info->metrics_max_points : 0,
+	                      .stack_limit = o->stack_trace_limit};
 }
 
 int64_t

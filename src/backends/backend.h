@@ -68,6 +68,11 @@ int jobq__keep_equal(const jobq_keep *a, const jobq_keep *b);
  * timestamp): adds that may share one options record or one encoding. */
 int jobq__job_options_equal(const jobq_job_options *a, const jobq_job_options *b);
 
+/* BullMQ's stackTraceLimit, applied after a failed attempt appended its line: keeps the newest
+ * `limit` of the `*count` lines (limit > 0), all (0) or none (< 0), freeing the others with
+ * jobq__free. The same rule is lua/includes/failure.lua's on Redis. */
+void jobq__stack_trim(char **lines, size_t *count, int64_t limit);
+
 /* Writes `v` in decimal with a NUL into `buf` (room for 21 bytes); returns the length. The
  * generated job ids of the stores that number jobs themselves (memory, LMDB). */
 size_t jobq__u64_dec(char *buf, uint64_t v);

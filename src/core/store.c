@@ -639,6 +639,7 @@ jobq_queue__fail_job(jobq_queue *q, const jobq_job *job, const char *token, cons
 	        jobq__resolve_keep(&o->remove_on_fail, policy ? policy->worker_keep_on_fail : NULL),
 	    .attempts = o->attempts,
 	    .metrics_max_points = policy ? policy->metrics_max_points : 0,
+	    .stack_limit = o->stack_trace_limit,
 	};
 	int rc = BACKEND(q)->fail(q->bq, job->id, token, &f, now);
 	if (rc < 0)

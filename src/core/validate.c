@@ -214,6 +214,11 @@ jobq__validate_job_options(const jobq_job_options *o) {
 		                      "job options: timestamp %lld is outside 0..JOBQ_TIME_MAX_MS "
 		                      "(%lld)",
 		                      (long long)o->timestamp, (long long)JOBQ_TIME_MAX_MS);
+	if (o->stack_trace_limit < JOBQ_STACK_TRACE_NONE)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "job options: stack_trace_limit %lld is below "
+		                      "JOBQ_STACK_TRACE_NONE (-1)",
+		                      (long long)o->stack_trace_limit);
 	if (o->dedup_ttl_ms > JOBQ_TIME_MAX_MS)
 		return jobq_error_set(
 		    JOBQ_EINVAL, "job options: dedup_ttl_ms %lld is above JOBQ_TIME_MAX_MS (%lld)",

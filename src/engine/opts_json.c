@@ -87,6 +87,10 @@ jobq__opts_to_json(char **out, const jobq_job_options *o) {
 		json_object_set_new(j, "kl", json_integer(o->keep_logs));
 	if (o->size_limit > 0)
 		json_object_set_new(j, "sizeLimit", json_integer((json_int_t)o->size_limit));
+	if (o->stack_trace_limit != 0)
+		json_object_set_new(
+		    j, "stackTraceLimit",
+		    json_integer(o->stack_trace_limit < 0 ? 0 : o->stack_trace_limit));
 	if (o->dedup_id != NULL) {
 		json_t *de = json_object();
 		set_string(de, "id", o->dedup_id, &bad);
@@ -200,6 +204,13 @@ jobq__opts_from_json(jobq_job_options *o, const char *text, size_t len) {
 		o->dedup_keep_last = json_is_true(json_object_get(de, "keepLastIfActive"));
 	}
 	o->timestamp = json_num(json_object_get(j, "timestamp"), 0);
+	/* BullMQ: 0 keeps no line, N > 0 the newest N; absent (or negative, which Node does not
+	 * check) keeps all. */
+	json_t *stl = json_object_get(j, "stackTraceLimit");
+	if (json_is_number(stl)) {
+		v = json_num(stl, 0);
+		o->stack_trace_limit = v == 0 ? JOBQ_STACK_TRACE_NONE : v > 0 ? v : 0;
+	}
 	json_decref(j);
 	if (oom) {
 		jobq__free((char *)(uintptr_t)o->backoff.custom_type);

@@ -46,7 +46,8 @@ complete_one(mctx *m, uint32_t max) {
 /* Fails an attempt of fetched job `j`: for good, or back to waiting (`retry`). */
 static void
 fail_one(mctx *m, jobq_job *j, int retry, uint32_t max) {
-	jobq_failure f = {"no", NULL, retry ? conf_now(m->c) : -1, {JOBQ_KEEP_ALL, -1, -1}, 2, max};
+	jobq_failure f = {"no", NULL, retry ? conf_now(m->c) : -1, {JOBQ_KEEP_ALL, -1, -1}, 2,
+	                  max,  0};
 	assert_int_equal(
 	    (m->b->fail)(m->bq, jobq_job_id_of(j), jobq_job_token(j), &f, conf_now(m->c)), 0);
 }

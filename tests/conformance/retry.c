@@ -368,11 +368,76 @@ retry_custom_backoff_callback(void **state) {
 	pthread_mutex_destroy(&s.mu);
 }
 
+/* Fails job `id` `n` times ("boom 1", ...) and returns it. */
+static jobq_job *
+fail_times(conf *c, const char *id, int n) {
+	char reason[32];
+	for (int i = 1; i <= n; i++) {
+		snprintf(reason, sizeof(reason), "boom %d", i);
+		assert_true(conf_fetch_fail(c, id, reason, 0) >= 0);
+	}
+	return conf_get(c, id);
+}
+
+/* stack_trace_limit (BullMQ stackTraceLimit): each failed attempt appends its line, then only
+ * the newest N stay; JOBQ_STACK_TRACE_NONE keeps none (BullMQ's 0), 0 keeps all; the option
+ * reads back as given; below JOBQ_STACK_TRACE_NONE is refused. */
+static void
+retry_stack_trace_limit(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_options o = conf_opts();
+	jobq_job_id two, none, all;
+	jobq_job *job;
+
+	o.attempts = 5;
+	o.stack_trace_limit = 2;
+	conf_add(c, &two, "n", NULL, &o);
+	job = fail_times(c, two.str, 1);
+	assert_int_equal(jobq_job_stacktrace_count(job), 1);
+	assert_string_equal(jobq_job_stacktrace_at(job, 0), "boom 1");
+	assert_int_equal(jobq_job_options_of(job)->stack_trace_limit, 2);
+	jobq_job_free(job);
+	job = fail_times(c, two.str, 3);
+	assert_int_equal(jobq_job_stacktrace_count(job), 2);
+	assert_string_equal(jobq_job_stacktrace_at(job, 0), "boom 2");
+	assert_string_equal(jobq_job_stacktrace_at(job, 1), "boom 3");
+	assert_string_equal(jobq_job_failed_reason(job), "boom 3");
+	jobq_job_free(job);
+	/* the last attempt, failed for good, is trimmed the same way */
+	job = fail_times(c, two.str, 1);
+	assert_int_equal(jobq_job_state(job), JOBQ_STATE_FAILED);
+	assert_int_equal(jobq_job_stacktrace_count(job), 2);
+	assert_string_equal(jobq_job_stacktrace_at(job, 0), "boom 3");
+	assert_string_equal(jobq_job_stacktrace_at(job, 1), "boom 1");
+	jobq_job_free(job);
+
+	o.attempts = 3; /* failed for good after fail_times(3) */
+	o.stack_trace_limit = JOBQ_STACK_TRACE_NONE;
+	conf_add(c, &none, "n", NULL, &o);
+	job = fail_times(c, none.str, 3);
+	assert_int_equal(jobq_job_stacktrace_count(job), 0);
+	assert_string_equal(jobq_job_failed_reason(job), "boom 3");
+	assert_int_equal(jobq_job_options_of(job)->stack_trace_limit, JOBQ_STACK_TRACE_NONE);
+	jobq_job_free(job);
+
+	o.stack_trace_limit = 0;
+	conf_add(c, &all, "n", NULL, &o);
+	job = fail_times(c, all.str, 3);
+	assert_int_equal(jobq_job_stacktrace_count(job), 3);
+	assert_string_equal(jobq_job_stacktrace_at(job, 2), "boom 3");
+	assert_int_equal(jobq_job_options_of(job)->stack_trace_limit, 0);
+	jobq_job_free(job);
+
+	o.stack_trace_limit = -2;
+	conf_assert_error(jobq_queue_add(&(jobq_job_id){{0}}, c->q, "n", "{}", 2, &o), JOBQ_EINVAL);
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(retry_immediate_without_backoff), CONF_CASE(retry_fixed_backoff_exact),
     CONF_CASE(retry_exponential_backoff_exact), CONF_CASE(retry_backoff_max_caps),
     CONF_CASE(retry_jitter_in_bounds),          CONF_CASE(retry_jitter_exponential_capped),
     CONF_CASE(retry_attempts_exhausted),        CONF_CASE(retry_unrecoverable_fails_at_once),
     CONF_CASE(retry_failed_job_by_admin),       CONF_CASE(retry_custom_backoff_callback),
+    CONF_CASE(retry_stack_trace_limit),
 };
 CONF_TABLE(conf_retry_cases, cases);

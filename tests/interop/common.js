@@ -34,4 +34,21 @@ function until(cond, ms, what) {
   });
 }
 
-module.exports = { counts, check, runner, until };
+// As until, with a condition that may be async (a Redis read).
+async function waitFor(cond, ms, what) {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+// A function that opens a Queue by name on `connection`, closed with the other `closers`.
+function opener(Queue, connection, closers) {
+  return (name) => {
+    const q = new Queue(name, { connection });
+    closers.push(() => q.close());
+    return q;
+  };
+}
+
+module.exports = { counts, check, runner, until, waitFor, opener };

@@ -783,6 +783,7 @@ const schedulers = () => require('./schedulers.js')({
     await schedulers();
     await flows();
     await require('./metrics.js')({ check, jobq, url, tag, connection, Queue, Worker, client, closers });
+    await require('./jobdata.js')({ check, jobq, url, tag, connection, Queue, Worker, client, closers });
     await check('QueueEvents never errored', () => {
       for (const r of recs) {
         assert.deepEqual(r.errors, []);

@@ -30,6 +30,10 @@
  *                                    with its iteration's id
  *   jobq_interop schedulers URL QUEUE  prints jobq's view of the schedulers (JSON array)
  *   jobq_interop unschedule URL QUEUE ID
+ *   jobq_interop addopt URL QUEUE NAME DATA KEY=VALUE...  adds one job (keys: id attempts
+ *                                    stl (stack_trace_limit, "none" for none) backoff
+ *                                    (TYPE:MS) jitter max); prints {"id": ...}, or
+ *                                    {"error": NAME, "message": ...} if the add is refused
  *
  * Worker behaviour by job name: "fail-always" fails every attempt ("boom <n>"), "flaky"
  * fails its first two attempts, "progress" reports progress and logs, "mixed" takes 1 ms and
@@ -365,6 +369,12 @@ cmd_inspect(jobq_queue *q, int n, char **ids) {
 		put_json(jobq_job_result(job));
 		printf(",\"failedReason\":");
 		put_json(jobq_job_failed_reason(job));
+		printf(",\"stacktrace\":[");
+		for (size_t k = 0; k < jobq_job_stacktrace_count(job); k++) {
+			printf("%s", k ? "," : "");
+			put_json(jobq_job_stacktrace_at(job, k));
+		}
+		printf("]");
 		printf(",\"attemptsMade\":%u,\"attemptsStarted\":%u,\"logs\":[",
 		       jobq_job_attempts_made(job), jobq_job_attempts_started(job));
 		for (size_t k = 0; logs != NULL && k < logs->count; k++) {
@@ -493,6 +503,54 @@ cmd_schedulers(jobq_queue *q) {
 	return 0;
 }
 
+/* One job with the options given as KEY=VALUE (see the top of the file). */
+static int
+cmd_addopt(jobq_queue *q, const char *name, const char *data, int n, char **kv) {
+	jobq_job_options o;
+	jobq_job_options_init(&o, JOBQ_JOB_OPTIONS_VERSION);
+	for (int i = 0; i < n; i++) {
+		char *eq = strchr(kv[i], '=');
+		if (eq == NULL)
+			return 2;
+		*eq = '\0';
+		const char *k = kv[i], *v = eq + 1;
+		if (strcmp(k, "id") == 0)
+			o.job_id = v;
+		else if (strcmp(k, "attempts") == 0)
+			o.attempts = (uint32_t)atoi(v);
+		else if (strcmp(k, "stl") == 0)
+			o.stack_trace_limit =
+			    strcmp(v, "none") == 0 ? JOBQ_STACK_TRACE_NONE : atol(v);
+		else if (strcmp(k, "backoff") == 0) {
+			const char *colon = strchr(v, ':');
+			o.backoff.delay_ms = colon ? atol(colon + 1) : 0;
+			o.backoff.type = strncmp(v, "fixed", 5) == 0 ? JOBQ_BACKOFF_FIXED
+			                 : strncmp(v, "exponential", 11) == 0
+			                     ? JOBQ_BACKOFF_EXPONENTIAL
+			                     : JOBQ_BACKOFF_CUSTOM;
+		} else if (strcmp(k, "jitter") == 0)
+			o.backoff.jitter = atof(v);
+		else if (strcmp(k, "max") == 0)
+			o.backoff.max_delay_ms = atol(v);
+		else
+			return 2;
+	}
+	jobq_job_id id;
+	int rc = jobq_queue_add(&id, q, name, data, strlen(data), &o);
+	if (rc < 0) {
+		printf("{\"error\":");
+		put_json(jobq_error_name(rc));
+		printf(",\"message\":");
+		put_json(jobq_error_message());
+		printf("}\n");
+		return 0;
+	}
+	printf("{\"id\":");
+	put_json(id.str);
+	printf("}\n");
+	return 0;
+}
+
 int
 main(int argc, char **argv) {
 	if (argc < 4) {
@@ -541,6 +599,8 @@ main(int argc, char **argv) {
 		rc = cmd_events(q);
 	else if (strcmp(argv[1], "schedule") == 0 && argc > 4)
 		rc = cmd_schedule(q, argv[4], argc - 5, argv + 5);
+	else if (strcmp(argv[1], "addopt") == 0 && argc > 5)
+		rc = cmd_addopt(q, argv[4], argv[5], argc - 6, argv + 6);
 	else if (strcmp(argv[1], "schedulers") == 0)
 		rc = cmd_schedulers(q);
 	else if (strcmp(argv[1], "unschedule") == 0 && argc > 4) {

@@ -3,6 +3,7 @@
 // jobq_queue_metrics. Called by interop.js with its helpers.
 'use strict';
 const assert = require('assert/strict');
+const { waitFor, opener } = require('./common');
 
 // What BullMQ's finish script leaves after seeding {count, prevTS, prevCount, data} and one
 // more finish at `at` with `max` points.
@@ -15,18 +16,8 @@ function expected(seed, at, max) {
 
 module.exports = async function metrics(h) {
   const { check, jobq, url, tag, connection, Queue, Worker, client, closers } = h;
-  const open = (name) => {
-    const q = new Queue(name, { connection });
-    closers.push(() => q.close());
-    return q;
-  };
-  async function until(cond, ms, what) {
-    const t0 = Date.now();
-    while (!(await cond())) {
-      if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  const open = opener(Queue, connection, closers);
+  const until = waitFor;
   async function seed(qname, kind, s) {
     const key = `bull:${qname}:metrics:${kind}`;
     await client.hset(key, 'count', s.count, 'prevTS', s.prevTS, 'prevCount', s.prevCount);

@@ -720,7 +720,7 @@ test_running_fields_merged(void **state) {
 	assert_int_equal(b->fetch(&j, NULL, bq, "tok-c", 100, 3000), 0);
 	assert_int_equal(j->attempts_started, 2);
 	jobq_job_free(j);
-	jobq_failure fl = {"boom", NULL, -1, {JOBQ_KEEP_ALL, 0, 0}, 1, 0};
+	jobq_failure fl = {"boom", NULL, -1, {JOBQ_KEEP_ALL, 0, 0}, 1, 0, 0};
 	assert_int_equal((b->fail)(bq, id.str, "tok-a", &fl, 3010), JOBQ_ELOCKLOST);
 	assert_int_equal((b->fail)(bq, id.str, "tok-c", &fl, 3010), 0);
 	assert_int_equal(b->get(&j, bq, id.str), 0);

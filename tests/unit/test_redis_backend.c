@@ -678,7 +678,7 @@ fail_applies_flow_policy(void **state) {
 		    f->b->complete_fetch(jobs, NULL, f->q, NULL, 0, tokens, 1, 30000, wall_ms()),
 		    1);
 		assert_string_equal(jobs[0]->id, ck[0] + strlen(prefix) + 3);
-		jobq_failure fl = {"boom", NULL, -1, {JOBQ_KEEP_ALL, -1, -1}, 1, 0};
+		jobq_failure fl = {"boom", NULL, -1, {JOBQ_KEEP_ALL, -1, -1}, 1, 0, 0};
 		assert_int_equal((f->b->fail)(f->q, jobs[0]->id, jobs[0]->token, &fl, wall_ms()),
 		                 0);
 		jobq_job_free(jobs[0]);
@@ -904,7 +904,7 @@ scripts_leave_queue_keys_alone(void **state) {
 	static const char *const ids[] = {"meta",   "wait",          "id",     "events", "marker",
 	                                  "active", "stalled-check", "repeat", "de:x",   "1:lock",
 	                                  "pc",     "limiter"};
-	jobq_failure fl = {"boom", "boom", -1, {JOBQ_KEEP_ALL, -1, -1}, 1, 0};
+	jobq_failure fl = {"boom", "boom", -1, {JOBQ_KEEP_ALL, -1, -1}, 1, 0, 0};
 	jobq_keep keep = {JOBQ_KEEP_ALL, -1, -1};
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		const char *r = ids[i];

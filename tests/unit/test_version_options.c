@@ -63,6 +63,8 @@ job_options_macro_is_the_defaults(void **state) {
 	assert_int_equal(m.dedup_ttl_ms, f.dedup_ttl_ms);
 	assert_int_equal(m.timestamp, f.timestamp);
 	assert_int_equal(jobq_job_options_init(&f, JOBQ_JOB_OPTIONS_VERSION + 1), JOBQ_EVERSION);
+	/* version 2 appended stack_trace_limit: a version 1 struct is shorter, so it is refused */
+	assert_int_equal(jobq_job_options_init(&f, 1), JOBQ_EVERSION);
 }
 
 static void

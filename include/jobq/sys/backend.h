@@ -157,6 +157,9 @@ typedef struct jobq_failure {
 	/** version 5, metrics: the worker's metrics_max_data_points (0: none); a failure for
 	 * good is counted in the failed metrics (jobq/metrics.h) */
 	uint32_t metrics_max_points;
+	/** the job's stack_trace_limit (jobq_job_options): after appending `stack`, keep only the
+	 * newest N lines (> 0), all (0) or none (< 0); jobq__stack_trim applies it */
+	int64_t stack_limit;
 } jobq_failure;
 
 /** What fetch found out besides the job, and what the fetcher tells it. */

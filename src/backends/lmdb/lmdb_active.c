@@ -192,6 +192,8 @@ jobq_lmdb__fail_body(lmdb_wctx *c, void *arg) {
 				rc = jobq_error_set(JOBQ_ENOMEM, "lmdb: failing a job");
 			} else {
 				j->stacktrace_count++;
+				jobq__stack_trim(j->stacktrace, &j->stacktrace_count,
+				                 f->stack_limit);
 			}
 		}
 	}

@@ -90,7 +90,7 @@ jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r) {
 	pk_u64(b, r->log_next);
 	pk_u64(b, r->log_count); /* 22 */
 
-	pk_array(b, 21); /* 23: options */
+	pk_array(b, 22); /* 23: options */
 	pk_i64(b, o->delay_ms);
 	pk_u64(b, o->priority);
 	pk_i64(b, o->lifo);
@@ -108,6 +108,7 @@ jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r) {
 	pack_str(b, o->dedup_id);
 	pk_i64(b, o->dedup_ttl_ms);
 	pk_i64(b, o->timestamp);
+	pk_i64(b, o->stack_trace_limit);
 	pack_str(b, j->processed_by); /* 24 */
 	return buf_finish(b);
 }
@@ -692,6 +693,7 @@ rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len, int packed,
 			o->dedup_id = OHAVE() ? mp_str(&rd, sk, NULL) : NULL;
 			o->dedup_ttl_ms = OHAVE() ? mp_i64(&rd) : 0;
 			o->timestamp = OHAVE() ? mp_i64(&rd) : 0;
+			o->stack_trace_limit = OHAVE() ? mp_i64(&rd) : 0;
 #undef OHAVE
 		} else {
 			rd.p = at0;

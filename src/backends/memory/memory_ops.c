@@ -394,6 +394,7 @@ fail_apply(mqueue *q, fail_prep *p, const jobq_failure *f, int64_t now) {
 		jobq__free(sd->stacktrace);
 		sd->stacktrace = p->trace;
 		sd->stacktrace[sd->stacktrace_count++] = p->stack;
+		jobq__stack_trim(sd->stacktrace, &sd->stacktrace_count, f->stack_limit);
 	}
 	jobq__free(sd->failed_reason);
 	sd->failed_reason = p->reason;

@@ -371,9 +371,10 @@ rq_complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
 int
 rq_fail(jobq_backend_queue *q, const char *id, const char *token, const jobq_failure *f,
         int64_t now_ms) {
-	numbuf n1, n2, n3, n4, n5;
+	numbuf n1, n2, n3, n4, n5, n6;
 	const char *reason = f->reason ? f->reason : "";
-	const char *has_stack = f->stack ? "1" : "0";
+	/* the stack's argument pair: its limit (includes/failure.lua), or "" without a stack */
+	const char *has_stack = f->stack ? rq_fmt_i64(&n6, f->stack_limit) : "";
 	const char *stack = f->stack ? f->stack : "";
 	if (f->retry_at_ms < 0) {
 		int64_t count, age;
