@@ -112,4 +112,12 @@ if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
             ${CMAKE_CURRENT_BINARY_DIR}/bullboard-job.png)
   set_tests_properties(interop.bullboard PROPERTIES LABELS "interop;redis;slow" TIMEOUT 300
                                                     SKIP_RETURN_CODE 77)
+  # Bull Board and Node's getJobSchedulers() show `jobq schedule`'s schedulers as Node's own
+  # (tools/bullboard/schedulers.js): API responses and the rendered page, one Chromium page;
+  # in the default run (about 10 s).
+  add_test(NAME interop.bullboard.schedulers
+    COMMAND ${JOBQ_BASH} ${PROJECT_SOURCE_DIR}/tools/bullboard/schedulers.sh $<TARGET_FILE:jobq>
+            ${CMAKE_CURRENT_BINARY_DIR}/bullboard-schedulers.png)
+  set_tests_properties(interop.bullboard.schedulers PROPERTIES LABELS "interop;redis" TIMEOUT 180
+                                                               SKIP_RETURN_CODE 77)
 endif()

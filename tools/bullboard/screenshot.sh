@@ -11,38 +11,9 @@
 # PUPPETEER_SKIP_DOWNLOAD=1: the system Chromium is used). Exits 0 when Bull Board showed
 # everything, 1 when not, 77 when something it needs is missing (1 in CI, CI set).
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
 JOBQ=$(cd "$(dirname "${1:?usage: screenshot.sh JOBQ [OUT.png]}")" && pwd)/$(basename "$1")
 out=${2:-$PWD/bullboard-job.png}
-missing() {
-	echo "SKIP: $*" >&2
-	[ -n "${CI:-}" ] && exit 1
-	exit 77
-}
-command -v node >/dev/null || missing "node not found"
-command -v redis-server >/dev/null || missing "redis-server not found"
-export CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
-[ -n "$CHROMIUM" ] || missing "chromium not found (apt-get install chromium)"
-if [ ! -d "$here/node_modules/@bull-board" ] && [ -n "${CI:-}" ]; then
-	# (npm ci refuses the lock when the registry lacks msgpackr-extract's optional prebuilds
-	# for other platforms; npm install then installs the same versions)
-	(cd "$here" && export PUPPETEER_SKIP_DOWNLOAD=1 &&
-		{ npm ci --no-audit --no-fund --loglevel=error ||
-			npm install --no-audit --no-fund --loglevel=error; }) >&2
-fi
-[ -d "$here/node_modules/@bull-board" ] || missing "run 'PUPPETEER_SKIP_DOWNLOAD=1 npm ci' in $here"
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/jobq-bullboard.XXXXXX")
-spid=""
-cleanup() {
-	[ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
-	sh "$here/../../tests/support/redis.sh" stop "$tmp/redis" >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-sh "$here/../../tests/support/redis.sh" start "$tmp/redis" >&2 || exit 1
-sock="$tmp/redis/redis.sock"
-export JOBQ_URL="redis+unix://$sock"
+. "$(dirname "$0")/env.sh"
 
 id=$("$JOBQ" add render page '{"url":"/docs/index.html"}') || exit 1
 # shellcheck disable=SC2016 # the command's own shell expands these

@@ -3,7 +3,7 @@
 //   node shot.js BASE_URL QUEUE JOB_ID OUT.png PROGRESS_JSON LOG_LINE...
 // Exits 0 when the API and the page show the progress and every log line, 1 otherwise.
 'use strict';
-const puppeteer = require('puppeteer-core');
+const launch = require('./browser.js');
 
 const [base, queue, jobId, out, progress, ...lines] = process.argv.slice(2);
 
@@ -25,11 +25,7 @@ function fail(msg) {
   const logs = await getJson(`/api/queues/${encodeURIComponent(queue)}/${jobId}/logs`);
   for (const l of lines) if (!logs.includes(l)) fail(`API logs lack '${l}': ${JSON.stringify(logs)}`);
 
-  const browser = await puppeteer.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 900 });
