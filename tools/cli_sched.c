@@ -83,7 +83,9 @@ cli_cmd_schedule(int argc, char **argv) {
 		return cli_usage_fail("missing QUEUE");
 	if (a.npos < 2)
 		return cli_usage_fail("missing scheduler ID");
-	if ((every > 0) == (cron != NULL))
+	if (every > 0 && cron != NULL)
+		return cli_usage_fail("--every and --cron together: give one of them");
+	if (every <= 0 && cron == NULL)
 		return cli_usage_fail("give one of --every MS and --cron PATTERN");
 	if (limit_seen && limit == 0)
 		return cli_usage_fail("invalid value 0 for --limit: at least 1 iteration");

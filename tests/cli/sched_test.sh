@@ -4,7 +4,8 @@
 #
 #   sched_test.sh JOBQ memory|lmdb|redis
 #
-# memory: usage errors and bad input (exit 2, one line naming what is wrong). lmdb, redis: a
+# every backend: usage errors and bad input (exit 2, one line naming what is wrong). lmdb,
+# redis: the same refused as an update of an existing scheduler changes nothing; a
 # scheduler every 200 ms run by `jobq work` for several iterations with one pending at a time,
 # a cron scheduler with a zone and a limit, the listing (text and --json), an update, removal.
 # Exits 0 when every check passed, 1 otherwise, 77 when the backend is not available.
@@ -21,6 +22,7 @@ expect 2
 err_has "one of --every MS and --cron PATTERN"
 run schedule "$Q" s --every 100 --cron '* * * * *'
 expect 2
+err_has "--every and --cron together"
 run schedule "$Q" s --every 100 --limit 0
 expect 2
 err_has "--limit"
@@ -36,6 +38,45 @@ err_has "missing scheduler ID"
 run unschedule "$Q"
 expect 2
 
+# --- bad input the library refuses (every backend): the field, the zone, the dates -------------
+bad_input() { # the refusals, for scheduler id $1
+	local field
+	while IFS='|' read -r pattern field; do
+		run schedule "$Q" "$1" --cron "$pattern"
+		expect 2
+		err_has "$field field"
+	done <<-'EOF'
+		60 * * * *|minute
+		* 24 * * *|hour
+		* * 32 * *|day of month
+		* * * 13 *|month
+		* * * * 8|day of week
+		60 * * * * *|second
+	EOF
+	run schedule "$Q" "$1" --cron '* * * * *' --tz Nowhere/Atlantis
+	expect 2
+	err_has "Nowhere/Atlantis"
+	run schedule "$Q" "$1" --every 100 --start 2030-01-02T00:00Z --end 2030-01-01T00:00Z
+	expect 2
+	err_has "the end date is not after the start date"
+	run schedule "$Q" "$1" --every 100 --end 2001-01-01T00:00Z
+	expect 2
+	err_has "the end date is already past"
+	run schedule "$Q" "$1" --every 100 --limit 0
+	expect 2
+	err_has "--limit"
+	run schedule "$Q" "$1" --every 100 --cron '* * * * *'
+	expect 2
+	err_has "--every and --cron together"
+	run schedule "$Q" "$1" --every 100 --tz Europe/Paris
+	expect 2
+	err_has "time zone needs a pattern"
+}
+bad_input s
+run schedule "$Q" 'a:b' --every 100
+expect 2
+err_has "':'"
+
 if [ "$BACKEND" = memory ]; then
 	# a memory store lives as long as one command: nothing more to see from outside
 	echo "sched.$BACKEND: $checks checks, $failures failures"
@@ -43,20 +84,7 @@ if [ "$BACKEND" = memory ]; then
 	exit
 fi
 
-# --- bad input the library refuses: nothing is created ----------------------------------------
-run schedule "$Q" s --cron '61 * * * *'
-expect 2
-err_has "minute field"
-run schedule "$Q" s --cron '* * * * *' --tz Nowhere/Atlantis
-expect 2
-err_has "Nowhere/Atlantis"
-run schedule "$Q" s --every 100 --start 2030-01-02T00:00Z --end 2030-01-01T00:00Z
-expect 2
-err_has "end date"
-run schedule "$Q" s --every 100 --tz Europe/Paris
-expect 2
-run schedule "$Q" 'a:b' --every 100
-expect 2
+# nothing was created
 run schedulers "$Q" --json
 expect 0
 out_is "[]"
@@ -98,6 +126,14 @@ run get "$Q" "$out" --json
 out_has '"name":"beat2"'
 run schedulers "$Q" --json
 out_has '"iterationCount":5'
+# a refused update of it changes nothing: the same listing, the same pending iteration
+before=$out
+before_pending=$({ "$JOBQ" list "$Q" waiting; "$JOBQ" list "$Q" delayed; } 2>/dev/null)
+bad_input tick
+run schedulers "$Q" --json
+out_is "$before"
+after_pending=$({ "$JOBQ" list "$Q" waiting; "$JOBQ" list "$Q" delayed; } 2>/dev/null)
+if [ "$after_pending" = "$before_pending" ]; then pass; else fail "pending jobs changed by refused updates"; fi
 
 # --- a cron pattern in a zone, with a limit -----------------------------------------------------
 run schedule "$Q" nightly --cron '0 30 2 * * *' --tz Europe/Paris --limit 3 --json

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "dump.h"
 
 /* --- per-case setup ---------------------------------------------------------------------- */
 
@@ -693,4 +694,62 @@ conf_gate_wait_inside(conf_gate *g, int n, int64_t timeout_ms) {
 	ok = g->max_inside >= n;
 	pthread_mutex_unlock(&g->mu);
 	return ok;
+}
+
+/* --- snapshots ------------------------------------------------------------------------------ */
+
+void
+conf_snapshot_take(conf *c, conf_snapshot *s) {
+	conf_events ev;
+	jobq_test_buf api = {0};
+
+	jobq_test_dump_queue(&api, c->q, 1);
+	s->api = api.p;
+	s->counts = conf_counts(c);
+	assert_int_equal(jobq_queue_is_paused(&s->paused, c->q), 0);
+	conf_events_load(c, &ev);
+	s->events = ev.count;
+	conf_events_free(&ev);
+	s->dump = c->target->dump != NULL ? c->target->dump(c->tctx) : NULL;
+	if (c->target->dump != NULL)
+		assert_non_null(s->dump);
+}
+
+/* Prints each line of `text` that `other` does not hold (the lines of a raw dump that
+ * changed), the line cut at 300 characters. */
+static void
+print_lines_not_in(const char *what, const char *text, const char *other) {
+	for (const char *l = text; *l != '\0';) {
+		const char *nl = strchr(l, '\n');
+		size_t n = nl != NULL ? (size_t)(nl - l) : strlen(l);
+		int found = 0;
+		for (const char *o = other; !found && *o != '\0';) {
+			const char *onl = strchr(o, '\n');
+			size_t on = onl != NULL ? (size_t)(onl - o) : strlen(o);
+			found = on == n && memcmp(o, l, n) == 0;
+			o += on + (onl != NULL);
+		}
+		if (!found)
+			print_error("only %s: %.*s\n", what, (int)(n > 300 ? 300 : n), l);
+		l += n + (nl != NULL);
+	}
+}
+
+/* Asserts that two snapshots are the same, down to the bytes of every key where the target
+ * has a raw dump; frees both. */
+void
+conf_snapshot_assert_same(conf_snapshot *before, conf_snapshot *after) {
+	conf_assert_same_counts(&before->counts, &after->counts);
+	assert_int_equal(after->paused, before->paused);
+	assert_int_equal(after->events, before->events);
+	assert_string_equal(after->api, before->api);
+	if (before->dump != NULL && strcmp(after->dump, before->dump) != 0) {
+		print_lines_not_in("before", before->dump, after->dump);
+		print_lines_not_in("after", after->dump, before->dump);
+		fail_msg("the target's raw dump changed");
+	}
+	free(before->api);
+	free(after->api);
+	free(before->dump);
+	free(after->dump);
 }

@@ -123,6 +123,21 @@ void conf_assert_counts_at(conf *c, uint64_t w, uint64_t a, uint64_t d, uint64_t
                            uint64_t f, const char *file, int line);
 void conf_assert_same_counts(const jobq_counts *a, const jobq_counts *b);
 
+/* What a queue holds, to assert that a refused call changed nothing: counts, the paused flag,
+ * the number of events, what the public API shows (dump.h: jobs, logs, schedulers, events)
+ * and the target's raw dump of every key (Redis, LMDB; NULL for memory). */
+typedef struct conf_snapshot {
+	jobq_counts counts;
+	int paused;
+	size_t events;
+	char *api;
+	char *dump;
+} conf_snapshot;
+void conf_snapshot_take(conf *c, conf_snapshot *s);
+/* Asserts that two snapshots are the same, down to the bytes of every key where the target
+ * has a raw dump (the changed lines printed); frees both. */
+void conf_snapshot_assert_same(conf_snapshot *before, conf_snapshot *after);
+
 /* Asserts rc == code and that jobq_error_message() says something. */
 #define conf_assert_error(rc, code) conf_assert_error_at(rc, code, #rc, __FILE__, __LINE__)
 void conf_assert_error_at(int rc, int code, const char *expr, const char *file, int line);

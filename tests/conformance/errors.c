@@ -221,70 +221,6 @@ errors_bad_job_ids(void **state) {
 }
 
 /* What a queue holds, as far as a refused call could change it. */
-typedef struct queue_snapshot {
-	jobq_counts counts;
-	int paused;
-	size_t events;
-	char *api;  /* what the public API shows of the queue, events included (dump.h) */
-	char *dump; /* the target's raw dump of every key (Redis, LMDB), else NULL */
-} queue_snapshot;
-
-static void
-snapshot_take(conf *c, queue_snapshot *s) {
-	conf_events ev;
-	jobq_test_buf api = {0};
-
-	jobq_test_dump_queue(&api, c->q, 1);
-	s->api = api.p;
-	s->counts = conf_counts(c);
-	assert_int_equal(jobq_queue_is_paused(&s->paused, c->q), 0);
-	conf_events_load(c, &ev);
-	s->events = ev.count;
-	conf_events_free(&ev);
-	s->dump = c->target->dump != NULL ? c->target->dump(c->tctx) : NULL;
-	if (c->target->dump != NULL)
-		assert_non_null(s->dump);
-}
-
-/* Prints each line of `text` that `other` does not hold (the lines of a raw dump that
- * changed), the line cut at 300 characters. */
-static void
-print_lines_not_in(const char *what, const char *text, const char *other) {
-	for (const char *l = text; *l != '\0';) {
-		const char *nl = strchr(l, '\n');
-		size_t n = nl != NULL ? (size_t)(nl - l) : strlen(l);
-		int found = 0;
-		for (const char *o = other; !found && *o != '\0';) {
-			const char *onl = strchr(o, '\n');
-			size_t on = onl != NULL ? (size_t)(onl - o) : strlen(o);
-			found = on == n && memcmp(o, l, n) == 0;
-			o += on + (onl != NULL);
-		}
-		if (!found)
-			print_error("only %s: %.*s\n", what, (int)(n > 300 ? 300 : n), l);
-		l += n + (nl != NULL);
-	}
-}
-
-/* Asserts that two snapshots are the same, down to the bytes of every key where the target
- * has a raw dump; frees both. */
-static void
-snapshot_assert_same(queue_snapshot *before, queue_snapshot *after) {
-	conf_assert_same_counts(&before->counts, &after->counts);
-	assert_int_equal(after->paused, before->paused);
-	assert_int_equal(after->events, before->events);
-	assert_string_equal(after->api, before->api);
-	if (before->dump != NULL && strcmp(after->dump, before->dump) != 0) {
-		print_lines_not_in("before", before->dump, after->dump);
-		print_lines_not_in("after", after->dump, before->dump);
-		fail_msg("the target's raw dump changed");
-	}
-	free(before->api);
-	free(after->api);
-	free(before->dump);
-	free(after->dump);
-}
-
 /* Runs every public call that takes a job id with `id` (which names one of the queue's own
  * storage keys): lookups answer JOBQ_ENOTFOUND, adds JOBQ_EINVAL, each with a message. */
 static void
@@ -361,7 +297,7 @@ errors_reserved_ids_touch_nothing(void **state) {
 	                                       "a:b:c:d"};
 	jobq_job_options o = conf_opts();
 	jobq_job_id a, b, cc, d, e, f;
-	queue_snapshot before, after;
+	conf_snapshot before, after;
 	char own[2][JOBQ_ID_MAX + 16];
 	jobq_job *active, *job;
 
@@ -388,19 +324,19 @@ errors_reserved_ids_touch_nothing(void **state) {
 	snprintf(own[0], sizeof(own[0]), "%s:lock", a.str);
 	snprintf(own[1], sizeof(own[1]), "%s:logs", a.str);
 
-	snapshot_take(c, &before);
+	conf_snapshot_take(c, &before);
 	assert_int_equal(before.paused, 1);
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
 		reserved_id_calls(c, reserved[i], jobq_job_token(active));
 	for (size_t i = 0; i < 2; i++)
 		reserved_id_calls(c, own[i], jobq_job_token(active));
 	assert_int_equal(jobq_queue_flush(c->q, conf_ms(5000)), 0);
-	snapshot_take(c, &after);
+	conf_snapshot_take(c, &after);
 
 	conf_assert_same_counts(&before.counts, &after.counts);
 	assert_int_equal(after.paused, 1);
 	assert_int_equal(after.events, before.events);
-	snapshot_assert_same(&before, &after);
+	conf_snapshot_assert_same(&before, &after);
 
 	/* The real jobs are still there and still answer. */
 	job = conf_get(c, a.str);
@@ -485,13 +421,13 @@ errors_wrong_state(void **state) {
 /* Runs `call` between two snapshots: it answers exactly `code` and changes nothing. */
 #define assert_refused(c, code, call)                                                              \
 	do {                                                                                       \
-		queue_snapshot b_, a_;                                                             \
+		conf_snapshot b_, a_;                                                              \
 		int rc_;                                                                           \
-		snapshot_take((c), &b_);                                                           \
+		conf_snapshot_take((c), &b_);                                                      \
 		rc_ = (call);                                                                      \
-		snapshot_take((c), &a_);                                                           \
+		conf_snapshot_take((c), &a_);                                                      \
 		conf_assert_error(rc_, (code));                                                    \
-		snapshot_assert_same(&b_, &a_);                                                    \
+		conf_snapshot_assert_same(&b_, &a_);                                               \
 	} while (0)
 
 /* The contract of include/jobq/sys/backend.h, the same code on every backend, and a refused
@@ -614,7 +550,7 @@ errors_refused_backend_slots(void **state) {
 	jobq_backend_queue *bq = NULL;
 	jobq_job_id a, d;
 	jobq_job *act;
-	queue_snapshot before, after;
+	conf_snapshot before, after;
 
 	conf_add(c, &a, "n", "{}", NULL);
 	act = conf_fetch(c, a.str, CONF_LOCK_MS);
@@ -631,12 +567,12 @@ errors_refused_backend_slots(void **state) {
 		const char *tokens[1] = {"t"};
 		jobq_job *jobs[1] = {NULL};
 
-		snapshot_take(c, &before);
+		conf_snapshot_take(c, &before);
 		assert_int_equal(b->complete_fetch(jobs, NULL, bq, done, 3, tokens, 0, CONF_LOCK_MS,
 		                                   conf_now(c)),
 		                 0);
-		snapshot_take(c, &after);
-		snapshot_assert_same(&before, &after);
+		conf_snapshot_take(c, &after);
+		conf_snapshot_assert_same(&before, &after);
 		assert_int_equal(done[0].rc, JOBQ_ENOTFOUND);
 		assert_int_equal(done[1].rc, JOBQ_ESTATE);
 		assert_int_equal(done[2].rc, JOBQ_ELOCKLOST);

@@ -252,49 +252,75 @@ sched_drain_clean_keep(void **state) {
 	conf_assert_counts(c, 1, 0, 1, 0, 0, 0);
 }
 
-/* Bad input: a clear error, nothing changes. */
+/* Upserts `sid` with `s`, asserts JOBQ_EINVAL with a message that holds `says`. */
+static void
+refused(conf *c, const char *sid, const jobq_scheduler_spec *s, const char *says) {
+	jobq_job_id it;
+
+	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, sid, s), JOBQ_EINVAL);
+	if (strstr(jobq_error_message(), says) == NULL)
+		fail_msg("upsert %s: message '%s' lacks '%s'", sid, jobq_error_message(), says);
+}
+
+/* Bad input: a clear error naming what is wrong, and nothing changes, neither a new scheduler
+ * nor an existing one (its record, its pending iteration, the events). */
 static void
 sched_bad_input(void **state) {
 	conf *c = sched_begin(state);
 	jobq_scheduler_spec s = every_spec(1000);
-	jobq_scheduler_list *list = NULL;
 	jobq_job_options o = conf_opts();
-	jobq_job_id it;
+	conf_snapshot before, after;
+	/* a malformed pattern names its field (seconds first with 6 fields) */
+	static const char *const patterns[][2] = {
+	    {"60 * * * *", "minute field"},       {"* 24 * * *", "hour field"},
+	    {"* * 32 * *", "day of month field"}, {"* * * 13 *", "month field"},
+	    {"* * * * 8", "day of week field"},   {"60 * * * * *", "second field"},
+	    {"* x * * *", "hour field"},          {"* * * * * * *", "more than 6 fields"},
+	};
 
-	s.pattern = "* * * * *";
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "b", &s), JOBQ_EINVAL);
-	s = every_spec(0);
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "b", &s), JOBQ_EINVAL);
-	s.pattern = "61 * * * *";
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "b", &s), JOBQ_EINVAL);
-	assert_non_null(strstr(jobq_error_message(), "minute"));
-	s.pattern = "0 * * * *";
-	s.tz = "Mars/Olympus_Mons";
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "b", &s), JOBQ_EINVAL);
-	assert_non_null(strstr(jobq_error_message(), "Mars/Olympus_Mons"));
-	s.tz = NULL;
-	s.start_ms = CONF_T0 + 10000;
-	s.end_ms = CONF_T0 + 5000;
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "b", &s), JOBQ_EINVAL);
-	s.start_ms = 0;
-	s.end_ms = CONF_T0 - 1;
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "b", &s), JOBQ_EINVAL);
-	s.end_ms = 0;
-	s.limit = 0;
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "b", &s), JOBQ_EINVAL);
-	s.limit = -1;
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "a:b", &s), JOBQ_EINVAL);
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "", &s), JOBQ_EINVAL);
-	o.job_id = "fixed";
-	s.opts = &o;
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "b", &s), JOBQ_EINVAL);
-	s.opts = NULL;
-	s.data = "{nope";
-	conf_assert_error(jobq_queue_upsert_scheduler(&it, c->q, "b", &s), JOBQ_EINVAL);
-	assert_int_equal(jobq_queue_list_schedulers(&list, c->q), 0);
-	assert_int_equal(list->count, 0);
-	jobq_scheduler_list_free(list);
-	conf_assert_counts(c, 0, 0, 0, 0, 0, 0);
+	s.start_ms = CONF_T0 + 5000; /* an existing scheduler, its iteration delayed */
+	upsert(c, "b", &s, CONF_T0 + 5000);
+	conf_snapshot_take(c, &before);
+	for (int i = 0; i < 2; i++) {
+		const char *sid = i == 0 ? "b" : "new";
+		for (size_t k = 0; k < sizeof(patterns) / sizeof(patterns[0]); k++) {
+			s = every_spec(0);
+			s.pattern = patterns[k][0];
+			refused(c, sid, &s, patterns[k][1]);
+		}
+		s = every_spec(0);
+		s.pattern = "0 * * * *";
+		s.tz = "Mars/Olympus_Mons";
+		refused(c, sid, &s, "time zone 'Mars/Olympus_Mons'");
+		s = every_spec(1000);
+		s.pattern = "* * * * *";
+		refused(c, sid, &s, "both every and a pattern");
+		s = every_spec(0);
+		refused(c, sid, &s, "give every or a pattern");
+		s = every_spec(1000);
+		s.start_ms = CONF_T0 + 10000;
+		s.end_ms = CONF_T0 + 5000;
+		refused(c, sid, &s, "the end date is not after the start date");
+		s.start_ms = 0;
+		s.end_ms = CONF_T0 - 1;
+		refused(c, sid, &s, "the end date is already past");
+		s.end_ms = 0;
+		s.limit = 0;
+		refused(c, sid, &s, "a limit of 0");
+		s.limit = -1;
+		o.job_id = "fixed";
+		s.opts = &o;
+		refused(c, sid, &s, "may not set a job id");
+		s.opts = NULL;
+		s.data = "{nope";
+		refused(c, sid, &s, "data");
+	}
+	s = every_spec(1000);
+	refused(c, "a:b", &s, "':'");
+	refused(c, "", &s, "empty");
+	conf_snapshot_take(c, &after);
+	conf_snapshot_assert_same(&before, &after);
+	assert_sched(c, "b", CONF_T0 + 5000, 1);
 }
 
 /* immediately: a pattern scheduler's first iteration now, the next at the pattern's time; an
