@@ -91,8 +91,9 @@ jobq_redis_test(conformance.redis)
 add_test(NAME conformance.redis.tls COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.redis.tls "conformance;redis")
 jobq_redis_tls_test(conformance.redis.tls)
-# Redis Cluster: the suite with a hash-tagged prefix (target_redis.c); static slot map only
-# (no resharding or failover yet).
+# Redis Cluster: the suite with a hash-tagged prefix (target_redis.c) on a cluster that does
+# not change meanwhile (slot migrations and failovers under load: unit.redis_cluster_move and
+# unit.redis_cluster_failover).
 add_test(NAME conformance.redis.cluster COMMAND jobq_conformance redis)
 jobq_test_properties(conformance.redis.cluster "conformance;redis;cluster")
 jobq_redis_cluster_test(conformance.redis.cluster redis_cluster)
