@@ -424,6 +424,7 @@ cli_job_opts_json(const jobq_job_options *o) {
 		json_t *b = json_object();
 		const char *type = o->backoff.type == JOBQ_BACKOFF_FIXED         ? "fixed"
 		                   : o->backoff.type == JOBQ_BACKOFF_EXPONENTIAL ? "exponential"
+		                   : o->backoff.type == JOBQ_BACKOFF_LINEAR      ? "linear"
 		                   : o->backoff.custom_type ? o->backoff.custom_type
 		                                            : "custom";
 		json_object_set_new(b, "type", json_string(type));

@@ -48,6 +48,8 @@ parse_backoff(jobq_backoff *b, const char *s) {
 		b->type = JOBQ_BACKOFF_FIXED;
 	else if ((size_t)(colon - s) == 11 && strncmp(s, "exponential", 11) == 0)
 		b->type = JOBQ_BACKOFF_EXPONENTIAL;
+	else if ((size_t)(colon - s) == 6 && strncmp(s, "linear", 6) == 0)
+		b->type = JOBQ_BACKOFF_LINEAR;
 	else
 		return -1;
 	b->delay_ms = ms;
@@ -57,9 +59,9 @@ parse_backoff(jobq_backoff *b, const char *s) {
 int
 cli_job_opts_apply(jobq_job_options *o, const cli_job_opts *j) {
 	if (j->backoff != NULL && parse_backoff(&o->backoff, j->backoff) < 0)
-		return cli_usage_fail(
-		    "invalid value '%s' for --backoff: expected fixed:MS or exponential:MS",
-		    j->backoff);
+		return cli_usage_fail("invalid value '%s' for --backoff: expected fixed:MS, "
+		                      "exponential:MS or linear:MS",
+		                      j->backoff);
 	o->priority = (uint32_t)j->priority;
 	o->lifo = j->lifo;
 	o->attempts = (uint32_t)j->attempts;

@@ -11,8 +11,9 @@
 static const cli_verb_info verbs[] = {
     {"add", cli_cmd_add,
      "add QUEUE NAME [DATA] [--delay MS] [--priority N] [--lifo] [--attempts N]\n"
-     "          [--backoff fixed:MS|exponential:MS] [--id JOBID] [--remove-on-complete[=N]]\n"
-     "          [--remove-on-fail[=N]] [--dedup ID [--dedup-ttl MS] [--dedup-keep-last]]",
+     "          [--backoff fixed:MS|exponential:MS|linear:MS] [--id JOBID]\n"
+     "          [--remove-on-complete[=N]] [--remove-on-fail[=N]]\n"
+     "          [--dedup ID [--dedup-ttl MS] [--dedup-keep-last]]",
      "add a job; prints its id",
      "DATA is JSON text (default {}); '-' reads it from stdin.\n"
      "\n"
@@ -21,7 +22,8 @@ static const cli_verb_info verbs[] = {
      "  --priority N             1 (first) .. 2097151; 0 means none\n"
      "  --lifo                   run before the jobs already waiting\n"
      "  --attempts N             attempts before the job fails for good (default 1)\n"
-     "  --backoff TYPE:MS        delay between attempts: fixed:MS or exponential:MS\n"
+     "  --backoff TYPE:MS        delay between attempts: fixed:MS, exponential:MS\n"
+     "                           or linear:MS (MS x attempt; BullMQ: a custom type)\n"
      "  --id JOBID               custom job id; an existing id is returned, nothing added\n"
      "  --remove-on-complete[=N] remove when completed, or keep only the newest N\n"
      "  --remove-on-fail[=N]     remove when failed for good, or keep only the newest N\n"

@@ -42,7 +42,10 @@ typedef enum jobq_backoff_type {
 	JOBQ_BACKOFF_NONE = 0,    /**< retry at once */
 	JOBQ_BACKOFF_FIXED,       /**< delay_ms every time */
 	JOBQ_BACKOFF_EXPONENTIAL, /**< round(2^(n-1) * delay_ms) for attempt n, as BullMQ */
-	JOBQ_BACKOFF_CUSTOM       /**< the worker's backoff callback decides, given custom_type */
+	JOBQ_BACKOFF_CUSTOM,      /**< the worker's backoff callback decides, given custom_type */
+	/** n * delay_ms for attempt n (jobq's own; BullMQ has no linear type: its workers see
+	 * `{"type": "linear", ...}` as a custom strategy named "linear") */
+	JOBQ_BACKOFF_LINEAR
 } jobq_backoff_type;
 
 /** The backoff between attempts (BullMQ `opts.backoff`). */
@@ -51,8 +54,9 @@ typedef struct jobq_backoff {
 	int64_t delay_ms;       /**< the base delay in ms */
 	double jitter;          /**< 0..1: the delay is drawn from [base*(1-jitter), base] */
 	int64_t max_delay_ms;   /**< 0: no cap */
-	const char
-	    *custom_type; /**< JOBQ_BACKOFF_CUSTOM: the strategy's name, passed to the callback */
+	/** JOBQ_BACKOFF_CUSTOM: the strategy's name, passed to the callback (not a built-in
+	 * type's name: "fixed", "exponential" and "linear" are refused) */
+	const char *custom_type;
 } jobq_backoff;
 
 /** Which finished jobs to keep (remove-on-complete, remove-on-fail). */

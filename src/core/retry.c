@@ -1,4 +1,4 @@
-/* Retry policy: BullMQ's backoff formulas, jitter and the cap. */
+/* Retry policy: BullMQ's backoff formulas and jobq's linear one, jitter and the cap. */
 #include <math.h>
 #include <time.h>
 
@@ -20,6 +20,11 @@ jobq__backoff_delay(int64_t *delay_ms, const jobq_backoff *b, uint32_t attempts_
 		/* 2^(n-1) * delay, rounded as Math.round does; 2^62 caps the exponent. */
 		double factor = ldexp(1.0, (int)(n - 1 > 62 ? 62 : n - 1));
 		base = floor(factor * (double)b->delay_ms + 0.5);
+		break;
+	}
+	case JOBQ_BACKOFF_LINEAR: {
+		uint32_t n = attempts_made ? attempts_made : 1;
+		base = (double)n * (double)b->delay_ms;
 		break;
 	}
 	default:

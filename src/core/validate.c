@@ -172,7 +172,7 @@ jobq__validate_job_options(const jobq_job_options *o) {
 		return jobq_error_set(JOBQ_EINVAL, "job options: priority %u is above %u",
 		                      o->priority, JOBQ_PRIORITY_MAX);
 	const jobq_backoff *b = &o->backoff;
-	if ((unsigned)b->type > JOBQ_BACKOFF_CUSTOM)
+	if ((unsigned)b->type > JOBQ_BACKOFF_LINEAR)
 		return jobq_error_set(JOBQ_EINVAL, "job options: unknown backoff type %d",
 		                      (int)b->type);
 	if (b->delay_ms < 0)
@@ -187,6 +187,15 @@ jobq__validate_job_options(const jobq_job_options *o) {
 		                      (long long)b->max_delay_ms);
 	if (b->type == JOBQ_BACKOFF_CUSTOM && (b->custom_type == NULL || !b->custom_type[0]))
 		return jobq_error_set(JOBQ_EINVAL, "job options: custom backoff needs a type name");
+	if (b->type == JOBQ_BACKOFF_CUSTOM &&
+	    (strcmp(b->custom_type, "fixed") == 0 || strcmp(b->custom_type, "exponential") == 0 ||
+	     strcmp(b->custom_type, "linear") == 0))
+		return jobq_error_set(
+		    JOBQ_EINVAL,
+		    "job options: custom backoff type '%s' is the name of a built-in "
+		    "type (BullMQ's opts store only the name, so the job would come "
+		    "back as the built-in): use that type, or another name",
+		    b->custom_type);
 	int rc;
 	if (o->job_id != NULL && (rc = jobq__validate_custom_id(o->job_id)) < 0)
 		return rc;

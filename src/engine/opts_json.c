@@ -59,6 +59,7 @@ jobq__opts_to_json(char **out, const jobq_job_options *o) {
 		json_t *bo = json_object();
 		const char *type = o->backoff.type == JOBQ_BACKOFF_FIXED         ? "fixed"
 		                   : o->backoff.type == JOBQ_BACKOFF_EXPONENTIAL ? "exponential"
+		                   : o->backoff.type == JOBQ_BACKOFF_LINEAR      ? "linear"
 		                   : o->backoff.custom_type ? o->backoff.custom_type
 		                                            : "custom";
 		set_string(bo, "type", type, &bad);
@@ -177,6 +178,8 @@ jobq__opts_from_json(jobq_job_options *o, const char *text, size_t len) {
 			o->backoff.type = JOBQ_BACKOFF_FIXED;
 		} else if (strcmp(type, "exponential") == 0) {
 			o->backoff.type = JOBQ_BACKOFF_EXPONENTIAL;
+		} else if (strcmp(type, "linear") == 0) {
+			o->backoff.type = JOBQ_BACKOFF_LINEAR; /* jobq's; a custom name to Node */
 		} else {
 			o->backoff.type = JOBQ_BACKOFF_CUSTOM;
 			o->backoff.custom_type = jobq__strdup(type);

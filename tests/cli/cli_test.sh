@@ -76,9 +76,9 @@ err_has "--attempts"
 run add q n --delay -5
 expect 2
 err_has "invalid value '-5' for --delay"
-run add q n --backoff linear:5
+run add q n --backoff quadratic:5
 expect 2
-err_has "--backoff"
+err_has "expected fixed:MS, exponential:MS or linear:MS"
 run add q n --lifo=3
 expect 2
 err_has "takes no value"
@@ -289,6 +289,15 @@ run get "$Q" "$id1"
 expect 0
 out_has "state:"
 out_has "waiting"
+# linear backoff (jobq's own type; BullMQ's opts name it as a custom strategy)
+run add "$Q" lin '{}' --attempts 3 --backoff linear:25
+expect 0
+idl=$out
+run get "$Q" "$idl" --json
+expect 0
+out_has "\"backoff\":{\"type\":\"linear\",\"delay\":25}"
+run remove "$Q" "$idl"
+expect 0
 
 run --in '[1,2,3]' add "$Q" fromstdin -
 expect 0

@@ -1,4 +1,4 @@
-/* Attempts and backoff: immediate retry, fixed, exponential, jitter, cap, exhaustion,
+/* Attempts and backoff: immediate retry, fixed, exponential, linear, jitter, cap, exhaustion,
  * unrecoverable failures and the custom backoff callback. */
 #include <math.h>
 #include <stdio.h>
@@ -336,7 +336,7 @@ retry_custom_backoff_callback(void **state) {
 	pthread_mutex_init(&s.mu, NULL);
 	o.attempts = 5;
 	o.backoff.type = JOBQ_BACKOFF_CUSTOM;
-	o.backoff.custom_type = "linear";
+	o.backoff.custom_type = "stepped";
 	wo.backoff_fn = custom_backoff;
 	wo.backoff_payload = &s;
 	conf_add(c, &id, "n", NULL, &o);
@@ -363,9 +363,65 @@ retry_custom_backoff_callback(void **state) {
 	assert_int_equal(s.calls, 2);
 	assert_int_equal(s.attempts_seen[0], 1);
 	assert_int_equal(s.attempts_seen[1], 2);
-	assert_string_equal(s.type_seen, "linear");
+	assert_string_equal(s.type_seen, "stepped");
 	assert_string_equal(s.reason_seen, "nope 7");
 	pthread_mutex_destroy(&s.mu);
+}
+
+/* Linear backoff (jobq's own type): delay x attempt, through every backend's stored options
+ * (on Redis BullMQ's opts, where "linear" is the type's name); with jitter within
+ * [base * (1 - jitter), base] and the cap. A custom strategy may not take a built-in's name
+ * (the stored name would bring the job back as the built-in). */
+static void
+retry_linear_backoff(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_options o = conf_opts();
+	jobq_job_id id, capped, jit;
+	jobq_job *job;
+	static const char *const builtin[] = {"linear", "fixed", "exponential"};
+
+	o.attempts = 4;
+	o.backoff.type = JOBQ_BACKOFF_LINEAR;
+	o.backoff.delay_ms = 100;
+	conf_add(c, &id, "n", NULL, &o);
+	job = conf_get(c, id.str);
+	assert_int_equal(jobq_job_options_of(job)->backoff.type, JOBQ_BACKOFF_LINEAR);
+	assert_int_equal(jobq_job_options_of(job)->backoff.delay_ms, 100);
+	jobq_job_free(job);
+	fail_expect_delay(c, id.str, 100);
+	fail_expect_delay(c, id.str, 200);
+	fail_expect_delay(c, id.str, 300);
+	assert_int_equal(conf_fetch_fail(c, id.str, "last", 0), JOBQ_STATE_FAILED);
+
+	o.backoff.max_delay_ms = 250;
+	conf_add(c, &capped, "n", NULL, &o);
+	fail_expect_delay(c, capped.str, 100);
+	fail_expect_delay(c, capped.str, 200);
+	fail_expect_delay(c, capped.str, 250);
+	assert_int_equal(conf_fetch_fail(c, capped.str, "last", 0), JOBQ_STATE_FAILED);
+
+	o.backoff.max_delay_ms = 0;
+	o.backoff.jitter = 0.5;
+	o.attempts = 3;
+	conf_add(c, &jit, "n", NULL, &o);
+	for (int n = 1; n <= 2; n++) {
+		assert_int_equal(conf_fetch_fail(c, jit.str, "again", 0), JOBQ_STATE_DELAYED);
+		job = conf_get(c, jit.str);
+		assert_in_range(jobq_job_delay(job), 50 * n, 100 * n);
+		jobq_job_free(job);
+		if (c->clock != NULL)
+			conf_advance(c, 100 * n);
+		else
+			assert_int_equal(jobq_queue_promote(c->q, jit.str), 1);
+	}
+
+	for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+		jobq_job_options b = conf_opts();
+		b.backoff.type = JOBQ_BACKOFF_CUSTOM;
+		b.backoff.custom_type = builtin[i];
+		conf_assert_error(jobq_queue_add(&(jobq_job_id){{0}}, c->q, "n", "{}", 2, &b),
+		                  JOBQ_EINVAL);
+	}
 }
 
 /* Fails job `id` `n` times ("boom 1", ...) and returns it. */
@@ -438,6 +494,6 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(retry_jitter_in_bounds),          CONF_CASE(retry_jitter_exponential_capped),
     CONF_CASE(retry_attempts_exhausted),        CONF_CASE(retry_unrecoverable_fails_at_once),
     CONF_CASE(retry_failed_job_by_admin),       CONF_CASE(retry_custom_backoff_callback),
-    CONF_CASE(retry_stack_trace_limit),
+    CONF_CASE(retry_stack_trace_limit),         CONF_CASE(retry_linear_backoff),
 };
 CONF_TABLE(conf_retry_cases, cases);

@@ -1,5 +1,7 @@
 // Job data and failure bookkeeping (issue 16): stackTraceLimit applied by jobq workers to
-// Node's jobs and by Node workers to jobq's jobs. Called by interop.js with its helpers.
+// Node's jobs and by Node workers to jobq's jobs; jobq's linear backoff as Node workers see it
+// (a custom strategy named "linear") and Node's "linear" jobs as jobq workers run them.
+// Called by interop.js with its helpers.
 'use strict';
 const assert = require('assert/strict');
 const { waitFor, opener } = require('./common');
@@ -54,5 +56,71 @@ module.exports = async function jobdata(h) {
     const view = jobq('inspect', url, qb, two, none);
     assert.deepEqual(view.jobs[two].stacktrace, j2.stacktrace);
     assert.deepEqual(view.jobs[none].stacktrace, []);
+  });
+
+  // The strategy docs/bullmq-compatibility.md gives Node workers for jobq's linear type.
+  const linear = (attemptsMade, type, err, job) => {
+    if (type !== 'linear') return -1;
+    const { delay = 0, jitter = 0, maxDelay } = job.opts.backoff;
+    let d = delay * attemptsMade;
+    if (jitter > 0) d = Math.floor(Math.random() * d * jitter + d * (1 - jitter));
+    return maxDelay > 0 ? Math.min(d, maxDelay) : d;
+  };
+
+  const qc = `id3-${tag}`;
+  const c = open(qc);
+  await check('16.d3 a jobq job with linear backoff: a Node worker with the "linear" strategy waits delay x attempt', async () => {
+    const id = jobq('addopt', url, qc, 'n', '{}', 'attempts=4', 'backoff=linear:40', 'max=100').id;
+    assert.deepEqual((await c.getJob(id)).opts.backoff, { type: 'linear', delay: 40, maxDelay: 100 });
+    const seen = [];
+    const w = new Worker(qc, async () => { throw new Error('boom'); }, {
+      connection,
+      settings: { backoffStrategy: (n, type, err, job) => { const d = linear(n, type, err, job); seen.push([type, n, d]); return d; } },
+    });
+    w.on('error', () => {});
+    try {
+      await until(async () => (await c.getFailedCount()) === 1, 10000, 'the job failed for good');
+    } finally {
+      await w.close();
+    }
+    assert.deepEqual(seen, [['linear', 1, 40], ['linear', 2, 80], ['linear', 3, 100]]);
+    assert.equal((await c.getJob(id)).attemptsMade, 4);
+  });
+
+  const qd = `id4-${tag}`;
+  const d = open(qd);
+  await check('16.d4 a jobq job with linear backoff: a Node worker without the strategy errors and leaves it active', async () => {
+    const id = jobq('addopt', url, qd, 'n', '{}', 'attempts=3', 'backoff=linear:40').id;
+    const errors = [];
+    const w = new Worker(qd, async () => { throw new Error('boom'); }, { connection });
+    w.on('error', (e) => errors.push(e.message));
+    try {
+      await until(async () => errors.length > 0, 10000, 'the worker\'s error');
+      assert.match(errors[0], /Unknown backoff strategy linear/);
+      const j = await d.getJob(id);
+      assert.equal(await j.getState(), 'active');
+      assert.equal(j.attemptsMade, 0);
+    } finally {
+      await w.close();
+    }
+  });
+
+  const qe = `id5-${tag}`;
+  const e = open(qe);
+  await check('16.d5 a Node job with backoff type "linear": a jobq worker applies its built-in', async () => {
+    const job = await e.add('fail-always', {}, { attempts: 3, backoff: { type: 'linear', delay: 600000 } });
+    const key = `bull:${qe}:${job.id}`;
+    jobq('work', url, qe, '300');
+    assert.equal(await e.getJobState(job.id), 'delayed');
+    assert.equal(await client.hget(key, 'delay'), '600000');
+    await (await e.getJob(job.id)).promote();
+    jobq('work', url, qe, '300');
+    assert.equal(await e.getJobState(job.id), 'delayed');
+    assert.equal(await client.hget(key, 'delay'), '1200000');
+    await (await e.getJob(job.id)).promote();
+    jobq('work', url, qe, '300');
+    const j = await e.getJob(job.id);
+    assert.equal(await j.getState(), 'failed');
+    assert.equal(j.attemptsMade, 3);
   });
 };

@@ -524,10 +524,14 @@ cmd_addopt(jobq_queue *q, const char *name, const char *data, int n, char **kv) 
 		else if (strcmp(k, "backoff") == 0) {
 			const char *colon = strchr(v, ':');
 			o.backoff.delay_ms = colon ? atol(colon + 1) : 0;
-			o.backoff.type = strncmp(v, "fixed", 5) == 0 ? JOBQ_BACKOFF_FIXED
-			                 : strncmp(v, "exponential", 11) == 0
-			                     ? JOBQ_BACKOFF_EXPONENTIAL
-			                     : JOBQ_BACKOFF_CUSTOM;
+			if (strncmp(v, "fixed", 5) == 0)
+				o.backoff.type = JOBQ_BACKOFF_FIXED;
+			else if (strncmp(v, "exponential", 11) == 0)
+				o.backoff.type = JOBQ_BACKOFF_EXPONENTIAL;
+			else if (strncmp(v, "linear", 6) == 0)
+				o.backoff.type = JOBQ_BACKOFF_LINEAR;
+			else
+				return 2;
 		} else if (strcmp(k, "jitter") == 0)
 			o.backoff.jitter = atof(v);
 		else if (strcmp(k, "max") == 0)
