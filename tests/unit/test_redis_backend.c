@@ -930,6 +930,11 @@ scripts_leave_queue_keys_alone(void **state) {
 int
 main(void) {
 	sock = getenv("JOBQ_TEST_REDIS_SOCKET");
+	if (sock == NULL || access(sock, F_OK) != 0) {
+		/* no server (its fixture said why): skipped, but never in CI */
+		fprintf(stderr, "no redis socket (JOBQ_TEST_REDIS_SOCKET): NOT run\n");
+		return getenv("CI") ? 1 : 77;
+	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(add_data_is_not_a_c_string, setup, teardown),
 	    cmocka_unit_test_setup_teardown(add_mixed_forms, setup, teardown),
