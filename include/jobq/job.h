@@ -94,8 +94,8 @@ typedef struct jobq_job_options {
 	/** BullMQ `deduplication.keepLastIfActive` (needs dedup_id; the id then has no expiry
 	 * while its owner lives): an add deduplicated while the owner is active is kept (the
 	 * latest replaces an earlier one) and becomes a job when the owner completes or fails
-	 * for good; while the owner waits, adds are only deduplicated. Redis only for now:
-	 * JOBQ_ENOTSUP on the memory and LMDB stores. */
+	 * for good; while the owner waits, adds are only deduplicated. Every store of jobq
+	 * (a store without JOBQ_CAP_DEDUP_KEEP_LAST refuses it with JOBQ_ENOTSUP). */
 	int dedup_keep_last;
 	/** version 2: BullMQ `stackTraceLimit`: > 0 keeps only the newest N stack lines of failed
 	 * attempts; 0 (the default) keeps all; JOBQ_STACK_TRACE_NONE keeps none (BullMQ's 0) */

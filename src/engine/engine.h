@@ -54,6 +54,8 @@ static inline jobq_state engp_state(const ENG_JOB *j);
 /* Its id (NUL-terminated) and the id's length. */
 static inline const char *engp_id(const ENG_JOB *j);
 static inline size_t engp_id_len(const ENG_JOB *j);
+/* Its name (NUL-terminated). */
+static inline const char *engp_name(const ENG_JOB *j);
 /* Whether the job was added with lifo. */
 static inline int engp_lifo(const ENG_JOB *j);
 /* Its deduplication id, or NULL. */
@@ -109,8 +111,29 @@ static inline uint64_t engp_count(ENG_CTX *c, jobq_state s);
 /* Looks up the job's dedup key: 1 and whether `j` owns it and its expiry (0: none), 0 if
  * there is no key. */
 static inline int engp_dedup_find(ENG_CTX *c, const ENG_JOB *j, int *owned, int64_t *expiry);
-/* Deletes the job's dedup key. */
+/* Deletes the job's dedup key (and the add stashed with it). */
 static inline int engp_dedup_del(ENG_CTX *c, const ENG_JOB *j);
+/* Points the dedup key of `j` at `j`, without expiry and with nothing stashed (creating it). */
+static inline int engp_dedup_point(ENG_CTX *c, const ENG_JOB *j);
+/* Whether a job with id `id` exists (1) or not (0). */
+static inline int engp_exists(ENG_CTX *c, const char *id);
+
+/*
+ * keepLastIfActive's stash: the latest add deduplicated while the owner of the dedup id was
+ * active, kept with the dedup key (it goes when the key goes). The add stores it (a backend's
+ * own code, by eng_dedup_stashes' rule); the rules below take it.
+ *
+ * engp_stash_id: 1 and the stashed job's id in `id` (JOBQ_ID_MAX + 1 bytes), or 0 when the
+ * dedup key of `j` has nothing stashed (or there is no key).
+ * engp_stash_drop: forgets the stash of the key of `j`.
+ * engp_stash_take: makes the stash of the key of `j` a job (timestamp `now`, in no index,
+ * counted in the queue's id counter; memory made room in its job table before the step), the
+ * stash gone: *out, in the store or decoded into `space`; give it back with engp_done.
+ */
+static inline int engp_stash_id(ENG_CTX *c, const ENG_JOB *j, char *id);
+static inline int engp_stash_drop(ENG_CTX *c, const ENG_JOB *j);
+static inline int engp_stash_take(ENG_CTX *c, const ENG_JOB *j, int64_t now, ENG_JOB *space,
+                                  ENG_JOB **out);
 /*
  * Appends an event of kind `type` (events.h) for job `id` (NULL: a queue event), with the
  * previous state `prev` (0: none), a number and up to two strings (NULL: none).

@@ -132,6 +132,62 @@ eng_dedup_release(ENG_CTX *c, const ENG_JOB *j, int finishing, int64_t now) {
 	return 0;
 }
 
+/* When the dedup key an add makes for options `o` at `now` expires (0: while its owner lives):
+ * after the TTL, but never for keepLastIfActive (as BullMQ 6.7.0). */
+static inline int64_t
+eng_dedup_expiry(const jobq_job_options *o, int64_t now) {
+	return o->dedup_ttl_ms > 0 && !o->dedup_keep_last ? now + o->dedup_ttl_ms : 0;
+}
+
+/*
+ * BullMQ 6.7.0's keepLastIfActive: an add deduplicated by a live key is stashed with the key
+ * (the latest in place of an older one; the key loses its expiry) when it asks for
+ * keepLastIfActive and the owner, in state `owner_state`, is active.
+ */
+static inline int
+eng_dedup_stashes(const jobq_job_options *o, jobq_state owner_state) {
+	return o->dedup_keep_last && owner_state == JOBQ_STATE_ACTIVE;
+}
+
+/*
+ * Job `j` finished (completed, or failed for good): the add stashed with its dedup key, if
+ * any, becomes the next job (an add's events, then waiting or delayed) and the key points at
+ * it, without expiry; a stashed custom id that names a job already is not overwritten (event
+ * `duplicated`, the stash goes). 1 when the key points at a new job, else 0.
+ */
+static inline int
+eng_dedup_requeue(ENG_CTX *c, const ENG_JOB *j, int64_t now) {
+	char id[JOBQ_ID_MAX + 1];
+	int rc = engp_dedup_id(j) != NULL ? engp_stash_id(c, j, id) : 0;
+	if (rc <= 0)
+		return rc;
+	if ((rc = engp_exists(c, id)) != 0) {
+		ENG_TRY(rc);
+		ENG_TRY(engp_stash_drop(c, j));
+		return engp_event(c, ENG_EV_DUPLICATED, id, strlen(id), 0, 0, NULL, NULL);
+	}
+	ENG_JOB space, *n = NULL;
+	ENG_TRY(engp_stash_take(c, j, now, &space, &n));
+	rc = engp_dedup_point(c, n);
+	int wake = rc < 0 ? rc : eng_place_new(c, n, engp_name(n), now);
+	rc = wake < 0 ? wake : engp_save(c, n);
+	engp_done(c, n);
+	ENG_TRY(rc);
+	if (wake > 0)
+		engp_signal_work(c, 0);
+	return 1;
+}
+
+/* The dedup key of finished job `j`: handed to the stashed add (eng_dedup_requeue), else
+ * released (eng_dedup_release), as BullMQ 6 does on complete and on final failure. */
+static inline int
+eng_dedup_finish(ENG_CTX *c, const ENG_JOB *j, int64_t now) {
+	int rc = eng_dedup_requeue(c, j, now);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	return eng_dedup_release(c, j, 1, now);
+}
+
 /* Deletes job `j` (any state): its dedup key if it owns it, then the job. */
 static inline int
 eng_delete(ENG_CTX *c, ENG_JOB *j, int64_t now) {
@@ -286,7 +342,8 @@ eng_back_to_ready(ENG_CTX *c, ENG_JOB *j) {
 
 /*
  * Completes active job `j` (the lock checked; the backend set the result, `result` is its
- * JSON for the event): completed, event `completed`, dedup release, the keep policy, and
+ * JSON for the event): completed, event `completed`, the dedup key handed on or released
+ * (eng_dedup_finish), the keep policy, and
  * `drained` when it was the last job. `j` may be gone afterwards.
  */
 static inline int
@@ -300,7 +357,7 @@ eng_complete(ENG_CTX *c, ENG_JOB *j, const char *result, const jobq_keep *keep, 
 	ENG_TRY(engp_save(c, j));
 	ENG_TRY(engp_event(c, ENG_EV_COMPLETED, engp_id(j), engp_id_len(j), 0, 0,
 	                   result ? result : "null", NULL));
-	ENG_TRY(eng_dedup_release(c, j, 1, now));
+	ENG_TRY(eng_dedup_finish(c, j, now));
 	ENG_TRY(eng_keep(c, JOBQ_STATE_COMPLETED, j, keep, now));
 	return eng_drained_check(c);
 }
@@ -309,8 +366,8 @@ eng_complete(ENG_CTX *c, ENG_JOB *j, const char *result, const jobq_keep *keep, 
  * Fails active job `j` as the core decided in `f` (the lock checked; the backend recorded the
  * reason and stack line, `reason` is the reason for the event): retry now (waiting or
  * prioritized; lifo puts a job without priority at the head), retry at f->retry_at_ms
- * (delayed), or for good (failed, `retries-exhausted` when the attempts are used up, dedup
- * release, the keep policy, `drained`). `j` may be gone afterwards.
+ * (delayed), or for good (failed, `retries-exhausted` when the attempts are used up, the
+ * dedup key handed on or released, the keep policy, `drained`). `j` may be gone afterwards.
  */
 static inline int
 eng_fail(ENG_CTX *c, ENG_JOB *j, const jobq_failure *f, const char *reason, int64_t now) {
@@ -346,7 +403,7 @@ eng_fail(ENG_CTX *c, ENG_JOB *j, const jobq_failure *f, const char *reason, int6
 		ENG_TRY(engp_event(c, ENG_EV_RETRIES_EXHAUSTED, engp_id(j), engp_id_len(j), 0,
 		                   (int64_t)ENG_FIELD(j, attempts_made), NULL, NULL));
 	ENG_TRY(eng_metrics_count(c, JOBQ_STATE_FAILED, 1, now, f->metrics_max_points));
-	ENG_TRY(eng_dedup_release(c, j, 1, now));
+	ENG_TRY(eng_dedup_finish(c, j, now));
 	ENG_TRY(eng_keep(c, JOBQ_STATE_FAILED, j, &f->keep, now));
 	return eng_drained_check(c);
 }

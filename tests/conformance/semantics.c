@@ -149,6 +149,18 @@ sem_dedup_keep_last(void **state) {
 	jobq_job_free(job);
 }
 
+/* keepLastIfActive's start: owner {"v":0} added and fetched (locked for `lock_ms`), then
+ * {"v":1} added while it runs (deduplicated, stashed). Returns the owner's job. */
+static jobq_job *
+keep_last_owner_stashed(conf *c, const jobq_job_options *o, jobq_job_id *owner, int64_t lock_ms) {
+	jobq_job_id id;
+	assert_int_equal(jobq_queue_add(owner, c->q, "n", "{\"v\":0}", 7, o), JOBQ_ADD_CREATED);
+	jobq_job *job = conf_fetch(c, owner->str, lock_ms);
+	assert_int_equal(jobq_queue_add(&id, c->q, "n", "{\"v\":1}", 7, o), JOBQ_ADD_DEDUPLICATED);
+	assert_string_equal(id.str, owner->str);
+	return job;
+}
+
 /* keepLastIfActive, the other outcome and the later owners: an owner failed for good hands
  * over as a completed one does; the job made from the stash owns the id in turn (an add while
  * it runs is stashed again); the last owner, finished with nothing stashed, releases the id. */
@@ -161,9 +173,7 @@ sem_dedup_keep_last_failed_and_later_owners(void **state) {
 	o.dedup_keep_last = 1;
 	if (!conf_has(c, JOBQ_CAP_DEDUP_KEEP_LAST))
 		skip();
-	assert_int_equal(jobq_queue_add(&owner, c->q, "n", "{\"v\":0}", 7, &o), JOBQ_ADD_CREATED);
-	jobq_job *job = conf_fetch(c, owner.str, CONF_LOCK_MS);
-	assert_int_equal(jobq_queue_add(&id, c->q, "n", "{\"v\":1}", 7, &o), JOBQ_ADD_DEDUPLICATED);
+	jobq_job *job = keep_last_owner_stashed(c, &o, &owner, CONF_LOCK_MS);
 	assert_int_equal(jobq_job_fail(job, "boom", JOBQ_FAIL_UNRECOVERABLE), JOBQ_STATE_FAILED);
 	jobq_job_free(job);
 	conf_assert_counts(c, 1, 0, 0, 0, 0, 1);
@@ -189,6 +199,41 @@ sem_dedup_keep_last_failed_and_later_owners(void **state) {
 	conf_assert_counts(c, 1, 0, 0, 0, 2, 1);
 }
 
+/* keepLastIfActive: the stash goes with the key. The owner removed (back to waiting after a
+ * stall) takes its key and stash with it, as does obliterate: the next add owns the id, and
+ * finishing it leaves nothing behind. */
+static void
+sem_dedup_keep_last_stash_goes_with_key(void **state) {
+	conf *c = conf_begin(state);
+	jobq_job_options o = conf_opts();
+	jobq_job_id owner, id;
+	o.dedup_id = "k";
+	o.dedup_keep_last = 1;
+	if (!conf_has(c, JOBQ_CAP_DEDUP_KEEP_LAST))
+		skip();
+	for (int obliterate = 0; obliterate < 2; obliterate++) {
+		jobq_job *job = keep_last_owner_stashed(c, &o, &owner, conf_expiring_lock_ms(c));
+		if (obliterate) {
+			assert_int_equal(jobq_queue_obliterate(c->q, 1), 0);
+		} else {
+			conf_expire_lock(c);
+			assert_int_equal(conf_check_until_recovered(c, 1), 1);
+			assert_int_equal(jobq_queue_remove(c->q, owner.str), 0);
+		}
+		jobq_job_free(job);
+		conf_assert_counts(c, 0, 0, 0, 0, 0, 0);
+		assert_int_equal(jobq_queue_add(&id, c->q, "n", "{\"v\":2}", 7, &o),
+		                 JOBQ_ADD_CREATED);
+		job = conf_fetch(c, id.str, CONF_LOCK_MS);
+		size_t len = 0;
+		assert_string_equal(jobq_job_data(job, &len), "{\"v\":2}");
+		assert_int_equal(jobq_job_complete(job, "1"), 0);
+		jobq_job_free(job);
+		conf_assert_counts(c, 0, 0, 0, 0, 1, 0);
+		assert_int_equal(jobq_queue_obliterate(c->q, 1), 0);
+	}
+}
+
 static const struct CMUnitTest cases[] = {
     CONF_CASE(sem_worker_name_is_processed_by),
     CONF_CASE(sem_worker_default_name),
@@ -196,5 +241,6 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(sem_worker_name_refused),
     CONF_CASE(sem_dedup_keep_last),
     CONF_CASE(sem_dedup_keep_last_failed_and_later_owners),
+    CONF_CASE(sem_dedup_keep_last_stash_goes_with_key),
 };
 CONF_TABLE(conf_semantics_cases, cases);

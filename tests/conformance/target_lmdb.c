@@ -75,7 +75,7 @@ lmdb_dump(void *ctx) {
 const jobq_test_target jobq_test_target_lmdb = {
     "lmdb",
     JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_DUE_CLOCK |
-        JOBQ_CAP_LOCK_CLOCK,
+        JOBQ_CAP_LOCK_CLOCK | JOBQ_CAP_DEDUP_KEEP_LAST,
     lmdb_setup,
     lmdb_teardown,
     lmdb_dump,

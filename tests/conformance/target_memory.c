@@ -15,7 +15,9 @@ memory_teardown(void *ctx) {
 }
 
 const jobq_test_target jobq_test_target_memory = {
-    "memory",     JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK,
-    memory_setup, memory_teardown,
+    "memory",
+    JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK | JOBQ_CAP_DEDUP_KEEP_LAST,
+    memory_setup,
+    memory_teardown,
     NULL,
 };

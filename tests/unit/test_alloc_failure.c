@@ -197,13 +197,20 @@ fixture_setup(fixture *f, const char *backend) {
 	jobq_job_free(j);
 	jobq_clock_advance(f->clock, 10);
 
-	/* active, locked */
+	/* active, locked, owner of a keepLastIfActive dedup id with an add stashed (its finish
+	 * makes the stash a job) */
 	o = (jobq_job_options)JOBQ_JOB_OPTIONS_INIT;
 	o.attempts = 2;
 	o.job_id = "act";
+	o.dedup_id = "ka";
+	o.dedup_keep_last = 1;
 	add_job(NULL, f->q, "act", "{\"n\":4}", &o);
 	f->active = fetch_job(f->q);
 	assert_int_equal(jobq_job_log(f->active, "working"), 1);
+	o.job_id = NULL;
+	jobq_job_id stashed;
+	assert_int_equal(jobq_queue_add(&stashed, f->q, "next", "{\"n\":40}", 8, &o),
+	                 JOBQ_ADD_DEDUPLICATED);
 
 	/* waiting, with logs and progress; prioritized; delayed */
 	o = (jobq_job_options)JOBQ_JOB_OPTIONS_INIT;
@@ -467,6 +474,26 @@ c_add_deduplicated(fixture *f, jobq_test_buf *res) {
 	int rc = jobq_queue_add(&id, f->q, "again", "{}", 2, &o);
 	if (rc >= 0)
 		jobq_test_buf_printf(res, "%s %d\n", id.str, rc);
+	return rc;
+}
+
+/* Two adds stashed with the active job's keepLastIfActive key in turn (the second replaces
+ * the first, and the fixture's), then a job owning a new key. */
+static int
+c_add_keep_last(fixture *f, jobq_test_buf *res) {
+	jobq_job_options o = JOBQ_JOB_OPTIONS_INIT, o2 = JOBQ_JOB_OPTIONS_INIT;
+	o.dedup_id = "ka";
+	o.dedup_keep_last = 1;
+	o2.dedup_id = "kb";
+	o2.dedup_keep_last = 1;
+	jobq_job_spec specs[3] = {
+	    {"s1", "{\"i\":1}", 7, &o}, {"s2", "{\"i\":2}", 7, &o}, {"own", "{\"i\":3}", 7, &o2}};
+	jobq_job_id ids[3];
+	int outcomes[3];
+	int rc = jobq_queue_add_bulk(ids, outcomes, f->q, specs, 3);
+	if (rc >= 0)
+		for (int i = 0; i < 3; i++)
+			jobq_test_buf_printf(res, "%s %d\n", ids[i].str, outcomes[i]);
 	return rc;
 }
 
@@ -1188,6 +1215,7 @@ static const call_case cases[] = {
     CASE(c_add_delayed),
     CASE(c_add_duplicate),
     CASE(c_add_deduplicated),
+    CASE(c_add_keep_last),
     CASE(c_add_bulk),
     CASE(c_add_bulk_duplicate),
     CASE(c_add_async),

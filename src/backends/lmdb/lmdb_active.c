@@ -80,8 +80,8 @@ jobq_lmdb__extend_lock(jobq_backend_queue *q, const char *id, const char *token,
 
 /*
  * Completion of a job removed on completion, without reading its record: the lock check is
- * on the running entry, which also says whether there may be logs and which dedup id the job
- * has. Returns 1 to leave the job to the full path (which also words every lock error).
+ * on the running entry, which also says whether there may be logs and whether the job has a
+ * dedup id. Returns 1 to leave the job to the full path (which also words every lock error).
  */
 static int
 complete_removed(lmdb_wctx *c, const lock_args *a) {
@@ -92,16 +92,10 @@ complete_removed(lmdb_wctx *c, const lock_args *a) {
 	}
 	lmdb_run run;
 	int ok = run_get_locked(c, &run, cur, a->id, a->token, a->now);
-	char dedup[LMDB_KEY_MAX + 1];
-	if (ok <= 0 || (run.dedup && run.dedup_len >= sizeof(dedup))) {
+	/* (a job with a dedup id takes the full path: an add may be stashed with its key) */
+	if (ok <= 0 || run.dedup) {
 		return ok < 0 ? ok : 1;
 	}
-	/* The entry's bytes are not valid past the next write: copy what is still needed. */
-	size_t dl = run.dedup ? run.dedup_len : 0;
-	if (dl) {
-		memcpy(dedup, run.dedup, dl);
-	}
-	dedup[dl] = '\0';
 	uint32_t flags = run.flags;
 	int mrc = mdb_cursor_del(cur, 0);
 	if (mrc) {
@@ -124,9 +118,6 @@ complete_removed(lmdb_wctx *c, const lock_args *a) {
 	if (rc == 0) {
 		rc = engp_event(c, ENG_EV_COMPLETED, a->id, strlen(a->id), 0, 0,
 		                a->result ? a->result : "null", NULL);
-	}
-	if (rc == 0) { /* removed: its dedup key goes whatever its TTL (as eng_delete) */
-		rc = jobq_lmdb__dedup_release_id(c, a->id, dedup, 0, a->now);
 	}
 	if (rc == 0) {
 		rc = eng_drained_check(c);

@@ -23,6 +23,44 @@ typedef struct add_args {
 	int64_t now;
 } add_args;
 
+/* The record of a new job `id` for request `req`, in no index, borrowing the request's name,
+ * data and options (it is only encoded). */
+static void
+job_init(jobq_job *j, const jobq_add_request *req, char *id, int64_t now) {
+	const jobq_job_options *o = req->opts;
+	memset(j, 0, sizeof(*j));
+	j->id = id;
+	j->opts = *o;
+	j->timestamp = o->timestamp ? o->timestamp : now;
+	j->delay_ms = o->delay_ms > 0 ? o->delay_ms : 0;
+	j->priority = o->priority;
+	j->name = (char *)(uintptr_t)(req->name ? req->name : "");
+	j->data = (void *)(uintptr_t)(req->len ? req->data : "");
+	j->data_len = req->len;
+	j->state = ENG_GONE;
+}
+
+/* An add deduplicated by `owner`'s live key: stashed with the key when eng_dedup_stashes says
+ * so (keepLastIfActive while the owner is active). */
+static int
+stash_if_active(lmdb_wctx *c, const jobq_add_request *req, const char *owner, char *id,
+                int64_t now) {
+	lmdb_rec orec = {0};
+	int rc = req->opts->dedup_keep_last ? jobq_lmdb__rec_load(c, &orec, owner) : 0;
+	if (rc <= 0) {
+		return rc;
+	}
+	int stash = eng_dedup_stashes(req->opts, orec.j->state);
+	rec_free(&orec);
+	if (!stash) {
+		return 0;
+	}
+	jobq_job j;
+	lmdb_rec r = {.j = &j};
+	job_init(&j, req, id, now);
+	return jobq_lmdb__stash_put(c, req->opts->dedup_id, owner, &r);
+}
+
 static int
 add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *outcome, int64_t now) {
 	const jobq_job_options *o = req->opts;
@@ -77,6 +115,9 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 				live =
 				    *owner && mdb_get(c->txn, dbi(c->e, DBI_JOBS), &jkey, &jv) == 0;
 			}
+			if (live && (rc = stash_if_active(c, req, owner, id, now)) < 0) {
+				return rc;
+			}
 			if (live) {
 				snprintf(id_out->str, sizeof(id_out->str), "%s", owner);
 				*outcome = JOBQ_ADD_DEDUPLICATED;
@@ -87,8 +128,7 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 			return mdb_fail(c, mrc, "reading a dedup key");
 		}
 		lmdb_buf b;
-		rc = jobq_lmdb__dedup_encode(&b, id,
-		                             o->dedup_ttl_ms > 0 ? now + o->dedup_ttl_ms : 0);
+		rc = jobq_lmdb__dedup_encode(&b, id, eng_dedup_expiry(o, now), NULL, NULL, 0);
 		if (rc < 0) {
 			return rc;
 		}
@@ -101,19 +141,9 @@ add_one(lmdb_wctx *c, const jobq_add_request *req, jobq_job_id *id_out, int *out
 		}
 	}
 
-	/* The new job, borrowing the request's name, data and options (it is only encoded). */
 	jobq_job j;
-	memset(&j, 0, sizeof(j));
 	lmdb_rec r = {.j = &j};
-	j.id = id;
-	j.opts = *o;
-	j.timestamp = o->timestamp ? o->timestamp : now;
-	j.delay_ms = o->delay_ms > 0 ? o->delay_ms : 0;
-	j.priority = o->priority;
-	j.name = (char *)(uintptr_t)(req->name ? req->name : "");
-	j.data = (void *)(uintptr_t)(req->len ? req->data : "");
-	j.data_len = req->len;
-	j.state = ENG_GONE;
+	job_init(&j, req, id, now);
 	int rc = eng_place_new(c, &r, j.name, j.timestamp);
 	if (rc > 0) {
 		rc = 0;

@@ -90,7 +90,7 @@ jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r) {
 	pk_u64(b, r->log_next);
 	pk_u64(b, r->log_count); /* 22 */
 
-	pk_array(b, 22); /* 23: options */
+	pk_array(b, 23); /* 23: options */
 	pk_i64(b, o->delay_ms);
 	pk_u64(b, o->priority);
 	pk_i64(b, o->lifo);
@@ -109,6 +109,7 @@ jobq_lmdb__rec_encode(lmdb_buf *b, const lmdb_rec *r) {
 	pk_i64(b, o->dedup_ttl_ms);
 	pk_i64(b, o->timestamp);
 	pk_i64(b, o->stack_trace_limit);
+	pk_i64(b, o->dedup_keep_last);
 	pack_str(b, j->processed_by); /* 24 */
 	return buf_finish(b);
 }
@@ -694,6 +695,11 @@ rec_decode(lmdb_rec *r, const char *id, const void *buf, size_t len, int packed,
 			o->dedup_ttl_ms = OHAVE() ? mp_i64(&rd) : 0;
 			o->timestamp = OHAVE() ? mp_i64(&rd) : 0;
 			o->stack_trace_limit = OHAVE() ? mp_i64(&rd) : 0;
+			o->dedup_keep_last = OHAVE() ? (int)mp_i64(&rd) : 0;
+			while (ol > 0 && !rd.bad) { /* fields of a later version */
+				ol--;
+				mp_skip(&rd);
+			}
 #undef OHAVE
 		} else {
 			rd.p = at0;
@@ -948,13 +954,43 @@ jobq_lmdb__event_decode_append(jobq_event_list *list, const char *id, const void
 /* --- dedup keys ----------------------------------------------------------------------------- */
 
 int
-jobq_lmdb__dedup_encode(lmdb_buf *b, const char *owner, int64_t expires_at) {
+jobq_lmdb__dedup_encode(lmdb_buf *b, const char *owner, int64_t expires_at, const char *stash_id,
+                        const void *stash, size_t stash_len) {
 	buf_start(b);
-	pk_array(b, 3);
+	pk_array(b, stash_id != NULL ? 5 : 3);
 	pk_i64(b, REC_VERSION);
 	pack_str(b, owner);
 	pk_i64(b, expires_at);
+	if (stash_id != NULL) {
+		pack_str(b, stash_id);
+		pk_bin(b, stash, stash_len);
+	}
 	return buf_finish(b);
+}
+
+int
+jobq_lmdb__dedup_stash(char *id, const void **rec, size_t *rec_len, const void *buf, size_t len) {
+	mp_rd rd = {buf, (const unsigned char *)buf + len, 0};
+	uint64_t n = 0;
+	double f;
+	const char *p = NULL;
+	size_t pl = 0;
+	if (mp_head(&rd, &n, &f) != 'a') {
+		return jobq_error_set(JOBQ_EIO, "lmdb: corrupt dedup record");
+	}
+	if (n < 5) {
+		return 0;
+	}
+	for (int i = 0; i < 3; i++) {
+		mp_skip(&rd);
+	}
+	if (!mp_strref(&rd, &p, &pl) || pl == 0 || pl > JOBQ_ID_MAX ||
+	    !mp_strref(&rd, (const char **)rec, rec_len)) {
+		return jobq_error_set(JOBQ_EIO, "lmdb: corrupt dedup record");
+	}
+	memcpy(id, p, pl);
+	id[pl] = '\0';
+	return 1;
 }
 
 int

@@ -25,7 +25,9 @@
  *             keyed this index Q\0seq -> id and kept the running fields in the record.)
  *   completed Q\0finished_on\0seq -> id (read backwards: newest first)
  *   failed    Q\0finished_on\0seq -> id
- *   dedup     Q\0dedup id -> msgpack [owner id, expires at (0: while the owner lives)]
+ *   dedup     Q\0dedup id -> msgpack [version, owner id, expires at (0: while the owner
+ *             lives)], and while an add is stashed with the key (keepLastIfActive) also
+ *             [..., its job id, its job record (bin)]
  *   logs      Q\0id\0n -> line
  *   events    Q\0seq -> the events seq, seq+1, ... written by one transaction, one after the
  *             other: msgpack [event, job id | nil, key, value, ...] each (a store written
@@ -312,8 +314,14 @@ int jobq_lmdb__event_append(lmdb_buf *b, const char *name, const char *job_id, s
  * length in bytes. */
 int jobq_lmdb__event_decode_append(jobq_event_list *list, const char *id, const void *buf,
                                    size_t len, size_t *used);
-/* Dedup: [owner, expires_at]. */
-int jobq_lmdb__dedup_encode(lmdb_buf *b, const char *owner, int64_t expires_at);
+/* Dedup: [version, owner, expires_at] and, while an add is stashed with the key
+ * (keepLastIfActive), its id and job record (bin): [..., stash id, stash record]. */
+int jobq_lmdb__dedup_encode(lmdb_buf *b, const char *owner, int64_t expires_at,
+                            const char *stash_id, const void *stash, size_t stash_len);
+/* The stash of a dedup record: 1, its id (into `id`, JOBQ_ID_MAX + 1 bytes) and its record
+ * (pointing into `buf`); 0 when there is none. */
+int jobq_lmdb__dedup_stash(char *id, const void **rec, size_t *rec_len, const void *buf,
+                           size_t len);
 int jobq_lmdb__dedup_decode(char *owner, size_t owner_cap, int64_t *expires_at, const void *buf,
                             size_t len);
 

@@ -48,7 +48,7 @@ static const jobq_backend lmdb_vtable = {
     .version = JOBQ_BACKEND_VERSION,
     .name = "lmdb",
     .caps = JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DURABLE | JOBQ_CAP_MULTIPROCESS | JOBQ_CAP_DUE_CLOCK |
-            JOBQ_CAP_LOCK_CLOCK,
+            JOBQ_CAP_LOCK_CLOCK | JOBQ_CAP_DEDUP_KEEP_LAST,
     .queue_open = lm_queue_open,
     .queue_close = lm_queue_close,
     .add = jobq_lmdb__add,

@@ -271,9 +271,13 @@ int jobq_lmdb__del_prefix(lmdb_wctx *c, int which, const kb *prefix, del_pred pr
 int jobq_lmdb__op_run(jobq_backend_queue *q, lmdb_write_fn fn, void *arg);
 int jobq_lmdb__logs_prefix(kb *k, const jobq_backend_queue *q, const char *id);
 int jobq_lmdb__dedup_key(kb *k, const jobq_backend_queue *q, const char *dedup_id);
-int jobq_lmdb__dedup_release_id(lmdb_wctx *c, const char *id, const char *did, int finishing,
-                                int64_t now);
-int jobq_lmdb__dedup_release(lmdb_wctx *c, const lmdb_rec *r, int finishing, int64_t now);
+/* Dedup key `did` names `owner`, without expiry and with nothing stashed. */
+int jobq_lmdb__dedup_point(lmdb_wctx *c, const char *did, const char *owner);
+/* Dedup key `did` names `owner`, without expiry, with job `r` (in no index) stashed. */
+int jobq_lmdb__stash_put(lmdb_wctx *c, const char *did, const char *owner, const lmdb_rec *r);
+/* The add stashed with dedup key `did`: 1 and its id (into `id`), and, when `r` is not NULL,
+ * taken out of the key into `r` (a job in no index, timestamp `now`); 0 when there is none. */
+int jobq_lmdb__stash_get(lmdb_wctx *c, const char *did, char *id, lmdb_rec *r, int64_t now);
 int jobq_lmdb__job_erase(lmdb_wctx *c, lmdb_rec *r);
 
 /* lmdb_active.c: lock-checked operations. complete_body and fail_body take a lock_args. */

@@ -29,6 +29,11 @@ engp_id_len(const lmdb_rec *r) {
 	return strlen(r->j->id);
 }
 
+static inline const char *
+engp_name(const lmdb_rec *r) {
+	return r->j->name ? r->j->name : "";
+}
+
 static inline int
 engp_lifo(const lmdb_rec *r) {
 	return r->j->opts.lifo != 0;
@@ -189,6 +194,52 @@ engp_dedup_del(lmdb_wctx *c, const lmdb_rec *r) {
 	MDB_val key = kv(&k);
 	int mrc = mdb_del(c->txn, dbi(c->e, DBI_DEDUP), &key, NULL);
 	return mrc && mrc != MDB_NOTFOUND ? mdb_fail(c, mrc, "deleting a dedup key") : 0;
+}
+
+static inline int
+engp_dedup_point(lmdb_wctx *c, const lmdb_rec *r) {
+	return jobq_lmdb__dedup_point(c, r->j->opts.dedup_id, r->j->id);
+}
+
+static inline int
+engp_exists(lmdb_wctx *c, const char *id) {
+	kb k;
+	job_key(&k, c->q, id);
+	if (k.overflow)
+		return 0;
+	MDB_val key = kv(&k), v;
+	int mrc = mdb_get(c->txn, dbi(c->e, DBI_JOBS), &key, &v);
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	return mrc ? mdb_fail(c, mrc, "reading a job") : 1;
+}
+
+static inline int
+engp_stash_id(lmdb_wctx *c, const lmdb_rec *r, char *id) {
+	return jobq_lmdb__stash_get(c, r->j->opts.dedup_id, id, NULL, 0);
+}
+
+static inline int
+engp_stash_drop(lmdb_wctx *c, const lmdb_rec *r) {
+	char id[JOBQ_ID_MAX + 1];
+	lmdb_rec gone;
+	int rc = jobq_lmdb__stash_get(c, r->j->opts.dedup_id, id, &gone, 0);
+	if (rc > 0)
+		rec_free(&gone);
+	return rc < 0 ? rc : 0;
+}
+
+/* The new job's record is owned by `space` (engp_done frees it); the id counter moves. */
+static inline int
+engp_stash_take(lmdb_wctx *c, const lmdb_rec *r, int64_t now, lmdb_rec *space, lmdb_rec **out) {
+	char id[JOBQ_ID_MAX + 1];
+	int rc = jobq_lmdb__stash_get(c, r->j->opts.dedup_id, id, space, now);
+	if (rc <= 0)
+		return rc < 0 ? rc
+		              : jobq_error_set(JOBQ_EIO, "lmdb: stash of job %s gone", r->j->id);
+	meta(c)->counter++;
+	*out = space;
+	return 0;
 }
 
 /* Events are stored formatted (the format of the events database). */

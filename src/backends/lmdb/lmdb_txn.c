@@ -171,44 +171,91 @@ jobq_lmdb__dedup_key(kb *k, const jobq_backend_queue *q, const char *dedup_id) {
 	           : 0;
 }
 
-/* Releases the job's dedup key: on removal always, on finish unless a TTL still runs. */
-int
-jobq_lmdb__dedup_release_id(lmdb_wctx *c, const char *id, const char *did, int finishing,
-                            int64_t now) {
-	if (!did || !*did) {
+/* Dedup key `did`'s record: 1 and *v (valid until the next write), 0 when there is none. */
+static int
+dedup_get(lmdb_wctx *c, const char *did, MDB_val *key, kb *k, MDB_val *v) {
+	if (jobq_lmdb__dedup_key(k, c->q, did) < 0) {
+		jobq_error_clear();
 		return 0;
 	}
-	kb k;
-	if (jobq_lmdb__dedup_key(&k, c->q, did) < 0) {
-		return 0;
-	}
-	MDB_val key = kv(&k), v;
-	int mrc = mdb_get(c->txn, dbi(c->e, DBI_DEDUP), &key, &v);
+	*key = kv(k);
+	int mrc = mdb_get(c->txn, dbi(c->e, DBI_DEDUP), key, v);
 	if (mrc == MDB_NOTFOUND) {
 		return 0;
 	}
-	if (mrc) {
-		return mdb_fail(c, mrc, "reading a dedup key");
-	}
-	char owner[JOBQ_ID_MAX + 1];
-	int64_t exp;
-	int rc = jobq_lmdb__dedup_decode(owner, sizeof(owner), &exp, v.mv_data, v.mv_size);
+	return mrc ? mdb_fail(c, mrc, "reading a dedup key") : 1;
+}
+
+static int
+dedup_put(lmdb_wctx *c, MDB_val *key, const char *owner, int64_t exp, const char *stash_id,
+          const void *stash, size_t stash_len) {
+	lmdb_buf b;
+	int rc = jobq_lmdb__dedup_encode(&b, owner, exp, stash_id, stash, stash_len);
 	if (rc < 0) {
 		return rc;
 	}
-	if (strcmp(owner, id) != 0) {
-		return 0;
-	}
-	if (finishing && exp > now) {
-		return 0;
-	}
-	mrc = mdb_del(c->txn, dbi(c->e, DBI_DEDUP), &key, NULL);
-	return mrc ? mdb_fail(c, mrc, "deleting a dedup key") : 0;
+	MDB_val v = {b.size, b.data};
+	rc = wput(c, DBI_DEDUP, key, &v, "writing a dedup key");
+	jobq_lmdb__buf_free(&b);
+	return rc;
 }
 
 int
-jobq_lmdb__dedup_release(lmdb_wctx *c, const lmdb_rec *r, int finishing, int64_t now) {
-	return jobq_lmdb__dedup_release_id(c, r->j->id, r->j->opts.dedup_id, finishing, now);
+jobq_lmdb__dedup_point(lmdb_wctx *c, const char *did, const char *owner) {
+	kb k;
+	if (jobq_lmdb__dedup_key(&k, c->q, did) < 0) {
+		jobq_error_clear();
+		return 0;
+	}
+	MDB_val key = kv(&k);
+	return dedup_put(c, &key, owner, 0, NULL, NULL, 0);
+}
+
+int
+jobq_lmdb__stash_put(lmdb_wctx *c, const char *did, const char *owner, const lmdb_rec *r) {
+	kb k;
+	int rc = jobq_lmdb__dedup_key(&k, c->q, did);
+	lmdb_buf b;
+	if (rc < 0 || (rc = jobq_lmdb__rec_encode(&b, r)) < 0) {
+		return rc;
+	}
+	MDB_val key = kv(&k);
+	rc = dedup_put(c, &key, owner, 0, r->j->id, b.data, b.size);
+	jobq_lmdb__buf_free(&b);
+	return rc;
+}
+
+int
+jobq_lmdb__stash_get(lmdb_wctx *c, const char *did, char *id, lmdb_rec *r, int64_t now) {
+	kb k;
+	MDB_val key, v;
+	const void *rec = NULL;
+	size_t rec_len = 0;
+	char owner[JOBQ_ID_MAX + 1];
+	int64_t exp = 0;
+	int rc = dedup_get(c, did, &key, &k, &v);
+	if (rc > 0) {
+		rc = jobq_lmdb__dedup_stash(id, &rec, &rec_len, v.mv_data, v.mv_size);
+	}
+	if (rc <= 0 || r == NULL) {
+		return rc;
+	}
+	/* Take it: the job out of the record, then the record without it. */
+	rc = jobq_lmdb__rec_decode(r, id, rec, rec_len);
+	if (rc == 0) {
+		r->j->state = JOBQ_STATE_UNKNOWN; /* in no index (ENG_GONE) */
+		r->j->timestamp = now;
+		r->lock_until = r->ia = 0;
+		r->ib = r->log_next = r->log_count = 0;
+		rc = jobq_lmdb__dedup_decode(owner, sizeof(owner), &exp, v.mv_data, v.mv_size);
+		if (rc == 0) {
+			rc = dedup_put(c, &key, owner, exp, NULL, NULL, 0);
+		}
+		if (rc < 0) {
+			rec_free(r);
+		}
+	}
+	return rc < 0 ? rc : 1;
 }
 
 /* Erases a loaded job: index entry, record, logs (not its dedup key). */

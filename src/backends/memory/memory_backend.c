@@ -237,7 +237,8 @@ mem_free(jobq_backend *b) {
 static const jobq_backend memory_vtable = {
     .version = JOBQ_BACKEND_VERSION,
     .name = "memory",
-    .caps = JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK,
+    .caps = JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK |
+            JOBQ_CAP_DEDUP_KEEP_LAST,
     .queue_open = mem_queue_open,
     .queue_close = mem_queue_close,
     .list_queues = mem_list_queues,

@@ -165,6 +165,7 @@ RB_GENERATE_INTERNAL(mtree, mjob, rb, job_cmp, __attribute__((unused)) static)
 typedef struct mdedup {
 	UT_hash_handle hh;
 	int64_t expiry; /* 0: lives until its owner finishes or is removed */
+	mjob *stash; /* keepLastIfActive's latest add (a filled job block in no table), or NULL */
 	size_t owner_len;
 	char owner[JOBQ_ID_MAX + 1];
 	size_t key_len;
@@ -522,9 +523,19 @@ void jobq_mem__job_free_mem(mqueue *q, mjob *j);
  * NULL. */
 int jobq_mem__job_copy(jobq_job **out, const mjob *j, const char *token, size_t token_len);
 
+/* Frees a stashed add (its options reference and its block). */
+static inline void
+stash_free(mqueue *q, mjob *j) {
+	if (j != NULL) {
+		mopts_unref(q, j->mo);
+		block_put(q, j);
+	}
+}
+
 static inline void
 dedup_delete(mqueue *q, mdedup *d) {
 	HASH_DEL(q->dedup, d);
+	stash_free(q, d->stash);
 	jobq__free(d);
 }
 

@@ -22,7 +22,38 @@ typedef struct addslot {
 	mdedup *dd_new;  /* a dedup key this request inserted */
 	mdedup *dd_upd;  /* a dedup key this request took over (old values in `dd`) */
 	mdedup *dd_keep; /* backup holder for dd_upd */
+	mdedup *st_d;    /* a dedup key whose stash this request changed (keepLastIfActive) */
+	mjob *st_new;    /* the add it stashed there, or NULL (the stash was dropped) */
+	mjob *st_old;    /* the stash it replaced, freed once the add succeeds, or NULL */
+	int64_t st_exp;  /* the key's expiry before */
 } addslot;
+
+/* Sets the stash of dedup key `d` to `j` (NULL: none) for request `s`, keeping what it had
+ * for add_rollback; the key loses its expiry while something is stashed. */
+static void
+stash_set(addslot *s, mdedup *d, mjob *j) {
+	s->st_d = d;
+	s->st_new = j;
+	s->st_old = d->stash;
+	s->st_exp = d->expiry;
+	d->stash = j;
+	if (j != NULL)
+		d->expiry = 0;
+}
+
+/* The options record of the current run for a job with options `o`: q->last_opts if equal,
+ * else `run`; one more reference taken. */
+static mopts *
+run_opts(mqueue *q, mopts **cur, mopts *run, const jobq_job_options *o) {
+	if (*cur == NULL) {
+		*cur = q->last_opts;
+		if (*cur == NULL || !jobq__job_options_equal(&(*cur)->o, o))
+			*cur = run;
+	}
+	(*cur)->refs++;
+	q->last_opts = *cur;
+	return *cur;
+}
 
 size_t
 jobq_mem__add_block_size(const jobq_add_request *r, size_t *name_len) {
@@ -128,6 +159,16 @@ release_opts(mqueue *q, addslot *s, size_t n) {
 static void
 add_rollback(mqueue *q, addslot *s, size_t upto, uint64_t counter, uint64_t ev_next) {
 	for (size_t i = upto + 1; i-- > 0;) {
+		if (s[i].st_d != NULL) {
+			s[i].st_d->stash = s[i].st_old;
+			s[i].st_d->expiry = s[i].st_exp;
+			if (s[i].st_new != NULL) {
+				mopts_unref(q, s[i].st_new->mo);
+				s[i].blk = s[i].st_new;
+			}
+			s[i].st_d = NULL;
+			s[i].st_new = s[i].st_old = NULL;
+		}
 		if (s[i].dd_new != NULL) {
 			HASH_DEL(q->dedup, s[i].dd_new);
 			s[i].dd = s[i].dd_new; /* freed with the unused blocks */
@@ -266,6 +307,16 @@ jobq_mem__add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq
 				else
 					live = find_job(q, d->owner) != NULL;
 			}
+			mjob *oj = live ? find_job(q, d->owner) : NULL;
+			if (oj != NULL && eng_dedup_stashes(o, oj->state)) {
+				mjob *sj =
+				    jobq_mem__add_fill(s[i].blk, r, id, id_len, name_lens[i]);
+				s[i].blk = NULL;
+				sj->mo = run_opts(q, &cur, run, o);
+				stash_set(&s[i], d, sj);
+			} else if (d != NULL && !live && d->stash != NULL) {
+				stash_set(&s[i], d, NULL); /* a stale key's stash goes with it */
+			}
 			if (live) {
 				memcpy(ids[i].str, d->owner, d->owner_len + 1);
 				outcomes[i] = JOBQ_ADD_DEDUPLICATED;
@@ -276,18 +327,11 @@ jobq_mem__add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq
 		}
 		mjob *j = jobq_mem__add_fill(s[i].blk, r, id, id_len, name_lens[i]);
 		s[i].blk = NULL;
-		if (cur == NULL) {
-			cur = q->last_opts;
-			if (cur == NULL || !jobq__job_options_equal(&cur->o, o))
-				cur = run;
-		}
-		cur->refs++;
-		q->last_opts = cur;
-		j->mo = cur;
+		j->mo = run_opts(q, &cur, run, o);
 		jobs_add(q, j);
 		s[i].created = j;
 		if (o->dedup_id) {
-			int64_t expiry = o->dedup_ttl_ms > 0 ? now + o->dedup_ttl_ms : 0;
+			int64_t expiry = eng_dedup_expiry(o, now);
 			if (d != NULL) {
 				/* Take over an expired or stale key; keep its old values for
 				 * rollback. */
@@ -316,6 +360,8 @@ jobq_mem__add(jobq_job_id *ids, int *outcomes, jobq_backend_queue *q, const jobq
 	}
 	if (ready > 0)
 		work_signal(q, ready > 1);
+	for (size_t i = 0; i < n; i++)
+		stash_free(q, s[i].st_old);
 	put_blocks(q, s, n);
 	release_opts(q, s, n);
 	pthread_mutex_unlock(&q->mu);
@@ -403,6 +449,16 @@ fail_apply(mqueue *q, fail_prep *p, const jobq_failure *f, int64_t now) {
 	(void)eng_fail(q, j, f, sd->failed_reason, now);
 	jobq__free(q->ev_pre); /* not used: the job was retried */
 	q->ev_pre = NULL;
+}
+
+/* Room in the job table for what finishing `n` jobs may add, when `j` (one of them) has a
+ * dedup id (its stashed add becomes a job: eng_dedup_requeue). */
+static int
+stash_room(mqueue *q, const mjob *j, size_t n) {
+	if (j->dedup_id != NULL && jobq_mem__jobs_reserve(q, n) < 0)
+		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory finishing job %s",
+		                      j->id);
+	return 0;
 }
 
 /* --- fetch -------------------------------------------------------------------------------- */
@@ -552,7 +608,7 @@ fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, cha
 		p->stack = jobq__strdup(j->defa);
 		if (p->reason == NULL || p->stack == NULL)
 			rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
-		else
+		else if ((rc = stash_room(q, j, nfails)) == 0)
 			rc = fail_prepare(p, j, 1);
 		if (rc < 0)
 			break;
@@ -679,6 +735,8 @@ complete_locked(mqueue *q, const char *id, const char *token, char *res, const j
 	int rc = check_lock(&j, q, id, token, now);
 	if (rc < 0)
 		return rc;
+	if ((rc = stash_room(q, j, 1)) < 0)
+		return rc;
 	result_free(j->result);
 	j->result = res;
 	(void)eng_complete(q, j, res, keep, now);
@@ -782,6 +840,8 @@ jobq_mem__fail(jobq_backend_queue *q, const char *id, const char *token, const j
 	int rc = check_lock(&j, q, id, token, now);
 	if (rc == 0 && f->retry_at_ms < 0)
 		rc = jobq_mem__metrics_reserve(q, JOBQ_STATE_FAILED, f->metrics_max_points);
+	if (rc == 0 && f->retry_at_ms < 0)
+		rc = stash_room(q, j, 1);
 	if (rc == 0)
 		rc = fail_prepare(&p, j, f->retry_at_ms < 0);
 	if (rc == 0)

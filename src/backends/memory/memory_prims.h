@@ -28,6 +28,11 @@ engp_id_len(const mjob *j) {
 	return j->id_len;
 }
 
+static inline const char *
+engp_name(const mjob *j) {
+	return j->name;
+}
+
 static inline int
 engp_lifo(const mjob *j) {
 	return j->mo->o.lifo;
@@ -218,6 +223,59 @@ engp_dedup_del(mqueue *q, const mjob *j) {
 	mdedup *d = find_dedup(q, j->dedup_id);
 	if (d != NULL)
 		dedup_delete(q, d);
+	return 0;
+}
+
+/* The key always exists: the stash taken was kept with it. */
+static inline int
+engp_dedup_point(mqueue *q, const mjob *j) {
+	mdedup *d = find_dedup(q, j->dedup_id);
+	if (d != NULL) {
+		d->expiry = 0;
+		d->owner_len = j->id_len;
+		memcpy(d->owner, j->id, j->id_len + 1);
+		stash_free(q, d->stash);
+		d->stash = NULL;
+	}
+	return 0;
+}
+
+static inline int
+engp_exists(mqueue *q, const char *id) {
+	return find_job(q, id) != NULL;
+}
+
+static inline int
+engp_stash_id(mqueue *q, const mjob *j, char *id) {
+	mdedup *d = find_dedup(q, j->dedup_id);
+	if (d == NULL || d->stash == NULL)
+		return 0;
+	memcpy(id, d->stash->id, d->stash->id_len + 1u);
+	return 1;
+}
+
+static inline int
+engp_stash_drop(mqueue *q, const mjob *j) {
+	mdedup *d = find_dedup(q, j->dedup_id);
+	if (d != NULL) {
+		stash_free(q, d->stash);
+		d->stash = NULL;
+	}
+	return 0;
+}
+
+/* The stash is a filled block already: it joins the job table, for which the step made room
+ * (jobq_mem__jobs_reserve) before it changed anything. */
+static inline int
+engp_stash_take(mqueue *q, const mjob *j, int64_t now, mjob *space, mjob **out) {
+	mdedup *d = find_dedup(q, j->dedup_id);
+	mjob *n = d->stash;
+	(void)space;
+	d->stash = NULL;
+	n->timestamp = now;
+	q->id_counter++;
+	jobs_add(q, n);
+	*out = n;
 	return 0;
 }
 
