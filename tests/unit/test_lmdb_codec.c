@@ -98,6 +98,7 @@ roundtrip(size_t slen, size_t dlen, int64_t big, int with_nils) {
 	j.opts.size_limit = (size_t)big;
 	j.opts.dedup_id = with_nils ? NULL : "dd";
 	j.opts.dedup_ttl_ms = 32767;
+	j.opts.dedup_keep_last = !with_nils;
 	j.opts.timestamp = -128;
 	lmdb_rec r = {&j, big, -big, (uint64_t)big * 2, 17, UINT64_MAX};
 
@@ -162,6 +163,7 @@ roundtrip(size_t slen, size_t dlen, int64_t big, int with_nils) {
 	assert_int_equal(p->size_limit, (size_t)big);
 	assert_str_eq(p->dedup_id, j.opts.dedup_id);
 	assert_int_equal(p->dedup_ttl_ms, 32767);
+	assert_int_equal(p->dedup_keep_last, j.opts.dedup_keep_last);
 	assert_int_equal(p->timestamp, -128);
 	jobq_job_free(g);
 
@@ -179,6 +181,7 @@ roundtrip(size_t slen, size_t dlen, int64_t big, int with_nils) {
 	assert_str_eq(g->opts.backoff.custom_type, j.opts.backoff.custom_type);
 	assert_str_eq(g->opts.job_id, j.opts.job_id);
 	assert_str_eq(g->opts.dedup_id, j.opts.dedup_id);
+	assert_int_equal(g->opts.dedup_keep_last, j.opts.dedup_keep_last);
 	assert_int_equal(g->opts.timestamp, -128);
 	assert_int_equal(o.log_count, UINT64_MAX);
 	jobq_job_free(g); /* frees only what is outside the packed block (ASan checks) */

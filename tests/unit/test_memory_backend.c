@@ -741,8 +741,8 @@ named_instances_share(void **state) {
 	assert_int_equal(jobq_backend_memory_new(&b2, "shared-1.x_y"), 0);
 	assert_int_equal(jobq_backend_memory_new(&p, NULL), 0);
 	assert_string_equal(b1->name, "memory");
-	assert_int_equal(b1->caps,
-	                 JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DUE_CLOCK | JOBQ_CAP_LOCK_CLOCK);
+	assert_int_equal(b1->caps, JOBQ_CAP_BLOCKING_WAIT | JOBQ_CAP_DUE_CLOCK |
+	                               JOBQ_CAP_LOCK_CLOCK | JOBQ_CAP_DEDUP_KEEP_LAST);
 	assert_int_equal(b1->version, JOBQ_BACKEND_VERSION);
 	assert_int_equal(b1->queue_open(&q1, b1, "q"), 0);
 	assert_int_equal(b2->queue_open(&q2, b2, "q"), 0);
