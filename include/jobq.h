@@ -16,6 +16,7 @@
 #include "jobq/queue.h"
 #include "jobq/worker.h"
 #include "jobq/scheduler.h"
+#include "jobq/limits.h"
 #include "jobq/events.h"
 #include "jobq/backends.h"
 #include "jobq/log.h"

@@ -14,10 +14,11 @@
     0 none, k newest), keep age ms (-1 none), dedup id ("" none: the client read the job's
     hash when it fetched it; the key is released only if it still names this job),
     then m lock tokens, then the worker's name for the pb of the jobs fetched ("" none),
+    then the worker's limiter max and its duration ms ("0": none; both always present),
     then, when any completion counts metrics, the workers' metrics.maxDataPoints (0: none;
     includes/metrics): one value for every completion, or one value per completion
   Output:
-    {statuses, ids, nextDelayedDue}: statuses has one integer per completion (0 ok,
+    {statuses, ids, nextDelayedDue, rateLimitTtl}: statuses has one integer per completion (0 ok,
     -1 no such job, -2 lock missing, -3 not active, -4 pending children, -6 lock held by
     another token, -9 a child failed with failParentOnFailure), ids the jobs fetched, in
     order, each locked with the next token
@@ -224,7 +225,8 @@ if #gone > 0 then
   redis.call("DEL", unpack(gone))
 end
 -- metrics: the completions counted, per size of the list
-local metricsAt = 6 + 6 * ndone + maxFetch -- (the last value before them: the worker name)
+-- (the last values before them: the worker name, the limiter max and duration)
+local metricsAt = 8 + 6 * ndone + maxFetch
 if #finished > 0 and #ARGV == metricsAt + 1 then
   if tonumber(ARGV[metricsAt + 1]) > 0 then
     countFinished("completed", #finished, ARGV[5], tonumber(ARGV[metricsAt + 1]))
@@ -248,16 +250,18 @@ end
 
 -- fetches
 local jobs = {}
-local due = 0
+local due, wait = 0, 0
 if maxFetch > 0 then
   due = promoteIfDue(now)
   -- The jobs' hashes are not returned: the client reads them with HGETALL after this script
   -- (the jobs are locked by then), which costs the server far less than turning each hash
   -- into a Lua table and back.
   workerName = ARGV[argi + maxFetch]
-  jobs = fetchJobs(maxFetch, argi, ARGV[4], ARGV[5], {meta[2], meta[3], meta[4], meta[5]})
+  -- the fetcher's own rate limiter (BullMQ's worker `limiter`), after its name
+  jobs, wait = fetchJobs(maxFetch, argi, ARGV[4], ARGV[5], {meta[2], meta[3], meta[4], meta[5]},
+    ARGV[argi + maxFetch + 1], ARGV[argi + maxFetch + 2])
 end
 if #finished > 0 or #jobs > 0 then
   trimEvents()
 end
-return {statuses, jobs, due}
+return {statuses, jobs, due, wait}

@@ -29,12 +29,14 @@ jobq_cli_test(cli.memory cli_test.sh memory)
 jobq_cli_test(cli.ops.memory ops_test.sh memory)
 jobq_cli_test(cli.sched.memory sched_test.sh memory)
 jobq_cli_test(cli.sem.memory sem_test.sh memory)
+jobq_cli_test(cli.limits.memory limits_test.sh memory)
 
 if("JOBQ_HAVE_LMDB=1" IN_LIST jobq_definitions)
   jobq_cli_test(cli.lmdb cli_test.sh lmdb)
   jobq_cli_test(cli.ops.lmdb ops_test.sh lmdb)
   jobq_cli_test(cli.sched.lmdb sched_test.sh lmdb)
   jobq_cli_test(cli.sem.lmdb sem_test.sh lmdb)
+  jobq_cli_test(cli.limits.lmdb limits_test.sh lmdb)
 endif()
 
 if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
@@ -43,12 +45,14 @@ if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
   jobq_cli_test(cli.ops.redis ops_test.sh redis)
   jobq_cli_test(cli.sched.redis sched_test.sh redis)
   jobq_cli_test(cli.sem.redis sem_test.sh redis)
+  jobq_cli_test(cli.limits.redis limits_test.sh redis)
   if(COMMAND jobq_redis_test)
     # the redis_server fixture and JOBQ_TEST_REDIS_SOCKET
     jobq_redis_test(cli.redis)
     jobq_redis_test(cli.ops.redis)
     jobq_redis_test(cli.sched.redis)
     jobq_redis_test(cli.sem.redis)
+    jobq_redis_test(cli.limits.redis)
   else()
     set(jobq_cli_redis_dir ${CMAKE_CURRENT_BINARY_DIR}/cli-redis)
     add_test(NAME cli.redis.start
@@ -59,9 +63,9 @@ if("JOBQ_HAVE_REDIS=1" IN_LIST jobq_definitions)
                                                     LABELS "cli;redis" SKIP_RETURN_CODE 77)
     set_tests_properties(cli.redis.stop PROPERTIES FIXTURES_CLEANUP cli_redis_server
                                                    LABELS "cli;redis")
-    set_property(TEST cli.redis cli.ops.redis cli.sched.redis cli.sem.redis
+    set_property(TEST cli.redis cli.ops.redis cli.sched.redis cli.sem.redis cli.limits.redis
                  APPEND PROPERTY FIXTURES_REQUIRED cli_redis_server)
-    set_property(TEST cli.redis cli.ops.redis cli.sched.redis cli.sem.redis
+    set_property(TEST cli.redis cli.ops.redis cli.sched.redis cli.sem.redis cli.limits.redis
                  APPEND PROPERTY ENVIRONMENT
                  "JOBQ_TEST_REDIS_SOCKET=${jobq_cli_redis_dir}/redis.sock")
   endif()

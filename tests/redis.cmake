@@ -152,7 +152,11 @@ add_test(NAME interop.bullmq
 add_test(NAME interop.bullmq5
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/run.sh $<TARGET_FILE:jobq_interop>
           ${CMAKE_CURRENT_SOURCE_DIR}/interop/v5)
-foreach(t interop.bullmq interop.bullmq5)
+# The rate limits shared with Node (tests/interop/limits.js; bullmq 6.7.0 only).
+add_test(NAME interop.limits
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/run.sh $<TARGET_FILE:jobq_interop>
+          ${CMAKE_CURRENT_SOURCE_DIR}/interop limits.js)
+foreach(t interop.bullmq interop.bullmq5 interop.limits)
   set_tests_properties(${t} PROPERTIES LABELS "interop;redis" TIMEOUT 300 SKIP_RETURN_CODE 77)
   jobq_redis_test(${t})
 endforeach()

@@ -257,6 +257,8 @@ int cli_cmd_top(int argc, char **argv);
 int cli_cmd_progress(int argc, char **argv);
 int cli_cmd_log(int argc, char **argv);
 int cli_cmd_logs(int argc, char **argv);
+int cli_cmd_limit(int argc, char **argv);
+int cli_cmd_concurrency(int argc, char **argv);
 
 /* Verb help if --help was given (returns 1 then). */
 int cli_want_help(void);

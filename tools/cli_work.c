@@ -654,6 +654,7 @@ cli_cmd_work(int argc, char **argv) {
 	int64_t roc = -1, rof = -1;
 	int roc_seen = 0, rof_seen = 0;
 	const char *log_format = "text", *worker_name = NULL;
+	int64_t limit_max = 0, limit_duration = 0;
 	const cli_opt opts[] = {
 	    {"concurrency", 'c', CLI_OPT_INT, &concurrency, 1, 1024, 0, NULL},
 	    {"max-jobs", 0, CLI_OPT_INT, &max_jobs, 1, INT64_MAX, 0, NULL},
@@ -669,6 +670,8 @@ cli_cmd_work(int argc, char **argv) {
 	    {"name", 0, CLI_OPT_STRING, &worker_name, 0, 0, 0, NULL},
 	    {"remove-on-complete", 0, CLI_OPT_OPTINT, &roc, 0, INT64_MAX, 0, &roc_seen},
 	    {"remove-on-fail", 0, CLI_OPT_OPTINT, &rof, 0, INT64_MAX, 0, &rof_seen},
+	    {"limit-max", 0, CLI_OPT_INT, &limit_max, 1, JOBQ_LIMIT_MAX, 0, NULL},
+	    {"limit-duration", 0, CLI_OPT_INT, &limit_duration, 1, JOBQ_LIMIT_MAX, 0, NULL},
 	    {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, 0, NULL},
 	};
 	cli_args a;
@@ -693,6 +696,8 @@ cli_cmd_work(int argc, char **argv) {
 		return cli_usage_fail("command not found or not executable: '%s'", a.rest[0]);
 	if (strcmp(log_format, "text") != 0 && strcmp(log_format, "json") != 0)
 		return cli_usage_fail("invalid --log '%s': expected text or json", log_format);
+	if ((limit_max > 0) != (limit_duration > 0))
+		return cli_usage_fail("--limit-max and --limit-duration go together");
 	cli_log_install(strcmp(log_format, "json") == 0 ? CLI_LOG_JSON : CLI_LOG_TEXT, cli_g.quiet);
 
 	memset(&ctx, 0, sizeof(ctx));
@@ -725,6 +730,8 @@ cli_cmd_work(int argc, char **argv) {
 	if (max_jobs > 0 && concurrency > max_jobs)
 		concurrency = max_jobs;
 	wo.concurrency = (unsigned)concurrency;
+	wo.limiter.max = limit_max;
+	wo.limiter.duration_ms = limit_duration;
 	wo.lock_ms = lock_ms;
 	wo.stalled_interval_ms = stalled_interval;
 	wo.max_stalled = (uint32_t)max_stalled;

@@ -100,6 +100,37 @@ static const cli_verb_info verbs[] = {
     {"resume", cli_cmd_resume, "resume QUEUE", "let workers take jobs again",
      "Examples:\n"
      "  jobq resume mail\n"},
+    {"limit", cli_cmd_limit, "limit QUEUE [--max N --duration MS | --remove | --for MS] [--json]",
+     "read, set or remove the queue's global rate limit",
+     "The global rate limit: at most N jobs start in any window of MS milliseconds, over\n"
+     "every worker of the queue (BullMQ's setGlobalRateLimit: on Redis Node workers keep it\n"
+     "too). It overrides a worker's own --limit-max; a worker's --limit-duration overrides\n"
+     "its MS. Without options, prints the limit (or `none`) and the current window.\n"
+     "\n"
+     "Options:\n"
+     "  --max N --duration MS   set the limit (N and MS in 1..2147483647)\n"
+     "  --remove                remove it\n"
+     "  --for MS                rate-limit the queue now, for MS (BullMQ's rateLimit: it\n"
+     "                          holds back the workers that have a rate limit in force)\n"
+     "  --json                  {\"queue\":..,\"max\":N|null,\"duration\":MS|null,\n"
+     "                           \"windowUsed\":N,\"windowLeftMs\":MS}\n"
+     "\n"
+     "Examples:\n"
+     "  jobq limit mail --max 100 --duration 60000\n"
+     "  jobq limit mail\n"
+     "  jobq limit mail --remove\n"},
+    {"concurrency", cli_cmd_concurrency, "concurrency QUEUE [N | --remove] [--json]",
+     "read, set or remove the queue's global concurrency",
+     "The global concurrency: at most N jobs of the queue active at once, over every\n"
+     "worker (BullMQ's setGlobalConcurrency). Without N, prints it (or `none`).\n"
+     "\n"
+     "Options:\n"
+     "  --remove   remove it\n"
+     "  --json     {\"queue\":..,\"concurrency\":N|null}\n"
+     "\n"
+     "Examples:\n"
+     "  jobq concurrency mail 4\n"
+     "  jobq concurrency mail --remove\n"},
     {"drain", cli_cmd_drain, "drain QUEUE [--delayed]", "remove every job waiting to run",
      "Removes waiting and prioritized jobs (and delayed ones with --delayed); prints how\n"
      "many jobs it removed.\n"
@@ -182,7 +213,7 @@ static const cli_verb_info verbs[] = {
      "work QUEUE [--concurrency N] [--max-jobs N] [--idle-exit MS] [--timeout MS]\n"
      "          [--lock-ms MS] [--stalled-interval MS] [--max-stalled N]\n"
      "          [--shutdown-timeout MS] [--stderr-log[=N]] [--log text|json]\n"
-     "          [--metrics N] -- CMD [ARGS...]",
+     "          [--metrics N] [--limit-max N --limit-duration MS] -- CMD [ARGS...]",
      "process jobs by running a command for each",
      "Runs CMD once per job, without a shell: the job data on stdin; JOBQ_QUEUE, JOBQ_JOB_ID,\n"
      "JOBQ_JOB_NAME and JOBQ_ATTEMPT (1 for the first attempt) in its environment. Its\n"
@@ -224,6 +255,10 @@ static const cli_verb_info verbs[] = {
      "  --remove-on-fail[=N]   likewise for jobs failed for good\n"
      "  --name NAME            the worker's name (default HOST:PID), written on each job it\n"
      "                         runs (processedBy) and listed by BullMQ's getWorkers()\n"
+     "  --limit-max N --limit-duration MS\n"
+     "                         the worker's rate limiter: at most N jobs start per MS,\n"
+     "                         counted with every worker of the queue (BullMQ's worker\n"
+     "                         `limiter`); the queue's `jobq limit` overrides N\n"
      "\n"
      "Exit status: 0; 1 when an attempt failed during the run; 3 when a result the store\n"
      "refused was given up (its job will run again), or when it stopped (--idle-exit,\n"

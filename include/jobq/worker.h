@@ -9,6 +9,7 @@
 #include "common.h"
 #include "job.h"
 #include "queue.h"
+#include "limits.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -70,6 +71,18 @@ typedef struct jobq_worker_event {
  */
 typedef void (*jobq_worker_event_fn)(const jobq_worker_event *e, void *payload);
 
+/**
+ * A worker's own rate limiter (BullMQ's worker `limiter: {max, duration}`): at most `max`
+ * jobs start per `duration_ms`, counted in the queue's shared rate window, so that workers
+ * with the same limiter (in any process, Node's too on Redis) keep it together. A global
+ * rate limit (jobq/limits.h) overrides `max`; `duration_ms` overrides the global duration.
+ * Both 0: none; else both in 1..JOBQ_LIMIT_MAX.
+ */
+typedef struct jobq_rate_limiter {
+	int64_t max;         /**< jobs per window */
+	int64_t duration_ms; /**< the window, ms */
+} jobq_rate_limiter;
+
 /** Options of jobq_worker_new; initialise with JOBQ_WORKER_OPTIONS_INIT or
  * jobq_worker_options_init(). */
 typedef struct jobq_worker_options {
@@ -90,19 +103,23 @@ typedef struct jobq_worker_options {
 	 * good per minute, keeping this many points (jobq/metrics.h); 0 (default): no metrics;
 	 * at most JOBQ_METRICS_MAX_POINTS */
 	uint32_t metrics_max_data_points;
+	/* version 3 */
+	jobq_rate_limiter limiter; /**< the worker's own rate limiter; {0, 0}: none */
 } jobq_worker_options;
 
-/** The version of jobq_worker_options this header defines; version 1 options (without
- * on_event) are still accepted. */
-#define JOBQ_WORKER_OPTIONS_VERSION 2
+/** The version of jobq_worker_options this header defines; versions 1 (without on_event)
+ * and 2 (without limiter) are still accepted. */
+#define JOBQ_WORKER_OPTIONS_VERSION 3
 /** The defaults of jobq_worker_options. Positional, not designated, so that C++ before C++20
  * takes it too. */
 #define JOBQ_WORKER_OPTIONS_INIT                                                                   \
 	{                                                                                          \
 		JOBQ_WORKER_OPTIONS_VERSION, 1, 30000, 0, 30000, 1, {JOBQ_KEEP_DEFAULT, 0, 0},     \
-		    {JOBQ_KEEP_DEFAULT, 0, 0}, NULL, NULL, NULL, NULL, 0                           \
+		    {JOBQ_KEEP_DEFAULT, 0, 0}, NULL, NULL, NULL, NULL, 0, {                        \
+			0, 0                                                                       \
+		}                                                                                  \
 	}
-/** Fills `opts` with the defaults of `version` (1 or 2). JOBQ_EVERSION otherwise. */
+/** Fills `opts` with the defaults of `version` (1..3). JOBQ_EVERSION otherwise. */
 JOBQ_EXTERN int jobq_worker_options_init(jobq_worker_options *opts, unsigned int version);
 
 /**

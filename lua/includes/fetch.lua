@@ -22,11 +22,14 @@
   promoteIfDue(now): promotes the delayed jobs due at `now` (promoteDue) if the earliest is
   due, and returns the due time of the earliest delayed job left (0: none).
 
-  fetchJobs(max, tokenAt, lockMs, now, meta): the fetch of a step: up to `max` jobs, job k
-  locked with ARGV[tokenAt + k - 1]; `meta` is HMGET meta "paused", "concurrency", "max",
-  "duration". Nothing is taken while paused; at most the global concurrency is active; with
-  a rate limiter each job is counted as it is taken. Wakes the next idle worker when more
-  is ready. Returns the ids and the limiter's wait (ms, 0 unless it stopped the fetch).
+  fetchJobs(max, tokenAt, lockMs, now, meta, wMax, wDuration): the fetch of a step: up to
+  `max` jobs, job k locked with ARGV[tokenAt + k - 1]; `meta` is HMGET meta "paused",
+  "concurrency", "max", "duration"; wMax, wDuration the fetching worker's own limiter ("0":
+  none). BullMQ's rule: the rate limit in force is the queue's `max`, else the worker's; its
+  window the worker's `duration`, else the queue's. The rate limiter is checked first (a
+  full window stops the fetch even when paused), then pause and the global concurrency; with
+  a rate limit in force each job is counted as it is taken. Wakes the next idle worker when
+  more is ready. Returns the ids and the limiter's wait (ms, 0 unless it stopped the fetch).
 ]]
 --- @include "events"
 --- @include "markers"
@@ -104,8 +107,18 @@ local function promoteIfDue(now)
   return due
 end
 
-local function fetchJobs(max, tokenAt, lockMs, now, meta)
+local function fetchJobs(max, tokenAt, lockMs, now, meta, wMax, wDuration)
   local started, wait = {}, 0
+  local maxJobs = tonumber(meta[3])
+  if not maxJobs and tonumber(wMax or "0") > 0 then
+    maxJobs = tonumber(wMax)
+  end
+  if maxJobs then
+    wait = limiterWait(maxJobs)
+    if wait > 0 then
+      return started, wait
+    end
+  end
   if meta[1] then
     return started, wait
   end
@@ -114,9 +127,11 @@ local function fetchJobs(max, tokenAt, lockMs, now, meta)
   if conc then
     room = math.min(room, conc - redis.call("LLEN", activeKey))
   end
-  local maxJobs = tonumber(meta[3])
   if maxJobs then
     local duration = meta[4] or "1000"
+    if tonumber(wDuration or "0") > 0 then
+      duration = wDuration
+    end
     while #started < room do
       wait = limiterWait(maxJobs)
       if wait > 0 then

@@ -183,6 +183,15 @@ jobq__backend_worker_detach(jobq_backend *b, jobq_backend_queue *q, void *presen
 		b->worker_detach(q, presence);
 }
 
+int
+jobq__backend_has_limits(const jobq_backend *b, const char *what) {
+	if (b->version < 5 || b->set_limits == NULL || b->get_limits == NULL ||
+	    b->rate_limit == NULL)
+		return jobq_error_set(JOBQ_ENOTSUP, "%s: the %s backend has no queue limits", what,
+		                      b->name);
+	return 0;
+}
+
 void
 jobq__backend_free(jobq_backend *b) {
 	if (b != NULL && b->free != NULL)

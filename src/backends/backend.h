@@ -46,6 +46,9 @@ int jobq__backend_metrics(jobq_metrics **out, jobq_backend *b, jobq_backend_queu
 int jobq__backend_worker_attach(void **presence, jobq_backend *b, jobq_backend_queue *q,
                                 const char *name);
 void jobq__backend_worker_detach(jobq_backend *b, jobq_backend_queue *q, void *presence);
+/* 0 if the backend has the rate-limit slots (set_limits, get_limits, rate_limit), else
+ * JOBQ_ENOTSUP (error set, with `what` in the message). */
+int jobq__backend_has_limits(const jobq_backend *b, const char *what);
 /* Frees the backend through its free slot; NULL is ignored. */
 void jobq__backend_free(jobq_backend *b);
 

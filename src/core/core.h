@@ -146,6 +146,18 @@ jobq__lock_gone(int rc) {
 
 /* Whether the backend completes and fetches in batches (the optional complete_fetch slot). */
 int jobq_queue__can_batch(const jobq_queue *q);
+/*
+ * A worker held back by the rate limiter (limits.c). `until` is the worker's "no fetch before"
+ * time on the store's clock (0: none). rate_limit_left: ms left of it (clears it when over).
+ * rate_limited: a handler called jobq_job_rate_limit(ms): gives `job` back (release) and sets
+ * `until` to now + ms. rate_limit_wait: sleeps on `cv` (under `mu`, which a manual clock's
+ * advance and the worker's stop signal) until `until`, else `window_end`, at most 30 s
+ * (BullMQ's maximumRateLimitDelay), or until `stopping`.
+ */
+int64_t jobq__rate_limit_left(jobq_queue *q, atomic_llong *until);
+void jobq__rate_limited(jobq_queue *q, const jobq_job *job, int64_t ms, atomic_llong *until);
+void jobq__rate_limit_wait(jobq_queue *q, int64_t window_end, atomic_llong *until,
+                           pthread_mutex_t *mu, pthread_cond_t *cv, const atomic_int *stopping);
 /* A handler thread's next batch size after a full batch of `n` jobs that ran in `took_us`
  * (worker.c). */
 size_t jobq_worker__next_batch_size(size_t n, int64_t took_us);
@@ -169,7 +181,8 @@ struct jobq_job_runtime {
 	unsigned int error_flags;
 	const atomic_int *cancelled; /* owned by the worker, or NULL */
 	atomic_int lock_lost;
-	int borrowed; /* owned by the caller of jobq_job__attach_to, not by the job */
+	int borrowed;          /* owned by the caller of jobq_job__attach_to, not by the job */
+	int64_t rate_limit_ms; /* set by jobq_job_rate_limit: give the job back, wait this long */
 };
 
 /* Gives `job` a runtime of its own (allocated; freed with the job). */

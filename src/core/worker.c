@@ -81,9 +81,10 @@ struct jobq_worker {
 	atomic_uint_fast64_t completed;
 	atomic_uint_fast64_t failed;
 	atomic_uint_fast64_t running;
-	atomic_int store_down;   /* STORE_DOWN was told, and no STORE_UP since */
-	atomic_uint recording;   /* threads holding outcomes the store refused */
-	jobq_worker_ident ident; /* name, and its presence on the store (worker_setup.c) */
+	atomic_int store_down;    /* STORE_DOWN was told, and no STORE_UP since */
+	atomic_llong limit_until; /* rate-limited: no fetch before this time of the store's clock */
+	atomic_uint recording;    /* threads holding outcomes the store refused */
+	jobq_worker_ident ident;  /* name, and its presence on the store (worker_setup.c) */
 };
 
 typedef struct thread_arg {
@@ -398,6 +399,9 @@ run_job(jobq_worker *w, slot *s, batch *b, size_t index) {
 		c->metrics_max_points = w->opts.metrics_max_data_points;
 		b->refused[b->ndone] = 0;
 		b->ndone++;
+	} else if (rt->rate_limit_ms > 0) {
+		/* jobq_job_rate_limit: back to waiting without using an attempt; wait it out */
+		jobq__rate_limited(w->q, job, rt->rate_limit_ms, &w->limit_until);
 	} else {
 		atomic_fetch_add(&w->failed, 1);
 		if (atomic_load(&w->cancelled)) {
@@ -688,8 +692,19 @@ handler_thread(void *arg) {
 	while (b != NULL && !atomic_load(&w->stopping)) {
 		jobq_fetch_info info = {.keep_on_fail = &w->opts.remove_on_fail,
 		                        .metrics_max_points = w->opts.metrics_max_data_points,
-		                        .processed_by = w->ident.name};
-		int rc = complete_and_fetch(w, s, b, b->want, &info);
+		                        .processed_by = w->ident.name,
+		                        .limiter_max = w->opts.limiter.max,
+		                        .limiter_duration_ms = w->opts.limiter.duration_ms};
+		int limited = jobq__rate_limit_left(w->q, &w->limit_until) > 0;
+		int64_t fetched_at = jobq_queue__now(w->q);
+		int rc = complete_and_fetch(w, s, b, limited ? 0 : b->want, &info);
+		if (rc == 0 && (limited || info.rate_limit_ms > 0)) {
+			/* the rate limiter holds fetches back: wait for the window, not for work */
+			b->want = 1;
+			jobq__rate_limit_wait(w->q, fetched_at + info.rate_limit_ms,
+			                      &w->limit_until, &w->mu, &w->timer_cv, &w->stopping);
+			continue;
+		}
 		if (rc == 0) {
 			error_backoff = ERROR_BACKOFF_MIN_MS;
 			b->want = 1;

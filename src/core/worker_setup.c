@@ -11,30 +11,63 @@
 #include "core.h"
 #include "backends/backend.h"
 
+/* Where a struct of `version` ends (the first field a later version added). */
+static size_t
+options_size(unsigned int version) {
+	switch (version) {
+	case 1:
+		return offsetof(jobq_worker_options, on_event);
+	case 2:
+		return offsetof(jobq_worker_options, limiter);
+	default:
+		return sizeof(jobq_worker_options);
+	}
+}
+
+static int
+supported(unsigned int version) {
+	return version >= 1 && version <= JOBQ_WORKER_OPTIONS_VERSION;
+}
+
 int
 jobq_worker_options_init(jobq_worker_options *opts, unsigned int version) {
 	if (opts == NULL)
 		return jobq_error_set(JOBQ_EINVAL, "worker options: NULL");
-	if (version != 1 && version != JOBQ_WORKER_OPTIONS_VERSION)
+	if (!supported(version))
 		return jobq_error_set(JOBQ_EVERSION, "worker options: version %u not supported",
 		                      version);
 	jobq_worker_options init = JOBQ_WORKER_OPTIONS_INIT;
 	init.version = version;
-	/* a version 1 struct ends before on_event */
-	memcpy(opts, &init, version == 1 ? offsetof(jobq_worker_options, on_event) : sizeof(init));
+	memcpy(opts, &init, options_size(version));
 	return 0;
 }
 
-/* Copies the caller's options (version 1 or 2) into a whole struct of this version. */
+/* Copies the caller's options (any supported version) into a whole struct of this version. */
 static int
 copy_options(jobq_worker_options *out, const jobq_worker_options *o) {
-	if (o->version != 1 && o->version != JOBQ_WORKER_OPTIONS_VERSION)
+	if (!supported(o->version))
 		return jobq_error_set(JOBQ_EVERSION,
 		                      "worker options: version %u not supported (want 1..%u)",
 		                      o->version, JOBQ_WORKER_OPTIONS_VERSION);
 	memset(out, 0, sizeof(*out));
-	memcpy(out, o, o->version == 1 ? offsetof(jobq_worker_options, on_event) : sizeof(*out));
+	memcpy(out, o, options_size(o->version));
 	out->version = JOBQ_WORKER_OPTIONS_VERSION;
+	return 0;
+}
+
+/* The limiter: both or neither, each 1..JOBQ_LIMIT_MAX (BullMQ requires both). */
+static int
+validate_limiter(const jobq_rate_limiter *l) {
+	if (l->max == 0 && l->duration_ms == 0)
+		return 0;
+	if (l->max <= 0 || l->max > JOBQ_LIMIT_MAX)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "worker options: limiter.max %lld is not in 1..%d",
+		                      (long long)l->max, JOBQ_LIMIT_MAX);
+	if (l->duration_ms <= 0 || l->duration_ms > JOBQ_LIMIT_MAX)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "worker options: limiter.duration_ms %lld is not in 1..%d",
+		                      (long long)l->duration_ms, JOBQ_LIMIT_MAX);
 	return 0;
 }
 
@@ -62,7 +95,7 @@ validate_options(const jobq_worker_options *o) {
 	    (rc = jobq__validate_keep(&o->remove_on_fail, "worker options: remove_on_fail")) < 0 ||
 	    (rc = jobq__validate_metrics_points(o->metrics_max_data_points)) < 0)
 		return rc;
-	return 0;
+	return validate_limiter(&o->limiter);
 }
 
 int

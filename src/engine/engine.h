@@ -34,6 +34,7 @@
 #include "jobq/job.h"
 #include "jobq/sys/backend.h"
 #include "engine/events.h"
+#include "engine/limits.h"
 #include "engine/transitions.h"
 
 /* The counters of BullMQ's per-minute metrics of one kind of finished job (jobq/metrics.h). */
@@ -142,6 +143,8 @@ static inline int engp_event(ENG_CTX *c, int type, const char *id, size_t id_len
                              int64_t num, const char *s1, const char *s2);
 /* Work became ready (`many`: for more than one waiter). */
 static inline void engp_signal_work(ENG_CTX *c, int many);
+/* The queue's limits and rate window (engine/limits.h), kept with its settings. */
+static inline eng_limits *engp_limits(ENG_CTX *c);
 
 /* --- metrics (BullMQ's per-minute counts of finished jobs; the rule is eng_metrics_count) ---- */
 

@@ -104,9 +104,12 @@ eng_place_new(ENG_CTX *c, ENG_JOB *j, const char *name, int64_t timestamp) {
 
 /* --- the drained event, dedup release, keep policies, deletion ------------------------------ */
 
-/* `drained` when nothing is waiting, prioritized or active any more. */
+/* A job left active for good (completed, failed): `drained` when nothing is waiting,
+ * prioritized or active any more; under a global concurrency a fetcher may take one now. */
 static inline int
 eng_drained_check(ENG_CTX *c) {
+	if (engp_limits(c)->concurrency > 0)
+		engp_signal_work(c, 0);
 	if (engp_count(c, JOBQ_STATE_WAITING) == 0 && engp_count(c, JOBQ_STATE_PRIORITIZED) == 0 &&
 	    engp_count(c, JOBQ_STATE_ACTIVE) == 0)
 		return engp_event(c, ENG_EV_DRAINED, NULL, 0, 0, 0, NULL, NULL);

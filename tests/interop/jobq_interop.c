@@ -11,10 +11,14 @@
  *                                    the shape of BullMQ's getMetrics
  *   jobq_interop stall URL QUEUE     fetches one job with a 300 ms lock and exits without
  *                                    finishing it (a crashed worker); prints its id
- *   jobq_interop serve URL QUEUE CONC LOCK_MS
- *                                    runs a worker (stalled check every 300 ms) until stdin
- *                                    ends; prints "ready", then "start <id>" / "done <id>" per
- *                                    job, and a stats line at the end
+ *   jobq_interop serve URL QUEUE CONC LOCK_MS [LIMIT_MAX LIMIT_DURATION]
+ *                                    runs a worker (stalled check every 300 ms; with the rate
+ *                                    limiter given) until stdin ends; prints "ready", then
+ *                                    "start <id>" / "done <id>" per job, and a stats line at
+ *                                    the end
+ *   jobq_interop limit URL QUEUE MAX DURATION CONCURRENCY
+ *                                    sets the global rate limit and concurrency (0: removes)
+ *   jobq_interop limits URL QUEUE    prints {"max","duration","concurrency"} (null: none)
  *   jobq_interop addn URL QUEUE N NAME  adds N jobs named NAME in one bulk; prints the ids
  *   jobq_interop dedup URL QUEUE DEDUP_ID  adds one job with that dedup id; prints
  *                                    {"id":..., "outcome":...}
@@ -36,7 +40,8 @@
  *                                    {"error": NAME, "message": ...} if the add is refused
  *
  * Worker behaviour by job name: "fail-always" fails every attempt ("boom <n>"), "flaky"
- * fails its first two attempts, "progress" reports progress and logs, "mixed" takes 1 ms and
+ * fails its first two attempts, "progress" reports progress and logs, "rate-limit" rate-limits
+ * the queue for 400 ms in its first attempt (jobq_job_rate_limit), "mixed" takes 1 ms and
  * "slow" 20 ms of work, "hang" 60 s (for kill -9 tests), anything else completes with
  * {"name": <name>, "data": <data>}.
  */
@@ -180,6 +185,10 @@ handler(jobq_job *job, void *payload) {
 		return jobq_job_set_error(job, 0, "boom %u", made);
 	if (strcmp(name, "flaky") == 0 && made < 2)
 		return jobq_job_set_error(job, 0, "flaky %u", made);
+	if (strcmp(name, "rate-limit") == 0 && jobq_job_attempts_started(job) == 1) {
+		say("limited", jobq_job_id_of(job));
+		return jobq_job_rate_limit(job, 400);
+	}
 	if (strcmp(name, "progress") == 0) {
 		jobq_job_update_progress(job, "42");
 		jobq_job_update_progress(job, "{\"step\":\"two\"}");
@@ -197,6 +206,40 @@ handler(jobq_job *job, void *payload) {
 	free(out);
 	say("done", jobq_job_id_of(job));
 	return rc < 0 ? rc : 0;
+}
+
+static int
+cmd_limit(jobq_queue *q, long max, long duration, long conc) {
+	int rc =
+	    max > 0 ? jobq_queue_set_rate_limit(q, max, duration) : jobq_queue_remove_rate_limit(q);
+	if (rc >= 0)
+		rc = conc > 0 ? jobq_queue_set_concurrency(q, conc)
+		              : jobq_queue_remove_concurrency(q);
+	if (rc < 0)
+		return die("limit", rc);
+	printf("{}\n");
+	return 0;
+}
+
+static void
+print_or_null(const char *key, int64_t v, const char *sep) {
+	if (v > 0)
+		printf("\"%s\":%lld%s", key, (long long)v, sep);
+	else
+		printf("\"%s\":null%s", key, sep);
+}
+
+static int
+cmd_limits(jobq_queue *q) {
+	jobq_queue_limits l;
+	int rc = jobq_queue_get_limits(&l, q);
+	if (rc < 0)
+		return die("limits", rc);
+	printf("{");
+	print_or_null("max", l.max, ",");
+	print_or_null("duration", l.duration_ms, ",");
+	print_or_null("concurrency", l.concurrency, "}\n");
+	return 0;
 }
 
 static int
@@ -257,10 +300,12 @@ cmd_stall(jobq_queue *q) {
 }
 
 static int
-cmd_serve(jobq_queue *q, unsigned conc, long lock_ms) {
+cmd_serve(jobq_queue *q, unsigned conc, long lock_ms, long limit_max, long limit_duration) {
 	jobq_worker *w = NULL;
 	jobq_worker_options wo = JOBQ_WORKER_OPTIONS_INIT;
 	wo.concurrency = conc ? conc : 1;
+	wo.limiter.max = limit_max;
+	wo.limiter.duration_ms = limit_duration;
 	wo.stalled_interval_ms = 300;
 	if (lock_ms > 0)
 		wo.lock_ms = lock_ms;
@@ -584,7 +629,12 @@ main(int argc, char **argv) {
 		rc = cmd_stall(q);
 	else if (strcmp(argv[1], "serve") == 0)
 		rc = cmd_serve(q, argc > 4 ? (unsigned)atoi(argv[4]) : 1,
-		               argc > 5 ? atol(argv[5]) : 0);
+		               argc > 5 ? atol(argv[5]) : 0, argc > 7 ? atol(argv[6]) : 0,
+		               argc > 7 ? atol(argv[7]) : 0);
+	else if (strcmp(argv[1], "limit") == 0 && argc > 6)
+		rc = cmd_limit(q, atol(argv[4]), atol(argv[5]), atol(argv[6]));
+	else if (strcmp(argv[1], "limits") == 0)
+		rc = cmd_limits(q);
 	else if (strcmp(argv[1], "addn") == 0 && argc > 5)
 		rc = cmd_addn(q, atol(argv[4]), argv[5]);
 	else if (strcmp(argv[1], "dedup") == 0 && argc > 4)

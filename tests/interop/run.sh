@@ -1,10 +1,9 @@
 #!/bin/sh
 # Runs the BullMQ interop checks: sh run.sh <binary> [package dir] [script]
-# The binary is jobq_interop for interop.js (the default script), the `jobq` command for
-# semantics.js. The package dir (default, or empty: this directory, bullmq 6.7.0; v5/: the
-# last 5.x) holds a
-# package-lock.json; its node_modules come from `npm ci` there. Needs node and
-# JOBQ_TEST_REDIS_SOCKET (the ctest fixture), or JOBQ_TEST_REDIS_CLUSTER_DIR (the cluster
+# The binary is jobq_interop for interop.js (the default script) and limits.js (the rate-limit
+# checks), the `jobq` command for semantics.js. The package dir (default, or empty: this
+# directory, bullmq 6.7.0; v5/: the last 5.x) holds a package-lock.json; its node_modules
+# come from `npm ci` there. Needs node and JOBQ_TEST_REDIS_SOCKET (the ctest fixture), or JOBQ_TEST_REDIS_CLUSTER_DIR (the cluster
 # fixture: cluster.js instead of interop.js). When something is missing: skipped (77) on a
 # developer's machine; in CI (CI set) the lock file is installed, and anything still missing
 # fails. `npm ci` refuses these locks when the registry does not serve msgpackr-extract's

@@ -335,6 +335,9 @@ process_bench(redisContext *c, const char *add_sha, const char *sha, int jobs, i
 			snprintf(toks[round % 2][i], 16, "t%d-%d", round, i);
 			args[a++] = toks[round % 2][i];
 		}
+		args[a++] = "";  /* no worker name */
+		args[a++] = "0"; /* no limiter: max, duration */
+		args[a++] = "0";
 		if (metrics && held > 0)
 			args[a++] = "10080"; /* the worker's maxDataPoints, for every completion */
 		int argc = script_argv(av, sha, &q, a, args);

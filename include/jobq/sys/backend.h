@@ -41,6 +41,7 @@
 #include "../errors.h"
 #include "../job.h"
 #include "../queue.h"
+#include "../limits.h"
 #include "../events.h"
 #include "../clock.h"
 #include "../metrics.h"
@@ -173,6 +174,15 @@ typedef struct jobq_fetch_info {
 	/** in (version 5, worker identity): the fetching worker's name, stored on each job the
 	 * fetch takes (BullMQ `pb`) and returned in its processed_by; NULL: none is stored */
 	const char *processed_by;
+	/* version 5, rate limits */
+	/** in: the fetcher's own rate limiter (BullMQ's worker `limiter`): at most
+	 * `limiter_max` jobs per `limiter_duration_ms`; 0: none. Combined with the queue's
+	 * global limit by BullMQ's rule (include/jobq/limits.h). */
+	int64_t limiter_max;
+	int64_t limiter_duration_ms; /**< in: see limiter_max */
+	/** out: when the rate limiter kept the fetch from taking a job, the ms until its window
+	 * ends (BullMQ's rateLimitTtl); else 0 */
+	int64_t rate_limit_ms;
 } jobq_fetch_info;
 
 /** One completion for complete_fetch: what complete() takes, and its outcome. */
@@ -494,7 +504,28 @@ struct jobq_backend {
 	int (*worker_attach)(void **presence, jobq_backend_queue *q, const char *name);
 	/** The worker of `presence` (from worker_attach) stopped; frees `presence`. */
 	void (*worker_detach)(jobq_backend_queue *q, void *presence);
+
+	/* -- version 5, rate limits; optional, all three or none ------------------------------- */
+
+	/**
+	 * Optional (NULL: the limit calls of jobq/limits.h answer JOBQ_ENOTSUP). Sets, in one
+	 * step, the limits named in `what` (JOBQ_LIMITS_CONCURRENCY, JOBQ_LIMITS_RATE) to
+	 * l->concurrency, or l->max and l->duration_ms (validated by the core); a value 0 removes
+	 * the limit (Redis: HSET / HDEL of meta `concurrency`, `max` and `duration`). Wakes the
+	 * queue's waiting fetchers. fetch and complete_fetch honour the limits as BullMQ's
+	 * moveToActive (include/jobq/limits.h; src/engine/limits.h has the rule).
+	 */
+	int (*set_limits)(jobq_backend_queue *q, const jobq_queue_limits *l, unsigned int what,
+	                  int64_t now_ms);
+	/** The queue's limits and its current rate window (see jobq_queue_limits). */
+	int (*get_limits)(jobq_queue_limits *out, jobq_backend_queue *q, int64_t now_ms);
+	/** Makes the rate window full (JOBQ_RATE_LIMITED_COUNT) for `ms` from now (Redis: SET
+	 * limiter ... PX ms), as BullMQ's rateLimit. */
+	int (*rate_limit)(jobq_backend_queue *q, int64_t ms, int64_t now_ms);
 };
+
+/** What set_limits sets (a bit mask). */
+enum { JOBQ_LIMITS_CONCURRENCY = 1u << 0, JOBQ_LIMITS_RATE = 1u << 1 };
 
 /** Counts one problem in `report` and keeps its message (printf-style) among the first
  * `max_messages`. Returns 0, or JOBQ_ENOMEM. */

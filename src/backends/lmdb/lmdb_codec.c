@@ -813,7 +813,9 @@ jobq_lmdb__run_decode(lmdb_run *run, const void *buf, size_t len) {
 
 /* --- queue meta ----------------------------------------------------------------------------- */
 
-#define QMETA_FIELDS 15
+#define QMETA_FIELDS 20 /* the int64 fields of lmdb_qmeta, in order */
+_Static_assert(sizeof(lmdb_qmeta) == QMETA_FIELDS * sizeof(int64_t),
+               "lmdb_qmeta is QMETA_FIELDS int64 fields in a row");
 
 int
 jobq_lmdb__qmeta_encode(lmdb_buf *b, const lmdb_qmeta *m) {

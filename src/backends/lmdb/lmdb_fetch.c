@@ -34,7 +34,16 @@ typedef struct fetch_args {
 	const char *token;
 	int64_t lock_ms, now;
 	const jobq_fetch_info *info; /* the fetcher's (may be NULL) */
+	int64_t limit_wait;          /* the rate limiter's wait when it stopped the fetch */
 } fetch_args;
+
+/* Whether the queue's state and limits let the fetch take one more job (engine/limits.h). */
+static int
+gate(lmdb_wctx *c, const jobq_fetch_info *info, int64_t now, int64_t *wait) {
+	lmdb_qmeta *m = meta(c);
+	return eng_limits_gate(&m->lim, m->paused != 0, (uint64_t)m->counts[JOBQ_STATE_ACTIVE],
+	                       info, now, wait);
+}
 
 static int take_ready(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now,
                       const jobq_fetch_info *info, jobq_job **out);
@@ -167,7 +176,7 @@ fetch_body(lmdb_wctx *c, void *arg) {
 	if (rc < 0) {
 		return rc;
 	}
-	if (meta(c)->paused) {
+	if (gate(c, a->info, a->now, &a->limit_wait) < 0) {
 		c->commit_anyway = 1; /* keep the promotions */
 		return JOBQ_ENOJOB;
 	}
@@ -182,10 +191,11 @@ jobq_lmdb__fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, c
 	if (!token || !*token) {
 		return jobq_error_set(JOBQ_EINVAL, "lmdb: fetch needs a lock token");
 	}
-	fetch_args a = {NULL, 0, token, lock_ms, now_ms, info};
+	fetch_args a = {NULL, 0, token, lock_ms, now_ms, info, 0};
 	int rc = jobq_lmdb__op_run(q, fetch_body, &a);
 	if (info) {
 		info->next_due_ms = a.next_due;
+		info->rate_limit_ms = a.limit_wait;
 	}
 	if (rc < 0) {
 		if (a.job) {
@@ -207,6 +217,7 @@ typedef struct complete_fetch_args {
 	size_t max;
 	int64_t lock_ms, now;
 	const jobq_fetch_info *info; /* the fetcher's (may be NULL) */
+	int64_t limit_wait;
 } complete_fetch_args;
 
 static int
@@ -240,7 +251,7 @@ complete_fetch_body(lmdb_wctx *c, void *arg) {
 	if (rc < 0) {
 		return rc;
 	}
-	while (!meta(c)->paused && a->got < a->max) {
+	while (a->got < a->max && gate(c, a->info, a->now, &a->limit_wait) == 0) {
 		rc =
 		    take_ready(c, a->tokens[a->got], a->lock_ms, a->now, a->info, &a->jobs[a->got]);
 		if (rc == JOBQ_ENOJOB) {
@@ -258,13 +269,18 @@ int
 jobq_lmdb__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_queue *q,
                           jobq_completion *done, size_t ndone, const char *const *tokens,
                           size_t max, int64_t lock_ms, int64_t now_ms) {
-	complete_fetch_args a = {jobs, 0, 0, done, ndone, tokens, max, lock_ms, now_ms, info};
+	if (ndone == 0 && max == 0) {
+		return 0; /* (a rate-limited worker letting go of its last batch: nothing to write)
+		           */
+	}
+	complete_fetch_args a = {jobs, 0, 0, done, ndone, tokens, max, lock_ms, now_ms, info, 0};
 	for (size_t i = 0; i < max; i++) {
 		jobs[i] = NULL;
 	}
 	int rc = jobq_lmdb__op_run(q, complete_fetch_body, &a);
 	if (info) {
 		info->next_due_ms = a.next_due;
+		info->rate_limit_ms = a.limit_wait;
 	}
 	if (rc < 0) {
 		for (size_t i = 0; i < a.got; i++) {
@@ -296,6 +312,7 @@ take_ready(lmdb_wctx *c, const char *token, int64_t lock_ms, int64_t now,
 				jobq_job_free(j);
 				return rc;
 			}
+			eng_limits_count(&meta(c)->lim, info, now);
 			*out = j;
 			return 0;
 		}

@@ -9,7 +9,8 @@
  *   meta      "format" -> "jobq-lmdb/2" (magic and version; a store without it is foreign;
  *             a "jobq-lmdb/1" store is migrated at open, see jobq_lmdb__migrate_v1)
  *   queues    Q -> msgpack [counter, paused, event seq, wait head, wait tail, prio front,
- *             seq, count per state...]
+ *             seq, count per state..., concurrency, rate max, rate duration, rate window
+ *             used, rate window end] (the last five absent before rate limits: 0)
  *   jobs      Q\0id -> msgpack job record (lmdb_codec.c)
  *   wait      Q\0pos -> id              (pos: front = smaller)
  *   prio      Q\0priority(4)\0seq -> id
@@ -45,6 +46,7 @@
 
 #include "jobq/backends.h"
 #include "jobq/sys/backend.h"
+#include "engine/limits.h"
 
 #define LMDB_WAKE_SLOTS  256
 #define LMDB_KEY_MAX     512
@@ -156,6 +158,7 @@ typedef struct lmdb_qmeta {
 	int64_t prio_front;
 	int64_t seq;
 	int64_t counts[8]; /* indexed by jobq_state (WAITING..FAILED used) */
+	eng_limits lim;    /* limits and rate window (absent in older records: none) */
 } lmdb_qmeta;
 
 /* A job as stored: the job plus storage-only fields. */

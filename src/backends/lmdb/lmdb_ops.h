@@ -244,6 +244,8 @@ int jobq_lmdb__metrics(jobq_metrics **out, jobq_backend_queue *q, jobq_state kin
 
 /* lmdb_records.c: queue settings, records, index entries, collecting ids. */
 int jobq_lmdb__meta_read(lmdb_qmeta *m, const jobq_backend_queue *q, MDB_txn *txn);
+/* The queue's settings and counters, read in a read transaction of their own (lmdb_read.c). */
+int jobq_lmdb__meta_snapshot(lmdb_qmeta *m, jobq_backend_queue *q);
 int jobq_lmdb__rec_load_txn(lmdb_rec *r, const jobq_backend_queue *q, MDB_txn *txn, const char *id,
                             int merge);
 int jobq_lmdb__rec_load(lmdb_wctx *c, lmdb_rec *r, const char *id);
@@ -338,5 +340,11 @@ int jobq_lmdb__retry_failed(jobq_backend_queue *q, const char *id, int64_t now_m
 int jobq_lmdb__progress(jobq_backend_queue *q, const char *id, const char *token, const char *json,
                         int64_t now_ms);
 int jobq_lmdb__add_log(jobq_backend_queue *q, const char *id, const char *line, int64_t keep);
+
+/* lmdb_limits.c: the queue limits. */
+int jobq_lmdb__set_limits(jobq_backend_queue *q, const jobq_queue_limits *l, unsigned int what,
+                          int64_t now_ms);
+int jobq_lmdb__get_limits(jobq_queue_limits *out, jobq_backend_queue *q, int64_t now_ms);
+int jobq_lmdb__rate_limit(jobq_backend_queue *q, int64_t ms, int64_t now_ms);
 
 #endif

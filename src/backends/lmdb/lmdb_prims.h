@@ -286,6 +286,11 @@ engp_metrics_push(lmdb_wctx *c, jobq_state s, int64_t point, uint32_t zeros, uin
 	return jobq_lmdb__metrics_push(c, s, point, zeros, max);
 }
 
+static inline eng_limits *
+engp_limits(lmdb_wctx *c) {
+	return &meta(c)->lim;
+}
+
 #include "engine/engine_ops.h"
 
 #endif

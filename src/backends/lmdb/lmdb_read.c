@@ -73,15 +73,21 @@ jobq_lmdb__list(jobq_job_list **out, jobq_backend_queue *q, jobq_state state, si
 }
 
 int
-jobq_lmdb__counts(jobq_counts *out, jobq_backend_queue *q) {
+jobq_lmdb__meta_snapshot(lmdb_qmeta *m, jobq_backend_queue *q) {
 	MDB_txn *txn;
 	int rc = jobq_lmdb__read_begin(q->e, &txn);
 	if (rc < 0) {
 		return rc;
 	}
-	lmdb_qmeta m;
-	rc = jobq_lmdb__meta_read(&m, q, txn);
+	rc = jobq_lmdb__meta_read(m, q, txn);
 	jobq_lmdb__read_end(q->e, txn);
+	return rc;
+}
+
+int
+jobq_lmdb__counts(jobq_counts *out, jobq_backend_queue *q) {
+	lmdb_qmeta m;
+	int rc = jobq_lmdb__meta_snapshot(&m, q);
 	if (rc < 0) {
 		return rc;
 	}
@@ -97,14 +103,8 @@ jobq_lmdb__counts(jobq_counts *out, jobq_backend_queue *q) {
 
 int
 jobq_lmdb__is_paused(int *out, jobq_backend_queue *q) {
-	MDB_txn *txn;
-	int rc = jobq_lmdb__read_begin(q->e, &txn);
-	if (rc < 0) {
-		return rc;
-	}
 	lmdb_qmeta m;
-	rc = jobq_lmdb__meta_read(&m, q, txn);
-	jobq_lmdb__read_end(q->e, txn);
+	int rc = jobq_lmdb__meta_snapshot(&m, q);
 	if (rc == 0) {
 		*out = m.paused != 0;
 	}
@@ -308,7 +308,8 @@ work_ready(jobq_backend_queue *q, jobq_clock *clock, int64_t *next_due) {
 	lmdb_qmeta m;
 	rc = jobq_lmdb__meta_read(&m, q, txn);
 	*next_due = 0;
-	if (rc == 0 && !m.paused) {
+	if (rc == 0 && !m.paused &&
+	    !eng_limits_maxed(&m.lim, (uint64_t)m.counts[JOBQ_STATE_ACTIVE])) {
 		if (m.counts[JOBQ_STATE_WAITING] + m.counts[JOBQ_STATE_PRIORITIZED] > 0) {
 			rc = 1;
 		} else if (m.counts[JOBQ_STATE_DELAYED] > 0) {

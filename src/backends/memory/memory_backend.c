@@ -17,7 +17,8 @@ static minstance *registry;
 
 static int
 is_ready(const mqueue *q) {
-	return !q->paused && (q->waiting.count > 0 || q->nprio > 0);
+	return !q->paused && !eng_limits_maxed(&q->lim, q->active.count) &&
+	       (q->waiting.count > 0 || q->nprio > 0);
 }
 
 /* --- queues ----------------------------------------------------------------------------- */
@@ -47,6 +48,7 @@ jobq_mem__queue_reset(mqueue *q) {
 	q->order = q->front_order = 0;
 	q->id_counter = 0;
 	q->paused = 0;
+	memset(&q->lim, 0, sizeof(q->lim));
 	jobq_mem__ring_clear(&q->ev);
 	jobq_mem__metrics_reset(q);
 }
@@ -257,6 +259,9 @@ static const jobq_backend memory_vtable = {
     .remove = jobq_mem__remove,
     .set_paused = jobq_mem__set_paused,
     .is_paused = jobq_mem__is_paused,
+    .set_limits = jobq_mem__set_limits,
+    .get_limits = jobq_mem__get_limits,
+    .rate_limit = jobq_mem__rate_limit,
     .drain = jobq_mem__drain,
     .clean = jobq_mem__clean,
     .obliterate = mem_obliterate,

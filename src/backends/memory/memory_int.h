@@ -54,6 +54,7 @@
 #include "jobq/backends.h"
 #include "jobq/sys/backend.h"
 #include "backends/backend.h"
+#include "engine/limits.h"
 
 #ifndef HASH_NONFATAL_OOM
 #define HASH_NONFATAL_OOM 1
@@ -246,6 +247,7 @@ struct jobq_backend_queue {
 	int64_t front_order; /* decreasing, for the front of a priority */
 	uint64_t id_counter;
 	int paused;
+	eng_limits lim; /* global concurrency, rate limit and window (engine/limits.h) */
 	mdedup *dedup;
 	mopts *last_opts;           /* the options of the latest add (not a reference) */
 	mjob *spare[NCLASS];        /* free carved blocks per size class (linked by next) */
@@ -614,6 +616,11 @@ mjob *jobq_mem__add_fill(mjob *j, const jobq_add_request *r, const char *id, siz
                          size_t name_len);
 int jobq_mem__set_paused(jobq_backend_queue *q, int paused, int64_t now);
 int jobq_mem__is_paused(int *out, jobq_backend_queue *q);
+/* memory_limits.c */
+int jobq_mem__set_limits(jobq_backend_queue *q, const jobq_queue_limits *l, unsigned int what,
+                         int64_t now);
+int jobq_mem__get_limits(jobq_queue_limits *out, jobq_backend_queue *q, int64_t now);
+int jobq_mem__rate_limit(jobq_backend_queue *q, int64_t ms, int64_t now);
 int jobq_mem__drain(jobq_backend_queue *q, int include_delayed, int64_t now);
 int jobq_mem__clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,
                     int64_t grace_ms, size_t limit, int64_t now);

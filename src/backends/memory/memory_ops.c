@@ -559,7 +559,7 @@ next_ready(mqueue *q, mjob *j) {
  */
 static int
 fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, char **long_tok,
-             int64_t lock_ms, const jobq_fetch_info *info, int64_t now) {
+             int64_t lock_ms, const jobq_fetch_info *info, int64_t *limit_wait, int64_t now) {
 	int64_t order = q->order;
 	uint64_t ev_next = q->ev.next;
 	const char *pb_want = info != NULL ? info->processed_by : NULL;
@@ -575,7 +575,8 @@ fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, cha
 	size_t nfails = 0, cap = sizeof(stack) / sizeof(stack[0]);
 	jobq_job *c = NULL;
 	mjob *j = NULL;
-	while (!q->paused && (j = next_ready(q, j)) != NULL) {
+	int gate = eng_limits_gate(&q->lim, q->paused, q->active.count, info, now, limit_wait);
+	while (gate == 0 && (j = next_ready(q, j)) != NULL) {
 		if (j->defa == NULL) {
 			const char *old_pb = j->pb;
 			if (pb_want != NULL && (pb = fetch_name(q, pb_want)) == NULL) {
@@ -628,6 +629,7 @@ fetch_locked(jobq_job **out, mqueue *q, const char *token, size_t token_len, cha
 		if (c != NULL) {
 			if (pb != NULL)
 				pb->used = 1;
+			eng_limits_count(&q->lim, info, now);
 			(void)eng_take(q, j, lock_ms, now);
 			if (token_len >= TOKEN_INLINE) {
 				j->token = *long_tok;
@@ -692,10 +694,13 @@ jobq_mem__fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, co
 	char *long_tok = NULL;
 	if (token_len >= TOKEN_INLINE && (long_tok = jobq__strdup(token)) == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
+	int64_t wait = 0;
 	pthread_mutex_lock(&q->mu);
-	int rc = fetch_locked(out, q, token, token_len, &long_tok, lock_ms, info, now);
-	if (info != NULL)
+	int rc = fetch_locked(out, q, token, token_len, &long_tok, lock_ms, info, &wait, now);
+	if (info != NULL) {
 		info->next_due_ms = next_due(q);
+		info->rate_limit_ms = wait;
+	}
 	if (rc == JOBQ_ENOJOB)
 		jobq_error_set(JOBQ_ENOJOB, "no job to fetch in queue %s%s", q->name,
 		               q->paused ? " (paused)" : "");
@@ -770,6 +775,7 @@ jobq_mem__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_qu
 	size_t nres = 0;
 	char *long_tok = NULL;
 	int rc = 0;
+	int64_t wait = 0;
 	if (res != NULL)
 		for (; nres < ndone; nres++)
 			if ((res[nres] = result_dup(done[nres].result_json)) == NULL)
@@ -805,13 +811,15 @@ jobq_mem__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_qu
 			rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
 			break;
 		}
-		rc = fetch_locked(&jobs[n], q, tokens[n], tl, &long_tok, lock_ms, info, now);
+		rc = fetch_locked(&jobs[n], q, tokens[n], tl, &long_tok, lock_ms, info, &wait, now);
 		if (rc < 0)
 			break;
 		n++;
 	}
-	if (info != NULL)
+	if (info != NULL) {
 		info->next_due_ms = next_due(q);
+		info->rate_limit_ms = wait;
+	}
 	pthread_mutex_unlock(&q->mu);
 	jobq__free(long_tok);
 	if (res != res_stack)

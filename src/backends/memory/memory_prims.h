@@ -322,6 +322,11 @@ engp_metrics_push(mqueue *q, jobq_state s, int64_t point, uint32_t zeros, uint32
 	return 0;
 }
 
+static inline eng_limits *
+engp_limits(mqueue *q) {
+	return &q->lim;
+}
+
 /* Memory's fetch records the promotions it makes (q->plog, set around eng_promote_due), to
  * undo them if an allocation of the same step fails later. */
 #define ENG_ON_PROMOTE(q, j)                                                                       \

@@ -273,6 +273,9 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.metrics = rq_metrics;
 	b->base.worker_attach = rq_worker_attach;
 	b->base.worker_detach = rq_worker_detach;
+	b->base.set_limits = rq_set_limits;
+	b->base.get_limits = rq_get_limits;
+	b->base.rate_limit = rq_rate_limit;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->port = opts->port ? opts->port : 6379;

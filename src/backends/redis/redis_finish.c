@@ -18,20 +18,30 @@ int
 rq_fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, const char *token,
          int64_t lock_ms, int64_t now_ms) {
 	numbuf n1, n2;
+	numbuf n3, n4;
 	const char *pb = info != NULL && info->processed_by != NULL ? info->processed_by : "";
-	const char *av[] = {token, rq_fmt_i64(&n1, lock_ms), rq_fmt_i64(&n2, now_ms), pb};
+	/* ARGV[5] the worker name, then (rate limits) the fetcher's limiter max and duration */
+	const char *av[] = {token,
+	                    rq_fmt_i64(&n1, lock_ms),
+	                    rq_fmt_i64(&n2, now_ms),
+	                    pb,
+	                    rq_fmt_i64(&n3, info != NULL ? info->limiter_max : 0),
+	                    rq_fmt_i64(&n4, info != NULL ? info->limiter_duration_ms : 0)};
 	int rc;
-	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVETOACTIVE, 4, av, NULL);
+	redisReply *r = rq_script(&rc, q, JOBQ_LUA_MOVETOACTIVE, 6, av, NULL);
 	if (r == NULL)
 		return rc;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
 		freeReplyObject(r);
 		return jobq_error_set(JOBQ_EBACKEND, "redis fetch: unexpected reply");
 	}
-	long long due = 0;
+	long long due = 0, wait = 0;
 	rq_reply_int(r->element[3], &due);
-	if (info != NULL)
+	rq_reply_int(r->element[2], &wait);
+	if (info != NULL) {
 		info->next_due_ms = due;
+		info->rate_limit_ms = wait;
+	}
 	if (r->element[1]->type != REDIS_REPLY_STRING) {
 		freeReplyObject(r);
 		return jobq_error_set(JOBQ_ENOJOB, "redis fetch: no job ready");
@@ -102,6 +112,7 @@ elem_int(const redisReply *r) {
 }
 
 #define CF_FIXED    4 /* ndone, max, lock ms, now */
+#define CF_LIMITER  2 /* after the tokens: the fetcher's limiter max and duration */
 #define CF_PER_DONE 6
 
 /*
@@ -228,10 +239,10 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 	}
 	if (metrics == 0 && first != UINT32_MAX && first > 0)
 		metrics = 1;
-	/* (+ 1: the worker name, after the tokens and before the metrics) */
-	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max + 1 + metrics;
-	const char *av_stack[CF_FIXED + 1 + CF_STACK * (CF_PER_DONE + 2)];
-	size_t al_stack[CF_FIXED + 1 + CF_STACK * (CF_PER_DONE + 2)];
+	/* (+ 1: the worker name, after the tokens; then the limiter; then the metrics) */
+	size_t argc = CF_FIXED + ndone * CF_PER_DONE + max + 1 + CF_LIMITER + metrics;
+	const char *av_stack[CF_FIXED + 1 + CF_LIMITER + CF_STACK * (CF_PER_DONE + 2)];
+	size_t al_stack[CF_FIXED + 1 + CF_LIMITER + CF_STACK * (CF_PER_DONE + 2)];
 	numbuf nb_stack[CF_STACK * 3];
 	const char **av = av_stack;
 	size_t *al = al_stack;
@@ -275,6 +286,10 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 	}
 	const jobq_fetch_info *fi = ((cf_call *)group->arg)->info;
 	av[k++] = fi != NULL && fi->processed_by != NULL ? fi->processed_by : "";
+	/* the calls of a flight share one limiter (the combiner's key, cf_key) */
+	numbuf l1, l2;
+	av[k++] = rq_fmt_i64(&l1, fi != NULL ? fi->limiter_max : 0);
+	av[k++] = rq_fmt_i64(&l2, fi != NULL ? fi->limiter_duration_ms : 0);
 	d = 0;
 	for (rq_call *c = group; c != NULL && metrics == ndone; c = c->next) {
 		cf_call *r = c->arg;
@@ -298,7 +313,7 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		return;
 	}
 	const redisReply *st =
-	    reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 ? reply->element[0] : NULL;
+	    reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 ? reply->element[0] : NULL;
 	const redisReply *list = st != NULL ? reply->element[1] : NULL;
 	if (st == NULL || st->type != REDIS_REPLY_ARRAY || st->elements != ndone ||
 	    list->type != REDIS_REPLY_ARRAY || list->elements > max) {
@@ -307,7 +322,7 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 		        jobq_error_set(JOBQ_EBACKEND, "redis complete_fetch: unexpected reply"));
 		return;
 	}
-	int64_t due = elem_int(reply->element[2]);
+	int64_t due = elem_int(reply->element[2]), wait = elem_int(reply->element[3]);
 	size_t nfetched = list->elements, next = 0;
 	redisReply *hash_stack[CF_STACK];
 	redisReply **hashes =
@@ -324,8 +339,10 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 			long long v = elem_int(st->element[d]);
 			r->done[i].rc = v < 0 ? rq_script_status(v, "complete", r->done[i].id) : 0;
 		}
-		if (r->info != NULL)
+		if (r->info != NULL) {
 			r->info->next_due_ms = due;
+			r->info->rate_limit_ms = wait;
+		}
 		size_t n = nfetched - next < r->max ? nfetched - next : r->max;
 		/* jobs fetched but not read stay locked until the stalled check gives them back */
 		r->rc = n == 0 ? 0 : read_rc < 0 ? read_rc : cf_deal(r, list, hashes, next, n);
@@ -340,13 +357,16 @@ cf_fly(jobq_backend_queue *q, rq_call *group) {
 	freeReplyObject(reply);
 }
 
-/* Calls fly together only with the same lock duration and worker name (the fetches of a
- * flight share both): a 64-bit FNV-1a hash of the two. */
+/* Calls fly together only with the same lock duration, worker name and limiter (the fetches
+ * of a flight share them): a 64-bit FNV-1a hash of the four. */
 static int64_t
 cf_key(int64_t lock_ms, const jobq_fetch_info *info) {
 	uint64_t h = 14695981039346656037ULL;
-	for (int i = 0; i < 8; i++)
-		h = (h ^ ((uint64_t)lock_ms >> (8 * i) & 0xff)) * 1099511628211ULL;
+	const int64_t nums[3] = {lock_ms, info != NULL ? info->limiter_max : 0,
+	                         info != NULL ? info->limiter_duration_ms : 0};
+	for (int n = 0; n < 3; n++)
+		for (int i = 0; i < 8; i++)
+			h = (h ^ ((uint64_t)nums[n] >> (8 * i) & 0xff)) * 1099511628211ULL;
 	const char *pb = info != NULL ? info->processed_by : NULL;
 	for (; pb != NULL && *pb; pb++)
 		h = (h ^ (unsigned char)*pb) * 1099511628211ULL;

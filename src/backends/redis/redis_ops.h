@@ -78,6 +78,11 @@ int rq_get_logs(jobq_strings **out, jobq_backend_queue *q, const char *id, size_
 
 /* redis_wait.c */
 int rq_wait_for_work(jobq_backend_queue *q, jobq_clock *clock, int64_t timeout_ms);
+/* redis_limits.c */
+int rq_set_limits(jobq_backend_queue *q, const jobq_queue_limits *l, unsigned int what,
+                  int64_t now_ms);
+int rq_get_limits(jobq_queue_limits *out, jobq_backend_queue *q, int64_t now_ms);
+int rq_rate_limit(jobq_backend_queue *q, int64_t ms, int64_t now_ms);
 void rq_wake(jobq_backend *base);
 /* CLIENT UNBLOCK for the blocking waits of queue `only` (NULL: every queue). */
 void rq_unblock_waiters(redis_backend *b, jobq_backend_queue *only);
