@@ -91,8 +91,6 @@ cli_cmd_add(int argc, char **argv) {
 	cli_args a;
 	char *data = NULL;
 	size_t len;
-	json_t *parsed;
-	json_error_t jerr;
 	jobq_store *store;
 	jobq_queue *q;
 	jobq_job_id out;
@@ -131,13 +129,12 @@ cli_cmd_add(int argc, char **argv) {
 	}
 	if (!data)
 		return cli_fail(CLI_EXIT_FAILED, "out of memory");
-	parsed = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
-	if (!parsed) {
+	/* the library's check, so that the command takes what jobq_queue_add takes (any depth,
+	 * \u0000) */
+	if (jobq_json_check(data, len) < 0) {
 		free(data);
-		return cli_fail(CLI_EXIT_USAGE, "invalid JSON data: %s (line %d, column %d)",
-		                jerr.text, jerr.line, jerr.column);
+		return cli_fail(CLI_EXIT_USAGE, "invalid JSON data: %s", jobq_error_message());
 	}
-	json_decref(parsed);
 
 	if ((rc = cli_open_queue(&store, &q, a.pos[0])) != 0) {
 		free(data);

@@ -264,9 +264,7 @@ set_result_from(jobq_job *job, buf *out) {
 		start++;
 	if (start == len)
 		return jobq_job_set_result(job, "null", 4);
-	v = cli_json_parse(s, len);
-	if (v) {
-		json_decref(v);
+	if (jobq_json_check(s, len) == 0) {
 		while (len > start && (s[len - 1] == '\n' || s[len - 1] == '\r' ||
 		                       s[len - 1] == ' ' || s[len - 1] == '\t'))
 			len--;

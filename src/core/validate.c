@@ -4,9 +4,9 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include "core.h"
 
@@ -108,30 +108,78 @@ jobq__reserved_id(const char *id) {
 	return NULL;
 }
 
+/*
+ * Whether Node takes `id` for an integer (BullMQ refuses those as custom ids): when
+ * `${parseInt(id, 10)}` === id, that is a decimal integer without a sign other than '-', without
+ * leading zeros, not "-0", that JavaScript prints back the same: up to 15 digits always; beyond,
+ * only a number whose shortest round-trip form, padded with zeros, is the same digits (from
+ * 10^21 JavaScript prints an exponent).
+ */
+static int
+js_integer(const char *id) {
+	const char *d = id[0] == '-' ? id + 1 : id;
+	size_t n = strlen(d);
+	if (n == 0 || (d[0] == '0' && (n > 1 || d != id)))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit((unsigned char)d[i]))
+			return 0;
+	if (n <= 15)
+		return 1;
+	if (n > 21)
+		return 0;
+	double v = strtod(d, NULL);
+	char buf[40];
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	/* buf is "D.DDDe+XX": the shortest digits, then zeros up to the exponent */
+	char digits_[24];
+	size_t k = 0;
+	for (const char *c = buf; *c && *c != 'e' && k < sizeof(digits_) - 1; c++)
+		if (isdigit((unsigned char)*c))
+			digits_[k++] = *c;
+	long exp10 = strtol(strchr(buf, 'e') + 1, NULL, 10);
+	if (exp10 + 1 != (long)n || (size_t)k > n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (d[i] != (i < k ? digits_[i] : '0'))
+			return 0;
+	return 1;
+}
+
 int
 jobq__validate_custom_id(const char *id) {
 	if (id[0] == '\0')
-		return jobq_error_set(JOBQ_EINVAL, "job id is empty");
+		return jobq_error_set(JOBQ_EINVAL, "job id is empty (leave job_id NULL for a "
+		                                   "generated id)");
 	size_t len = strlen(id);
 	if (len > JOBQ_ID_MAX)
 		return jobq_error_set(JOBQ_EINVAL, "job id is %zu bytes long (at most %d)", len,
 		                      JOBQ_ID_MAX);
-	size_t digits = (id[0] == '-') ? 1 : 0;
-	while (digits < len && isdigit((unsigned char)id[digits]))
-		digits++;
-	if (digits == len && len > (id[0] == '-' ? 1u : 0u))
+	if (js_integer(id))
 		return jobq_error_set(JOBQ_EINVAL,
-		                      "job id '%s' is an integer (reserved for generated ids)", id);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)id[i];
-		if (c == ':')
-			return jobq_error_set(
-			    JOBQ_EINVAL, "job id '%s' contains ':' (it separates storage keys)",
-			    id);
-		if (c < 0x20 || c == 0x7f)
-			return jobq_error_set(JOBQ_EINVAL,
-			                      "job id has a control character at byte %zu", i);
-	}
+		                      "job id '%s' is an integer (reserved for generated ids; "
+		                      "BullMQ refuses it too)",
+		                      id);
+	if (strncmp(id, "0:", 2) == 0)
+		return jobq_error_set(JOBQ_EINVAL,
+		                      "job id '%s' is reserved: ids starting with '0:' are the "
+		                      "wake-up markers of old BullMQ versions, which workers skip "
+		                      "and delete",
+		                      id);
+	size_t parts = 1;
+	for (const char *c = id; *c; c++)
+		parts += *c == ':';
+	if (parts != 1 && parts != 3)
+		return jobq_error_set(
+		    JOBQ_EINVAL,
+		    "job id '%s' contains ':' outside BullMQ's three-part form "
+		    "a:b:c (BullMQ refuses it too: such ids name a job's own keys, "
+		    "<id>:lock, <id>:logs, ...)",
+		    id);
 	const char *why = jobq__reserved_id(id);
 	if (why != NULL)
 		return jobq_error_set(
@@ -244,16 +292,5 @@ jobq__validate_duration(const char *what, const char *field, int64_t ms) {
 		return jobq_error_set(JOBQ_EINVAL,
 		                      "%s: %s %lld ms is above JOBQ_TIME_MAX_MS (%lld)", what,
 		                      field, (long long)ms, (long long)JOBQ_TIME_MAX_MS);
-	return 0;
-}
-
-int
-jobq__validate_json(const char *what, const char *json, size_t len) {
-	json_error_t err;
-	json_t *v = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-	if (v == NULL)
-		return jobq_error_set(JOBQ_EINVAL, "%s is not valid JSON: %s at line %d column %d",
-		                      what, err.text, err.line, err.column);
-	json_decref(v);
 	return 0;
 }

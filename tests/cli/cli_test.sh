@@ -298,6 +298,30 @@ expect 0
 out_has "\"backoff\":{\"type\":\"linear\",\"delay\":25}"
 run remove "$Q" "$idl"
 expect 0
+# what Node accepts, the command accepts as the C API does: \u0000, nesting past 2,048
+# levels, three-part custom ids; refusals say why
+run add "$Q" nul '{"s":"a\u0000b"}'
+expect 0
+idn=$out
+run get "$Q" "$idn" --json
+expect 0
+out_has '"s":"a\u0000b"'
+run remove "$Q" "$idn"
+expect 0
+deep_open=$(printf '%3000s' '' | tr ' ' '[')
+deep_close=$(printf '%3000s' '' | tr ' ' ']')
+run add "$Q" deep "${deep_open}1${deep_close}"
+expect 0
+run remove "$Q" "$out"
+expect 0
+run add "$Q" three '{}' --id a:b:c
+expect 0
+[ "$out" = "a:b:c" ] && pass || fail "three-part id printed as '$out'"
+run remove "$Q" a:b:c
+expect 0
+run add "$Q" two '{}' --id a:b
+expect 2
+err_has "three-part form"
 
 run --in '[1,2,3]' add "$Q" fromstdin -
 expect 0

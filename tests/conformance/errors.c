@@ -220,6 +220,83 @@ errors_bad_job_ids(void **state) {
 	conf_assert_counts(c, 1, 0, 0, 0, 0, 0);
 }
 
+/* JSON nested `depth` levels deep ([[...[1]...]]), a malloc'd string. */
+static char *
+deep_json(size_t depth, size_t *len) {
+	char *s = malloc(2 * depth + 2);
+	assert_non_null(s);
+	memset(s, '[', depth);
+	s[depth] = '1';
+	memset(s + depth + 1, ']', depth);
+	s[2 * depth + 1] = '\0';
+	*len = 2 * depth + 1;
+	return s;
+}
+
+/* What Node accepts, jobq accepts and gives back unchanged: custom ids of BullMQ's three-part
+ * form and the strings Node does not take for integers (leading zeros, a '+', beyond what a
+ * double holds), control characters; data and results nested deeper than 2,048 levels (Node
+ * writes some thousands) and with \u0000. Where jobq refuses, the message says why. */
+static void
+errors_node_accepted_data(void **state) {
+	conf *c = conf_begin(state);
+	static const char *const ids[] = {
+	    "a:b:c", "repeat:s:1700000000000", "007", "+5",      "-0",
+	    "1.5",   "12345678901234567890",   "1e3", "tab\tid", "x y:z:w"};
+	jobq_job_options o;
+	jobq_job_id id, deep_id;
+	jobq_job *job;
+	size_t len, got;
+	char *deep = deep_json(5000, &len);
+
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		o = conf_opts();
+		o.job_id = ids[i];
+		conf_add(c, &id, "n", NULL, &o);
+		assert_string_equal(id.str, ids[i]);
+		job = conf_get(c, ids[i]);
+		assert_string_equal(jobq_job_id_of(job), ids[i]);
+		jobq_job_free(job);
+	}
+	conf_add(c, &deep_id, "deep", deep, NULL);
+	job = conf_get(c, deep_id.str);
+	assert_memory_equal(jobq_job_data(job, &got), deep, len);
+	assert_int_equal(got, len);
+	jobq_job_free(job);
+	conf_add(c, &id, "nul \x01 name", "{\"s\":\"a\\u0000b\"}", NULL);
+	job = conf_get(c, id.str);
+	assert_string_equal(jobq_job_data(job, &got), "{\"s\":\"a\\u0000b\"}");
+	assert_string_equal(jobq_job_name(job), "nul \x01 name");
+	jobq_job_free(job);
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		assert_int_equal(jobq_queue_remove(c->q, ids[i]), 0);
+	conf_fetch_complete(c, deep_id.str, deep); /* the oldest left */
+	job = conf_get(c, deep_id.str);
+	assert_string_equal(jobq_job_name(job), "deep");
+	assert_string_equal(jobq_job_result(job), deep);
+	jobq_job_free(job);
+	free(deep);
+
+	/* refused, saying why */
+	o = conf_opts();
+	o.job_id = "42";
+	conf_assert_error(jobq_queue_add(&id, c->q, "n", "{}", 2, &o), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "integer"));
+	o.job_id = "a:b";
+	conf_assert_error(jobq_queue_add(&id, c->q, "n", "{}", 2, &o), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "three-part"));
+	o.job_id = "de:x:y";
+	conf_assert_error(jobq_queue_add(&id, c->q, "n", "{}", 2, &o), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "reserved"));
+	o.job_id = "0:x:y";
+	conf_assert_error(jobq_queue_add(&id, c->q, "n", "{}", 2, &o), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_error_message(), "wake-up markers"));
+	if (conf_has(c, JOBQ_CAP_JSON_DATA)) {
+		conf_assert_error(jobq_queue_add(&id, c->q, "n", "[[1]", 4, NULL), JOBQ_EINVAL);
+		assert_non_null(strstr(jobq_error_message(), "not valid JSON"));
+	}
+}
+
 /* What a queue holds, as far as a refused call could change it. */
 /* Runs every public call that takes a job id with `id` (which names one of the queue's own
  * storage keys): lookups answer JOBQ_ENOTFOUND, adds JOBQ_EINVAL, each with a message. */
@@ -749,6 +826,7 @@ static const struct CMUnitTest cases[] = {
     CONF_CASE(errors_extreme_times),
     CONF_CASE(errors_bad_queue_names),
     CONF_CASE(errors_bad_job_ids),
+    CONF_CASE(errors_node_accepted_data),
     CONF_CASE(errors_reserved_ids_touch_nothing),
     CONF_CASE(errors_bad_job_names),
     CONF_CASE(errors_non_json_data),

@@ -123,4 +123,30 @@ module.exports = async function jobdata(h) {
     assert.equal(await j.getState(), 'failed');
     assert.equal(j.attemptsMade, 3);
   });
+
+  // [[...[1]...]] `n` levels deep, as a value.
+  const deep = (n) => JSON.parse('['.repeat(n) + '1' + ']'.repeat(n));
+  const qf = `id6-${tag}`;
+  const f = open(qf);
+  await check('16.d6 data limits: Node\'s three-part ids, deep data and \\u0000 through a jobq worker, unchanged', async () => {
+    const data = { s: 'a\u0000b', d: deep(3000) };
+    await f.add('echo', data, { jobId: 'n:o:de' });
+    jobq('work', url, qf, '300');
+    const j = await f.getJob('n:o:de');
+    assert.equal(await j.getState(), 'completed');
+    // (assert.deepEqual recurses too deep for these: compare the JSON texts)
+    assert.equal(JSON.stringify(j.data), JSON.stringify(data));
+    assert.equal(JSON.stringify(j.returnvalue), JSON.stringify({ name: 'echo', data }));
+    const view = jobq('inspect', url, qf, 'n:o:de');
+    assert.equal(view.jobs['n:o:de'].state, 'completed');
+  });
+  await check('16.d7 data limits: jobq\'s three-part ids and deep data, read by Node unchanged', async () => {
+    const text = '['.repeat(3000) + '1' + ']'.repeat(3000);
+    assert.equal(jobq('addopt', url, qf, 'deep', `{"s":"x\\u0000y","d":${text}}`, 'id=j:q:x').id, 'j:q:x');
+    const j = await f.getJob('j:q:x');
+    assert.equal(JSON.stringify(j.data), JSON.stringify({ s: 'x\u0000y', d: deep(3000) }));
+    const refused = jobq('addopt', url, qf, 'n', '{}', 'id=a:b');
+    assert.equal(refused.error, 'JOBQ_EINVAL');
+    assert.match(refused.message, /three-part/);
+  });
 };
