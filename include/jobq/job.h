@@ -175,7 +175,7 @@ JOBQ_EXTERN const char *jobq_job_token(const jobq_job *job);
 /**
  * Whether `len` bytes are one JSON text as the library takes it for job data, results and
  * progress: RFC 8259, any top-level value, nested to any depth, UTF-8, escapes such as
- * \u0000 allowed (what Node's JSON.parse reads). 0, or JOBQ_EINVAL with the byte and the
+ * `\\u0000` allowed (what Node's JSON.parse reads). 0, or JOBQ_EINVAL with the byte and the
  * reason in jobq_error_message(); JOBQ_ENOMEM. The `jobq` command checks its input with it.
  */
 JOBQ_EXTERN int jobq_json_check(const char *json, size_t len);
