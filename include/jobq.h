@@ -21,5 +21,6 @@
 #include "jobq/backends.h"
 #include "jobq/log.h"
 #include "jobq/metrics.h"
+#include "jobq/flow.h"
 
 #endif

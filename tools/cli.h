@@ -259,6 +259,11 @@ int cli_cmd_log(int argc, char **argv);
 int cli_cmd_logs(int argc, char **argv);
 int cli_cmd_limit(int argc, char **argv);
 int cli_cmd_concurrency(int argc, char **argv);
+/* cli_flow.c: `jobq flow`, and the dependencies of a parent for `jobq get` (nothing when the
+ * job has no children or the backend no flows) */
+int cli_cmd_flow(int argc, char **argv);
+int cli_flow_deps_json(json_t *job_json, jobq_queue *q, const char *id);
+void cli_flow_deps_text(jobq_queue *q, const char *id);
 
 /* Verb help if --help was given (returns 1 then). */
 int cli_want_help(void);

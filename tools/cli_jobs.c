@@ -245,12 +245,14 @@ cli_cmd_get(int argc, char **argv) {
 				json_array_append_new(
 				    arr, cli_json_string(logs->items[i], strlen(logs->items[i])));
 			json_object_set_new(j, "logs", arr);
+			cli_flow_deps_json(j, q, a.pos[1]);
 			rc = cli_print_json(j);
 		} else {
 			print_job_text(job);
 			if (logs && logs->count > 0)
 				printf("logs:         %zu lines, the last: %s\n", logs->count,
 				       logs->items[logs->count - 1]);
+			cli_flow_deps_text(q, a.pos[1]);
 			rc = 0;
 		}
 		jobq_strings_free(logs);

@@ -32,10 +32,9 @@ open_with(cli_args *a, jobq_store **store, jobq_queue **q, int argc, char **argv
 
 static int
 parse_state(jobq_state *st, const char *name) {
-	if (jobq_state_parse(st, name) < 0 || *st == JOBQ_STATE_UNKNOWN ||
-	    *st == JOBQ_STATE_PAUSED || *st == JOBQ_STATE_WAITING_CHILDREN)
+	if (jobq_state_parse(st, name) < 0 || *st == JOBQ_STATE_UNKNOWN || *st == JOBQ_STATE_PAUSED)
 		return cli_usage_fail("invalid STATE '%s': expected waiting, prioritized, delayed, "
-		                      "active, completed or failed",
+		                      "active, completed, failed or waiting-children",
 		                      name);
 	return 0;
 }
@@ -94,6 +93,7 @@ cli_cmd_counts(int argc, char **argv) {
 		printf("failed       %llu\n", (unsigned long long)c.failed);
 		printf("paused       %llu%s\n", (unsigned long long)c.paused,
 		       paused ? "  (queue is paused)" : "");
+		printf("waiting-children %llu\n", (unsigned long long)c.waiting_children);
 		rc = 0;
 	}
 	cli_close(store, q);

@@ -43,13 +43,34 @@ static const cli_verb_info verbs[] = {
      "Options:\n"
      "  --json   one JSON object with BullMQ's field names (id, name, state, data, opts,\n"
      "           progress, returnvalue, failedReason, stacktrace, attemptsMade, ...) and\n"
-     "           logs (its log lines)\n"
+     "           logs (its log lines); a parent also has dependencies (processed,\n"
+     "           unprocessed, ignored, failed: BullMQ's getDependencies) and\n"
+     "           childrenValues (getChildrenValues)\n"
      "\n"
      "Exit status 4 when the job does not exist.\n"
      "\n"
      "Examples:\n"
      "  jobq get mail 42\n"
      "  jobq get mail 42 --json | jq .returnvalue\n"},
+    {"flow", cli_cmd_flow, "flow [FILE|-] [--json]",
+     "add a flow: a parent job and its children, from JSON; prints the ids",
+     "Reads a flow in the shape of BullMQ's FlowProducer.add (from FILE, or standard input\n"
+     "when FILE is '-' or missing): {\"name\", \"queueName\", \"data\", \"opts\", \"children\":\n"
+     "[...]}; a child without queueName is in its parent's queue. The whole tree is added\n"
+     "in one step, or nothing is. Each parent waits in waiting-children until its children\n"
+     "finish. opts: jobId, delay, priority, lifo, attempts, backoff, removeOnComplete,\n"
+     "removeOnFail, one of failParentOnFailure, ignoreDependencyOnFailure,\n"
+     "removeDependencyOnFailure, continueParentOnFailure, and on the root parent: {id,\n"
+     "queue} to add it under an existing job. Not on LMDB stores yet.\n"
+     "\n"
+     "Options:\n"
+     "  --json   the tree with ids, as FlowProducer.add returns it: {job: {id, name,\n"
+     "           queueName}, children: [...]}\n"
+     "\n"
+     "Examples:\n"
+     "  echo '{\"name\":\"zip\",\"queueName\":\"files\",\"children\":[{\"name\":\"resize\",\n"
+     "        \"queueName\":\"images\",\"data\":{\"f\":\"a.png\"}}]}' | jobq flow\n"
+     "  jobq get files 1 --json | jq .childrenValues\n"},
     {"wait", cli_cmd_wait, "wait QUEUE ID [--timeout MS] [--json]",
      "wait until a job finishes; prints its result",
      "Prints the job's result (JSON) when it completes and exits 0. Exits 1 when the job\n"
@@ -76,7 +97,8 @@ static const cli_verb_info verbs[] = {
      "  jobq counts mail --json | jq .failed\n"},
     {"list", cli_cmd_list, "list QUEUE STATE [--limit N] [--offset N] [--json]",
      "list jobs in a state",
-     "STATE is one of waiting, prioritized, delayed, active, completed, failed.\n"
+     "STATE is one of waiting, prioritized, delayed, active, completed, failed,\n"
+     "waiting-children (parents of flows waiting for their children).\n"
      "Waiting, prioritized, delayed and active jobs are listed in the order they run;\n"
      "completed and failed ones newest first.\n"
      "\n"

@@ -28,7 +28,7 @@ typedef enum jobq_state {
 	JOBQ_STATE_COMPLETED,
 	JOBQ_STATE_FAILED,
 	JOBQ_STATE_PAUSED,           /**< legacy BullMQ 5 paused list only */
-	JOBQ_STATE_WAITING_CHILDREN, /**< flows; not produced yet */
+	JOBQ_STATE_WAITING_CHILDREN, /**< a parent of a flow waiting for its children (flow.h) */
 	JOBQ_STATE__COUNT
 } jobq_state;
 

@@ -204,7 +204,7 @@ typedef struct jobq_counts {
 	uint64_t completed;        /**< completed jobs kept */
 	uint64_t failed;           /**< failed jobs kept */
 	uint64_t paused;           /**< jobs in the legacy BullMQ 5 paused list; 0 elsewhere */
-	uint64_t waiting_children; /**< parents waiting for their children (flows; 0 for now) */
+	uint64_t waiting_children; /**< parents of flows waiting for their children */
 } jobq_counts;
 /** Counts the queue's jobs in each state. */
 JOBQ_EXTERN int jobq_queue_counts(jobq_counts *out, jobq_queue *q);

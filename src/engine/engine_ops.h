@@ -191,11 +191,22 @@ eng_dedup_finish(ENG_CTX *c, const ENG_JOB *j, int64_t now) {
 	return eng_dedup_release(c, j, 1, now);
 }
 
-/* Deletes job `j` (any state): its dedup key if it owns it, then the job. */
+#ifdef ENG_FLOWS
+/* flows (engine/flow_ops.h, included after this file by a backend with flows) */
+static inline int eng_flow_deleted(ENG_CTX *c, ENG_JOB *j, int64_t now, int depth);
+static inline int eng_flow_child_completed(ENG_CTX *c, ENG_JOB *j, const char *result, int64_t now);
+static inline int eng_flow_child_failed(ENG_CTX *c, ENG_JOB *j, const char *reason, int64_t now,
+                                        int deleted);
+#endif
+
+/* Deletes job `j` (any state): its dedup key if it owns it, its flow links, then the job. */
 static inline int
 eng_delete(ENG_CTX *c, ENG_JOB *j, int64_t now) {
 	ENG_TRY(jobq_eng__check_move(engp_id(j), engp_state(j), ENG_GONE, "delete"));
 	ENG_TRY(eng_dedup_release(c, j, 0, now));
+#ifdef ENG_FLOWS
+	ENG_TRY(eng_flow_deleted(c, j, now, 0));
+#endif
 	return engp_delete(c, j);
 }
 
@@ -360,6 +371,9 @@ eng_complete(ENG_CTX *c, ENG_JOB *j, const char *result, const jobq_keep *keep, 
 	ENG_TRY(engp_save(c, j));
 	ENG_TRY(engp_event(c, ENG_EV_COMPLETED, engp_id(j), engp_id_len(j), 0, 0,
 	                   result ? result : "null", NULL));
+#ifdef ENG_FLOWS
+	ENG_TRY(eng_flow_child_completed(c, j, result, now));
+#endif
 	ENG_TRY(eng_dedup_finish(c, j, now));
 	ENG_TRY(eng_keep(c, JOBQ_STATE_COMPLETED, j, keep, now));
 	return eng_drained_check(c);
@@ -406,6 +420,9 @@ eng_fail(ENG_CTX *c, ENG_JOB *j, const jobq_failure *f, const char *reason, int6
 		ENG_TRY(engp_event(c, ENG_EV_RETRIES_EXHAUSTED, engp_id(j), engp_id_len(j), 0,
 		                   (int64_t)ENG_FIELD(j, attempts_made), NULL, NULL));
 	ENG_TRY(eng_metrics_count(c, JOBQ_STATE_FAILED, 1, now, f->metrics_max_points));
+#ifdef ENG_FLOWS
+	ENG_TRY(eng_flow_child_failed(c, j, reason, now, f->keep.mode == JOBQ_KEEP_NONE));
+#endif
 	ENG_TRY(eng_dedup_finish(c, j, now));
 	ENG_TRY(eng_keep(c, JOBQ_STATE_FAILED, j, &f->keep, now));
 	return eng_drained_check(c);

@@ -7,14 +7,23 @@
 #include "engine/events.h"
 
 static const char *const names[ENG_EV__COUNT] = {
-    [ENG_EV_ADDED] = "added",           [ENG_EV_WAITING] = "waiting",
-    [ENG_EV_DELAYED] = "delayed",       [ENG_EV_ACTIVE] = "active",
-    [ENG_EV_PROGRESS] = "progress",     [ENG_EV_COMPLETED] = "completed",
-    [ENG_EV_FAILED] = "failed",         [ENG_EV_RETRIES_EXHAUSTED] = "retries-exhausted",
-    [ENG_EV_STALLED] = "stalled",       [ENG_EV_DRAINED] = "drained",
-    [ENG_EV_REMOVED] = "removed",       [ENG_EV_CLEANED] = "cleaned",
-    [ENG_EV_PAUSED] = "paused",         [ENG_EV_RESUMED] = "resumed",
-    [ENG_EV_DUPLICATED] = "duplicated", [ENG_EV_DEDUPLICATED] = "deduplicated",
+    [ENG_EV_ADDED] = "added",
+    [ENG_EV_WAITING] = "waiting",
+    [ENG_EV_DELAYED] = "delayed",
+    [ENG_EV_ACTIVE] = "active",
+    [ENG_EV_PROGRESS] = "progress",
+    [ENG_EV_COMPLETED] = "completed",
+    [ENG_EV_FAILED] = "failed",
+    [ENG_EV_RETRIES_EXHAUSTED] = "retries-exhausted",
+    [ENG_EV_STALLED] = "stalled",
+    [ENG_EV_DRAINED] = "drained",
+    [ENG_EV_REMOVED] = "removed",
+    [ENG_EV_CLEANED] = "cleaned",
+    [ENG_EV_PAUSED] = "paused",
+    [ENG_EV_RESUMED] = "resumed",
+    [ENG_EV_DUPLICATED] = "duplicated",
+    [ENG_EV_DEDUPLICATED] = "deduplicated",
+    [ENG_EV_WAITING_CHILDREN] = "waiting-children",
 };
 
 const char *
@@ -31,6 +40,7 @@ jobq_eng__event_fields(jobq_event_field *f, const char **job_id, int type, int p
 		f[n++] = (jobq_event_field){"name", s1};
 		break;
 	case ENG_EV_WAITING:
+	case ENG_EV_WAITING_CHILDREN:
 	case ENG_EV_ACTIVE:
 	case ENG_EV_REMOVED:
 		if (prev)

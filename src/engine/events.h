@@ -29,7 +29,8 @@ typedef enum eng_event {
 	ENG_EV_PAUSED,
 	ENG_EV_RESUMED,
 	ENG_EV_DUPLICATED,
-	ENG_EV_DEDUPLICATED, /* the owner's id; s1: the dedup id, s2: the id asked for */
+	ENG_EV_DEDUPLICATED,     /* the owner's id; s1: the dedup id, s2: the id asked for */
+	ENG_EV_WAITING_CHILDREN, /* a parent of a flow added; prev (0: none) */
 	ENG_EV__COUNT
 } eng_event;
 

@@ -12,10 +12,13 @@
  *   active        delayed                            retry at a time (backoff)
  *   active        completed, failed                  complete, fail for good
  *   failed        waiting, prioritized               retry failed
+ *   (new)         waiting-children                   add of a parent (flows)
+ *   waiting-ch.   waiting, prioritized, delayed      its children done, or one failed with
+ *                                                    a policy that moves it on
  *   any state     (gone)                             remove, clean, drain, keep policy
  *
- * A completed job stays completed; the queue-level "paused" and "waiting-children" states
- * are not reached by the in-process engine.
+ * A completed job stays completed; the queue-level "paused" state is not reached by the
+ * in-process engine.
  */
 #include <stdint.h>
 
@@ -26,7 +29,7 @@
 #define READY (B(JOBQ_STATE_WAITING) | B(JOBQ_STATE_PRIORITIZED))
 
 const uint16_t jobq_eng__legal[JOBQ_STATE__COUNT] = {
-    [ENG_GONE] = READY | B(JOBQ_STATE_DELAYED),
+    [ENG_GONE] = READY | B(JOBQ_STATE_DELAYED) | B(JOBQ_STATE_WAITING_CHILDREN),
     [JOBQ_STATE_WAITING] = B(JOBQ_STATE_ACTIVE) | B(ENG_GONE),
     [JOBQ_STATE_PRIORITIZED] = B(JOBQ_STATE_ACTIVE) | B(ENG_GONE),
     [JOBQ_STATE_DELAYED] = READY | B(ENG_GONE),
@@ -35,7 +38,7 @@ const uint16_t jobq_eng__legal[JOBQ_STATE__COUNT] = {
     [JOBQ_STATE_COMPLETED] = B(ENG_GONE),
     [JOBQ_STATE_FAILED] = READY | B(ENG_GONE),
     [JOBQ_STATE_PAUSED] = B(ENG_GONE),
-    [JOBQ_STATE_WAITING_CHILDREN] = B(ENG_GONE),
+    [JOBQ_STATE_WAITING_CHILDREN] = READY | B(JOBQ_STATE_DELAYED) | B(ENG_GONE),
 };
 
 static const char *

@@ -673,5 +673,47 @@ if [ "$BACKEND" = lmdb ]; then
 	err_has "truncated"
 fi
 
+# --- flow: a parent and its children from JSON; get shows its dependencies --------------------
+F="$Q-flow"
+flow_json="{\"name\":\"p\",\"queueName\":\"$F\",\"data\":{\"p\":1},\"children\":[{\"name\":\"c\",\"queueName\":\"$F-c\"},{\"name\":\"d\",\"opts\":{\"ignoreDependencyOnFailure\":true}}]}"
+run --in "{\"name\":\"p\",\"queueName\":\"$F\",\"opts\":{\"bogus\":1}}" flow
+expect 2
+err_has "unknown option opts.bogus"
+run --in '{"name":' flow
+expect 2
+if [ "$BACKEND" = redis ]; then
+	run --in "$flow_json" flow --json
+	expect 0
+	json_ok
+	has_keys job children id queueName
+	pid=$(printf '%s' "$out" | sed 's/^{"job":{"id":"\([^"]*\)".*/\1/')
+	run get "$F" "$pid"
+	expect 0
+	out_has "waiting-children"
+	out_has "2 pending, 0 processed"
+	out_has "bull:$F-c:"
+	run get "$F" "$pid" --json
+	expect 0
+	json_ok
+	has_keys dependencies unprocessed processed ignored failed childrenValues
+	run list "$F" waiting-children
+	expect 0
+	out_has "$pid"
+	run counts "$F"
+	expect 0
+	out_has "waiting-children 1"
+	printf '%s' "$flow_json" >"$tmp/flow.json"
+	run flow "$tmp/flow.json"
+	expect 0
+	out_has "$F-c"
+	run --in "{\"name\":\"c\",\"queueName\":\"$F\",\"opts\":{\"parent\":{\"id\":\"nope\",\"queue\":\"bull:$F\"}}}" flow
+	expect 4
+	err_has "does not exist"
+else
+	run --in "$flow_json" flow
+	expect 3
+	err_has "no flows yet"
+fi
+
 echo "cli.$BACKEND: $checks checks, $failures failures"
 [ "$failures" = 0 ]

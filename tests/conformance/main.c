@@ -24,7 +24,7 @@ static const conf_table *const tables[] = {
     &conf_add_cases,       &conf_fetch_cases,  &conf_retry_cases,       &conf_stall_cases,
     &conf_admin_cases,     &conf_events_cases, &conf_concurrency_cases, &conf_errors_cases,
     &conf_add_async_cases, &conf_vtable_cases, &conf_metrics_cases,     &conf_sched_cases,
-    &conf_semantics_cases, &conf_limits_cases,
+    &conf_semantics_cases, &conf_limits_cases, &conf_flow_cases,
 };
 
 static void

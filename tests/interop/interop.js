@@ -373,6 +373,14 @@ async function flowRun(prefix, suffix) {
       assert.equal((await pqueue.getJob(pid('fpof'))).failedReason, `child ${ckey('fpof', 1)} failed`);
     }
     assert.equal(await pqueue.getJobState(pid('plain')), 'waiting-children');
+    // jobq reads a Node flow's dependencies as Node does
+    const u = prefix === 'bull' ? url : `${url}?prefix=${encodeURIComponent(prefix)}`;
+    for (const k of ['ok', 'idof', 'plain']) {
+      const nd = await (await pqueue.getJob(pid(k))).getDependencies();
+      const jd = jobq('deps', u, pq, pid(k));
+      assert.deepEqual([jd.processed, jd.unprocessed, jd.ignored, jd.failed],
+        [nd.processed, nd.unprocessed, nd.ignored, nd.failed], k);
+    }
   });
   await nw.close();
 }
@@ -405,10 +413,77 @@ async function flowAllJobq() {
   });
   await Promise.all(jw.map((w) => w.stop()));
 }
+// A flow that jobq adds (a child queue, a sub-parent, a child added later to the existing
+// root), read by Node as its own and run to the end by Node and jobq workers together; the
+// dependencies as jobq reads them equal Node's getDependencies.
+async function flowFromJobq(prefix, suffix) {
+  const pq = `ijp${suffix}-${tag}`;
+  const cq = `ijc${suffix}-${tag}`;
+  const conn = prefix === 'bull' ? { connection } : { connection, prefix };
+  const u = prefix === 'bull' ? url : `${url}?prefix=${encodeURIComponent(prefix)}`;
+  const rec = await recorder(pq, prefix);
+  const pqueue = new Queue(pq, conn);
+  const cqueue = new Queue(cq, conn);
+  closers.push(() => pqueue.close(), () => cqueue.close());
+  const ids = jobq('flow', u, pq, cq);
+  const key = (q, id) => `${prefix}:${q}:${id}`;
+  const sorted = (a) => [...a].sort();
+  await check(`flows${suffix}: Node reads a flow jobq added`, async () => {
+    assert.equal(await pqueue.getJobState(ids.root), 'waiting-children');
+    assert.equal(await pqueue.getJobState(ids.sub), 'waiting-children');
+    const c1 = await cqueue.getJob(ids.c1);
+    assert.equal(c1.parentKey, key(pq, ids.root));
+    assert.deepEqual(c1.parent, { id: ids.root, queueKey: `${prefix}:${pq}` });
+    assert.deepEqual(c1.opts.parent, { id: ids.root, queue: `${prefix}:${pq}` });
+    assert.deepEqual((await cqueue.getJob(ids.fail)).parent,
+      { id: ids.root, queueKey: `${prefix}:${pq}`, idof: true });
+    const deps = await (await pqueue.getJob(ids.root)).getDependencies();
+    assert.deepEqual(sorted(deps.unprocessed),
+      sorted([key(cq, ids.c1), key(cq, ids.fail), key(cq, ids.c3), key(pq, ids.sub)]));
+    assert.deepEqual(jobq('deps', u, pq, ids.root).unprocessed.sort(), sorted(deps.unprocessed));
+  });
+  const late = jobq('child', u, cq, pq, ids.root).id;
+  const jw = serve(cq, 2, 0, prefix);
+  await jw.whenReady();
+  const nw = new Worker(cq, async (job) => {
+    if (job.name === 'fail-always') throw new Error(`boom ${job.attemptsMade}`);
+    return { name: job.name, data: job.data };
+  }, conn);
+  const seenBy = {};
+  const pw = new Worker(pq, async (job) => {
+    seenBy[job.id] = { values: await job.getChildrenValues(), ignored: await job.getIgnoredChildrenFailures() };
+    return { name: job.name, data: job.data };
+  }, conn);
+  closers.push(() => nw.close(), () => pw.close());
+  await check(`flows${suffix}: Node and jobq workers run a jobq flow to the end`, async () => {
+    await untilAsync(async () => (await pqueue.getJobState(ids.root)) === 'completed', 15000, 'root completed');
+    assert.deepEqual(seenBy[ids.root].values, {
+      [key(cq, ids.c1)]: { name: 'c1', data: { n: 1 } },
+      [key(cq, ids.c3)]: { name: 'c3', data: { n: 3 } },
+      [key(cq, late)]: { name: 'late', data: { n: 9 } },
+      [key(pq, ids.sub)]: { name: 'sub', data: { s: 1 } },
+    });
+    assert.deepEqual(seenBy[ids.sub].values, { [key(cq, ids.g)]: { name: 'g', data: { n: 5 } } });
+    assert.deepEqual(seenBy[ids.root].ignored, { [key(cq, ids.fail)]: 'boom 0' });
+    const nd = await (await pqueue.getJob(ids.root)).getDependencies();
+    const jd = jobq('deps', u, pq, ids.root);
+    assert.deepEqual(jd.processed, nd.processed);
+    assert.deepEqual(jd.ignored, nd.ignored);
+    assert.deepEqual(jd.unprocessed, []);
+    assert.deepEqual(jd.failed, nd.failed);
+    const [w] = await seen(rec, 'waiting', ids.root, 1);
+    assert.equal(w.prev, 'waiting-children');
+  });
+  await jw.stop();
+  await nw.close();
+  await pw.close();
+}
 async function flows() {
   await flowRun('bull', '');
   await flowRun('{jq}', 't');
   await flowAllJobq();
+  await flowFromJobq('bull', '');
+  await flowFromJobq('{jq}', 't');
 }
 
 // --- 8.2.6 Queue.getWorkers lists a waiting jobq worker (client name, §6.3) ---------------------

@@ -38,6 +38,13 @@
  *                                    stl (stack_trace_limit, "none" for none) backoff
  *                                    (TYPE:MS) jitter max); prints {"id": ...}, or
  *                                    {"error": NAME, "message": ...} if the add is refused
+ *   jobq_interop flow URL QUEUE CQUEUE  adds a flow: a root in QUEUE with children "c1",
+ *                                    "fail-always" (ignoreDependencyOnFailure) and "c3" in
+ *                                    CQUEUE and "sub" in QUEUE, whose child "g" is in CQUEUE;
+ *                                    prints {"root": id, "c1": id, ...}
+ *   jobq_interop child URL QUEUE PQUEUE PID  adds job "late" to QUEUE as a child of PID
+ *   jobq_interop deps URL QUEUE ID   prints the job's dependencies as jobq reads them, with
+ *                                    BullMQ's getDependencies names
  *
  * Worker behaviour by job name: "fail-always" fails every attempt ("boom <n>"), "flaky"
  * fails its first two attempts, "progress" reports progress and logs, "rate-limit" rate-limits
@@ -600,6 +607,77 @@ cmd_addopt(jobq_queue *q, const char *name, const char *data, int n, char **kv) 
 	return 0;
 }
 
+/* --- flows ------------------------------------------------------------------------------ */
+
+static int
+cmd_flow(jobq_queue *q, const char *cq) {
+	jobq_flow_node g[] = {{cq, "g", "{\"n\":5}", 7, NULL, JOBQ_PARENT_WAIT, NULL, 0}};
+	jobq_flow_node kids[] = {{cq, "c1", "{\"n\":1}", 7, NULL, JOBQ_PARENT_WAIT, NULL, 0},
+	                         {cq, "fail-always", "{}", 2, NULL, JOBQ_PARENT_IGNORE, NULL, 0},
+	                         {cq, "c3", "{\"n\":3}", 7, NULL, JOBQ_PARENT_WAIT, NULL, 0},
+	                         {NULL, "sub", "{\"s\":1}", 7, NULL, JOBQ_PARENT_WAIT, g, 1}};
+	jobq_flow_node root = {NULL, "root", "{\"p\":3}", 7, NULL, JOBQ_PARENT_WAIT, kids, 4};
+	static const char *const names[] = {"root", "c1", "fail", "c3", "sub", "g"};
+	jobq_job_id ids[6];
+	int rc = jobq_flow_add(ids, q, &root, NULL);
+	if (rc < 0)
+		return die("flow", rc);
+	printf("{");
+	for (int i = 0; i < 6; i++)
+		printf("%s\"%s\":\"%s\"", i ? "," : "", names[i], ids[i].str);
+	printf("}\n");
+	return 0;
+}
+
+static int
+cmd_child(jobq_queue *q, const char *pq, const char *pid) {
+	jobq_flow_node late = {NULL, "late", "{\"n\":9}", 7, NULL, JOBQ_PARENT_WAIT, NULL, 0};
+	jobq_flow_parent parent = {pq, pid};
+	jobq_job_id id;
+	int rc = jobq_flow_add(&id, q, &late, &parent);
+	if (rc < 0)
+		return die("child", rc);
+	printf("{\"id\":\"%s\"}\n", id.str);
+	return 0;
+}
+
+/* `n` children as a JSON object key -> value (values JSON text when `raw`), or an array. */
+static void
+put_deps(const char *name, const jobq_dependency *d, size_t n, int object, int raw) {
+	printf("\"%s\":%s", name, object ? "{" : "[");
+	for (size_t i = 0; i < n; i++) {
+		printf("%s", i ? "," : "");
+		put_json(d[i].key);
+		if (object) {
+			printf(":");
+			if (raw)
+				printf("%s", d[i].value);
+			else
+				put_json(d[i].value);
+		}
+	}
+	printf("%s", object ? "}" : "]");
+}
+
+static int
+cmd_deps(jobq_queue *q, const char *id) {
+	jobq_dependencies *d = NULL;
+	int rc = jobq_queue_get_dependencies(&d, q, id);
+	if (rc < 0)
+		return die("deps", rc);
+	printf("{");
+	put_deps("processed", d->processed, d->nprocessed, 1, 1);
+	printf(",");
+	put_deps("unprocessed", d->pending, d->npending, 0, 0);
+	printf(",");
+	put_deps("ignored", d->ignored, d->nignored, 1, 0);
+	printf(",");
+	put_deps("failed", d->failed, d->nfailed, 0, 0);
+	printf("}\n");
+	jobq_dependencies_free(d);
+	return 0;
+}
+
 int
 main(int argc, char **argv) {
 	if (argc < 4) {
@@ -660,7 +738,13 @@ main(int argc, char **argv) {
 	else if (strcmp(argv[1], "unschedule") == 0 && argc > 4) {
 		rc = jobq_queue_remove_scheduler(q, argv[4]);
 		rc = rc < 0 ? die("unschedule", rc) : (printf("{}\n"), 0);
-	} else
+	} else if (strcmp(argv[1], "flow") == 0 && argc > 4)
+		rc = cmd_flow(q, argv[4]);
+	else if (strcmp(argv[1], "child") == 0 && argc > 5)
+		rc = cmd_child(q, argv[4], argv[5]);
+	else if (strcmp(argv[1], "deps") == 0 && argc > 4)
+		rc = cmd_deps(q, argv[4]);
+	else
 		rc = 2;
 	fflush(stdout);
 	jobq_queue_close(q);

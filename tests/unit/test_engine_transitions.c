@@ -49,6 +49,10 @@ static const struct {
     {F, GO},
     {JOBQ_STATE_PAUSED, GO},
     {JOBQ_STATE_WAITING_CHILDREN, GO},
+    {GO, JOBQ_STATE_WAITING_CHILDREN}, /* add of a flow's parent */
+    {JOBQ_STATE_WAITING_CHILDREN, W},
+    {JOBQ_STATE_WAITING_CHILDREN, P},
+    {JOBQ_STATE_WAITING_CHILDREN, D}, /* its children done */
 };
 
 static int

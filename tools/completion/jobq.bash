@@ -48,6 +48,7 @@ _jobq() {
 	case $verb in
 	help) COMPREPLY=($(compgen -W "$(jobq --help 2>/dev/null | sed -n '/^Verbs:/,/^$/s/^  \([a-z-]*\) .*/\1/p')" -- "$cur")) ;;
 	bench | demo | check | queues | top | health) ;;
+	flow) COMPREPLY=($(compgen -f -- "$cur")) ;; # a JSON file
 	*)
 		# the first word after the verb is a queue; list/clean take a state next
 		local n=0
@@ -57,7 +58,7 @@ _jobq() {
 		if [ "$n" = 1 ]; then
 			COMPREPLY=($(compgen -W "$(jobq "${url_args[@]}" queues 2>/dev/null | tail -n +2 | cut -f1)" -- "$cur"))
 		elif [ "$n" = 2 ] && { [ "$verb" = list ] || [ "$verb" = clean ]; }; then
-			COMPREPLY=($(compgen -W "waiting prioritized delayed active completed failed" -- "$cur"))
+			COMPREPLY=($(compgen -W "waiting prioritized delayed active completed failed waiting-children" -- "$cur"))
 		elif [ "$n" = 2 ] && [ "$verb" = unschedule ]; then
 			# the queue's scheduler ids
 			local qn=${words[cword - 1]}

@@ -46,6 +46,7 @@
 #include "../clock.h"
 #include "../metrics.h"
 #include "../scheduler.h"
+#include "../flow.h"
 #include "alloc.h"
 
 #ifdef __cplusplus
@@ -199,6 +200,15 @@ typedef struct jobq_completion {
 	 * is counted in the completed metrics (jobq/metrics.h) */
 	uint32_t metrics_max_points;
 } jobq_completion;
+
+/** One job of a flow for the flow_add slot, in pre-order. */
+typedef struct jobq_flow_job {
+	const char *queue;         /**< its queue's name (validated) */
+	jobq_add_request req;      /**< the add, validated as jobq_queue_add validates one */
+	size_t parent;             /**< index of its parent in the array, or SIZE_MAX (root) */
+	size_t nchildren;          /**< > 0: it waits in waiting-children */
+	jobq_parent_policy policy; /**< what its failure for good does to its parent */
+} jobq_flow_job;
 
 /** A backend's handle on one queue; each backend defines it. */
 typedef struct jobq_backend_queue jobq_backend_queue;
@@ -522,10 +532,44 @@ struct jobq_backend {
 	/** Makes the rate window full (JOBQ_RATE_LIMITED_COUNT) for `ms` from now (Redis: SET
 	 * limiter ... PX ms), as BullMQ's rateLimit. */
 	int (*rate_limit)(jobq_backend_queue *q, int64_t ms, int64_t now_ms);
+
+	/* -- version 5, flows (issue 14); optional, both or neither ------------------------- */
+
+	/**
+	 * Optional (NULL: jobq_flow_add and jobq_queue_get_dependencies answer JOBQ_ENOTSUP).
+	 * Adds the `n` jobs of a flow in one step, all or none. jobs[0], the root, goes into
+	 * queue `q`; the others into their `queue`, each after its parent (jobs[i].parent < i).
+	 * The core has validated each add, the depth and size, the names, and that no custom id
+	 * repeats in the flow. Per job, as add() (events `added`, then `delayed` / `waiting`),
+	 * except that a job with children goes to waiting-children (event `waiting-children`),
+	 * and a child is recorded as a pending dependency of its parent, with its policy. A
+	 * custom id that exists: a job without children is attached to its new parent (event
+	 * `duplicated`; a completed one counts as processed), and JOBQ_EEXISTS when it has
+	 * children in the flow or belongs to another parent that exists (BullMQ -7). `parent`
+	 * (NULL: none): the root becomes its child; JOBQ_ENOTFOUND if it does not exist.
+	 * A parent whose dependencies all turned out finished is released at the end of the
+	 * step. `ids` gets the n ids.
+	 */
+	int (*flow_add)(jobq_job_id *ids, jobq_backend_queue *q, const jobq_flow_job *jobs,
+	                size_t n, const jobq_flow_parent *parent, int64_t now_ms);
+	/** The dependencies of job `id` (jobq_queue_get_dependencies): fills `out` (zeroed by
+	 * the core); strings allocated with jobq__malloc. JOBQ_ENOTFOUND if there is no job. */
+	int (*dependencies)(jobq_dependencies *out, jobq_backend_queue *q, const char *id);
 };
 
 /** What set_limits sets (a bit mask). */
 enum { JOBQ_LIMITS_CONCURRENCY = 1u << 0, JOBQ_LIMITS_RATE = 1u << 1 };
+
+/** The four lists of jobq_dependencies, for jobq_dependencies__append. */
+enum { JOBQ_DEP_PROCESSED = 0, JOBQ_DEP_PENDING, JOBQ_DEP_IGNORED, JOBQ_DEP_FAILED };
+/**
+ * Appends a child to list `which` (JOBQ_DEP_*) of `d` (as the dependencies slot received it):
+ * copies of `key`, `queue` and `id` (both may be NULL) and of `value_len` bytes of `value`
+ * (NULL: none). Returns 0, or JOBQ_ENOMEM (the core frees what was appended).
+ */
+JOBQ_EXTERN int jobq_dependencies__append(jobq_dependencies *d, int which, const char *key,
+                                          const char *queue, const char *id, const char *value,
+                                          size_t value_len);
 
 /** Counts one problem in `report` and keeps its message (printf-style) among the first
  * `max_messages`. Returns 0, or JOBQ_ENOMEM. */

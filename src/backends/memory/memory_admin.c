@@ -98,7 +98,7 @@ jobq_mem__counts(jobq_counts *out, jobq_backend_queue *q) {
 	out->completed = q->completed.count;
 	out->failed = q->failed.count;
 	out->paused = 0;
-	out->waiting_children = 0;
+	out->waiting_children = q->waiting_children.count;
 	pthread_mutex_unlock(&q->mu);
 	return 0;
 }
@@ -107,7 +107,9 @@ jobq_mem__counts(jobq_counts *out, jobq_backend_queue *q) {
 
 int
 jobq_mem__remove(jobq_backend_queue *q, const char *id, int64_t now) {
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0)
+		return held;
 	int rc = 0;
 	mjob *j = find_job(q, id);
 	if (j == NULL) {
@@ -116,10 +118,13 @@ jobq_mem__remove(jobq_backend_queue *q, const char *id, int64_t now) {
 	} else if (eng_sched_is_pending(q, j) > 0) {
 		rc = jobq_error_set(JOBQ_ESTATE,
 		                    "job %s is the pending iteration of a job scheduler", id);
+	} else if (j->flow != NULL && eng_flow_tree_locked(q, j, now, 0)) {
+		rc = jobq_error_set(JOBQ_ESTATE, "job %s has a child that is active and locked",
+		                    j->id);
 	} else {
 		rc = eng_remove(q, j, now);
 	}
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	return rc;
 }
 
@@ -147,22 +152,23 @@ jobq_mem__is_paused(int *out, jobq_backend_queue *q) {
 
 int
 jobq_mem__drain(jobq_backend_queue *q, int include_delayed, int64_t now) {
-	pthread_mutex_lock(&q->mu);
-	/* the pending iterations of job schedulers stay, as BullMQ's drain keeps them */
-	for (mjob *j = q->waiting.head, *next; j != NULL; j = next) {
-		next = j->next;
-		if (eng_sched_is_pending(q, j) <= 0)
+	int held = jobq_mem__lock(q);
+	if (held < 0)
+		return held;
+	/* the pending iterations of job schedulers stay, as BullMQ's drain keeps them; a delete
+	 * may take other jobs with it (a parent's pending children), so each search starts over */
+	for (int t = 0; t < 2 + (include_delayed != 0); t++) {
+		struct mtree *tree = t == 1 ? &q->prio : &q->delayed;
+		for (;;) {
+			mjob *j = t == 0 ? q->waiting.head : RB_MIN(mtree, tree);
+			while (j != NULL && eng_sched_is_pending(q, j) > 0)
+				j = t == 0 ? j->next : RB_NEXT(mtree, tree, j);
+			if (j == NULL)
+				break;
 			eng_delete(q, j, now);
-	}
-	for (int t = 0; t < 1 + (include_delayed != 0); t++) {
-		struct mtree *tree = t == 0 ? &q->prio : &q->delayed;
-		for (mjob *j = RB_MIN(mtree, tree), *next; j != NULL; j = next) {
-			next = RB_NEXT(mtree, tree, j);
-			if (eng_sched_is_pending(q, j) <= 0)
-				eng_delete(q, j, now);
 		}
 	}
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	return 0;
 }
 
@@ -186,7 +192,10 @@ jobq_mem__clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,
 	size_t nv = 0, cap = 0;
 	jobq_strings *ids = NULL;
 	int rc = 0;
-	pthread_mutex_lock(&q->mu);
+	char(*vid)[JOBQ_ID_MAX + 1] = NULL;
+	int held = jobq_mem__lock(q);
+	if (held < 0)
+		return held;
 	mlist *ml = list_of(q, state);
 	mjob *j = NULL;
 	if (ml != NULL)
@@ -219,10 +228,29 @@ jobq_mem__clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,
 		if (removed != NULL && jobq_strings__append(&ids, j->id, j->id_len) < 0)
 			goto oom;
 	}
-	for (size_t i = 0; i < nv; i++)
-		eng_delete(q, victims[i], now);
+	if (held > 0) {
+		/* deleting a parent deletes its pending children, which may be victims too:
+		 * find each victim again by its id */
+		if (nv > 0 && (vid = jobq__malloc(nv * sizeof(*vid))) == NULL)
+			goto oom;
+		for (size_t i = 0; i < nv; i++)
+			memcpy(vid[i], victims[i]->id, (size_t)victims[i]->id_len + 1);
+		size_t gone = 0;
+		for (size_t i = 0; i < nv; i++) {
+			mjob *v = find_job(q, vid[i]);
+			if (v != NULL)
+				eng_delete(q, v, now);
+			else
+				gone++;
+		}
+		(void)gone;
+	} else {
+		for (size_t i = 0; i < nv; i++)
+			eng_delete(q, victims[i], now);
+	}
 	engp_event(q, ENG_EV_CLEANED, NULL, 0, 0, (int64_t)nv, NULL, NULL);
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
+	jobq__free(vid);
 	jobq__free(victims);
 	if (removed != NULL) {
 		if (ids == NULL)
@@ -231,7 +259,7 @@ jobq_mem__clean(jobq_strings **removed, jobq_backend_queue *q, jobq_state state,
 	}
 	return (int)nv;
 oom:
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	jobq__free(victims);
 	jobq_strings_free(ids);
 	rc = jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in clean");

@@ -39,6 +39,7 @@ jobq_mem__queue_reset(mqueue *q) {
 	jobq_mem__chunks_free(q); /* no job is left in them */
 	jobq_mem__scheds_clear(q);
 	memset(&q->waiting, 0, sizeof(q->waiting));
+	memset(&q->waiting_children, 0, sizeof(q->waiting_children));
 	memset(&q->active, 0, sizeof(q->active));
 	memset(&q->completed, 0, sizeof(q->completed));
 	memset(&q->failed, 0, sizeof(q->failed));
@@ -68,11 +69,8 @@ queue_destroy(mqueue *q) {
 	jobq__free(q);
 }
 
-static int
-mem_queue_open(jobq_backend_queue **out, jobq_backend *b, const char *name) {
-	minstance *inst = ((mbackend *)b)->inst;
-	if (out == NULL || name == NULL)
-		return jobq_error_set(JOBQ_EINVAL, "memory backend: queue_open needs out and name");
+mqueue *
+jobq_mem__queue_get(minstance *inst, const char *name) {
 	size_t len = strlen(name);
 	pthread_mutex_lock(&inst->mu);
 	mqueue *q = NULL;
@@ -81,8 +79,9 @@ mem_queue_open(jobq_backend_queue **out, jobq_backend *b, const char *name) {
 		q = jobq__calloc(1, sizeof(*q) + len + 1);
 		if (q == NULL) {
 			pthread_mutex_unlock(&inst->mu);
-			return jobq_error_set(JOBQ_ENOMEM,
-			                      "memory backend: out of memory opening %s", name);
+			jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory opening %s",
+			               name);
+			return NULL;
 		}
 		memcpy(q->name, name, len + 1);
 		q->inst = inst;
@@ -92,22 +91,35 @@ mem_queue_open(jobq_backend_queue **out, jobq_backend *b, const char *name) {
 		if (jobq_mem__ring_grow(&q->ev) < 0) {
 			pthread_mutex_unlock(&inst->mu);
 			jobq__free(q);
-			return jobq_error_set(JOBQ_ENOMEM,
-			                      "memory backend: out of memory opening %s", name);
+			jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory opening %s",
+			               name);
+			return NULL;
 		}
 		HASH_ADD_KEYPTR(hh, inst->queues, q->name, len, q);
 		if (q->hh.tbl == NULL) {
 			pthread_mutex_unlock(&inst->mu);
 			jobq__free(q->ev.buf);
 			jobq__free(q);
-			return jobq_error_set(JOBQ_ENOMEM,
-			                      "memory backend: out of memory opening %s", name);
+			jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory opening %s",
+			               name);
+			return NULL;
 		}
 		pthread_mutex_init(&q->mu, NULL);
 		jobq__cond_init_monotonic(&q->work_cv);
 		jobq__cond_init_monotonic(&q->ev_cv);
 	}
 	pthread_mutex_unlock(&inst->mu);
+	return q;
+}
+
+static int
+mem_queue_open(jobq_backend_queue **out, jobq_backend *b, const char *name) {
+	minstance *inst = ((mbackend *)b)->inst;
+	if (out == NULL || name == NULL)
+		return jobq_error_set(JOBQ_EINVAL, "memory backend: queue_open needs out and name");
+	mqueue *q = jobq_mem__queue_get(inst, name);
+	if (q == NULL)
+		return JOBQ_ENOMEM;
 	*out = q;
 	return 0;
 }
@@ -212,6 +224,8 @@ instance_destroy(minstance *inst) {
 		queue_destroy(q);
 	}
 	pthread_mutex_destroy(&inst->mu);
+	pthread_mutex_destroy(&inst->flow_mu);
+	jobq__free(inst->held);
 	jobq__free(inst->name);
 	jobq__free(inst);
 }
@@ -281,6 +295,9 @@ static const jobq_backend memory_vtable = {
     .scheduler_get = jobq_mem__scheduler_get,
     .scheduler_list = jobq_mem__scheduler_list,
     .scheduler_remove = jobq_mem__scheduler_remove,
+    /* flows (issue 14) */
+    .flow_add = jobq_mem__flow_add,
+    .dependencies = jobq_mem__dependencies,
 };
 
 static minstance *
@@ -293,6 +310,7 @@ instance_new(const char *name) {
 		return NULL;
 	}
 	pthread_mutex_init(&inst->mu, NULL);
+	pthread_mutex_init(&inst->flow_mu, NULL);
 	inst->refs = 1;
 	return inst;
 }

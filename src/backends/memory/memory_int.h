@@ -46,6 +46,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,25 @@ typedef struct mside {
 extern const mside jobq_mem__side_none; /* what a job without a side block reads */
 #define SIDE(j) ((j)->side != NULL ? (const mside *)(j)->side : &jobq_mem__side_none)
 
+/* A child of a parent (memory_flow.c): its queue (which lives as long as the instance) and
+ * id, and what it left: a result or a failure reason. */
+typedef struct mdep {
+	struct jobq_backend_queue *q;
+	char *id;
+	char *value;
+} mdep;
+
+/* What a job of a flow knows: its parent, and its children by what became of them. */
+typedef struct mflow {
+	struct jobq_backend_queue *pq; /* the parent's queue; NULL: no parent */
+	char *pid;                     /* the parent's id */
+	jobq_parent_policy policy;     /* what its failure for good does to the parent */
+	mdep *dep[4];                  /* JOBQ_DEP_PROCESSED .. JOBQ_DEP_FAILED */
+	size_t n[4];
+	size_t cap; /* every list has room for all the children the job ever had */
+	char *defa; /* an owned deferred failure (JOBQ_PARENT_FAIL) the job's defa points to */
+} mflow;
+
 typedef struct mjob mjob;
 struct mjob {
 	union {
@@ -135,6 +155,7 @@ struct mjob {
 	uint32_t attempts_made;
 	uint32_t stalled_count;
 	struct mside *side; /* NULL until the job has progress, a failure or logs */
+	struct mflow *flow; /* NULL unless the job is a parent or a child of a flow */
 	char *result;
 	const char *defa; /* deferred failure: a static string or NULL */
 	char *token;      /* tok_inl, or a heap copy of a longer token */
@@ -241,6 +262,7 @@ struct jobq_backend_queue {
 	size_t jobs_cap;    /* 0 or a power of two; at most half full */
 	size_t njobs;
 	mlist waiting, active, completed, failed;
+	mlist waiting_children; /* parents of flows, in the order they were added */
 	struct mtree prio, delayed;
 	size_t nprio, ndelayed;
 	int64_t order;       /* increasing insertion counter */
@@ -280,6 +302,15 @@ struct minstance {
 	UT_hash_handle hh; /* registry, for named instances */
 	pthread_mutex_t mu;
 	mqueue *queues;
+	/* Flows (memory_flow.c). Once the instance holds a flow (`flows` set), every operation
+	 * that may reach another queue (add of a flow, fetch, complete, fail, remove, clean,
+	 * drain) runs under flow_mu, and locks the other queues it reaches as it goes (`held`).
+	 * No other operation ever holds two queue mutexes, so this cannot deadlock. */
+	pthread_mutex_t flow_mu;
+	atomic_int flows;
+	mqueue *own;   /* the queue of the operation holding flow_mu */
+	mqueue **held; /* the other queues it locked */
+	size_t nheld, held_cap;
 	unsigned int refs;
 	char *name; /* NULL: private */
 };
@@ -340,6 +371,8 @@ list_of(mqueue *q, jobq_state s) {
 		return &q->completed;
 	case JOBQ_STATE_FAILED:
 		return &q->failed;
+	case JOBQ_STATE_WAITING_CHILDREN:
+		return &q->waiting_children;
 	default:
 		return NULL;
 	}
@@ -642,5 +675,27 @@ void jobq_mem__metrics_push(mmetrics *mm, int64_t point, uint32_t zeros, uint32_
 int jobq_mem__metrics(jobq_metrics **out, jobq_backend_queue *q, jobq_state kind, int64_t start,
                       int64_t end);
 void jobq_mem__metrics_reset(mqueue *q);
+
+/* --- flows (memory_flow.c) ------------------------------------------------------------------ */
+
+int jobq_mem__flow_add(jobq_job_id *ids, jobq_backend_queue *q, const jobq_flow_job *jobs, size_t n,
+                       const jobq_flow_parent *parent, int64_t now);
+int jobq_mem__dependencies(jobq_dependencies *out, jobq_backend_queue *q, const char *id);
+/* Locks `q` for an operation that may reach other queues (flow_mu first once the instance
+ * holds flows); returns what jobq_mem__unlock needs. */
+int jobq_mem__lock(mqueue *q);
+/* Unlocks `q` and every queue the operation locked on its way, then flow_mu if held. */
+void jobq_mem__unlock(mqueue *q, int flow_held);
+/* Locks queue `other` for the operation holding flow_mu, once. */
+void jobq_mem__lock_other(mqueue *q, mqueue *other);
+/* Frees a job's flow record. */
+void jobq_mem__flow_free(mflow *f);
+/* The queue named `name` of the instance, created when missing (NULL: out of memory, error
+ * set). */
+mqueue *jobq_mem__queue_get(minstance *inst, const char *name);
+/* memory_ops.c: fills a preallocated block for request `r` with id `id`. */
+mjob *jobq_mem__add_fill(mjob *j, const jobq_add_request *r, const char *id, size_t id_len,
+                         size_t name_len);
+size_t jobq_mem__add_block_size(const jobq_add_request *r, size_t *name_len);
 
 #endif

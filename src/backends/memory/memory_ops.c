@@ -695,7 +695,11 @@ jobq_mem__fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, co
 	if (token_len >= TOKEN_INLINE && (long_tok = jobq__strdup(token)) == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fetch");
 	int64_t wait = 0;
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0) {
+		jobq__free(long_tok);
+		return held;
+	}
 	int rc = fetch_locked(out, q, token, token_len, &long_tok, lock_ms, info, &wait, now);
 	if (info != NULL) {
 		info->next_due_ms = next_due(q);
@@ -704,7 +708,7 @@ jobq_mem__fetch(jobq_job **out, jobq_fetch_info *info, jobq_backend_queue *q, co
 	if (rc == JOBQ_ENOJOB)
 		jobq_error_set(JOBQ_ENOJOB, "no job to fetch in queue %s%s", q->name,
 		               q->paused ? " (paused)" : "");
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	jobq__free(long_tok);
 	return rc;
 }
@@ -738,7 +742,7 @@ complete_locked(mqueue *q, const char *id, const char *token, char *res, const j
                 uint32_t metrics, int64_t now) {
 	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
-	if (rc < 0)
+	if (rc < 0 || (j->flow != NULL && (rc = eng_flow_complete_check(q, j)) < 0))
 		return rc;
 	if ((rc = stash_room(q, j, 1)) < 0)
 		return rc;
@@ -754,9 +758,13 @@ jobq_mem__complete(jobq_backend_queue *q, const char *id, const char *token,
 	char *res = result_dup(result_json);
 	if (res == NULL)
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0) {
+		result_free(res);
+		return held;
+	}
 	int rc = complete_locked(q, id, token, res, keep, 0, now);
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	if (rc < 0)
 		result_free(res);
 	return rc;
@@ -789,7 +797,16 @@ jobq_mem__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_qu
 			done[i].rc = JOBQ_ENOMEM; /* nothing was written */
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in complete");
 	}
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0) {
+		for (size_t i = 0; i < ndone; i++) {
+			result_free(res[i]);
+			done[i].rc = held;
+		}
+		if (res != res_stack)
+			jobq__free(res);
+		return held;
+	}
 	uint32_t metrics = 0;
 	for (size_t i = 0; i < ndone; i++)
 		metrics =
@@ -820,7 +837,7 @@ jobq_mem__complete_fetch(jobq_job **jobs, jobq_fetch_info *info, jobq_backend_qu
 		info->next_due_ms = next_due(q);
 		info->rate_limit_ms = wait;
 	}
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	jobq__free(long_tok);
 	if (res != res_stack)
 		jobq__free(res);
@@ -843,7 +860,11 @@ jobq_mem__fail(jobq_backend_queue *q, const char *id, const char *token, const j
 		fail_prep_free(&p);
 		return jobq_error_set(JOBQ_ENOMEM, "memory backend: out of memory in fail");
 	}
-	pthread_mutex_lock(&q->mu);
+	int held = jobq_mem__lock(q);
+	if (held < 0) {
+		fail_prep_free(&p);
+		return held;
+	}
 	mjob *j = NULL;
 	int rc = check_lock(&j, q, id, token, now);
 	if (rc == 0 && f->retry_at_ms < 0)
@@ -854,7 +875,7 @@ jobq_mem__fail(jobq_backend_queue *q, const char *id, const char *token, const j
 		rc = fail_prepare(&p, j, f->retry_at_ms < 0);
 	if (rc == 0)
 		fail_apply(q, &p, f, now);
-	pthread_mutex_unlock(&q->mu);
+	jobq_mem__unlock(q, held);
 	fail_prep_free(&p);
 	return rc;
 }

@@ -203,6 +203,8 @@ engp_count(mqueue *q, jobq_state s) {
 		return q->completed.count;
 	case JOBQ_STATE_FAILED:
 		return q->failed.count;
+	case JOBQ_STATE_WAITING_CHILDREN:
+		return q->waiting_children.count;
 	default:
 		return 0;
 	}
@@ -336,7 +338,111 @@ engp_limits(mqueue *q) {
 			pl_->e[pl_->n++] = (promoted){(j), (j)->k1, (j)->k2, (j)->delay_ms};       \
 	} while (0)
 
+#define ENG_FLOWS 1
 #include "engine/engine_ops.h"
+
+/* --- flows (engine/flow_ops.h): a job's mflow record; other queues are locked as they are
+ * reached (the operation holds the instance's flow_mu, memory_int.h) ---------------------- */
+
+static inline int
+engp_put_waiting_children(mqueue *q, mjob *j) {
+	list_push_back(&q->waiting_children, j);
+	j->state = JOBQ_STATE_WAITING_CHILDREN;
+	return 0;
+}
+
+static inline int
+engp_parent(mqueue *q, mjob *j, mqueue **pc, mjob **pj, jobq_parent_policy *policy) {
+	mflow *f = j->flow;
+	if (f == NULL || f->pq == NULL)
+		return 0;
+	jobq_mem__lock_other(q, f->pq);
+	mjob *p = find_job(f->pq, f->pid);
+	if (p == NULL || p->flow == NULL)
+		return 0;
+	*pc = f->pq;
+	*pj = p;
+	*policy = f->policy;
+	return 1;
+}
+
+static inline int
+engp_dep_settle(mqueue *pc, mjob *pj, mqueue *c, const mjob *j, int to, const char *value) {
+	(void)pc;
+	mflow *f = pj->flow;
+	if (f == NULL)
+		return 0;
+	mdep *pend = f->dep[JOBQ_DEP_PENDING];
+	size_t n = f->n[JOBQ_DEP_PENDING], i = 0;
+	while (i < n && !(pend[i].q == c && strcmp(pend[i].id, j->id) == 0))
+		i++;
+	if (i == n)
+		return 0;
+	mdep d = pend[i];
+	memmove(&pend[i], &pend[i + 1], (n - i - 1) * sizeof(*pend));
+	f->n[JOBQ_DEP_PENDING]--;
+	if (to < 0) {
+		jobq__free(d.id);
+		jobq__free(d.value);
+		return 1;
+	}
+	/* out of memory for the value: the child is still counted, its value reads null */
+	d.value = value ? jobq__strdup(value) : NULL;
+	f->dep[to][f->n[to]++] = d; /* room: cap holds every child the parent ever had */
+	return 1;
+}
+
+static inline size_t
+engp_dep_count(mqueue *pc, const mjob *pj, int which) {
+	(void)pc;
+	return pj->flow ? pj->flow->n[which] : 0;
+}
+
+static inline int
+engp_dep_pending_at(mqueue *pc, mjob *pj, size_t i, mqueue **cc, mjob **cj) {
+	mflow *f = pj->flow;
+	if (f == NULL || i >= f->n[JOBQ_DEP_PENDING])
+		return 0;
+	mdep *d = &f->dep[JOBQ_DEP_PENDING][i];
+	jobq_mem__lock_other(pc, d->q);
+	*cc = d->q;
+	*cj = find_job(d->q, d->id);
+	return *cj != NULL;
+}
+
+static inline int
+engp_dep_drop_pending(mqueue *pc, mjob *pj, size_t i) {
+	(void)pc;
+	mflow *f = pj->flow;
+	mdep *pend = f->dep[JOBQ_DEP_PENDING];
+	jobq__free(pend[i].id);
+	jobq__free(pend[i].value);
+	memmove(&pend[i], &pend[i + 1], (f->n[JOBQ_DEP_PENDING] - i - 1) * sizeof(*pend));
+	f->n[JOBQ_DEP_PENDING]--;
+	return 0;
+}
+
+static inline void
+engp_child_key(mqueue *c, const mjob *j, char *buf, size_t size) {
+	snprintf(buf, size, "%s:%s", c->name, j->id);
+}
+
+static inline int
+engp_set_deferred_copy(mqueue *c, mjob *j, const char *reason) {
+	(void)c;
+	mflow *f = j->flow;
+	if (reason == NULL || f == NULL) {
+		j->defa = reason ? "child failed" : NULL;
+		return 0;
+	}
+	char *copy = jobq__strdup(reason);
+	jobq__free(f->defa);
+	f->defa = copy;
+	j->defa = copy ? copy : "child failed"; /* out of memory: the failure still happens */
+	return 0;
+}
+
+#include "engine/flow_ops.h"
 
 /* --- the lock check ------------------------------------------------------------------------ */
 

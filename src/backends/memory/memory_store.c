@@ -164,6 +164,8 @@ jobq_mem__job_free_mem(mqueue *q, mjob *j) {
 	mopts_unref(q, j->mo);
 	result_free(j->result);
 	token_free(j);
+	if (j->flow != NULL)
+		jobq_mem__flow_free(j->flow);
 	mside *sd = j->side;
 	if (sd != NULL) {
 		jobq__free(sd->progress);

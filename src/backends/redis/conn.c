@@ -32,7 +32,7 @@
 static const unsigned char script_idempotent[JOBQ_LUA_COUNT] = {
     [JOBQ_LUA_EXTENDLOCK] = 1, [JOBQ_LUA_GETCOUNTS] = 1,      [JOBQ_LUA_GETJOB] = 1,
     [JOBQ_LUA_HASWORK] = 1,    [JOBQ_LUA_LISTJOBS] = 1,       [JOBQ_LUA_PAUSE] = 1,
-    [JOBQ_LUA_OBLITERATE] = 1, [JOBQ_LUA_UPDATEPROGRESS] = 1,
+    [JOBQ_LUA_OBLITERATE] = 1, [JOBQ_LUA_UPDATEPROGRESS] = 1, [JOBQ_LUA_GETDEPENDENCIES] = 1,
 };
 
 static void

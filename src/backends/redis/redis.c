@@ -276,6 +276,9 @@ jobq_backend_redis_new(jobq_backend **out, const jobq_redis_options *opts) {
 	b->base.set_limits = rq_set_limits;
 	b->base.get_limits = rq_get_limits;
 	b->base.rate_limit = rq_rate_limit;
+	/* flows (issue 14) */
+	b->base.flow_add = rq_flow_add;
+	b->base.dependencies = rq_dependencies;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	b->port = opts->port ? opts->port : 6379;

@@ -89,4 +89,9 @@ void rq_unblock_waiters(redis_backend *b, jobq_backend_queue *only);
 int rq_events_read(jobq_event_list **out, jobq_backend_queue *q, const char *after, size_t max,
                    int64_t timeout_ms);
 
+/* redis_flow.c: flows (vtable version 5) */
+int rq_flow_add(jobq_job_id *ids, jobq_backend_queue *q, const jobq_flow_job *jobs, size_t n,
+                const jobq_flow_parent *parent, int64_t now_ms);
+int rq_dependencies(jobq_dependencies *out, jobq_backend_queue *q, const char *id);
+
 #endif
