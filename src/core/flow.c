@@ -38,6 +38,9 @@ typedef struct flattening {
 } flattening;
 
 /* "flow node 3 ('resize')": how messages name a node (1-based, pre-order). */
+static int node_error(int rc, size_t i, const jobq_flow_node *node, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static int
 node_error(int rc, size_t i, const jobq_flow_node *node, const char *fmt, ...) {
 	char what[512];
