@@ -258,6 +258,11 @@ parse_field(parse_ctx *p, jobq_cron *c, int f, const char *text, size_t n) {
 	char val[PATTERN_MAX * 2 + 16];
 	size_t vn = 0;
 	for (size_t i = 0; i < n;) {
+		/* '*' and '?' grow into a range: room for the longest piece one step writes. */
+		if (vn + 16 > sizeof(val))
+			return fail(
+			    p, "%s field: too long once '*', '?' and names are expanded in '%s'",
+			    field_names[f], raw);
 		if ((f == F_MONTH || f == F_WDAY) && i + 3 <= n && is_alpha(raw[i]) &&
 		    is_alpha(raw[i + 1]) && is_alpha(raw[i + 2])) {
 			char low[4] = {(char)(raw[i] | 0x20), (char)(raw[i + 1] | 0x20),
